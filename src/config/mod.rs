@@ -1,0 +1,1 @@
+//! Pipeline configuration: the YAML model, `((var))` syntax and validation.
