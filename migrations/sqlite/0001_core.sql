@@ -1,0 +1,162 @@
+-- Core schema: teams, users, tokens, pipelines and their objects, builds and events.
+-- Times are unix seconds (BIGINT), JSON documents are TEXT (encrypted where
+-- a nonce column sits beside them), so the SQLite schema can mirror this one.
+
+CREATE TABLE teams (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    auth TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    last_login BIGINT NOT NULL,
+    UNIQUE (connector, username)
+);
+
+CREATE TABLE access_tokens (
+    token_hash TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    csrf_token TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX access_tokens_expires_at ON access_tokens (expires_at);
+
+CREATE TABLE pipelines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    team_id BIGINT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    instance_vars TEXT NOT NULL DEFAULT '',
+    ordering BIGINT NOT NULL DEFAULT 0,
+    config TEXT NOT NULL,
+    nonce TEXT,
+    config_version BIGINT NOT NULL DEFAULT 1,
+    groups TEXT NOT NULL DEFAULT '[]',
+    display TEXT,
+    paused INTEGER NOT NULL DEFAULT 1,
+    paused_by TEXT,
+    paused_at BIGINT,
+    public INTEGER NOT NULL DEFAULT 0,
+    archived INTEGER NOT NULL DEFAULT 0,
+    last_updated BIGINT NOT NULL,
+    UNIQUE (team_id, name, instance_vars)
+);
+
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id BIGINT NOT NULL REFERENCES pipelines (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    nonce TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    public INTEGER NOT NULL DEFAULT 0,
+    disable_manual_trigger INTEGER NOT NULL DEFAULT 0,
+    groups TEXT NOT NULL DEFAULT '[]',
+    paused INTEGER NOT NULL DEFAULT 0,
+    paused_by TEXT,
+    paused_at BIGINT,
+    build_number_seq BIGINT NOT NULL DEFAULT 0,
+    first_logged_build_id BIGINT NOT NULL DEFAULT 0,
+    has_new_inputs INTEGER NOT NULL DEFAULT 0,
+    schedule_requested BIGINT NOT NULL DEFAULT 0,
+    last_scheduled BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (pipeline_id, name)
+);
+
+CREATE TABLE resources (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id BIGINT NOT NULL REFERENCES pipelines (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    nonce TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    -- The source a version history belongs to: changing `source` starts a new history.
+    config_hash TEXT NOT NULL,
+    api_pinned_version TEXT,
+    pin_comment TEXT NOT NULL DEFAULT '',
+    last_check_start BIGINT NOT NULL DEFAULT 0,
+    last_check_end BIGINT NOT NULL DEFAULT 0,
+    check_error TEXT,
+    UNIQUE (pipeline_id, name)
+);
+
+CREATE TABLE resource_types (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pipeline_id BIGINT NOT NULL REFERENCES pipelines (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    nonce TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    config_hash TEXT NOT NULL,
+    last_check_start BIGINT NOT NULL DEFAULT 0,
+    last_check_end BIGINT NOT NULL DEFAULT 0,
+    check_error TEXT,
+    UNIQUE (pipeline_id, name)
+);
+
+-- Versions of a resource (resource_id) or of a resource type (resource_type_id).
+CREATE TABLE resource_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    resource_id BIGINT REFERENCES resources (id) ON DELETE CASCADE,
+    resource_type_id BIGINT REFERENCES resource_types (id) ON DELETE CASCADE,
+    config_hash TEXT NOT NULL,
+    version TEXT NOT NULL,
+    version_digest TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '[]',
+    check_order BIGINT NOT NULL DEFAULT 0,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    span_context TEXT,
+    created_at BIGINT NOT NULL,
+    CHECK ((resource_id IS NULL) <> (resource_type_id IS NULL))
+);
+CREATE UNIQUE INDEX resource_versions_resource_digest ON resource_versions (resource_id, config_hash, version_digest) WHERE resource_id IS NOT NULL;
+CREATE UNIQUE INDEX resource_versions_type_digest ON resource_versions (resource_type_id, config_hash, version_digest) WHERE resource_type_id IS NOT NULL;
+CREATE INDEX resource_versions_order ON resource_versions (resource_id, config_hash, check_order);
+
+CREATE TABLE builds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    team_id BIGINT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    pipeline_id BIGINT REFERENCES pipelines (id) ON DELETE CASCADE,
+    job_id BIGINT REFERENCES jobs (id) ON DELETE CASCADE,
+    resource_id BIGINT REFERENCES resources (id) ON DELETE CASCADE,
+    resource_type_id BIGINT REFERENCES resource_types (id) ON DELETE CASCADE,
+    plan TEXT,
+    nonce TEXT,
+    create_time BIGINT NOT NULL,
+    start_time BIGINT,
+    end_time BIGINT,
+    reap_time BIGINT,
+    manually_triggered INTEGER NOT NULL DEFAULT 0,
+    rerun_of BIGINT REFERENCES builds (id) ON DELETE SET NULL,
+    rerun_number BIGINT NOT NULL DEFAULT 0,
+    inputs_ready INTEGER NOT NULL DEFAULT 0,
+    aborted INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    comment TEXT NOT NULL DEFAULT '',
+    created_by TEXT,
+    span_context TEXT,
+    event_seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX builds_job ON builds (job_id, id);
+CREATE INDEX builds_pipeline ON builds (pipeline_id, id);
+CREATE INDEX builds_team ON builds (team_id, id);
+CREATE INDEX builds_running ON builds (completed, status);
+
+CREATE TABLE build_events (
+    build_id BIGINT NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    event_id BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    version TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (build_id, event_id)
+);

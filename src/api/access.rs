@@ -1,0 +1,275 @@
+//! Authentication (bearer token or browser cookie, with its CSRF check) and
+//! per-route authorization from the route table's [`Policy`].
+
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::instance_vars;
+use super::routes::{Policy, RouteSpec};
+use crate::auth::roles::User;
+use crate::auth::{Access, Role};
+use crate::db::{Pipeline, PipelineRef, Team};
+
+pub const AUTH_COOKIE: &str = "skymarshal_auth";
+pub const CSRF_COOKIE: &str = "skymarshal_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who made the request; put on every request by [`authenticate`].
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub access: Access,
+    /// The raw token presented, when it was valid.
+    pub token: Option<String>,
+    /// A token was presented but is unknown or expired.
+    pub presented_invalid_token: bool,
+}
+
+/// The team named in the path, resolved by [`authorize`].
+#[derive(Debug, Clone)]
+pub struct TeamScope(pub Team);
+
+/// The pipeline named in the path, resolved by [`authorize`].
+#[derive(Debug, Clone)]
+pub struct PipelineScope {
+    pub team: Team,
+    pub pipeline: Pipeline,
+}
+
+fn bearer(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_string())
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
+/// The token a request carries: the `Authorization` header, else the
+/// session cookie (then `true`: CSRF rules apply).
+fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+    {
+        return Some((token, false));
+    }
+    let raw = cookie(headers, AUTH_COOKIE)?;
+    let decoded: String = instance_vars::form_pairs(&format!("v={raw}"))
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    bearer(&decoded).map(|token| (token, true))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub fn clear_session_cookies(response: &mut Response, secure: bool) {
+    for name in [AUTH_COOKIE, CSRF_COOKIE] {
+        let cookie = format!(
+            "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            if secure { "; Secure" } else { "" }
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// Works out the [`Caller`] of every request.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let mut caller = Caller::default();
+    let presented = presented_token(request.headers());
+    let via_cookie = presented.as_ref().is_some_and(|(_, cookie)| *cookie);
+    if let Some((token, via_cookie)) = presented {
+        match state.tokens.verify(&token).await {
+            Ok(Some(record)) => {
+                if via_cookie && !is_safe(request.method()) {
+                    let csrf = request
+                        .headers()
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok());
+                    if csrf != Some(record.csrf_token.as_str()) {
+                        let mut response = ApiError::Unauthorized.into_response();
+                        clear_session_cookies(&mut response, state.cookie_secure);
+                        return response;
+                    }
+                }
+                let teams = match state.db.list_teams().await {
+                    Ok(teams) => teams,
+                    Err(err) => return ApiError::from(err).into_response(),
+                };
+                let user = User {
+                    username: record.username,
+                    connector: record.connector,
+                    sub: record.sub,
+                };
+                caller.access = Access::for_user(user, &teams);
+                caller.token = Some(token);
+            }
+            Ok(None) => caller.presented_invalid_token = true,
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    }
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    if via_cookie && response.status() == StatusCode::UNAUTHORIZED {
+        clear_session_cookies(&mut response, state.cookie_secure);
+    }
+    response
+}
+
+/// Applies a route's [`Policy`] and resolves the team or pipeline its path names.
+pub async fn authorize(
+    State((state, spec)): State<(AppState, RouteSpec)>,
+    params: RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let team_name = param("team_name");
+    let pipeline_name = param("pipeline_name");
+    let query = request.uri().query().map(str::to_string);
+
+    let outcome = check(
+        &state,
+        &spec,
+        &caller,
+        team_name,
+        pipeline_name,
+        query.as_deref(),
+    )
+    .await;
+    match outcome {
+        Ok(Resolved::Nothing) => {}
+        Ok(Resolved::Team(team)) => {
+            request.extensions_mut().insert(TeamScope(team));
+        }
+        Ok(Resolved::Pipeline(scope)) => {
+            request
+                .extensions_mut()
+                .insert(TeamScope(scope.team.clone()));
+            request.extensions_mut().insert(*scope);
+        }
+        Err(err) => return err.into_response(),
+    }
+    next.run(request).await
+}
+
+enum Resolved {
+    Nothing,
+    Team(Team),
+    Pipeline(Box<PipelineScope>),
+}
+
+async fn check(
+    state: &AppState,
+    spec: &RouteSpec,
+    caller: &Caller,
+    team_name: Option<String>,
+    pipeline_name: Option<String>,
+    query: Option<&str>,
+) -> Result<Resolved, ApiError> {
+    let access = &caller.access;
+    let require_login = || {
+        if access.is_authenticated() {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    };
+    match spec.policy {
+        Policy::Anyone => {
+            if caller.presented_invalid_token {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+        Policy::Authenticated => require_login()?,
+        Policy::AnyTeam => {
+            require_login()?;
+            if !access.is_admin && access.team_roles.is_empty() {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        Policy::Admin => {
+            require_login()?;
+            if !access.is_admin {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        Policy::TeamRole(role) => {
+            require_login()?;
+            let team = team_name.as_deref().unwrap_or_default();
+            if !access.has_role(team, role) {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        // Decided once the pipeline is known: public pipelines need no login.
+        Policy::PipelineRead => {}
+    }
+
+    let Some(team_name) = team_name else {
+        return Ok(Resolved::Nothing);
+    };
+    let team = match state.db.find_team(&team_name).await? {
+        Some(team) => team,
+        None if spec.creates && pipeline_name.is_none() => return Ok(Resolved::Nothing),
+        None => return Err(ApiError::not_found(format!("team '{team_name}'"))),
+    };
+    let Some(pipeline_name) = pipeline_name else {
+        return Ok(Resolved::Team(team));
+    };
+    let reference = PipelineRef {
+        name: pipeline_name,
+        instance_vars: instance_vars::from_query(query)?,
+    };
+    let pipeline = match state.db.find_pipeline(&team.name, &reference).await? {
+        Some(pipeline) => pipeline,
+        None if spec.creates => return Ok(Resolved::Team(team)),
+        None => {
+            return Err(ApiError::not_found(format!(
+                "pipeline '{}'",
+                reference.name
+            )));
+        }
+    };
+    if spec.policy == Policy::PipelineRead && !pipeline.public {
+        require_login()?;
+        if !access.has_role(&team.name, Role::Viewer) {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    Ok(Resolved::Pipeline(Box::new(PipelineScope {
+        team,
+        pipeline,
+    })))
+}

@@ -1,0 +1,81 @@
+//! The API's one error type: each variant knows its HTTP status, and every
+//! error answers `{"errors": [...]}` so clients always get a reason.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::db::DbError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(Vec<String>),
+    Unauthorized,
+    Forbidden,
+    NotFound(String),
+    Conflict(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(vec![message.into()])
+    }
+
+    pub fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::NotFound(format!("{} not found", what.into()))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        match self {
+            ApiError::BadRequest(messages) => messages.clone(),
+            ApiError::Unauthorized => vec!["not authorized".into()],
+            ApiError::Forbidden => vec!["forbidden".into()],
+            ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::UnsupportedMediaType(m) => vec![m.clone()],
+            // The cause is logged; the caller learns only that it was ours.
+            ApiError::Internal(_) => vec!["internal server error".into()],
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        (self.status(), Json(json!({ "errors": self.messages() }))).into_response()
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> ApiError {
+        match err {
+            DbError::ConfigVersionConflict { .. } | DbError::AlreadyExists(_) => {
+                ApiError::Conflict(err.to_string())
+            }
+            DbError::Invalid(message) => ApiError::BadRequest(vec![message]),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

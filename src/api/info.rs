@@ -1,0 +1,54 @@
+//! `/api/v1/info` and `/api/v1/health`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+
+/// The Concourse release whose API atc speaks; `fly` of the same minor
+/// version works against atc without a version warning.
+pub const CONCOURSE_VERSION: &str = "8.2.5";
+pub const WORKER_VERSION: &str = "2.5";
+
+pub async fn get_info(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let mut info = json!({
+        "version": CONCOURSE_VERSION,
+        "worker_version": WORKER_VERSION,
+        "feature_flags": {
+            "global_resources": false,
+            "build_rerun": false,
+            "cache_streamed_volumes": false,
+            "resource_causality": false,
+        },
+        "external_url": state.settings.external_url,
+    });
+    if !state.settings.cluster_name.is_empty() {
+        info["cluster_name"] = state.settings.cluster_name.clone().into();
+    }
+    Json(info)
+}
+
+/// Healthy when the database answers; 503 (`failing`) when it does not.
+pub async fn get_health(State(state): State<AppState>) -> Response {
+    let database = match state.db.ping().await {
+        Ok(()) => json!({ "status": "healthy" }),
+        Err(_) => json!({ "status": "unhealthy", "error": "database unreachable" }),
+    };
+    let failing = database["status"] != "healthy";
+    let body = json!({
+        "status": if failing { "failing" } else { "ok" },
+        "timestamp": crate::db::now(),
+        "database": database,
+        "workers": { "status": "healthy", "total": 1, "running": 1 },
+        "components": [],
+    });
+    let status = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,85 @@
+//! The HTTP surface: the Concourse REST API under `/api/v1`, login under
+//! `/sky`. Handlers are thin: parse, (already) authorized, call `db`, present.
+
+pub mod access;
+mod body;
+mod builds;
+pub mod error;
+mod info;
+mod instance_vars;
+mod jobs;
+mod names;
+mod pipeline_config;
+mod pipelines;
+mod present;
+mod resources;
+pub mod routes;
+mod sky;
+mod teams;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::{LocalUsers, TokenService};
+use crate::db::Db;
+pub use info::CONCOURSE_VERSION;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tokens: TokenService,
+    pub users: Arc<LocalUsers>,
+    pub settings: Arc<Settings>,
+    pub cookie_secure: bool,
+}
+
+/// Facts about this atc the API reports.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub external_url: String,
+    pub cluster_name: String,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for (spec, handler) in routes::api_routes() {
+        let guarded = handler.route_layer(middleware::from_fn_with_state(
+            (state.clone(), spec.clone()),
+            access::authorize,
+        ));
+        api = api.route(spec.path, guarded);
+    }
+    let sky = Router::new()
+        .route("/sky/issuer/token", post(sky::issue_token))
+        .route("/sky/login", get(sky::login_form).post(sky::login_submit))
+        .route("/sky/logout", get(sky::logout).post(sky::logout));
+
+    api.merge(sky)
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ))
+        .layer(middleware::from_fn(concourse_version_header))
+        // Bodies are read through `body::RawBody`, which enforces its own limit.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn concourse_version_header(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await.into_response();
+    response.headers_mut().insert(
+        "X-Concourse-Version",
+        HeaderValue::from_static(CONCOURSE_VERSION),
+    );
+    response
+}

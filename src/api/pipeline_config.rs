@@ -1,0 +1,201 @@
+//! `GET` and `PUT` of a pipeline's configuration, as `fly set-pipeline` and
+//! `fly get-pipeline` use them.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::access::{PipelineScope, TeamScope};
+use super::body::RawBody;
+use super::error::{ApiError, ApiResult};
+use super::instance_vars;
+use super::names::validate_name;
+use crate::config;
+use crate::db::{JobSpec, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec};
+
+pub const CONFIG_VERSION_HEADER: &str = "x-concourse-config-version";
+
+pub async fn get_config(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<Response> {
+    let (config, version) = state
+        .db
+        .pipeline_config(scope.pipeline.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("pipeline '{}'", scope.pipeline.name)))?;
+    let config: Value = serde_json::from_str(&config)
+        .map_err(|e| ApiError::Internal(format!("stored config is not JSON: {e}")))?;
+    let mut response = Json(json!({ "config": config })).into_response();
+    response
+        .headers_mut()
+        .insert(CONFIG_VERSION_HEADER, HeaderValue::from(version));
+    Ok(response)
+}
+
+/// Validates and saves a configuration: 201 when the pipeline is new, 200
+/// when it changed, 400 with every error when it is invalid, 409 when the
+/// `X-Concourse-Config-Version` given is no longer current.
+pub async fn save_config(
+    State(state): State<AppState>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    axum::extract::Path((_, pipeline_name)): axum::extract::Path<(String, String)>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    require_config_media_type(&headers)?;
+    let expected_version = match headers.get(CONFIG_VERSION_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("config version is malformed: expected an integer")
+                })?,
+        ),
+    };
+    let pipeline = config::parse(&body)
+        .map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
+    let validation = config::validate(&pipeline);
+    if !validation.errors.is_empty() {
+        return Err(ApiError::BadRequest(validation.errors));
+    }
+    let mut warnings: Vec<Value> = validation
+        .warnings
+        .iter()
+        .map(|w| json!({ "type": w.kind, "message": w.message }))
+        .collect();
+    for warning in validate_name("pipeline", &pipeline_name)? {
+        warnings.push(json!(warning));
+    }
+
+    let reference = PipelineRef {
+        name: pipeline_name,
+        instance_vars: instance_vars::from_query(uri.query())?,
+    };
+    let spec = pipeline_spec(&pipeline)?;
+    let saved = state
+        .db
+        .save_pipeline(team.id, &reference, &spec, expected_version, true)
+        .await?;
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "warnings": warnings }))).into_response())
+}
+
+fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/json" | "application/x-yaml" | "application/yaml" | "text/yaml" => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be application/json or application/x-yaml, not '{content_type}'"
+        ))),
+    }
+}
+
+/// Splits a parsed configuration into what the database stores per object.
+/// Works on the configuration's JSON form, which is also what the API returns.
+fn pipeline_spec(pipeline: &config::Pipeline) -> ApiResult<PipelineSpec> {
+    let json = serde_json::to_value(pipeline)
+        .map_err(|e| ApiError::Internal(format!("config does not serialize: {e}")))?;
+    let list = |key: &str| {
+        json.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |value: &Value, key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let flag = |value: &Value, key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let groups = list("groups");
+
+    let jobs = list("jobs")
+        .iter()
+        .map(|job| {
+            let name = text(job, "name");
+            JobSpec {
+                old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
+                config: job.to_string(),
+                public: flag(job, "public"),
+                disable_manual_trigger: flag(job, "disable_manual_trigger"),
+                groups: groups
+                    .iter()
+                    .filter(|group| {
+                        group
+                            .get("jobs")
+                            .and_then(Value::as_array)
+                            .is_some_and(|patterns| {
+                                patterns
+                                    .iter()
+                                    .filter_map(Value::as_str)
+                                    .any(|p| config::glob_match(p, &name))
+                            })
+                    })
+                    .map(|group| text(group, "name"))
+                    .collect(),
+                name,
+            }
+        })
+        .collect();
+    let resources = list("resources")
+        .iter()
+        .map(|resource| ResourceSpec {
+            name: text(resource, "name"),
+            old_name: Some(text(resource, "old_name")).filter(|n| !n.is_empty()),
+            type_: text(resource, "type"),
+            config: resource.to_string(),
+            config_hash: source_digest(resource),
+        })
+        .collect();
+    let resource_types = list("resource_types")
+        .iter()
+        .map(|resource_type| ResourceTypeSpec {
+            name: text(resource_type, "name"),
+            type_: text(resource_type, "type"),
+            config: resource_type.to_string(),
+            config_hash: source_digest(resource_type),
+        })
+        .collect();
+    Ok(PipelineSpec {
+        config: json.to_string(),
+        groups: Value::Array(groups).to_string(),
+        display: json.get("display").map(Value::to_string),
+        jobs,
+        resources,
+        resource_types,
+    })
+}
+
+/// Identifies a version history: the same type and source share one.
+fn source_digest(object: &Value) -> String {
+    let canonical =
+        json!({ "type": object.get("type"), "source": object.get("source") }).to_string();
+    Sha256::digest(canonical.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

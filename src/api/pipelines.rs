@@ -1,0 +1,151 @@
+//! Pipelines: list, get, delete, pause, unpause, expose, hide, rename,
+//! order, archive.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::access::{Caller, PipelineScope, TeamScope};
+use super::body::JsonBody;
+use super::error::{ApiError, ApiResult};
+use super::names::validate_name;
+use super::present;
+use crate::auth::Role;
+use crate::db::Pipeline;
+
+/// Pipelines visible to the caller: all of their teams' and public ones.
+pub async fn list_all_pipelines(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<present::Pipeline>>> {
+    let pipelines = state.db.all_pipelines().await?;
+    Ok(Json(visible(&caller, &pipelines)))
+}
+
+pub async fn list_team_pipelines(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+) -> ApiResult<Json<Vec<present::Pipeline>>> {
+    let pipelines = state.db.team_pipelines(&team.name).await?;
+    Ok(Json(visible(&caller, &pipelines)))
+}
+
+fn visible(caller: &Caller, pipelines: &[Pipeline]) -> Vec<present::Pipeline> {
+    pipelines
+        .iter()
+        .filter(|p| p.public || caller.access.has_role(&p.team_name, Role::Viewer))
+        .map(present::pipeline)
+        .collect()
+}
+
+pub async fn get_pipeline(Extension(scope): Extension<PipelineScope>) -> Json<present::Pipeline> {
+    Json(present::pipeline(&scope.pipeline))
+}
+
+pub async fn delete_pipeline(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    state.db.delete_pipeline(scope.pipeline.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause_pipeline(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    state
+        .db
+        .pause_pipeline(scope.pipeline.id, caller.access.display_name())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn unpause_pipeline(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    if scope.pipeline.archived {
+        return Err(ApiError::Conflict(
+            "an archived pipeline cannot be unpaused: set its configuration again to restore it"
+                .into(),
+        ));
+    }
+    state.db.unpause_pipeline(scope.pipeline.id).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn expose_pipeline(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    state
+        .db
+        .set_pipeline_public(scope.pipeline.id, true)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn hide_pipeline(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    state
+        .db
+        .set_pipeline_public(scope.pipeline.id, false)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn archive_pipeline(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<PipelineScope>,
+) -> ApiResult<StatusCode> {
+    state
+        .db
+        .archive_pipeline(scope.pipeline.id, caller.access.display_name())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    name: String,
+}
+
+pub async fn rename_pipeline(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+    JsonBody(body): JsonBody<RenameBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let warnings = validate_name("pipeline", &body.name)?;
+    state
+        .db
+        .rename_pipeline(scope.pipeline.id, &body.name)
+        .await?;
+    Ok(Json(json!({ "warnings": warnings })))
+}
+
+/// Body: the pipeline names in their new order (`fly order-pipelines`).
+pub async fn order_pipelines(
+    State(state): State<AppState>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    JsonBody(names): JsonBody<Vec<String>>,
+) -> ApiResult<StatusCode> {
+    let unknown = state.db.order_pipelines(team.id, &names).await?;
+    if !unknown.is_empty() {
+        return Err(ApiError::BadRequest(
+            unknown
+                .iter()
+                .map(|name| format!("pipeline '{name}' not found"))
+                .collect(),
+        ));
+    }
+    Ok(StatusCode::OK)
+}

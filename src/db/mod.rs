@@ -1,0 +1,287 @@
+//! The database: the only module that contains SQL.
+//!
+//! One [`Db`] handle fronts either PostgreSQL (production, many atc nodes) or
+//! SQLite (the embedded default). Queries are written once in the SQL both
+//! engines accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run on
+//! whichever pool is open through [`on_pool!`]; only the DDL in
+//! `migrations/{postgres,sqlite}` differs.
+
+mod builds;
+mod encryption;
+mod jobs;
+mod pipelines;
+mod resources;
+mod teams;
+mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use builds::{Build, BuildPage, BuildScope, NewBuild, Page};
+pub use encryption::EncryptionKey;
+pub use jobs::Job;
+pub use pipelines::{
+    JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline,
+};
+pub use resources::{Resource, ResourceType};
+pub use teams::{RoleMembers, Team, TeamAuth};
+pub use tokens::{AccessToken, UserActivity};
+
+use encryption::Cipher;
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Encryption(String),
+    #[error("the configuration was changed by someone else since version {expected} was read")]
+    ConfigVersionConflict { expected: i64 },
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Which engine a [`Db`] talks to; also the `db.system.name` of its spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgresql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    cipher: Option<Arc<Cipher>>,
+}
+
+/// How to reach PostgreSQL; built from the `--postgres-*` flags.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<std::path::PathBuf>,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    pub sslmode: String,
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub connect_timeout: Duration,
+    pub max_connections: u32,
+}
+
+/// Runs `$body` with `$pool` bound to the open pool, whichever engine it is.
+/// The body is compiled once per engine, so it may only use SQL both accept.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Postgres($pool) => $body,
+            $crate::db::Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Db {
+    pub async fn connect_postgres(settings: &PostgresSettings) -> DbResult<Db> {
+        let mut options = PgConnectOptions::new()
+            .host(&settings.host)
+            .port(settings.port)
+            .database(&settings.database)
+            .application_name("atc")
+            .ssl_mode(PgSslMode::from_str(&settings.sslmode)?);
+        if let Some(socket) = &settings.socket {
+            options = options.socket(socket);
+        }
+        if !settings.user.is_empty() {
+            options = options.username(&settings.user);
+        }
+        if !settings.password.is_empty() {
+            options = options.password(&settings.password);
+        }
+        if let Some(ca_cert) = &settings.ca_cert {
+            options = options.ssl_root_cert(ca_cert);
+        }
+        let mut pool = PgPoolOptions::new().max_connections(settings.max_connections);
+        if !settings.connect_timeout.is_zero() {
+            pool = pool.acquire_timeout(settings.connect_timeout);
+        }
+        let pool = pool.connect_with(options).await?;
+        Ok(Db {
+            pool: Pool::Postgres(pool),
+            cipher: None,
+        })
+    }
+
+    /// Opens (creating if needed) the SQLite database file at `path`.
+    pub async fn open_sqlite(path: &Path) -> DbResult<Db> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            cipher: None,
+        })
+    }
+
+    /// Encrypts configuration written from now on with `key`, and decrypts
+    /// what an earlier run encrypted with it.
+    pub fn with_encryption(mut self, key: Option<EncryptionKey>) -> Db {
+        self.cipher = key.map(|key| Arc::new(Cipher::new(&key)));
+        self
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.pool {
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    /// Applies every migration not yet applied, then encrypts any
+    /// configuration still stored in plain text when a key is set.
+    pub async fn migrate(&self) -> DbResult<()> {
+        on_pool!(self, pool => self.migrator().run(pool).await)?;
+        if self.cipher.is_some() {
+            self.encrypt_plaintext_configs().await?;
+        }
+        Ok(())
+    }
+
+    /// The newest migration applied to this database, 0 for an empty one.
+    pub async fn current_version(&self) -> DbResult<i64> {
+        let exists: bool = on_pool!(self, pool => {
+            let query = match self.backend() {
+                Backend::Postgres => "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = '_sqlx_migrations')",
+                Backend::Sqlite => "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+            };
+            sqlx::query_scalar(query).fetch_one(pool).await
+        })?;
+        if !exists {
+            return Ok(0);
+        }
+        let version: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
+        ).fetch_one(pool).await)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// The newest migration this build of atc knows.
+    pub fn supported_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Seals `plaintext` when a key is set: returns what to store and its nonce.
+    fn seal(&self, plaintext: &str) -> DbResult<(String, Option<String>)> {
+        match &self.cipher {
+            Some(cipher) => {
+                let (ciphertext, nonce) = cipher.encrypt(plaintext)?;
+                Ok((ciphertext, Some(nonce)))
+            }
+            None => Ok((plaintext.to_string(), None)),
+        }
+    }
+
+    /// Opens what [`Db::seal`] stored.
+    fn open(&self, stored: String, nonce: Option<String>) -> DbResult<String> {
+        match (nonce, &self.cipher) {
+            (None, _) => Ok(stored),
+            (Some(nonce), Some(cipher)) => cipher.decrypt(&stored, &nonce),
+            (Some(_), None) => Err(DbError::Encryption(
+                "configuration is encrypted but no --encryption-key was given".into(),
+            )),
+        }
+    }
+
+    async fn encrypt_plaintext_configs(&self) -> DbResult<()> {
+        for table in ["pipelines", "jobs", "resources", "resource_types"] {
+            let rows: Vec<(i64, String)> = on_pool!(self, pool => sqlx::query_as(
+                AssertSqlSafe(format!("SELECT id, config FROM {table} WHERE nonce IS NULL"))
+            ).fetch_all(pool).await)?;
+            for (id, config) in rows {
+                let (sealed, nonce) = self.seal(&config)?;
+                on_pool!(self, pool => sqlx::query(
+                    AssertSqlSafe(format!("UPDATE {table} SET config = $1, nonce = $2 WHERE id = $3 AND nonce IS NULL"))
+                ).bind(&sealed).bind(&nonce).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Current time as unix seconds, the unit every timestamp column uses.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Maps a unique-constraint violation to [`DbError::AlreadyExists`].
+pub(crate) fn unique_violation(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |err| match &err {
+        sqlx::Error::Database(db_err) if db_err.is_unique_violation() => {
+            DbError::AlreadyExists(what.into())
+        }
+        _ => DbError::Sqlx(err),
+    }
+}
+
+impl Db {
+    /// Checks that the database answers a query.
+    pub async fn ping(&self) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! Starting and stopping the server: migrations, the main team, the HTTP
+//! listener, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, Settings};
+use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
+use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
+
+/// Everything the server needs besides its database.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub bind: SocketAddr,
+    /// Defaults to `http://<bind address>`.
+    pub external_url: Option<String>,
+    pub cluster_name: String,
+    pub local_users: Vec<LocalUser>,
+    /// Local users who own the main team (and so administer atc).
+    pub main_team_users: Vec<String>,
+    pub auth_duration: Duration,
+    pub cookie_secure: bool,
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+/// A server accepting requests until [`RunningServer::stop`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub external_url: String,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("server task panicked")??;
+        Ok(())
+    }
+}
+
+/// Prepares the database and starts serving on `options.bind`.
+pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServer> {
+    let db = db.with_encryption(options.encryption_key.clone());
+    db.migrate().await.context("cannot migrate the database")?;
+    configure_main_team(&db, &options).await?;
+
+    let listener = TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.bind))?;
+    let addr = listener.local_addr()?;
+    let external_url = options.external_url.clone().unwrap_or_else(|| {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        format!(
+            "http://{}",
+            SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port())
+        )
+    });
+    let state = AppState {
+        tokens: TokenService::new(db.clone(), options.auth_duration),
+        db,
+        users: Arc::new(LocalUsers::new(options.local_users.clone())),
+        settings: Arc::new(Settings {
+            external_url: external_url.clone(),
+            cluster_name: options.cluster_name.clone(),
+        }),
+        cookie_secure: options.cookie_secure,
+    };
+    let app = api::router(state);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        external_url,
+        stop,
+        task,
+    })
+}
+
+/// Runs until `shutdown` completes.
+pub async fn serve(
+    db: Db,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let server = start(db, options).await?;
+    tracing::info!(address = %server.addr, external_url = %server.external_url, "atc is listening");
+    shutdown.await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+/// Gives the main team's owner role to the configured local users.
+async fn configure_main_team(db: &Db, options: &ServerOptions) -> anyhow::Result<()> {
+    if options.main_team_users.is_empty() {
+        if db.find_team(MAIN_TEAM).await?.is_none() {
+            anyhow::bail!("the main team has no owner: set --main-team-local-user");
+        }
+        return Ok(());
+    }
+    for user in &options.main_team_users {
+        if !options.local_users.iter().any(|u| &u.username == user) {
+            tracing::warn!(
+                user,
+                "main team owner is not a local user (--add-local-user); they cannot log in"
+            );
+        }
+    }
+    let mut auth = TeamAuth::new();
+    auth.insert(
+        "owner".into(),
+        RoleMembers {
+            users: options
+                .main_team_users
+                .iter()
+                .map(|u| format!("local:{u}"))
+                .collect(),
+            groups: vec![],
+        },
+    );
+    db.save_team(MAIN_TEAM, &auth).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
