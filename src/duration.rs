@@ -21,16 +21,12 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let mut rest = s;
     let mut total_nanos: u128 = 0;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
         if number_len == 0 {
             return Err(invalid());
         }
         let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let unit_nanos: u128 = match unit {
             "ns" => 1,
@@ -45,11 +41,7 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
             return Err(invalid());
         }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
         let mut nanos = whole.checked_mul(unit_nanos).ok_or_else(invalid)?;
         let mut scale = unit_nanos;
         for digit in fraction.chars() {

@@ -52,29 +52,18 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
     db.migrate().await.context("cannot migrate the database")?;
     configure_main_team(&db, &options).await?;
 
-    let listener = TcpListener::bind(options.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.bind))?;
+    let listener =
+        TcpListener::bind(options.bind).await.with_context(|| format!("cannot listen on {}", options.bind))?;
     let addr = listener.local_addr()?;
     let external_url = options.external_url.clone().unwrap_or_else(|| {
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
-        format!(
-            "http://{}",
-            SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port())
-        )
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        format!("http://{}", SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port()))
     });
     let state = AppState {
         tokens: TokenService::new(db.clone(), options.auth_duration),
         db,
         users: Arc::new(LocalUsers::new(options.local_users.clone())),
-        settings: Arc::new(Settings {
-            external_url: external_url.clone(),
-            cluster_name: options.cluster_name.clone(),
-        }),
+        settings: Arc::new(Settings { external_url: external_url.clone(), cluster_name: options.cluster_name.clone() }),
         cookie_secure: options.cookie_secure,
     };
     let app = api::router(state);
@@ -86,20 +75,11 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer {
-        addr,
-        external_url,
-        stop,
-        task,
-    })
+    Ok(RunningServer { addr, external_url, stop, task })
 }
 
 /// Runs until `shutdown` completes.
-pub async fn serve(
-    db: Db,
-    options: ServerOptions,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = start(db, options).await?;
     tracing::info!(address = %server.addr, external_url = %server.external_url, "atc is listening");
     shutdown.await;
@@ -117,23 +97,13 @@ async fn configure_main_team(db: &Db, options: &ServerOptions) -> anyhow::Result
     }
     for user in &options.main_team_users {
         if !options.local_users.iter().any(|u| &u.username == user) {
-            tracing::warn!(
-                user,
-                "main team owner is not a local user (--add-local-user); they cannot log in"
-            );
+            tracing::warn!(user, "main team owner is not a local user (--add-local-user); they cannot log in");
         }
     }
     let mut auth = TeamAuth::new();
     auth.insert(
         "owner".into(),
-        RoleMembers {
-            users: options
-                .main_team_users
-                .iter()
-                .map(|u| format!("local:{u}"))
-                .collect(),
-            groups: vec![],
-        },
+        RoleMembers { users: options.main_team_users.iter().map(|u| format!("local:{u}")).collect(), groups: vec![] },
     );
     db.save_team(MAIN_TEAM, &auth).await?;
     Ok(())

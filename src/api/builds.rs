@@ -17,31 +17,18 @@ pub const DEFAULT_PAGE_LIMIT: i64 = 100;
 
 /// Reads `from`, `to` and `limit`; anything unparsable is a 400 naming it.
 fn page_from_query(uri: &Uri) -> ApiResult<Page> {
-    let mut page = Page {
-        from: None,
-        to: None,
-        limit: DEFAULT_PAGE_LIMIT,
-    };
+    let mut page = Page { from: None, to: None, limit: DEFAULT_PAGE_LIMIT };
     for (key, value) in form_pairs(uri.query().unwrap_or("")) {
-        let number = || {
-            value
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "'{key}' must be a non-negative integer, got '{value}'"
-                    ))
+        let number =
+            || {
+                value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::bad_request(format!("'{key}' must be a non-negative integer, got '{value}'"))
                 })
-        };
+            };
         match key.as_str() {
             "from" => page.from = Some(number()?),
             "to" => page.to = Some(number()?),
-            "limit" => {
-                page.limit = Some(number()?)
-                    .filter(|n| *n > 0)
-                    .unwrap_or(DEFAULT_PAGE_LIMIT)
-            }
+            "limit" => page.limit = Some(number()?).filter(|n| *n > 0).unwrap_or(DEFAULT_PAGE_LIMIT),
             "timestamps" => {
                 return Err(ApiError::bad_request(
                     "paginating builds by timestamps is not supported; use build ids in 'from' and 'to'",
@@ -60,20 +47,8 @@ async fn list(state: &AppState, scope: BuildScope, uri: &Uri) -> ApiResult<Respo
     let builds: Vec<present::Build> = result.builds.iter().map(present::build).collect();
     let mut response = Json(builds).into_response();
     let links = [
-        result.older.map(|p| {
-            format!(
-                "<{base}?to={}&limit={}>; rel=\"next\"",
-                p.to.unwrap_or(0),
-                p.limit
-            )
-        }),
-        result.newer.map(|p| {
-            format!(
-                "<{base}?from={}&limit={}>; rel=\"previous\"",
-                p.from.unwrap_or(0),
-                p.limit
-            )
-        }),
+        result.older.map(|p| format!("<{base}?to={}&limit={}>; rel=\"next\"", p.to.unwrap_or(0), p.limit)),
+        result.newer.map(|p| format!("<{base}?from={}&limit={}>; rel=\"previous\"", p.from.unwrap_or(0), p.limit)),
     ];
     for link in links.into_iter().flatten() {
         if let Ok(value) = HeaderValue::from_str(&link) {

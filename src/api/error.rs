@@ -71,9 +71,7 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> ApiError {
         match err {
-            DbError::ConfigVersionConflict { .. } | DbError::AlreadyExists(_) => {
-                ApiError::Conflict(err.to_string())
-            }
+            DbError::ConfigVersionConflict { .. } | DbError::AlreadyExists(_) => ApiError::Conflict(err.to_string()),
             DbError::Invalid(message) => ApiError::BadRequest(vec![message]),
             other => ApiError::Internal(other.to_string()),
         }

@@ -45,10 +45,6 @@ pub async fn get_health(State(state): State<AppState>) -> Response {
         "workers": { "status": "healthy", "total": 1, "running": 1 },
         "components": [],
     });
-    let status = if failing {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let status = if failing { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, Json(body)).into_response()
 }

@@ -19,13 +19,11 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
     pairs.sort();
     let mut root = Value::Object(Map::new());
     for (key, raw) in pairs {
-        let value: Value = serde_json::from_str(&raw).map_err(|e| {
-            ApiError::bad_request(format!("instance vars are malformed: {key}: {e}"))
-        })?;
+        let value: Value = serde_json::from_str(&raw)
+            .map_err(|e| ApiError::bad_request(format!("instance vars are malformed: {key}: {e}")))?;
         let path: Vec<&str> = key.split('.').skip(1).collect();
-        set_path(&mut root, &path, value).map_err(|message| {
-            ApiError::bad_request(format!("instance vars are malformed: {key}: {message}"))
-        })?;
+        set_path(&mut root, &path, value)
+            .map_err(|message| ApiError::bad_request(format!("instance vars are malformed: {key}: {message}")))?;
     }
     match &root {
         Value::Object(map) if map.is_empty() => Ok(String::new()),
@@ -43,13 +41,9 @@ fn set_path(target: &mut Value, path: &[&str], value: Value) -> Result<(), Strin
         return Err("empty field name".into());
     }
     let Value::Object(map) = target else {
-        return Err(format!(
-            "'{first}' is set inside a value that is not an object"
-        ));
+        return Err(format!("'{first}' is set inside a value that is not an object"));
     };
-    let child = map
-        .entry(first.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
+    let child = map.entry(first.to_string()).or_insert_with(|| Value::Object(Map::new()));
     set_path(child, rest, value)
 }
 
@@ -65,10 +59,7 @@ mod tests {
     #[test]
     fn whole_object_and_patches_merge_canonically() {
         let query = "vars=%7B%22b%22%3A1%2C%22a%22%3A%22x%22%7D&vars.c.d=true";
-        assert_eq!(
-            from_query(Some(query)).unwrap(),
-            r#"{"a":"x","b":1,"c":{"d":true}}"#
-        );
+        assert_eq!(from_query(Some(query)).unwrap(), r#"{"a":"x","b":1,"c":{"d":true}}"#);
     }
 
     #[test]
@@ -79,9 +70,6 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_bad_request() {
-        assert!(matches!(
-            from_query(Some("vars=%7Bnope")),
-            Err(ApiError::BadRequest(_))
-        ));
+        assert!(matches!(from_query(Some("vars=%7Bnope")), Err(ApiError::BadRequest(_))));
     }
 }

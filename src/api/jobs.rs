@@ -34,10 +34,7 @@ fn inputs_and_outputs(config: &str) -> (Vec<present::JobInput>, Vec<present::Job
     let outputs = job
         .outputs()
         .into_iter()
-        .map(|output| present::JobOutput {
-            name: output.name,
-            resource: output.resource,
-        })
+        .map(|output| present::JobOutput { name: output.name, resource: output.resource })
         .collect();
     (inputs, outputs)
 }
@@ -47,11 +44,7 @@ pub async fn list_jobs(
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<Json<Vec<present::Job>>> {
     let jobs = state.db.pipeline_jobs(scope.pipeline.id).await?;
-    Ok(Json(
-        jobs.iter()
-            .map(|job| present_job(&scope.pipeline, job))
-            .collect(),
-    ))
+    Ok(Json(jobs.iter().map(|job| present_job(&scope.pipeline, job)).collect()))
 }
 
 /// Jobs of every pipeline the caller can see.
@@ -72,11 +65,7 @@ pub async fn list_all_jobs(
 }
 
 async fn find_job(state: &AppState, scope: &PipelineScope, name: &str) -> ApiResult<Job> {
-    state
-        .db
-        .find_job(scope.pipeline.id, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job '{name}'")))
+    state.db.find_job(scope.pipeline.id, name).await?.ok_or_else(|| ApiError::not_found(format!("job '{name}'")))
 }
 
 pub async fn get_job(
@@ -95,10 +84,7 @@ pub async fn pause_job(
     Path((_, _, job_name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let job = find_job(&state, &scope, &job_name).await?;
-    state
-        .db
-        .pause_job(job.id, caller.access.display_name())
-        .await?;
+    state.db.pause_job(job.id, caller.access.display_name()).await?;
     Ok(StatusCode::OK)
 }
 

@@ -52,10 +52,8 @@ pub struct Settings {
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new();
     for (spec, handler) in routes::api_routes() {
-        let guarded = handler.route_layer(middleware::from_fn_with_state(
-            (state.clone(), spec.clone()),
-            access::authorize,
-        ));
+        let guarded =
+            handler.route_layer(middleware::from_fn_with_state((state.clone(), spec.clone()), access::authorize));
         api = api.route(spec.path, guarded);
     }
     let sky = Router::new()
@@ -65,10 +63,7 @@ pub fn router(state: AppState) -> Router {
 
     api.merge(sky)
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            access::authenticate,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn(concourse_version_header))
         // Bodies are read through `body::RawBody`, which enforces its own limit.
         .layer(DefaultBodyLimit::disable())
@@ -77,9 +72,6 @@ pub fn router(state: AppState) -> Router {
 
 async fn concourse_version_header(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await.into_response();
-    response.headers_mut().insert(
-        "X-Concourse-Version",
-        HeaderValue::from_static(CONCOURSE_VERSION),
-    );
+    response.headers_mut().insert("X-Concourse-Version", HeaderValue::from_static(CONCOURSE_VERSION));
     response
 }

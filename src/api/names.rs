@@ -16,35 +16,25 @@ pub struct NameWarning {
 /// allowed but not valid identifiers (lowercase letters, digits, `-_.`).
 pub fn validate_name(kind: &str, name: &str) -> Result<Vec<NameWarning>, ApiError> {
     if name.trim().is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "{kind} name must not be empty"
-        )));
+        return Err(ApiError::bad_request(format!("{kind} name must not be empty")));
     }
     if name.chars().any(|c| c == '/' || c.is_control()) {
-        return Err(ApiError::bad_request(format!(
-            "{kind} name '{name}' must not contain '/' or control characters"
-        )));
+        return Err(ApiError::bad_request(format!("{kind} name '{name}' must not contain '/' or control characters")));
     }
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| {
-        c.is_lowercase() || c.is_ascii_digit() || (c.is_alphabetic() && !c.is_uppercase())
-    });
-    let rest_ok = name.chars().all(|c| {
-        (c.is_alphabetic() && !c.is_uppercase())
-            || c.is_ascii_digit()
-            || matches!(c, '-' | '_' | '.')
-    });
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_lowercase() || c.is_ascii_digit() || (c.is_alphabetic() && !c.is_uppercase()));
+    let rest_ok = name
+        .chars()
+        .all(|c| (c.is_alphabetic() && !c.is_uppercase()) || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
     let reason = if name.chars().all(|c| c.is_ascii_digit()) {
         Some("cannot be just numbers".to_string())
     } else if !first_ok {
         Some("must start with a lowercase letter or a number".to_string())
     } else if !rest_ok {
         name.chars()
-            .find(|c| {
-                !((c.is_alphabetic() && !c.is_uppercase())
-                    || c.is_ascii_digit()
-                    || matches!(c, '-' | '_' | '.'))
-            })
+            .find(|c| !((c.is_alphabetic() && !c.is_uppercase()) || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')))
             .map(|c| format!("illegal character '{c}'"))
     } else {
         None
@@ -64,32 +54,16 @@ mod tests {
 
     #[test]
     fn valid_identifiers_have_no_warning() {
-        assert!(
-            validate_name("pipeline", "my-pipeline_1.0")
-                .unwrap()
-                .is_empty()
-        );
+        assert!(validate_name("pipeline", "my-pipeline_1.0").unwrap().is_empty());
     }
 
     #[test]
     fn odd_names_warn() {
         let warnings = validate_name("pipeline", "My Pipeline").unwrap();
         assert_eq!(warnings.len(), 1);
-        assert!(
-            warnings[0]
-                .message
-                .contains("must start with a lowercase letter")
-        );
-        assert!(
-            validate_name("team", "a b").unwrap()[0]
-                .message
-                .contains("illegal character ' '")
-        );
-        assert!(
-            validate_name("team", "123").unwrap()[0]
-                .message
-                .contains("just numbers")
-        );
+        assert!(warnings[0].message.contains("must start with a lowercase letter"));
+        assert!(validate_name("team", "a b").unwrap()[0].message.contains("illegal character ' '"));
+        assert!(validate_name("team", "123").unwrap()[0].message.contains("just numbers"));
     }
 
     #[test]

@@ -28,12 +28,10 @@ pub async fn get_config(
         .pipeline_config(scope.pipeline.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline '{}'", scope.pipeline.name)))?;
-    let config: Value = serde_json::from_str(&config)
-        .map_err(|e| ApiError::Internal(format!("stored config is not JSON: {e}")))?;
+    let config: Value =
+        serde_json::from_str(&config).map_err(|e| ApiError::Internal(format!("stored config is not JSON: {e}")))?;
     let mut response = Json(json!({ "config": config })).into_response();
-    response
-        .headers_mut()
-        .insert(CONFIG_VERSION_HEADER, HeaderValue::from(version));
+    response.headers_mut().insert(CONFIG_VERSION_HEADER, HeaderValue::from(version));
     Ok(response)
 }
 
@@ -56,54 +54,30 @@ pub async fn save_config(
                 .to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("config version is malformed: expected an integer")
-                })?,
+                .ok_or_else(|| ApiError::bad_request("config version is malformed: expected an integer"))?,
         ),
     };
-    let pipeline = config::parse(&body)
-        .map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
+    let pipeline = config::parse(&body).map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
     let validation = config::validate(&pipeline);
     if !validation.errors.is_empty() {
         return Err(ApiError::BadRequest(validation.errors));
     }
-    let mut warnings: Vec<Value> = validation
-        .warnings
-        .iter()
-        .map(|w| json!({ "type": w.kind, "message": w.message }))
-        .collect();
+    let mut warnings: Vec<Value> =
+        validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
     for warning in validate_name("pipeline", &pipeline_name)? {
         warnings.push(json!(warning));
     }
 
-    let reference = PipelineRef {
-        name: pipeline_name,
-        instance_vars: instance_vars::from_query(uri.query())?,
-    };
+    let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
     let spec = pipeline_spec(&pipeline)?;
-    let saved = state
-        .db
-        .save_pipeline(team.id, &reference, &spec, expected_version, true)
-        .await?;
-    let status = if saved.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
+    let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "warnings": warnings }))).into_response())
 }
 
 fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media_type.as_str() {
         "application/json" | "application/x-yaml" | "application/yaml" | "text/yaml" => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType(format!(
@@ -115,21 +89,10 @@ fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
 /// Splits a parsed configuration into what the database stores per object.
 /// Works on the configuration's JSON form, which is also what the API returns.
 fn pipeline_spec(pipeline: &config::Pipeline) -> ApiResult<PipelineSpec> {
-    let json = serde_json::to_value(pipeline)
-        .map_err(|e| ApiError::Internal(format!("config does not serialize: {e}")))?;
-    let list = |key: &str| {
-        json.get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let text = |value: &Value, key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let json =
+        serde_json::to_value(pipeline).map_err(|e| ApiError::Internal(format!("config does not serialize: {e}")))?;
+    let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let flag = |value: &Value, key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);
     let groups = list("groups");
 
@@ -145,15 +108,9 @@ fn pipeline_spec(pipeline: &config::Pipeline) -> ApiResult<PipelineSpec> {
                 groups: groups
                     .iter()
                     .filter(|group| {
-                        group
-                            .get("jobs")
-                            .and_then(Value::as_array)
-                            .is_some_and(|patterns| {
-                                patterns
-                                    .iter()
-                                    .filter_map(Value::as_str)
-                                    .any(|p| config::glob_match(p, &name))
-                            })
+                        group.get("jobs").and_then(Value::as_array).is_some_and(|patterns| {
+                            patterns.iter().filter_map(Value::as_str).any(|p| config::glob_match(p, &name))
+                        })
                     })
                     .map(|group| text(group, "name"))
                     .collect(),
@@ -192,10 +149,6 @@ fn pipeline_spec(pipeline: &config::Pipeline) -> ApiResult<PipelineSpec> {
 
 /// Identifies a version history: the same type and source share one.
 fn source_digest(object: &Value) -> String {
-    let canonical =
-        json!({ "type": object.get("type"), "source": object.get("source") }).to_string();
-    Sha256::digest(canonical.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let canonical = json!({ "type": object.get("type"), "source": object.get("source") }).to_string();
+    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

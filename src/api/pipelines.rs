@@ -59,10 +59,7 @@ pub async fn pause_pipeline(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<StatusCode> {
-    state
-        .db
-        .pause_pipeline(scope.pipeline.id, caller.access.display_name())
-        .await?;
+    state.db.pause_pipeline(scope.pipeline.id, caller.access.display_name()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -72,8 +69,7 @@ pub async fn unpause_pipeline(
 ) -> ApiResult<StatusCode> {
     if scope.pipeline.archived {
         return Err(ApiError::Conflict(
-            "an archived pipeline cannot be unpaused: set its configuration again to restore it"
-                .into(),
+            "an archived pipeline cannot be unpaused: set its configuration again to restore it".into(),
         ));
     }
     state.db.unpause_pipeline(scope.pipeline.id).await?;
@@ -84,10 +80,7 @@ pub async fn expose_pipeline(
     State(state): State<AppState>,
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<StatusCode> {
-    state
-        .db
-        .set_pipeline_public(scope.pipeline.id, true)
-        .await?;
+    state.db.set_pipeline_public(scope.pipeline.id, true).await?;
     Ok(StatusCode::OK)
 }
 
@@ -95,10 +88,7 @@ pub async fn hide_pipeline(
     State(state): State<AppState>,
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<StatusCode> {
-    state
-        .db
-        .set_pipeline_public(scope.pipeline.id, false)
-        .await?;
+    state.db.set_pipeline_public(scope.pipeline.id, false).await?;
     Ok(StatusCode::OK)
 }
 
@@ -107,10 +97,7 @@ pub async fn archive_pipeline(
     Extension(caller): Extension<Caller>,
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<StatusCode> {
-    state
-        .db
-        .archive_pipeline(scope.pipeline.id, caller.access.display_name())
-        .await?;
+    state.db.archive_pipeline(scope.pipeline.id, caller.access.display_name()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -125,10 +112,7 @@ pub async fn rename_pipeline(
     JsonBody(body): JsonBody<RenameBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let warnings = validate_name("pipeline", &body.name)?;
-    state
-        .db
-        .rename_pipeline(scope.pipeline.id, &body.name)
-        .await?;
+    state.db.rename_pipeline(scope.pipeline.id, &body.name).await?;
     Ok(Json(json!({ "warnings": warnings })))
 }
 
@@ -140,12 +124,7 @@ pub async fn order_pipelines(
 ) -> ApiResult<StatusCode> {
     let unknown = state.db.order_pipelines(team.id, &names).await?;
     if !unknown.is_empty() {
-        return Err(ApiError::BadRequest(
-            unknown
-                .iter()
-                .map(|name| format!("pipeline '{name}' not found"))
-                .collect(),
-        ));
+        return Err(ApiError::BadRequest(unknown.iter().map(|name| format!("pipeline '{name}' not found")).collect()));
     }
     Ok(StatusCode::OK)
 }

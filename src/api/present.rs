@@ -16,11 +16,7 @@ fn is_zero(value: &i64) -> bool {
 
 /// Instance vars are stored as canonical JSON text; empty means none.
 fn instance_vars(stored: &str) -> Option<Value> {
-    if stored.is_empty() {
-        None
-    } else {
-        serde_json::from_str(stored).ok()
-    }
+    if stored.is_empty() { None } else { serde_json::from_str(stored).ok() }
 }
 
 #[derive(Serialize)]
@@ -46,9 +42,7 @@ pub struct Pipeline {
 }
 
 pub fn pipeline(p: &db::Pipeline) -> Pipeline {
-    let groups = serde_json::from_str::<Value>(&p.groups)
-        .ok()
-        .filter(|g| g.as_array().is_some_and(|a| !a.is_empty()));
+    let groups = serde_json::from_str::<Value>(&p.groups).ok().filter(|g| g.as_array().is_some_and(|a| !a.is_empty()));
     Pipeline {
         id: p.id,
         name: p.name.clone(),
@@ -60,10 +54,7 @@ pub fn pipeline(p: &db::Pipeline) -> Pipeline {
         archived: p.archived,
         groups,
         team_name: p.team_name.clone(),
-        display: p
-            .display
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok()),
+        display: p.display.as_deref().and_then(|d| serde_json::from_str(d).ok()),
         last_updated: p.last_updated,
     }
 }
@@ -77,11 +68,7 @@ pub struct Team {
 }
 
 pub fn team(t: &db::Team) -> Team {
-    Team {
-        id: t.id,
-        name: t.name.clone(),
-        auth: t.auth.clone(),
-    }
+    Team { id: t.id, name: t.name.clone(), auth: t.auth.clone() }
 }
 
 #[derive(Serialize, Clone)]
@@ -132,12 +119,7 @@ pub struct Job {
     pub outputs: Vec<JobOutput>,
 }
 
-pub fn job(
-    pipeline: &db::Pipeline,
-    j: &db::Job,
-    inputs: Vec<JobInput>,
-    outputs: Vec<JobOutput>,
-) -> Job {
+pub fn job(pipeline: &db::Pipeline, j: &db::Job, inputs: Vec<JobInput>, outputs: Vec<JobOutput>) -> Job {
     Job {
         id: j.id,
         name: j.name.clone(),
@@ -185,10 +167,7 @@ pub struct Resource {
 pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
     let config: Value = serde_json::from_str(&r.config).unwrap_or(Value::Null);
     let config_pin = config.get("version").filter(|v| v.is_object()).cloned();
-    let api_pin = r
-        .api_pinned_version
-        .as_deref()
-        .and_then(|v| serde_json::from_str(v).ok());
+    let api_pin = r.api_pinned_version.as_deref().and_then(|v| serde_json::from_str(v).ok());
     Resource {
         name: r.name.clone(),
         pipeline_id: pipeline.id,
@@ -197,11 +176,7 @@ pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
         team_name: pipeline.team_name.clone(),
         type_: r.type_.clone(),
         last_checked: r.last_check_end,
-        icon: config
-            .get("icon")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        icon: config.get("icon").and_then(Value::as_str).unwrap_or_default().to_string(),
         pinned_in_config: config_pin.is_some(),
         pinned_version: config_pin.or(api_pin),
         pin_comment: r.pin_comment.clone(),
@@ -210,8 +185,7 @@ pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
 
 /// A resource type is presented as its configuration, plus when it was last checked.
 pub fn resource_type(r: &db::ResourceType) -> Value {
-    let mut config: Value =
-        serde_json::from_str(&r.config).unwrap_or_else(|_| serde_json::json!({}));
+    let mut config: Value = serde_json::from_str(&r.config).unwrap_or_else(|_| serde_json::json!({}));
     if let Value::Object(map) = &mut config
         && r.last_check_end > 0
     {
@@ -268,10 +242,7 @@ pub fn build(b: &db::Build) -> Build {
         api_url: format!("/api/v1/builds/{}", b.id),
         comment: b.comment.clone(),
         job_name: b.job_name.clone(),
-        resource_name: b
-            .resource_name
-            .clone()
-            .or_else(|| b.resource_type_name.clone()),
+        resource_name: b.resource_name.clone().or_else(|| b.resource_type_name.clone()),
         pipeline_id: b.pipeline_id,
         pipeline_name: b.pipeline_name.clone(),
         pipeline_instance_vars: b.pipeline_instance_vars.as_deref().and_then(instance_vars),
@@ -279,10 +250,7 @@ pub fn build(b: &db::Build) -> Build {
         end_time: b.end_time.unwrap_or(0),
         reap_time: b.reap_time.unwrap_or(0),
         rerun_number: b.rerun_number,
-        rerun_of: b.rerun_of.map(|id| RerunOf {
-            id,
-            name: b.rerun_of_name.clone().unwrap_or_default(),
-        }),
+        rerun_of: b.rerun_of.map(|id| RerunOf { id, name: b.rerun_of_name.clone().unwrap_or_default() }),
         created_by: b.created_by.clone(),
     }
 }

@@ -15,12 +15,7 @@ pub async fn list_resources(
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<Json<Vec<present::Resource>>> {
     let resources = state.db.pipeline_resources(scope.pipeline.id).await?;
-    Ok(Json(
-        resources
-            .iter()
-            .map(|r| present::resource(&scope.pipeline, r))
-            .collect(),
-    ))
+    Ok(Json(resources.iter().map(|r| present::resource(&scope.pipeline, r)).collect()))
 }
 
 /// Resources of every pipeline the caller can see.

@@ -39,292 +39,58 @@ pub struct RouteSpec {
 
 macro_rules! p {
     ($suffix:literal) => {
-        concat!(
-            "/api/v1/teams/{team_name}/pipelines/{pipeline_name}",
-            $suffix
-        )
+        concat!("/api/v1/teams/{team_name}/pipelines/{pipeline_name}", $suffix)
     };
 }
 
-/// Every API route with its handler.
+/// Every API route with its handler, one per line.
+#[rustfmt::skip]
 pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use Policy::*;
     use Role::*;
-    let route = |name, method: Method, path, policy, handler| {
-        (
-            RouteSpec {
-                name,
-                method,
-                path,
-                policy,
-                creates: false,
-            },
-            handler,
-        )
-    };
-    let creating = |name, method: Method, path, policy, handler| {
-        (
-            RouteSpec {
-                name,
-                method,
-                path,
-                policy,
-                creates: true,
-            },
-            handler,
-        )
-    };
+    let route = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: false }, handler);
+    let creating = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: true }, handler);
     vec![
-        route(
-            "GetInfo",
-            Method::GET,
-            "/api/v1/info",
-            Anyone,
-            get(info::get_info),
-        ),
-        route(
-            "GetHealth",
-            Method::GET,
-            "/api/v1/health",
-            Anyone,
-            get(info::get_health),
-        ),
-        route(
-            "GetUser",
-            Method::GET,
-            "/api/v1/user",
-            Authenticated,
-            get(users::get_user),
-        ),
-        route(
-            "ListActiveUsersSince",
-            Method::GET,
-            "/api/v1/users",
-            Admin,
-            get(users::list_active_users),
-        ),
+        route("GetInfo", Method::GET, "/api/v1/info", Anyone, get(info::get_info)),
+        route("GetHealth", Method::GET, "/api/v1/health", Anyone, get(info::get_health)),
+        route("GetUser", Method::GET, "/api/v1/user", Authenticated, get(users::get_user)),
+        route("ListActiveUsersSince", Method::GET, "/api/v1/users", Admin, get(users::list_active_users)),
         // Teams
-        route(
-            "ListTeams",
-            Method::GET,
-            "/api/v1/teams",
-            Anyone,
-            get(teams::list_teams),
-        ),
-        route(
-            "GetTeam",
-            Method::GET,
-            "/api/v1/teams/{team_name}",
-            TeamRole(Viewer),
-            get(teams::get_team),
-        ),
-        creating(
-            "SetTeam",
-            Method::PUT,
-            "/api/v1/teams/{team_name}",
-            TeamRole(Owner),
-            put(teams::set_team),
-        ),
-        route(
-            "RenameTeam",
-            Method::PUT,
-            "/api/v1/teams/{team_name}/rename",
-            TeamRole(Owner),
-            put(teams::rename_team),
-        ),
-        route(
-            "DestroyTeam",
-            Method::DELETE,
-            "/api/v1/teams/{team_name}",
-            Admin,
-            delete(teams::destroy_team),
-        ),
-        route(
-            "ListTeamBuilds",
-            Method::GET,
-            "/api/v1/teams/{team_name}/builds",
-            TeamRole(Viewer),
-            get(builds::list_team_builds),
-        ),
+        route("ListTeams", Method::GET, "/api/v1/teams", Anyone, get(teams::list_teams)),
+        route("GetTeam", Method::GET, "/api/v1/teams/{team_name}", TeamRole(Viewer), get(teams::get_team)),
+        creating("SetTeam", Method::PUT, "/api/v1/teams/{team_name}", TeamRole(Owner), put(teams::set_team)),
+        route("RenameTeam", Method::PUT, "/api/v1/teams/{team_name}/rename", TeamRole(Owner), put(teams::rename_team)),
+        route("DestroyTeam", Method::DELETE, "/api/v1/teams/{team_name}", Admin, delete(teams::destroy_team)),
+        route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
         // Pipelines
-        route(
-            "ListAllPipelines",
-            Method::GET,
-            "/api/v1/pipelines",
-            Anyone,
-            get(pipelines::list_all_pipelines),
-        ),
-        route(
-            "ListPipelines",
-            Method::GET,
-            "/api/v1/teams/{team_name}/pipelines",
-            Anyone,
-            get(pipelines::list_team_pipelines),
-        ),
-        route(
-            "OrderPipelines",
-            Method::PUT,
-            "/api/v1/teams/{team_name}/pipelines/ordering",
-            TeamRole(Member),
-            put(pipelines::order_pipelines),
-        ),
-        route(
-            "GetPipeline",
-            Method::GET,
-            p!(""),
-            PipelineRead,
-            get(pipelines::get_pipeline),
-        ),
-        route(
-            "DeletePipeline",
-            Method::DELETE,
-            p!(""),
-            TeamRole(Member),
-            delete(pipelines::delete_pipeline),
-        ),
-        route(
-            "PausePipeline",
-            Method::PUT,
-            p!("/pause"),
-            TeamRole(PipelineOperator),
-            put(pipelines::pause_pipeline),
-        ),
-        route(
-            "UnpausePipeline",
-            Method::PUT,
-            p!("/unpause"),
-            TeamRole(PipelineOperator),
-            put(pipelines::unpause_pipeline),
-        ),
-        route(
-            "ExposePipeline",
-            Method::PUT,
-            p!("/expose"),
-            TeamRole(Member),
-            put(pipelines::expose_pipeline),
-        ),
-        route(
-            "HidePipeline",
-            Method::PUT,
-            p!("/hide"),
-            TeamRole(Member),
-            put(pipelines::hide_pipeline),
-        ),
-        route(
-            "RenamePipeline",
-            Method::PUT,
-            p!("/rename"),
-            TeamRole(Member),
-            put(pipelines::rename_pipeline),
-        ),
-        route(
-            "ArchivePipeline",
-            Method::PUT,
-            p!("/archive"),
-            TeamRole(Member),
-            put(pipelines::archive_pipeline),
-        ),
-        route(
-            "GetConfig",
-            Method::GET,
-            p!("/config"),
-            TeamRole(Viewer),
-            get(pipeline_config::get_config),
-        ),
-        creating(
-            "SaveConfig",
-            Method::PUT,
-            p!("/config"),
-            TeamRole(Member),
-            put(pipeline_config::save_config),
-        ),
-        route(
-            "ListPipelineBuilds",
-            Method::GET,
-            p!("/builds"),
-            PipelineRead,
-            get(builds::list_pipeline_builds),
-        ),
+        route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
+        route("ListPipelines", Method::GET, "/api/v1/teams/{team_name}/pipelines", Anyone, get(pipelines::list_team_pipelines)),
+        route("OrderPipelines", Method::PUT, "/api/v1/teams/{team_name}/pipelines/ordering", TeamRole(Member), put(pipelines::order_pipelines)),
+        route("GetPipeline", Method::GET, p!(""), PipelineRead, get(pipelines::get_pipeline)),
+        route("DeletePipeline", Method::DELETE, p!(""), TeamRole(Member), delete(pipelines::delete_pipeline)),
+        route("PausePipeline", Method::PUT, p!("/pause"), TeamRole(PipelineOperator), put(pipelines::pause_pipeline)),
+        route("UnpausePipeline", Method::PUT, p!("/unpause"), TeamRole(PipelineOperator), put(pipelines::unpause_pipeline)),
+        route("ExposePipeline", Method::PUT, p!("/expose"), TeamRole(Member), put(pipelines::expose_pipeline)),
+        route("HidePipeline", Method::PUT, p!("/hide"), TeamRole(Member), put(pipelines::hide_pipeline)),
+        route("RenamePipeline", Method::PUT, p!("/rename"), TeamRole(Member), put(pipelines::rename_pipeline)),
+        route("ArchivePipeline", Method::PUT, p!("/archive"), TeamRole(Member), put(pipelines::archive_pipeline)),
+        route("GetConfig", Method::GET, p!("/config"), TeamRole(Viewer), get(pipeline_config::get_config)),
+        creating("SaveConfig", Method::PUT, p!("/config"), TeamRole(Member), put(pipeline_config::save_config)),
+        route("ListPipelineBuilds", Method::GET, p!("/builds"), PipelineRead, get(builds::list_pipeline_builds)),
         // Jobs
-        route(
-            "ListAllJobs",
-            Method::GET,
-            "/api/v1/jobs",
-            Anyone,
-            get(jobs::list_all_jobs),
-        ),
-        route(
-            "ListJobs",
-            Method::GET,
-            p!("/jobs"),
-            PipelineRead,
-            get(jobs::list_jobs),
-        ),
-        route(
-            "GetJob",
-            Method::GET,
-            p!("/jobs/{job_name}"),
-            PipelineRead,
-            get(jobs::get_job),
-        ),
-        route(
-            "PauseJob",
-            Method::PUT,
-            p!("/jobs/{job_name}/pause"),
-            TeamRole(PipelineOperator),
-            put(jobs::pause_job),
-        ),
-        route(
-            "UnpauseJob",
-            Method::PUT,
-            p!("/jobs/{job_name}/unpause"),
-            TeamRole(PipelineOperator),
-            put(jobs::unpause_job),
-        ),
-        route(
-            "ListJobBuilds",
-            Method::GET,
-            p!("/jobs/{job_name}/builds"),
-            PipelineRead,
-            get(builds::list_job_builds),
-        ),
+        route("ListAllJobs", Method::GET, "/api/v1/jobs", Anyone, get(jobs::list_all_jobs)),
+        route("ListJobs", Method::GET, p!("/jobs"), PipelineRead, get(jobs::list_jobs)),
+        route("GetJob", Method::GET, p!("/jobs/{job_name}"), PipelineRead, get(jobs::get_job)),
+        route("PauseJob", Method::PUT, p!("/jobs/{job_name}/pause"), TeamRole(PipelineOperator), put(jobs::pause_job)),
+        route("UnpauseJob", Method::PUT, p!("/jobs/{job_name}/unpause"), TeamRole(PipelineOperator), put(jobs::unpause_job)),
+        route("ListJobBuilds", Method::GET, p!("/jobs/{job_name}/builds"), PipelineRead, get(builds::list_job_builds)),
         // Resources
-        route(
-            "ListAllResources",
-            Method::GET,
-            "/api/v1/resources",
-            Anyone,
-            get(resources::list_all_resources),
-        ),
-        route(
-            "ListResources",
-            Method::GET,
-            p!("/resources"),
-            PipelineRead,
-            get(resources::list_resources),
-        ),
-        route(
-            "GetResource",
-            Method::GET,
-            p!("/resources/{resource_name}"),
-            PipelineRead,
-            get(resources::get_resource),
-        ),
-        route(
-            "ListResourceTypes",
-            Method::GET,
-            p!("/resource-types"),
-            PipelineRead,
-            get(resources::list_resource_types),
-        ),
+        route("ListAllResources", Method::GET, "/api/v1/resources", Anyone, get(resources::list_all_resources)),
+        route("ListResources", Method::GET, p!("/resources"), PipelineRead, get(resources::list_resources)),
+        route("GetResource", Method::GET, p!("/resources/{resource_name}"), PipelineRead, get(resources::get_resource)),
+        route("ListResourceTypes", Method::GET, p!("/resource-types"), PipelineRead, get(resources::list_resource_types)),
         // Builds
-        route(
-            "ListBuilds",
-            Method::GET,
-            "/api/v1/builds",
-            Anyone,
-            get(builds::list_builds),
-        ),
+        route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),
     ]
 }
 

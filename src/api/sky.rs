@@ -23,11 +23,7 @@ const FLY_CLIENT_SECRET: &str = "Zmx5";
 const LOCAL_CONNECTOR: &str = "local";
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": error, "error_description": description })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": error, "error_description": description }))).into_response()
 }
 
 /// The client credentials: HTTP Basic first (URL-encoded, as Go's oauth2
@@ -36,72 +32,37 @@ fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
         .and_then(|encoded| BASE64.decode(encoded.trim()).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .and_then(|pair| {
             let (id, secret) = pair.split_once(':')?;
-            let unescape = |s: &str| {
-                form_pairs(&format!("v={s}"))
-                    .pop()
-                    .map(|(_, v)| v)
-                    .unwrap_or_default()
-            };
+            let unescape = |s: &str| form_pairs(&format!("v={s}")).pop().map(|(_, v)| v).unwrap_or_default();
             Some((unescape(id), unescape(secret)))
         });
     basic.or_else(|| {
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        Some((
-            field("client_id")?,
-            field("client_secret").unwrap_or_default(),
-        ))
+        Some((field("client_id")?, field("client_secret").unwrap_or_default()))
     })
 }
 
-pub async fn issue_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
+pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     match client_credentials(&headers, &form) {
         Some((id, secret)) if id == FLY_CLIENT_ID && secret == FLY_CLIENT_SECRET => {}
         _ => {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "unknown client or wrong client secret",
-            );
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong client secret");
         }
     }
     if field("grant_type") != Some("password") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only the password grant is supported",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only the password grant is supported");
     }
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "username and password are required",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "username and password are required");
     };
     let Some(username) = state.users.authenticate(username, password) else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_grant",
-            "invalid username or password",
-        );
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", "invalid username or password");
     };
     match state.tokens.issue(username, LOCAL_CONNECTOR).await {
         Ok(token) => Json(json!({
@@ -117,19 +78,10 @@ pub async fn issue_token(
 /// Only same-site relative paths: never another host, never `//host`.
 fn safe_redirect(raw: Option<&str>) -> Option<String> {
     let target = raw.unwrap_or("/");
-    let decoded = form_pairs(&format!("v={target}"))
-        .pop()
-        .map(|(_, v)| v)
-        .unwrap_or_default();
-    let path = if decoded.is_empty() {
-        "/".to_string()
-    } else {
-        decoded
-    };
-    let unsafe_target = !path.starts_with('/')
-        || path.starts_with("//")
-        || path.contains('\\')
-        || path.chars().any(char::is_control);
+    let decoded = form_pairs(&format!("v={target}")).pop().map(|(_, v)| v).unwrap_or_default();
+    let path = if decoded.is_empty() { "/".to_string() } else { decoded };
+    let unsafe_target =
+        !path.starts_with('/') || path.starts_with("//") || path.contains('\\') || path.chars().any(char::is_control);
     (!unsafe_target).then_some(path)
 }
 
@@ -139,15 +91,8 @@ fn with_csrf(path: &str, csrf: &str) -> String {
 }
 
 fn login_page(redirect: &str, error: Option<&str>) -> Html<String> {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Log in - atc</title>
@@ -179,10 +124,7 @@ pub async fn login_form(
     request: Request,
 ) -> Response {
     let query = form_pairs(request.uri().query().unwrap_or(""));
-    let redirect_uri = query
-        .iter()
-        .find(|(k, _)| k == "redirect_uri")
-        .map(|(_, v)| v.as_str());
+    let redirect_uri = query.iter().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.as_str());
     let Some(redirect) = safe_redirect(redirect_uri) else {
         return ApiError::bad_request("redirect_uri must be a path on this server").into_response();
     };
@@ -197,11 +139,7 @@ pub async fn login_form(
 /// Checks the posted credentials, starts a browser session and redirects.
 pub async fn login_submit(State(state): State<AppState>, RawBody(body): RawBody) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let Some(redirect) = safe_redirect(field("redirect_uri")) else {
         return ApiError::bad_request("redirect_uri must be a path on this server").into_response();
     };
@@ -220,12 +158,7 @@ pub async fn login_submit(State(state): State<AppState>, RawBody(body): RawBody)
     let auth_value = format!("bearer%20{}", token.value);
     for cookie in [
         session_cookie(AUTH_COOKIE, &auth_value, lifetime, state.cookie_secure),
-        session_cookie(
-            CSRF_COOKIE,
-            &token.csrf_token,
-            lifetime,
-            state.cookie_secure,
-        ),
+        session_cookie(CSRF_COOKIE, &token.csrf_token, lifetime, state.cookie_secure),
     ]
     .into_iter()
     .flatten()
@@ -236,10 +169,7 @@ pub async fn login_submit(State(state): State<AppState>, RawBody(body): RawBody)
 }
 
 /// Ends the session: the token stops working and the cookies are cleared.
-pub async fn logout(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
+pub async fn logout(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
     let Some(token) = caller.token else {
         return ApiError::Unauthorized.into_response();
     };
@@ -258,20 +188,9 @@ mod tests {
     #[test]
     fn only_local_paths_are_redirect_targets() {
         assert_eq!(safe_redirect(None).as_deref(), Some("/"));
-        assert_eq!(
-            safe_redirect(Some("/teams/main")).as_deref(),
-            Some("/teams/main")
-        );
-        assert_eq!(
-            safe_redirect(Some("%2Fpipelines")).as_deref(),
-            Some("/pipelines")
-        );
-        for bad in [
-            "https://evil.example",
-            "//evil.example",
-            "/\\evil.example",
-            "%2F%2Fevil",
-        ] {
+        assert_eq!(safe_redirect(Some("/teams/main")).as_deref(), Some("/teams/main"));
+        assert_eq!(safe_redirect(Some("%2Fpipelines")).as_deref(), Some("/pipelines"));
+        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "%2F%2Fevil"] {
             assert_eq!(safe_redirect(Some(bad)), None, "{bad}");
         }
     }

@@ -23,13 +23,7 @@ pub async fn list_teams(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<present::Team>>> {
     let teams = state.db.list_teams().await?;
-    Ok(Json(
-        teams
-            .iter()
-            .filter(|team| caller.access.has_role(&team.name, Role::Viewer))
-            .map(present::team)
-            .collect(),
-    ))
+    Ok(Json(teams.iter().filter(|team| caller.access.has_role(&team.name, Role::Viewer)).map(present::team).collect()))
 }
 
 pub async fn get_team(Extension(TeamScope(team)): Extension<TeamScope>) -> Json<present::Team> {
@@ -59,11 +53,7 @@ pub async fn set_team(
         warnings.extend(validate_name("team", &team_name)?);
     }
     let (team, created) = state.db.save_team(&team_name, &body.auth).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let mut response = json!({ "team": present::team(&team) });
     if !warnings.is_empty() {
         response["warnings"] = json!(warnings);
@@ -74,25 +64,17 @@ pub async fn set_team(
 /// Every role must be a known one and name at least one user or group.
 fn validate_auth(auth: &TeamAuth) -> ApiResult<()> {
     if auth.is_empty() {
-        return Err(ApiError::bad_request(
-            "auth must give at least one role to a user or group",
-        ));
+        return Err(ApiError::bad_request("auth must give at least one role to a user or group"));
     }
     let mut errors = Vec::new();
     for (role, members) in auth {
         if Role::from_name(role).is_none() {
-            errors.push(format!(
-                "unknown role '{role}': expected owner, member, pipeline-operator or viewer"
-            ));
+            errors.push(format!("unknown role '{role}': expected owner, member, pipeline-operator or viewer"));
         } else if members.users.is_empty() && members.groups.is_empty() {
             errors.push(format!("role '{role}' has no users and no groups"));
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::BadRequest(errors)) }
 }
 
 #[derive(Deserialize)]

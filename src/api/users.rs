@@ -15,11 +15,8 @@ use super::instance_vars::form_pairs;
 pub async fn get_user(Extension(caller): Extension<Caller>) -> ApiResult<Json<Value>> {
     let access = caller.access;
     let user = access.user.as_ref().ok_or(ApiError::Unauthorized)?;
-    let teams: BTreeMap<&str, Vec<&str>> = access
-        .team_roles
-        .iter()
-        .map(|(team, role)| (team.as_str(), vec![role.name()]))
-        .collect();
+    let teams: BTreeMap<&str, Vec<&str>> =
+        access.team_roles.iter().map(|(team, role)| (team.as_str(), vec![role.name()])).collect();
     Ok(Json(json!({
         "sub": user.sub,
         "name": user.username,
@@ -40,11 +37,8 @@ pub async fn list_active_users(State(state): State<AppState>, uri: Uri) -> ApiRe
         .into_iter()
         .find(|(key, _)| key == "since")
         .map(|(_, value)| {
-            parse_date(&value).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "'since' must be a date as YYYY-MM-DD, got '{value}'"
-                ))
-            })
+            parse_date(&value)
+                .ok_or_else(|| ApiError::bad_request(format!("'since' must be a date as YYYY-MM-DD, got '{value}'")))
         })
         .transpose()?
         .unwrap_or_else(|| crate::db::now() - 60 * 24 * 3600);

@@ -14,12 +14,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Owner,
-        Role::Member,
-        Role::PipelineOperator,
-        Role::Viewer,
-    ];
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Member, Role::PipelineOperator, Role::Viewer];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -75,11 +70,7 @@ impl Access {
             }
         }
         let is_admin = team_roles.get(MAIN_TEAM) == Some(&Role::Owner);
-        Access {
-            user: Some(user),
-            team_roles,
-            is_admin,
-        }
+        Access { user: Some(user), team_roles, is_admin }
     }
 
     pub fn is_authenticated(&self) -> bool {
@@ -93,10 +84,7 @@ impl Access {
 
     /// The name under which the caller's actions are recorded (`paused_by`, `created_by`).
     pub fn display_name(&self) -> &str {
-        self.user
-            .as_ref()
-            .map(|u| u.username.as_str())
-            .unwrap_or("")
+        self.user.as_ref().map(|u| u.username.as_str()).unwrap_or("")
     }
 }
 
@@ -104,10 +92,7 @@ impl Access {
 /// Concourse (kept for teams configured before roles existed).
 fn holds(members: &RoleMembers, user_id: &str) -> bool {
     (members.users.is_empty() && members.groups.is_empty())
-        || members
-            .users
-            .iter()
-            .any(|u| u.eq_ignore_ascii_case(user_id))
+        || members.users.iter().any(|u| u.eq_ignore_ascii_case(user_id))
 }
 
 #[cfg(test)]
@@ -118,32 +103,18 @@ mod tests {
     fn team(name: &str, roles: &[(&str, &str)]) -> Team {
         let mut auth = TeamAuth::new();
         for (role, user) in roles {
-            auth.entry(role.to_string())
-                .or_default()
-                .users
-                .push(user.to_string());
+            auth.entry(role.to_string()).or_default().users.push(user.to_string());
         }
-        Team {
-            id: 1,
-            name: name.into(),
-            auth,
-        }
+        Team { id: 1, name: name.into(), auth }
     }
 
     fn user(name: &str) -> User {
-        User {
-            username: name.into(),
-            connector: "local".into(),
-            sub: String::new(),
-        }
+        User { username: name.into(), connector: "local".into(), sub: String::new() }
     }
 
     #[test]
     fn strongest_role_wins_and_ranks_cover_weaker_ones() {
-        let teams = [team(
-            "dev",
-            &[("viewer", "local:ann"), ("member", "local:ann")],
-        )];
+        let teams = [team("dev", &[("viewer", "local:ann"), ("member", "local:ann")])];
         let access = Access::for_user(user("ann"), &teams);
         assert_eq!(access.team_roles.get("dev"), Some(&Role::Member));
         assert!(access.has_role("dev", Role::PipelineOperator));

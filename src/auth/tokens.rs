@@ -12,10 +12,7 @@ use crate::db::{AccessToken, Db, DbResult};
 
 /// Digest under which a token is stored and looked up.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn random_secret() -> String {
@@ -62,12 +59,7 @@ impl TokenService {
             )
             .await?;
         self.db.record_login(username, connector, &sub).await?;
-        Ok(IssuedToken {
-            value,
-            csrf_token,
-            expires_in: self.lifetime,
-            expires_at,
-        })
+        Ok(IssuedToken { value, csrf_token, expires_in: self.lifetime, expires_at })
     }
 
     /// The token's record when it exists and has not expired.

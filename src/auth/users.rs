@@ -29,17 +29,12 @@ impl LocalUser {
         } else {
             Secret::Sha256(Sha256::digest(password.as_bytes()).into())
         };
-        LocalUser {
-            username: username.to_string(),
-            secret,
-        }
+        LocalUser { username: username.to_string(), secret }
     }
 
     /// Parses `USERNAME:PASSWORD` as the flag takes it.
     pub fn parse_flag(value: &str) -> Result<LocalUser, String> {
-        let (username, password) = value
-            .split_once(':')
-            .ok_or_else(|| "must be USERNAME:PASSWORD".to_string())?;
+        let (username, password) = value.split_once(':').ok_or_else(|| "must be USERNAME:PASSWORD".to_string())?;
         if username.is_empty() {
             return Err("username must not be empty".into());
         }
@@ -49,9 +44,7 @@ impl LocalUser {
         if is_bcrypt_hash(password) {
             let cost: u32 = password[4..6].parse().unwrap_or(0);
             if cost < 10 {
-                return Err(format!(
-                    "bcrypt hash of '{username}' must have a cost of at least 10"
-                ));
+                return Err(format!("bcrypt hash of '{username}' must have a cost of at least 10"));
             }
         }
         Ok(LocalUser::new(username, password))
@@ -69,10 +62,7 @@ impl LocalUser {
 }
 
 fn is_bcrypt_hash(value: &str) -> bool {
-    value.len() == 60
-        && ["$2a$", "$2b$", "$2y$"]
-            .iter()
-            .any(|p| value.starts_with(p))
+    value.len() == 60 && ["$2a$", "$2b$", "$2y$"].iter().any(|p| value.starts_with(p))
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {

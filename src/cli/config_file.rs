@@ -20,10 +20,7 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
     let Some(subcommand) = root.find_subcommand(subcommand_name) else {
         return Ok(args);
     };
-    if !subcommand
-        .get_arguments()
-        .any(|a| a.get_id() == "config_file")
-    {
+    if !subcommand.get_arguments().any(|a| a.get_id() == "config_file") {
         return Ok(args);
     }
     let path = flag_value(&args, CONFIG_FLAG).or_else(|| std::env::var_os("CONCOURSE_CONFIG"));
@@ -33,18 +30,11 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
     let settings = read(Path::new(&path))?;
     let mut expanded = args.clone();
     for (key, value) in settings {
-        let flag = subcommand
-            .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG)
-            .ok_or_else(|| {
-                format!(
-                    "{}: unknown key '{key}': `atc {subcommand_name}` has no --{key} flag",
-                    path.display()
-                )
-            })?;
-        let from_env = flag
-            .get_env()
-            .is_some_and(|var| std::env::var_os(var).is_some());
+        let flag =
+            subcommand.get_arguments().find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG).ok_or_else(
+                || format!("{}: unknown key '{key}': `atc {subcommand_name}` has no --{key} flag", path.display()),
+            )?;
+        let from_env = flag.get_env().is_some_and(|var| std::env::var_os(var).is_some());
         if from_env || flag_value(&args, &key).is_some() || has_switch(&args, &key) {
             continue;
         }
@@ -52,34 +42,23 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
         let values = match value {
             toml::Value::Array(items) if repeatable => items,
             toml::Value::Array(_) => {
-                return Err(format!(
-                    "{}: key '{key}' takes one value, not a list",
-                    path.display()
-                ));
+                return Err(format!("{}: key '{key}' takes one value, not a list", path.display()));
             }
             single => vec![single],
         };
         for value in values {
             match (flag.get_action(), value) {
-                (ArgAction::SetTrue, toml::Value::Boolean(true)) => {
-                    expanded.push(format!("--{key}").into())
-                }
+                (ArgAction::SetTrue, toml::Value::Boolean(true)) => expanded.push(format!("--{key}").into()),
                 (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
                 (ArgAction::SetTrue, other) => {
-                    return Err(format!(
-                        "{}: key '{key}' must be true or false, got {other:?}",
-                        path.display()
-                    ));
+                    return Err(format!("{}: key '{key}' must be true or false, got {other:?}", path.display()));
                 }
                 (_, toml::Value::String(s)) => expanded.push(format!("--{key}={s}").into()),
                 (_, toml::Value::Integer(n)) => expanded.push(format!("--{key}={n}").into()),
                 (_, toml::Value::Float(n)) => expanded.push(format!("--{key}={n}").into()),
                 (_, toml::Value::Boolean(b)) => expanded.push(format!("--{key}={b}").into()),
                 (_, other) => {
-                    return Err(format!(
-                        "{}: key '{key}' has an unsupported value {other:?}",
-                        path.display()
-                    ));
+                    return Err(format!("{}: key '{key}' has an unsupported value {other:?}", path.display()));
                 }
             }
         }
@@ -88,10 +67,8 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
 }
 
 fn read(path: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| format!("config file {} is not valid TOML: {e}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    text.parse::<toml::Table>().map_err(|e| format!("config file {} is not valid TOML: {e}", path.display()))
 }
 
 /// The value of `--name VALUE` or `--name=VALUE` among `args`.

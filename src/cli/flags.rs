@@ -19,12 +19,7 @@ pub struct ServerFlags {
     pub bind_ip: Option<IpAddr>,
 
     /// Port on which to listen for HTTP traffic.
-    #[arg(
-        long,
-        env = "CONCOURSE_BIND_PORT",
-        default_value_t = 8080,
-        value_name = "PORT"
-    )]
+    #[arg(long, env = "CONCOURSE_BIND_PORT", default_value_t = 8080, value_name = "PORT")]
     pub bind_port: u16,
 
     /// URL used to reach atc from the outside world [default: http://<bind-ip>:<bind-port>].
@@ -32,12 +27,7 @@ pub struct ServerFlags {
     pub external_url: Option<String>,
 
     /// A name for this cluster, shown in the UI and returned by /api/v1/info.
-    #[arg(
-        long,
-        env = "CONCOURSE_CLUSTER_NAME",
-        default_value = "",
-        value_name = "NAME"
-    )]
+    #[arg(long, env = "CONCOURSE_CLUSTER_NAME", default_value = "", value_name = "NAME")]
     pub cluster_name: String,
 
     /// Minimum level of logs to print: debug, info, warn, error.
@@ -58,12 +48,7 @@ pub struct AuthFlags {
     pub add_local_user: Vec<LocalUser>,
 
     /// A local user who owns the `main` team (and so administers atc). Repeatable, or comma-separated.
-    #[arg(
-        long,
-        env = "CONCOURSE_MAIN_TEAM_LOCAL_USER",
-        value_delimiter = ',',
-        value_name = "USERNAME"
-    )]
+    #[arg(long, env = "CONCOURSE_MAIN_TEAM_LOCAL_USER", value_delimiter = ',', value_name = "USERNAME")]
     pub main_team_local_user: Vec<String>,
 
     /// How long access tokens stay valid.
@@ -86,21 +71,11 @@ pub struct EncryptionFlags {
 #[derive(Debug, Clone, Args)]
 pub struct PostgresFlags {
     /// The host to connect to.
-    #[arg(
-        long,
-        env = "CONCOURSE_POSTGRES_HOST",
-        default_value = "127.0.0.1",
-        value_name = "HOST"
-    )]
+    #[arg(long, env = "CONCOURSE_POSTGRES_HOST", default_value = "127.0.0.1", value_name = "HOST")]
     pub postgres_host: String,
 
     /// The port to connect to.
-    #[arg(
-        long,
-        env = "CONCOURSE_POSTGRES_PORT",
-        default_value_t = 5432,
-        value_name = "PORT"
-    )]
+    #[arg(long, env = "CONCOURSE_POSTGRES_PORT", default_value_t = 5432, value_name = "PORT")]
     pub postgres_port: u16,
 
     /// Path to a UNIX domain socket directory to connect through instead of TCP.
@@ -108,30 +83,15 @@ pub struct PostgresFlags {
     pub postgres_socket: Option<PathBuf>,
 
     /// The user to sign in as.
-    #[arg(
-        long,
-        env = "CONCOURSE_POSTGRES_USER",
-        default_value = "",
-        value_name = "USER"
-    )]
+    #[arg(long, env = "CONCOURSE_POSTGRES_USER", default_value = "", value_name = "USER")]
     pub postgres_user: String,
 
     /// The user's password.
-    #[arg(
-        long,
-        env = "CONCOURSE_POSTGRES_PASSWORD",
-        default_value = "",
-        value_name = "PASSWORD"
-    )]
+    #[arg(long, env = "CONCOURSE_POSTGRES_PASSWORD", default_value = "", value_name = "PASSWORD")]
     pub postgres_password: String,
 
     /// The name of the database to use.
-    #[arg(
-        long,
-        env = "CONCOURSE_POSTGRES_DATABASE",
-        default_value = "atc",
-        value_name = "NAME"
-    )]
+    #[arg(long, env = "CONCOURSE_POSTGRES_DATABASE", default_value = "atc", value_name = "NAME")]
     pub postgres_database: String,
 
     /// Whether or not to use SSL: disable, require, verify-ca, verify-full.
@@ -167,9 +127,7 @@ fn parse_log_level(value: &str) -> Result<String, String> {
         "debug" | "info" | "warn" | "error" => Ok(value.to_string()),
         // lager's `fatal` is the most severe level Concourse accepts; our nearest is error.
         "fatal" => Ok("error".to_string()),
-        _ => Err(format!(
-            "'{value}' is not one of debug, info, warn, error, fatal"
-        )),
+        _ => Err(format!("'{value}' is not one of debug, info, warn, error, fatal")),
     }
 }
 
@@ -201,10 +159,7 @@ impl ServerFlags {
     /// The server's options, listening on `default_bind_ip` unless `--bind-ip` says otherwise.
     pub fn options(&self, default_bind_ip: IpAddr) -> crate::server::ServerOptions {
         crate::server::ServerOptions {
-            bind: std::net::SocketAddr::new(
-                self.bind_ip.unwrap_or(default_bind_ip),
-                self.bind_port,
-            ),
+            bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),
             external_url: self.external_url.clone(),
             cluster_name: self.cluster_name.clone(),
             local_users: self.auth.add_local_user.clone(),

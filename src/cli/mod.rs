@@ -16,11 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 pub use flags::{PostgresFlags, ServerFlags};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "atc",
-    version,
-    about = "A Concourse-compatible CI server with built-in observability"
-)]
+#[command(name = "atc", version, about = "A Concourse-compatible CI server with built-in observability")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,12 +38,7 @@ enum Command {
 /// variables take precedence over it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigFileFlag {
-    #[arg(
-        long = "config",
-        id = "config_file",
-        env = "CONCOURSE_CONFIG",
-        value_name = "FILE"
-    )]
+    #[arg(long = "config", id = "config_file", env = "CONCOURSE_CONFIG", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
 }
 
@@ -65,18 +56,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = match root
-        .try_get_matches_from(args)
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    let cli = match root.try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
     match cli.command {
@@ -88,10 +72,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
 }
 
 fn run_async(future: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -111,8 +92,5 @@ fn run_async(future: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -50,16 +50,12 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 fn generated_user(data_dir: &Path) -> anyhow::Result<GeneratedUser> {
     let path = data_dir.join("quickstart-user.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text).with_context(|| {
-            format!("{} is damaged; delete it to get a new user", path.display())
-        });
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged; delete it to get a new user", path.display()));
     }
     let mut secret = [0u8; 12];
     rand::rng().fill_bytes(&mut secret);
-    let user = GeneratedUser {
-        username: QUICKSTART_USERNAME.into(),
-        password: URL_SAFE_NO_PAD.encode(secret),
-    };
+    let user = GeneratedUser { username: QUICKSTART_USERNAME.into(), password: URL_SAFE_NO_PAD.encode(secret) };
     write_private(&path, &serde_json::to_string_pretty(&user)?)?;
     Ok(user)
 }
@@ -71,9 +67,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
 }
@@ -90,25 +84,19 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let auth = &mut args.server.auth;
     let generated = if auth.add_local_user.is_empty() && auth.main_team_local_user.is_empty() {
         let user = generated_user(&data_dir)?;
-        auth.add_local_user
-            .push(LocalUser::new(&user.username, &user.password));
+        auth.add_local_user.push(LocalUser::new(&user.username, &user.password));
         auth.main_team_local_user.push(user.username.clone());
         Some(user)
     } else {
         None
     };
     if auth.main_team_local_user.is_empty() {
-        auth.main_team_local_user = auth
-            .add_local_user
-            .iter()
-            .map(|u| u.username.clone())
-            .collect();
+        auth.main_team_local_user = auth.add_local_user.iter().map(|u| u.username.clone()).collect();
     }
 
     let sample = data_dir.join("hello.yml");
     if !sample.exists() {
-        std::fs::write(&sample, SAMPLE_PIPELINE)
-            .with_context(|| format!("cannot write {}", sample.display()))?;
+        std::fs::write(&sample, SAMPLE_PIPELINE).with_context(|| format!("cannot write {}", sample.display()))?;
     }
 
     let db_path = data_dir.join("atc.db");
@@ -130,10 +118,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     };
     println!("try it:");
     println!("  fly -t local login -c {url} -u {username} -p {password}");
-    println!(
-        "  fly -t local set-pipeline -p hello -c {}",
-        sample.display()
-    );
+    println!("  fly -t local set-pipeline -p hello -c {}", sample.display());
     println!("  fly -t local unpause-pipeline -p hello");
     println!("  fly -t local trigger-job -j hello/say-hello --watch");
 

@@ -21,20 +21,14 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     init_logging(&args.server.log_level);
     if args.server.auth.main_team_local_user.is_empty() {
-        bail!(
-            "the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)"
-        );
+        bail!("the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)");
     }
-    let db = crate::db::Db::connect_postgres(&args.postgres.settings())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to PostgreSQL at {}:{} (database '{}')",
-                args.postgres.postgres_host,
-                args.postgres.postgres_port,
-                args.postgres.postgres_database
-            )
-        })?;
+    let db = crate::db::Db::connect_postgres(&args.postgres.settings()).await.with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL at {}:{} (database '{}')",
+            args.postgres.postgres_host, args.postgres.postgres_port, args.postgres.postgres_database
+        )
+    })?;
     let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     server::serve(db, options, server::shutdown_signal()).await
 }

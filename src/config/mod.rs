@@ -16,9 +16,7 @@ impl std::fmt::Display for ParseError {
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Pipeline, ParseError> {
-    serde_saphyr::from_slice(bytes)
-        .map(Pipeline)
-        .map_err(|e| ParseError(e.to_string()))
+    serde_saphyr::from_slice(bytes).map(Pipeline).map_err(|e| ParseError(e.to_string()))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,10 +32,7 @@ pub struct Validation {
 }
 
 pub fn validate(_pipeline: &Pipeline) -> Validation {
-    Validation {
-        errors: vec![],
-        warnings: vec![],
-    }
+    Validation { errors: vec![], warnings: vec![] }
 }
 
 pub fn glob_match(pattern: &str, name: &str) -> bool {

@@ -90,17 +90,13 @@ impl BuildScope {
             BuildScope::Pipeline(id) => ("b.pipeline_id = $1".into(), vec![ScopeBind::Id(*id)]),
             BuildScope::Job(id) => ("b.job_id = $1".into(), vec![ScopeBind::Id(*id)]),
             BuildScope::VisibleTo(teams) => {
-                let placeholders: Vec<String> =
-                    (1..=teams.len()).map(|i| format!("${i}")).collect();
+                let placeholders: Vec<String> = (1..=teams.len()).map(|i| format!("${i}")).collect();
                 let mine = if teams.is_empty() {
                     "FALSE".to_string()
                 } else {
                     format!("t.name IN ({})", placeholders.join(", "))
                 };
-                (
-                    format!("({mine} OR (p.public AND j.public))"),
-                    teams.iter().cloned().map(ScopeBind::Name).collect(),
-                )
+                (format!("({mine} OR (p.public AND j.public))"), teams.iter().cloned().map(ScopeBind::Name).collect())
             }
         }
     }
@@ -131,9 +127,7 @@ impl Db {
         if let (Some(from), Some(to)) = (page.from, page.to)
             && from > to
         {
-            return Err(DbError::Invalid(format!(
-                "invalid range: from {from} is after to {to}"
-            )));
+            return Err(DbError::Invalid(format!("invalid range: from {from} is after to {to}")));
         }
         let (condition, binds) = scope.condition();
         let n = binds.len();
@@ -141,10 +135,7 @@ impl Db {
             (None, None) => (String::new(), false),
             (Some(_), None) => (format!(" AND b.id >= ${}", n + 1), true),
             (None, Some(_)) => (format!(" AND b.id <= ${}", n + 1), false),
-            (Some(_), Some(_)) => (
-                format!(" AND b.id >= ${} AND b.id <= ${}", n + 1, n + 2),
-                true,
-            ),
+            (Some(_), Some(_)) => (format!(" AND b.id >= ${} AND b.id <= ${}", n + 1, n + 2), true),
         };
         let order = if ascending { "ASC" } else { "DESC" };
         let sql = format!(
@@ -171,11 +162,7 @@ impl Db {
             builds.reverse();
         }
         let (Some(newest), Some(oldest)) = (builds.first(), builds.last()) else {
-            return Ok(BuildPage {
-                builds,
-                newer: None,
-                older: None,
-            });
+            return Ok(BuildPage { builds, newer: None, older: None });
         };
         let (newest, oldest) = (newest.id, oldest.id);
         let neighbour = |comparison: &'static str, order: &'static str, edge: i64| {
@@ -198,20 +185,9 @@ impl Db {
                 DbResult::Ok(found)
             }
         };
-        let older = neighbour("<", "DESC", oldest).await?.map(|id| Page {
-            from: None,
-            to: Some(id),
-            limit: page.limit,
-        });
-        let newer = neighbour(">", "ASC", newest).await?.map(|id| Page {
-            from: Some(id),
-            to: None,
-            limit: page.limit,
-        });
-        Ok(BuildPage {
-            builds,
-            newer,
-            older,
-        })
+        let older =
+            neighbour("<", "DESC", oldest).await?.map(|id| Page { from: None, to: Some(id), limit: page.limit });
+        let newer = neighbour(">", "ASC", newest).await?.map(|id| Page { from: Some(id), to: None, limit: page.limit });
+        Ok(BuildPage { builds, newer, older })
     }
 }

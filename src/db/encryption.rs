@@ -36,12 +36,8 @@ pub(super) enum Cipher {
 impl Cipher {
     pub(super) fn new(key: &EncryptionKey) -> Cipher {
         match key.0.len() {
-            16 => Cipher::Aes128(Box::new(
-                Aes128Gcm::new_from_slice(&key.0).expect("16-byte key"),
-            )),
-            _ => Cipher::Aes256(Box::new(
-                Aes256Gcm::new_from_slice(&key.0).expect("32-byte key"),
-            )),
+            16 => Cipher::Aes128(Box::new(Aes128Gcm::new_from_slice(&key.0).expect("16-byte key"))),
+            _ => Cipher::Aes256(Box::new(Aes256Gcm::new_from_slice(&key.0).expect("32-byte key"))),
         }
     }
 
@@ -61,7 +57,8 @@ impl Cipher {
     pub(super) fn decrypt(&self, ciphertext: &str, nonce: &str) -> DbResult<String> {
         let wrong_key = || {
             DbError::Encryption(
-                "cannot decrypt stored configuration: the --encryption-key differs from the one it was written with".into(),
+                "cannot decrypt stored configuration: the --encryption-key differs from the one it was written with"
+                    .into(),
             )
         };
         let sealed = BASE64.decode(ciphertext).map_err(|_| wrong_key())?;

@@ -21,16 +21,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use builds::{Build, BuildPage, BuildScope, NewBuild, Page};
 pub use encryption::EncryptionKey;
 pub use jobs::Job;
-pub use pipelines::{
-    JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline,
-};
+pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
 pub use resources::{Resource, ResourceType};
 pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
@@ -139,10 +135,7 @@ impl Db {
             pool = pool.acquire_timeout(settings.connect_timeout);
         }
         let pool = pool.connect_with(options).await?;
-        Ok(Db {
-            pool: Pool::Postgres(pool),
-            cipher: None,
-        })
+        Ok(Db { pool: Pool::Postgres(pool), cipher: None })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -154,14 +147,8 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        Ok(Db {
-            pool: Pool::Sqlite(pool),
-            cipher: None,
-        })
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Db { pool: Pool::Sqlite(pool), cipher: None })
     }
 
     /// Encrypts configuration written from now on with `key`, and decrypts
@@ -238,9 +225,9 @@ impl Db {
         match (nonce, &self.cipher) {
             (None, _) => Ok(stored),
             (Some(nonce), Some(cipher)) => cipher.decrypt(&stored, &nonce),
-            (Some(_), None) => Err(DbError::Encryption(
-                "configuration is encrypted but no --encryption-key was given".into(),
-            )),
+            (Some(_), None) => {
+                Err(DbError::Encryption("configuration is encrypted but no --encryption-key was given".into()))
+            }
         }
     }
 
@@ -262,18 +249,13 @@ impl Db {
 
 /// Current time as unix seconds, the unit every timestamp column uses.
 pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Maps a unique-constraint violation to [`DbError::AlreadyExists`].
 pub(crate) fn unique_violation(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
     move |err| match &err {
-        sqlx::Error::Database(db_err) if db_err.is_unique_violation() => {
-            DbError::AlreadyExists(what.into())
-        }
+        sqlx::Error::Database(db_err) if db_err.is_unique_violation() => DbError::AlreadyExists(what.into()),
         _ => DbError::Sqlx(err),
     }
 }

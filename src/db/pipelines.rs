@@ -15,10 +15,7 @@ pub struct PipelineRef {
 
 impl PipelineRef {
     pub fn named(name: impl Into<String>) -> PipelineRef {
-        PipelineRef {
-            name: name.into(),
-            instance_vars: String::new(),
-        }
+        PipelineRef { name: name.into(), instance_vars: String::new() }
     }
 }
 
@@ -90,8 +87,7 @@ pub struct SavedPipeline {
     pub config_version: i64,
 }
 
-const PIPELINE_COLUMNS: &str =
-    "p.id, p.team_id, t.name AS team_name, p.name, p.instance_vars, p.ordering,
+const PIPELINE_COLUMNS: &str = "p.id, p.team_id, t.name AS team_name, p.name, p.instance_vars, p.ordering,
     p.config_version, p.groups, p.display, p.paused, p.paused_by, p.paused_at, p.public, p.archived,
     p.last_updated";
 
@@ -231,15 +227,10 @@ impl Db {
         let row: Option<(String, Option<String>, i64)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT config, nonce, config_version FROM pipelines WHERE id = $1"
         ).bind(pipeline_id).fetch_optional(pool).await)?;
-        row.map(|(config, nonce, version)| Ok((self.open(config, nonce)?, version)))
-            .transpose()
+        row.map(|(config, nonce, version)| Ok((self.open(config, nonce)?, version))).transpose()
     }
 
-    pub async fn find_pipeline(
-        &self,
-        team_name: &str,
-        pipeline: &PipelineRef,
-    ) -> DbResult<Option<Pipeline>> {
+    pub async fn find_pipeline(&self, team_name: &str, pipeline: &PipelineRef) -> DbResult<Option<Pipeline>> {
         Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
              WHERE t.name = $1 AND p.name = $2 AND p.instance_vars = $3"
@@ -298,7 +289,7 @@ impl Db {
     pub async fn rename_pipeline(&self, pipeline_id: i64, new_name: &str) -> DbResult<()> {
         on_pool!(self, pool => sqlx::query("UPDATE pipelines SET name = $1, last_updated = $2 WHERE id = $3")
             .bind(new_name).bind(now()).bind(pipeline_id).execute(pool).await.map(|r| r.rows_affected()))
-            .map_err(unique_violation(format!("pipeline '{new_name}'")))?;
+        .map_err(unique_violation(format!("pipeline '{new_name}'")))?;
         Ok(())
     }
 

@@ -107,9 +107,7 @@ impl Db {
         let rows: Vec<ResourceRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {RESOURCE_COLUMNS} FROM resources WHERE pipeline_id = $1 AND active ORDER BY id"
         ))).bind(pipeline_id).fetch_all(pool).await)?;
-        rows.into_iter()
-            .map(|row| self.resource_from_row(row))
-            .collect()
+        rows.into_iter().map(|row| self.resource_from_row(row)).collect()
     }
 
     pub async fn find_resource(&self, pipeline_id: i64, name: &str) -> DbResult<Option<Resource>> {
@@ -124,16 +122,10 @@ impl Db {
         let rows: Vec<ResourceTypeRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {RESOURCE_TYPE_COLUMNS} FROM resource_types WHERE pipeline_id = $1 AND active ORDER BY id"
         ))).bind(pipeline_id).fetch_all(pool).await)?;
-        rows.into_iter()
-            .map(|row| self.resource_type_from_row(row))
-            .collect()
+        rows.into_iter().map(|row| self.resource_type_from_row(row)).collect()
     }
 
-    pub async fn find_resource_type(
-        &self,
-        pipeline_id: i64,
-        name: &str,
-    ) -> DbResult<Option<ResourceType>> {
+    pub async fn find_resource_type(&self, pipeline_id: i64, name: &str) -> DbResult<Option<ResourceType>> {
         let row: Option<ResourceTypeRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {RESOURCE_TYPE_COLUMNS} FROM resource_types WHERE pipeline_id = $1 AND name = $2 AND active"
         ))).bind(pipeline_id).bind(name).fetch_optional(pool).await)?;

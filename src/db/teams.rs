@@ -34,14 +34,9 @@ struct TeamRow {
 
 impl TeamRow {
     fn into_team(self) -> DbResult<Team> {
-        let auth = serde_json::from_str(&self.auth).map_err(|e| {
-            DbError::Invalid(format!("team '{}' has unreadable auth: {e}", self.name))
-        })?;
-        Ok(Team {
-            id: self.id,
-            name: self.name,
-            auth,
-        })
+        let auth = serde_json::from_str(&self.auth)
+            .map_err(|e| DbError::Invalid(format!("team '{}' has unreadable auth: {e}", self.name)))?;
+        Ok(Team { id: self.id, name: self.name, auth })
     }
 }
 

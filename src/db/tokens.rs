@@ -50,10 +50,8 @@ impl Db {
 
     /// Removes expired tokens; returns how many.
     pub async fn delete_expired_access_tokens(&self) -> DbResult<u64> {
-        Ok(
-            on_pool!(self, pool => sqlx::query("DELETE FROM access_tokens WHERE expires_at <= $1")
-            .bind(now()).execute(pool).await.map(|r| r.rows_affected()))?,
-        )
+        Ok(on_pool!(self, pool => sqlx::query("DELETE FROM access_tokens WHERE expires_at <= $1")
+            .bind(now()).execute(pool).await.map(|r| r.rows_affected()))?)
     }
 
     pub async fn record_login(&self, username: &str, connector: &str, sub: &str) -> DbResult<()> {

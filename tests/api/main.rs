@@ -1,0 +1,11 @@
+//! Integration tests: a real server on a loopback port against real SQLite
+//! and PostgreSQL databases, driven over HTTP as `fly` and browsers do.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod db;
+mod pipelines;
+mod roles;
+mod teams;

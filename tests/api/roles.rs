@@ -1,0 +1,211 @@
+//! The role matrix: every route in the route table, called by every kind of
+//! caller, against a private pipeline of team `dev`. What each route needs is
+//! written here independently of the server (Concourse's role map), and the
+//! test fails when the server gains a route this table does not cover.
+
+use std::collections::BTreeMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestServer, server_options};
+
+/// What a route requires, in Concourse's terms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Needs {
+    Anyone,
+    Login,
+    Admin,
+    /// At least this role on the team of the path.
+    Role(u8),
+    /// Viewer, unless the pipeline is public.
+    PipelineRead,
+}
+
+const VIEWER: u8 = 1;
+const OPERATOR: u8 = 2;
+const MEMBER: u8 = 3;
+const OWNER: u8 = 4;
+
+fn expected_requirements() -> BTreeMap<&'static str, Needs> {
+    use Needs::*;
+    BTreeMap::from([
+        ("GetInfo", Anyone),
+        ("GetHealth", Anyone),
+        ("GetUser", Login),
+        ("ListActiveUsersSince", Admin),
+        ("ListTeams", Anyone),
+        ("GetTeam", Role(VIEWER)),
+        ("SetTeam", Role(OWNER)),
+        ("RenameTeam", Role(OWNER)),
+        ("DestroyTeam", Admin),
+        ("ListTeamBuilds", Role(VIEWER)),
+        ("ListAllPipelines", Anyone),
+        ("ListPipelines", Anyone),
+        ("OrderPipelines", Role(MEMBER)),
+        ("GetPipeline", PipelineRead),
+        ("DeletePipeline", Role(MEMBER)),
+        ("PausePipeline", Role(OPERATOR)),
+        ("UnpausePipeline", Role(OPERATOR)),
+        ("ExposePipeline", Role(MEMBER)),
+        ("HidePipeline", Role(MEMBER)),
+        ("RenamePipeline", Role(MEMBER)),
+        ("ArchivePipeline", Role(MEMBER)),
+        ("GetConfig", Role(VIEWER)),
+        ("SaveConfig", Role(MEMBER)),
+        ("ListPipelineBuilds", PipelineRead),
+        ("ListAllJobs", Anyone),
+        ("ListJobs", PipelineRead),
+        ("GetJob", PipelineRead),
+        ("PauseJob", Role(OPERATOR)),
+        ("UnpauseJob", Role(OPERATOR)),
+        ("ListJobBuilds", PipelineRead),
+        ("ListAllResources", Anyone),
+        ("ListResources", PipelineRead),
+        ("GetResource", PipelineRead),
+        ("ListResourceTypes", PipelineRead),
+        ("ListBuilds", Anyone),
+    ])
+}
+
+/// Who calls: a name, their role level on `dev` (0 = none), admin or not, logged in or not.
+struct CallerKind {
+    name: &'static str,
+    level: u8,
+    admin: bool,
+    logged_in: bool,
+}
+
+const CALLERS: [CallerKind; 7] = [
+    CallerKind { name: "admin", level: 0, admin: true, logged_in: true },
+    CallerKind { name: "owner", level: OWNER, admin: false, logged_in: true },
+    CallerKind { name: "member", level: MEMBER, admin: false, logged_in: true },
+    CallerKind { name: "operator", level: OPERATOR, admin: false, logged_in: true },
+    CallerKind { name: "viewer", level: VIEWER, admin: false, logged_in: true },
+    CallerKind { name: "outsider", level: 0, admin: false, logged_in: true },
+    CallerKind { name: "anonymous", level: 0, admin: false, logged_in: false },
+];
+
+fn allowed(needs: Needs, caller: &CallerKind) -> Result<(), StatusCode> {
+    let login = || if caller.logged_in { Ok(()) } else { Err(StatusCode::UNAUTHORIZED) };
+    match needs {
+        Needs::Anyone => Ok(()),
+        Needs::Login => login(),
+        Needs::Admin => login().and(if caller.admin { Ok(()) } else { Err(StatusCode::FORBIDDEN) }),
+        // The matrix's pipeline is private, so reading it takes a viewer.
+        Needs::PipelineRead => allowed(Needs::Role(VIEWER), caller),
+        Needs::Role(level) => {
+            login().and(if caller.admin || caller.level >= level { Ok(()) } else { Err(StatusCode::FORBIDDEN) })
+        }
+    }
+}
+
+const PIPELINE: &str = "resources:\n- name: r\n  type: mock\njobs:\n- name: j\n  plan:\n  - get: r\n";
+
+fn team_auth() -> serde_json::Value {
+    json!({ "auth": {
+        "owner": { "users": ["local:owner"] },
+        "member": { "users": ["local:member"] },
+        "pipeline-operator": { "users": ["local:operator"] },
+        "viewer": { "users": ["local:viewer"] },
+    }})
+}
+
+/// Puts team `dev` with its private pipeline `p` back as the matrix expects.
+async fn reset(server: &TestServer, admin: &str) {
+    let response = server.put_json("/api/v1/teams/dev", Some(admin), &team_auth()).await;
+    assert!(response.status().is_success());
+    let response = server.set_pipeline(admin, "dev", "p", PIPELINE).await;
+    assert!(response.status().is_success(), "reset pipeline: {}", response.status());
+    server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/hide", Some(admin)).send().await.unwrap();
+}
+
+async fn every_route_enforces_its_role(backend: Backend) {
+    let users: Vec<(&str, &str)> =
+        ["owner", "member", "operator", "viewer", "outsider"].iter().map(|u| (*u, "pw")).collect();
+    let server = TestServer::start_with(backend, server_options(&users)).await;
+    let admin = server.admin_token().await;
+    reset(&server, &admin).await;
+    let mut tokens = BTreeMap::new();
+    tokens.insert("admin", admin.clone());
+    for (user, password) in &users {
+        tokens.insert(*user, server.login(user, password).await);
+    }
+
+    let requirements = expected_requirements();
+    let specs = atc::api::routes::route_specs();
+    let served: Vec<&str> = specs.iter().map(|s| s.name).collect();
+    let expected: Vec<&str> = requirements.keys().copied().collect();
+    let mut served_sorted = served.clone();
+    served_sorted.sort();
+    assert_eq!(served_sorted, expected, "the matrix must cover exactly the served routes");
+
+    let mut failures = Vec::new();
+    let mut renames = 0;
+    for spec in &specs {
+        let needs = requirements[spec.name];
+        for caller in &CALLERS {
+            renames += 1;
+            let path = spec
+                .path
+                .replace("{team_name}", "dev")
+                .replace("{pipeline_name}", "p")
+                .replace("{job_name}", "j")
+                .replace("{resource_name}", "r");
+            let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
+            let mut request = server.request(spec.method.clone(), &path, token);
+            request = match spec.name {
+                "SetTeam" => request.json(&team_auth()),
+                "RenameTeam" => request.json(&json!({ "name": format!("dev-{renames}") })),
+                "RenamePipeline" => request.json(&json!({ "name": format!("p-{renames}") })),
+                "OrderPipelines" => request.json(&json!(["p"])),
+                "SaveConfig" => request.header("Content-Type", "application/x-yaml").body(PIPELINE),
+                _ => request,
+            };
+            let status = request.send().await.unwrap().status();
+            let ok = match allowed(needs, caller) {
+                Ok(()) => status.is_success(),
+                Err(expected) => status == expected,
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} {} as {}: got {status}, expected {:?}",
+                    spec.method,
+                    spec.path,
+                    caller.name,
+                    allowed(needs, caller)
+                ));
+            }
+            if spec.method != Method::GET && status.is_success() {
+                reset(&server, &admin).await;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "role matrix failures:\n{}", failures.join("\n"));
+    server.stop().await;
+}
+
+async fn public_pipelines_are_readable_by_anyone(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_token().await;
+    reset(&server, &admin).await;
+    server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/expose", Some(&admin)).send().await.unwrap();
+    let requirements = expected_requirements();
+    for spec in atc::api::routes::route_specs() {
+        if requirements[spec.name] != Needs::PipelineRead {
+            continue;
+        }
+        let path = spec
+            .path
+            .replace("{team_name}", "dev")
+            .replace("{pipeline_name}", "p")
+            .replace("{job_name}", "j")
+            .replace("{resource_name}", "r");
+        let status = server.get(&path, None).await.status();
+        assert!(status.is_success(), "{} on a public pipeline without login: {status}", spec.path);
+    }
+    server.stop().await;
+}
+
+on_both_backends!(every_route_enforces_its_role, public_pipelines_are_readable_by_anyone);

@@ -1,0 +1,191 @@
+//! Shared test harness: real databases of both kinds, a real server on a
+//! loopback port, and an HTTP client that talks to it the way `fly` does.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use atc::auth::LocalUser;
+use atc::db::Db;
+use atc::server::{RunningServer, ServerOptions};
+use serde_json::Value;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::support::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario($crate::support::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
+
+/// A database of the given kind, empty and used by this test alone.
+pub struct TestDb {
+    pub db: Db,
+    /// Keeps the SQLite file alive for as long as the test runs.
+    _dir: Option<tempfile::TempDir>,
+    pub sqlite_path: Option<PathBuf>,
+    pub postgres: Option<atc::db::PostgresSettings>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("atc.db");
+                let db = Db::open_sqlite(&path).await.expect("open sqlite");
+                TestDb { db, _dir: Some(dir), sqlite_path: Some(path), postgres: None }
+            }
+            Backend::Postgres => {
+                let settings = postgres::fresh_database().await;
+                let db = Db::connect_postgres(&settings).await.expect("connect postgres");
+                TestDb { db, _dir: None, sqlite_path: None, postgres: Some(settings) }
+            }
+        }
+    }
+
+    /// A migrated database.
+    pub async fn migrated(backend: Backend) -> TestDb {
+        let test_db = TestDb::new(backend).await;
+        test_db.db.migrate().await.expect("migrate");
+        test_db
+    }
+}
+
+pub const ADMIN: (&str, &str) = ("admin", "admin-password");
+
+/// Options for a server on a random loopback port whose main team is owned
+/// by [`ADMIN`], plus the extra users given.
+pub fn server_options(extra_users: &[(&str, &str)]) -> ServerOptions {
+    let mut local_users = vec![LocalUser::new(ADMIN.0, ADMIN.1)];
+    local_users.extend(extra_users.iter().map(|(u, p)| LocalUser::new(u, p)));
+    ServerOptions {
+        bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        external_url: None,
+        cluster_name: "test".into(),
+        local_users,
+        main_team_users: vec![ADMIN.0.into()],
+        auth_duration: Duration::from_secs(3600),
+        cookie_secure: false,
+        encryption_key: None,
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub url: String,
+    pub server: Option<RunningServer>,
+    pub test_db: TestDb,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        TestServer::start_with(backend, server_options(&[])).await
+    }
+
+    pub async fn start_with(backend: Backend, options: ServerOptions) -> TestServer {
+        let test_db = TestDb::new(backend).await;
+        let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
+        TestServer {
+            url: server.external_url.clone(),
+            server: Some(server),
+            test_db,
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("server stops cleanly");
+        }
+    }
+
+    /// Logs in as `fly login -u -p` does and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self.password_grant(username, password).await;
+        assert_eq!(response.status(), 200, "login as {username} should succeed");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    pub async fn password_grant(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/sky/issuer/token", self.url))
+            .basic_auth("fly", Some("Zmx5"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("scope", "openid profile email federated:id groups"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN.0, ADMIN.1).await
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, token).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Value {
+        let response = self.get(path, token).await;
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    pub async fn put_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::PUT, path, token).json(body).send().await.unwrap()
+    }
+
+    /// `fly set-pipeline`: PUT the YAML config, returning the response.
+    pub async fn set_pipeline(&self, token: &str, team: &str, name: &str, yaml: &str) -> reqwest::Response {
+        self.request(reqwest::Method::PUT, &format!("/api/v1/teams/{team}/pipelines/{name}/config"), Some(token))
+            .header("Content-Type", "application/x-yaml")
+            .body(yaml.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a team whose `role` is held by `user`.
+    pub async fn set_team(&self, admin_token: &str, team: &str, role: &str, user: &str) {
+        let body = serde_json::json!({ "auth": { role: { "users": [format!("local:{user}")], "groups": [] } } });
+        let response = self.put_json(&format!("/api/v1/teams/{team}"), Some(admin_token), &body).await;
+        assert!(response.status().is_success(), "set team {team}: {}", response.status());
+    }
+}
