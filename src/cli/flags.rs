@@ -44,7 +44,7 @@ pub struct ServerFlags {
 #[derive(Debug, Clone, Args)]
 pub struct AuthFlags {
     /// A local user as USERNAME:PASSWORD; the password may be a bcrypt hash. Repeatable, or comma-separated.
-    #[arg(long, env = "CONCOURSE_ADD_LOCAL_USER", value_delimiter = ',', value_parser = LocalUser::parse_flag, value_name = "USERNAME:PASSWORD")]
+    #[arg(long, env = "CONCOURSE_ADD_LOCAL_USER", hide_env_values = true, value_delimiter = ',', value_parser = LocalUser::parse_flag, value_name = "USERNAME:PASSWORD")]
     pub add_local_user: Vec<LocalUser>,
 
     /// A local user who owns the `main` team (and so administers atc). Repeatable, or comma-separated.
@@ -63,7 +63,7 @@ pub struct AuthFlags {
 #[derive(Debug, Clone, Args)]
 pub struct EncryptionFlags {
     /// A 16 or 32 byte key that encrypts pipeline configuration at rest (AES-GCM).
-    #[arg(long, env = "CONCOURSE_ENCRYPTION_KEY", value_parser = EncryptionKey::parse_flag, value_name = "KEY")]
+    #[arg(long, env = "CONCOURSE_ENCRYPTION_KEY", hide_env_values = true, value_parser = EncryptionKey::parse_flag, value_name = "KEY")]
     pub encryption_key: Option<EncryptionKey>,
 }
 
@@ -87,7 +87,13 @@ pub struct PostgresFlags {
     pub postgres_user: String,
 
     /// The user's password.
-    #[arg(long, env = "CONCOURSE_POSTGRES_PASSWORD", default_value = "", value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "CONCOURSE_POSTGRES_PASSWORD",
+        hide_env_values = true,
+        default_value = "",
+        value_name = "PASSWORD"
+    )]
     pub postgres_password: String,
 
     /// The name of the database to use.

@@ -27,18 +27,18 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.supported_db_version {
+        println!("{}", Db::supported_postgres_version());
+        return Ok(());
+    }
     let db = Db::connect_postgres(&args.postgres.settings())
         .await
         .context("cannot connect to PostgreSQL")?
         .with_encryption(args.encryption.encryption_key);
-    if args.supported_db_version {
-        println!("{}", db.supported_version());
-    } else if args.current_db_version {
-        println!("{}", db.current_version().await?);
-    } else {
+    if args.migrate_to_latest_version {
         db.migrate().await?;
-        println!("{}", db.current_version().await?);
     }
+    println!("{}", db.current_version().await?);
     db.close().await;
     Ok(())
 }

@@ -38,6 +38,7 @@ enum Command {
 /// variables take precedence over it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigFileFlag {
+    /// A TOML file of flag values, keyed by flag name (see config.example.toml).
     #[arg(long = "config", id = "config_file", env = "CONCOURSE_CONFIG", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
 }

@@ -202,7 +202,12 @@ impl Db {
 
     /// The newest migration this build of atc knows.
     pub fn supported_version(&self) -> i64 {
-        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+        newest(self.migrator())
+    }
+
+    /// [`Db::supported_version`] for PostgreSQL, without connecting.
+    pub fn supported_postgres_version() -> i64 {
+        newest(&POSTGRES_MIGRATIONS)
     }
 
     pub async fn close(&self) {
@@ -245,6 +250,10 @@ impl Db {
         }
         Ok(())
     }
+}
+
+fn newest(migrator: &sqlx::migrate::Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
 /// Current time as unix seconds, the unit every timestamp column uses.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs that cargo does not fetch. Idempotent:
+# anything already present is left alone. Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_packages=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql-15)
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "installing: ${apt_packages[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, checks
+# formatting and lints, then runs every test. The tests start their own
+# throwaway servers (PostgreSQL, ...) on 127.0.0.1 and stop them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked
