@@ -8,6 +8,7 @@
 
 mod builds;
 mod encryption;
+mod events;
 mod jobs;
 mod pipelines;
 mod resources;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use builds::{Build, BuildPage, BuildScope, NewBuild, Page};
 pub use encryption::EncryptionKey;
+pub use events::StoredEvent;
 pub use jobs::Job;
 pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
 pub use resources::{Resource, ResourceType};

@@ -1,0 +1,5 @@
+//! Running builds: plans, steps, hooks, artifacts and build events.
+
+pub mod event;
+pub mod event_hub;
+pub mod event_log;
