@@ -3,3 +3,4 @@
 pub mod event;
 pub mod event_hub;
 pub mod event_log;
+pub mod plan;
