@@ -3,4 +3,6 @@
 pub mod event;
 pub mod event_hub;
 pub mod event_log;
+pub mod exec;
 pub mod plan;
+pub mod state;
