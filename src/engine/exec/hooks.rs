@@ -36,10 +36,10 @@ pub async fn on_abort(step: &Plan, hook: &Plan, ctx: &StepContext) -> Outcome {
 /// The hook runs when the step errored (a system error, not a failure).
 pub async fn on_error(step: &Plan, hook: &Plan, ctx: &StepContext) -> Outcome {
     let outcome = run(step, ctx).await;
-    if let Outcome::Errored(message) = &outcome {
-        if let Outcome::Errored(hook_message) = ctx.build.hook(&ctx.uncancelled(), "on_error", hook).await {
-            return Outcome::Errored(format!("{message}; on_error hook: {hook_message}"));
-        }
+    if let Outcome::Errored(message) = &outcome
+        && let Outcome::Errored(hook_message) = ctx.build.hook(&ctx.uncancelled(), "on_error", hook).await
+    {
+        return Outcome::Errored(format!("{message}; on_error hook: {hook_message}"));
     }
     outcome
 }
