@@ -10,6 +10,8 @@ mod builds;
 mod encryption;
 mod events;
 mod jobs;
+mod locks;
+mod notifications;
 mod pipelines;
 mod resources;
 mod teams;
@@ -28,12 +30,16 @@ pub use builds::{Build, BuildPage, BuildScope, NewBuild, Page};
 pub use encryption::EncryptionKey;
 pub use events::StoredEvent;
 pub use jobs::Job;
+pub use locks::{LockGuard, LockKind};
+pub use notifications::Channel;
 pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
 pub use resources::{Resource, ResourceType};
 pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
 
 use encryption::Cipher;
+use locks::Locks;
+use notifications::Notifications;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -83,6 +89,8 @@ enum Pool {
 pub struct Db {
     pool: Pool,
     cipher: Option<Arc<Cipher>>,
+    notifications: Arc<Notifications>,
+    locks: Arc<Locks>,
 }
 
 /// How to reach PostgreSQL; built from the `--postgres-*` flags.
@@ -136,8 +144,10 @@ impl Db {
         if !settings.connect_timeout.is_zero() {
             pool = pool.acquire_timeout(settings.connect_timeout);
         }
-        let pool = pool.connect_with(options).await?;
-        Ok(Db { pool: Pool::Postgres(pool), cipher: None })
+        let pool = pool.connect_with(options.clone()).await?;
+        let notifications = Notifications::new();
+        notifications.listen_to_postgres(pool.clone());
+        Ok(Db { pool: Pool::Postgres(pool), cipher: None, notifications, locks: Locks::postgres(options) })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -150,7 +160,12 @@ impl Db {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Db { pool: Pool::Sqlite(pool), cipher: None })
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            cipher: None,
+            notifications: Notifications::new(),
+            locks: Locks::in_process(),
+        })
     }
 
     /// Encrypts configuration written from now on with `key`, and decrypts
@@ -272,6 +287,26 @@ pub(crate) fn unique_violation(what: impl Into<String>) -> impl FnOnce(sqlx::Err
 }
 
 impl Db {
+    /// Wakes whoever listens on `channel`, on every atc node.
+    pub async fn notify(&self, channel: Channel, payload: &str) -> DbResult<()> {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query("SELECT pg_notify($1, $2)").bind(channel.name()).bind(payload).execute(pool).await?;
+            }
+            Pool::Sqlite(_) => self.notifications.deliver(channel, payload),
+        }
+        Ok(())
+    }
+
+    pub fn subscribe(&self, channel: Channel) -> tokio::sync::broadcast::Receiver<String> {
+        self.notifications.subscribe(channel)
+    }
+
+    /// Takes the lock on (`kind`, `id`) unless this or another node holds it.
+    pub async fn try_lock(&self, kind: LockKind, id: i64) -> DbResult<Option<LockGuard>> {
+        self.locks.try_lock(kind, id).await
+    }
+
     /// Checks that the database answers a query.
     pub async fn ping(&self) -> DbResult<()> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;

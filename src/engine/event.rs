@@ -138,7 +138,8 @@ impl BuildEvent {
             | BuildEvent::Start { origin, time } => json!({ "origin": origin, "time": time }),
             BuildEvent::FinishGet { origin, exit_status, version, metadata, time }
             | BuildEvent::FinishPut { origin, exit_status, version, metadata, time } => {
-                let mut data = json!({ "origin": origin, "exit_status": exit_status, "version": version, "time": time });
+                let mut data =
+                    json!({ "origin": origin, "exit_status": exit_status, "version": version, "time": time });
                 if !metadata.is_empty() {
                     data["metadata"] = json!(metadata);
                 }

@@ -85,7 +85,11 @@ impl BuildState {
     }
 
     pub fn across_substeps(&self, plan_id: &str, substeps: Vec<Value>) {
-        self.events.emit(BuildEvent::AcrossSubsteps { origin: Origin::step(plan_id), substeps, time: crate::db::now() });
+        self.events.emit(BuildEvent::AcrossSubsteps {
+            origin: Origin::step(plan_id),
+            substeps,
+            time: crate::db::now(),
+        });
     }
 
     pub fn record_timeout(&self) {

@@ -1,8 +1,10 @@
 //! The database layer on both engines.
 
+use std::time::{Duration, Instant};
+
 use atc::db::{
-    Backend as DbBackend, BuildScope, DbError, EncryptionKey, JobSpec, NewBuild, Page, PipelineRef, PipelineSpec,
-    ResourceSpec, RoleMembers, TeamAuth,
+    Backend as DbBackend, BuildScope, Channel, DbError, EncryptionKey, JobSpec, LockKind, NewBuild, Page, PipelineRef,
+    PipelineSpec, ResourceSpec, RoleMembers, TeamAuth,
 };
 
 use crate::on_both_backends;
@@ -196,7 +198,55 @@ async fn pipelines_reorder(backend: Backend) {
     assert_eq!(db.order_pipelines(team.id, &["zzz".into()]).await.unwrap(), ["zzz"]);
 }
 
+/// A second handle on the same database, as another atc node would have.
+async fn another_node(test_db: &TestDb) -> atc::db::Db {
+    match (&test_db.sqlite_path, &test_db.postgres) {
+        (_, Some(settings)) => atc::db::Db::connect_postgres(settings).await.unwrap(),
+        _ => test_db.db.clone(),
+    }
+}
+
+async fn locks_are_exclusive_across_nodes(backend: Backend) {
+    let test_db = TestDb::migrated(backend).await;
+    let node_a = test_db.db.clone();
+    let node_b = another_node(&test_db).await;
+    let held = node_a.try_lock(LockKind::SchedulingJob, 7).await.unwrap().expect("free lock");
+    assert!(node_a.try_lock(LockKind::SchedulingJob, 7).await.unwrap().is_none(), "not twice on one node");
+    assert!(node_b.try_lock(LockKind::SchedulingJob, 7).await.unwrap().is_none(), "not on another node");
+    assert!(node_b.try_lock(LockKind::CheckingResource, 7).await.unwrap().is_some(), "kinds are separate");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if node_b.try_lock(LockKind::SchedulingJob, 7).await.unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lock was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn notifications_reach_every_node(backend: Backend) {
+    let test_db = TestDb::migrated(backend).await;
+    let node_a = test_db.db.clone();
+    let node_b = another_node(&test_db).await;
+    let mut on_b = node_b.subscribe(Channel::Scheduler);
+    let mut on_a = node_a.subscribe(Channel::Scheduler);
+    // The PostgreSQL listener connects in the background: repeat until heard.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let heard = loop {
+        node_a.notify(Channel::Scheduler, "job-1").await.unwrap();
+        if let Ok(Ok(payload)) = tokio::time::timeout(Duration::from_millis(100), on_b.recv()).await {
+            break payload;
+        }
+        assert!(Instant::now() < deadline, "node b never heard the notification");
+    };
+    assert_eq!(heard, "job-1");
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), on_a.recv()).await.unwrap().unwrap(), "job-1");
+}
+
 on_both_backends!(
+    locks_are_exclusive_across_nodes,
+    notifications_reach_every_node,
     migrations_apply_once_and_report_versions,
     saving_a_config_creates_updates_and_deactivates,
     configs_are_encrypted_at_rest,

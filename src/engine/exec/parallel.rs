@@ -23,9 +23,9 @@ pub async fn sequence(steps: &[Plan], ctx: &StepContext) -> Outcome {
 
 pub async fn in_parallel(plan: &InParallelPlan, ctx: &StepContext) -> Outcome {
     let limit = plan.limit.map(|l| l as usize).filter(|l| *l > 0);
-    concurrently(plan.steps.len(), limit, plan.fail_fast, ctx, |i, ctx| Box::pin(async move {
-        run(&plan.steps[i], &ctx).await
-    }))
+    concurrently(plan.steps.len(), limit, plan.fail_fast, ctx, |i, ctx| {
+        Box::pin(async move { run(&plan.steps[i], &ctx).await })
+    })
     .await
 }
 
@@ -96,7 +96,10 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
             Value::String(all) if all == "all" => limits.push(None),
             Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => limits.push(n.as_u64().map(|n| n as usize)),
             other => {
-                let message = format!("across: max_in_flight of '{}' must be a positive number or \"all\", got {other}", var.name);
+                let message = format!(
+                    "across: max_in_flight of '{}' must be a positive number or \"all\", got {other}",
+                    var.name
+                );
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }
@@ -194,7 +197,12 @@ mod tests {
         let lists = vec![vec![json!(1), json!(2)], vec![json!("a"), json!("b")]];
         assert_eq!(
             cartesian(&lists),
-            vec![vec![json!(1), json!("a")], vec![json!(1), json!("b")], vec![json!(2), json!("a")], vec![json!(2), json!("b")]]
+            vec![
+                vec![json!(1), json!("a")],
+                vec![json!(1), json!("b")],
+                vec![json!(2), json!("a")],
+                vec![json!(2), json!("b")]
+            ]
         );
         assert_eq!(cartesian(&[]), vec![Vec::<serde_json::Value>::new()]);
         assert!(cartesian(&[vec![]]).is_empty());
