@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
+use crate::engine::event_hub::EventHub;
 
 /// Everything the server needs besides its database.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct ServerOptions {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub external_url: String,
+    /// Where build events are fanned out to watchers.
+    pub hub: Arc<EventHub>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -59,7 +62,9 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         format!("http://{}", SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port()))
     });
+    let hub = Arc::new(EventHub::new());
     let state = AppState {
+        hub: hub.clone(),
         tokens: TokenService::new(db.clone(), options.auth_duration),
         db,
         users: Arc::new(LocalUsers::new(options.local_users.clone())),
@@ -75,7 +80,7 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer { addr, external_url, stop, task })
+    Ok(RunningServer { addr, external_url, hub, stop, task })
 }
 
 /// Runs until `shutdown` completes.

@@ -130,8 +130,10 @@ CREATE TABLE builds (
     job_id BIGINT REFERENCES jobs (id) ON DELETE CASCADE,
     resource_id BIGINT REFERENCES resources (id) ON DELETE CASCADE,
     resource_type_id BIGINT REFERENCES resource_types (id) ON DELETE CASCADE,
+    -- The plan to run (may hold secrets: encrypted) and what anyone may see of it.
     plan TEXT,
     nonce TEXT,
+    public_plan TEXT,
     create_time BIGINT NOT NULL,
     start_time BIGINT,
     end_time BIGINT,

@@ -12,7 +12,7 @@ use super::instance_vars;
 use super::routes::{Policy, RouteSpec};
 use crate::auth::roles::User;
 use crate::auth::{Access, Role};
-use crate::db::{Pipeline, PipelineRef, Team};
+use crate::db::{Build, Pipeline, PipelineRef, Team};
 
 pub const AUTH_COOKIE: &str = "skymarshal_auth";
 pub const CSRF_COOKIE: &str = "skymarshal_csrf";
@@ -31,6 +31,10 @@ pub struct Caller {
 /// The team named in the path, resolved by [`authorize`].
 #[derive(Debug, Clone)]
 pub struct TeamScope(pub Team);
+
+/// The build named in the path, resolved by [`authorize`].
+#[derive(Debug, Clone)]
+pub struct BuildScope(pub Build);
 
 /// The pipeline named in the path, resolved by [`authorize`].
 #[derive(Debug, Clone)]
@@ -131,9 +135,15 @@ pub async fn authorize(
     let pipeline_name = param("pipeline_name");
     let query = request.uri().query().map(str::to_string);
 
-    let outcome = check(&state, &spec, &caller, team_name, pipeline_name, query.as_deref()).await;
+    let outcome = match param("build_id") {
+        Some(build_id) => check_build(&state, &spec, &caller, &build_id).await,
+        None => check(&state, &spec, &caller, team_name, pipeline_name, query.as_deref()).await,
+    };
     match outcome {
         Ok(Resolved::Nothing) => {}
+        Ok(Resolved::Build(build)) => {
+            request.extensions_mut().insert(BuildScope(*build));
+        }
         Ok(Resolved::Team(team)) => {
             request.extensions_mut().insert(TeamScope(team));
         }
@@ -148,6 +158,7 @@ pub async fn authorize(
 
 enum Resolved {
     Nothing,
+    Build(Box<Build>),
     Team(Team),
     Pipeline(Box<PipelineScope>),
 }
@@ -192,6 +203,9 @@ async fn check(
         }
         // Decided once the pipeline is known: public pipelines need no login.
         Policy::PipelineRead => {}
+        Policy::BuildRead | Policy::BuildLogsRead | Policy::BuildRole(_) => {
+            return Err(ApiError::Internal(format!("route {} has a build policy but no build in its path", spec.name)));
+        }
     }
 
     let Some(team_name) = team_name else {
@@ -220,4 +234,52 @@ async fn check(
         }
     }
     Ok(Resolved::Pipeline(Box::new(PipelineScope { team, pipeline })))
+}
+
+/// Applies a build policy to the build named in the path.
+async fn check_build(
+    state: &AppState,
+    spec: &RouteSpec,
+    caller: &Caller,
+    build_id: &str,
+) -> Result<Resolved, ApiError> {
+    let access = &caller.access;
+    if caller.presented_invalid_token {
+        return Err(ApiError::Unauthorized);
+    }
+    let id: i64 = build_id.parse().map_err(|_| ApiError::bad_request(format!("'{build_id}' is not a build id")))?;
+    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::not_found(format!("build {id}")))?;
+    let require = |role: Role| {
+        if !access.is_authenticated() {
+            Err(ApiError::Unauthorized)
+        } else if access.has_role(&build.team_name, role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    };
+    match spec.policy {
+        Policy::BuildRole(role) => require(role)?,
+        Policy::BuildRead | Policy::BuildLogsRead => {
+            let public = match build.pipeline_id {
+                Some(pipeline_id) => {
+                    let pipeline_public = state.db.find_pipeline_by_id(pipeline_id).await?.is_some_and(|p| p.public);
+                    let job_public = match (spec.policy, build.job_id, &build.job_name) {
+                        (Policy::BuildRead, _, _) => true,
+                        (_, Some(_), Some(job_name)) => {
+                            state.db.find_job(pipeline_id, job_name).await?.is_some_and(|j| j.public)
+                        }
+                        _ => false,
+                    };
+                    pipeline_public && job_public
+                }
+                None => false,
+            };
+            if !public {
+                require(Role::Viewer)?;
+            }
+        }
+        _ => return Err(ApiError::Internal(format!("route {} names a build but has no build policy", spec.name))),
+    }
+    Ok(Resolved::Build(Box::new(build)))
 }

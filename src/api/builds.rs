@@ -7,11 +7,11 @@ use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::access::{Caller, PipelineScope, TeamScope};
+use super::access::{BuildScope, Caller, PipelineScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
 use super::present;
-use crate::db::{BuildScope, Page};
+use crate::db::{BuildFilter, Page};
 
 pub const DEFAULT_PAGE_LIMIT: i64 = 100;
 
@@ -40,9 +40,9 @@ fn page_from_query(uri: &Uri) -> ApiResult<Page> {
     Ok(page)
 }
 
-async fn list(state: &AppState, scope: BuildScope, uri: &Uri) -> ApiResult<Response> {
+async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
     let page = page_from_query(uri)?;
-    let result = state.db.builds(&scope, page).await?;
+    let result = state.db.builds(&filter, page).await?;
     let base = format!("{}{}", state.settings.external_url, uri.path());
     let builds: Vec<present::Build> = result.builds.iter().map(present::build).collect();
     let mut response = Json(builds).into_response();
@@ -64,12 +64,12 @@ pub async fn list_builds(
     Extension(caller): Extension<Caller>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let scope = if caller.access.is_admin {
-        BuildScope::All
+    let filter = if caller.access.is_admin {
+        BuildFilter::All
     } else {
-        BuildScope::VisibleTo(caller.access.team_roles.keys().cloned().collect())
+        BuildFilter::VisibleTo(caller.access.team_roles.keys().cloned().collect())
     };
-    list(&state, scope, &uri).await
+    list(&state, filter, &uri).await
 }
 
 pub async fn list_team_builds(
@@ -77,7 +77,7 @@ pub async fn list_team_builds(
     Extension(TeamScope(team)): Extension<TeamScope>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    list(&state, BuildScope::Team(team.id), &uri).await
+    list(&state, BuildFilter::Team(team.id), &uri).await
 }
 
 pub async fn list_pipeline_builds(
@@ -85,7 +85,7 @@ pub async fn list_pipeline_builds(
     Extension(scope): Extension<PipelineScope>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    list(&state, BuildScope::Pipeline(scope.pipeline.id), &uri).await
+    list(&state, BuildFilter::Pipeline(scope.pipeline.id), &uri).await
 }
 
 pub async fn list_job_builds(
@@ -99,5 +99,58 @@ pub async fn list_job_builds(
         .find_job(scope.pipeline.id, &job_name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job '{job_name}'")))?;
-    list(&state, BuildScope::Job(job.id), &uri).await
+    list(&state, BuildFilter::Job(job.id), &uri).await
+}
+
+pub async fn get_build(Extension(BuildScope(build)): Extension<BuildScope>) -> Json<present::Build> {
+    Json(present::build(&build))
+}
+
+pub async fn get_build_plan(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let plan = state
+        .db
+        .public_build_plan(build.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("plan of build {}", build.id)))?;
+    let plan: serde_json::Value =
+        serde_json::from_str(&plan).map_err(|e| ApiError::Internal(format!("stored public plan is not JSON: {e}")))?;
+    Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
+}
+
+/// Stops a build: a pending one ends at once, a running one is stopped
+/// (its `on_abort` and `ensure` hooks still run) by whichever node runs it.
+pub async fn abort_build(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<axum::http::StatusCode> {
+    if build.completed {
+        return Ok(axum::http::StatusCode::OK);
+    }
+    if state.db.request_abort(build.id).await? {
+        // It never ran: record the status watchers are waiting for.
+        let events = crate::engine::event_log::EventLog::open(state.db.clone(), state.hub.clone(), build.id).await?;
+        events.emit(crate::engine::event::BuildEvent::Status { status: "aborted".into(), time: crate::db::now() });
+        events.flush().await;
+        state.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
+    } else {
+        state.db.notify(crate::db::Channel::BuildAbort, &build.id.to_string()).await?;
+    }
+    Ok(axum::http::StatusCode::OK)
+}
+
+#[derive(serde::Deserialize)]
+pub struct CommentBody {
+    comment: String,
+}
+
+pub async fn set_build_comment(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+    super::body::JsonBody(body): super::body::JsonBody<CommentBody>,
+) -> ApiResult<axum::http::StatusCode> {
+    state.db.set_build_comment(build.id, &body.comment).await?;
+    Ok(axum::http::StatusCode::OK)
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod body;
+mod build_events;
 mod builds;
 pub mod error;
 mod info;
@@ -29,12 +30,14 @@ use axum::routing::{get, post};
 
 use crate::auth::{LocalUsers, TokenService};
 use crate::db::Db;
+use crate::engine::event_hub::EventHub;
 pub use info::CONCOURSE_VERSION;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub hub: Arc<EventHub>,
     pub tokens: TokenService,
     pub users: Arc<LocalUsers>,
     pub settings: Arc<Settings>,

@@ -5,7 +5,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, put};
 
-use super::{AppState, builds, info, jobs, pipeline_config, pipelines, resources, teams, users};
+use super::{AppState, build_events, builds, info, jobs, pipeline_config, pipelines, resources, teams, users};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -23,6 +23,14 @@ pub enum Policy {
     TeamRole(Role),
     /// Anyone for a public pipeline, else viewers of its team.
     PipelineRead,
+    /// The build in the path: anyone when its pipeline is public, else
+    /// viewers of its team.
+    BuildRead,
+    /// As `BuildRead`, but a public pipeline's build also needs a public job
+    /// (its logs and plan).
+    BuildLogsRead,
+    /// At least this role on the team of the build in the path.
+    BuildRole(Role),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +99,11 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListResourceTypes", Method::GET, p!("/resource-types"), PipelineRead, get(resources::list_resource_types)),
         // Builds
         route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),
+        route("GetBuild", Method::GET, "/api/v1/builds/{build_id}", BuildRead, get(builds::get_build)),
+        route("GetBuildPlan", Method::GET, "/api/v1/builds/{build_id}/plan", BuildLogsRead, get(builds::get_build_plan)),
+        route("BuildEvents", Method::GET, "/api/v1/builds/{build_id}/events", BuildLogsRead, get(build_events::stream_events)),
+        route("AbortBuild", Method::PUT, "/api/v1/builds/{build_id}/abort", BuildRole(PipelineOperator), put(builds::abort_build)),
+        route("SetBuildComment", Method::PUT, "/api/v1/builds/{build_id}/comment", BuildRole(PipelineOperator), put(builds::set_build_comment)),
     ]
 }
 

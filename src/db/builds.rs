@@ -28,6 +28,8 @@ pub struct Build {
     pub rerun_number: i64,
     pub comment: String,
     pub created_by: Option<String>,
+    pub completed: bool,
+    pub aborted: bool,
 }
 
 /// A window of builds by id: `from` and `to` are inclusive bounds.
@@ -48,7 +50,7 @@ pub struct BuildPage {
 
 /// Which builds a listing covers.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BuildScope {
+pub enum BuildFilter {
     All,
     /// Builds of these teams, plus those of public jobs of public pipelines.
     VisibleTo(Vec<String>),
@@ -60,7 +62,8 @@ pub enum BuildScope {
 const BUILD_COLUMNS: &str = "b.id, b.name, b.status, b.team_id, t.name AS team_name, b.pipeline_id,
     p.name AS pipeline_name, p.instance_vars AS pipeline_instance_vars, b.job_id, j.name AS job_name,
     r.name AS resource_name, rt.name AS resource_type_name, b.create_time, b.start_time, b.end_time,
-    b.reap_time, b.rerun_of, rb.name AS rerun_of_name, b.rerun_number, b.comment, b.created_by";
+    b.reap_time, b.rerun_of, rb.name AS rerun_of_name, b.rerun_number, b.comment, b.created_by, b.completed,
+    b.aborted";
 
 const BUILD_JOINS: &str = "FROM builds b
     JOIN teams t ON t.id = b.team_id
@@ -70,50 +73,171 @@ const BUILD_JOINS: &str = "FROM builds b
     LEFT JOIN resource_types rt ON rt.id = b.resource_type_id
     LEFT JOIN builds rb ON rb.id = b.rerun_of";
 
-/// A new build row; the engine fills in plans and statuses later.
+/// A new build row. Without a plan it is `pending` until the scheduler
+/// starts it; with one it is `started` at once (one-off and check builds).
 #[derive(Debug, Clone, Default)]
 pub struct NewBuild {
     pub team_id: i64,
     pub pipeline_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub resource_id: Option<i64>,
+    pub resource_type_id: Option<i64>,
     pub name: String,
     pub manually_triggered: bool,
     pub created_by: Option<String>,
+    pub plan: Option<BuildPlan>,
+    pub span_context: Option<String>,
 }
 
-impl BuildScope {
-    /// The WHERE clause for this scope; its binds start at `$1`.
-    fn condition(&self) -> (String, Vec<ScopeBind>) {
+/// A plan as stored: the private one (encrypted at rest) and its public view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildPlan {
+    pub private: String,
+    pub public: String,
+}
+
+/// The statuses a build ends in.
+pub const FINAL_STATUSES: [&str; 4] = ["succeeded", "failed", "errored", "aborted"];
+
+impl BuildFilter {
+    /// The WHERE clause of this filter; its binds start at `$1`.
+    fn condition(&self) -> (String, Vec<FilterBind>) {
         match self {
-            BuildScope::All => ("TRUE".into(), vec![]),
-            BuildScope::Team(id) => ("b.team_id = $1".into(), vec![ScopeBind::Id(*id)]),
-            BuildScope::Pipeline(id) => ("b.pipeline_id = $1".into(), vec![ScopeBind::Id(*id)]),
-            BuildScope::Job(id) => ("b.job_id = $1".into(), vec![ScopeBind::Id(*id)]),
-            BuildScope::VisibleTo(teams) => {
+            BuildFilter::All => ("TRUE".into(), vec![]),
+            BuildFilter::Team(id) => ("b.team_id = $1".into(), vec![FilterBind::Id(*id)]),
+            BuildFilter::Pipeline(id) => ("b.pipeline_id = $1".into(), vec![FilterBind::Id(*id)]),
+            BuildFilter::Job(id) => ("b.job_id = $1".into(), vec![FilterBind::Id(*id)]),
+            BuildFilter::VisibleTo(teams) => {
                 let placeholders: Vec<String> = (1..=teams.len()).map(|i| format!("${i}")).collect();
                 let mine = if teams.is_empty() {
                     "FALSE".to_string()
                 } else {
                     format!("t.name IN ({})", placeholders.join(", "))
                 };
-                (format!("({mine} OR (p.public AND j.public))"), teams.iter().cloned().map(ScopeBind::Name).collect())
+                (format!("({mine} OR (p.public AND j.public))"), teams.iter().cloned().map(FilterBind::Name).collect())
             }
         }
     }
 }
 
-enum ScopeBind {
+enum FilterBind {
     Id(i64),
     Name(String),
 }
 
 impl Db {
     pub async fn create_build(&self, build: &NewBuild) -> DbResult<i64> {
+        let (plan, nonce, public_plan) = match &build.plan {
+            Some(plan) => {
+                let (sealed, nonce) = self.seal(&plan.private)?;
+                (Some(sealed), nonce, Some(plan.public.clone()))
+            }
+            None => (None, None, None),
+        };
+        let status = if plan.is_some() { "started" } else { "pending" };
         Ok(on_pool!(self, pool => sqlx::query_scalar(
-            "INSERT INTO builds (name, status, team_id, pipeline_id, job_id, create_time, manually_triggered, created_by)
-             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7) RETURNING id"
-        ).bind(&build.name).bind(build.team_id).bind(build.pipeline_id).bind(build.job_id).bind(now())
-        .bind(build.manually_triggered).bind(&build.created_by).fetch_one(pool).await)?)
+            "INSERT INTO builds (name, status, team_id, pipeline_id, job_id, resource_id, resource_type_id,
+                create_time, manually_triggered, created_by, plan, nonce, public_plan, span_context)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
+        ).bind(&build.name).bind(status).bind(build.team_id).bind(build.pipeline_id).bind(build.job_id)
+        .bind(build.resource_id).bind(build.resource_type_id).bind(now()).bind(build.manually_triggered)
+        .bind(&build.created_by).bind(&plan).bind(&nonce).bind(&public_plan).bind(&build.span_context)
+        .fetch_one(pool).await)?)
+    }
+
+    /// Gives a pending build its plan and marks it `started`; false when it
+    /// was no longer pending (aborted meanwhile).
+    pub async fn start_build(&self, id: i64, plan: &BuildPlan) -> DbResult<bool> {
+        let (sealed, nonce) = self.seal(&plan.private)?;
+        let updated = on_pool!(self, pool => sqlx::query(
+            "UPDATE builds SET status = 'started', plan = $1, nonce = $2, public_plan = $3
+             WHERE id = $4 AND status = 'pending'"
+        ).bind(&sealed).bind(&nonce).bind(&plan.public).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(updated > 0)
+    }
+
+    /// Records that the engine began running the build (events follow);
+    /// false when it had ended meanwhile (aborted before it started).
+    pub async fn mark_build_running(&self, id: i64) -> DbResult<bool> {
+        let updated = on_pool!(self, pool => sqlx::query(
+            "UPDATE builds SET start_time = $1 WHERE id = $2 AND start_time IS NULL AND NOT completed"
+        ).bind(now()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(updated > 0)
+    }
+
+    /// Ends a build with one of [`FINAL_STATUSES`]; false if it had already ended.
+    pub async fn finish_build(&self, id: i64, status: &str) -> DbResult<bool> {
+        debug_assert!(FINAL_STATUSES.contains(&status));
+        let updated = on_pool!(self, pool => sqlx::query(
+            "UPDATE builds SET status = $1, end_time = $2, completed = TRUE WHERE id = $3 AND NOT completed"
+        ).bind(status).bind(now()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(updated > 0)
+    }
+
+    /// Asks for a build to stop. A build that had not started ends as
+    /// `aborted` at once (true returned); a running one is stopped by the
+    /// node running it.
+    pub async fn request_abort(&self, id: i64) -> DbResult<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE builds SET aborted = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            let ended = sqlx::query(
+                "UPDATE builds SET status = 'aborted', end_time = $1, completed = TRUE
+                 WHERE id = $2 AND NOT completed AND (status = 'pending' OR start_time IS NULL)"
+            ).bind(now()).bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(ended > 0)
+        })
+    }
+
+    pub async fn is_abort_requested(&self, id: i64) -> DbResult<bool> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT aborted FROM builds WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?
+        .unwrap_or(false))
+    }
+
+    /// Started builds that are not finished: what the build tracker runs.
+    pub async fn started_builds(&self) -> DbResult<Vec<i64>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT id FROM builds WHERE status = 'started' AND NOT completed ORDER BY id"
+        ).fetch_all(pool).await)?)
+    }
+
+    /// Whether the engine had begun running the build (`start_time` set).
+    pub async fn build_was_running(&self, id: i64) -> DbResult<bool> {
+        let start: Option<Option<i64>> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT start_time FROM builds WHERE id = $1"
+        ).bind(id).fetch_optional(pool).await)?;
+        Ok(matches!(start, Some(Some(_))))
+    }
+
+    /// The private plan of a build, decrypted.
+    pub async fn build_plan(&self, id: i64) -> DbResult<Option<String>> {
+        let row: Option<(Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT plan, nonce FROM builds WHERE id = $1"
+        ).bind(id).fetch_optional(pool).await)?;
+        match row {
+            Some((Some(plan), nonce)) => Ok(Some(self.open(plan, nonce)?)),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn public_build_plan(&self, id: i64) -> DbResult<Option<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT public_plan FROM builds WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?
+        .flatten())
+    }
+
+    pub async fn set_build_comment(&self, id: i64, comment: &str) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE builds SET comment = $1 WHERE id = $2")
+            .bind(comment).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn build_span_context(&self, id: i64) -> DbResult<Option<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT span_context FROM builds WHERE id = $1")
+            .bind(id).fetch_optional(pool).await)?
+        .flatten())
     }
 
     pub async fn find_build(&self, id: i64) -> DbResult<Option<Build>> {
@@ -122,14 +246,14 @@ impl Db {
         ))).bind(id).fetch_optional(pool).await)?)
     }
 
-    /// One page of builds in `scope`, newest first.
-    pub async fn builds(&self, scope: &BuildScope, page: Page) -> DbResult<BuildPage> {
+    /// One page of the builds the filter selects, newest first.
+    pub async fn builds(&self, filter: &BuildFilter, page: Page) -> DbResult<BuildPage> {
         if let (Some(from), Some(to)) = (page.from, page.to)
             && from > to
         {
             return Err(DbError::Invalid(format!("invalid range: from {from} is after to {to}")));
         }
-        let (condition, binds) = scope.condition();
+        let (condition, binds) = filter.condition();
         let n = binds.len();
         let (bounds, ascending) = match (page.from, page.to) {
             (None, None) => (String::new(), false),
@@ -146,8 +270,8 @@ impl Db {
             let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()));
             for bind in &binds {
                 query = match bind {
-                    ScopeBind::Id(id) => query.bind(*id),
-                    ScopeBind::Name(name) => query.bind(name.as_str()),
+                    FilterBind::Id(id) => query.bind(*id),
+                    FilterBind::Name(name) => query.bind(name.as_str()),
                 };
             }
             if let Some(from) = page.from {
@@ -176,8 +300,8 @@ impl Db {
                     let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()));
                     for bind in binds {
                         query = match bind {
-                            ScopeBind::Id(id) => query.bind(*id),
-                            ScopeBind::Name(name) => query.bind(name.as_str()),
+                            FilterBind::Id(id) => query.bind(*id),
+                            FilterBind::Name(name) => query.bind(name.as_str()),
                         };
                     }
                     query.bind(edge).fetch_optional(pool).await

@@ -26,7 +26,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use builds::{Build, BuildPage, BuildScope, NewBuild, Page};
+pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
 pub use encryption::EncryptionKey;
 pub use events::StoredEvent;
 pub use jobs::Job;

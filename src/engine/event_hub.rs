@@ -53,6 +53,15 @@ impl EventHub {
         }
     }
 
+    /// Drops the channel of a finished build once nobody but the caller
+    /// watches it (a watcher that subscribed after the build had finished).
+    pub fn release_finished(&self, build_id: i64) {
+        let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if channels.get(&build_id).is_some_and(|sender| sender.receiver_count() <= 1) {
+            channels.remove(&build_id);
+        }
+    }
+
     /// Builds with a channel (someone watching, or events flowing).
     pub fn active_builds(&self) -> usize {
         self.channels.lock().map(|c| c.len()).unwrap_or(0)

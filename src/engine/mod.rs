@@ -5,4 +5,6 @@ pub mod event_hub;
 pub mod event_log;
 pub mod exec;
 pub mod plan;
+pub mod runner;
 pub mod state;
+pub mod tracker;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use atc::db::{
-    Backend as DbBackend, BuildScope, Channel, DbError, EncryptionKey, JobSpec, LockKind, NewBuild, Page, PipelineRef,
+    Backend as DbBackend, BuildFilter, Channel, DbError, EncryptionKey, JobSpec, LockKind, NewBuild, Page, PipelineRef,
     PipelineSpec, ResourceSpec, RoleMembers, TeamAuth,
 };
 
@@ -163,24 +163,24 @@ async fn builds_paginate_by_id(backend: Backend) {
             db.create_build(&NewBuild { team_id: team.id, name: n.to_string(), ..NewBuild::default() }).await.unwrap(),
         );
     }
-    let newest = db.builds(&BuildScope::All, Page { from: None, to: None, limit: 2 }).await.unwrap();
+    let newest = db.builds(&BuildFilter::All, Page { from: None, to: None, limit: 2 }).await.unwrap();
     assert_eq!(newest.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [ids[4], ids[3]]);
     assert_eq!(newest.newer, None);
     let older = newest.older.expect("an older page");
     assert_eq!(older.to, Some(ids[2]));
 
-    let middle = db.builds(&BuildScope::All, older).await.unwrap();
+    let middle = db.builds(&BuildFilter::All, older).await.unwrap();
     assert_eq!(middle.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [ids[2], ids[1]]);
     let newer = middle.newer.expect("a newer page");
     assert_eq!(newer.from, Some(ids[3]));
-    let back = db.builds(&BuildScope::All, newer).await.unwrap();
+    let back = db.builds(&BuildFilter::All, newer).await.unwrap();
     assert_eq!(back.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [ids[4], ids[3]]);
 
-    let last = db.builds(&BuildScope::All, middle.older.unwrap()).await.unwrap();
+    let last = db.builds(&BuildFilter::All, middle.older.unwrap()).await.unwrap();
     assert_eq!(last.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [ids[0]]);
     assert_eq!(last.older, None);
     assert!(matches!(
-        db.builds(&BuildScope::All, Page { from: Some(5), to: Some(1), limit: 2 }).await,
+        db.builds(&BuildFilter::All, Page { from: Some(5), to: Some(1), limit: 2 }).await,
         Err(DbError::Invalid(_))
     ));
 }

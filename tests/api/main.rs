@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod db;
+mod events;
 mod pipelines;
 mod roles;
 mod teams;

@@ -21,6 +21,8 @@ enum Needs {
     Role(u8),
     /// Viewer, unless the pipeline is public.
     PipelineRead,
+    /// Viewer, unless both the pipeline and the build's job are public.
+    PublicJobRead,
 }
 
 const VIEWER: u8 = 1;
@@ -66,6 +68,11 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("GetResource", PipelineRead),
         ("ListResourceTypes", PipelineRead),
         ("ListBuilds", Anyone),
+        ("GetBuild", PipelineRead),
+        ("GetBuildPlan", PublicJobRead),
+        ("BuildEvents", PublicJobRead),
+        ("AbortBuild", Role(OPERATOR)),
+        ("SetBuildComment", Role(OPERATOR)),
     ])
 }
 
@@ -94,7 +101,7 @@ fn allowed(needs: Needs, caller: &CallerKind) -> Result<(), StatusCode> {
         Needs::Login => login(),
         Needs::Admin => login().and(if caller.admin { Ok(()) } else { Err(StatusCode::FORBIDDEN) }),
         // The matrix's pipeline is private, so reading it takes a viewer.
-        Needs::PipelineRead => allowed(Needs::Role(VIEWER), caller),
+        Needs::PipelineRead | Needs::PublicJobRead => allowed(Needs::Role(VIEWER), caller),
         Needs::Role(level) => {
             login().and(if caller.admin || caller.level >= level { Ok(()) } else { Err(StatusCode::FORBIDDEN) })
         }
@@ -119,6 +126,28 @@ async fn reset(server: &TestServer, admin: &str) {
     let response = server.set_pipeline(admin, "dev", "p", PIPELINE).await;
     assert!(response.status().is_success(), "reset pipeline: {}", response.status());
     server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/hide", Some(admin)).send().await.unwrap();
+}
+
+/// A finished build of job `j` (so its event stream ends at once); returns its id.
+async fn finished_build(server: &TestServer) -> i64 {
+    let db = &server.test_db.db;
+    let team = db.find_team("dev").await.unwrap().unwrap();
+    let pipeline = db.find_pipeline("dev", &atc::db::PipelineRef::named("p")).await.unwrap().unwrap();
+    let job = db.find_job(pipeline.id, "j").await.unwrap().unwrap();
+    let plan = r#"{"id":"1","do":[]}"#;
+    let id = db
+        .create_build(&atc::db::NewBuild {
+            team_id: team.id,
+            pipeline_id: Some(pipeline.id),
+            job_id: Some(job.id),
+            name: "1".into(),
+            plan: Some(atc::db::BuildPlan { private: plan.into(), public: plan.into() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    db.finish_build(id, "succeeded").await.unwrap();
+    id
 }
 
 async fn every_route_enforces_its_role(backend: Backend) {
@@ -152,7 +181,8 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{team_name}", "dev")
                 .replace("{pipeline_name}", "p")
                 .replace("{job_name}", "j")
-                .replace("{resource_name}", "r");
+                .replace("{resource_name}", "r")
+                .replace("{build_id}", &finished_build(&server).await.to_string());
             let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
             let mut request = server.request(spec.method.clone(), &path, token);
             request = match spec.name {
@@ -160,6 +190,7 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 "RenameTeam" => request.json(&json!({ "name": format!("dev-{renames}") })),
                 "RenamePipeline" => request.json(&json!({ "name": format!("p-{renames}") })),
                 "OrderPipelines" => request.json(&json!(["p"])),
+                "SetBuildComment" => request.json(&json!({ "comment": "looked at it" })),
                 "SaveConfig" => request.header("Content-Type", "application/x-yaml").body(PIPELINE),
                 _ => request,
             };
@@ -192,18 +223,38 @@ async fn public_pipelines_are_readable_by_anyone(backend: Backend) {
     reset(&server, &admin).await;
     server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/expose", Some(&admin)).send().await.unwrap();
     let requirements = expected_requirements();
-    for spec in atc::api::routes::route_specs() {
-        if requirements[spec.name] != Needs::PipelineRead {
-            continue;
-        }
-        let path = spec
-            .path
-            .replace("{team_name}", "dev")
+    let anonymous_status = |path: String| {
+        let server = &server;
+        async move { server.get(&path, None).await.status() }
+    };
+    let concrete = |path: &str, build: i64| {
+        path.replace("{team_name}", "dev")
             .replace("{pipeline_name}", "p")
             .replace("{job_name}", "j")
-            .replace("{resource_name}", "r");
-        let status = server.get(&path, None).await.status();
-        assert!(status.is_success(), "{} on a public pipeline without login: {status}", spec.path);
+            .replace("{resource_name}", "r")
+            .replace("{build_id}", &build.to_string())
+    };
+    let build = finished_build(&server).await;
+    for spec in atc::api::routes::route_specs() {
+        let status = anonymous_status(concrete(spec.path, build)).await;
+        match requirements[spec.name] {
+            Needs::PipelineRead => {
+                assert!(status.is_success(), "{} on a public pipeline without login: {status}", spec.path)
+            }
+            Needs::PublicJobRead => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{} of a private job needs a login", spec.path)
+            }
+            _ => {}
+        }
+    }
+    // Once the job is public too, its builds' plans and logs are readable.
+    let public_job = PIPELINE.replace("- name: j\n", "- name: j\n  public: true\n");
+    assert!(server.set_pipeline(&admin, "dev", "p", &public_job).await.status().is_success());
+    for spec in atc::api::routes::route_specs() {
+        if requirements[spec.name] == Needs::PublicJobRead {
+            let status = anonymous_status(concrete(spec.path, build)).await;
+            assert!(status.is_success(), "{} of a public job without login: {status}", spec.path);
+        }
     }
     server.stop().await;
 }

@@ -96,6 +96,7 @@ pub fn server_options(extra_users: &[(&str, &str)]) -> ServerOptions {
 /// A running server and a client for it.
 pub struct TestServer {
     pub url: String,
+    pub hub: std::sync::Arc<atc::engine::event_hub::EventHub>,
     pub server: Option<RunningServer>,
     pub test_db: TestDb,
     pub http: reqwest::Client,
@@ -111,6 +112,7 @@ impl TestServer {
         let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
         TestServer {
             url: server.external_url.clone(),
+            hub: server.hub.clone(),
             server: Some(server),
             test_db,
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),

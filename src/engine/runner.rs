@@ -1,0 +1,121 @@
+//! Running one build from its stored plan to its final status.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::event::{BuildEvent, Origin};
+use super::event_hub::{EventHub, HubMessage};
+use super::event_log::EventLog;
+use super::exec::{self, Outcome, StepContext};
+use super::plan::Plan;
+use super::state::{BuildInfo, BuildState, Scope};
+use crate::db::{Build, Channel, Db, DbResult};
+use crate::runtime::Runtime;
+
+/// What every build run needs from the engine.
+pub struct RunnerContext {
+    pub db: Db,
+    pub runtime: Arc<dyn Runtime>,
+    pub hub: Arc<EventHub>,
+    pub external_url: String,
+}
+
+/// The status a build ends with, given how its plan ended.
+pub fn final_status(outcome: &Outcome, aborted: bool) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed => "failed",
+        Outcome::Errored(_) => "errored",
+        Outcome::Interrupted if aborted => "aborted",
+        Outcome::Interrupted => "errored",
+    }
+}
+
+pub fn build_info(build: &Build, external_url: &str) -> BuildInfo {
+    BuildInfo {
+        id: build.id,
+        name: build.name.clone(),
+        team_id: build.team_id,
+        team_name: build.team_name.clone(),
+        pipeline_id: build.pipeline_id,
+        pipeline_name: build.pipeline_name.clone(),
+        pipeline_instance_vars: build.pipeline_instance_vars.clone().filter(|v| !v.is_empty()),
+        job_id: build.job_id,
+        job_name: build.job_name.clone(),
+        created_by: build.created_by.clone(),
+        external_url: external_url.to_string(),
+    }
+}
+
+/// Runs a started build. `abort` stops it as aborted; `shutdown` stops it
+/// as errored (atc is going away). Returns the final status.
+pub async fn run_build(
+    ctx: &RunnerContext,
+    build: Build,
+    abort: CancellationToken,
+    shutdown: CancellationToken,
+) -> DbResult<&'static str> {
+    if !ctx.db.mark_build_running(build.id).await? {
+        return Ok("aborted");
+    }
+    let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), build.id).await?;
+    events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
+
+    let plan = match ctx.db.build_plan(build.id).await? {
+        Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
+        None => Err("the build has no plan".to_string()),
+    };
+    let state = Arc::new(BuildState::new(
+        build_info(&build, &ctx.external_url),
+        ctx.db.clone(),
+        ctx.runtime.clone(),
+        events.clone(),
+    ));
+    let outcome = match plan {
+        Ok(plan) => {
+            let cancel = CancellationToken::new();
+            let stop = cancel.clone();
+            let build_abort = state.abort.clone();
+            let watcher = tokio::spawn(async move {
+                tokio::select! {
+                    _ = abort.cancelled() => build_abort.cancel(),
+                    _ = shutdown.cancelled() => {}
+                }
+                stop.cancel();
+            });
+            let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root() };
+            let outcome = exec::run(&plan, &step_ctx).await;
+            watcher.abort();
+            if outcome == Outcome::Interrupted && !state.is_aborted() {
+                state.step_error(&plan.id, "atc stopped while this build was running; its steps were stopped");
+            }
+            outcome
+        }
+        Err(message) => {
+            events.emit(BuildEvent::Error {
+                origin: Origin::default(),
+                message: message.clone(),
+                time: crate::db::now(),
+            });
+            Outcome::Errored(message)
+        }
+    };
+
+    let status = final_status(&outcome, state.is_aborted());
+    finish(&ctx.db, &ctx.hub, &events, &build, status).await?;
+    Ok(status)
+}
+
+/// Records the final status: last event, the build row, then watchers and
+/// the scheduler (a finished build can satisfy `passed` or free a slot).
+pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, status: &str) -> DbResult<()> {
+    events.emit(BuildEvent::Status { status: status.to_string(), time: crate::db::now() });
+    events.flush().await;
+    db.finish_build(build.id, status).await?;
+    hub.publish(build.id, HubMessage::Finished);
+    if build.job_id.is_some() {
+        db.notify(Channel::Scheduler, &build.job_id.unwrap_or_default().to_string()).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The build tracker component: runs every started build exactly once
+//! across atc nodes (a lock per build), stops builds when asked, and ends
+//! builds orphaned by an atc that died while running them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::event::{BuildEvent, Origin};
+use super::event_log::EventLog;
+use super::runner::{self, RunnerContext};
+use crate::db::{Channel, DbResult, LockKind};
+
+pub struct BuildTracker {
+    ctx: RunnerContext,
+    /// Abort tokens of the builds this node runs.
+    running: Mutex<HashMap<i64, CancellationToken>>,
+    shutdown: CancellationToken,
+    interval: Duration,
+}
+
+impl BuildTracker {
+    pub fn new(ctx: RunnerContext, interval: Duration) -> Arc<BuildTracker> {
+        Arc::new(BuildTracker {
+            ctx,
+            running: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            interval,
+        })
+    }
+
+    /// Runs the component until [`BuildTracker::stop`]: on its interval and
+    /// whenever a build is ready or an abort is requested.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let tracker = self.clone();
+        let mut ready = tracker.ctx.db.subscribe(Channel::BuildTracker);
+        let mut aborts = tracker.ctx.db.subscribe(Channel::BuildAbort);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(tracker.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tracker.shutdown.cancelled() => break,
+                    _ = ticker.tick() => {}
+                    _ = ready.recv() => {}
+                    abort = aborts.recv() => {
+                        if let Ok(id) = abort.unwrap_or_default().parse::<i64>() {
+                            tracker.abort_if_running(id);
+                        }
+                        continue;
+                    }
+                }
+                if let Err(err) = tracker.tick().await {
+                    tracing::warn!(error = %err, "build tracker tick failed");
+                }
+            }
+        })
+    }
+
+    /// Stops the component and the builds it runs (they end as errored).
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn abort_if_running(&self, id: i64) {
+        if let Some(token) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            token.cancel();
+        }
+    }
+
+    /// Starts every started build no node is running.
+    pub async fn tick(self: &Arc<Self>) -> DbResult<()> {
+        for id in self.ctx.db.started_builds().await? {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            if self.running.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+                continue;
+            }
+            let Some(lock) = self.ctx.db.try_lock(LockKind::TrackingBuild, id).await? else { continue };
+            let Some(build) = self.ctx.db.find_build(id).await? else { continue };
+            if build.completed {
+                continue;
+            }
+            if self.ctx.db.build_was_running(id).await? {
+                // It began on a node that is gone (it held this lock).
+                self.end_orphan(&build).await?;
+                continue;
+            }
+            let abort = CancellationToken::new();
+            if build.aborted {
+                abort.cancel();
+            }
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, abort.clone());
+            let tracker = self.clone();
+            tokio::spawn(async move {
+                let _lock = lock;
+                if let Err(err) = runner::run_build(&tracker.ctx, build, abort, tracker.shutdown.clone()).await {
+                    tracing::error!(build_id = id, error = %err, "build run failed");
+                }
+                tracker.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            });
+        }
+        Ok(())
+    }
+
+    async fn end_orphan(&self, build: &crate::db::Build) -> DbResult<()> {
+        let events = EventLog::open(self.ctx.db.clone(), self.ctx.hub.clone(), build.id).await?;
+        events.emit(BuildEvent::Error {
+            origin: Origin::default(),
+            message: "atc restarted while this build was running; the build cannot be resumed".into(),
+            time: crate::db::now(),
+        });
+        runner::finish(&self.ctx.db, &self.ctx.hub, &events, build, "errored").await
+    }
+}
