@@ -64,6 +64,7 @@ CREATE TABLE jobs (
     build_number_seq BIGINT NOT NULL DEFAULT 0,
     first_logged_build_id BIGINT NOT NULL DEFAULT 0,
     has_new_inputs BOOLEAN NOT NULL DEFAULT FALSE,
+    inputs_resolve_error TEXT,
     schedule_requested BIGINT NOT NULL DEFAULT 0,
     last_scheduled BIGINT NOT NULL DEFAULT 0,
     UNIQUE (pipeline_id, name)
@@ -79,7 +80,7 @@ CREATE TABLE resources (
     active BOOLEAN NOT NULL DEFAULT TRUE,
     -- The source a version history belongs to: changing `source` starts a new history.
     config_hash TEXT NOT NULL,
-    api_pinned_version TEXT,
+    api_pinned_version_id BIGINT,
     pin_comment TEXT NOT NULL DEFAULT '',
     last_check_start BIGINT NOT NULL DEFAULT 0,
     last_check_end BIGINT NOT NULL DEFAULT 0,
@@ -161,4 +162,44 @@ CREATE TABLE build_events (
     version TEXT NOT NULL,
     payload TEXT NOT NULL,
     PRIMARY KEY (build_id, event_id)
+);
+
+-- The versions a build used (inputs) and produced (outputs).
+CREATE TABLE build_inputs (
+    build_id BIGINT NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    resource_id BIGINT NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    version_id BIGINT NOT NULL REFERENCES resource_versions (id) ON DELETE CASCADE,
+    first_occurrence BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (build_id, name)
+);
+CREATE INDEX build_inputs_version ON build_inputs (version_id);
+
+CREATE TABLE build_outputs (
+    build_id BIGINT NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    resource_id BIGINT NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    version_id BIGINT NOT NULL REFERENCES resource_versions (id) ON DELETE CASCADE,
+    PRIMARY KEY (build_id, name, version_id)
+);
+CREATE INDEX build_outputs_version ON build_outputs (version_id);
+
+-- What the scheduler last resolved for each job's inputs.
+CREATE TABLE next_build_inputs (
+    job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    resource_id BIGINT NOT NULL REFERENCES resources (id) ON DELETE CASCADE,
+    version_id BIGINT NOT NULL REFERENCES resource_versions (id) ON DELETE CASCADE,
+    first_occurrence BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (job_id, name)
+);
+
+-- Files uploaded for one-off builds (fly execute) and their outputs.
+CREATE TABLE artifacts (
+    id BIGSERIAL PRIMARY KEY,
+    team_id BIGINT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+    build_id BIGINT REFERENCES builds (id) ON DELETE CASCADE,
+    name TEXT NOT NULL DEFAULT '',
+    handle TEXT NOT NULL,
+    created_at BIGINT NOT NULL
 );

@@ -3,58 +3,36 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::access::{BuildScope, Caller, PipelineScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
-use super::present;
+use super::{pagination, present};
 use crate::db::{BuildFilter, Page};
 
-pub const DEFAULT_PAGE_LIMIT: i64 = 100;
-
-/// Reads `from`, `to` and `limit`; anything unparsable is a 400 naming it.
-fn page_from_query(uri: &Uri) -> ApiResult<Page> {
-    let mut page = Page { from: None, to: None, limit: DEFAULT_PAGE_LIMIT };
-    for (key, value) in form_pairs(uri.query().unwrap_or("")) {
-        let number =
-            || {
-                value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::bad_request(format!("'{key}' must be a non-negative integer, got '{value}'"))
-                })
-            };
-        match key.as_str() {
-            "from" => page.from = Some(number()?),
-            "to" => page.to = Some(number()?),
-            "limit" => page.limit = Some(number()?).filter(|n| *n > 0).unwrap_or(DEFAULT_PAGE_LIMIT),
-            "timestamps" => {
-                return Err(ApiError::bad_request(
-                    "paginating builds by timestamps is not supported; use build ids in 'from' and 'to'",
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(page)
-}
-
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
-    let page = page_from_query(uri)?;
+    let query = pagination::page_query(uri)?;
+    if form_pairs(uri.query().unwrap_or("")).iter().any(|(key, _)| key == "timestamps") {
+        return Err(ApiError::bad_request(
+            "paginating builds by timestamps is not supported; use build ids in 'from' and 'to'",
+        ));
+    }
+    let page = Page { from: query.from, to: query.to, limit: query.limit };
     let result = state.db.builds(&filter, page).await?;
-    let base = format!("{}{}", state.settings.external_url, uri.path());
     let builds: Vec<present::Build> = result.builds.iter().map(present::build).collect();
     let mut response = Json(builds).into_response();
-    let links = [
-        result.older.map(|p| format!("<{base}?to={}&limit={}>; rel=\"next\"", p.to.unwrap_or(0), p.limit)),
-        result.newer.map(|p| format!("<{base}?from={}&limit={}>; rel=\"previous\"", p.from.unwrap_or(0), p.limit)),
-    ];
-    for link in links.into_iter().flatten() {
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().append(header::LINK, value);
-        }
-    }
+    let base = format!("{}{}", state.settings.external_url, uri.path());
+    pagination::add_links(
+        &mut response,
+        &base,
+        result.older.and_then(|p| p.to),
+        result.newer.and_then(|p| p.from),
+        page.limit,
+        "",
+    );
     Ok(response)
 }
 

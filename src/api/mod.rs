@@ -10,6 +10,7 @@ mod info;
 mod instance_vars;
 mod jobs;
 mod names;
+mod pagination;
 mod pipeline_config;
 mod pipelines;
 mod present;
@@ -18,6 +19,7 @@ pub mod routes;
 mod sky;
 mod teams;
 mod users;
+mod versions;
 
 use std::sync::Arc;
 

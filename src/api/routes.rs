@@ -5,7 +5,9 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, put};
 
-use super::{AppState, build_events, builds, info, jobs, pipeline_config, pipelines, resources, teams, users};
+use super::{
+    AppState, build_events, builds, info, jobs, pipeline_config, pipelines, resources, teams, users, versions,
+};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -96,6 +98,15 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListAllResources", Method::GET, "/api/v1/resources", Anyone, get(resources::list_all_resources)),
         route("ListResources", Method::GET, p!("/resources"), PipelineRead, get(resources::list_resources)),
         route("GetResource", Method::GET, p!("/resources/{resource_name}"), PipelineRead, get(resources::get_resource)),
+        route("ListResourceVersions", Method::GET, p!("/resources/{resource_name}/versions"), PipelineRead, get(versions::list_versions)),
+        route("GetResourceVersion", Method::GET, p!("/resources/{resource_name}/versions/{version_id}"), PipelineRead, get(versions::get_version)),
+        route("EnableResourceVersion", Method::PUT, p!("/resources/{resource_name}/versions/{version_id}/enable"), TeamRole(PipelineOperator), put(versions::enable_version)),
+        route("DisableResourceVersion", Method::PUT, p!("/resources/{resource_name}/versions/{version_id}/disable"), TeamRole(PipelineOperator), put(versions::disable_version)),
+        route("PinResourceVersion", Method::PUT, p!("/resources/{resource_name}/versions/{version_id}/pin"), TeamRole(PipelineOperator), put(versions::pin_version)),
+        route("UnpinResource", Method::PUT, p!("/resources/{resource_name}/unpin"), TeamRole(PipelineOperator), put(versions::unpin_resource)),
+        route("SetPinCommentOnResource", Method::PUT, p!("/resources/{resource_name}/pin_comment"), TeamRole(PipelineOperator), put(versions::set_pin_comment)),
+        route("ListBuildsWithVersionAsInput", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/input_to"), PipelineRead, get(versions::input_to)),
+        route("ListBuildsWithVersionAsOutput", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/output_of"), PipelineRead, get(versions::output_of)),
         route("ListResourceTypes", Method::GET, p!("/resource-types"), PipelineRead, get(resources::list_resource_types)),
         // Builds
         route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),

@@ -59,13 +59,13 @@ pub enum BuildFilter {
     Job(i64),
 }
 
-const BUILD_COLUMNS: &str = "b.id, b.name, b.status, b.team_id, t.name AS team_name, b.pipeline_id,
+pub(super) const BUILD_COLUMNS: &str = "b.id, b.name, b.status, b.team_id, t.name AS team_name, b.pipeline_id,
     p.name AS pipeline_name, p.instance_vars AS pipeline_instance_vars, b.job_id, j.name AS job_name,
     r.name AS resource_name, rt.name AS resource_type_name, b.create_time, b.start_time, b.end_time,
     b.reap_time, b.rerun_of, rb.name AS rerun_of_name, b.rerun_number, b.comment, b.created_by, b.completed,
     b.aborted";
 
-const BUILD_JOINS: &str = "FROM builds b
+pub(super) const BUILD_JOINS: &str = "FROM builds b
     JOIN teams t ON t.id = b.team_id
     LEFT JOIN pipelines p ON p.id = b.pipeline_id
     LEFT JOIN jobs j ON j.id = b.job_id

@@ -6,6 +6,7 @@
 //! whichever pool is open through [`on_pool!`]; only the DDL in
 //! `migrations/{postgres,sqlite}` differs.
 
+mod build_io;
 mod builds;
 mod encryption;
 mod events;
@@ -16,6 +17,7 @@ mod pipelines;
 mod resources;
 mod teams;
 mod tokens;
+mod versions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,6 +28,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use build_io::{BuildVersion, NextInput};
 pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
 pub use encryption::EncryptionKey;
 pub use events::StoredEvent;
@@ -36,6 +39,7 @@ pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, 
 pub use resources::{Resource, ResourceType};
 pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
+pub use versions::{ResourceVersion, VersionList, VersionOwner, VersionPage, version_digest};
 
 use encryption::Cipher;
 use locks::Locks;

@@ -13,7 +13,9 @@ pub struct Resource {
     /// The resource's configuration as JSON.
     pub config: String,
     pub config_hash: String,
+    /// The version pinned through the API (`fly pin-resource`), and its id.
     pub api_pinned_version: Option<String>,
+    pub api_pinned_version_id: Option<i64>,
     pub pin_comment: String,
     pub last_check_start: i64,
     pub last_check_end: i64,
@@ -45,6 +47,7 @@ struct ResourceRow {
     nonce: Option<String>,
     config_hash: String,
     api_pinned_version: Option<String>,
+    api_pinned_version_id: Option<i64>,
     pin_comment: String,
     last_check_start: i64,
     last_check_end: i64,
@@ -67,7 +70,8 @@ struct ResourceTypeRow {
 }
 
 const RESOURCE_COLUMNS: &str = "id, pipeline_id, name, type, config, nonce, config_hash,
-    api_pinned_version, pin_comment, last_check_start, last_check_end, check_error";
+    (SELECT v.version FROM resource_versions v WHERE v.id = resources.api_pinned_version_id) AS api_pinned_version,
+    api_pinned_version_id, pin_comment, last_check_start, last_check_end, check_error";
 const RESOURCE_TYPE_COLUMNS: &str = "id, pipeline_id, name, type, config, nonce, config_hash,
     last_check_start, last_check_end, check_error";
 
@@ -81,6 +85,7 @@ impl Db {
             type_: row.type_,
             config_hash: row.config_hash,
             api_pinned_version: row.api_pinned_version,
+            api_pinned_version_id: row.api_pinned_version_id,
             pin_comment: row.pin_comment,
             last_check_start: row.last_check_start,
             last_check_end: row.last_check_end,

@@ -10,3 +10,4 @@ mod events;
 mod pipelines;
 mod roles;
 mod teams;
+mod versions;

@@ -67,6 +67,15 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("ListResources", PipelineRead),
         ("GetResource", PipelineRead),
         ("ListResourceTypes", PipelineRead),
+        ("ListResourceVersions", PipelineRead),
+        ("GetResourceVersion", PipelineRead),
+        ("EnableResourceVersion", Role(OPERATOR)),
+        ("DisableResourceVersion", Role(OPERATOR)),
+        ("PinResourceVersion", Role(OPERATOR)),
+        ("UnpinResource", Role(OPERATOR)),
+        ("SetPinCommentOnResource", Role(OPERATOR)),
+        ("ListBuildsWithVersionAsInput", PipelineRead),
+        ("ListBuildsWithVersionAsOutput", PipelineRead),
         ("ListBuilds", Anyone),
         ("GetBuild", PipelineRead),
         ("GetBuildPlan", PublicJobRead),
@@ -128,6 +137,23 @@ async fn reset(server: &TestServer, admin: &str) {
     server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/hide", Some(admin)).send().await.unwrap();
 }
 
+/// A version of resource `r`; returns its id.
+async fn a_version(server: &TestServer) -> i64 {
+    let db = &server.test_db.db;
+    let pipeline = db.find_pipeline("dev", &atc::db::PipelineRef::named("p")).await.unwrap().unwrap();
+    let resource = db.find_resource(pipeline.id, "r").await.unwrap().unwrap();
+    let ids = db
+        .save_versions(
+            atc::db::VersionOwner::Resource(resource.id),
+            &resource.config_hash,
+            &[(json!({"v": "1"}), json!([]))],
+            None,
+        )
+        .await
+        .unwrap();
+    ids[0]
+}
+
 /// A finished build of job `j` (so its event stream ends at once); returns its id.
 async fn finished_build(server: &TestServer) -> i64 {
     let db = &server.test_db.db;
@@ -182,7 +208,8 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{pipeline_name}", "p")
                 .replace("{job_name}", "j")
                 .replace("{resource_name}", "r")
-                .replace("{build_id}", &finished_build(&server).await.to_string());
+                .replace("{build_id}", &finished_build(&server).await.to_string())
+                .replace("{version_id}", &a_version(&server).await.to_string());
             let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
             let mut request = server.request(spec.method.clone(), &path, token);
             request = match spec.name {
@@ -191,6 +218,7 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 "RenamePipeline" => request.json(&json!({ "name": format!("p-{renames}") })),
                 "OrderPipelines" => request.json(&json!(["p"])),
                 "SetBuildComment" => request.json(&json!({ "comment": "looked at it" })),
+                "SetPinCommentOnResource" => request.json(&json!({ "pin_comment": "pinned for a reason" })),
                 "SaveConfig" => request.header("Content-Type", "application/x-yaml").body(PIPELINE),
                 _ => request,
             };
@@ -227,12 +255,14 @@ async fn public_pipelines_are_readable_by_anyone(backend: Backend) {
         let server = &server;
         async move { server.get(&path, None).await.status() }
     };
+    let version = a_version(&server).await;
     let concrete = |path: &str, build: i64| {
         path.replace("{team_name}", "dev")
             .replace("{pipeline_name}", "p")
             .replace("{job_name}", "j")
             .replace("{resource_name}", "r")
             .replace("{build_id}", &build.to_string())
+            .replace("{version_id}", &version.to_string())
     };
     let build = finished_build(&server).await;
     for spec in atc::api::routes::route_specs() {

@@ -1,0 +1,238 @@
+//! Versions of resources and resource types, in the order checks found
+//! them, with what builds used and produced them.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Db, DbResult, now, on_pool};
+
+/// Whose versions: a resource's or a resource type's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOwner {
+    Resource(i64),
+    ResourceType(i64),
+}
+
+impl VersionOwner {
+    fn column(self) -> &'static str {
+        match self {
+            VersionOwner::Resource(_) => "resource_id",
+            VersionOwner::ResourceType(_) => "resource_type_id",
+        }
+    }
+
+    fn id(self) -> i64 {
+        match self {
+            VersionOwner::Resource(id) | VersionOwner::ResourceType(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ResourceVersion {
+    pub id: i64,
+    /// The version as JSON (`{"ref":"abc"}`).
+    pub version: String,
+    /// `[{"name":..,"value":..}]`.
+    pub metadata: String,
+    pub check_order: i64,
+    pub enabled: bool,
+    pub span_context: Option<String>,
+}
+
+/// A window of versions by id, as the API pages them (`from`/`to` inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionPage {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: i64,
+}
+
+/// Versions newest first, with the ids that start the next pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionList {
+    pub versions: Vec<ResourceVersion>,
+    /// Id of the newest version of the older page, if any.
+    pub older: Option<i64>,
+    /// Id of the oldest version of the newer page, if any.
+    pub newer: Option<i64>,
+}
+
+/// Identifies a version by content, whatever the key order of its JSON.
+pub fn version_digest(version: &Value) -> String {
+    // serde_json's maps are ordered by key, so equal versions print equally.
+    let canonical = serde_json::to_string(version).unwrap_or_default();
+    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const VERSION_COLUMNS: &str = "id, version, metadata, check_order, enabled, span_context";
+
+impl Db {
+    /// Saves versions in the order given (oldest first): each one, new or
+    /// seen before, becomes newer than every version before it, as a check
+    /// reports them. Returns their ids in the same order.
+    pub async fn save_versions(
+        &self,
+        owner: VersionOwner,
+        config_hash: &str,
+        versions: &[(Value, Value)],
+        span_context: Option<&str>,
+    ) -> DbResult<Vec<i64>> {
+        let column = owner.column();
+        let now = now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut ids = Vec::with_capacity(versions.len());
+            for (version, metadata) in versions {
+                let digest = version_digest(version);
+                let newest: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, check_order FROM resource_versions WHERE {column} = $1 AND config_hash = $2
+                     ORDER BY check_order DESC LIMIT 1"
+                ))).bind(owner.id()).bind(config_hash).fetch_optional(&mut *tx).await?;
+                let existing: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT id FROM resource_versions WHERE {column} = $1 AND config_hash = $2 AND version_digest = $3"
+                ))).bind(owner.id()).bind(config_hash).bind(&digest).fetch_optional(&mut *tx).await?;
+                let next_order = newest.map_or(1, |(_, order)| order + 1);
+                let id = match existing {
+                    Some(id) => {
+                        if newest.map(|(newest_id, _)| newest_id) != Some(id) {
+                            sqlx::query("UPDATE resource_versions SET check_order = $1, metadata = $2 WHERE id = $3")
+                                .bind(next_order).bind(metadata.to_string()).bind(id).execute(&mut *tx).await?;
+                        } else {
+                            sqlx::query("UPDATE resource_versions SET metadata = $1 WHERE id = $2")
+                                .bind(metadata.to_string()).bind(id).execute(&mut *tx).await?;
+                        }
+                        id
+                    }
+                    None => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO resource_versions ({column}, config_hash, version, version_digest, metadata,
+                            check_order, span_context, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+                    ))).bind(owner.id()).bind(config_hash).bind(version.to_string()).bind(&digest)
+                    .bind(metadata.to_string()).bind(next_order).bind(span_context).bind(now)
+                    .fetch_one(&mut *tx).await?,
+                };
+                ids.push(id);
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
+    }
+
+    /// The newest version of the current history.
+    pub async fn latest_version(&self, owner: VersionOwner, config_hash: &str) -> DbResult<Option<ResourceVersion>> {
+        let column = owner.column();
+        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE {column} = $1 AND config_hash = $2
+             ORDER BY check_order DESC LIMIT 1"
+        ))).bind(owner.id()).bind(config_hash).fetch_optional(pool).await)?)
+    }
+
+    pub async fn find_version(&self, owner: VersionOwner, version_id: i64) -> DbResult<Option<ResourceVersion>> {
+        let column = owner.column();
+        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE {column} = $1 AND id = $2"
+        ))).bind(owner.id()).bind(version_id).fetch_optional(pool).await)?)
+    }
+
+    /// The version with this content in the current history.
+    pub async fn find_version_by_content(
+        &self,
+        owner: VersionOwner,
+        config_hash: &str,
+        version: &Value,
+    ) -> DbResult<Option<ResourceVersion>> {
+        let column = owner.column();
+        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM resource_versions
+             WHERE {column} = $1 AND config_hash = $2 AND version_digest = $3"
+        ))).bind(owner.id()).bind(config_hash).bind(version_digest(version)).fetch_optional(pool).await)?)
+    }
+
+    /// A page of a resource's current history, newest first. With `filter`,
+    /// only versions containing all of its fields are listed.
+    pub async fn list_versions(
+        &self,
+        resource_id: i64,
+        config_hash: &str,
+        page: VersionPage,
+        filter: &serde_json::Map<String, Value>,
+    ) -> DbResult<VersionList> {
+        let all: Vec<ResourceVersion> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE resource_id = $1 AND config_hash = $2
+             ORDER BY check_order DESC"
+        ))).bind(resource_id).bind(config_hash).fetch_all(pool).await)?;
+        let matching: Vec<ResourceVersion> = all
+            .into_iter()
+            .filter(|v| {
+                filter.is_empty() || {
+                    let version: Value = serde_json::from_str(&v.version).unwrap_or(Value::Null);
+                    filter.iter().all(|(key, want)| version.get(key) == Some(want))
+                }
+            })
+            .collect();
+        let position = |id: i64| matching.iter().position(|v| v.id == id);
+        let limit = page.limit.max(1) as usize;
+        let (start, end) = match (page.from.and_then(position), page.to.and_then(position)) {
+            // `from` is the oldest of the page: the page ends there.
+            (Some(from), _) => (from.saturating_sub(limit - 1), from + 1),
+            (None, Some(to)) => (to, (to + limit).min(matching.len())),
+            _ => (0, limit.min(matching.len())),
+        };
+        let versions = matching[start..end].to_vec();
+        Ok(VersionList {
+            older: matching.get(end).map(|v| v.id),
+            newer: start.checked_sub(1).and_then(|i| matching.get(i)).map(|v| v.id),
+            versions,
+        })
+    }
+
+    /// Disabled versions are never used by the scheduler.
+    pub async fn set_version_enabled(&self, resource_id: i64, version_id: i64, enabled: bool) -> DbResult<bool> {
+        let updated = on_pool!(self, pool => sqlx::query(
+            "UPDATE resource_versions SET enabled = $1 WHERE resource_id = $2 AND id = $3"
+        ).bind(enabled).bind(resource_id).bind(version_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(updated > 0)
+    }
+
+    pub async fn pin_version(&self, resource_id: i64, version_id: Option<i64>) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE resources SET api_pinned_version_id = $1, pin_comment = CASE WHEN $1 IS NULL THEN '' ELSE pin_comment END
+             WHERE id = $2"
+        ).bind(version_id).bind(resource_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_pin_comment(&self, resource_id: i64, comment: &str) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE resources SET pin_comment = $1 WHERE id = $2")
+            .bind(comment).bind(resource_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records when a resource (or type) was checked and how it went.
+    pub async fn record_check(&self, owner: VersionOwner, started: i64, error: Option<&str>) -> DbResult<()> {
+        let table = match owner {
+            VersionOwner::Resource(_) => "resources",
+            VersionOwner::ResourceType(_) => "resource_types",
+        };
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET last_check_start = $1, last_check_end = $2, check_error = $3 WHERE id = $4"
+        ))).bind(started).bind(now()).bind(error).bind(owner.id()).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::version_digest;
+
+    #[test]
+    fn digests_ignore_key_order() {
+        let a: serde_json::Value = serde_json::from_str(r#"{"a":"1","b":"2"}"#).unwrap();
+        let b: serde_json::Value = serde_json::from_str(r#"{"b":"2","a":"1"}"#).unwrap();
+        assert_eq!(version_digest(&a), version_digest(&b));
+        assert_ne!(version_digest(&a), version_digest(&json!({"a": "1"})));
+    }
+}
