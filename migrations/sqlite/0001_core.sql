@@ -151,6 +151,7 @@ CREATE TABLE builds (
     event_seq BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX builds_job ON builds (job_id, id);
+CREATE UNIQUE INDEX builds_job_name ON builds (job_id, name) WHERE job_id IS NOT NULL;
 CREATE INDEX builds_pipeline ON builds (pipeline_id, id);
 CREATE INDEX builds_team ON builds (team_id, id);
 CREATE INDEX builds_running ON builds (completed, status);

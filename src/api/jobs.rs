@@ -9,11 +9,16 @@ use super::access::{Caller, PipelineScope};
 use super::error::{ApiError, ApiResult};
 use super::present;
 use crate::auth::Role;
-use crate::db::{Job, Pipeline};
+use crate::db::{Channel, Job, NewBuild, Pipeline};
 
-fn present_job(pipeline: &Pipeline, job: &Job) -> present::Job {
+async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiResult<present::Job> {
     let (inputs, outputs) = inputs_and_outputs(&job.config);
-    present::job(pipeline, job, inputs, outputs)
+    let (next, finished, transition) = state.db.job_build_summary(job.id).await?;
+    let mut presented = present::job(pipeline, job, inputs, outputs);
+    presented.next_build = next.as_ref().map(present::build);
+    presented.finished_build = finished.as_ref().map(present::build);
+    presented.transition_build = transition.as_ref().map(present::build);
+    Ok(presented)
 }
 
 /// The job's gets and puts as the API lists them.
@@ -43,8 +48,11 @@ pub async fn list_jobs(
     State(state): State<AppState>,
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<Json<Vec<present::Job>>> {
-    let jobs = state.db.pipeline_jobs(scope.pipeline.id).await?;
-    Ok(Json(jobs.iter().map(|job| present_job(&scope.pipeline, job)).collect()))
+    let mut presented = Vec::new();
+    for job in state.db.pipeline_jobs(scope.pipeline.id).await? {
+        presented.push(present_job(&state, &scope.pipeline, &job).await?);
+    }
+    Ok(Json(presented))
 }
 
 /// Jobs of every pipeline the caller can see.
@@ -58,7 +66,7 @@ pub async fn list_all_jobs(
             continue;
         }
         for job in state.db.pipeline_jobs(pipeline.id).await? {
-            all.push(present_job(&pipeline, &job));
+            all.push(present_job(&state, &pipeline, &job).await?);
         }
     }
     Ok(Json(all))
@@ -74,7 +82,7 @@ pub async fn get_job(
     Path((_, _, job_name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<present::Job>> {
     let job = find_job(&state, &scope, &job_name).await?;
-    Ok(Json(present_job(&scope.pipeline, &job)))
+    Ok(Json(present_job(&state, &scope.pipeline, &job).await?))
 }
 
 pub async fn pause_job(
@@ -96,4 +104,69 @@ pub async fn unpause_job(
     let job = find_job(&state, &scope, &job_name).await?;
     state.db.unpause_job(job.id).await?;
     Ok(StatusCode::OK)
+}
+
+/// `fly trigger-job`: a new pending build the scheduler starts with the
+/// job's latest inputs.
+pub async fn create_job_build(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, job_name)): Path<(String, String, String)>,
+) -> ApiResult<Json<present::Build>> {
+    let job = find_job(&state, &scope, &job_name).await?;
+    if job.disable_manual_trigger {
+        return Err(ApiError::Conflict(format!("job '{job_name}' has manual triggering disabled")));
+    }
+    let number = state.db.next_build_number(job.id).await?;
+    let id = state
+        .db
+        .create_build(&NewBuild {
+            team_id: scope.team.id,
+            pipeline_id: Some(scope.pipeline.id),
+            job_id: Some(job.id),
+            name: number.to_string(),
+            manually_triggered: true,
+            created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
+            ..NewBuild::default()
+        })
+        .await?;
+    state.db.request_schedule(job.id).await?;
+    state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
+    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    Ok(Json(present::build(&build)))
+}
+
+pub async fn get_job_build(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, job_name, build_name)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<present::Build>> {
+    let job = find_job(&state, &scope, &job_name).await?;
+    let build = state
+        .db
+        .find_job_build(job.id, &build_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("build {build_name} of job '{job_name}'")))?;
+    Ok(Json(present::build(&build)))
+}
+
+/// Runs a build again with exactly the inputs it had.
+pub async fn rerun_job_build(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, job_name, build_name)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<present::Build>> {
+    let job = find_job(&state, &scope, &job_name).await?;
+    let original = state
+        .db
+        .find_job_build(job.id, &build_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("build {build_name} of job '{job_name}'")))?;
+    let created_by = Some(caller.access.display_name()).filter(|n| !n.is_empty());
+    let id = state.db.create_rerun(&original, created_by).await?;
+    state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
+    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    Ok(Json(present::build(&build)))
 }

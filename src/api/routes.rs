@@ -3,7 +3,7 @@
 //! can forget it; the role-matrix test walks this same list.
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::{
     AppState, build_events, builds, info, jobs, pipeline_config, pipelines, resources, teams, users, versions,
@@ -93,6 +93,9 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetJob", Method::GET, p!("/jobs/{job_name}"), PipelineRead, get(jobs::get_job)),
         route("PauseJob", Method::PUT, p!("/jobs/{job_name}/pause"), TeamRole(PipelineOperator), put(jobs::pause_job)),
         route("UnpauseJob", Method::PUT, p!("/jobs/{job_name}/unpause"), TeamRole(PipelineOperator), put(jobs::unpause_job)),
+        route("CreateJobBuild", Method::POST, p!("/jobs/{job_name}/builds"), TeamRole(PipelineOperator), post(jobs::create_job_build)),
+        route("GetJobBuild", Method::GET, p!("/jobs/{job_name}/builds/{build_name}"), PipelineRead, get(jobs::get_job_build)),
+        route("RerunJobBuild", Method::POST, p!("/jobs/{job_name}/builds/{build_name}"), TeamRole(PipelineOperator), post(jobs::rerun_job_build)),
         route("ListJobBuilds", Method::GET, p!("/jobs/{job_name}/builds"), PipelineRead, get(builds::list_job_builds)),
         // Resources
         route("ListAllResources", Method::GET, "/api/v1/resources", Anyone, get(resources::list_all_resources)),

@@ -240,6 +240,59 @@ impl Db {
         .flatten())
     }
 
+    /// A job's build by name (`3`, or `3.1` for a rerun).
+    pub async fn find_job_build(&self, job_id: i64, name: &str) -> DbResult<Option<Build>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.name = $2"
+        ))).bind(job_id).bind(name).fetch_optional(pool).await)?)
+    }
+
+    /// The builds a job's summary shows: the next one (pending or running),
+    /// the last finished one, and the first of the current run of results
+    /// like the last one (where the job last changed from pass to fail or back).
+    pub async fn job_build_summary(&self, job_id: i64) -> DbResult<(Option<Build>, Option<Build>, Option<Build>)> {
+        let next: Option<Build> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND NOT b.completed ORDER BY b.id ASC LIMIT 1"
+        ))).bind(job_id).fetch_optional(pool).await)?;
+        let finished: Option<Build> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.completed ORDER BY b.id DESC LIMIT 1"
+        ))).bind(job_id).fetch_optional(pool).await)?;
+        let transition = match &finished {
+            Some(last) => on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.completed AND b.id > COALESCE(
+                    (SELECT MAX(o.id) FROM builds o WHERE o.job_id = $1 AND o.completed AND o.status <> $2), 0)
+                 ORDER BY b.id ASC LIMIT 1"
+            ))).bind(job_id).bind(&last.status).fetch_optional(pool).await)?,
+            None => None,
+        };
+        Ok((next, finished, transition))
+    }
+
+    /// Creates a rerun of `original`: same job, named `N.M`, with its inputs.
+    pub async fn create_rerun(&self, original: &Build, created_by: Option<&str>) -> DbResult<i64> {
+        let base_id = original.rerun_of.unwrap_or(original.id);
+        let base_name = original.name.split('.').next().unwrap_or(&original.name).to_string();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let reruns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE rerun_of = $1")
+                .bind(base_id).fetch_one(&mut *tx).await?;
+            let number = reruns + 1;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO builds (name, status, team_id, pipeline_id, job_id, create_time, manually_triggered,
+                    created_by, rerun_of, rerun_number, inputs_ready)
+                 VALUES ($1, 'pending', $2, $3, $4, $5, TRUE, $6, $7, $8, TRUE) RETURNING id"
+            ).bind(format!("{base_name}.{number}")).bind(original.team_id).bind(original.pipeline_id)
+            .bind(original.job_id).bind(now()).bind(created_by).bind(base_id).bind(number)
+            .fetch_one(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO build_inputs (build_id, name, resource_id, version_id, first_occurrence)
+                 SELECT $1, name, resource_id, version_id, FALSE FROM build_inputs WHERE build_id = $2"
+            ).bind(id).bind(base_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
     pub async fn find_build(&self, id: i64) -> DbResult<Option<Build>> {
         Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.id = $1"

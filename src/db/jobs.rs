@@ -92,3 +92,19 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// Takes the next build number of a job.
+    pub async fn next_build_number(&self, job_id: i64) -> DbResult<i64> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "UPDATE jobs SET build_number_seq = build_number_seq + 1 WHERE id = $1 RETURNING build_number_seq"
+        ).bind(job_id).fetch_one(pool).await)?)
+    }
+
+    /// Asks the scheduler to look at a job again soon.
+    pub async fn request_schedule(&self, job_id: i64) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE jobs SET schedule_requested = $1 WHERE id = $2")
+            .bind(now()).bind(job_id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

@@ -63,6 +63,9 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("PauseJob", Role(OPERATOR)),
         ("UnpauseJob", Role(OPERATOR)),
         ("ListJobBuilds", PipelineRead),
+        ("CreateJobBuild", Role(OPERATOR)),
+        ("GetJobBuild", PipelineRead),
+        ("RerunJobBuild", Role(OPERATOR)),
         ("ListAllResources", Anyone),
         ("ListResources", PipelineRead),
         ("GetResource", PipelineRead),
@@ -161,12 +164,13 @@ async fn finished_build(server: &TestServer) -> i64 {
     let pipeline = db.find_pipeline("dev", &atc::db::PipelineRef::named("p")).await.unwrap().unwrap();
     let job = db.find_job(pipeline.id, "j").await.unwrap().unwrap();
     let plan = r#"{"id":"1","do":[]}"#;
+    let number = db.next_build_number(job.id).await.unwrap();
     let id = db
         .create_build(&atc::db::NewBuild {
             team_id: team.id,
             pipeline_id: Some(pipeline.id),
             job_id: Some(job.id),
-            name: "1".into(),
+            name: number.to_string(),
             plan: Some(atc::db::BuildPlan { private: plan.into(), public: plan.into() }),
             ..Default::default()
         })
@@ -209,7 +213,8 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{job_name}", "j")
                 .replace("{resource_name}", "r")
                 .replace("{build_id}", &finished_build(&server).await.to_string())
-                .replace("{version_id}", &a_version(&server).await.to_string());
+                .replace("{version_id}", &a_version(&server).await.to_string())
+                .replace("{build_name}", "1");
             let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
             let mut request = server.request(spec.method.clone(), &path, token);
             request = match spec.name {
@@ -263,6 +268,7 @@ async fn public_pipelines_are_readable_by_anyone(backend: Backend) {
             .replace("{resource_name}", "r")
             .replace("{build_id}", &build.to_string())
             .replace("{version_id}", &version.to_string())
+            .replace("{build_name}", "1")
     };
     let build = finished_build(&server).await;
     for spec in atc::api::routes::route_specs() {
