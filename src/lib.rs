@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
+pub mod component;
 pub mod config;
 pub mod db;
 pub mod duration;

@@ -204,3 +204,11 @@ CREATE TABLE artifacts (
     handle TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+
+-- Background components: when they last ran, and whether an admin paused them.
+CREATE TABLE components (
+    name TEXT PRIMARY KEY,
+    interval_seconds BIGINT NOT NULL,
+    last_ran BIGINT NOT NULL DEFAULT 0,
+    paused BOOLEAN NOT NULL DEFAULT FALSE
+);

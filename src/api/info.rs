@@ -40,7 +40,7 @@ pub async fn get_health(State(state): State<AppState>) -> Response {
     let failing = database["status"] != "healthy";
     let body = json!({
         "status": if failing { "failing" } else { "ok" },
-        "timestamp": crate::db::now(),
+        "timestamp": crate::clock::rfc3339(crate::db::now()),
         "database": database,
         "workers": { "status": "healthy", "total": 1, "running": 1 },
         "components": [],

@@ -5,6 +5,7 @@ pub mod access;
 mod body;
 mod build_events;
 mod builds;
+mod components;
 pub mod error;
 mod info;
 mod instance_vars;

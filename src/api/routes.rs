@@ -6,7 +6,8 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::{
-    AppState, build_events, builds, info, jobs, pipeline_config, pipelines, resources, teams, users, versions,
+    AppState, build_events, builds, components, info, jobs, pipeline_config, pipelines, resources, teams, users,
+    versions,
 };
 use crate::auth::Role;
 
@@ -64,6 +65,11 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetInfo", Method::GET, "/api/v1/info", Anyone, get(info::get_info)),
         route("GetHealth", Method::GET, "/api/v1/health", Anyone, get(info::get_health)),
         route("GetUser", Method::GET, "/api/v1/user", Authenticated, get(users::get_user)),
+        route("GetComponents", Method::GET, "/api/v1/components", Admin, get(components::list_components)),
+        route("PauseAllComponents", Method::PUT, "/api/v1/components/pause", Admin, put(components::pause_all)),
+        route("UnpauseAllComponents", Method::PUT, "/api/v1/components/unpause", Admin, put(components::unpause_all)),
+        route("PauseComponent", Method::PUT, "/api/v1/components/{component_name}/pause", Admin, put(components::pause_component)),
+        route("UnpauseComponent", Method::PUT, "/api/v1/components/{component_name}/unpause", Admin, put(components::unpause_component)),
         route("ListActiveUsersSince", Method::GET, "/api/v1/users", Admin, get(users::list_active_users)),
         // Teams
         route("ListTeams", Method::GET, "/api/v1/teams", Anyone, get(teams::list_teams)),

@@ -37,7 +37,7 @@ pub async fn list_active_users(State(state): State<AppState>, uri: Uri) -> ApiRe
         .into_iter()
         .find(|(key, _)| key == "since")
         .map(|(_, value)| {
-            parse_date(&value)
+            crate::clock::parse_date(&value)
                 .ok_or_else(|| ApiError::bad_request(format!("'since' must be a date as YYYY-MM-DD, got '{value}'")))
         })
         .transpose()?
@@ -54,36 +54,4 @@ pub async fn list_active_users(State(state): State<AppState>, uri: Uri) -> ApiRe
             }))
             .collect::<Vec<_>>()
     )))
-}
-
-/// Unix seconds at midnight UTC of a `YYYY-MM-DD` date.
-fn parse_date(value: &str) -> Option<i64> {
-    let mut parts = value.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from the civil calendar (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_date;
-
-    #[test]
-    fn parses_dates_to_unix_midnight() {
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2024-03-01"), Some(1_709_251_200));
-        assert_eq!(parse_date("2024-13-01"), None);
-        assert_eq!(parse_date("yesterday"), None);
-    }
 }

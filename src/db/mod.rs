@@ -8,6 +8,7 @@
 
 mod build_io;
 mod builds;
+mod components;
 mod encryption;
 mod events;
 mod jobs;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use build_io::{BuildVersion, NextInput};
 pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
+pub use components::ComponentState;
 pub use encryption::EncryptionKey;
 pub use events::StoredEvent;
 pub use jobs::Job;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::runner::{self, RunnerContext};
+use crate::component::{Component, ComponentFuture};
 use crate::db::{Channel, DbResult, LockKind};
 
 pub struct BuildTracker {
@@ -18,42 +19,31 @@ pub struct BuildTracker {
     /// Abort tokens of the builds this node runs.
     running: Mutex<HashMap<i64, CancellationToken>>,
     shutdown: CancellationToken,
-    interval: Duration,
 }
 
 impl BuildTracker {
-    pub fn new(ctx: RunnerContext, interval: Duration) -> Arc<BuildTracker> {
-        Arc::new(BuildTracker {
-            ctx,
-            running: Mutex::new(HashMap::new()),
-            shutdown: CancellationToken::new(),
-            interval,
-        })
+    pub fn new(ctx: RunnerContext) -> Arc<BuildTracker> {
+        Arc::new(BuildTracker { ctx, running: Mutex::new(HashMap::new()), shutdown: CancellationToken::new() })
     }
 
-    /// Runs the component until [`BuildTracker::stop`]: on its interval and
-    /// whenever a build is ready or an abort is requested.
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Stops running builds when an abort is requested, on whichever node
+    /// runs them.
+    pub fn spawn_abort_listener(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let tracker = self.clone();
-        let mut ready = tracker.ctx.db.subscribe(Channel::BuildTracker);
         let mut aborts = tracker.ctx.db.subscribe(Channel::BuildAbort);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(tracker.interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = tracker.shutdown.cancelled() => break,
-                    _ = ticker.tick() => {}
-                    _ = ready.recv() => {}
-                    abort = aborts.recv() => {
-                        if let Ok(id) = abort.unwrap_or_default().parse::<i64>() {
-                            tracker.abort_if_running(id);
+                    abort = aborts.recv() => match abort {
+                        Ok(id) => {
+                            if let Ok(id) = id.parse::<i64>() {
+                                tracker.abort_if_running(id);
+                            }
                         }
-                        continue;
-                    }
-                }
-                if let Err(err) = tracker.tick().await {
-                    tracing::warn!(error = %err, "build tracker tick failed");
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
                 }
             }
         })
@@ -77,7 +67,7 @@ impl BuildTracker {
     }
 
     /// Starts every started build no node is running.
-    pub async fn tick(self: &Arc<Self>) -> DbResult<()> {
+    async fn start_untracked_builds(self: &Arc<Self>) -> DbResult<()> {
         for id in self.ctx.db.started_builds().await? {
             if self.shutdown.is_cancelled() {
                 break;
@@ -120,5 +110,22 @@ impl BuildTracker {
             time: crate::db::now(),
         });
         runner::finish(&self.ctx.db, &self.ctx.hub, &events, build, "errored").await
+    }
+}
+
+/// The tracker component's tick needs the `Arc` to hand builds to tasks.
+pub struct TrackerComponent(pub Arc<BuildTracker>);
+
+impl Component for TrackerComponent {
+    fn name(&self) -> &'static str {
+        "tracker"
+    }
+
+    fn wake_channel(&self) -> Option<Channel> {
+        Some(Channel::BuildTracker)
+    }
+
+    fn tick(&self) -> ComponentFuture<'_> {
+        Box::pin(async move { Ok(self.0.start_untracked_builds().await?) })
     }
 }

@@ -37,6 +37,11 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("GetHealth", Anyone),
         ("GetUser", Login),
         ("ListActiveUsersSince", Admin),
+        ("GetComponents", Admin),
+        ("PauseAllComponents", Admin),
+        ("UnpauseAllComponents", Admin),
+        ("PauseComponent", Admin),
+        ("UnpauseComponent", Admin),
         ("ListTeams", Anyone),
         ("GetTeam", Role(VIEWER)),
         ("SetTeam", Role(OWNER)),
@@ -133,6 +138,8 @@ fn team_auth() -> serde_json::Value {
 
 /// Puts team `dev` with its private pipeline `p` back as the matrix expects.
 async fn reset(server: &TestServer, admin: &str) {
+    let component = std::time::Duration::from_secs(10);
+    server.test_db.db.register_component("tracker", component).await.unwrap();
     let response = server.put_json("/api/v1/teams/dev", Some(admin), &team_auth()).await;
     assert!(response.status().is_success());
     let response = server.set_pipeline(admin, "dev", "p", PIPELINE).await;
@@ -214,7 +221,8 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{resource_name}", "r")
                 .replace("{build_id}", &finished_build(&server).await.to_string())
                 .replace("{version_id}", &a_version(&server).await.to_string())
-                .replace("{build_name}", "1");
+                .replace("{build_name}", "1")
+                .replace("{component_name}", "tracker");
             let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
             let mut request = server.request(spec.method.clone(), &path, token);
             request = match spec.name {
