@@ -132,3 +132,28 @@ pub async fn set_build_comment(
     state.db.set_build_comment(build.id, &body.comment).await?;
     Ok(axum::http::StatusCode::OK)
 }
+
+/// `fly execute`: a one-off build of the plan in the body, started at once.
+pub async fn create_one_off_build(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    pipeline: Option<Extension<PipelineScope>>,
+    super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan>,
+) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
+    let public = plan.public().to_string();
+    let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let id = state
+        .db
+        .create_one_off_build(crate::db::NewBuild {
+            team_id: team.id,
+            pipeline_id: pipeline.map(|Extension(scope)| scope.pipeline.id),
+            created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
+            plan: Some(crate::db::BuildPlan { private, public }),
+            ..Default::default()
+        })
+        .await?;
+    state.db.notify(crate::db::Channel::BuildTracker, &id.to_string()).await?;
+    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    Ok((axum::http::StatusCode::CREATED, Json(present::build(&build))))
+}

@@ -77,6 +77,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         creating("SetTeam", Method::PUT, "/api/v1/teams/{team_name}", TeamRole(Owner), put(teams::set_team)),
         route("RenameTeam", Method::PUT, "/api/v1/teams/{team_name}/rename", TeamRole(Owner), put(teams::rename_team)),
         route("DestroyTeam", Method::DELETE, "/api/v1/teams/{team_name}", Admin, delete(teams::destroy_team)),
+        route("CreateBuild", Method::POST, "/api/v1/teams/{team_name}/builds", TeamRole(Member), post(builds::create_one_off_build)),
         route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
         // Pipelines
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
@@ -92,6 +93,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ArchivePipeline", Method::PUT, p!("/archive"), TeamRole(Member), put(pipelines::archive_pipeline)),
         route("GetConfig", Method::GET, p!("/config"), TeamRole(Viewer), get(pipeline_config::get_config)),
         creating("SaveConfig", Method::PUT, p!("/config"), TeamRole(Member), put(pipeline_config::save_config)),
+        route("CreatePipelineBuild", Method::POST, p!("/builds"), TeamRole(Member), post(builds::create_one_off_build)),
         route("ListPipelineBuilds", Method::GET, p!("/builds"), PipelineRead, get(builds::list_pipeline_builds)),
         // Jobs
         route("ListAllJobs", Method::GET, "/api/v1/jobs", Anyone, get(jobs::list_all_jobs)),

@@ -145,6 +145,15 @@ impl Db {
         .fetch_one(pool).await)?)
     }
 
+    /// A one-off build (`fly execute`): started at once, named by its id.
+    pub async fn create_one_off_build(&self, mut build: NewBuild) -> DbResult<i64> {
+        build.name = String::new();
+        let id = self.create_build(&build).await?;
+        on_pool!(self, pool => sqlx::query("UPDATE builds SET name = $1 WHERE id = $2")
+            .bind(id.to_string()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(id)
+    }
+
     /// Gives a pending build its plan and marks it `started`; false when it
     /// was no longer pending (aborted meanwhile).
     pub async fn start_build(&self, id: i64, plan: &BuildPlan) -> DbResult<bool> {
