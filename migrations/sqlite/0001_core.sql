@@ -212,3 +212,10 @@ CREATE TABLE components (
     last_ran BIGINT NOT NULL DEFAULT 0,
     paused INTEGER NOT NULL DEFAULT 0
 );
+
+-- The message admins show every user (`fly set-wall`); one row at most.
+CREATE TABLE wall (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    message TEXT NOT NULL,
+    expires_at BIGINT
+);

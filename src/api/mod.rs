@@ -21,6 +21,7 @@ mod sky;
 mod teams;
 mod users;
 mod versions;
+mod wall;
 
 use std::sync::Arc;
 

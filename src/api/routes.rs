@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::{
     AppState, build_events, builds, components, info, jobs, pipeline_config, pipelines, resources, teams, users,
-    versions,
+    versions, wall,
 };
 use crate::auth::Role;
 
@@ -65,6 +65,9 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetInfo", Method::GET, "/api/v1/info", Anyone, get(info::get_info)),
         route("GetHealth", Method::GET, "/api/v1/health", Anyone, get(info::get_health)),
         route("GetUser", Method::GET, "/api/v1/user", Authenticated, get(users::get_user)),
+        route("GetWall", Method::GET, "/api/v1/wall", Anyone, get(wall::get_wall)),
+        route("SetWall", Method::PUT, "/api/v1/wall", Admin, put(wall::set_wall)),
+        route("ClearWall", Method::DELETE, "/api/v1/wall", Admin, delete(wall::clear_wall)),
         route("GetComponents", Method::GET, "/api/v1/components", Admin, get(components::list_components)),
         route("PauseAllComponents", Method::PUT, "/api/v1/components/pause", Admin, put(components::pause_all)),
         route("UnpauseAllComponents", Method::PUT, "/api/v1/components/unpause", Admin, put(components::unpause_all)),

@@ -19,6 +19,7 @@ mod resources;
 mod teams;
 mod tokens;
 mod versions;
+mod wall;
 
 use std::path::Path;
 use std::str::FromStr;

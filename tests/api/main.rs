@@ -9,5 +9,6 @@ mod db;
 mod events;
 mod pipelines;
 mod roles;
+mod system;
 mod teams;
 mod versions;
