@@ -157,3 +157,33 @@ pub async fn create_one_off_build(
     let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
     Ok((axum::http::StatusCode::CREATED, Json(present::build(&build))))
 }
+
+/// The versions a build used and produced.
+pub async fn build_resources(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let version = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
+    let inputs: Vec<serde_json::Value> = state
+        .db
+        .build_inputs(build.id)
+        .await?
+        .iter()
+        .map(|input| {
+            serde_json::json!({
+                "name": input.name,
+                "version": version(&input.version),
+                "pipeline_id": build.pipeline_id.unwrap_or(0),
+                "first_occurrence": input.first_occurrence,
+            })
+        })
+        .collect();
+    let outputs: Vec<serde_json::Value> = state
+        .db
+        .build_outputs(build.id)
+        .await?
+        .iter()
+        .map(|output| serde_json::json!({ "name": output.name, "version": version(&output.version) }))
+        .collect();
+    Ok(Json(serde_json::json!({ "inputs": inputs, "outputs": outputs })))
+}

@@ -170,3 +170,15 @@ pub async fn rerun_job_build(
     let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
     Ok(Json(present::build(&build)))
 }
+
+/// Asks the scheduler to look at the job now.
+pub async fn schedule_job(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, job_name)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let job = find_job(&state, &scope, &job_name).await?;
+    state.db.request_schedule(job.id).await?;
+    state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
+    Ok(StatusCode::OK)
+}

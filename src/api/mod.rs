@@ -2,9 +2,11 @@
 //! `/sky`. Handlers are thin: parse, (already) authorized, call `db`, present.
 
 pub mod access;
+mod badges;
 mod body;
 mod build_events;
 mod builds;
+mod cctray;
 mod components;
 pub mod error;
 mod info;

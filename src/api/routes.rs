@@ -5,10 +5,9 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{
-    AppState, build_events, builds, components, info, jobs, pipeline_config, pipelines, resources, teams, users,
-    versions, wall,
-};
+// Kept on one line: adding a handler module is a one-word change.
+#[rustfmt::skip]
+use super::{AppState, badges, build_events, builds, cctray, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -81,6 +80,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("RenameTeam", Method::PUT, "/api/v1/teams/{team_name}/rename", TeamRole(Owner), put(teams::rename_team)),
         route("DestroyTeam", Method::DELETE, "/api/v1/teams/{team_name}", Admin, delete(teams::destroy_team)),
         route("CreateBuild", Method::POST, "/api/v1/teams/{team_name}/builds", TeamRole(Member), post(builds::create_one_off_build)),
+        route("GetCC", Method::GET, "/api/v1/teams/{team_name}/cc.xml", Anyone, get(cctray::get_cc)),
         route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
         // Pipelines
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
@@ -97,11 +97,14 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetConfig", Method::GET, p!("/config"), TeamRole(Viewer), get(pipeline_config::get_config)),
         creating("SaveConfig", Method::PUT, p!("/config"), TeamRole(Member), put(pipeline_config::save_config)),
         route("CreatePipelineBuild", Method::POST, p!("/builds"), TeamRole(Member), post(builds::create_one_off_build)),
+        route("PipelineBadge", Method::GET, p!("/badge"), PipelineRead, get(badges::pipeline_badge)),
+        route("JobBadge", Method::GET, p!("/jobs/{job_name}/badge"), PipelineRead, get(badges::job_badge)),
         route("ListPipelineBuilds", Method::GET, p!("/builds"), PipelineRead, get(builds::list_pipeline_builds)),
         // Jobs
         route("ListAllJobs", Method::GET, "/api/v1/jobs", Anyone, get(jobs::list_all_jobs)),
         route("ListJobs", Method::GET, p!("/jobs"), PipelineRead, get(jobs::list_jobs)),
         route("GetJob", Method::GET, p!("/jobs/{job_name}"), PipelineRead, get(jobs::get_job)),
+        route("ScheduleJob", Method::PUT, p!("/jobs/{job_name}/schedule"), TeamRole(PipelineOperator), put(jobs::schedule_job)),
         route("PauseJob", Method::PUT, p!("/jobs/{job_name}/pause"), TeamRole(PipelineOperator), put(jobs::pause_job)),
         route("UnpauseJob", Method::PUT, p!("/jobs/{job_name}/unpause"), TeamRole(PipelineOperator), put(jobs::unpause_job)),
         route("CreateJobBuild", Method::POST, p!("/jobs/{job_name}/builds"), TeamRole(PipelineOperator), post(jobs::create_job_build)),
@@ -125,6 +128,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         // Builds
         route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),
         route("GetBuild", Method::GET, "/api/v1/builds/{build_id}", BuildRead, get(builds::get_build)),
+        route("BuildResources", Method::GET, "/api/v1/builds/{build_id}/resources", BuildRead, get(builds::build_resources)),
         route("GetBuildPlan", Method::GET, "/api/v1/builds/{build_id}/plan", BuildLogsRead, get(builds::get_build_plan)),
         route("BuildEvents", Method::GET, "/api/v1/builds/{build_id}/events", BuildLogsRead, get(build_events::stream_events)),
         route("AbortBuild", Method::PUT, "/api/v1/builds/{build_id}/abort", BuildRole(PipelineOperator), put(builds::abort_build)),

@@ -320,3 +320,58 @@ on_both_backends!(
     build_lists_paginate_with_link_headers,
     info_and_health_answer_without_login,
 );
+
+async fn job_status_shows_in_summaries_badges_and_cctray(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_pipeline(&token, "main", "demo", PIPELINE).await;
+    let db = &server.test_db.db;
+    let team = db.find_team("main").await.unwrap().unwrap();
+    let pipeline = db.find_pipeline("main", &atc::db::PipelineRef::named("demo")).await.unwrap().unwrap();
+    let job = db.find_job(pipeline.id, "build").await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for status in ["succeeded", "failed", "failed", "pending"] {
+        let number = db.next_build_number(job.id).await.unwrap();
+        let id = db
+            .create_build(&atc::db::NewBuild {
+                team_id: team.id,
+                pipeline_id: Some(pipeline.id),
+                job_id: Some(job.id),
+                name: number.to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if status != "pending" {
+            db.finish_build(id, status).await.unwrap();
+        }
+        ids.push(id);
+    }
+    let p = "/api/v1/teams/main/pipelines/demo";
+    let summary = server.get_json(&format!("{p}/jobs/build"), Some(&token)).await;
+    assert_eq!(summary["finished_build"]["id"], ids[2]);
+    assert_eq!(summary["finished_build"]["status"], "failed");
+    assert_eq!(summary["transition_build"]["id"], ids[1], "the build where it went from passing to failing");
+    assert_eq!(summary["next_build"]["id"], ids[3]);
+    assert_eq!(server.get_json(&format!("{p}/jobs/build/builds/2"), Some(&token)).await["id"], ids[1]);
+    assert_eq!(server.get(&format!("{p}/jobs/build/builds/99"), Some(&token)).await.status(), 404);
+
+    let badge = server.get(&format!("{p}/jobs/build/badge?title=ci"), Some(&token)).await;
+    assert_eq!(badge.headers()["content-type"], "image/svg+xml");
+    let svg = badge.text().await.unwrap();
+    assert!(svg.contains(">failing<") && svg.contains(">ci<"), "{svg}");
+    let pipeline_badge = server.get(&format!("{p}/badge"), Some(&token)).await.text().await.unwrap();
+    assert!(pipeline_badge.contains(">failing<"), "the worst job decides: {pipeline_badge}");
+
+    let cc = server.get("/api/v1/teams/main/cc.xml", Some(&token)).await.text().await.unwrap();
+    assert!(
+        cc.starts_with("<Projects><Project activity=\"Building\" lastBuildLabel=\"3\" lastBuildStatus=\"Failure\""),
+        "{cc}"
+    );
+    assert!(cc.contains("name=\"demo/build\""), "{cc}");
+    // Without login only public pipelines appear.
+    assert_eq!(server.get("/api/v1/teams/main/cc.xml", None).await.text().await.unwrap(), "<Projects></Projects>");
+    server.stop().await;
+}
+
+on_both_backends!(job_status_shows_in_summaries_badges_and_cctray);
