@@ -10,5 +10,6 @@ pub mod config;
 pub mod db;
 pub mod duration;
 pub mod engine;
+pub mod gc;
 pub mod runtime;
 pub mod server;

@@ -9,11 +9,17 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
+use crate::component;
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::event_hub::EventHub;
+use crate::gc::Collector;
+
+/// How often the collector removes what nothing needs any more.
+const COLLECTOR_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Everything the server needs besides its database.
 #[derive(Debug, Clone)]
@@ -38,6 +44,9 @@ pub struct RunningServer {
     pub hub: Arc<EventHub>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Stops the background components.
+    components: CancellationToken,
+    component_tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -45,6 +54,10 @@ impl RunningServer {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await.context("server task panicked")??;
+        self.components.cancel();
+        for task in self.component_tasks {
+            let _ = task.await;
+        }
         Ok(())
     }
 }
@@ -71,6 +84,13 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         settings: Arc::new(Settings { external_url: external_url.clone(), cluster_name: options.cluster_name.clone() }),
         cookie_secure: options.cookie_secure,
     };
+    let components = CancellationToken::new();
+    let component_tasks = vec![component::spawn(
+        Arc::new(Collector::new(state.db.clone())),
+        state.db.clone(),
+        COLLECTOR_INTERVAL,
+        components.clone(),
+    )];
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -80,7 +100,7 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer { addr, external_url, hub, stop, task })
+    Ok(RunningServer { addr, external_url, hub, stop, task, components, component_tasks })
 }
 
 /// Runs until `shutdown` completes.

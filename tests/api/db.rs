@@ -111,7 +111,7 @@ async fn configs_are_encrypted_at_rest(backend: Backend) {
         .await
         .unwrap();
 
-    let raw: Vec<String> = raw_column(&test_db, "SELECT config FROM jobs").await;
+    let raw: Vec<String> = test_db.strings("SELECT config FROM jobs").await;
     assert_eq!(raw.len(), 2);
     assert!(raw.iter().all(|c| !c.contains("secret-job")), "job configs must not be stored in the clear: {raw:?}");
 
@@ -120,21 +120,6 @@ async fn configs_are_encrypted_at_rest(backend: Backend) {
         assert_eq!(sealed.pipeline_jobs(pipeline.id).await.unwrap()[0].config, "{\"name\":\"secret-job\"}");
         let without_key = plain.pipeline_jobs(pipeline.id).await;
         assert!(matches!(without_key, Err(DbError::Encryption(_))), "reading without the key must fail clearly");
-    }
-}
-
-async fn raw_column(test_db: &TestDb, sql: &'static str) -> Vec<String> {
-    match (&test_db.sqlite_path, &test_db.postgres) {
-        (Some(path), _) => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-        }
-        (_, Some(pg)) => {
-            let url = format!("postgres://{}@{}:{}/{}", pg.user, pg.host, pg.port, pg.database);
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
-        }
-        _ => unreachable!(),
     }
 }
 

@@ -46,4 +46,35 @@ async fn components_can_be_listed_and_paused(backend: Backend) {
     server.stop().await;
 }
 
+async fn the_collector_removes_expired_tokens(backend: Backend) {
+    let test_db = crate::support::TestDb::migrated(backend).await;
+    let db = &test_db.db;
+    let token = |expires_at| atc::db::AccessToken {
+        username: "u".into(),
+        connector: "local".into(),
+        sub: "local:u".into(),
+        csrf_token: "c".into(),
+        expires_at,
+    };
+    db.save_access_token("expired", &token(1)).await.unwrap();
+    db.save_access_token(
+        "valid",
+        &token(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM access_tokens").await, 2);
+    // The collector runs as soon as the server starts.
+    let server = atc::server::start(db.clone(), crate::support::server_options(&[])).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while test_db.count("SELECT COUNT(*) FROM access_tokens").await != 1 {
+        assert!(std::time::Instant::now() < deadline, "the expired token was never collected");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM access_tokens WHERE token_hash = 'valid'").await, 1);
+    server.stop().await.unwrap();
+}
+
+on_both_backends!(the_collector_removes_expired_tokens);
+
 on_both_backends!(the_wall_shows_a_message_until_it_expires_or_is_cleared, components_can_be_listed_and_paused);

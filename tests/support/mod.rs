@@ -66,6 +66,35 @@ impl TestDb {
         }
     }
 
+    /// Runs a `SELECT COUNT(*) ...` directly, bypassing atc.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match (&self.sqlite_path, &self.postgres) {
+            (Some(path), _) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
+            }
+            (_, Some(pg)) => sqlx::query_scalar(sql).fetch_one(&self.raw_postgres(pg).await).await.unwrap(),
+            _ => unreachable!("a test database is SQLite or PostgreSQL"),
+        }
+    }
+
+    /// Runs a query returning one text column directly, bypassing atc.
+    pub async fn strings(&self, sql: &'static str) -> Vec<String> {
+        match (&self.sqlite_path, &self.postgres) {
+            (Some(path), _) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
+            }
+            (_, Some(pg)) => sqlx::query_scalar(sql).fetch_all(&self.raw_postgres(pg).await).await.unwrap(),
+            _ => unreachable!("a test database is SQLite or PostgreSQL"),
+        }
+    }
+
+    async fn raw_postgres(&self, pg: &atc::db::PostgresSettings) -> sqlx::PgPool {
+        let url = format!("postgres://{}@{}:{}/{}", pg.user, pg.host, pg.port, pg.database);
+        sqlx::PgPool::connect(&url).await.unwrap()
+    }
+
     /// A migrated database.
     pub async fn migrated(backend: Backend) -> TestDb {
         let test_db = TestDb::new(backend).await;
