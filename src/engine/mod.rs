@@ -1,5 +1,6 @@
 //! Running builds: plans, steps, hooks, artifacts and build events.
 
+pub mod compile;
 pub mod event;
 pub mod event_hub;
 pub mod event_log;
