@@ -48,7 +48,7 @@ impl PlanIds {
         PlanIds { next: seed }
     }
 
-    pub fn next(&mut self) -> String {
+    pub fn take(&mut self) -> String {
         let id = format!("{:x}", self.next);
         self.next += 1;
         id
@@ -89,7 +89,7 @@ fn field(map: &Map<String, Value>, key: &str) -> Value {
 
 impl Compiler<'_, '_> {
     fn plan(&mut self, step: Step) -> Plan {
-        Plan { id: self.ids.next(), attempts: Vec::new(), step }
+        Plan { id: self.ids.take(), attempts: Vec::new(), step }
     }
 
     fn sequence(&mut self, steps: &[Value]) -> Result<Plan, CompileError> {
