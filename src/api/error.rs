@@ -64,7 +64,15 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = %cause, "request failed");
         }
-        (self.status(), Json(json!({ "errors": self.messages() }))).into_response()
+        let too_large = matches!(self, ApiError::PayloadTooLarge(_));
+        let mut response = (self.status(), Json(json!({ "errors": self.messages() }))).into_response();
+        if too_large {
+            // The rest of the body is never read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

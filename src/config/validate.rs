@@ -1,0 +1,554 @@
+//! Validation: every error and warning of a configuration at once, each
+//! naming where it is (`jobs.build.plan.do[1].get(repo): ...`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::glob::{glob_match, is_valid_glob};
+use super::identifier::validate_identifier;
+use super::model::{Job, Pipeline};
+use super::step::{Step, StepKind};
+use super::{Validation, Warning, vars};
+
+/// Credential managers a pipeline's `var_sources` may use.
+const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", "idtoken"];
+
+pub fn validate(pipeline: &Pipeline) -> Validation {
+    let mut v = Validation::default();
+    groups(pipeline, &mut v);
+    resources(pipeline, &mut v);
+    resource_types(pipeline, &mut v);
+    var_sources(pipeline, &mut v);
+    jobs(pipeline, &mut v);
+    display(pipeline, &mut v);
+    cycles(pipeline, &mut v);
+    v
+}
+
+fn identifier(v: &mut Validation, name: &str, context: &str) {
+    match validate_identifier(name, context) {
+        Err(error) => v.errors.push(error),
+        Ok(Some(warning)) => v.warnings.push(warning),
+        Ok(None) => {}
+    }
+}
+
+/// `section.name`, or `section[i]` for a nameless entry.
+fn location(section: &str, index: usize, name: &str) -> String {
+    if name.is_empty() { format!("{section}[{index}]") } else { format!("{section}.{name}") }
+}
+
+/// Duplicate names, reported the way Concourse words them.
+fn duplicates<'a>(v: &mut Validation, section: &str, names: impl Iterator<Item = &'a str>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, name) in names.enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.get(name) {
+            v.errors.push(format!("{section}[{first}] and {section}[{index}] have the same name ('{name}')"));
+        } else {
+            seen.insert(name, index);
+        }
+    }
+}
+
+fn groups(pipeline: &Pipeline, v: &mut Validation) {
+    let mut grouped: BTreeMap<&str, bool> = pipeline.jobs.iter().map(|j| (j.name.as_str(), false)).collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, group) in pipeline.groups.iter().enumerate() {
+        identifier(v, &group.name, &location("groups", index, &group.name));
+        *counts.entry(group.name.as_str()).or_default() += 1;
+        for pattern in &group.jobs {
+            if !is_valid_glob(pattern) {
+                v.errors.push(format!("invalid glob expression '{pattern}' for group '{}'", group.name));
+                continue;
+            }
+            let mut matched = false;
+            for job in &pipeline.jobs {
+                if glob_match(pattern, &job.name) {
+                    grouped.insert(job.name.as_str(), true);
+                    matched = true;
+                }
+            }
+            if !matched {
+                v.errors.push(format!("no jobs match '{pattern}' for group '{}'", group.name));
+            }
+        }
+        for resource in &group.resources {
+            if pipeline.resource(resource).is_none() {
+                v.errors.push(format!("group '{}' has unknown resource '{resource}'", group.name));
+            }
+        }
+    }
+    for (name, count) in counts {
+        if count > 1 {
+            v.errors.push(format!("group '{name}' appears {count} times. Duplicate names are not allowed."));
+        }
+    }
+    if !pipeline.groups.is_empty() {
+        for (job, in_a_group) in grouped {
+            if !in_a_group {
+                v.errors.push(format!("job '{job}' belongs to no group"));
+            }
+        }
+    }
+}
+
+fn check_every(v: &mut Validation, context: &str, value: &Option<String>) {
+    if let Some(every) = value
+        && every != "never"
+        && crate::duration::parse(every).is_err()
+    {
+        v.errors.push(format!("{context}: invalid check_every '{every}': expected a duration (like 1m) or 'never'"));
+    }
+}
+
+fn resources(pipeline: &Pipeline, v: &mut Validation) {
+    duplicates(v, "resources", pipeline.resources.iter().map(|r| r.name.as_str()));
+    let used = used_resources(pipeline);
+    for (index, resource) in pipeline.resources.iter().enumerate() {
+        let context = location("resources", index, &resource.name);
+        identifier(v, &resource.name, &context);
+        if resource.type_.is_empty() {
+            v.errors.push(format!("{context} has no type"));
+        }
+        check_every(v, &context, &resource.check_every);
+        if !resource.check_timeout.is_empty() && crate::duration::parse(&resource.check_timeout).is_err() {
+            v.errors.push(format!("{context}: invalid check_timeout '{}'", resource.check_timeout));
+        }
+        if let Some(version) = &resource.version
+            && let Some((key, _)) = version.iter().find(|(_, value)| !value.is_string())
+        {
+            v.errors.push(format!("{context}: version field '{key}' must be a string"));
+        }
+        if !resource.name.is_empty() && !used.contains(resource.name.as_str()) {
+            v.errors.push(format!("resource '{}' is not used", resource.name));
+        }
+    }
+}
+
+fn used_resources(pipeline: &Pipeline) -> HashSet<&str> {
+    let mut used = HashSet::new();
+    for job in &pipeline.jobs {
+        job.walk(&mut |step| match &step.kind {
+            StepKind::Get(get) => {
+                used.insert(get.resource_name());
+            }
+            StepKind::Put(put) => {
+                used.insert(put.resource_name());
+            }
+            _ => {}
+        });
+    }
+    used
+}
+
+fn resource_types(pipeline: &Pipeline, v: &mut Validation) {
+    duplicates(v, "resource_types", pipeline.resource_types.iter().map(|t| t.name.as_str()));
+    for (index, resource_type) in pipeline.resource_types.iter().enumerate() {
+        let context = location("resource_types", index, &resource_type.name);
+        identifier(v, &resource_type.name, &context);
+        if resource_type.type_.is_empty() {
+            v.errors.push(format!("{context} has no type"));
+        }
+        check_every(v, &context, &resource_type.check_every);
+    }
+}
+
+fn var_sources(pipeline: &Pipeline, v: &mut Validation) {
+    duplicates(v, "var_sources", pipeline.var_sources.iter().map(|s| s.name.as_str()));
+    for (index, source) in pipeline.var_sources.iter().enumerate() {
+        identifier(v, &source.name, &location("var_sources", index, &source.name));
+        if !VAR_SOURCE_TYPES.contains(&source.type_.as_str()) {
+            v.errors.push(format!(
+                "unknown credential manager type: '{}' (var_sources.{}): expected one of {}",
+                source.type_,
+                source.name,
+                VAR_SOURCE_TYPES.join(", ")
+            ));
+        }
+    }
+    // A var source's config may use another one's vars; they must not form a cycle.
+    let names: HashSet<&str> = pipeline.var_sources.iter().map(|s| s.name.as_str()).collect();
+    let mut ready: HashSet<&str> = HashSet::new();
+    let mut pending: Vec<(&str, Vec<String>)> = pipeline
+        .var_sources
+        .iter()
+        .map(|source| {
+            let deps = vars::references(&source.config)
+                .into_iter()
+                .filter_map(|name| vars::VarRef::parse(&name).ok()?.source)
+                .filter(|dep| names.contains(dep.as_str()))
+                .collect();
+            (source.name.as_str(), deps)
+        })
+        .collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|(name, deps)| {
+            if deps.iter().all(|d| ready.contains(d.as_str())) {
+                ready.insert(name);
+                false
+            } else {
+                true
+            }
+        });
+        if pending.len() == before {
+            let stuck: Vec<&str> = pending.iter().map(|(n, _)| *n).collect();
+            v.errors.push(format!("could not resolve inter-dependent var sources: {}", stuck.join(", ")));
+            break;
+        }
+    }
+}
+
+fn display(pipeline: &Pipeline, v: &mut Validation) {
+    let Some(display) = &pipeline.display else { return };
+    let image = &display.background_image;
+    if let Some((scheme, _)) = image.split_once("://")
+        && scheme != "http"
+        && scheme != "https"
+    {
+        v.errors.push("display: background_image scheme must be either http, https or relative".into());
+    }
+}
+
+fn jobs(pipeline: &Pipeline, v: &mut Validation) {
+    if pipeline.jobs.is_empty() {
+        v.errors.push("jobs: pipeline must contain at least one job".into());
+        return;
+    }
+    duplicates(v, "jobs", pipeline.jobs.iter().map(|j| j.name.as_str()));
+    for (index, job) in pipeline.jobs.iter().enumerate() {
+        let context = location("jobs", index, &job.name);
+        identifier(v, &job.name, &context);
+        retention(job, &context, v);
+        if job.max_in_flight < 0 {
+            v.errors.push(format!("{context} has negative max_in_flight: {}", job.max_in_flight));
+        }
+        let mut steps = StepValidator {
+            pipeline,
+            v,
+            context: vec![context.clone(), ".plan".into()],
+            gets: HashSet::new(),
+            scopes: vec![HashSet::new()],
+        };
+        steps.sequence(&job.plan);
+        let hooks = [
+            ("on_success", &job.on_success),
+            ("on_failure", &job.on_failure),
+            ("on_abort", &job.on_abort),
+            ("on_error", &job.on_error),
+            ("ensure", &job.ensure),
+        ];
+        for (key, hook) in hooks {
+            if let Some(hook) = hook {
+                steps.context = vec![context.clone(), format!(".{key}")];
+                steps.step(hook);
+            }
+        }
+    }
+}
+
+fn retention(job: &Job, context: &str, v: &mut Validation) {
+    if job.build_logs_to_retain != 0 {
+        v.warnings.push(Warning {
+            kind: "deprecated_field".into(),
+            message: format!("{context}.build_logs_to_retain is deprecated. Use build_log_retention instead."),
+        });
+    }
+    if job.build_log_retention.is_some() && job.build_logs_to_retain != 0 {
+        v.errors.push(format!("{context} can't use both build_log_retention and build_logs_to_retain"));
+    } else if job.build_logs_to_retain < 0 {
+        v.errors.push(format!("{context} has negative build_logs_to_retain: {}", job.build_logs_to_retain));
+    }
+    if let Some(retention) = &job.build_log_retention {
+        for (field, value) in [
+            ("builds", retention.builds),
+            ("days", retention.days),
+            ("minimum_succeeded_builds", retention.minimum_succeeded_builds),
+        ] {
+            if value < 0 {
+                v.errors.push(format!("{context} has negative build_log_retention.{field}: {value}"));
+            }
+        }
+        if retention.builds > 0 && retention.minimum_succeeded_builds > retention.builds {
+            v.errors.push(format!(
+                "{context} has build_log_retention.minimum_succeeded_builds: {} greater than build_log_retention.builds: {}",
+                retention.minimum_succeeded_builds, retention.builds
+            ));
+        }
+    }
+}
+
+struct StepValidator<'a> {
+    pipeline: &'a Pipeline,
+    v: &'a mut Validation,
+    context: Vec<String>,
+    /// Names of gets seen in this job: each may appear once.
+    gets: HashSet<String>,
+    /// Local vars declared by `load_var` and `across`, innermost scope last.
+    scopes: Vec<HashSet<String>>,
+}
+
+impl StepValidator<'_> {
+    fn here(&self) -> String {
+        self.context.concat()
+    }
+
+    fn error(&mut self, message: impl std::fmt::Display) {
+        let here = self.here();
+        self.v.errors.push(format!("{here}: {message}"));
+    }
+
+    fn warning(&mut self, kind: &str, message: impl std::fmt::Display) {
+        let here = self.here();
+        self.v.warnings.push(Warning { kind: kind.into(), message: format!("{here}: {message}") });
+    }
+
+    fn within(&mut self, segment: String, check: impl FnOnce(&mut Self)) {
+        self.context.push(segment);
+        check(self);
+        self.context.pop();
+    }
+
+    fn sequence(&mut self, steps: &[Step]) {
+        self.within(".do".into(), |s| {
+            for (index, step) in steps.iter().enumerate() {
+                s.within(format!("[{index}]"), |s| s.step(step));
+            }
+        });
+    }
+
+    fn identifier(&mut self, name: &str) {
+        let here = self.here();
+        identifier(self.v, name, &here);
+    }
+
+    fn declare_local_var(&mut self, name: &str) {
+        let current = self.scopes.last().is_some_and(|scope| scope.contains(name));
+        if current {
+            self.error("repeated var name");
+        } else if self.scopes.iter().any(|scope| scope.contains(name)) {
+            self.warning("var_shadowed", format!("shadows local var '{name}'"));
+        }
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.insert(name.to_string());
+        }
+    }
+
+    fn step(&mut self, step: &Step) {
+        if !step.unknown_fields.is_empty() {
+            let fields: Vec<String> = step.unknown_fields.iter().map(|f| format!("\"{f}\"")).collect();
+            self.error(format!("unknown fields [{}]", fields.join(" ")));
+        }
+        let across = step.across.as_ref();
+        if let Some(vars) = across {
+            self.scopes.push(HashSet::new());
+            self.within(".across".into(), |s| {
+                if vars.is_empty() {
+                    s.error("no vars specified");
+                }
+                for (index, var) in vars.iter().enumerate() {
+                    s.within(format!("[{index}]"), |s| {
+                        s.declare_local_var(&var.var);
+                        if let Some(limit) = &var.max_in_flight {
+                            let valid = matches!(limit, Value::String(all) if all == "all")
+                                || limit.as_i64().is_some_and(|n| n > 0);
+                            if !valid {
+                                s.within(".max_in_flight".into(), |s| s.error("must be greater than 0"));
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        self.core(step, across.is_some());
+        if across.is_some() {
+            self.scopes.pop();
+        }
+        if let Some(timeout) = &step.timeout
+            && crate::duration::parse(timeout).is_err()
+            && vars::names_in(timeout).is_empty()
+        {
+            self.within(".timeout".into(), |s| s.error(format!("invalid duration '{timeout}'")));
+        }
+        if let Some(attempts) = step.attempts
+            && attempts <= 0
+        {
+            self.within(".attempts".into(), |s| s.error("must be greater than 0"));
+        }
+        let hooks = [
+            ("on_success", &step.on_success),
+            ("on_failure", &step.on_failure),
+            ("on_abort", &step.on_abort),
+            ("on_error", &step.on_error),
+            ("ensure", &step.ensure),
+        ];
+        for (key, hook) in hooks {
+            if let Some(hook) = hook {
+                self.within(format!(".{key}"), |s| s.step(hook));
+            }
+        }
+    }
+
+    fn core(&mut self, step: &Step, in_across: bool) {
+        match &step.kind {
+            StepKind::Get(get) => self.within(format!(".get({})", get.name), |s| {
+                s.identifier(&get.name);
+                if !s.gets.insert(get.name.clone()) {
+                    s.error("repeated name");
+                }
+                let resource = get.resource_name().to_string();
+                if s.pipeline.resource(&resource).is_none() {
+                    s.error(format!("unknown resource '{resource}'"));
+                }
+                if let Some(version) = &get.version {
+                    let valid = matches!(version, Value::String(v) if v == "latest" || v == "every")
+                        || version.as_object().is_some_and(|m| m.values().all(Value::is_string));
+                    if !valid {
+                        s.error(format!("invalid version {version}: expected latest, every or a version"));
+                    }
+                }
+                s.within(".passed".into(), |s| {
+                    for pattern in &get.passed {
+                        let matching: Vec<&Job> = s.pipeline.jobs.iter().filter(|j| glob_match(pattern, &j.name)).collect();
+                        if matching.is_empty() {
+                            s.error(format!("no matching job(s) for '{pattern}'"));
+                        }
+                        for job in matching {
+                            if !job_uses_resource(job, &resource) {
+                                s.error(format!("job '{}' does not interact with resource '{resource}'", job.name));
+                            }
+                        }
+                    }
+                });
+            }),
+            StepKind::Put(put) => self.within(format!(".put({})", put.name), |s| {
+                s.identifier(&put.name);
+                let resource = put.resource_name();
+                if s.pipeline.resource(resource).is_none() {
+                    s.error(format!("unknown resource '{resource}'"));
+                }
+            }),
+            StepKind::Task(task) => self.within(format!(".task({})", task.name), |s| {
+                // Names built from across vars are checked once interpolated.
+                if !in_across {
+                    s.identifier(&task.name);
+                }
+                match (&task.config, task.config_path.is_empty()) {
+                    (None, true) => s.error("must specify either `file:` or `config:`"),
+                    (Some(_), false) => s.error("must specify one of `file:` or `config:`, not both"),
+                    _ => {}
+                }
+                if let Some(config) = &task.config {
+                    if (!config.rootfs_uri.is_empty() || config.image_resource.is_some()) && !task.image_artifact.is_empty() {
+                        s.warning(
+                            "pipeline",
+                            "specifies image: on the step but also specifies an image under config: - the image: on the step takes precedence",
+                        );
+                    }
+                    s.within(".config".into(), |s| {
+                        for problem in config.problems() {
+                            s.error(problem);
+                        }
+                    });
+                }
+                if task.hermetic {
+                    s.warning("pipeline", "specifies `hermetic:` only works against worker containerd runtime");
+                }
+            }),
+            StepKind::SetPipeline(set) => self.within(format!(".set_pipeline({})", set.name), |s| {
+                if !in_across {
+                    s.identifier(&set.name);
+                }
+                if set.file.is_empty() {
+                    s.error("no file specified");
+                }
+            }),
+            StepKind::LoadVar(load) => self.within(format!(".load_var({})", load.name), |s| {
+                s.identifier(&load.name);
+                s.declare_local_var(&load.name);
+                if load.file.is_empty() {
+                    s.error("no file specified");
+                }
+                if !["", "json", "yaml", "yml", "trim", "raw"].contains(&load.format.as_str()) {
+                    s.error(format!("invalid format '{}': expected json, yaml, yml, trim or raw", load.format));
+                }
+            }),
+            StepKind::Try(inner) => self.within(".try".into(), |s| s.step(inner)),
+            StepKind::Do(steps) => self.sequence(steps),
+            StepKind::InParallel(parallel) => self.within(".in_parallel".into(), |s| {
+                if parallel.limit.is_some_and(|l| l < 0) {
+                    s.error("limit must not be negative");
+                }
+                for (index, sub) in parallel.steps.iter().enumerate() {
+                    s.within(format!(".steps[{index}]"), |s| s.step(sub));
+                }
+            }),
+        }
+    }
+}
+
+fn job_uses_resource(job: &Job, resource: &str) -> bool {
+    let mut uses = false;
+    job.walk(&mut |step| match &step.kind {
+        StepKind::Get(get) if get.resource_name() == resource => uses = true,
+        StepKind::Put(put) if put.resource_name() == resource => uses = true,
+        _ => {}
+    });
+    uses
+}
+
+/// `passed` constraints must not loop back to the job itself.
+fn cycles(pipeline: &Pipeline, v: &mut Validation) {
+    let upstream: HashMap<&str, BTreeSet<&str>> = pipeline
+        .jobs
+        .iter()
+        .map(|job| {
+            let mut jobs = BTreeSet::new();
+            job.walk(&mut |step| {
+                if let StepKind::Get(get) = &step.kind {
+                    for pattern in &get.passed {
+                        jobs.extend(
+                            pipeline.jobs.iter().filter(|j| glob_match(pattern, &j.name)).map(|j| j.name.as_str()),
+                        );
+                    }
+                }
+            });
+            (job.name.as_str(), jobs)
+        })
+        .collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit<'a>(
+        job: &'a str,
+        upstream: &HashMap<&'a str, BTreeSet<&'a str>>,
+        marks: &mut HashMap<&'a str, Mark>,
+    ) -> Option<&'a str> {
+        match marks.get(job) {
+            Some(Mark::Visiting) => return Some(job),
+            Some(Mark::Done) => return None,
+            None => {}
+        }
+        marks.insert(job, Mark::Visiting);
+        for next in upstream.get(job).into_iter().flatten() {
+            if let Some(start) = visit(next, upstream, marks) {
+                return Some(start);
+            }
+        }
+        marks.insert(job, Mark::Done);
+        None
+    }
+    let mut marks = HashMap::new();
+    for job in &pipeline.jobs {
+        if let Some(start) = visit(&job.name, &upstream, &mut marks) {
+            v.errors.push(format!("pipeline contains a cycle that starts at Job '{start}'"));
+            return;
+        }
+    }
+}
