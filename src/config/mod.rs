@@ -21,7 +21,9 @@ pub use model::{
     BuildLogRetention, Display, Group, Job, JobInput, JobOutput, Pipeline, ResourceConfig, ResourceType, VarSource,
 };
 pub use parse::{ParseError, from_value, parse, yaml_value};
-pub use step::{AcrossVar, GetStep, InParallelStep, LoadVarStep, PutStep, SetPipelineStep, Step, StepKind, TaskStep};
+pub use step::{
+    AcrossVar, GetStep, InParallelStep, LoadVarStep, PutStep, RunStep, SetPipelineStep, Step, StepKind, TaskStep,
+};
 pub use task::{ContainerLimits, ImageResource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun};
 pub use validate::validate;
 

@@ -46,6 +46,9 @@ pub enum StepKind {
     Try(Box<Step>),
     Do(Vec<Step>),
     InParallel(InParallelStep),
+    /// A prototype's message (`run: msg`, `type: prototype`); accepted and
+    /// validated, not run.
+    Run(RunStep),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -137,6 +140,20 @@ pub struct SetPipelineStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RunStep {
+    #[serde(rename = "run")]
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_limits: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LoadVarStep {
     #[serde(rename = "load_var")]
     pub name: String,
@@ -168,7 +185,7 @@ pub struct AcrossVar {
 
 /// Keys of the core steps, in the order that decides a step's type when a
 /// map has more than one (the others are then unknown fields).
-const CORE_KEYS: [&str; 8] = ["task", "put", "get", "set_pipeline", "load_var", "try", "do", "in_parallel"];
+const CORE_KEYS: [&str; 9] = ["run", "task", "put", "get", "set_pipeline", "load_var", "try", "do", "in_parallel"];
 const MODIFIER_KEYS: [&str; 10] = [
     "timeout",
     "attempts",
@@ -204,6 +221,7 @@ fn core_fields(kind: &str) -> &'static [&'static str] {
         "try" => &["try"],
         "do" => &["do"],
         "in_parallel" => &["in_parallel"],
+        "run" => &["run", "type", "params", "privileged", "container_limits"],
         _ => &[],
     }
 }
@@ -247,6 +265,7 @@ impl Step {
             "load_var" => StepKind::LoadVar(typed(map, core_fields("load_var"), "load_var")?),
             "try" => StepKind::Try(boxed_step(&map["try"], "try")?),
             "do" => StepKind::Do(step_list(&map["do"], "do")?),
+            "run" => StepKind::Run(typed(map, core_fields("run"), "run")?),
             _ => StepKind::InParallel(in_parallel(&map["in_parallel"])?),
         };
         let text = |key: &str| -> Result<Option<String>, String> {
@@ -303,6 +322,7 @@ impl Step {
             StepKind::Try(_) => "try".into(),
             StepKind::Do(_) => "do".into(),
             StepKind::InParallel(_) => "in_parallel".into(),
+            StepKind::Run(run) => format!("run({}.{})", run.type_, run.message),
         }
     }
 
@@ -372,6 +392,7 @@ impl Serialize for Step {
             StepKind::Task(task) => to_map(task.as_ref()),
             StepKind::SetPipeline(set) => to_map(set),
             StepKind::LoadVar(load) => to_map(load),
+            StepKind::Run(run) => to_map(run),
             StepKind::Try(inner) => single("try", serde_json::to_value(inner).unwrap_or(Value::Null)),
             StepKind::Do(steps) => single("do", serde_json::to_value(steps).unwrap_or(Value::Null)),
             StepKind::InParallel(parallel) => {

@@ -477,6 +477,18 @@ impl StepValidator<'_> {
                     s.error(format!("invalid format '{}': expected json, yaml, yml, trim or raw", load.format));
                 }
             }),
+            StepKind::Run(run) => self.within(format!(".run({}.{})", run.type_, run.message), |s| {
+                // Prototype messages must be proper identifiers: a warning would be an error here.
+                match validate_identifier(&run.message, &s.here()) {
+                    Err(error) => s.v.errors.push(error),
+                    Ok(Some(warning)) => s.v.errors.push(warning.message),
+                    Ok(None) => {}
+                }
+                let known = s.pipeline.prototypes.iter().any(|p| p.get("name").and_then(Value::as_str) == Some(run.type_.as_str()));
+                if !known {
+                    s.error(format!("unknown prototype '{}'", run.type_));
+                }
+            }),
             StepKind::Try(inner) => self.within(".try".into(), |s| s.step(inner)),
             StepKind::Do(steps) => self.sequence(steps),
             StepKind::InParallel(parallel) => self.within(".in_parallel".into(), |s| {

@@ -36,6 +36,8 @@ pub enum CompileError {
     VersionNotChosen(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0} steps are not supported by atc")]
+    Unsupported(&'static str),
 }
 
 /// Gives out plan ids, hex like Concourse's, unique within a build.
@@ -228,6 +230,9 @@ impl Compiler<'_, '_> {
                 }
                 Ok(compiler.plan(Step::InParallel(InParallelPlan { steps: plans, limit, fail_fast })))
             });
+        }
+        if map.contains_key("run") {
+            return Err(CompileError::Unsupported("run (prototype)"));
         }
         Err(CompileError::UnknownStep(Value::Object(map.clone()).to_string()))
     }
