@@ -7,5 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod duration;
+pub mod resource;
 pub mod runtime;
 pub mod server;
