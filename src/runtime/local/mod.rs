@@ -123,7 +123,7 @@ impl LocalRuntime {
         let work = self.work.clone();
         let types = self.types.clone();
         let setup_spec = spec.clone();
-        let (program, dirs, user, notices) = blocking(move || {
+        let (program, dirs, user, account, notices) = blocking(move || {
             let spec = setup_spec;
             let program = images::resolve(spec.image.as_ref(), &spec.process.path, &types, |artifact| {
                 work.artifact_path(artifact)
@@ -155,7 +155,9 @@ impl LocalRuntime {
                 &spec.process.dir,
                 user.as_ref(),
             )?;
-            Ok((program, dirs, user, notices))
+            // Whose HOME and USER the process gets (reads the password database).
+            let account = user.clone().or_else(user::current_user);
+            Ok((program, dirs, user, account, notices))
         })
         .await?;
         for notice in &notices {
@@ -172,7 +174,7 @@ impl LocalRuntime {
                 program: program_path(&program.program, &working_dir),
                 args: program.leading_args.iter().cloned().chain(spec.process.args.iter().cloned()).collect(),
                 dir: working_dir,
-                env: process_env(user.as_ref(), &dirs.tmp, &program.image_env, &spec.process.env),
+                env: process_env(account, &dirs.tmp, &program.image_env, &spec.process.env),
                 stdin: spec.process.stdin.clone(),
                 stdout: spec.process.stdout,
                 user,
@@ -181,10 +183,12 @@ impl LocalRuntime {
         }
         .await;
 
-        // Outputs are kept whatever happened to the process: Concourse keeps
-        // the outputs of failed tasks too.
+        // Outputs are kept whatever the exit code: Concourse keeps the
+        // outputs of failed tasks too. A step that did not finish (cancelled,
+        // could not start) has no outcome to hand them to.
         let work = self.work.clone();
-        let (caches, outputs) = (spec.caches.clone(), spec.outputs.clone());
+        let outputs = if result.is_ok() { spec.outputs.clone() } else { Vec::new() };
+        let caches = spec.caches.clone();
         let finish_dirs = dirs.clone();
         let captured = blocking(move || layout::finish(&work, &finish_dirs, &caches, &outputs)).await;
         let finished = result?;
@@ -235,12 +239,11 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// atc's own environment holds secrets (database password, keys) and never
 /// reaches a step.
 fn process_env(
-    user: Option<&user::HostUser>,
+    account: Option<user::HostUser>,
     tmp: &std::path::Path,
     image_env: &[(String, String)],
     step_env: &[(String, String)],
 ) -> Vec<(String, String)> {
-    let account = user.cloned().or_else(user::current_user);
     let mut env = vec![
         ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string())),
         ("TMPDIR".to_string(), tmp.to_string_lossy().into_owned()),
