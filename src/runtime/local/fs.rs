@@ -35,6 +35,9 @@ pub fn join_relative(base: &Path, relative: &str) -> Result<PathBuf, String> {
 pub fn copy_tree(source: &Path, destination: &Path) -> io::Result<()> {
     fs::create_dir_all(destination)?;
     let mut pending = vec![(source.to_path_buf(), destination.to_path_buf())];
+    // Directory modes are applied last: a read-only directory could not be
+    // filled otherwise (without root).
+    let mut directory_modes = vec![(destination.to_path_buf(), fs::metadata(source)?.permissions())];
     while let Some((from_dir, to_dir)) = pending.pop() {
         for entry in fs::read_dir(&from_dir)? {
             let entry = entry?;
@@ -46,7 +49,7 @@ pub fn copy_tree(source: &Path, destination: &Path) -> io::Result<()> {
                     Err(err) if err.kind() != io::ErrorKind::AlreadyExists => return Err(err),
                     _ => {}
                 }
-                fs::set_permissions(&to, fs::symlink_metadata(&from)?.permissions())?;
+                directory_modes.push((to.clone(), fs::symlink_metadata(&from)?.permissions()));
                 pending.push((from, to));
             } else if file_type.is_symlink() {
                 let _ = fs::remove_file(&to);
@@ -57,7 +60,9 @@ pub fn copy_tree(source: &Path, destination: &Path) -> io::Result<()> {
             // Sockets, FIFOs and devices have no place in an artifact.
         }
     }
-    fs::set_permissions(destination, fs::metadata(source)?.permissions())?;
+    for (directory, permissions) in directory_modes.into_iter().rev() {
+        fs::set_permissions(directory, permissions)?;
+    }
     Ok(())
 }
 
