@@ -56,7 +56,8 @@ fn write_executable(path: &Path, script: &str) {
 /// `--resource-types-dir` with a well-behaved `echo-type` and a `bad` type
 /// whose every command misbehaves as `source.mode` says.
 async fn fixture_with_script_types() -> LocalFixture {
-    let types = tempfile::tempdir().unwrap().keep();
+    let types_dir = tempfile::tempdir().unwrap();
+    let types = types_dir.path().to_path_buf();
     write_executable(
         &types.join("echo-type/check"),
         r#"#!/bin/sh
@@ -107,7 +108,9 @@ esac
         write_executable(&types.join("bad").join(command), bad);
     }
     write_executable(&types.join("incomplete/check"), "#!/bin/sh\n");
-    LocalFixture::with_types_dir(Some(types)).await
+    let mut fixture = LocalFixture::with_types_dir(Some(types)).await;
+    fixture.other_dirs.push(types_dir);
+    fixture
 }
 
 #[tokio::test]

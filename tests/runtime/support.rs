@@ -145,6 +145,8 @@ pub async fn eventually<F: Future<Output = bool>>(limit: Duration, mut condition
 pub struct LocalFixture {
     pub runtime: LocalRuntime,
     pub dir: tempfile::TempDir,
+    /// Other directories the test made, removed with the fixture.
+    pub other_dirs: Vec<tempfile::TempDir>,
 }
 
 impl LocalFixture {
@@ -159,7 +161,7 @@ impl LocalFixture {
         options.resource_types_dir = types_dir;
         options.stop_grace_period = Duration::from_secs(1);
         let runtime = LocalRuntime::new(options).await.unwrap();
-        LocalFixture { runtime, dir }
+        LocalFixture { runtime, dir, other_dirs: Vec::new() }
     }
 }
 
