@@ -11,5 +11,6 @@ pub mod db;
 pub mod duration;
 pub mod engine;
 pub mod gc;
+pub mod resource;
 pub mod runtime;
 pub mod server;

@@ -39,6 +39,56 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub encryption: EncryptionFlags,
+
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
+}
+
+/// Where and how the local runtime runs steps.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeFlags {
+    /// Where the local runtime keeps step work dirs, artifacts and caches [quickstart: <data-dir>/work, web: $XDG_DATA_HOME/atc/work or ~/.local/share/atc/work].
+    #[arg(long, env = "CONCOURSE_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Resource types as executables: DIR/TYPE/{check,in,out} is resource type TYPE (it wins over a built-in type of that name).
+    #[arg(long, env = "CONCOURSE_RESOURCE_TYPES_DIR", value_name = "DIR")]
+    pub resource_types_dir: Option<PathBuf>,
+}
+
+impl RuntimeFlags {
+    /// The local runtime's options, with `default_work_dir` unless `--work-dir` is given.
+    pub fn local_runtime_options(&self, default_work_dir: PathBuf) -> crate::runtime::local::LocalRuntimeOptions {
+        let mut options =
+            crate::runtime::local::LocalRuntimeOptions::new(self.work_dir.clone().unwrap_or(default_work_dir));
+        options.resource_types_dir = self.resource_types_dir.clone();
+        options
+    }
+}
+
+/// `$XDG_DATA_HOME/atc`, else `~/.local/share/atc`.
+pub fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("atc"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!("cannot find a data directory: set --data-dir or --work-dir (HOME is not set)")
+    })?;
+    Ok(PathBuf::from(home).join(".local/share/atc"))
+}
+
+/// Creates the local runtime, failing start-up with the flag to fix.
+pub async fn start_local_runtime(
+    flags: &RuntimeFlags,
+    default_work_dir: PathBuf,
+) -> anyhow::Result<crate::runtime::local::LocalRuntime> {
+    let options = flags.local_runtime_options(default_work_dir);
+    let work_dir = options.work_dir.clone();
+    let runtime = crate::runtime::local::LocalRuntime::new(options)
+        .await
+        .map_err(|err| anyhow::anyhow!("--work-dir / --resource-types-dir: {err}"))?;
+    tracing::info!(work_dir = %work_dir.display(), resource_types = ?runtime.resource_types(), "local runtime ready");
+    Ok(runtime)
 }
 
 #[derive(Debug, Clone, Args)]

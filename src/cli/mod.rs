@@ -4,6 +4,7 @@ mod config_file;
 mod flags;
 mod migrate;
 mod quickstart;
+mod resource;
 mod validate_pipeline;
 mod web;
 
@@ -32,6 +33,9 @@ enum Command {
     Migrate(migrate::Args),
     /// Check a pipeline configuration the way the server would.
     ValidatePipeline(validate_pipeline::Args),
+    /// Run a built-in resource type's check, in or out (used by the local runtime).
+    #[command(hide = true)]
+    Resource(resource::Args),
 }
 
 /// A TOML file of flag values (`bind-port = 8080`); flags and CONCOURSE_*
@@ -69,6 +73,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Quickstart(args) => run_async(quickstart::run(args)),
         Command::Migrate(args) => run_async(migrate::run(args)),
         Command::ValidatePipeline(args) => validate_pipeline::run(args),
+        Command::Resource(args) => resource::run(args),
     }
 }
 

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::flags::ServerFlags;
+use super::flags::{ServerFlags, default_data_dir, start_local_runtime};
 use super::{ConfigFileFlag, init_logging};
 use crate::auth::LocalUser;
 use crate::server;
@@ -35,16 +35,6 @@ pub struct Args {
 struct GeneratedUser {
     username: String,
     password: String,
-}
-
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("atc"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("cannot find a data directory: set --data-dir (HOME is not set)")?;
-    Ok(PathBuf::from(home).join(".local/share/atc"))
 }
 
 fn generated_user(data_dir: &Path) -> anyhow::Result<GeneratedUser> {
@@ -98,6 +88,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     if !sample.exists() {
         std::fs::write(&sample, SAMPLE_PIPELINE).with_context(|| format!("cannot write {}", sample.display()))?;
     }
+
+    // Started here so that bad runtime flags stop start-up; the build
+    // engine runs steps through it.
+    let _runtime = start_local_runtime(&args.server.runtime, data_dir.join("work")).await?;
 
     let db_path = data_dir.join("atc.db");
     let db = crate::db::Db::open_sqlite(&db_path)

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context, bail};
 
-use super::flags::{PostgresFlags, ServerFlags};
+use super::flags::{PostgresFlags, ServerFlags, default_data_dir, start_local_runtime};
 use super::{ConfigFileFlag, init_logging};
 use crate::server;
 
@@ -29,6 +29,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.postgres.postgres_host, args.postgres.postgres_port, args.postgres.postgres_database
         )
     })?;
+    let default_work_dir = match &args.server.runtime.work_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir()?.join("work"),
+    };
+    // Started here so that bad runtime flags stop start-up; the build
+    // engine runs steps through it.
+    let _runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
     let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     server::serve(db, options, server::shutdown_signal()).await
 }

@@ -3,6 +3,13 @@
 //! produces, the process to run) and gets back an exit status and new
 //! artifacts. The local runtime runs processes on this host; a Kubernetes
 //! runtime runs pods. Both pass the same runtime test suite.
+//!
+//! Paths in a [`StepSpec`] (mounts, [`ProcessSpec::dir`]) are relative to the
+//! step's working root, a directory the runtime chooses. The process starts
+//! in `dir` under that root, so a relative path among its arguments (the
+//! resource protocol's `DEST` and `SRC`) names a place under the root.
+
+pub mod local;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -142,10 +149,15 @@ pub enum RuntimeError {
     /// The step was cancelled (abort or timeout) and its process stopped.
     #[error("interrupted")]
     Interrupted,
-    /// The step could not be run (bad image, missing executable, ...): an
-    /// `errored` step, as opposed to a process that exited non-zero.
+    /// The step or request could not be carried out (unknown resource type,
+    /// missing executable, a path outside an artifact, ...): an `errored`
+    /// step, as opposed to a process that exited non-zero.
     #[error("{0}")]
     Setup(String),
+    /// With [`Stdout::Capture`], the process printed more than the runtime
+    /// keeps; it was stopped. Resource responses are small JSON documents.
+    #[error("the process printed more than {limit_bytes} bytes on stdout; it was stopped")]
+    StdoutTooLarge { limit_bytes: usize },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,0 +1,125 @@
+//! Artifacts in and out of the work dir: gzipped tarballs as `fly execute`
+//! uploads and downloads them, single files, release.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::fs::{join_relative, remove_tree};
+use super::layout::WorkDir;
+use crate::runtime::{Artifact, RuntimeError, TarGzStream};
+
+/// Blocking work goes to tokio's blocking pool; a panic there is a bug,
+/// reported as an error rather than taking the caller down.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| RuntimeError::Setup(format!("a filesystem task of the local runtime failed: {err}")))?
+}
+
+pub async fn import(work: WorkDir, mut tgz: TarGzStream) -> Result<Artifact, RuntimeError> {
+    // The upload is spooled to disk first so that unpacking (blocking) never
+    // waits on the network.
+    let upload = work.upload_path();
+    let mut file = tokio::fs::File::create(&upload).await?;
+    let copied = async {
+        while let Some(chunk) = tgz.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await
+    }
+    .await;
+    drop(file);
+    if let Err(err) = copied {
+        let _ = tokio::fs::remove_file(&upload).await;
+        return Err(err.into());
+    }
+    blocking(move || {
+        let (artifact, path) = work.new_artifact_path();
+        let unpacked = unpack(&upload, &path);
+        let _ = std::fs::remove_file(&upload);
+        if let Err(err) = unpacked {
+            let _ = remove_tree(&path);
+            return Err(RuntimeError::Setup(format!("the upload is not a gzipped tarball: {err}")));
+        }
+        Ok(artifact)
+    })
+    .await
+}
+
+fn unpack(tgz: &Path, destination: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(destination)?;
+    let mut archive = tar::Archive::new(GzDecoder::new(std::fs::File::open(tgz)?));
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    // `unpack` refuses entries that would land outside `destination`.
+    archive.unpack(destination)
+}
+
+/// Streams the artifact as a tgz, built on a blocking thread while the
+/// receiver reads it.
+pub fn export(path: PathBuf) -> TarGzStream {
+    let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter { sender: sender.clone() };
+        let written = write_tgz(&path, &mut writer);
+        if let Err(err) = written {
+            let _ = sender.blocking_send(Err(err));
+        }
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    })
+    .boxed()
+}
+
+fn write_tgz(path: &Path, writer: &mut ChannelWriter) -> io::Result<()> {
+    let mut builder = tar::Builder::new(GzEncoder::new(writer, Compression::fast()));
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", path)?;
+    builder.into_inner()?.finish()?.flush()
+}
+
+struct ChannelWriter {
+    sender: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sender
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader of the artifact went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `relative` inside the artifact at `root`, refusing paths that leave
+/// it, lexically or through a symlink.
+pub fn read_file(root: &Path, relative: &str) -> Result<Vec<u8>, RuntimeError> {
+    let outside = || RuntimeError::Setup(format!("'{relative}' is outside the artifact"));
+    let path = join_relative(root, relative).map_err(|_| outside())?;
+    let resolved = path.canonicalize().map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => RuntimeError::Setup(format!("'{relative}' does not exist in the artifact")),
+        _ => err.into(),
+    })?;
+    if !resolved.starts_with(root.canonicalize()?) {
+        return Err(outside());
+    }
+    if resolved.is_dir() {
+        return Err(RuntimeError::Setup(format!("'{relative}' is a directory, not a file")));
+    }
+    Ok(std::fs::read(resolved)?)
+}

@@ -1,0 +1,275 @@
+//! Cases every runtime passes, written against `&dyn Runtime` only.
+
+use std::time::Duration;
+
+use atc::runtime::{CacheMount, ImageSpec, InputMount, OutputMount, OutputStream, Runtime, RuntimeError, Stdout};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{RecordingSink, eventually, export, import, read, shell_step, tgz};
+
+/// Turns every case below into a `#[tokio::test]` for the runtime that
+/// `$make().await.runtime` gives.
+macro_rules! runtime_suite {
+    ($make:path) => {
+        runtime_suite!(@cases $make;
+            output_streams_arrive_separately_while_the_process_runs,
+            stdout_and_stderr_keep_their_own_order,
+            exit_codes_are_reported,
+            args_env_dir_and_stdin_reach_the_process,
+            the_runtime_environment_does_not_leak_into_steps,
+            inputs_are_laid_out_and_isolated_from_the_step_writes,
+            outputs_are_captured_even_when_the_step_fails,
+            an_output_at_an_input_path_starts_from_the_input,
+            caches_persist_across_runs_of_the_same_key,
+            cancellation_interrupts_the_step,
+            captured_stdout_is_returned_and_not_streamed,
+            captured_stdout_past_the_limit_stops_the_step,
+            artifacts_round_trip_through_tgz,
+            read_file_refuses_paths_outside_the_artifact,
+            released_artifacts_are_gone,
+            a_missing_executable_is_a_setup_error,
+            an_unknown_resource_type_is_a_setup_error,
+            one_worker_offers_the_built_in_resource_types,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let fixture = $make().await;
+                $crate::suite::$case(&fixture.runtime).await;
+            }
+        )*
+    };
+}
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &dyn Runtime) {
+    let sink = RecordingSink::new();
+    let cancel = CancellationToken::new();
+    let step = shell_step("printf 'to stdout'; printf 'to stderr' >&2; sleep 60");
+    let run = runtime.run(step, sink.clone(), cancel.clone());
+    let watch = async {
+        let arrived =
+            eventually(DEADLINE, || async { sink.stdout() == "to stdout" && sink.stderr() == "to stderr" }).await;
+        cancel.cancel();
+        arrived
+    };
+    let (result, arrived) = tokio::join!(run, watch);
+    assert!(arrived, "output should arrive before the process exits: {:?} / {:?}", sink.stdout(), sink.stderr());
+    assert!(matches!(result, Err(RuntimeError::Interrupted)), "{result:?}");
+}
+
+pub async fn stdout_and_stderr_keep_their_own_order(runtime: &dyn Runtime) {
+    let sink = RecordingSink::new();
+    let script = "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done";
+    let outcome = runtime.run(shell_step(script), sink.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(sink.stdout(), "out1\nout2\nout3\nout4\nout5\n");
+    assert_eq!(sink.stderr(), "err1\nerr2\nerr3\nerr4\nerr5\n");
+    assert_eq!(outcome.stdout, None);
+}
+
+pub async fn exit_codes_are_reported(runtime: &dyn Runtime) {
+    for (script, expected) in [("exit 0", 0), ("exit 3", 3), ("kill -9 $$", 137)] {
+        let outcome = runtime.run(shell_step(script), RecordingSink::new(), CancellationToken::new()).await.unwrap();
+        assert_eq!(outcome.exit_code, expected, "{script}");
+    }
+}
+
+pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime) {
+    let sink = RecordingSink::new();
+    let mut step = shell_step(r#"echo "$GREETING $1"; pwd; cat"#);
+    step.process.args.extend(["sh".into(), "world".into()]);
+    step.process.env = vec![("GREETING".into(), "hello".into())];
+    step.process.dir = "some/dir".into();
+    step.process.stdin = Some(b"from stdin".to_vec());
+    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
+    let stdout = sink.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "hello world");
+    assert!(lines[1].ends_with("/some/dir"), "{stdout}");
+    assert_eq!(lines[2], "from stdin");
+}
+
+pub async fn the_runtime_environment_does_not_leak_into_steps(runtime: &dyn Runtime) {
+    // cargo sets CARGO_* for the test process; a step must not see them.
+    let sink = RecordingSink::new();
+    let outcome = runtime.run(shell_step("env"), sink.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.exit_code, 0);
+    let env = sink.stdout();
+    assert!(env.lines().any(|line| line.starts_with("PATH=")), "{env}");
+    assert!(!env.contains("CARGO_"), "{env}");
+}
+
+pub async fn inputs_are_laid_out_and_isolated_from_the_step_writes(runtime: &dyn Runtime) {
+    let first = import(runtime, tgz(&[("file", "original", 0o644), ("dir/nested", "nested", 0o644)])).await;
+    let second = import(runtime, tgz(&[("script.sh", "#!/bin/sh\necho ran script\n", 0o755)])).await;
+    let mut step = shell_step(
+        "cat first/dir/nested && ./second/script.sh && echo changed >> first/file && touch first/new && rm first/dir/nested",
+    );
+    step.inputs = vec![
+        InputMount { artifact: first.clone(), path: "first".into() },
+        InputMount { artifact: second.clone(), path: "second".into() },
+    ];
+    let sink = RecordingSink::new();
+    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
+    assert_eq!(sink.stdout(), "nestedran script\n");
+    assert_eq!(read(runtime, &first, "file").await, "original");
+    assert_eq!(read(runtime, &first, "dir/nested").await, "nested");
+    assert!(runtime.read_file(&first, "new").await.is_err());
+}
+
+pub async fn outputs_are_captured_even_when_the_step_fails(runtime: &dyn Runtime) {
+    let mut step = shell_step("echo partial > out/result && mkdir -p nested/deep && echo n > nested/deep/f; exit 1");
+    step.outputs = vec![
+        OutputMount { name: "out".into(), path: "out".into() },
+        OutputMount { name: "deep".into(), path: "nested/deep".into() },
+        OutputMount { name: "untouched".into(), path: "empty".into() },
+    ];
+    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(read(runtime, &outcome.outputs["out"], "result").await, "partial\n");
+    assert_eq!(read(runtime, &outcome.outputs["deep"], "f").await, "n\n");
+    assert!(export(runtime, &outcome.outputs["untouched"]).await.is_empty());
+}
+
+pub async fn an_output_at_an_input_path_starts_from_the_input(runtime: &dyn Runtime) {
+    let input = import(runtime, tgz(&[("kept", "from input", 0o644)])).await;
+    let mut step = shell_step("echo added > repo/added");
+    step.inputs = vec![InputMount { artifact: input.clone(), path: "repo".into() }];
+    step.outputs = vec![OutputMount { name: "repo".into(), path: "repo".into() }];
+    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let output = &outcome.outputs["repo"];
+    assert_ne!(output, &input);
+    assert_eq!(read(runtime, output, "kept").await, "from input");
+    assert_eq!(read(runtime, output, "added").await, "added\n");
+    assert!(runtime.read_file(&input, "added").await.is_err());
+}
+
+pub async fn caches_persist_across_runs_of_the_same_key(runtime: &dyn Runtime) {
+    let cached_step = |key: &str| {
+        let mut step = shell_step("cat cache/count 2>/dev/null || echo none; echo again >> cache/count");
+        step.caches = vec![CacheMount { key: key.into(), path: "cache".into() }];
+        step
+    };
+    let mut seen = Vec::new();
+    for key in ["job/step/cache", "job/step/cache", "other/cache"] {
+        let sink = RecordingSink::new();
+        let outcome = runtime.run(cached_step(key), sink.clone(), CancellationToken::new()).await.unwrap();
+        assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
+        seen.push(sink.stdout());
+    }
+    assert_eq!(seen, ["none\n", "again\n", "none\n"]);
+}
+
+pub async fn cancellation_interrupts_the_step(runtime: &dyn Runtime) {
+    let cancel = CancellationToken::new();
+    let sink = RecordingSink::new();
+    let mut step = shell_step("trap '' TERM; echo started; sleep 60");
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let run = runtime.run(step, sink.clone(), cancel.clone());
+    let stop = async {
+        assert!(eventually(DEADLINE, || async { sink.stdout().contains("started") }).await);
+        cancel.cancel();
+    };
+    let started = std::time::Instant::now();
+    let (result, ()) = tokio::join!(run, stop);
+    assert!(matches!(result, Err(RuntimeError::Interrupted)), "{result:?}");
+    // Even a process ignoring SIGTERM is gone well before its sleep ends.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+pub async fn captured_stdout_is_returned_and_not_streamed(runtime: &dyn Runtime) {
+    let sink = RecordingSink::new();
+    let mut step = shell_step(r#"printf '[{"ref":"1"}]'; echo logged >&2"#);
+    step.process.stdout = Stdout::Capture;
+    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.stdout.as_deref(), Some(&b"[{\"ref\":\"1\"}]"[..]));
+    assert_eq!(sink.text(OutputStream::Stdout), "");
+    assert_eq!(sink.stderr(), "logged\n");
+}
+
+pub async fn captured_stdout_past_the_limit_stops_the_step(runtime: &dyn Runtime) {
+    // Runtimes keep at most 10 MiB of a resource's response.
+    let mut step = shell_step("head -c 11534336 /dev/zero; sleep 60");
+    step.process.stdout = Stdout::Capture;
+    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    match result {
+        Err(err @ RuntimeError::StdoutTooLarge { .. }) => assert!(err.to_string().contains("stdout"), "{err}"),
+        other => panic!("expected StdoutTooLarge, got {other:?}"),
+    }
+}
+
+pub async fn artifacts_round_trip_through_tgz(runtime: &dyn Runtime) {
+    let original = tgz(&[("a.txt", "alpha", 0o644), ("bin/run", "#!/bin/sh\n", 0o755), ("deep/er/c", "", 0o600)]);
+    let artifact = import(runtime, original).await;
+    let files = export(runtime, &artifact).await;
+    let expected = [("a.txt", "alpha", 0o644), ("bin/run", "#!/bin/sh\n", 0o755), ("deep/er/c", "", 0o600)];
+    for (path, content, mode) in expected {
+        assert_eq!(files.get(path), Some(&(content.to_string(), mode)), "{path} in {files:?}");
+    }
+    assert_eq!(files.len(), 3, "{files:?}");
+    let reimported = import(runtime, {
+        let files: Vec<(&str, &str, u32)> =
+            files.iter().map(|(path, (content, mode))| (path.as_str(), content.as_str(), *mode)).collect();
+        tgz(&files)
+    })
+    .await;
+    assert_eq!(read(runtime, &reimported, "a.txt").await, "alpha");
+}
+
+pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime) {
+    let mut step = shell_step("echo inside > out/file && ln -s /etc/hostname out/escape && ln -s file out/alias");
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let artifact = &outcome.outputs["out"];
+    assert_eq!(read(runtime, artifact, "file").await, "inside\n");
+    assert_eq!(read(runtime, artifact, "./alias").await, "inside\n");
+    for escaping in ["../file", "/etc/hostname", "escape", "sub/../../x"] {
+        let result = runtime.read_file(artifact, escaping).await;
+        assert!(matches!(result, Err(RuntimeError::Setup(_))), "{escaping}: {result:?}");
+    }
+    assert!(runtime.read_file(artifact, "missing").await.is_err());
+    let forged = atc::runtime::Artifact { id: "../../etc".into() };
+    assert!(runtime.read_file(&forged, "passwd").await.is_err());
+}
+
+pub async fn released_artifacts_are_gone(runtime: &dyn Runtime) {
+    let artifact = import(runtime, tgz(&[("f", "x", 0o644)])).await;
+    runtime.release(vec![artifact.clone()]).await.unwrap();
+    assert!(runtime.read_file(&artifact, "f").await.is_err());
+    // Releasing twice is harmless.
+    runtime.release(vec![artifact]).await.unwrap();
+}
+
+pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
+    let mut step = shell_step("");
+    step.process.path = "/no/such/executable".into();
+    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    assert!(
+        matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("/no/such/executable")),
+        "{result:?}"
+    );
+}
+
+pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime) {
+    let mut step = shell_step("");
+    step.image = Some(ImageSpec::ResourceType("no-such-type".into()));
+    step.process.path = "/opt/resource/check".into();
+    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    assert!(matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("no-such-type")), "{result:?}");
+}
+
+pub async fn one_worker_offers_the_built_in_resource_types(runtime: &dyn Runtime) {
+    let workers = runtime.workers();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].platform, "linux");
+    assert!(!workers[0].name.is_empty());
+    for builtin in ["git", "mock", "time"] {
+        assert!(workers[0].resource_types.iter().any(|t| t == builtin), "{:?}", workers[0].resource_types);
+    }
+}

@@ -1,0 +1,170 @@
+//! Helpers for runtime tests: a sink that records, step specs, artifacts
+//! from in-memory files, polling with deadlines.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
+use atc::runtime::{Artifact, Limits, OutputSink, OutputStream, ProcessSpec, Runtime, Stdout, StepMetadata, StepSpec};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+/// Records every chunk, in order, with its stream.
+#[derive(Default)]
+pub struct RecordingSink {
+    chunks: Mutex<Vec<(OutputStream, Vec<u8>)>>,
+}
+
+impl OutputSink for RecordingSink {
+    fn write(&self, stream: OutputStream, chunk: &[u8]) {
+        self.chunks.lock().unwrap().push((stream, chunk.to_vec()));
+    }
+}
+
+impl RecordingSink {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn text(&self, stream: OutputStream) -> String {
+        let chunks = self.chunks.lock().unwrap();
+        let bytes: Vec<u8> =
+            chunks.iter().filter(|(s, _)| *s == stream).flat_map(|(_, chunk)| chunk.iter().copied()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.text(OutputStream::Stdout)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.text(OutputStream::Stderr)
+    }
+}
+
+static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A step running `sh -c script` in its root, output streamed.
+pub fn shell_step(script: &str) -> StepSpec {
+    let n = HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    StepSpec {
+        handle: format!("test-step-{n}"),
+        metadata: StepMetadata {
+            team: "main".into(),
+            step_type: "task".into(),
+            step_name: "t".into(),
+            ..Default::default()
+        },
+        image: None,
+        privileged: false,
+        limits: Limits::default(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        caches: Vec::new(),
+        process: ProcessSpec {
+            path: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            dir: String::new(),
+            user: None,
+            env: Vec::new(),
+            stdin: None,
+            stdout: Stdout::Stream,
+        },
+    }
+}
+
+/// A gzipped tarball of `files` (path, content, mode).
+pub fn tgz(files: &[(&str, &str, u32)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, content, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(*mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, content.as_bytes()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+pub async fn import(runtime: &dyn Runtime, tgz: Vec<u8>) -> Artifact {
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(tgz))]).boxed();
+    runtime.import_artifact(stream).await.unwrap()
+}
+
+/// The files of an exported artifact: path -> (content, mode), symlinks as "-> target".
+pub async fn export(runtime: &dyn Runtime, artifact: &Artifact) -> BTreeMap<String, (String, u32)> {
+    let mut stream = runtime.export_artifact(artifact).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+        let mode = entry.header().mode().unwrap() & 0o777;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => {
+                let mut content = String::new();
+                entry.read_to_string(&mut content).unwrap();
+                files.insert(path, (content, mode));
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name().unwrap().unwrap().to_string_lossy().into_owned();
+                files.insert(path, (format!("-> {target}"), 0));
+            }
+            _ => {}
+        }
+    }
+    files
+}
+
+pub async fn read(runtime: &dyn Runtime, artifact: &Artifact, path: &str) -> String {
+    String::from_utf8(runtime.read_file(artifact, path).await.unwrap()).unwrap()
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes.
+pub async fn eventually<F: Future<Output = bool>>(limit: Duration, mut condition: impl FnMut() -> F) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A local runtime in a temporary work dir, removed on drop.
+pub struct LocalFixture {
+    pub runtime: LocalRuntime,
+    pub dir: tempfile::TempDir,
+    /// Other directories the test made, removed with the fixture.
+    pub other_dirs: Vec<tempfile::TempDir>,
+}
+
+impl LocalFixture {
+    pub async fn new() -> Self {
+        Self::with_types_dir(None).await
+    }
+
+    pub async fn with_types_dir(types_dir: Option<std::path::PathBuf>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = LocalRuntimeOptions::new(dir.path().join("work"));
+        options.atc_executable = Some(env!("CARGO_BIN_EXE_atc").into());
+        options.resource_types_dir = types_dir;
+        options.stop_grace_period = Duration::from_secs(1);
+        let runtime = LocalRuntime::new(options).await.unwrap();
+        LocalFixture { runtime, dir, other_dirs: Vec::new() }
+    }
+}
+
+pub async fn local_runtime() -> LocalFixture {
+    LocalFixture::new().await
+}
