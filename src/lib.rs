@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod component;
 pub mod config;
+pub mod creds;
 pub mod db;
 pub mod duration;
 pub mod engine;

@@ -14,16 +14,26 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
 use crate::component;
+use crate::creds::CredentialManager;
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
-use crate::engine::event_hub::EventHub;
+use crate::engine::Engine;
 use crate::gc::Collector;
+use crate::runtime::Runtime;
 
 /// How often the collector removes what nothing needs any more.
 const COLLECTOR_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How often the build tracker looks for builds to run (it is also woken
+/// whenever one is ready).
+const TRACKER_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Everything the server needs besides its database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
+    /// Where steps run.
+    pub runtime: Arc<dyn Runtime>,
+    /// Where `((vars))` get their values.
+    pub credentials: Arc<dyn CredentialManager>,
     pub bind: SocketAddr,
     /// Defaults to `http://<bind address>`.
     pub external_url: Option<String>,
@@ -40,8 +50,8 @@ pub struct ServerOptions {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub external_url: String,
-    /// Where build events are fanned out to watchers.
-    pub hub: Arc<EventHub>,
+    /// Runs builds; its hub fans build events out to watchers.
+    pub engine: Arc<Engine>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     /// Stops the background components.
@@ -58,6 +68,7 @@ impl RunningServer {
         for task in self.component_tasks {
             let _ = task.await;
         }
+        self.engine.stop().await;
         Ok(())
     }
 }
@@ -75,9 +86,9 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         format!("http://{}", SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port()))
     });
-    let hub = Arc::new(EventHub::new());
+    let engine = Engine::new(db.clone(), options.runtime.clone(), external_url.clone(), options.credentials.clone());
     let state = AppState {
-        hub: hub.clone(),
+        engine: engine.clone(),
         tokens: TokenService::new(db.clone(), options.auth_duration),
         db,
         users: Arc::new(LocalUsers::new(options.local_users.clone())),
@@ -85,12 +96,13 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         cookie_secure: options.cookie_secure,
     };
     let components = CancellationToken::new();
-    let component_tasks = vec![component::spawn(
+    let mut component_tasks = vec![component::spawn(
         Arc::new(Collector::new(state.db.clone())),
         state.db.clone(),
         COLLECTOR_INTERVAL,
         components.clone(),
     )];
+    component_tasks.extend(engine.spawn(TRACKER_INTERVAL, components.clone()));
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -100,7 +112,7 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer { addr, external_url, hub, stop, task, components, component_tasks })
+    Ok(RunningServer { addr, external_url, engine, stop, task, components, component_tasks })
 }
 
 /// Runs until `shutdown` completes.

@@ -39,11 +39,11 @@ pub async fn stream_events(
     };
     // Subscribe before the first read so no event falls in between.
     let watcher = Watcher {
-        hub: state.hub.clone(),
+        hub: state.engine.hub.clone(),
         db: state.db.clone(),
         build_id: build.id,
         next,
-        updates: state.hub.subscribe(build.id),
+        updates: state.engine.hub.subscribe(build.id),
         pending: Vec::new().into_iter(),
         ended: false,
     };

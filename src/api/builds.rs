@@ -109,10 +109,11 @@ pub async fn abort_build(
     }
     if state.db.request_abort(build.id).await? {
         // It never ran: record the status watchers are waiting for.
-        let events = crate::engine::event_log::EventLog::open(state.db.clone(), state.hub.clone(), build.id).await?;
+        let events =
+            crate::engine::event_log::EventLog::open(state.db.clone(), state.engine.hub.clone(), build.id).await?;
         events.emit(crate::engine::event::BuildEvent::Status { status: "aborted".into(), time: crate::db::now() });
         events.flush().await;
-        state.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
+        state.engine.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
     } else {
         state.db.notify(crate::db::Channel::BuildAbort, &build.id.to_string()).await?;
     }

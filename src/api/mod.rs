@@ -36,14 +36,14 @@ use axum::routing::{get, post};
 
 use crate::auth::{LocalUsers, TokenService};
 use crate::db::Db;
-use crate::engine::event_hub::EventHub;
+use crate::engine::Engine;
 pub use info::CONCOURSE_VERSION;
 
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    pub hub: Arc<EventHub>,
+    pub engine: Arc<Engine>,
     pub tokens: TokenService,
     pub users: Arc<LocalUsers>,
     pub settings: Arc<Settings>,

@@ -6,7 +6,6 @@ use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::access::{PipelineScope, TeamScope};
@@ -15,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::instance_vars;
 use super::names::validate_name;
 use crate::config;
-use crate::db::{JobSpec, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec};
+use crate::db::PipelineRef;
 
 pub const CONFIG_VERSION_HEADER: &str = "x-concourse-config-version";
 
@@ -69,7 +68,7 @@ pub async fn save_config(
     }
 
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
-    let spec = pipeline_spec(&pipeline)?;
+    let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;
     let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
     let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "warnings": warnings }))).into_response())
@@ -84,71 +83,4 @@ fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
             "Content-Type must be application/json or application/x-yaml, not '{content_type}'"
         ))),
     }
-}
-
-/// Splits a parsed configuration into what the database stores per object.
-/// Works on the configuration's JSON form, which is also what the API returns.
-fn pipeline_spec(pipeline: &config::Pipeline) -> ApiResult<PipelineSpec> {
-    let json =
-        serde_json::to_value(pipeline).map_err(|e| ApiError::Internal(format!("config does not serialize: {e}")))?;
-    let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
-    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-    let flag = |value: &Value, key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);
-    let groups = list("groups");
-
-    let jobs = list("jobs")
-        .iter()
-        .map(|job| {
-            let name = text(job, "name");
-            JobSpec {
-                old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
-                config: job.to_string(),
-                public: flag(job, "public"),
-                disable_manual_trigger: flag(job, "disable_manual_trigger"),
-                groups: groups
-                    .iter()
-                    .filter(|group| {
-                        group.get("jobs").and_then(Value::as_array).is_some_and(|patterns| {
-                            patterns.iter().filter_map(Value::as_str).any(|p| config::glob_match(p, &name))
-                        })
-                    })
-                    .map(|group| text(group, "name"))
-                    .collect(),
-                name,
-            }
-        })
-        .collect();
-    let resources = list("resources")
-        .iter()
-        .map(|resource| ResourceSpec {
-            name: text(resource, "name"),
-            old_name: Some(text(resource, "old_name")).filter(|n| !n.is_empty()),
-            type_: text(resource, "type"),
-            config: resource.to_string(),
-            config_hash: source_digest(resource),
-        })
-        .collect();
-    let resource_types = list("resource_types")
-        .iter()
-        .map(|resource_type| ResourceTypeSpec {
-            name: text(resource_type, "name"),
-            type_: text(resource_type, "type"),
-            config: resource_type.to_string(),
-            config_hash: source_digest(resource_type),
-        })
-        .collect();
-    Ok(PipelineSpec {
-        config: json.to_string(),
-        groups: Value::Array(groups).to_string(),
-        display: json.get("display").map(Value::to_string),
-        jobs,
-        resources,
-        resource_types,
-    })
-}
-
-/// Identifies a version history: the same type and source share one.
-fn source_digest(object: &Value) -> String {
-    let canonical = json!({ "type": object.get("type"), "source": object.get("source") }).to_string();
-    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -42,6 +42,28 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub runtime: RuntimeFlags,
+
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
+}
+
+/// Where `((vars))` of pipelines get their values.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialFlags {
+    /// A var for the `dummy` credential manager, as KEY:VALUE. Repeatable, or comma-separated.
+    #[arg(long, env = "CONCOURSE_DUMMY_CREDS_VAR", hide_env_values = true, value_delimiter = ',', value_parser = crate::creds::Dummy::parse_flag, value_name = "KEY:VALUE")]
+    pub dummy_creds_var: Vec<(String, String)>,
+}
+
+impl CredentialFlags {
+    pub fn manager(&self) -> std::sync::Arc<dyn crate::creds::CredentialManager> {
+        if self.dummy_creds_var.is_empty() {
+            return std::sync::Arc::new(crate::creds::NoCredentials);
+        }
+        let vars =
+            self.dummy_creds_var.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        std::sync::Arc::new(crate::creds::Dummy::new(vars))
+    }
 }
 
 /// Where and how the local runtime runs steps.
@@ -213,8 +235,14 @@ impl PostgresFlags {
 
 impl ServerFlags {
     /// The server's options, listening on `default_bind_ip` unless `--bind-ip` says otherwise.
-    pub fn options(&self, default_bind_ip: IpAddr) -> crate::server::ServerOptions {
+    pub fn options(
+        &self,
+        default_bind_ip: IpAddr,
+        runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
+    ) -> crate::server::ServerOptions {
         crate::server::ServerOptions {
+            runtime,
+            credentials: self.credentials.manager(),
             bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),
             external_url: self.external_url.clone(),
             cluster_name: self.cluster_name.clone(),

@@ -89,15 +89,13 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         std::fs::write(&sample, SAMPLE_PIPELINE).with_context(|| format!("cannot write {}", sample.display()))?;
     }
 
-    // Started here so that bad runtime flags stop start-up; the build
-    // engine runs steps through it.
-    let _runtime = start_local_runtime(&args.server.runtime, data_dir.join("work")).await?;
+    let runtime = start_local_runtime(&args.server.runtime, data_dir.join("work")).await?;
 
     let db_path = data_dir.join("atc.db");
     let db = crate::db::Db::open_sqlite(&db_path)
         .await
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::LOCALHOST), std::sync::Arc::new(runtime));
     let server = server::start(db, options).await?;
 
     let url = &server.external_url;

@@ -33,9 +33,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?.join("work"),
     };
-    // Started here so that bad runtime flags stop start-up; the build
-    // engine runs steps through it.
-    let _runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), std::sync::Arc::new(runtime));
     server::serve(db, options, server::shutdown_signal()).await
 }

@@ -9,6 +9,7 @@ mod identifier;
 mod model;
 mod parse;
 mod step;
+mod storage;
 mod task;
 mod validate;
 pub mod vars;
@@ -24,6 +25,7 @@ pub use parse::{ParseError, from_value, parse, yaml_value};
 pub use step::{
     AcrossVar, GetStep, InParallelStep, LoadVarStep, PutStep, RunStep, SetPipelineStep, Step, StepKind, TaskStep,
 };
+pub use storage::storage_spec;
 pub use task::{ContainerLimits, ImageResource, TaskCache, TaskConfig, TaskInput, TaskOutput, TaskRun};
 pub use validate::validate;
 

@@ -6,6 +6,7 @@
 //! whichever pool is open through [`on_pool!`]; only the DDL in
 //! `migrations/{postgres,sqlite}` differs.
 
+mod artifacts;
 mod build_io;
 mod builds;
 mod components;
@@ -30,6 +31,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use artifacts::ArtifactRecord;
 pub use build_io::{BuildVersion, NextInput};
 pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
 pub use components::ComponentState;

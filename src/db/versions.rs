@@ -93,12 +93,15 @@ impl Db {
                     "SELECT id FROM resource_versions WHERE {column} = $1 AND config_hash = $2 AND version_digest = $3"
                 ))).bind(owner.id()).bind(config_hash).bind(&digest).fetch_optional(&mut *tx).await?;
                 let next_order = newest.map_or(1, |(_, order)| order + 1);
+                // A check reports no metadata; keep what a get or put recorded.
+                let keeps_metadata = metadata.as_array().is_some_and(|m| m.is_empty()) || metadata.is_null();
                 let id = match existing {
                     Some(id) => {
                         if newest.map(|(newest_id, _)| newest_id) != Some(id) {
-                            sqlx::query("UPDATE resource_versions SET check_order = $1, metadata = $2 WHERE id = $3")
-                                .bind(next_order).bind(metadata.to_string()).bind(id).execute(&mut *tx).await?;
-                        } else {
+                            sqlx::query("UPDATE resource_versions SET check_order = $1 WHERE id = $2")
+                                .bind(next_order).bind(id).execute(&mut *tx).await?;
+                        }
+                        if !keeps_metadata {
                             sqlx::query("UPDATE resource_versions SET metadata = $1 WHERE id = $2")
                                 .bind(metadata.to_string()).bind(id).execute(&mut *tx).await?;
                         }

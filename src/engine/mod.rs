@@ -8,4 +8,64 @@ pub mod exec;
 pub mod plan;
 pub mod runner;
 pub mod state;
+pub mod step_log;
 pub mod tracker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::creds::CredentialManager;
+use crate::db::Db;
+use crate::runtime::Runtime;
+use event_hub::EventHub;
+use runner::RunnerContext;
+use tracker::{BuildTracker, TrackerComponent};
+
+/// The build engine as the rest of atc sees it: the runtime steps run on,
+/// the hub watchers read events from, and the tracker running builds.
+pub struct Engine {
+    pub db: Db,
+    pub runtime: Arc<dyn Runtime>,
+    pub hub: Arc<EventHub>,
+    tracker: Arc<BuildTracker>,
+}
+
+impl Engine {
+    pub fn new(
+        db: Db,
+        runtime: Arc<dyn Runtime>,
+        external_url: String,
+        credentials: Arc<dyn CredentialManager>,
+    ) -> Arc<Engine> {
+        let hub = Arc::new(EventHub::new());
+        let tracker = BuildTracker::new(RunnerContext {
+            db: db.clone(),
+            runtime: runtime.clone(),
+            hub: hub.clone(),
+            external_url,
+            credentials,
+        });
+        Arc::new(Engine { db, runtime, hub, tracker })
+    }
+
+    /// Starts the build tracker (and its abort listener).
+    pub fn spawn(self: &Arc<Self>, interval: Duration, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+        vec![
+            crate::component::spawn(
+                Arc::new(TrackerComponent(self.tracker.clone())),
+                self.db.clone(),
+                interval,
+                shutdown.clone(),
+            ),
+            self.tracker.spawn_abort_listener(shutdown),
+        ]
+    }
+
+    /// Stops the builds this node runs (they end as errored).
+    pub async fn stop(&self) {
+        self.tracker.stop().await;
+    }
+}

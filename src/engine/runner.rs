@@ -9,7 +9,8 @@ use super::event_hub::{EventHub, HubMessage};
 use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
 use super::plan::Plan;
-use super::state::{BuildInfo, BuildState, Scope};
+use super::state::{BuildInfo, BuildState, Credentials, Scope};
+use crate::creds::{CredentialManager, Dummy};
 use crate::db::{Build, Channel, Db, DbResult};
 use crate::runtime::Runtime;
 
@@ -19,6 +20,29 @@ pub struct RunnerContext {
     pub runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
     pub external_url: String,
+    /// atc's credential manager (`--dummy-creds-var`, later Vault, ...).
+    pub credentials: Arc<dyn CredentialManager>,
+}
+
+/// The credentials of a build: atc's manager and its pipeline's var sources.
+async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Result<Credentials, String> {
+    let mut var_sources: Vec<(String, Arc<dyn CredentialManager>)> = Vec::new();
+    if let Some(pipeline_id) = pipeline_id {
+        let config = ctx.db.pipeline_config(pipeline_id).await.map_err(|e| e.to_string())?;
+        let config: serde_json::Value =
+            config.map(|(text, _)| serde_json::from_str(&text).unwrap_or_default()).unwrap_or_default();
+        for source in config.get("var_sources").and_then(|v| v.as_array()).into_iter().flatten() {
+            let name = source.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+            let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+            let config = source.get("config").cloned().unwrap_or_default();
+            let manager: Arc<dyn CredentialManager> = match kind {
+                "dummy" => Arc::new(Dummy::from_var_source(&config)?),
+                other => return Err(format!("var source '{name}': credential manager '{other}' is not available")),
+            };
+            var_sources.push((name, manager));
+        }
+    }
+    Ok(Credentials { manager: ctx.credentials.clone(), var_sources })
 }
 
 /// The status a build ends with, given how its plan ended.
@@ -66,12 +90,17 @@ pub async fn run_build(
         Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
         None => Err("the build has no plan".to_string()),
     };
+    let credentials = build_credentials(ctx, build.pipeline_id).await;
     let state = Arc::new(BuildState::new(
         build_info(&build, &ctx.external_url),
         ctx.db.clone(),
         ctx.runtime.clone(),
         events.clone(),
+        credentials
+            .clone()
+            .unwrap_or_else(|_| Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }),
     ));
+    let plan = credentials.and(plan);
     let outcome = match plan {
         Ok(plan) => {
             let cancel = CancellationToken::new();

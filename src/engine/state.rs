@@ -13,6 +13,8 @@ use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::exec::{Outcome, StepContext, run};
 use super::plan::Plan;
+use crate::config::vars::{self, VarRef};
+use crate::creds::CredentialManager;
 use crate::db::Db;
 use crate::runtime::{Artifact, Runtime};
 
@@ -39,11 +41,22 @@ pub struct FetchedVersion {
     pub metadata: Vec<super::event::MetadataField>,
 }
 
+/// Where a build's `((vars))` come from: atc's credential manager and the
+/// pipeline's `var_sources`, by name.
+#[derive(Clone)]
+pub struct Credentials {
+    pub manager: Arc<dyn CredentialManager>,
+    pub var_sources: Vec<(String, Arc<dyn CredentialManager>)>,
+}
+
 pub struct BuildState {
     pub info: BuildInfo,
     pub db: Db,
     pub runtime: Arc<dyn Runtime>,
     pub events: EventLog,
+    pub credentials: Credentials,
+    /// Secret values this build looked up, kept out of its logs.
+    secrets: Mutex<Vec<String>>,
     /// Cancelled when the build is aborted.
     pub abort: CancellationToken,
     /// What hooks that must outlive an abort run under; cancelled only at shutdown.
@@ -53,12 +66,20 @@ pub struct BuildState {
 }
 
 impl BuildState {
-    pub fn new(info: BuildInfo, db: Db, runtime: Arc<dyn Runtime>, events: EventLog) -> BuildState {
+    pub fn new(
+        info: BuildInfo,
+        db: Db,
+        runtime: Arc<dyn Runtime>,
+        events: EventLog,
+        credentials: Credentials,
+    ) -> BuildState {
         BuildState {
             info,
             db,
             runtime,
             events,
+            credentials,
+            secrets: Mutex::new(Vec::new()),
             abort: CancellationToken::new(),
             hook_cancel: CancellationToken::new(),
             versions: Mutex::new(HashMap::new()),
@@ -92,6 +113,42 @@ impl BuildState {
         });
     }
 
+    /// Names a run of a step uniquely (work dirs, pods): build, kind, plan id.
+    pub fn handle(&self, step_type: &str, plan_id: &str) -> String {
+        let plan: String = plan_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        format!("build-{}-{step_type}-{plan}", self.info.id)
+    }
+
+    pub fn step_metadata(&self, step_type: &str, step_name: &str) -> crate::runtime::StepMetadata {
+        crate::runtime::StepMetadata {
+            team: self.info.team_name.clone(),
+            pipeline: self.info.pipeline_name.clone(),
+            job: self.info.job_name.clone(),
+            build_id: Some(self.info.id),
+            build_name: Some(self.info.name.clone()),
+            step_type: step_type.to_string(),
+            step_name: step_name.to_string(),
+        }
+    }
+
+    /// What a resource script (and a task) learns about the build.
+    pub fn build_env(&self) -> crate::resource::BuildEnv {
+        crate::resource::BuildEnv {
+            build_id: Some(self.info.id),
+            build_name: Some(self.info.name.clone()),
+            team_name: Some(self.info.team_name.clone()),
+            job_name: self.info.job_name.clone(),
+            pipeline_name: self.info.pipeline_name.clone(),
+            pipeline_instance_vars: self
+                .info
+                .pipeline_instance_vars
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok()),
+            external_url: Some(self.info.external_url.clone()),
+            created_by: self.info.created_by.clone(),
+        }
+    }
+
     pub fn record_timeout(&self) {
         self.timed_out.store(true, Ordering::Relaxed);
     }
@@ -108,15 +165,94 @@ impl BuildState {
         self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(plan_id).cloned()
     }
 
-    /// Interpolates `((vars))` in `value` from the scope's local vars and the
-    /// build's credentials.
-    pub fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
-        self.interpolate_local(value, scope)
+    /// Interpolates `((vars))` in `value`: local vars (`((.:name))`) from
+    /// the scope, `((source:name))` from the pipeline's var sources, the
+    /// rest from atc's credential manager. Every var must be defined; the
+    /// error names all that are not. Secret values are remembered so the
+    /// build's logs never show them.
+    pub async fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
+        self.interpolate_with(value, scope, &serde_json::Map::new()).await
+    }
+
+    /// As [`BuildState::interpolate`], with `extra` vars (a task's `vars:`)
+    /// taking precedence over credentials for unsourced names.
+    pub async fn interpolate_with(
+        &self,
+        value: &Value,
+        scope: &Scope,
+        extra: &serde_json::Map<String, Value>,
+    ) -> Result<Value, String> {
+        let mut resolved: HashMap<String, Value> = HashMap::new();
+        for name in vars::references(value) {
+            let reference = VarRef::parse(&name)?;
+            let found = if reference.is_local() {
+                scope.local_var(&reference.path)
+            } else if reference.source.is_none()
+                && let Some(value) = extra.get(&reference.path)
+            {
+                Some(value.clone())
+            } else {
+                let manager = match &reference.source {
+                    None => self.credentials.manager.clone(),
+                    Some(source) => match self.credentials.var_sources.iter().find(|(n, _)| n == source) {
+                        Some((_, manager)) => manager.clone(),
+                        None => return Err(format!("unknown var source '{source}' in (({name}))")),
+                    },
+                };
+                let base = VarRef { fields: Vec::new(), ..reference.clone() };
+                let pipeline = self.info.pipeline_name.as_deref();
+                let value = manager.lookup(&self.info.team_name, pipeline, &base).await?;
+                if let Some(value) = &value {
+                    self.remember_secret(value);
+                }
+                value
+            };
+            if let Some(found) = found {
+                // Keyed without fields: the interpolation walks into them.
+                resolved.insert(VarRef { fields: Vec::new(), ..reference }.to_string(), found);
+            }
+        }
+        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
+            Ok(resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned())
+        };
+        vars::interpolate(value, &lookup, vars::Undefined::Fail).map_err(|e| e.to_string())
     }
 
     /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
-    pub fn interpolate_local(&self, value: &Value, _scope: &Scope) -> Result<Value, String> {
-        Ok(value.clone())
+    pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
+        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
+            Ok(if reference.is_local() { scope.local_var(&reference.path) } else { None })
+        };
+        vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
+    }
+
+    /// Keeps a value (and every string inside it) out of the build's logs.
+    pub fn remember_secret(&self, value: &Value) {
+        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut strings = Vec::new();
+        collect_strings(value, &mut strings);
+        for secret in strings {
+            // Very short values would redact ordinary text everywhere.
+            if secret.len() >= 3 && !secrets.contains(&secret) {
+                secrets.push(secret);
+            }
+        }
+    }
+
+    /// `text` with every remembered secret replaced by `((redacted))`.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        secrets.iter().fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "((redacted))"))
+    }
+}
+
+fn collect_strings(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::String(s) => into.push(s.clone()),
+        Value::Number(n) => into.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| collect_strings(item, into)),
+        Value::Object(map) => map.values().for_each(|item| collect_strings(item, into)),
+        _ => {}
     }
 }
 

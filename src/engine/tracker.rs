@@ -28,13 +28,13 @@ impl BuildTracker {
 
     /// Stops running builds when an abort is requested, on whichever node
     /// runs them.
-    pub fn spawn_abort_listener(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_abort_listener(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let tracker = self.clone();
         let mut aborts = tracker.ctx.db.subscribe(Channel::BuildAbort);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tracker.shutdown.cancelled() => break,
+                    _ = shutdown.cancelled() => break,
                     abort = aborts.recv() => match abort {
                         Ok(id) => {
                             if let Ok(id) = id.parse::<i64>() {

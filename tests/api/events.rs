@@ -55,7 +55,7 @@ async fn events_stream_in_order_live_and_resume(backend: Backend) {
     let server = TestServer::start(backend).await;
     let token = server.admin_token().await;
     let build = started_build(&server).await;
-    let events = EventLog::open(server.test_db.db.clone(), server.hub.clone(), build.id).await.unwrap();
+    let events = EventLog::open(server.test_db.db.clone(), server.engine.hub.clone(), build.id).await.unwrap();
     events.emit(log("one\n"));
     events.flush().await;
 
@@ -66,7 +66,7 @@ async fn events_stream_in_order_live_and_resume(backend: Backend) {
     let reader = tokio::spawn(read_frames(live, 4));
     // Written while the watcher is connected: delivered live.
     events.emit(log("two\n"));
-    atc::engine::runner::finish(&server.test_db.db, &server.hub, &events, &build, "succeeded").await.unwrap();
+    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "succeeded").await.unwrap();
 
     let frames = reader.await.unwrap();
     let ids: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
@@ -103,11 +103,11 @@ async fn every_watcher_gets_every_event(backend: Backend) {
         let response = server.get(&path, Some(&token)).await;
         readers.push(tokio::spawn(read_frames(response, 202)));
     }
-    let events = EventLog::open(server.test_db.db.clone(), server.hub.clone(), build.id).await.unwrap();
+    let events = EventLog::open(server.test_db.db.clone(), server.engine.hub.clone(), build.id).await.unwrap();
     for n in 0..200 {
         events.emit(log(&format!("line {n}\n")));
     }
-    atc::engine::runner::finish(&server.test_db.db, &server.hub, &events, &build, "failed").await.unwrap();
+    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "failed").await.unwrap();
     for reader in readers {
         let frames = reader.await.unwrap();
         assert_eq!(frames.len(), 202);

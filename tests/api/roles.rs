@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestServer, server_options};
+use crate::support::{Backend, TestServer};
 
 /// What a route requires, in Concourse's terms.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -200,7 +200,7 @@ async fn finished_build(server: &TestServer) -> i64 {
 async fn every_route_enforces_its_role(backend: Backend) {
     let users: Vec<(&str, &str)> =
         ["owner", "member", "operator", "viewer", "outsider"].iter().map(|u| (*u, "pw")).collect();
-    let server = TestServer::start_with(backend, server_options(&users)).await;
+    let server = TestServer::start_with_users(backend, &users).await;
     let admin = server.admin_token().await;
     reset(&server, &admin).await;
     let mut tokens = BTreeMap::new();

@@ -65,7 +65,8 @@ async fn the_collector_removes_expired_tokens(backend: Backend) {
     .unwrap();
     assert_eq!(test_db.count("SELECT COUNT(*) FROM access_tokens").await, 2);
     // The collector runs as soon as the server starts.
-    let server = atc::server::start(db.clone(), crate::support::server_options(&[])).await.unwrap();
+    let (runtime, _work) = crate::support::local_runtime().await;
+    let server = atc::server::start(db.clone(), crate::support::server_options_with(runtime, &[])).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while test_db.count("SELECT COUNT(*) FROM access_tokens").await != 1 {
         assert!(std::time::Instant::now() < deadline, "the expired token was never collected");

@@ -4,10 +4,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestServer, server_options};
+use crate::support::{Backend, TestServer};
 
 async fn teams_are_created_changed_renamed_and_destroyed(backend: Backend) {
-    let server = TestServer::start_with(backend, server_options(&[("dana", "pw")])).await;
+    let server = TestServer::start_with_users(backend, &[("dana", "pw")]).await;
     let admin = server.admin_token().await;
     let body = json!({ "auth": { "owner": { "users": ["local:dana"] } } });
     let created = server.put_json("/api/v1/teams/dev", Some(&admin), &body).await;

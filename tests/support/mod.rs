@@ -9,8 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use atc::auth::LocalUser;
 use atc::db::Db;
+use atc::runtime::Runtime;
+use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
 use atc::server::{RunningServer, ServerOptions};
 use serde_json::Value;
 
@@ -105,12 +109,27 @@ impl TestDb {
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 
+/// A local runtime in a temporary work dir (kept alive by the returned
+/// guard), running built-in resource types from the `atc` binary under test.
+pub async fn local_runtime() -> (Arc<dyn Runtime>, tempfile::TempDir) {
+    let work = tempfile::tempdir().expect("work dir");
+    let mut options = LocalRuntimeOptions::new(work.path().to_path_buf());
+    options.atc_executable = Some(PathBuf::from(env!("CARGO_BIN_EXE_atc")));
+    options.stop_grace_period = Duration::from_secs(2);
+    let runtime = LocalRuntime::new(options).await.expect("local runtime");
+    (Arc::new(runtime), work)
+}
+
 /// Options for a server on a random loopback port whose main team is owned
-/// by [`ADMIN`], plus the extra users given.
-pub fn server_options(extra_users: &[(&str, &str)]) -> ServerOptions {
+/// by [`ADMIN`], plus the extra users given, running steps on `runtime`.
+pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str)]) -> ServerOptions {
     let mut local_users = vec![LocalUser::new(ADMIN.0, ADMIN.1)];
     local_users.extend(extra_users.iter().map(|(u, p)| LocalUser::new(u, p)));
     ServerOptions {
+        runtime,
+        credentials: Arc::new(atc::creds::Dummy::new(
+            [("greeting".to_string(), serde_json::json!("hello from creds"))].into_iter().collect(),
+        )),
         bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         external_url: None,
         cluster_name: "test".into(),
@@ -125,7 +144,9 @@ pub fn server_options(extra_users: &[(&str, &str)]) -> ServerOptions {
 /// A running server and a client for it.
 pub struct TestServer {
     pub url: String,
-    pub hub: std::sync::Arc<atc::engine::event_hub::EventHub>,
+    pub engine: Arc<atc::engine::Engine>,
+    /// The runtime's work dir, removed when the server is dropped.
+    _work: Option<tempfile::TempDir>,
     pub server: Option<RunningServer>,
     pub test_db: TestDb,
     pub http: reqwest::Client,
@@ -133,7 +154,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
-        TestServer::start_with(backend, server_options(&[])).await
+        TestServer::start_with_users(backend, &[]).await
+    }
+
+    /// A server whose extra local users are `users` (name, password).
+    pub async fn start_with_users(backend: Backend, users: &[(&str, &str)]) -> TestServer {
+        let (runtime, work) = local_runtime().await;
+        let mut server = TestServer::start_with(backend, server_options_with(runtime, users)).await;
+        server._work = Some(work);
+        server
     }
 
     pub async fn start_with(backend: Backend, options: ServerOptions) -> TestServer {
@@ -141,7 +170,8 @@ impl TestServer {
         let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
         TestServer {
             url: server.external_url.clone(),
-            hub: server.hub.clone(),
+            engine: server.engine.clone(),
+            _work: None,
             server: Some(server),
             test_db,
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),

@@ -9,10 +9,15 @@
 //! and whoever cancelled it decides what that means (a timeout is a
 //! failure; at the build's root it is an abort).
 
+mod artifacts;
 mod hooks;
 mod leaf;
+mod load_var;
 mod modifiers;
 mod parallel;
+mod resource_steps;
+mod set_pipeline;
+mod task;
 
 use std::future::Future;
 use std::pin::Pin;

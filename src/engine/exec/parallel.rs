@@ -76,7 +76,7 @@ where
 pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outcome {
     let mut value_lists = Vec::with_capacity(across.vars.len());
     for var in &across.vars {
-        match ctx.build.interpolate(&var.values, &ctx.scope) {
+        match ctx.build.interpolate(&var.values, &ctx.scope).await {
             Ok(Value::Array(values)) => value_lists.push(values),
             Ok(other) => {
                 let message = format!("across: values of '{}' must be a list, got {other}", var.name);

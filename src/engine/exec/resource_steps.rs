@@ -1,0 +1,318 @@
+//! Steps that run a resource type: `get` (`in`), `put` (`out`) and
+//! `check`, through the resource protocol.
+
+use serde_json::Value;
+
+use super::{Outcome, StepContext};
+use crate::db::{Channel, VersionOwner};
+use crate::engine::event::{BuildEvent, MetadataField, Origin};
+use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
+use crate::engine::state::FetchedVersion;
+use crate::engine::step_log::StepLog;
+use crate::resource::{self, ResourceError, ResourceRun, Version};
+use crate::runtime::{ImageSpec, RuntimeError};
+
+/// How a resource step ended, before it becomes an [`Outcome`].
+enum Failure {
+    /// The script failed (non-zero exit): the step failed.
+    Failed(String),
+    /// Misconfiguration or a system problem: the step errored.
+    Errored(String),
+    Interrupted,
+}
+
+impl From<ResourceError> for Failure {
+    fn from(err: ResourceError) -> Failure {
+        match err {
+            ResourceError::Runtime(RuntimeError::Interrupted) => Failure::Interrupted,
+            ResourceError::Failed { .. } => Failure::Failed(err.to_string()),
+            other => Failure::Errored(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Errored(message)
+    }
+}
+
+fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Succeeded,
+        Err(Failure::Interrupted) => Outcome::Interrupted,
+        Err(Failure::Failed(message)) => {
+            ctx.build.step_error(plan_id, &message);
+            Outcome::Failed
+        }
+        Err(Failure::Errored(message)) => {
+            ctx.build.step_error(plan_id, &message);
+            Outcome::Errored(message)
+        }
+    }
+}
+
+fn run(ctx: &StepContext, plan_id: &str, step_type: &str, name: &str, image: &TypeImage) -> ResourceRun {
+    let build = &ctx.build;
+    ResourceRun {
+        handle: build.handle(step_type, plan_id),
+        metadata: build.step_metadata(step_type, name),
+        image: ImageSpec::ResourceType(image.base_type.clone()),
+        privileged: image.privileged,
+        env: build.build_env().vars(),
+        sink: StepLog::new(build.clone(), plan_id),
+        cancel: ctx.cancel.clone(),
+    }
+}
+
+/// A version as the protocol wants it: a map of strings.
+fn to_version(value: &Value) -> Result<Version, String> {
+    let map = value.as_object().ok_or_else(|| format!("a version must be a map, got {value}"))?;
+    map.iter()
+        .map(|(key, value)| match value {
+            Value::String(s) => Ok((key.clone(), s.clone())),
+            other => Err(format!("version field '{key}' must be a string, got {other}")),
+        })
+        .collect()
+}
+
+fn version_json(version: &Version) -> Value {
+    serde_json::to_value(version).unwrap_or(Value::Null)
+}
+
+fn metadata(fields: &[resource::MetadataField]) -> Vec<MetadataField> {
+    fields.iter().map(|f| MetadataField { name: f.name.clone(), value: f.value.clone() }).collect()
+}
+
+fn params(value: &Value) -> Option<&Value> {
+    (!value.is_null()).then_some(value)
+}
+
+pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
+    let build = &ctx.build;
+    let origin = Origin::step(plan_id);
+    build.events.emit(BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
+    let result = async {
+        let version = match (&plan.version, &plan.version_from) {
+            (Some(version), _) => version.clone(),
+            (None, Some(from)) => build
+                .version_from(from)
+                .map(|v| v.version)
+                .ok_or_else(|| format!("no version was produced by step {from} to get"))?,
+            (None, None) => return Err(Failure::Errored("no version to get".into())),
+        };
+        let version = to_version(&version)?;
+        let source = build.interpolate(&plan.source, &ctx.scope).await?;
+        let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
+        build.events.emit(BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() });
+        let fetched = resource::get(
+            build.runtime.as_ref(),
+            run(ctx, plan_id, "get", &plan.name, &plan.image),
+            &source,
+            params(&params_value),
+            &version,
+        )
+        .await?;
+        ctx.scope.register_artifact(&plan.name, fetched.artifact);
+        let version = version_json(&fetched.result.version);
+        let metadata = metadata(&fetched.result.metadata);
+        build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
+        build.events.emit(BuildEvent::FinishGet {
+            origin: origin.clone(),
+            exit_status: 0,
+            version,
+            metadata,
+            time: crate::db::now(),
+        });
+        Ok(())
+    }
+    .await;
+    if matches!(result, Err(Failure::Failed(_))) {
+        build.events.emit(BuildEvent::FinishGet {
+            origin: origin.clone(),
+            exit_status: 1,
+            version: Value::Null,
+            metadata: Vec::new(),
+            time: crate::db::now(),
+        });
+    }
+    finish(plan_id, ctx, result)
+}
+
+/// The artifacts a put sees: all of them, those its params mention
+/// (`detect`), or those listed.
+fn put_inputs(
+    plan: &PutPlan,
+    params: &Value,
+    ctx: &StepContext,
+) -> Result<Vec<(String, crate::runtime::Artifact)>, String> {
+    let all = ctx.scope.all_artifacts();
+    match &plan.inputs {
+        Value::Null => Ok(all.into_iter().collect()),
+        Value::String(mode) if mode == "all" => Ok(all.into_iter().collect()),
+        Value::String(mode) if mode == "detect" => {
+            let mut mentioned = std::collections::BTreeSet::new();
+            collect_paths(params, &mut mentioned);
+            Ok(all.into_iter().filter(|(name, _)| mentioned.contains(name)).collect())
+        }
+        Value::Array(names) => names
+            .iter()
+            .map(|name| {
+                let name = name.as_str().ok_or_else(|| format!("put inputs must be names, got {name}"))?;
+                all.get(name)
+                    .cloned()
+                    .map(|artifact| (name.to_string(), artifact))
+                    .ok_or_else(|| format!("put input '{name}' is not an artifact of this build"))
+            })
+            .collect(),
+        other => Err(format!("put inputs must be all, detect or a list of names, got {other}")),
+    }
+}
+
+/// The first segment of every string in `params` (artifact names in paths).
+fn collect_paths(params: &Value, into: &mut std::collections::BTreeSet<String>) {
+    match params {
+        Value::String(text) => {
+            into.insert(text.split('/').next().unwrap_or_default().to_string());
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_paths(item, into)),
+        Value::Object(map) => map.values().for_each(|item| collect_paths(item, into)),
+        _ => {}
+    }
+}
+
+pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
+    let build = &ctx.build;
+    let origin = Origin::step(plan_id);
+    build.events.emit(BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
+    let result = async {
+        let source = build.interpolate(&plan.source, &ctx.scope).await?;
+        let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
+        let inputs = put_inputs(plan, &params_value, ctx)?;
+        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image);
+        if plan.expose_build_created_by
+            && let Some(created_by) = &build.info.created_by
+        {
+            resource_run.env.push(("BUILD_CREATED_BY".into(), created_by.clone()));
+        } else {
+            resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
+        }
+        build.events.emit(BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() });
+        let produced =
+            resource::put(build.runtime.as_ref(), resource_run, &source, params(&params_value), &inputs).await?;
+        let version = version_json(&produced.version);
+        let metadata = metadata(&produced.metadata);
+        record_output(ctx, &plan.resource, &version, &metadata).await?;
+        build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
+        build.events.emit(BuildEvent::FinishPut {
+            origin: origin.clone(),
+            exit_status: 0,
+            version,
+            metadata,
+            time: crate::db::now(),
+        });
+        Ok(())
+    }
+    .await;
+    if matches!(result, Err(Failure::Failed(_))) {
+        build.events.emit(BuildEvent::FinishPut {
+            origin: origin.clone(),
+            exit_status: 1,
+            version: Value::Null,
+            metadata: Vec::new(),
+            time: crate::db::now(),
+        });
+    }
+    finish(plan_id, ctx, result)
+}
+
+/// A put's version joins the resource's history, as the build's output.
+async fn record_output(
+    ctx: &StepContext,
+    resource_name: &str,
+    version: &Value,
+    metadata: &[MetadataField],
+) -> Result<(), String> {
+    let build = &ctx.build;
+    let Some(pipeline_id) = build.info.pipeline_id else { return Ok(()) };
+    let db = &build.db;
+    let Some(resource) = db.find_resource(pipeline_id, resource_name).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let metadata = serde_json::to_value(metadata).unwrap_or(Value::Null);
+    let ids = db
+        .save_versions(VersionOwner::Resource(resource.id), &resource.config_hash, &[(version.clone(), metadata)], None)
+        .await
+        .map_err(|e| e.to_string())?;
+    for id in ids {
+        db.record_build_output(build.info.id, &resource.name, resource.id, id).await.map_err(|e| e.to_string())?;
+    }
+    let _ = db.notify(Channel::Scheduler, "").await;
+    Ok(())
+}
+
+/// A check build's step: new versions of a resource (or resource type)
+/// from `from_version` on, saved to its history.
+pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcome {
+    let build = &ctx.build;
+    let origin = Origin::step(plan_id);
+    build.events.emit(BuildEvent::InitializeCheck {
+        origin: origin.clone(),
+        name: plan.name.clone(),
+        time: crate::db::now(),
+    });
+    let result = async {
+        let pipeline_id = build.info.pipeline_id.ok_or_else(|| "a check needs a pipeline".to_string())?;
+        let db = &build.db;
+        let (owner, config_hash) = if !plan.resource.is_empty() {
+            let resource = db
+                .find_resource(pipeline_id, &plan.resource)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("resource '{}' no longer exists", plan.resource))?;
+            (VersionOwner::Resource(resource.id), resource.config_hash)
+        } else {
+            let resource_type = db
+                .find_resource_type(pipeline_id, &plan.resource_type)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("resource type '{}' no longer exists", plan.resource_type))?;
+            (VersionOwner::ResourceType(resource_type.id), resource_type.config_hash)
+        };
+        let started = crate::db::now();
+        let from = if plan.from_version.is_null() {
+            db.latest_version(owner, &config_hash)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|v| serde_json::from_str::<Value>(&v.version).unwrap_or(Value::Null))
+        } else {
+            Some(plan.from_version.clone())
+        };
+        let from = from.map(|v| to_version(&v)).transpose()?;
+        let source = build.interpolate(&plan.source, &ctx.scope).await?;
+        let checked = resource::check(
+            build.runtime.as_ref(),
+            run(ctx, plan_id, "check", &plan.name, &plan.image),
+            &source,
+            from.as_ref(),
+        )
+        .await;
+        let versions = match checked {
+            Ok(versions) => versions,
+            Err(err) => {
+                let message = err.to_string();
+                let _ = db.record_check(owner, started, Some(&message)).await;
+                return Err(Failure::from(err));
+            }
+        };
+        let batch: Vec<(Value, Value)> = versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
+        db.save_versions(owner, &config_hash, &batch, None).await.map_err(|e| e.to_string())?;
+        db.record_check(owner, started, None).await.map_err(|e| e.to_string())?;
+        if !versions.is_empty() {
+            let _ = db.notify(Channel::Scheduler, "").await;
+        }
+        Ok(())
+    }
+    .await;
+    finish(plan_id, ctx, result)
+}

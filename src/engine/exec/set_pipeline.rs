@@ -1,0 +1,111 @@
+//! The `set_pipeline` step: a build configures a pipeline (its own with
+//! `self`, another of its team, or, from the main team, of any team).
+
+use serde_json::{Map, Value};
+
+use super::{Outcome, StepContext};
+use crate::auth::roles::MAIN_TEAM;
+use crate::config::{self, vars};
+use crate::db::{Channel, PipelineRef};
+use crate::engine::event::{BuildEvent, Origin};
+use crate::engine::plan::SetPipelinePlan;
+use crate::engine::step_log::StepLog;
+
+pub async fn run(plan_id: &str, plan: &SetPipelinePlan, ctx: &StepContext) -> Outcome {
+    let log = StepLog::new(ctx.build.clone(), plan_id);
+    match set(plan, ctx, &log).await {
+        Ok(changed) => {
+            ctx.build.events.emit(BuildEvent::SetPipelineChanged { origin: Origin::step(plan_id), changed });
+            Outcome::Succeeded
+        }
+        Err(message) => {
+            ctx.build.step_error(plan_id, &message);
+            Outcome::Errored(message)
+        }
+    }
+}
+
+async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, String> {
+    let mut vars = Map::new();
+    for file in &plan.var_files {
+        let bytes = super::artifacts::read_file(ctx, file).await?;
+        match config::yaml_value(&bytes).map_err(|e| format!("var file {file}: {e}"))? {
+            Value::Object(map) => vars.extend(map),
+            Value::Null => {}
+            _ => return Err(format!("var file {file} must be a map of names to values")),
+        }
+    }
+    if let Value::Object(given) = ctx.build.interpolate(&plan.vars, &ctx.scope).await? {
+        vars.extend(given);
+    }
+    Ok(vars)
+}
+
+/// Returns whether the configuration changed.
+async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, String> {
+    let build = &ctx.build;
+    let db = &build.db;
+    let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
+    let document = config::yaml_value(&bytes).map_err(|e| format!("{}: {e}", plan.file))?;
+    let vars = static_vars(plan, ctx).await?;
+    let scope = &ctx.scope;
+    // Vars given here and local vars are filled in now; the rest (secrets)
+    // stay as ((vars)) for the pipeline's own builds to look up.
+    let lookup = |reference: &vars::VarRef| -> Result<Option<Value>, String> {
+        Ok(match &reference.source {
+            Some(source) if source == "." => scope.local_var(&reference.path),
+            Some(_) => None,
+            None => vars.get(&reference.path).cloned(),
+        })
+    };
+    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())?;
+    let pipeline = config::from_value(document).map_err(|e| format!("{}: {e}", plan.file))?;
+    let validation = config::validate(&pipeline);
+    for warning in &validation.warnings {
+        log.notice(&format!("WARNING: {}", warning.message));
+    }
+    if !validation.errors.is_empty() {
+        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, validation.errors.join("\n")));
+    }
+
+    let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };
+    if team_name != build.info.team_name && build.info.team_name != MAIN_TEAM {
+        return Err(format!(
+            "only builds of the '{MAIN_TEAM}' team can set pipelines of other teams (this build is of '{}')",
+            build.info.team_name
+        ));
+    }
+    let team = db
+        .find_team(&team_name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("team '{team_name}' does not exist"))?;
+    let reference = if plan.name == "self" {
+        let name = build.info.pipeline_name.clone().ok_or("`set_pipeline: self` needs a build of a pipeline")?;
+        if team_name != build.info.team_name {
+            return Err("`set_pipeline: self` cannot name another team".into());
+        }
+        PipelineRef { name, instance_vars: build.info.pipeline_instance_vars.clone().unwrap_or_default() }
+    } else {
+        let instance_vars = match &plan.instance_vars {
+            Value::Object(map) if !map.is_empty() => Value::Object(map.clone()).to_string(),
+            _ => String::new(),
+        };
+        PipelineRef { name: plan.name.clone(), instance_vars }
+    };
+    let spec = config::storage_spec(&pipeline)?;
+    let current = match db.find_pipeline(&team.name, &reference).await.map_err(|e| e.to_string())? {
+        Some(existing) => db.pipeline_config(existing.id).await.map_err(|e| e.to_string())?.map(|(config, _)| config),
+        None => None,
+    };
+    let changed = current.as_deref() != Some(spec.config.as_str());
+    if changed {
+        log.notice(&format!("setting pipeline: {}", reference.name));
+        db.save_pipeline(team.id, &reference, &spec, None, false).await.map_err(|e| e.to_string())?;
+        let _ = db.notify(Channel::Scheduler, "").await;
+        let _ = db.notify(Channel::Checker, "").await;
+    } else {
+        log.notice(&format!("no changes to apply to pipeline: {}", reference.name));
+    }
+    Ok(changed)
+}
