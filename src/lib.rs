@@ -7,4 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod duration;
+pub mod metric;
 pub mod server;
+pub mod telemetry;

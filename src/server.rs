@@ -13,11 +13,14 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
+use crate::metric::{MetricsEndpoint, PrometheusOptions};
 
 /// Everything the server needs besides its database.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub bind: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves nothing.
+    pub prometheus: Option<PrometheusOptions>,
     /// Defaults to `http://<bind address>`.
     pub external_url: Option<String>,
     pub cluster_name: String,
@@ -33,6 +36,9 @@ pub struct ServerOptions {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub external_url: String,
+    /// The Prometheus listener's address, when there is one.
+    pub prometheus_addr: Option<SocketAddr>,
+    metrics: Option<MetricsEndpoint>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -42,6 +48,9 @@ impl RunningServer {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await.context("server task panicked")??;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await.context("Prometheus listener failed")?;
+        }
         Ok(())
     }
 }
@@ -66,7 +75,18 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         settings: Arc::new(Settings { external_url: external_url.clone(), cluster_name: options.cluster_name.clone() }),
         cookie_secure: options.cookie_secure,
     };
-    let app = api::router(state);
+    let metrics = match &options.prometheus {
+        Some(prometheus) => Some(MetricsEndpoint::start(prometheus).await.with_context(|| {
+            format!(
+                "cannot listen on {} for Prometheus (--prometheus-bind-ip, --prometheus-bind-port)",
+                prometheus.bind
+            )
+        })?),
+        None => None,
+    };
+    let prometheus_addr = metrics.as_ref().map(|m| m.addr);
+    // The peer address becomes the request span's client.address.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -75,13 +95,16 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer { addr, external_url, stop, task })
+    Ok(RunningServer { addr, external_url, prometheus_addr, metrics, stop, task })
 }
 
 /// Runs until `shutdown` completes.
 pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = start(db, options).await?;
     tracing::info!(address = %server.addr, external_url = %server.external_url, "atc is listening");
+    if let Some(prometheus) = server.prometheus_addr {
+        tracing::info!(address = %prometheus, "serving Prometheus metrics at /metrics");
+    }
     shutdown.await;
     tracing::info!("shutting down");
     server.stop().await

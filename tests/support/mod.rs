@@ -83,6 +83,7 @@ pub fn server_options(extra_users: &[(&str, &str)]) -> ServerOptions {
     local_users.extend(extra_users.iter().map(|(u, p)| LocalUser::new(u, p)));
     ServerOptions {
         bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        prometheus: None,
         external_url: None,
         cluster_name: "test".into(),
         local_users,
