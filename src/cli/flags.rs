@@ -122,7 +122,7 @@ pub struct TracingFlags {
     pub tracing_sampling_strategy: Option<SamplingStrategy>,
 
     /// The fraction of traces the probability strategies keep, 0.0 to 1.0 [default: $OTEL_TRACES_SAMPLER_ARG, else 1.0].
-    #[arg(long, env = "CONCOURSE_TRACING_SAMPLING_RATE", value_parser = parse_sampling_rate, value_name = "RATE")]
+    #[arg(long, env = "CONCOURSE_TRACING_SAMPLING_RATE", allow_negative_numbers = true, value_parser = parse_sampling_rate, value_name = "RATE")]
     pub tracing_sampling_rate: Option<f64>,
 }
 

@@ -140,56 +140,57 @@ fn traced_histogram(buckets: &[f64]) -> TracedHistogram {
 
 impl PrometheusSeries {
     /// A registry exposing every series, each carrying `constant_labels`
-    /// (`--metrics-attribute`). Counters are registered without `_total`:
-    /// the encoders add it.
+    /// (`--metrics-attribute`). Counters are registered without `_total`
+    /// and help texts without a final period: the encoders add both. A
+    /// labelled series shows once it has a value, as in Concourse.
     pub fn registry(&self, constant_labels: &[(String, String)]) -> Registry {
         let labels = constant_labels.iter().map(|(k, v)| (k.clone().into(), v.clone().into()));
         let mut r = Registry::with_labels(labels);
-        r.register("concourse_builds_started", "Builds started.", self.builds_started.clone());
-        r.register("concourse_builds_finished", "Builds finished, by status.", self.builds_finished.clone());
-        r.register("concourse_builds_running", "Builds running now.", self.builds_running.clone());
-        r.register("concourse_builds_duration_seconds", "How long builds took.", self.builds_duration.clone());
-        r.register("concourse_steps_duration_seconds", "How long steps took, by type.", self.steps_duration.clone());
-        r.register("concourse_steps_waiting", "Steps waiting to run, by type.", self.steps_waiting.clone());
+        r.register("concourse_builds_started", "Builds started", self.builds_started.clone());
+        r.register("concourse_builds_finished", "Builds finished, by status", self.builds_finished.clone());
+        r.register("concourse_builds_running", "Builds running now", self.builds_running.clone());
+        r.register("concourse_builds_duration_seconds", "How long builds took", self.builds_duration.clone());
+        r.register("concourse_steps_duration_seconds", "How long steps took, by type", self.steps_duration.clone());
+        r.register("concourse_steps_waiting", "Steps waiting to run, by type", self.steps_waiting.clone());
         r.register(
             "concourse_http_responses_duration_seconds",
-            "Response time in seconds, by method, route template and status.",
+            "Response time in seconds, by method, route template and status",
             self.http_responses_duration.clone(),
         );
         r.register(
             "concourse_k8s_pod_startup_duration_seconds",
-            "Time from creating a step's pod to its main container running.",
+            "Time from creating a step's pod to its main container running",
             self.k8s_pod_startup_duration.clone(),
         );
-        r.register("concourse_lidar_checks_started", "Resource checks started.", self.lidar_checks_started.clone());
+        r.register("concourse_lidar_checks_started", "Resource checks started", self.lidar_checks_started.clone());
         r.register(
             "concourse_lidar_checks_finished",
-            "Resource checks finished, by status.",
+            "Resource checks finished, by status",
             self.lidar_checks_finished.clone(),
         );
-        r.register("concourse_jobs_scheduled", "Times the scheduler scheduled a job.", self.jobs_scheduled.clone());
+        r.register("concourse_jobs_scheduled", "Times the scheduler scheduled a job", self.jobs_scheduled.clone());
         r.register(
             "concourse_creds_lookups",
-            "Credential lookups, by manager and cache hit.",
+            "Credential lookups, by manager and cache hit",
             self.creds_lookups.clone(),
         );
-        r.register("concourse_db_connections", "Open database connections, by pool.", self.db_connections.clone());
-        r.register("concourse_locks_held", "Locks held, by type.", self.locks_held.clone());
+        r.register("concourse_db_connections", "Open database connections, by pool", self.db_connections.clone());
+        r.register("concourse_locks_held", "Locks held, by type", self.locks_held.clone());
         r.register(
             "concourse_workers_containers",
-            "Containers (pods or processes) running steps.",
+            "Containers (pods or processes) running steps",
             self.workers_containers.clone(),
         );
-        r.register("concourse_workers_volumes", "Volumes holding step artifacts.", self.workers_volumes.clone());
+        r.register("concourse_workers_volumes", "Volumes holding step artifacts", self.workers_volumes.clone());
         r.register(
             "concourse_tracing_spans_dropped",
-            "Spans not exported, by reason (queue_full, export_failed, shutdown).",
+            "Spans not exported, by reason (queue_full, export_failed, shutdown)",
             self.spans_dropped.clone(),
         );
-        r.register("concourse_tracing_spans_queued", "Spans waiting for export.", self.spans_queued.clone());
+        r.register("concourse_tracing_spans_queued", "Spans waiting for export", self.spans_queued.clone());
         r.register(
             "concourse_telemetry_exports_failed",
-            "Failed OTLP exports, by signal (traces, metrics).",
+            "Failed OTLP exports, by signal (traces, metrics)",
             self.exports_failed.clone(),
         );
         r
