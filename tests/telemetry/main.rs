@@ -191,9 +191,9 @@ async fn probability_sampling_keeps_its_share_of_root_traces() {
 }
 
 /// Awaits all `futures` concurrently.
-async fn futures_join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
