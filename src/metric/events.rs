@@ -381,3 +381,52 @@ impl ExportFailed {
         prometheus().exports_failed.get_or_create(&SignalLabels { signal: self.signal }).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use prometheus_client::encoding::text;
+
+    use super::*;
+
+    fn exposition() -> String {
+        let mut out = String::new();
+        text::encode(&mut out, &prometheus().registry(&[("region".into(), "moon".into())])).unwrap();
+        out
+    }
+
+    #[test]
+    fn one_emit_feeds_the_concourse_series_with_a_trace_exemplar() {
+        let span = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let job = JobRef { team: "main", pipeline: "events-test", job: "unit" };
+        BuildStarted { job }.emit();
+        BuildFinished { job, result: BuildResult::Failed, duration: Duration::from_secs(42), span: &span }.emit();
+        StepFinished { step_type: "events-test-task", duration: Duration::from_secs(3), span: &span }.emit();
+        CredsLookedUp { manager: "dummy", cache_hit: true, duration: Duration::from_millis(1) }.emit();
+
+        let out = exposition();
+        let line = |prefix: &str, parts: &[&str]| {
+            out.lines().any(|l| l.starts_with(prefix) && parts.iter().all(|p| l.contains(p)))
+        };
+        assert!(
+            line(
+                "concourse_builds_finished_total{",
+                &["pipeline=\"events-test\"", "status=\"failed\"", "region=\"moon\""]
+            ),
+            "{out}"
+        );
+        let exemplar = "# {trace_id=\"0af7651916cd43dd8448eb211c80319c\",span_id=\"b7ad6b7169203331\"} 42";
+        assert!(line("concourse_builds_duration_seconds_bucket{", &["job=\"unit\"", exemplar]), "{out}");
+        assert!(
+            line("concourse_steps_duration_seconds_bucket{", &["type=\"events-test-task\"", "# {trace_id="]),
+            "{out}"
+        );
+        assert!(line("concourse_creds_lookups_total{", &["manager=\"dummy\"", "cache=\"hit\""]), "{out}");
+    }
+}
