@@ -34,17 +34,15 @@ use tokio::time::Instant;
 
 pub use config::{GOOGLE_TELEMETRY_ENDPOINT, GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig};
 pub use config::{Protocol, TelemetryConfig, TracingConfig, parse_sampling_rate};
-pub use gcp::GoogleCredentials;
 pub use http_server::{HttpTelemetryLayer, TRACER_NAME, current_context};
 pub use sampling::SamplingStrategy;
-pub use span_queue::QueueConfig;
 
 use export_runtime::ExportRuntime;
-use gcp::AccessToken;
+use gcp::{AccessToken, GoogleCredentials};
 use http_client::ExportHttpClient;
 use metric_exporter::CountedMetricExporter;
 use otlp::{Destination, Signal};
-use span_queue::SpanQueue;
+use span_queue::{QueueConfig, SpanQueue};
 
 /// The whole of shutdown, flushes included.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
