@@ -162,3 +162,61 @@ fn client_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<Strin
 pub fn current_context() -> Context {
     Context::current()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collected {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    /// The span id current in the handler, as the handler saw it.
+    async fn current_span_id() -> String {
+        current_context().span().span_context().span_id().to_string()
+    }
+
+    #[tokio::test]
+    async fn handlers_run_inside_the_request_span_and_5xx_marks_it_failed() {
+        let collected = Collected::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(collected.clone()).build();
+        let layer = HttpTelemetryLayer { tracer: Arc::new(BoxedTracer::new(Box::new(provider.tracer("test")))) };
+        let app = Router::new()
+            .route("/teams/{team}", get(current_span_id))
+            .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+            .layer(layer);
+
+        let response = app.clone().oneshot(Request::get("/teams/main").body(Body::empty()).unwrap()).await.unwrap();
+        let seen_in_handler =
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        app.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+
+        let spans = collected.0.lock().unwrap().clone();
+        let team = spans.iter().find(|s| s.name == "GET /teams/{team}").expect("the route's span");
+        assert_eq!(team.span_context.span_id().to_string(), seen_in_handler);
+        assert_eq!(team.span_kind, SpanKind::Server);
+        assert_eq!(team.status, Status::Unset);
+        let boom = spans.iter().find(|s| s.name == "GET /boom").expect("the failing route's span");
+        assert!(matches!(boom.status, Status::Error { .. }));
+        assert!(boom.attributes.contains(&KeyValue::new("error.type", "500")));
+        assert!(boom.attributes.contains(&KeyValue::new("http.response.status_code", 500)));
+    }
+}

@@ -1,7 +1,8 @@
 //! Batch export of finished spans through a bounded queue. Ending a span
 //! never waits: when the queue is full (the collector is slow or down) the
 //! span is dropped and counted, and a rate-limited warning says so. One task
-//! on the export runtime sends batches, each export bounded by a timeout.
+//! on the export runtime sends batches, each export bounded by a timeout; it
+//! wakes per batch (or per schedule delay), never per span.
 //!
 //! The SDK's batch processor does the same but keeps its drop count to
 //! itself; atc exposes it as `concourse_tracing_spans_dropped_total`.
@@ -14,9 +15,9 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::Notify;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::mpsc::{self, Receiver, UnboundedReceiver, UnboundedSender};
-use tokio::time::Instant;
 
 use super::TelemetryError;
 use super::rate_limited_warning::RateLimitedWarning;
@@ -81,7 +82,16 @@ enum Command {
 pub struct SpanQueue {
     spans: mpsc::Sender<SpanData>,
     commands: UnboundedSender<Command>,
-    queued: Arc<AtomicI64>,
+    shared: Arc<Shared>,
+    max_export_batch_size: i64,
+}
+
+/// What both ends of the queue see.
+#[derive(Debug, Default)]
+struct Shared {
+    queued: AtomicI64,
+    /// Raised when a full batch waits: the exporter is not woken span by span.
+    batch_ready: Notify,
 }
 
 impl std::fmt::Debug for Command {
@@ -98,10 +108,10 @@ impl SpanQueue {
     pub fn start<E: SpanExporter + 'static>(exporter: E, config: QueueConfig, runtime: &Handle) -> SpanQueue {
         let (spans, receiver) = mpsc::channel(config.max_queue_size);
         let (commands, command_receiver) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicI64::new(0));
-        let worker = Worker { exporter, config, spans: receiver, commands: command_receiver, queued: queued.clone() };
+        let shared = Arc::new(Shared::default());
+        let worker = Worker { exporter, config, spans: receiver, commands: command_receiver, shared: shared.clone() };
         runtime.spawn(worker.run());
-        SpanQueue { spans, commands, queued }
+        SpanQueue { spans, commands, shared, max_export_batch_size: config.max_export_batch_size as i64 }
     }
 
     /// Exports everything queued now; waits at most `timeout`.
@@ -126,8 +136,11 @@ impl SpanProcessor for SpanQueue {
         }
         match self.spans.try_send(span) {
             Ok(()) => {
-                let count = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                let count = self.shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
                 SpansQueued { count }.emit();
+                if count == self.max_export_batch_size {
+                    self.shared.batch_ready.notify_one();
+                }
             }
             Err(TrySendError::Full(_)) => {
                 SpansDropped { reason: DropReason::QueueFull, count: 1 }.emit();
@@ -151,78 +164,74 @@ struct Worker<E> {
     config: QueueConfig,
     spans: Receiver<SpanData>,
     commands: UnboundedReceiver<Command>,
-    queued: Arc<AtomicI64>,
+    shared: Arc<Shared>,
 }
 
 impl<E: SpanExporter> Worker<E> {
+    /// Wakes for a full batch, the schedule delay, or a command; then
+    /// exports everything queued. Never waits on the queue itself, so
+    /// ending a span wakes no thread.
     async fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.config.max_export_batch_size);
-        let mut export_at: Option<Instant> = None;
         loop {
-            let room = self.config.max_export_batch_size - batch.len();
-            tokio::select! {
+            let command = tokio::select! {
                 biased;
-                command = self.commands.recv() => {
-                    self.export_everything(&mut batch).await;
-                    export_at = None;
-                    match command {
-                        Some(Command::Flush(done)) => { let _ = done.send(()); }
-                        Some(Command::Shutdown(done)) => {
-                            let _ = self.exporter.shutdown();
-                            let _ = done.send(());
-                            return;
-                        }
-                        None => return,
-                    }
+                command = self.commands.recv() => Some(command),
+                () = self.shared.batch_ready.notified() => None,
+                () = tokio::time::sleep(self.config.schedule_delay) => None,
+            };
+            let open = self.export_queued().await;
+            match command {
+                None if open => {}
+                // The processor is gone and its queue is empty.
+                None | Some(None) => return,
+                Some(Some(Command::Flush(done))) => {
+                    let _ = done.send(());
                 }
-                received = self.spans.recv_many(&mut batch, room) => {
-                    if received == 0 {
-                        self.export(&mut batch).await;
-                        return;
-                    }
-                    self.took(received);
-                    export_at.get_or_insert_with(|| Instant::now() + self.config.schedule_delay);
-                    if batch.len() >= self.config.max_export_batch_size {
-                        self.export(&mut batch).await;
-                        export_at = None;
-                    }
+                Some(Some(Command::Shutdown(done))) => {
+                    let _ = self.exporter.shutdown();
+                    let _ = done.send(());
+                    return;
                 }
-                () = tokio::time::sleep_until(export_at.unwrap_or_else(Instant::now)), if export_at.is_some() => {
-                    self.export(&mut batch).await;
-                    export_at = None;
+            }
+        }
+    }
+
+    /// Exports the queued spans batch by batch; false once the queue is closed and empty.
+    async fn export_queued(&mut self) -> bool {
+        let max = self.config.max_export_batch_size;
+        loop {
+            let mut batch = Vec::with_capacity(max);
+            let open = loop {
+                if batch.len() == max {
+                    break true;
                 }
+                match self.spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(TryRecvError::Empty) => break true,
+                    Err(TryRecvError::Disconnected) => break false,
+                }
+            };
+            let full = batch.len() == max;
+            self.took(batch.len());
+            self.export(batch).await;
+            if !full {
+                return open;
             }
         }
     }
 
     fn took(&self, count: usize) {
-        let left = self.queued.fetch_sub(count as i64, Ordering::Relaxed) - count as i64;
+        if count == 0 {
+            return;
+        }
+        let left = self.shared.queued.fetch_sub(count as i64, Ordering::Relaxed) - count as i64;
         SpansQueued { count: left.max(0) }.emit();
     }
 
-    async fn export_everything(&mut self, batch: &mut Vec<SpanData>) {
-        loop {
-            while batch.len() < self.config.max_export_batch_size {
-                match self.spans.try_recv() {
-                    Ok(span) => {
-                        batch.push(span);
-                        self.took(1);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                return;
-            }
-            self.export(batch).await;
-        }
-    }
-
-    async fn export(&mut self, batch: &mut Vec<SpanData>) {
-        if batch.is_empty() {
+    async fn export(&mut self, spans: Vec<SpanData>) {
+        if spans.is_empty() {
             return;
         }
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.config.max_export_batch_size));
         let count = spans.len() as u64;
         let failure = match tokio::time::timeout(self.config.export_timeout, self.exporter.export(spans)).await {
             Ok(Ok(())) => return,

@@ -138,6 +138,36 @@ async fn metrics_arrive_over_otlp_with_the_metrics_attributes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_otel_variables_apply_where_flags_are_unset() {
+    let receiver = OtlpReceiver::start().await;
+    let endpoint = format!("http://{}", receiver.grpc_addr);
+    let atc = Atc::quickstart(
+        &[],
+        &[
+            FAST_EXPORT,
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "ci-server"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=infra"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
+        ],
+    );
+    let sampled = random_hex(16);
+    assert_eq!(
+        get(&format!("{}/api/v1/info", atc.url), Some(&format!("00-{sampled}-{}-01", random_hex(8)))).await,
+        200
+    );
+    assert_eq!(get(&format!("{}/api/v1/health", atc.url), None).await, 200);
+    let span = receiver.wait_for_span(WAIT, |s| s.trace_id == sampled).await;
+    assert_eq!(span.resource["service.name"], "ci-server");
+    assert_eq!(span.resource["team"], "infra");
+    atc.terminate();
+    assert!(
+        !receiver.spans().iter().any(|s| s.name == "GET /api/v1/health"),
+        "a root was sampled under parentbased_always_off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_sampling_exports_nothing() {
     let receiver = OtlpReceiver::start().await;
     let address = receiver.grpc_addr.to_string();
