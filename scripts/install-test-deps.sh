@@ -10,6 +10,10 @@ as_root() {
 
 apt_packages=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql-15)
+# The telemetry tests scrape atc with a real Prometheus (and promtool), and
+# make service-account keys for the Google credential flow with openssl.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packages+=(prometheus)
+command -v openssl >/dev/null || apt_packages+=(openssl)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "installing: ${apt_packages[*]}"

@@ -12,6 +12,8 @@ pub mod db;
 pub mod duration;
 pub mod engine;
 pub mod gc;
+pub mod metric;
 pub mod resource;
 pub mod runtime;
 pub mod server;
+pub mod telemetry;

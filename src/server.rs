@@ -26,6 +26,7 @@ const COLLECTOR_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the build tracker looks for builds to run (it is also woken
 /// whenever one is ready).
 const TRACKER_INTERVAL: Duration = Duration::from_secs(10);
+use crate::metric::{MetricsEndpoint, PrometheusOptions};
 
 /// Everything the server needs besides its database.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct ServerOptions {
     /// Where `((vars))` get their values.
     pub credentials: Arc<dyn CredentialManager>,
     pub bind: SocketAddr,
+    /// Where to serve Prometheus `/metrics`; `None` serves nothing.
+    pub prometheus: Option<PrometheusOptions>,
     /// Defaults to `http://<bind address>`.
     pub external_url: Option<String>,
     pub cluster_name: String,
@@ -52,6 +55,9 @@ pub struct RunningServer {
     pub external_url: String,
     /// Runs builds; its hub fans build events out to watchers.
     pub engine: Arc<Engine>,
+    /// The Prometheus listener's address, when there is one.
+    pub prometheus_addr: Option<SocketAddr>,
+    metrics: Option<MetricsEndpoint>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     /// Stops the background components.
@@ -64,6 +70,9 @@ impl RunningServer {
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await.context("server task panicked")??;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await.context("Prometheus listener failed")?;
+        }
         self.components.cancel();
         for task in self.component_tasks {
             let _ = task.await;
@@ -103,7 +112,18 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         components.clone(),
     )];
     component_tasks.extend(engine.spawn(TRACKER_INTERVAL, components.clone()));
-    let app = api::router(state);
+    let metrics = match &options.prometheus {
+        Some(prometheus) => Some(MetricsEndpoint::start(prometheus).await.with_context(|| {
+            format!(
+                "cannot listen on {} for Prometheus (--prometheus-bind-ip, --prometheus-bind-port)",
+                prometheus.bind
+            )
+        })?),
+        None => None,
+    };
+    let prometheus_addr = metrics.as_ref().map(|m| m.addr);
+    // The peer address becomes the request span's client.address.
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -112,13 +132,16 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
             })
             .await
     });
-    Ok(RunningServer { addr, external_url, engine, stop, task, components, component_tasks })
+    Ok(RunningServer { addr, external_url, engine, prometheus_addr, metrics, stop, task, components, component_tasks })
 }
 
 /// Runs until `shutdown` completes.
 pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let server = start(db, options).await?;
     tracing::info!(address = %server.addr, external_url = %server.external_url, "atc is listening");
+    if let Some(prometheus) = server.prometheus_addr {
+        tracing::info!(address = %prometheus, "serving Prometheus metrics at /metrics");
+    }
     shutdown.await;
     tracing::info!("shutting down");
     server.stop().await

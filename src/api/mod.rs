@@ -37,6 +37,7 @@ use axum::routing::{get, post};
 use crate::auth::{LocalUsers, TokenService};
 use crate::db::Db;
 use crate::engine::Engine;
+use crate::telemetry::HttpTelemetryLayer;
 pub use info::CONCOURSE_VERSION;
 
 /// What every handler may use.
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(concourse_version_header))
         // Bodies are read through `body::RawBody`, which enforces its own limit.
         .layer(DefaultBodyLimit::disable())
+        // Outermost, so the span and the duration cover authentication too.
+        .layer(HttpTelemetryLayer::new())
         .with_state(state)
 }
 

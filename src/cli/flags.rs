@@ -10,6 +10,10 @@ use clap::Args;
 
 use crate::auth::LocalUser;
 use crate::db::EncryptionKey;
+use crate::telemetry::{
+    GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig, Protocol, SamplingStrategy, TelemetryConfig,
+    TracingConfig, parse_sampling_rate,
+};
 
 /// Flags of everything that serves the API: `web` and `quickstart`.
 #[derive(Debug, Clone, Args)]
@@ -45,6 +49,15 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub credentials: CredentialFlags,
+
+    #[command(flatten)]
+    pub tracing: TracingFlags,
+
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
+
+    #[command(flatten)]
+    pub prometheus: PrometheusFlags,
 }
 
 /// Where `((vars))` of pipelines get their values.
@@ -137,6 +150,101 @@ pub struct EncryptionFlags {
     /// A 16 or 32 byte key that encrypts pipeline configuration at rest (AES-GCM).
     #[arg(long, env = "CONCOURSE_ENCRYPTION_KEY", hide_env_values = true, value_parser = EncryptionKey::parse_flag, value_name = "KEY")]
     pub encryption_key: Option<EncryptionKey>,
+}
+
+/// Trace export (see observability.md). Where a flag is unset, the standard
+/// `OTEL_*` variable applies.
+#[derive(Debug, Clone, Args)]
+pub struct TracingFlags {
+    /// The service.name of atc's traces and metrics [default: $OTEL_SERVICE_NAME, else atc].
+    #[arg(long, env = "CONCOURSE_TRACING_SERVICE_NAME", value_name = "NAME")]
+    pub tracing_service_name: Option<String>,
+
+    /// A resource attribute for traces, as KEY:VALUE. Repeatable.
+    #[arg(long, env = "CONCOURSE_TRACING_ATTRIBUTE", value_delimiter = ',', value_parser = KeyValuePair::parse_attribute, value_name = "KEY:VALUE")]
+    pub tracing_attribute: Vec<KeyValuePair>,
+
+    /// Export traces over OTLP to this collector: HOST:PORT or an http(s):// URL.
+    #[arg(long, env = "CONCOURSE_TRACING_OTLP_ADDRESS", value_parser = OtlpAddress::parse_flag, value_name = "ADDRESS")]
+    pub tracing_otlp_address: Option<OtlpAddress>,
+
+    /// The OTLP transport: grpc or http/protobuf [default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else grpc].
+    #[arg(long, env = "CONCOURSE_TRACING_OTLP_PROTOCOL", value_parser = Protocol::parse_flag, value_name = "PROTOCOL")]
+    pub tracing_otlp_protocol: Option<Protocol>,
+
+    /// A header sent with every trace export, as KEY:VALUE (e.g. a vendor's API key). Repeatable.
+    #[arg(long, env = "CONCOURSE_TRACING_OTLP_HEADER", hide_env_values = true, value_delimiter = ',', value_parser = KeyValuePair::parse_header, value_name = "KEY:VALUE")]
+    pub tracing_otlp_header: Vec<KeyValuePair>,
+
+    /// Use TLS to reach the trace collector (a HOST:PORT address becomes https://).
+    #[arg(long, env = "CONCOURSE_TRACING_OTLP_USE_TLS")]
+    pub tracing_otlp_use_tls: bool,
+
+    /// Export traces to Google Cloud Trace in this project, with Application Default Credentials.
+    #[arg(
+        long,
+        env = "CONCOURSE_TRACING_GCP_PROJECT_ID",
+        conflicts_with = "tracing_otlp_address",
+        value_name = "PROJECT"
+    )]
+    pub tracing_gcp_project_id: Option<String>,
+
+    /// Which traces to keep [default: $OTEL_TRACES_SAMPLER, else always].
+    #[arg(long, env = "CONCOURSE_TRACING_SAMPLING_STRATEGY", value_parser = SamplingStrategy::parse_flag, value_name = "STRATEGY")]
+    pub tracing_sampling_strategy: Option<SamplingStrategy>,
+
+    /// The fraction of traces the probability strategies keep, 0.0 to 1.0 [default: $OTEL_TRACES_SAMPLER_ARG, else 1.0].
+    #[arg(long, env = "CONCOURSE_TRACING_SAMPLING_RATE", allow_negative_numbers = true, value_parser = parse_sampling_rate, value_name = "RATE")]
+    pub tracing_sampling_rate: Option<f64>,
+}
+
+/// Metric export: OTLP or Google Cloud Monitoring, and the attributes every series carries.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsFlags {
+    /// An attribute of every metric (OTLP resource attribute and Prometheus label), as KEY:VALUE. Repeatable.
+    #[arg(long, env = "CONCOURSE_METRICS_ATTRIBUTE", value_delimiter = ',', value_parser = KeyValuePair::parse_attribute, value_name = "KEY:VALUE")]
+    pub metrics_attribute: Vec<KeyValuePair>,
+
+    /// Export metrics over OTLP to this collector: HOST:PORT or an http(s):// URL.
+    #[arg(long, env = "CONCOURSE_METRICS_OTLP_ADDRESS", value_parser = OtlpAddress::parse_flag, value_name = "ADDRESS")]
+    pub metrics_otlp_address: Option<OtlpAddress>,
+
+    /// The OTLP transport: grpc or http/protobuf [default: $OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, else grpc].
+    #[arg(long, env = "CONCOURSE_METRICS_OTLP_PROTOCOL", value_parser = Protocol::parse_flag, value_name = "PROTOCOL")]
+    pub metrics_otlp_protocol: Option<Protocol>,
+
+    /// A header sent with every metric export, as KEY:VALUE. Repeatable.
+    #[arg(long, env = "CONCOURSE_METRICS_OTLP_HEADER", hide_env_values = true, value_delimiter = ',', value_parser = KeyValuePair::parse_header, value_name = "KEY:VALUE")]
+    pub metrics_otlp_header: Vec<KeyValuePair>,
+
+    /// Use TLS to reach the metrics collector (a HOST:PORT address becomes https://).
+    #[arg(long, env = "CONCOURSE_METRICS_OTLP_USE_TLS")]
+    pub metrics_otlp_use_tls: bool,
+
+    /// How often metrics are exported.
+    #[arg(long, env = "CONCOURSE_METRICS_OTLP_INTERVAL", default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub metrics_otlp_interval: Duration,
+
+    /// Export metrics to Google Cloud Monitoring in this project, with Application Default Credentials.
+    #[arg(
+        long,
+        env = "CONCOURSE_METRICS_GCP_PROJECT_ID",
+        conflicts_with = "metrics_otlp_address",
+        value_name = "PROJECT"
+    )]
+    pub metrics_gcp_project_id: Option<String>,
+}
+
+/// The Prometheus listener serving `/metrics`.
+#[derive(Debug, Clone, Args)]
+pub struct PrometheusFlags {
+    /// IP address on which to serve Prometheus metrics [web: 0.0.0.0, quickstart: 127.0.0.1].
+    #[arg(long, env = "CONCOURSE_PROMETHEUS_BIND_IP", value_name = "IP")]
+    pub prometheus_bind_ip: Option<IpAddr>,
+
+    /// Port on which to serve Prometheus metrics at /metrics [web: off, quickstart: 9391; 0 picks a free port].
+    #[arg(long, env = "CONCOURSE_PROMETHEUS_BIND_PORT", value_name = "PORT")]
+    pub prometheus_bind_port: Option<u16>,
 }
 
 /// Where the PostgreSQL database lives (`web` and `migrate`).
@@ -234,16 +342,28 @@ impl PostgresFlags {
 }
 
 impl ServerFlags {
-    /// The server's options, listening on `default_bind_ip` unless `--bind-ip` says otherwise.
+    /// The server's options, listening on `default_bind_ip` unless `--bind-ip` says otherwise;
+    /// Prometheus on `default_prometheus_port` unless `--prometheus-bind-port` is given.
     pub fn options(
         &self,
         default_bind_ip: IpAddr,
+        default_prometheus_port: Option<u16>,
         runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
     ) -> crate::server::ServerOptions {
+        let prometheus_port = self.prometheus.prometheus_bind_port.or(default_prometheus_port);
         crate::server::ServerOptions {
             runtime,
             credentials: self.credentials.manager(),
             bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),
+            prometheus: prometheus_port.map(|port| crate::metric::PrometheusOptions {
+                bind: std::net::SocketAddr::new(self.prometheus.prometheus_bind_ip.unwrap_or(default_bind_ip), port),
+                constant_labels: self
+                    .metrics
+                    .metrics_attribute
+                    .iter()
+                    .map(|a| (a.key.clone(), a.value.clone()))
+                    .collect(),
+            }),
             external_url: self.external_url.clone(),
             cluster_name: self.cluster_name.clone(),
             local_users: self.auth.add_local_user.clone(),
@@ -251,6 +371,40 @@ impl ServerFlags {
             auth_duration: self.auth.auth_duration,
             cookie_secure: self.auth.cookie_secure,
             encryption_key: self.encryption.encryption_key.clone(),
+        }
+    }
+}
+
+impl ServerFlags {
+    /// What to export where; the `OTEL_*` variables fill in what is unset.
+    pub fn telemetry(&self) -> TelemetryConfig {
+        let t = &self.tracing;
+        let m = &self.metrics;
+        TelemetryConfig {
+            service_name: t.tracing_service_name.clone(),
+            tracing: TracingConfig {
+                attributes: t.tracing_attribute.clone(),
+                otlp: OtlpConfig {
+                    address: t.tracing_otlp_address.clone(),
+                    protocol: t.tracing_otlp_protocol,
+                    headers: t.tracing_otlp_header.clone(),
+                    use_tls: t.tracing_otlp_use_tls,
+                },
+                gcp: t.tracing_gcp_project_id.clone().map(GcpConfig::new),
+                sampling_strategy: t.tracing_sampling_strategy,
+                sampling_rate: t.tracing_sampling_rate,
+            },
+            metrics: MetricsConfig {
+                attributes: m.metrics_attribute.clone(),
+                otlp: OtlpConfig {
+                    address: m.metrics_otlp_address.clone(),
+                    protocol: m.metrics_otlp_protocol,
+                    headers: m.metrics_otlp_header.clone(),
+                    use_tls: m.metrics_otlp_use_tls,
+                },
+                gcp: m.metrics_gcp_project_id.clone().map(GcpConfig::new),
+                interval: m.metrics_otlp_interval,
+            },
         }
     }
 }

@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::telemetry::Telemetry;
+
 pub use flags::{PostgresFlags, ServerFlags};
 
 #[derive(Debug, Parser)]
@@ -94,9 +96,28 @@ fn run_async(future: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
+/// Starts exporting telemetry as the flags say, then logging (whose
+/// `tracing` spans become OTel spans when traces are exported).
+async fn start_telemetry(flags: &ServerFlags) -> anyhow::Result<Telemetry> {
+    let telemetry = Telemetry::install(&flags.telemetry()).await?;
+    init_logging(&flags.log_level, &telemetry);
+    for destination in telemetry.destinations() {
+        tracing::info!("exporting {destination}");
+    }
+    Ok(telemetry)
+}
+
 /// Logs go to stderr at `--log-level`; `RUST_LOG` refines it when set.
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+fn init_logging(level: &str, telemetry: &Telemetry) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")))
+    };
+    let spans = telemetry.tracing_layer().map(|layer| layer.with_filter(filter()));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter());
+    let _ = tracing_subscriber::registry().with(spans).with(logs).try_init();
 }

@@ -11,12 +11,14 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::flags::{ServerFlags, default_data_dir, start_local_runtime};
-use super::{ConfigFileFlag, init_logging};
+use super::{ConfigFileFlag, start_telemetry};
 use crate::auth::LocalUser;
 use crate::server;
 
 const SAMPLE_PIPELINE: &str = include_str!("../../examples/hello.yml");
 const QUICKSTART_USERNAME: &str = "admin";
+/// Quickstart serves Prometheus metrics here unless told otherwise.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 9391;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,8 +64,14 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(mut args: Args) -> anyhow::Result<()> {
-    init_logging(&args.server.log_level);
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let telemetry = start_telemetry(&args.server).await?;
+    let result = serve(args).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve(mut args: Args) -> anyhow::Result<()> {
     let data_dir = match args.data_dir.take() {
         Some(dir) => dir,
         None => default_data_dir()?,
@@ -95,11 +103,18 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     let db = crate::db::Db::open_sqlite(&db_path)
         .await
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::LOCALHOST), std::sync::Arc::new(runtime));
+    let options = args.server.options(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(DEFAULT_PROMETHEUS_PORT),
+        std::sync::Arc::new(runtime),
+    );
     let server = server::start(db, options).await?;
 
     let url = &server.external_url;
     println!("atc is ready at {url}  (data: {})", data_dir.display());
+    if let Some(prometheus) = server.prometheus_addr {
+        println!("Prometheus metrics at http://{prometheus}/metrics");
+    }
     match &generated {
         Some(user) => println!("local user: {}  password: {}", user.username, user.password),
         None => println!("local users: those given by --add-local-user"),

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use anyhow::{Context, bail};
 
 use super::flags::{PostgresFlags, ServerFlags, default_data_dir, start_local_runtime};
-use super::{ConfigFileFlag, init_logging};
+use super::{ConfigFileFlag, start_telemetry};
 use crate::server;
 
 #[derive(Debug, clap::Args)]
@@ -19,10 +19,19 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    init_logging(&args.server.log_level);
     if args.server.auth.main_team_local_user.is_empty() {
         bail!("the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)");
     }
+    if args.server.prometheus.prometheus_bind_ip.is_some() && args.server.prometheus.prometheus_bind_port.is_none() {
+        bail!("--prometheus-bind-ip needs --prometheus-bind-port: atc web serves no metrics without a port");
+    }
+    let telemetry = start_telemetry(&args.server).await?;
+    let result = serve(args).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let db = crate::db::Db::connect_postgres(&args.postgres.settings()).await.with_context(|| {
         format!(
             "cannot connect to PostgreSQL at {}:{} (database '{}')",
@@ -33,7 +42,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?.join("work"),
     };
+    // Prometheus only when asked for, as in Concourse.
     let runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), std::sync::Arc::new(runtime));
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime));
     server::serve(db, options, server::shutdown_signal()).await
 }

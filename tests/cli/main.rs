@@ -82,6 +82,28 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         (&["web", "--postgres-sslmode", "maybe"], "--postgres-sslmode"),
         (&["web", "--external-url", "ci.example.com"], "--external-url"),
         (&["quickstart", "--bind-port", "70000"], "--bind-port"),
+        (&["web", "--tracing-sampling-rate", "2"], "--tracing-sampling-rate"),
+        (&["web", "--tracing-sampling-rate", "-0.5"], "--tracing-sampling-rate"),
+        (&["web", "--tracing-sampling-strategy", "sometimes"], "parent-probability"),
+        (&["web", "--tracing-sampling-strategy", "sometimes"], "--tracing-sampling-strategy"),
+        (&["web", "--tracing-otlp-address", "collector"], "--tracing-otlp-address"),
+        (&["web", "--tracing-otlp-address", "ftp://collector:21"], "--tracing-otlp-address"),
+        (&["web", "--tracing-otlp-protocol", "http/json"], "--tracing-otlp-protocol"),
+        (&["web", "--tracing-otlp-header", "no-colon"], "--tracing-otlp-header"),
+        (&["web", "--tracing-otlp-header", "bad name:x"], "--tracing-otlp-header"),
+        (&["web", "--tracing-attribute", "no-colon"], "--tracing-attribute"),
+        (&["web", "--metrics-attribute", ":empty-key"], "--metrics-attribute"),
+        (&["web", "--metrics-otlp-address", "localhost"], "--metrics-otlp-address"),
+        (&["web", "--metrics-otlp-protocol", "udp"], "--metrics-otlp-protocol"),
+        (&["web", "--metrics-otlp-interval", "0s"], "--metrics-otlp-interval"),
+        (&["web", "--prometheus-bind-port", "port"], "--prometheus-bind-port"),
+        (&["web", "--prometheus-bind-ip", "somewhere"], "--prometheus-bind-ip"),
+        (&["web", "--tracing-otlp-address", "c:4317", "--tracing-gcp-project-id", "p"], "--tracing-gcp-project-id"),
+        (&["web", "--metrics-otlp-address", "c:4317", "--metrics-gcp-project-id", "p"], "--metrics-otlp-address"),
+        (
+            &["quickstart", "--tracing-otlp-address", "http://c:4318", "--tracing-otlp-use-tls"],
+            "--tracing-otlp-address",
+        ),
         (&["migrate"], "--current-db-version"),
     ];
     for (args, flag) in cases {
@@ -90,6 +112,28 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         assert!(!output.status.success(), "{args:?} should fail");
         assert!(stderr.contains(flag), "{args:?}: stderr should name {flag}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+}
+
+#[test]
+fn bad_standard_otel_variables_stop_startup_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let cases = [
+        ("OTEL_TRACES_SAMPLER", "sometimes", "always_on"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5", "0.0 to 1.0"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/protobuf"),
+        ("CONCOURSE_TRACING_SAMPLING_RATE", "2", "--tracing-sampling-rate"),
+    ];
+    for (var, value, accepted) in cases {
+        let mut command = Command::new(ATC);
+        command.args(["quickstart", "--data-dir", data_dir, "--bind-port", "0", "--prometheus-bind-port", "0"]);
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1").env(var, value);
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{var}={value} should stop start-up");
+        assert!(stderr.contains(var) || stderr.contains(accepted), "{var}={value}: stderr names neither:\n{stderr}");
+        assert!(stderr.contains(accepted), "{var}={value}: stderr should list {accepted}:\n{stderr}");
     }
 }
 
@@ -146,6 +190,8 @@ fn quickstart(data_dir: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) 
     let mut command = Command::new(ATC);
     command
         .args(["quickstart", "--data-dir", data_dir.to_str().unwrap(), "--bind-port", &port.to_string()])
+        // Quickstart serves Prometheus on 9391 by default; tests run side by side.
+        .args(["--prometheus-bind-port", "0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

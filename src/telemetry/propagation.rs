@@ -1,0 +1,57 @@
+//! Trace context across process boundaries: W3C Trace Context and Baggage
+//! in HTTP headers, and the OpenTelemetry environment-variable carrier
+//! (`TRACEPARENT`, `TRACESTATE`, `BAGGAGE`) for processes atc starts.
+
+use std::collections::HashMap;
+
+use axum::http::HeaderMap;
+use opentelemetry::Context;
+use opentelemetry::global;
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry_http::HeaderExtractor;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+/// Makes W3C Trace Context + Baggage the global propagator.
+pub fn install_global_propagator() {
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+/// The caller's context from request headers (`traceparent`, `baggage`).
+pub fn extract_from_headers(headers: &HeaderMap) -> Context {
+    global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
+}
+
+/// Environment variables that hand `cx` to a child process: `TRACEPARENT`
+/// (and `TRACESTATE`, `BAGGAGE` when there is any). Empty when `cx` has no
+/// valid span.
+pub fn environment_for(cx: &Context) -> Vec<(String, String)> {
+    let mut carrier = HashMap::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(cx, &mut carrier));
+    let mut vars: Vec<(String, String)> =
+        carrier.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_ascii_uppercase(), v)).collect();
+    vars.sort();
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt;
+
+    use super::*;
+
+    #[test]
+    fn a_traceparent_header_round_trips_into_the_environment_carrier() {
+        install_global_propagator();
+        let mut headers = HeaderMap::new();
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert("traceparent", traceparent.parse().unwrap());
+        let cx = extract_from_headers(&headers);
+        assert_eq!(cx.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(cx.span().span_context().is_remote());
+        assert_eq!(environment_for(&cx), vec![("TRACEPARENT".to_string(), traceparent.to_string())]);
+        assert!(environment_for(&Context::new()).is_empty());
+    }
+}

@@ -1,0 +1,98 @@
+//! The real `atc` binary as a child process: `atc quickstart` with the
+//! flags under test, in a temp data directory, killed if a test fails.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ATC: &str = env!("CARGO_BIN_EXE_atc");
+
+pub struct Atc {
+    child: Child,
+    pub url: String,
+    pub metrics_url: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Atc {
+    /// Starts `atc quickstart` with `args` and `env` (nothing else from the
+    /// test's CONCOURSE_* or OTEL_* environment) and waits for its banner.
+    pub fn quickstart(args: &[&str], env: &[(&str, &str)]) -> Atc {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(ATC);
+        command
+            .args(["quickstart", "--data-dir", data_dir.path().to_str().unwrap()])
+            .args(["--bind-port", "0", "--prometheus-bind-port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CONCOURSE_") || key.starts_with("OTEL_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut url, mut metrics_url) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Some(Ok(line)) = lines.next() else { break };
+            if let Some(rest) = line.strip_prefix("atc is ready at ") {
+                url = rest.split_whitespace().next().map(str::to_string);
+            } else if let Some(rest) = line.strip_prefix("Prometheus metrics at ") {
+                metrics_url = Some(rest.trim().to_string());
+            } else if line.contains("trigger-job") {
+                break;
+            }
+        }
+        let (Some(url), Some(metrics_url)) = (url, metrics_url) else {
+            let _ = child.kill();
+            panic!("atc quickstart {args:?} did not print its banner");
+        };
+        // Keep draining stdout so atc never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Atc { child, url, metrics_url, _data_dir: data_dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops atc as an operator would (SIGTERM) and returns how long it took to exit.
+    pub fn terminate(mut self) -> Duration {
+        let started = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "atc exited with {status}");
+                return started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "atc did not exit within 30s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `/metrics` text as a classic-format scraper sees it.
+    pub async fn scrape(&self) -> String {
+        reqwest::get(&self.metrics_url).await.unwrap().text().await.unwrap()
+    }
+
+    /// The value of one sample line of `/metrics` (`name{labels}`), 0 when absent.
+    pub async fn sample(&self, series: &str) -> f64 {
+        let text = self.scrape().await;
+        text.lines()
+            .filter(|line| line.starts_with(series))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Atc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
