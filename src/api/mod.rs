@@ -2,6 +2,7 @@
 //! `/sky`. Handlers are thin: parse, (already) authorized, call `db`, present.
 
 pub mod access;
+mod artifacts;
 mod badges;
 mod body;
 mod build_events;

@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 // Kept on one line: adding a handler module is a one-word change.
 #[rustfmt::skip]
-use super::{AppState, badges, build_events, builds, cctray, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
+use super::{AppState, artifacts, badges, build_events, builds, cctray, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -81,6 +81,8 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("DestroyTeam", Method::DELETE, "/api/v1/teams/{team_name}", Admin, delete(teams::destroy_team)),
         route("CreateBuild", Method::POST, "/api/v1/teams/{team_name}/builds", TeamRole(Member), post(builds::create_one_off_build)),
         route("GetCC", Method::GET, "/api/v1/teams/{team_name}/cc.xml", Anyone, get(cctray::get_cc)),
+        route("CreateArtifact", Method::POST, "/api/v1/teams/{team_name}/artifacts", TeamRole(Member), post(artifacts::create_artifact)),
+        route("GetArtifact", Method::GET, "/api/v1/teams/{team_name}/artifacts/{artifact_id}", TeamRole(Member), get(artifacts::get_artifact)),
         route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
         // Pipelines
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
@@ -127,6 +129,8 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListResourceTypes", Method::GET, p!("/resource-types"), PipelineRead, get(resources::list_resource_types)),
         // Builds
         route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),
+        route("ListBuildArtifacts", Method::GET, "/api/v1/builds/{build_id}/artifacts", BuildLogsRead, get(artifacts::list_build_artifacts)),
+        route("ListWorkers", Method::GET, "/api/v1/workers", AnyTeam, get(artifacts::list_workers)),
         route("GetBuild", Method::GET, "/api/v1/builds/{build_id}", BuildRead, get(builds::get_build)),
         route("BuildResources", Method::GET, "/api/v1/builds/{build_id}/resources", BuildRead, get(builds::build_resources)),
         route("GetBuildPlan", Method::GET, "/api/v1/builds/{build_id}/plan", BuildLogsRead, get(builds::get_build_plan)),

@@ -2,7 +2,7 @@
 //! scheduler picked for a job's next build.
 
 use super::builds::{BUILD_COLUMNS, BUILD_JOINS};
-use super::{Build, Db, DbResult, on_pool};
+use super::{Build, Db, DbResult, WritePool, on_pool};
 
 /// A version a build used or produced, with names as the API shows them.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -81,7 +81,7 @@ impl Db {
     pub async fn save_next_inputs(&self, job_id: i64, inputs: &[NextInput], error: Option<&str>) -> DbResult<()> {
         let has_new = inputs.iter().any(|i| i.first_occurrence);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM next_build_inputs WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
             for input in inputs {
                 sqlx::query(

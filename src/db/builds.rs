@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, now, on_pool};
+use super::{Db, DbError, DbResult, WritePool, now, on_pool};
 
 /// A build as the API presents it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -188,7 +188,7 @@ impl Db {
     /// node running it.
     pub async fn request_abort(&self, id: i64) -> DbResult<bool> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE builds SET aborted = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
             let ended = sqlx::query(
                 "UPDATE builds SET status = 'aborted', end_time = $1, completed = TRUE
@@ -282,7 +282,7 @@ impl Db {
         let base_id = original.rerun_of.unwrap_or(original.id);
         let base_name = original.name.split('.').next().unwrap_or(&original.name).to_string();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let reruns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE rerun_of = $1")
                 .bind(base_id).fetch_one(&mut *tx).await?;
             let number = reruns + 1;

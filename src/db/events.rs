@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbResult, on_pool};
+use super::{Db, DbResult, WritePool, on_pool};
 
 /// An event as stored: its number within the build, type, version and JSON payload.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -32,7 +32,7 @@ impl Db {
             return Ok(());
         }
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for chunk in events.chunks(INSERT_BATCH) {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|i| {

@@ -117,6 +117,35 @@ pub struct PostgresSettings {
     pub max_connections: u32,
 }
 
+/// Starting a transaction that will write. SQLite must take its write
+/// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads
+/// then writes fails at once, without waiting, when another connection is
+/// upgrading too.
+pub(crate) trait WritePool {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl WritePool for PgPool {
+    type Database = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
+impl WritePool for SqlitePool {
+    type Database = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
 /// Runs `$body` with `$pool` bound to the open pool, whichever engine it is.
 /// The body is compiled once per engine, so it may only use SQL both accept.
 macro_rules! on_pool {

@@ -3,7 +3,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, now, on_pool, unique_violation};
+use super::{Db, DbError, DbResult, WritePool, now, on_pool, unique_violation};
 
 /// Names a pipeline within a team: its name plus its instance vars (canonical
 /// JSON, empty for a pipeline without instances).
@@ -120,7 +120,7 @@ impl Db {
         let now = now();
 
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let existing: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT id, config_version FROM pipelines WHERE team_id = $1 AND name = $2 AND instance_vars = $3"
             ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
@@ -297,7 +297,7 @@ impl Db {
     pub async fn archive_pipeline(&self, pipeline_id: i64, archived_by: &str) -> DbResult<()> {
         let (empty, nonce) = self.seal("{}")?;
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE pipelines SET archived = TRUE, paused = TRUE, paused_by = $1, paused_at = $2,
                     last_updated = $2, config = $3, nonce = $4, config_version = config_version + 1
@@ -318,7 +318,7 @@ impl Db {
     /// pipeline; nothing changes if any did not.
     pub async fn order_pipelines(&self, team_id: i64, names: &[String]) -> DbResult<Vec<String>> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let current: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, name FROM pipelines WHERE team_id = $1 ORDER BY ordering, id"
             ).bind(team_id).fetch_all(&mut *tx).await?;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Db, DbResult, now, on_pool};
+use super::{Db, DbResult, WritePool, now, on_pool};
 
 /// Whose versions: a resource's or a resource type's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl Db {
         let column = owner.column();
         let now = now();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut ids = Vec::with_capacity(versions.len());
             for (version, metadata) in versions {
                 let digest = version_digest(version);

@@ -30,6 +30,8 @@ pub struct Engine {
     pub db: Db,
     pub runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
+    /// Unix seconds the engine started (the worker's start time).
+    pub started_at: i64,
     tracker: Arc<BuildTracker>,
 }
 
@@ -48,7 +50,7 @@ impl Engine {
             external_url,
             credentials,
         });
-        Arc::new(Engine { db, runtime, hub, tracker })
+        Arc::new(Engine { db, runtime, hub, started_at: crate::db::now(), tracker })
     }
 
     /// Starts the build tracker (and its abort listener).

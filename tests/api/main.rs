@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod db;
 mod events;
+mod execute;
 mod pipelines;
 mod roles;
 mod system;

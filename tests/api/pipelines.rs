@@ -324,7 +324,8 @@ on_both_backends!(
 async fn job_status_shows_in_summaries_badges_and_cctray(backend: Backend) {
     let server = TestServer::start(backend).await;
     let token = server.admin_token().await;
-    server.set_pipeline(&token, "main", "demo", PIPELINE).await;
+    let set = server.set_pipeline(&token, "main", "demo", PIPELINE).await;
+    assert_eq!(set.status(), 201, "{}", set.text().await.unwrap());
     let db = &server.test_db.db;
     let team = db.find_team("main").await.unwrap().unwrap();
     let pipeline = db.find_pipeline("main", &atc::db::PipelineRef::named("demo")).await.unwrap().unwrap();

@@ -17,6 +17,8 @@ enum Needs {
     Anyone,
     Login,
     Admin,
+    /// Logged in with some role on some team.
+    AnyTeam,
     /// At least this role on the team of the path.
     Role(u8),
     /// Viewer, unless the pipeline is public.
@@ -53,6 +55,10 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("ListTeamBuilds", Role(VIEWER)),
         ("GetCC", Anyone),
         ("CreateBuild", Role(MEMBER)),
+        ("CreateArtifact", Role(MEMBER)),
+        ("GetArtifact", Role(MEMBER)),
+        ("ListBuildArtifacts", PublicJobRead),
+        ("ListWorkers", AnyTeam),
         ("CreatePipelineBuild", Role(MEMBER)),
         ("ListAllPipelines", Anyone),
         ("ListPipelines", Anyone),
@@ -127,6 +133,9 @@ fn allowed(needs: Needs, caller: &CallerKind) -> Result<(), StatusCode> {
         Needs::Anyone => Ok(()),
         Needs::Login => login(),
         Needs::Admin => login().and(if caller.admin { Ok(()) } else { Err(StatusCode::FORBIDDEN) }),
+        Needs::AnyTeam => {
+            login().and(if caller.admin || caller.level > 0 { Ok(()) } else { Err(StatusCode::FORBIDDEN) })
+        }
         // The matrix's pipeline is private, so reading it takes a viewer.
         Needs::PipelineRead | Needs::PublicJobRead => allowed(Needs::Role(VIEWER), caller),
         Needs::Role(level) => {
@@ -172,6 +181,18 @@ async fn a_version(server: &TestServer) -> i64 {
         .await
         .unwrap();
     ids[0]
+}
+
+/// An uploaded artifact of team `dev`; returns its id.
+async fn an_artifact(server: &TestServer, admin: &str) -> i64 {
+    let response = server
+        .request(Method::POST, "/api/v1/teams/dev/artifacts", Some(admin))
+        .body(crate::support::tgz(&[("hello.txt", "hi")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap()
 }
 
 /// A finished build of job `j` (so its event stream ends at once); returns its id.
@@ -232,7 +253,8 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{build_id}", &finished_build(&server).await.to_string())
                 .replace("{version_id}", &a_version(&server).await.to_string())
                 .replace("{build_name}", "1")
-                .replace("{component_name}", "tracker");
+                .replace("{component_name}", "tracker")
+                .replace("{artifact_id}", &an_artifact(&server, &admin).await.to_string());
             let token = if caller.logged_in { Some(tokens[caller.name].as_str()) } else { None };
             let mut request = server.request(spec.method.clone(), &path, token);
             request = match spec.name {
@@ -242,6 +264,7 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 "OrderPipelines" => request.json(&json!(["p"])),
                 "SetBuildComment" => request.json(&json!({ "comment": "looked at it" })),
                 "SetWall" => request.json(&json!({ "message": "maintenance at noon" })),
+                "CreateArtifact" => request.body(crate::support::tgz(&[("a", "b")])),
                 "CreateBuild" | "CreatePipelineBuild" => request.json(&json!({ "id": "1", "do": [] })),
                 "SetPinCommentOnResource" => request.json(&json!({ "pin_comment": "pinned for a reason" })),
                 "SaveConfig" => request.header("Content-Type", "application/x-yaml").body(PIPELINE),

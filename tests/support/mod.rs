@@ -251,3 +251,87 @@ impl TestServer {
         assert!(response.status().is_success(), "set team {team}: {}", response.status());
     }
 }
+
+/// A gzipped tarball holding `files` (path, contents), as `fly execute` uploads.
+pub fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut archive = tar::Builder::new(encoder);
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        archive.append_data(&mut header, path, contents.as_bytes()).expect("tar entry");
+    }
+    archive.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// A build's events, read from its event stream until `end`.
+pub struct Watched {
+    pub events: Vec<Value>,
+}
+
+impl Watched {
+    /// Everything the build printed, in order.
+    pub fn log(&self) -> String {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "log")
+            .map(|e| e["data"]["payload"].as_str().unwrap_or(""))
+            .collect()
+    }
+
+    pub fn status(&self) -> String {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "status")
+            .and_then(|e| e["data"]["status"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == kind).collect()
+    }
+}
+
+impl TestServer {
+    /// Follows a build's events to the end, as `fly watch` does (deadline 60 s).
+    pub async fn watch(&self, token: &str, build_id: i64) -> Watched {
+        use futures_util::StreamExt;
+        let response = self.get(&format!("/api/v1/builds/{build_id}/events"), Some(token)).await;
+        assert_eq!(response.status(), 200, "events of build {build_id}");
+        let mut stream = response.bytes_stream();
+        let mut text = String::new();
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, stream.next()).await.expect("the build ends in time");
+            let Some(Ok(chunk)) = chunk else { break };
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                if frame.contains("event: end") {
+                    return Watched { events };
+                }
+                if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    events.push(serde_json::from_str(data).expect("event JSON"));
+                }
+            }
+        }
+        Watched { events }
+    }
+
+    /// `fly execute`: a one-off build of `plan`; returns the build's id.
+    pub async fn execute(&self, token: &str, plan: &Value) -> i64 {
+        let response = self
+            .request(reqwest::Method::POST, "/api/v1/teams/main/builds", Some(token))
+            .json(plan)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+}

@@ -1,0 +1,96 @@
+//! Artifacts for one-off builds: `fly execute` uploads its inputs as
+//! gzipped tarballs and downloads the build's outputs the same way.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::access::{BuildScope, TeamScope};
+use super::error::{ApiError, ApiResult};
+use crate::db::ArtifactRecord;
+
+fn present(record: &ArtifactRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "build_id": record.build_id.unwrap_or(0),
+        "created_at": record.created_at,
+    })
+}
+
+pub async fn create_artifact(
+    State(state): State<AppState>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
+    let artifact =
+        state.engine.runtime.import_artifact(Box::pin(stream)).await.map_err(|e| {
+            ApiError::bad_request(format!("cannot store the upload (a gzipped tarball is expected): {e}"))
+        })?;
+    let record = state.db.create_artifact(team.id, None, "", &artifact.id).await?;
+    Ok((StatusCode::CREATED, Json(present(&record))))
+}
+
+pub async fn get_artifact(
+    State(state): State<AppState>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    Path((_, artifact_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id: i64 =
+        artifact_id.parse().map_err(|_| ApiError::bad_request(format!("'{artifact_id}' is not an artifact id")))?;
+    let record =
+        state.db.find_artifact(team.id, id).await?.ok_or_else(|| ApiError::not_found(format!("artifact {id}")))?;
+    let stream = state
+        .engine
+        .runtime
+        .export_artifact(&crate::runtime::Artifact { id: record.handle })
+        .await
+        .map_err(|e| ApiError::not_found(format!("the files of artifact {id} ({e})")))?;
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    Ok(response)
+}
+
+pub async fn list_build_artifacts(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(state.db.build_artifacts(build.id).await?.iter().map(present).collect()))
+}
+
+/// The workers steps run on: the local runtime is one.
+pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
+    let started = state.engine.started_at;
+    Json(
+        state
+            .engine
+            .runtime
+            .workers()
+            .into_iter()
+            .map(|worker| {
+                json!({
+                    "addr": "",
+                    "baggageclaim_url": "",
+                    "active_containers": worker.active_containers,
+                    "active_volumes": worker.active_volumes,
+                    "active_tasks": 0,
+                    "resource_types": worker.resource_types.iter().map(|t| json!({ "type": t, "image": "", "version": "" })).collect::<Vec<_>>(),
+                    "platform": worker.platform,
+                    "tags": [],
+                    "team": "",
+                    "name": worker.name,
+                    "version": super::info::WORKER_VERSION,
+                    "start_time": started,
+                    "ephemeral": false,
+                    "state": "running",
+                })
+            })
+            .collect(),
+    )
+}
