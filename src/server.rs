@@ -18,10 +18,19 @@ use crate::creds::CredentialManager;
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::Engine;
 use crate::gc::Collector;
+use crate::lidar::Checker;
 use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
 
 /// How often the collector removes what nothing needs any more.
 const COLLECTOR_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often the scheduler looks at every job (it is also woken by new
+/// versions, finished builds and triggers).
+const SCHEDULER_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often the checker looks for resources due for a check.
+const CHECKER_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often the build tracker looks for builds to run (it is also woken
 /// whenever one is ready).
@@ -47,6 +56,10 @@ pub struct ServerOptions {
     pub auth_duration: Duration,
     pub cookie_secure: bool,
     pub encryption_key: Option<EncryptionKey>,
+    /// How often resources without `check_every` are checked.
+    pub resource_checking_interval: Duration,
+    /// How often resource types without `check_every` are checked.
+    pub resource_type_checking_interval: Duration,
 }
 
 /// A server accepting requests until [`RunningServer::stop`].
@@ -112,6 +125,22 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         components.clone(),
     )];
     component_tasks.extend(engine.spawn(TRACKER_INTERVAL, components.clone()));
+    component_tasks.push(component::spawn(
+        Arc::new(Scheduler::new(state.db.clone())),
+        state.db.clone(),
+        SCHEDULER_INTERVAL,
+        components.clone(),
+    ));
+    component_tasks.push(component::spawn(
+        Arc::new(Checker::new(
+            state.db.clone(),
+            options.resource_checking_interval,
+            options.resource_type_checking_interval,
+        )),
+        state.db.clone(),
+        CHECKER_INTERVAL,
+        components.clone(),
+    ));
     let metrics = match &options.prometheus {
         Some(prometheus) => Some(MetricsEndpoint::start(prometheus).await.with_context(|| {
             format!(

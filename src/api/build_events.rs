@@ -19,6 +19,8 @@ use crate::engine::event_hub::{EventHub, HubMessage};
 
 /// Events read from the database per query when catching up.
 const PAGE: i64 = 500;
+/// How long a watcher waits for the hub before looking at the database again.
+const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn stream_events(
     State(state): State<AppState>,
@@ -113,7 +115,13 @@ impl Watcher {
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return None,
             }
-            match self.updates.recv().await {
+            // The hub wakes us; the timeout covers builds ended by a component
+            // that has no hub (or another node), found on the next look.
+            let update = match tokio::time::timeout(SAFETY_NET, self.updates.recv()).await {
+                Ok(update) => update,
+                Err(_) => continue,
+            };
+            match update {
                 Ok(HubMessage::Events(events)) => {
                     // Use the hub's copy when it continues exactly where we are.
                     if events.first().is_some_and(|e| e.event_id == self.next) {

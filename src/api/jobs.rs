@@ -103,6 +103,7 @@ pub async fn unpause_job(
 ) -> ApiResult<StatusCode> {
     let job = find_job(&state, &scope, &job_name).await?;
     state.db.unpause_job(job.id).await?;
+    state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
     Ok(StatusCode::OK)
 }
 

@@ -8,6 +8,7 @@ mod body;
 mod build_events;
 mod builds;
 mod cctray;
+mod checks;
 mod components;
 pub mod error;
 mod info;

@@ -70,6 +70,8 @@ pub async fn save_config(
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
     let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;
     let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
+    state.db.notify(crate::db::Channel::Checker, "").await?;
+    state.db.notify(crate::db::Channel::Scheduler, "").await?;
     let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "warnings": warnings }))).into_response())
 }

@@ -73,6 +73,8 @@ pub async fn unpause_pipeline(
         ));
     }
     state.db.unpause_pipeline(scope.pipeline.id).await?;
+    state.db.notify(crate::db::Channel::Checker, "").await?;
+    state.db.notify(crate::db::Channel::Scheduler, "").await?;
     Ok(StatusCode::OK)
 }
 

@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 // Kept on one line: adding a handler module is a one-word change.
 #[rustfmt::skip]
-use super::{AppState, artifacts, badges, build_events, builds, cctray, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
+use super::{AppState, artifacts, badges, build_events, builds, cctray, checks, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -117,6 +117,9 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListAllResources", Method::GET, "/api/v1/resources", Anyone, get(resources::list_all_resources)),
         route("ListResources", Method::GET, p!("/resources"), PipelineRead, get(resources::list_resources)),
         route("GetResource", Method::GET, p!("/resources/{resource_name}"), PipelineRead, get(resources::get_resource)),
+        route("CheckResource", Method::POST, p!("/resources/{resource_name}/check"), TeamRole(PipelineOperator), post(checks::check_resource)),
+        route("CheckResourceWebHook", Method::POST, p!("/resources/{resource_name}/check/webhook"), Anyone, post(checks::check_resource_webhook)),
+        route("CheckResourceType", Method::POST, p!("/resource-types/{resource_type_name}/check"), TeamRole(PipelineOperator), post(checks::check_resource_type)),
         route("ListResourceVersions", Method::GET, p!("/resources/{resource_name}/versions"), PipelineRead, get(versions::list_versions)),
         route("GetResourceVersion", Method::GET, p!("/resources/{resource_name}/versions/{version_id}"), PipelineRead, get(versions::get_version)),
         route("EnableResourceVersion", Method::PUT, p!("/resources/{resource_name}/versions/{version_id}/enable"), TeamRole(PipelineOperator), put(versions::enable_version)),

@@ -51,6 +51,9 @@ pub struct ServerFlags {
     pub credentials: CredentialFlags,
 
     #[command(flatten)]
+    pub checking: CheckingFlags,
+
+    #[command(flatten)]
     pub tracing: TracingFlags,
 
     #[command(flatten)]
@@ -58,6 +61,18 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub prometheus: PrometheusFlags,
+}
+
+/// How often resources are checked for new versions.
+#[derive(Debug, Clone, Args)]
+pub struct CheckingFlags {
+    /// How often a resource without `check_every` is checked.
+    #[arg(long, env = "CONCOURSE_RESOURCE_CHECKING_INTERVAL", default_value = "1m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub resource_checking_interval: Duration,
+
+    /// How often a resource type without `check_every` is checked.
+    #[arg(long, env = "CONCOURSE_RESOURCE_TYPE_CHECKING_INTERVAL", default_value = "1m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub resource_type_checking_interval: Duration,
 }
 
 /// Where `((vars))` of pipelines get their values.
@@ -371,6 +386,8 @@ impl ServerFlags {
             auth_duration: self.auth.auth_duration,
             cookie_secure: self.auth.cookie_secure,
             encryption_key: self.encryption.encryption_key.clone(),
+            resource_checking_interval: self.checking.resource_checking_interval,
+            resource_type_checking_interval: self.checking.resource_type_checking_interval,
         }
     }
 }

@@ -377,3 +377,19 @@ impl Db {
         Ok(BuildPage { builds, newer, older })
     }
 }
+
+impl Db {
+    /// The check of this resource (or type) that is still running, if any.
+    pub async fn check_in_progress(&self, owner: super::VersionOwner) -> DbResult<Option<i64>> {
+        let column = match owner {
+            super::VersionOwner::Resource(_) => "resource_id",
+            super::VersionOwner::ResourceType(_) => "resource_type_id",
+        };
+        let id = match owner {
+            super::VersionOwner::Resource(id) | super::VersionOwner::ResourceType(id) => id,
+        };
+        Ok(on_pool!(self, pool => sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT id FROM builds WHERE {column} = $1 AND NOT completed ORDER BY id LIMIT 1"
+        ))).bind(id).fetch_optional(pool).await)?)
+    }
+}

@@ -40,6 +40,24 @@ pub enum CompileError {
     Unsupported(&'static str),
 }
 
+/// The base type a resource type resolves to, through the pipeline's
+/// custom types (`resource_types`, by name).
+pub fn type_image(resource_types: &HashMap<String, Value>, type_name: &str) -> TypeImage {
+    let mut current = type_name.to_string();
+    let mut privileged = false;
+    // Bounded: validation rejects cycles, but never loop on bad data.
+    for _ in 0..16 {
+        match resource_types.get(&current) {
+            Some(custom) if custom.get("type").and_then(Value::as_str) != Some(current.as_str()) => {
+                privileged |= custom.get("privileged").and_then(Value::as_bool).unwrap_or(false);
+                current = custom.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+            }
+            _ => break,
+        }
+    }
+    TypeImage { base_type: current, privileged, ..TypeImage::default() }
+}
+
 /// Gives out plan ids, hex like Concourse's, unique within a build.
 pub struct PlanIds {
     next: u64,
@@ -256,21 +274,8 @@ impl Compiler<'_, '_> {
         self.ctx.resources.get(name).ok_or_else(|| CompileError::UnknownResource(name.to_string()))
     }
 
-    /// The base type a resource type resolves to, through custom types.
     fn type_image(&self, type_name: &str) -> TypeImage {
-        let mut current = type_name.to_string();
-        let mut privileged = false;
-        // Bounded: validation rejects cycles, but never loop on bad data.
-        for _ in 0..16 {
-            match self.ctx.resource_types.get(&current) {
-                Some(custom) if custom.get("type").and_then(Value::as_str) != Some(current.as_str()) => {
-                    privileged |= custom.get("privileged").and_then(Value::as_bool).unwrap_or(false);
-                    current = custom.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
-                }
-                _ => break,
-            }
-        }
-        TypeImage { base_type: current, privileged, ..TypeImage::default() }
+        type_image(self.ctx.resource_types, type_name)
     }
 
     /// A resource's source with its type's `defaults` underneath.

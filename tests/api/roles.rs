@@ -25,6 +25,8 @@ enum Needs {
     PipelineRead,
     /// Viewer, unless both the pipeline and the build's job are public.
     PublicJobRead,
+    /// Anyone with the resource's webhook token (none given here: 400).
+    Webhook,
 }
 
 const VIEWER: u8 = 1;
@@ -91,6 +93,9 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("GetResource", PipelineRead),
         ("ListResourceTypes", PipelineRead),
         ("ListResourceVersions", PipelineRead),
+        ("CheckResource", Role(OPERATOR)),
+        ("CheckResourceWebHook", Webhook),
+        ("CheckResourceType", Role(OPERATOR)),
         ("GetResourceVersion", PipelineRead),
         ("EnableResourceVersion", Role(OPERATOR)),
         ("DisableResourceVersion", Role(OPERATOR)),
@@ -131,6 +136,7 @@ fn allowed(needs: Needs, caller: &CallerKind) -> Result<(), StatusCode> {
     let login = || if caller.logged_in { Ok(()) } else { Err(StatusCode::UNAUTHORIZED) };
     match needs {
         Needs::Anyone => Ok(()),
+        Needs::Webhook => Err(StatusCode::BAD_REQUEST),
         Needs::Login => login(),
         Needs::Admin => login().and(if caller.admin { Ok(()) } else { Err(StatusCode::FORBIDDEN) }),
         Needs::AnyTeam => {
@@ -144,7 +150,7 @@ fn allowed(needs: Needs, caller: &CallerKind) -> Result<(), StatusCode> {
     }
 }
 
-const PIPELINE: &str = "resources:\n- name: r\n  type: mock\njobs:\n- name: j\n  plan:\n  - get: r\n";
+const PIPELINE: &str = "resource_types:\n- name: rt\n  type: mock\nresources:\n- name: r\n  type: mock\njobs:\n- name: j\n  plan:\n  - get: r\n";
 
 fn team_auth() -> serde_json::Value {
     json!({ "auth": {
@@ -250,6 +256,7 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{pipeline_name}", "p")
                 .replace("{job_name}", "j")
                 .replace("{resource_name}", "r")
+                .replace("{resource_type_name}", "rt")
                 .replace("{build_id}", &finished_build(&server).await.to_string())
                 .replace("{version_id}", &a_version(&server).await.to_string())
                 .replace("{build_name}", "1")

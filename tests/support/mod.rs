@@ -139,6 +139,8 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
         auth_duration: Duration::from_secs(3600),
         cookie_secure: false,
         encryption_key: None,
+        resource_checking_interval: Duration::from_secs(60),
+        resource_type_checking_interval: Duration::from_secs(60),
     }
 }
 

@@ -1,0 +1,184 @@
+//! Checking resources for new versions. The checker component finds
+//! resources (and resource types) due for a check, by their `check_every`
+//! or the default interval, and creates a check build for each; the build
+//! tracker runs it like any build, so checks have events, logs and spans.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::component::{Component, ComponentFuture};
+use crate::db::{BuildPlan, Channel, Db, DbResult, LockKind, NewBuild, Pipeline, VersionOwner};
+use crate::engine::compile::type_image;
+use crate::engine::plan::{CheckPlan, Plan, Step};
+
+pub struct Checker {
+    db: Db,
+    /// `--resource-checking-interval`: for resources without `check_every`.
+    resource_interval: Duration,
+    /// `--resource-type-checking-interval`.
+    resource_type_interval: Duration,
+}
+
+impl Component for Checker {
+    fn name(&self) -> &'static str {
+        "lidar"
+    }
+
+    fn wake_channel(&self) -> Option<Channel> {
+        Some(Channel::Checker)
+    }
+
+    fn tick(&self) -> ComponentFuture<'_> {
+        Box::pin(async move { Ok(self.check_due().await?) })
+    }
+}
+
+/// What to check: a resource or a resource type of a pipeline.
+pub struct CheckTarget<'a> {
+    pub pipeline: &'a Pipeline,
+    pub owner: VersionOwner,
+    pub name: &'a str,
+    /// The resource's (or type's) configuration as JSON.
+    pub config: &'a Value,
+    pub resource_types: &'a HashMap<String, Value>,
+}
+
+/// When `check_every` says to check, or `None` for `never`.
+fn interval(config: &Value, default: Duration) -> Option<Duration> {
+    match config.get("check_every").and_then(Value::as_str) {
+        Some("never") => None,
+        Some(every) => Some(crate::duration::parse(every).unwrap_or(default)),
+        None => Some(default),
+    }
+}
+
+/// Creates a check build (from `from`, or the latest version) and wakes
+/// the tracker; when a check is already running, that one is the answer.
+/// `None` only when another node is creating one right now.
+pub async fn request_check(db: &Db, target: &CheckTarget<'_>, from: Option<Value>) -> DbResult<Option<i64>> {
+    let lock_kind = match target.owner {
+        VersionOwner::Resource(_) => LockKind::CheckingResource,
+        VersionOwner::ResourceType(_) => LockKind::CheckingResourceType,
+    };
+    let owner_id = match target.owner {
+        VersionOwner::Resource(id) | VersionOwner::ResourceType(id) => id,
+    };
+    let Some(_lock) = db.try_lock(lock_kind, owner_id).await? else { return Ok(None) };
+    if let Some(running) = db.check_in_progress(target.owner).await? {
+        return Ok(Some(running));
+    }
+    let type_name = target.config.get("type").and_then(Value::as_str).unwrap_or_default();
+    // A custom type is checked with the type it is built on.
+    let image_types = match target.owner {
+        VersionOwner::Resource(_) => target.resource_types.clone(),
+        VersionOwner::ResourceType(_) => target
+            .resource_types
+            .iter()
+            .filter(|(name, _)| name.as_str() != target.name)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let (resource, resource_type) = match target.owner {
+        VersionOwner::Resource(_) => (target.name.to_string(), String::new()),
+        VersionOwner::ResourceType(_) => (String::new(), target.name.to_string()),
+    };
+    let plan = Plan {
+        id: "1".into(),
+        attempts: Vec::new(),
+        step: Step::Check(CheckPlan {
+            name: target.name.to_string(),
+            type_: type_name.to_string(),
+            source: target.config.get("source").cloned().unwrap_or(Value::Null),
+            image: type_image(&image_types, type_name),
+            from_version: from.unwrap_or(Value::Null),
+            resource,
+            resource_type,
+            timeout: target.config.get("check_timeout").and_then(Value::as_str).unwrap_or_default().to_string(),
+            ..CheckPlan::default()
+        }),
+    };
+    let (resource_id, resource_type_id) = match target.owner {
+        VersionOwner::Resource(id) => (Some(id), None),
+        VersionOwner::ResourceType(id) => (None, Some(id)),
+    };
+    let id = db
+        .create_one_off_build(NewBuild {
+            team_id: target.pipeline.team_id,
+            pipeline_id: Some(target.pipeline.id),
+            resource_id,
+            resource_type_id,
+            plan: Some(BuildPlan {
+                private: serde_json::to_string(&plan).unwrap_or_default(),
+                public: plan.public().to_string(),
+            }),
+            ..NewBuild::default()
+        })
+        .await?;
+    db.notify(Channel::BuildTracker, &id.to_string()).await?;
+    Ok(Some(id))
+}
+
+impl Checker {
+    pub fn new(db: Db, resource_interval: Duration, resource_type_interval: Duration) -> Checker {
+        Checker { db, resource_interval, resource_type_interval }
+    }
+
+    /// Starts a check of every resource and resource type that is due.
+    pub async fn check_due(&self) -> DbResult<()> {
+        let now = crate::db::now();
+        let due = |last_check_end: i64, every: Option<Duration>| {
+            every.is_some_and(|every| last_check_end == 0 || now - last_check_end >= every.as_secs() as i64)
+        };
+        for pipeline in self.db.schedulable_pipelines().await? {
+            let types = self.db.pipeline_resource_types(pipeline.id).await?;
+            let type_configs: HashMap<String, Value> = types
+                .iter()
+                .map(|t| (t.name.clone(), serde_json::from_str(&t.config).unwrap_or(Value::Null)))
+                .collect();
+            for resource_type in &types {
+                let config = &type_configs[&resource_type.name];
+                if due(resource_type.last_check_end, interval(config, self.resource_type_interval)) {
+                    let target = CheckTarget {
+                        pipeline: &pipeline,
+                        owner: VersionOwner::ResourceType(resource_type.id),
+                        name: &resource_type.name,
+                        config,
+                        resource_types: &type_configs,
+                    };
+                    request_check(&self.db, &target, None).await?;
+                }
+            }
+            for resource in self.db.pipeline_resources(pipeline.id).await? {
+                let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
+                if due(resource.last_check_end, interval(&config, self.resource_interval)) {
+                    let target = CheckTarget {
+                        pipeline: &pipeline,
+                        owner: VersionOwner::Resource(resource.id),
+                        name: &resource.name,
+                        config: &config,
+                        resource_types: &type_configs,
+                    };
+                    request_check(&self.db, &target, None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn check_every_sets_the_interval() {
+        let default = Duration::from_secs(60);
+        assert_eq!(interval(&json!({}), default), Some(default));
+        assert_eq!(interval(&json!({ "check_every": "10s" }), default), Some(Duration::from_secs(10)));
+        assert_eq!(interval(&json!({ "check_every": "never" }), default), None);
+    }
+}
