@@ -29,6 +29,9 @@ pub struct VersionEntry {
     pub enabled: bool,
 }
 
+/// A build and the versions it used or produced.
+pub type BuildVersions = (BuildId, Vec<(ResourceId, VersionId)>);
+
 /// What the pipeline's history says, for one scheduling pass.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -36,7 +39,7 @@ pub struct History {
     pub versions: HashMap<ResourceId, Vec<VersionEntry>>,
     /// For each job, its successful builds and the versions each used as an
     /// input or produced as an output.
-    pub successful_builds: HashMap<JobId, Vec<(BuildId, Vec<(ResourceId, VersionId)>)>>,
+    pub successful_builds: HashMap<JobId, Vec<BuildVersions>>,
     /// Versions the job being resolved used before, by input name.
     pub used: HashMap<String, HashSet<VersionId>>,
 }
