@@ -9,6 +9,7 @@ mod db;
 mod events;
 mod execute;
 mod pipelines;
+mod pipelines_run;
 mod roles;
 mod system;
 mod teams;

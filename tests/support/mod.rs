@@ -337,3 +337,49 @@ impl TestServer {
         response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
 }
+
+impl TestServer {
+    /// Polls `path` until `ready` accepts its JSON (deadline 60 s).
+    pub async fn wait_for(&self, token: &str, path: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = self.get(path, Some(token)).await;
+            if response.status().is_success() {
+                let value: Value = response.json().await.unwrap();
+                if ready(&value) {
+                    return value;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `fly set-pipeline` + `fly unpause-pipeline` of a pipeline of team main.
+    pub async fn set_and_unpause(&self, token: &str, name: &str, yaml: &str) {
+        let response = self.set_pipeline(token, "main", name, yaml).await;
+        assert!(response.status().is_success(), "set {name}: {}", response.text().await.unwrap());
+        let unpause = self
+            .request(reqwest::Method::PUT, &format!("/api/v1/teams/main/pipelines/{name}/unpause"), Some(token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unpause.status(), 200);
+    }
+
+    /// `fly trigger-job -w`: returns the watched build and its id.
+    pub async fn trigger_and_watch(&self, token: &str, pipeline: &str, job: &str) -> (i64, Watched) {
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds"),
+                Some(token),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "trigger {pipeline}/{job}");
+        let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        (id, self.watch(token, id).await)
+    }
+}

@@ -1,0 +1,83 @@
+//! Pipelines running for real: checks find versions, the scheduler
+//! triggers jobs, builds run their steps on the local runtime. Scenarios
+//! of Concourse's acceptance suite, in our own words.
+
+use serde_json::Value;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestServer};
+
+fn job_builds(builds: &Value) -> Vec<(String, String)> {
+    builds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap().to_string(), b["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+const SIMPLE_TRIGGER: &str = r#"
+resources:
+- name: some-resource
+  type: mock
+  source: {initial_version: first}
+jobs:
+- name: simple
+  plan:
+  - get: some-resource
+    trigger: true
+  - task: print-version
+    config:
+      platform: linux
+      inputs: [{name: some-resource}]
+      run: {path: cat, args: [some-resource/version]}
+"#;
+
+async fn a_new_version_triggers_the_job(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "trigger", SIMPLE_TRIGGER).await;
+    let builds_path = "/api/v1/teams/main/pipelines/trigger/jobs/simple/builds";
+    let builds = server
+        .wait_for(&token, builds_path, "the first build to finish", |b| {
+            b.as_array().is_some_and(|b| b.iter().any(|b| b["status"] == "succeeded"))
+        })
+        .await;
+    assert_eq!(job_builds(&builds), [("1".to_string(), "succeeded".to_string())]);
+    let watched = server.watch(&token, builds[0]["id"].as_i64().unwrap()).await;
+    assert!(watched.log().contains("first"), "{}", watched.log());
+    let get = watched.of_type("finish-get");
+    assert_eq!(get[0]["data"]["version"], serde_json::json!({ "version": "first" }));
+
+    let resources = server.get_json(&format!("/api/v1/builds/{}/resources", builds[0]["id"]), Some(&token)).await;
+    assert_eq!(resources["inputs"][0]["name"], "some-resource");
+    assert_eq!(resources["inputs"][0]["first_occurrence"], true);
+
+    // A new version (check from it) triggers the next build.
+    let check = server
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/teams/main/pipelines/trigger/resources/some-resource/check",
+            Some(&token),
+        )
+        .json(&serde_json::json!({ "from": { "version": "second" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 201);
+    let builds = server
+        .wait_for(&token, builds_path, "the second build", |b| {
+            b.as_array().is_some_and(|b| b.len() == 2 && b.iter().all(|b| b["status"] == "succeeded"))
+        })
+        .await;
+    let second = server.watch(&token, builds[0]["id"].as_i64().unwrap()).await;
+    assert!(second.log().contains("second"), "{}", second.log());
+
+    // A manual trigger with nothing new runs with the same version.
+    let (_, manual) = server.trigger_and_watch(&token, "trigger", "simple").await;
+    assert_eq!(manual.status(), "succeeded");
+    assert!(manual.log().contains("second"));
+    server.stop().await;
+}
+
+on_both_backends!(a_new_version_triggers_the_job);
