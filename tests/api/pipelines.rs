@@ -136,6 +136,36 @@ async fn bad_configs_are_400s_that_say_why(backend: Backend) {
     server.stop().await;
 }
 
+/// The fixtures `atc validate-pipeline` is tested with: the server says
+/// the same thing about each.
+async fn the_server_checks_what_validate_pipeline_checks(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines");
+    for (dir, refused) in [("invalid", true), ("warnings", false)] {
+        for entry in std::fs::read_dir(fixtures.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let yaml = std::fs::read_to_string(&path).unwrap();
+            let expected = yaml.lines().next().unwrap().split_once(": ").unwrap().1.to_string();
+            let response = server.set_pipeline(&token, "main", "fixture", &yaml).await;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, if refused { 400 } else { 201 }, "{}: {body}", path.display());
+            let said: Vec<&str> = if refused {
+                body["errors"].as_array().unwrap().iter().filter_map(Value::as_str).collect()
+            } else {
+                body["warnings"].as_array().unwrap().iter().filter_map(|w| w["message"].as_str()).collect()
+            };
+            assert!(said.join("\n").contains(&expected), "{}: {body}", path.display());
+            if !refused {
+                let deleted = server.request(Method::DELETE, "/api/v1/teams/main/pipelines/fixture", Some(&token));
+                assert_eq!(deleted.send().await.unwrap().status(), 204);
+            }
+        }
+    }
+    server.stop().await;
+}
+
 async fn jobs_and_resources_are_listed(backend: Backend) {
     let server = TestServer::start(backend).await;
     let token = server.admin_token().await;
@@ -314,6 +344,7 @@ on_both_backends!(
     set_pipeline_then_get_it_back,
     stale_config_version_is_a_conflict,
     bad_configs_are_400s_that_say_why,
+    the_server_checks_what_validate_pipeline_checks,
     jobs_and_resources_are_listed,
     pipeline_lifecycle,
     instance_vars_name_separate_pipelines,

@@ -3,6 +3,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod validate_pipeline;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
