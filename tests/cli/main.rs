@@ -262,6 +262,27 @@ async fn quickstart_serves_the_readme_promise() {
     assert_eq!(put.status(), 201);
     let got: Value = http.get(&config_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["config"]["jobs"][0]["name"], "say-hello");
+
+    // ...and runs: unpause, trigger, and the build says hello.
+    let pipeline_url = format!("{}/api/v1/teams/main/pipelines/hello", qs.url);
+    let unpause = http.put(format!("{pipeline_url}/unpause")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(unpause.status(), 200);
+    let trigger = http.post(format!("{pipeline_url}/jobs/say-hello/builds")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(trigger.status(), 200);
+    let build: Value = trigger.json().await.unwrap();
+    let build_url = format!("{}/api/v1/builds/{}", qs.url, build["id"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let build: Value = http.get(&build_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let status = build["status"].as_str().unwrap().to_string();
+        if !matches!(status.as_str(), "pending" | "started") || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, "succeeded");
+    let events = http.get(format!("{build_url}/events")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    assert!(events.contains("Hello from atc!"), "{events}");
     drop(qs);
 
     // A restart keeps the data and the generated user.
