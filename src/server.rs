@@ -17,7 +17,7 @@ use crate::component;
 use crate::creds::CredentialManager;
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::Engine;
-use crate::gc::Collector;
+use crate::gc::{ARTIFACT_TTL, Collector};
 use crate::lidar::Checker;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
@@ -119,7 +119,7 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
     };
     let components = CancellationToken::new();
     let mut component_tasks = vec![component::spawn(
-        Arc::new(Collector::new(state.db.clone())),
+        Arc::new(Collector::new(state.db.clone(), options.runtime.clone(), ARTIFACT_TTL)),
         state.db.clone(),
         COLLECTOR_INTERVAL,
         components.clone(),

@@ -90,23 +90,12 @@ fn with_csrf(path: &str, csrf: &str) -> String {
     format!("{path}{separator}csrf_token={csrf}")
 }
 
+/// The login form from `web/`, with its two placeholders filled in escaped.
 fn login_page(redirect: &str, error: Option<&str>) -> Html<String> {
+    const TEMPLATE: &str = include_str!("../../web/login.html");
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Log in - atc</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:sans-serif;background:#273747;color:#fff;display:flex;justify-content:center;padding-top:10vh}}
-form{{background:#1e2b37;padding:2em;min-width:18em}}label,input,button{{display:block;width:100%;margin-top:.5em}}
-input{{padding:.4em;box-sizing:border-box}}button{{margin-top:1.2em;padding:.5em}}.error{{color:#ed4b35}}</style></head>
-<body><form method="post" action="/sky/login"><h1>Log in</h1>{error}
-<input type="hidden" name="redirect_uri" value="{redirect}">
-<label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Log in</button></form></body></html>"#,
-        redirect = escape(redirect),
-    ))
+    Html(TEMPLATE.replace("{{error}}", &error).replace("{{redirect}}", &escape(redirect)))
 }
 
 fn session_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> Option<HeaderValue> {

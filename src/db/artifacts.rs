@@ -41,4 +41,16 @@ impl Db {
             "SELECT id, team_id, build_id, name, handle, created_at FROM artifacts WHERE build_id = $1 ORDER BY id"
         ).bind(build_id).fetch_all(pool).await)?)
     }
+
+    /// Artifacts recorded at or before `cutoff` (unix seconds), oldest first.
+    pub async fn artifacts_recorded_by(&self, cutoff: i64) -> DbResult<Vec<ArtifactRecord>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, team_id, build_id, name, handle, created_at FROM artifacts WHERE created_at <= $1 ORDER BY id"
+        ).bind(cutoff).fetch_all(pool).await)?)
+    }
+
+    pub async fn delete_artifact(&self, id: i64) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM artifacts WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
 }

@@ -133,6 +133,8 @@ pub async fn run_build(
 
     let status = final_status(&outcome, state.is_aborted());
     finish(&ctx.db, &ctx.hub, &events, &build, status).await?;
+    // After the status, so nobody waits on the deletion.
+    state.release_artifacts().await;
     Ok(status)
 }
 

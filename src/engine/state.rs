@@ -2,7 +2,7 @@
 //! writes events, the versions its steps produced, and the scopes of
 //! artifacts and local vars.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +63,8 @@ pub struct BuildState {
     pub hook_cancel: CancellationToken,
     versions: Mutex<HashMap<String, FetchedVersion>>,
     timed_out: AtomicBool,
+    /// Every artifact the build's steps produced, released when it ends.
+    produced: Mutex<Vec<Artifact>>,
 }
 
 impl BuildState {
@@ -84,6 +86,32 @@ impl BuildState {
             hook_cancel: CancellationToken::new(),
             versions: Mutex::new(HashMap::new()),
             timed_out: AtomicBool::new(false),
+            produced: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes a step's new artifact visible in `scope` under `name`; it
+    /// lives until the build ends.
+    pub fn register_artifact(&self, scope: &Scope, name: &str, artifact: Artifact) {
+        self.produced.lock().unwrap_or_else(|p| p.into_inner()).push(artifact.clone());
+        scope.register_artifact(name, artifact);
+    }
+
+    /// Hands the build's artifacts back to the runtime, except those
+    /// `fly execute` may still download (they expire with their record).
+    pub async fn release_artifacts(&self) {
+        let produced = std::mem::take(&mut *self.produced.lock().unwrap_or_else(|p| p.into_inner()));
+        let kept: HashSet<String> = match self.db.build_artifacts(self.info.id).await {
+            Ok(records) => records.into_iter().map(|record| record.handle).collect(),
+            Err(err) => {
+                // Releasing blind could delete a download a user still needs.
+                tracing::warn!(build = self.info.id, error = %err, "cannot tell which artifacts to keep");
+                return;
+            }
+        };
+        let released: Vec<Artifact> = produced.into_iter().filter(|a| !kept.contains(&a.id)).collect();
+        if let Err(err) = self.runtime.release(released).await {
+            tracing::warn!(build = self.info.id, error = %err, "cannot release the build's artifacts");
         }
     }
 

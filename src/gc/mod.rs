@@ -1,16 +1,26 @@
 //! The collector component: removes what nothing needs any more. Each
 //! collector is one concern; the component runs them in turn.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::component::{Component, ComponentFuture};
 use crate::db::{Channel, Db};
+use crate::runtime::{Artifact, Runtime};
+
+/// How long uploaded inputs and downloadable outputs of one-off builds
+/// stay: long enough for `fly execute` to fetch them, as in Concourse.
+pub const ARTIFACT_TTL: Duration = Duration::from_secs(12 * 3600);
 
 pub struct Collector {
     db: Db,
+    runtime: Arc<dyn Runtime>,
+    artifact_ttl: Duration,
 }
 
 impl Collector {
-    pub fn new(db: Db) -> Collector {
-        Collector { db }
+    pub fn new(db: Db, runtime: Arc<dyn Runtime>, artifact_ttl: Duration) -> Collector {
+        Collector { db, runtime, artifact_ttl }
     }
 
     /// Access tokens past their expiry can never be used again.
@@ -18,6 +28,21 @@ impl Collector {
         let removed = self.db.delete_expired_access_tokens().await?;
         if removed > 0 {
             tracing::debug!(removed, "removed expired access tokens");
+        }
+        Ok(())
+    }
+
+    /// Artifacts recorded for `fly execute` past their time: the files go
+    /// first, then the record, so a failed release is tried again.
+    async fn collect_expired_artifacts(&self) -> anyhow::Result<()> {
+        let cutoff = crate::db::now() - i64::try_from(self.artifact_ttl.as_secs()).unwrap_or(i64::MAX);
+        let expired = self.db.artifacts_recorded_by(cutoff).await?;
+        for record in &expired {
+            self.runtime.release(vec![Artifact { id: record.handle.clone() }]).await?;
+            self.db.delete_artifact(record.id).await?;
+        }
+        if !expired.is_empty() {
+            tracing::debug!(removed = expired.len(), "removed expired artifacts");
         }
         Ok(())
     }
@@ -33,6 +58,9 @@ impl Component for Collector {
     }
 
     fn tick(&self) -> ComponentFuture<'_> {
-        Box::pin(async move { self.collect_expired_tokens().await })
+        Box::pin(async move {
+            self.collect_expired_tokens().await?;
+            self.collect_expired_artifacts().await
+        })
     }
 }

@@ -1,5 +1,9 @@
 //! One-off builds as `fly execute` runs them: upload, run, watch, download.
 
+use std::time::Duration;
+
+use atc::component::Component;
+use atc::gc::Collector;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
@@ -72,6 +76,15 @@ async fn execute_uploads_runs_and_hands_back_outputs(backend: Backend) {
     let plan = server.get_json(&format!("/api/v1/builds/{id}/plan"), Some(&token)).await;
     assert_eq!(plan["schema"], "exec.v2");
     assert_eq!(plan["plan"]["do"][1]["task"]["name"], "greet");
+
+    // The upload and the handed-back output stay for `fly execute` to
+    // fetch, until they expire; nothing else of the build stays.
+    server.wait_for_artifact_count(2).await;
+    let collector = Collector::new(server.engine.db.clone(), server.engine.runtime.clone(), Duration::ZERO);
+    collector.tick().await.unwrap();
+    server.wait_for_artifact_count(0).await;
+    let expired = server.get(&format!("/api/v1/teams/main/artifacts/{}", artifacts[0]["id"]), Some(&token)).await;
+    assert_eq!(expired.status(), 404);
     server.stop().await;
 }
 

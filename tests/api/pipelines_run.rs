@@ -77,6 +77,8 @@ async fn a_new_version_triggers_the_job(backend: Backend) {
     let (_, manual) = server.trigger_and_watch(&token, "trigger", "simple").await;
     assert_eq!(manual.status(), "succeeded");
     assert!(manual.log().contains("second"));
+    // Finished builds leave nothing in the work dir.
+    server.wait_for_artifact_count(0).await;
     server.stop().await;
 }
 

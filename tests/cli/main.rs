@@ -281,7 +281,8 @@ async fn quickstart_serves_the_readme_promise() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status, "succeeded");
-    let events = http.get(format!("{build_url}/events")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    let events =
+        http.get(format!("{build_url}/events")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
     assert!(events.contains("Hello from atc!"), "{events}");
     drop(qs);
 

@@ -81,6 +81,24 @@ async fn step_work_dirs_are_removed_after_the_step() {
 }
 
 #[tokio::test]
+async fn a_restarted_runtime_removes_what_an_interrupted_one_left() {
+    let fixture = LocalFixture::new().await;
+    let work = fixture.dir.path().join("work");
+    let artifact = import(&fixture.runtime, tgz(&[("kept", "artifact", 0o644)])).await;
+    // What a killed atc leaves: a step's root and a half-unpacked upload.
+    std::fs::create_dir_all(work.join("steps/build-1-task-x/root/sub")).unwrap();
+    std::fs::create_dir_all(work.join("uploads/partial")).unwrap();
+
+    let mut options = atc::runtime::local::LocalRuntimeOptions::new(work.clone());
+    options.atc_executable = Some(env!("CARGO_BIN_EXE_atc").into());
+    let restarted = atc::runtime::local::LocalRuntime::new(options).await.unwrap();
+    assert_eq!(std::fs::read_dir(work.join("steps")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(work.join("uploads")).unwrap().count(), 0);
+    // Artifacts may still be wanted (downloads, uploaded inputs): they stay.
+    assert_eq!(read(&restarted, &artifact, "kept").await, "artifact");
+}
+
+#[tokio::test]
 async fn unusable_images_and_limits_are_noted_in_the_log_and_the_step_runs_on_the_host() {
     let fixture = LocalFixture::new().await;
     let cases = [

@@ -113,7 +113,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
             &version,
         )
         .await?;
-        ctx.scope.register_artifact(&plan.name, fetched.artifact);
+        build.register_artifact(&ctx.scope, &plan.name, fetched.artifact);
         let version = version_json(&fetched.result.version);
         let metadata = metadata(&fetched.result.metadata);
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });

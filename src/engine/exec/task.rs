@@ -189,7 +189,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
-                ctx.scope.register_artifact(&registered, artifact);
+                build.register_artifact(&ctx.scope, &registered, artifact);
             }
             build.events.emit(BuildEvent::FinishTask {
                 origin,

@@ -29,7 +29,12 @@ pub struct WorkDir {
 }
 
 impl WorkDir {
+    /// Opens the work dir. Steps and uploads left by an earlier atc that
+    /// stopped mid-way belong to nothing now and are removed.
     pub fn create(root: PathBuf) -> io::Result<Self> {
+        for leftover in ["steps", "uploads"] {
+            remove_tree(&root.join(leftover))?;
+        }
         for sub in ["artifacts", "caches", "steps", "uploads"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
