@@ -226,9 +226,14 @@ fn core_fields(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// The `keys` of a step map as `T`. A null field counts as absent, as in
+/// Concourse (`team: ((team))` with an empty var means "this team").
 fn typed<T: serde::de::DeserializeOwned>(map: &Map<String, Value>, keys: &[&str], what: &str) -> Result<T, String> {
-    let subset: Map<String, Value> =
-        map.iter().filter(|(k, _)| keys.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let subset: Map<String, Value> = map
+        .iter()
+        .filter(|(k, v)| keys.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     serde_path_to_error::deserialize(Value::Object(subset)).map_err(|err| {
         let path = err.path().to_string();
         if path == "." { format!("{what}: {}", err.inner()) } else { format!("{what}: {path}: {}", err.inner()) }

@@ -254,7 +254,7 @@ impl BuildState {
         vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
     }
 
-    /// Keeps a value (and every string inside it) out of the build's logs.
+    /// Keeps a value (a string, or the strings of a map) out of the build's logs.
     pub fn remember_secret(&self, value: &Value) {
         let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
         let mut strings = Vec::new();
@@ -274,11 +274,12 @@ impl BuildState {
     }
 }
 
+/// The strings a secret holds, itself or in its map fields. Lists and
+/// numbers are not secrets in Concourse (pipelines iterate over loaded
+/// lists with `across` and print them), so they stay readable here too.
 fn collect_strings(value: &Value, into: &mut Vec<String>) {
     match value {
         Value::String(s) => into.push(s.clone()),
-        Value::Number(n) => into.push(n.to_string()),
-        Value::Array(items) => items.iter().for_each(|item| collect_strings(item, into)),
         Value::Object(map) => map.values().for_each(|item| collect_strings(item, into)),
         _ => {}
     }

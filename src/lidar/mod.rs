@@ -54,21 +54,52 @@ fn interval(config: &Value, default: Duration) -> Option<Duration> {
     }
 }
 
-/// Creates a check build (from `from`, or the latest version) and wakes
-/// the tracker; when a check is already running, that one is the answer.
-/// `None` only when another node is creating one right now.
+/// How long a manual check waits for another node (or the checker) that
+/// is creating a check of the same resource right now.
+const MANUAL_CHECK_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// A check asked for by a user or a webhook: always a new check build (a
+/// running one may be checking from another version), from `from` or the
+/// latest version. `None` only when the lock stayed taken for
+/// [`MANUAL_CHECK_LOCK_WAIT`].
 pub async fn request_check(db: &Db, target: &CheckTarget<'_>, from: Option<Value>) -> DbResult<Option<i64>> {
-    let lock_kind = match target.owner {
+    let deadline = tokio::time::Instant::now() + MANUAL_CHECK_LOCK_WAIT;
+    loop {
+        if let Some(_lock) = db.try_lock(lock_kind(target.owner), owner_id(target.owner)).await? {
+            return create_check_build(db, target, from).await.map(Some);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A check the interval made due: skipped when another node is starting
+/// one, or one is still running.
+async fn start_due_check(db: &Db, target: &CheckTarget<'_>) -> DbResult<()> {
+    let Some(_lock) = db.try_lock(lock_kind(target.owner), owner_id(target.owner)).await? else { return Ok(()) };
+    if db.check_in_progress(target.owner).await?.is_none() {
+        create_check_build(db, target, None).await?;
+    }
+    Ok(())
+}
+
+fn lock_kind(owner: VersionOwner) -> LockKind {
+    match owner {
         VersionOwner::Resource(_) => LockKind::CheckingResource,
         VersionOwner::ResourceType(_) => LockKind::CheckingResourceType,
-    };
-    let owner_id = match target.owner {
-        VersionOwner::Resource(id) | VersionOwner::ResourceType(id) => id,
-    };
-    let Some(_lock) = db.try_lock(lock_kind, owner_id).await? else { return Ok(None) };
-    if let Some(running) = db.check_in_progress(target.owner).await? {
-        return Ok(Some(running));
     }
+}
+
+fn owner_id(owner: VersionOwner) -> i64 {
+    match owner {
+        VersionOwner::Resource(id) | VersionOwner::ResourceType(id) => id,
+    }
+}
+
+/// Creates the check build and wakes the tracker to run it.
+async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Value>) -> DbResult<i64> {
     let type_name = target.config.get("type").and_then(Value::as_str).unwrap_or_default();
     // A custom type is checked with the type it is built on.
     let image_types = match target.owner {
@@ -117,7 +148,7 @@ pub async fn request_check(db: &Db, target: &CheckTarget<'_>, from: Option<Value
         })
         .await?;
     db.notify(Channel::BuildTracker, &id.to_string()).await?;
-    Ok(Some(id))
+    Ok(id)
 }
 
 impl Checker {
@@ -147,7 +178,7 @@ impl Checker {
                         config,
                         resource_types: &type_configs,
                     };
-                    request_check(&self.db, &target, None).await?;
+                    start_due_check(&self.db, &target).await?;
                 }
             }
             for resource in self.db.pipeline_resources(pipeline.id).await? {
@@ -160,7 +191,7 @@ impl Checker {
                         config: &config,
                         resource_types: &type_configs,
                     };
-                    request_check(&self.db, &target, None).await?;
+                    start_due_check(&self.db, &target).await?;
                 }
             }
         }

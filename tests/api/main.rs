@@ -13,4 +13,5 @@ mod pipelines_run;
 mod roles;
 mod system;
 mod teams;
+mod testflight;
 mod versions;

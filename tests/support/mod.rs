@@ -299,6 +299,21 @@ impl Watched {
             .collect()
     }
 
+    /// What `fly watch` prints of the build: its log, with each error
+    /// message on a line of its own where it happened.
+    pub fn output(&self) -> String {
+        let mut output = String::new();
+        for event in &self.events {
+            if event["event"] == "log" {
+                output.push_str(event["data"]["payload"].as_str().unwrap_or(""));
+            } else if event["event"] == "error" {
+                output.push_str(event["data"]["message"].as_str().unwrap_or(""));
+                output.push('\n');
+            }
+        }
+        output
+    }
+
     pub fn status(&self) -> String {
         self.events
             .iter()

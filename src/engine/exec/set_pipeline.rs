@@ -70,8 +70,9 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
 
     let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };
     if team_name != build.info.team_name && build.info.team_name != MAIN_TEAM {
+        // Concourse's words: scripts around `fly` look for them.
         return Err(format!(
-            "only builds of the '{MAIN_TEAM}' team can set pipelines of other teams (this build is of '{}')",
+            "only main team can set another team's pipeline (this build is of team '{}', the pipeline of team '{team_name}')",
             build.info.team_name
         ));
     }

@@ -141,6 +141,8 @@ fn lay_out(
         if stored.is_dir() {
             replace_dir(&stored, &target)?;
         } else {
+            // A cache mounts over whatever an input put there, empty the first time.
+            remove_tree(&target)?;
             std::fs::create_dir_all(&target)?;
         }
     }
