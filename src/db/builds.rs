@@ -30,6 +30,8 @@ pub struct Build {
     pub created_by: Option<String>,
     pub completed: bool,
     pub aborted: bool,
+    /// `fly trigger-job` (or the UI) created it, not the scheduler.
+    pub manually_triggered: bool,
 }
 
 /// A window of builds by id: `from` and `to` are inclusive bounds.
@@ -63,7 +65,7 @@ pub(super) const BUILD_COLUMNS: &str = "b.id, b.name, b.status, b.team_id, t.nam
     p.name AS pipeline_name, p.instance_vars AS pipeline_instance_vars, b.job_id, j.name AS job_name,
     r.name AS resource_name, rt.name AS resource_type_name, b.create_time, b.start_time, b.end_time,
     b.reap_time, b.rerun_of, rb.name AS rerun_of_name, b.rerun_number, b.comment, b.created_by, b.completed,
-    b.aborted";
+    b.aborted, b.manually_triggered";
 
 pub(super) const BUILD_JOINS: &str = "FROM builds b
     JOIN teams t ON t.id = b.team_id

@@ -100,6 +100,13 @@ fn owner_id(owner: VersionOwner) -> i64 {
 
 /// Creates the check build and wakes the tracker to run it.
 async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Value>) -> DbResult<i64> {
+    // A resource pinned in its config is checked from the pin, so the
+    // pinned version exists even when the resource would not list it.
+    let config_pin = match target.owner {
+        VersionOwner::Resource(_) => target.config.get("version").filter(|pin| pin.is_object()).cloned(),
+        VersionOwner::ResourceType(_) => None,
+    };
+    let from = from.or(config_pin);
     let type_name = target.config.get("type").and_then(Value::as_str).unwrap_or_default();
     // A custom type is checked with the type it is built on.
     let image_types = match target.owner {

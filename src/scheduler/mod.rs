@@ -13,10 +13,11 @@ use serde_json::Value;
 use crate::component::{Component, ComponentFuture};
 use crate::config::{self, glob_match};
 use crate::db::{
-    BuildPlan, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource, VersionOwner,
+    Build, BuildPlan, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource, VersionOwner,
 };
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
 use crate::engine::event::{BuildEvent, Origin};
+use crate::lidar::{CheckTarget, request_check};
 use algorithm::{History, InputSpec, VersionChoice, VersionEntry};
 
 pub struct Scheduler {
@@ -195,6 +196,36 @@ impl Scheduler {
         self.start_pending(state, job, config, next.as_deref()).await
     }
 
+    /// A manual trigger runs with what its inputs have now: inputs without
+    /// `passed` whose resource is not pinned and was last checked before
+    /// the build was created are checked first (also `check_every: never`
+    /// ones). True while such checks are wanted or running.
+    async fn check_inputs_first(&self, state: &PipelineState, config: &config::Job, build: &Build) -> DbResult<bool> {
+        let mut waiting = false;
+        for input in config.inputs() {
+            let Some(resource) = state.resources.get(&input.resource) else { continue };
+            let resource_config = &state.resource_configs[&input.resource];
+            let pinned = resource.api_pinned_version_id.is_some()
+                || resource_config.get("version").is_some_and(Value::is_object);
+            if !input.passed.is_empty() || pinned || resource.last_check_end >= build.create_time {
+                continue;
+            }
+            waiting = true;
+            let owner = VersionOwner::Resource(resource.id);
+            if self.db.check_in_progress(owner).await?.is_none() {
+                let target = CheckTarget {
+                    pipeline: &state.pipeline,
+                    owner,
+                    name: &resource.name,
+                    config: resource_config,
+                    resource_types: &state.resource_type_configs,
+                };
+                request_check(&self.db, &target, None).await?;
+            }
+        }
+        Ok(waiting)
+    }
+
     /// Starts the job's pending builds, oldest first, while its limits allow.
     async fn start_pending(
         &self,
@@ -223,6 +254,10 @@ impl Scheduler {
             // A rerun brings its inputs; other builds take the resolved ones.
             let mut inputs =
                 db.build_inputs(build.id).await?.into_iter().map(|i| (i.name, i.version_id)).collect::<Vec<_>>();
+            if inputs.is_empty() && build.manually_triggered && self.check_inputs_first(state, config, &build).await? {
+                // It starts on the pass after those checks end.
+                break;
+            }
             if inputs.is_empty() {
                 let Some(next) = next else { break };
                 for input in next {

@@ -86,7 +86,8 @@ impl TestServer {
 
     /// `fly builds -j P/J`: the job's build names, newest first.
     async fn build_names(&self, token: &str, pipeline: &str, job: &str) -> Vec<String> {
-        let builds = self.get_json(&format!("/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds"), Some(token)).await;
+        let builds =
+            self.get_json(&format!("/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds"), Some(token)).await;
         builds.as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap().to_string()).collect()
     }
 }
@@ -365,7 +366,13 @@ async fn serial_groups_wait_for_inputs_without_blocking_others(backend: Backend)
     let server = TestServer::start(backend).await;
     let token = server.admin_token().await;
     let hash = unique("hash");
-    server.set_and_unpause(&token, "serial", &fixture("serial-groups-inputs-updated.yml", &[("hash-1", &hash), ("hash-2", &hash)])).await;
+    server
+        .set_and_unpause(
+            &token,
+            "serial",
+            &fixture("serial-groups-inputs-updated.yml", &[("hash-1", &hash), ("hash-2", &hash)]),
+        )
+        .await;
 
     // Nothing to fetch for the pending job yet: its build waits.
     let pending = server.trigger(&token, "serial", "some-pending-job").await;
@@ -374,7 +381,7 @@ async fn serial_groups_wait_for_inputs_without_blocking_others(backend: Backend)
     assert_eq!(fetched(&passing), [first]);
     let second = server.new_mock_version(&token, "serial", "some-resource", "some-2").await;
     let (_, passing) = server.trigger_and_watch(&token, "serial", "some-passing-job").await;
-    assert_eq!(fetched(&passing), [second.clone()]);
+    assert_eq!(fetched(&passing), std::slice::from_ref(&second));
     let build = server.get_json(&format!("/api/v1/builds/{pending}"), Some(&token)).await;
     assert_eq!(build["status"], "pending", "still waiting for other-resource");
 
@@ -396,7 +403,7 @@ async fn set_pipeline_step_sets_other_pipelines_and_itself(backend: Backend) {
     let token = server.admin_token().await;
     let vars = [("team_name", ""), ("pipeline_name", "created")];
     server.set_and_unpause(&token, "parent", &fixture("set-pipeline.yml", &vars)).await;
-    assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/created"), Some(&token)).await.status(), 404);
+    assert_eq!(server.get("/api/v1/teams/main/pipelines/created", Some(&token)).await.status(), 404);
 
     let (_, set) = server.trigger_and_watch(&token, "parent", "sp").await;
     let (status, log) = outcome(&set);
@@ -480,9 +487,11 @@ async fn renames_keep_history(backend: Backend) {
     assert!(server.set_pipeline(&token, "main", "versions", &renamed).await.status().is_success());
     let (_, watched) = server.trigger_and_watch(&token, "versions", "some-passing-job").await;
     assert!(watched.log().contains(&format!("fetched version: {}", versions[2])), "{}", watched.log());
-    let listed =
-        server.get_json("/api/v1/teams/main/pipelines/versions/resources/some-new-resource/versions", Some(&token)).await;
-    let listed: Vec<&str> = listed.as_array().unwrap().iter().map(|v| v["version"]["version"].as_str().unwrap()).collect();
+    let listed = server
+        .get_json("/api/v1/teams/main/pipelines/versions/resources/some-new-resource/versions", Some(&token))
+        .await;
+    let listed: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|v| v["version"]["version"].as_str().unwrap()).collect();
     assert_eq!(listed, [versions[2].as_str(), versions[1].as_str(), versions[0].as_str()]);
     server.stop().await;
 }

@@ -280,38 +280,36 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             (VersionOwner::ResourceType(resource_type.id), resource_type.config_hash)
         };
         let started = crate::db::now();
-        let from = if plan.from_version.is_null() {
-            db.latest_version(owner, &config_hash)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|v| serde_json::from_str::<Value>(&v.version).unwrap_or(Value::Null))
-        } else {
-            Some(plan.from_version.clone())
-        };
-        let from = from.map(|v| to_version(&v)).transpose()?;
-        let source = build.interpolate(&plan.source, &ctx.scope).await?;
-        let checked = resource::check(
-            build.runtime.as_ref(),
-            run(ctx, plan_id, "check", &plan.name, &plan.image),
-            &source,
-            from.as_ref(),
-        )
-        .await;
-        let versions = match checked {
-            Ok(versions) => versions,
-            Err(err) => {
-                let message = err.to_string();
-                let _ = db.record_check(owner, started, Some(&message)).await;
-                return Err(Failure::from(err));
-            }
-        };
-        let batch: Vec<(Value, Value)> = versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
-        db.save_versions(owner, &config_hash, &batch, None).await.map_err(|e| e.to_string())?;
-        db.record_check(owner, started, None).await.map_err(|e| e.to_string())?;
-        if !versions.is_empty() {
-            let _ = db.notify(Channel::Scheduler, "").await;
+        let checked: Result<(), Failure> = async {
+            let from = if plan.from_version.is_null() {
+                db.latest_version(owner, &config_hash)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|v| serde_json::from_str::<Value>(&v.version).unwrap_or(Value::Null))
+            } else {
+                Some(plan.from_version.clone())
+            };
+            let from = from.map(|v| to_version(&v)).transpose()?;
+            let source = build.interpolate(&plan.source, &ctx.scope).await?;
+            let run = run(ctx, plan_id, "check", &plan.name, &plan.image);
+            let versions = resource::check(build.runtime.as_ref(), run, &source, from.as_ref()).await?;
+            let batch: Vec<(Value, Value)> =
+                versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
+            db.save_versions(owner, &config_hash, &batch, None).await.map_err(|e| e.to_string())?;
+            Ok(())
         }
-        Ok(())
+        .await;
+        // Every check that got this far is recorded, however it ended: a
+        // manually triggered build waits for its inputs' checks to end.
+        let error = match &checked {
+            Ok(()) => None,
+            Err(Failure::Failed(message) | Failure::Errored(message)) => Some(message.as_str()),
+            Err(Failure::Interrupted) => Some("interrupted"),
+        };
+        db.record_check(owner, started, error).await.map_err(|e| e.to_string())?;
+        // New versions may trigger jobs; a finished check may let a manual build start.
+        let _ = db.notify(Channel::Scheduler, "").await;
+        checked
     }
     .await;
     finish(plan_id, ctx, result)

@@ -25,6 +25,8 @@ pub async fn run(plan_id: &str, plan: &SetPipelinePlan, ctx: &StepContext) -> Ou
     }
 }
 
+/// The static vars of the pipeline being set: `var_files`, then `vars`, then
+/// `instance_vars`, a later one winning over an earlier one of the same name.
 async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, String> {
     let mut vars = Map::new();
     for file in &plan.var_files {
@@ -37,6 +39,10 @@ async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<St
     }
     if let Value::Object(given) = ctx.build.interpolate(&plan.vars, &ctx.scope).await? {
         vars.extend(given);
+    }
+    // Instance vars name the pipeline and fill its ((vars)) too, first of all.
+    if let Value::Object(instance) = ctx.build.interpolate(&plan.instance_vars, &ctx.scope).await? {
+        vars.extend(instance);
     }
     Ok(vars)
 }
@@ -101,12 +107,35 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     };
     let changed = current.as_deref() != Some(spec.config.as_str());
     if changed {
-        log.notice(&format!("setting pipeline: {}", reference.name));
+        log.notice(&format!("setting pipeline: {}", display_name(&reference)));
         db.save_pipeline(team.id, &reference, &spec, None, false).await.map_err(|e| e.to_string())?;
         let _ = db.notify(Channel::Scheduler, "").await;
         let _ = db.notify(Channel::Checker, "").await;
+        log.notice("done");
     } else {
-        log.notice(&format!("no changes to apply to pipeline: {}", reference.name));
+        log.notice("no changes to apply.");
     }
     Ok(changed)
+}
+
+/// `name/key:value,...` as `fly` names an instanced pipeline (nested
+/// instance vars by dotted keys).
+fn display_name(reference: &PipelineRef) -> String {
+    let vars: Value = serde_json::from_str(&reference.instance_vars).unwrap_or(Value::Null);
+    let mut pairs = Vec::new();
+    if let Value::Object(map) = &vars {
+        flatten_vars("", map, &mut pairs);
+    }
+    if pairs.is_empty() { reference.name.clone() } else { format!("{}/{}", reference.name, pairs.join(",")) }
+}
+
+fn flatten_vars(prefix: &str, map: &Map<String, Value>, pairs: &mut Vec<String>) {
+    for (key, value) in map {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            Value::Object(nested) if !nested.is_empty() => flatten_vars(&path, nested, pairs),
+            Value::String(text) => pairs.push(format!("{path}:{text}")),
+            other => pairs.push(format!("{path}:{other}")),
+        }
+    }
 }
