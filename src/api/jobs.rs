@@ -85,6 +85,41 @@ pub async fn get_job(
     Ok(Json(present_job(&state, &scope.pipeline, &job).await?))
 }
 
+/// `fly`'s and the UI's view of what the job's next build would get: the
+/// inputs the scheduler last resolved. 404 until it could resolve them.
+pub async fn list_job_inputs(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, job_name)): Path<(String, String, String)>,
+) -> ApiResult<Json<Vec<present::NextBuildInput>>> {
+    let job = find_job(&state, &scope, &job_name).await?;
+    let (next, error) = state.db.next_inputs(job.id).await?;
+    let configs = crate::config::parse_job_json(&job.config).map(|c| c.inputs()).unwrap_or_default();
+    if next.is_empty() && !configs.is_empty() {
+        let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
+        return Err(ApiError::not_found(format!("next inputs of job '{job_name}'{why}")));
+    }
+    let resources = state.db.pipeline_resources(scope.pipeline.id).await?;
+    let mut inputs = Vec::with_capacity(next.len());
+    for input in next {
+        let config = configs.iter().find(|c| c.name == input.name);
+        let resource = resources.iter().find(|r| r.id == input.resource_id);
+        let resource_config: serde_json::Value =
+            resource.and_then(|r| serde_json::from_str(&r.config).ok()).unwrap_or_default();
+        let version = state.db.version_json(input.version_id).await?;
+        inputs.push(present::NextBuildInput {
+            name: input.name,
+            resource: resource.map(|r| r.name.clone()).unwrap_or_default(),
+            type_: resource_config["type"].as_str().unwrap_or_default().to_string(),
+            source: resource_config.get("source").cloned().unwrap_or(serde_json::json!({})),
+            params: config.and_then(|c| c.params.clone()),
+            version: version.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+            tags: config.map(|c| c.tags.clone()).unwrap_or_default(),
+        });
+    }
+    Ok(Json(inputs))
+}
+
 pub async fn pause_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -80,6 +80,21 @@ pub struct JobInput {
     pub passed: Vec<String>,
 }
 
+/// One input of a job's next build, with what a get of it would use.
+#[derive(Serialize, Clone)]
+pub struct NextBuildInput {
+    pub name: String,
+    pub resource: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub source: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    pub version: serde_json::Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
 #[derive(Serialize, Clone)]
 pub struct JobOutput {
     pub name: String,

@@ -106,6 +106,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListAllJobs", Method::GET, "/api/v1/jobs", Anyone, get(jobs::list_all_jobs)),
         route("ListJobs", Method::GET, p!("/jobs"), PipelineRead, get(jobs::list_jobs)),
         route("GetJob", Method::GET, p!("/jobs/{job_name}"), PipelineRead, get(jobs::get_job)),
+        route("ListJobInputs", Method::GET, p!("/jobs/{job_name}/inputs"), TeamRole(Viewer), get(jobs::list_job_inputs)),
         route("ScheduleJob", Method::PUT, p!("/jobs/{job_name}/schedule"), TeamRole(PipelineOperator), put(jobs::schedule_job)),
         route("PauseJob", Method::PUT, p!("/jobs/{job_name}/pause"), TeamRole(PipelineOperator), put(jobs::pause_job)),
         route("UnpauseJob", Method::PUT, p!("/jobs/{job_name}/unpause"), TeamRole(PipelineOperator), put(jobs::unpause_job)),

@@ -53,6 +53,16 @@ async fn a_new_version_triggers_the_job(backend: Backend) {
     assert_eq!(resources["inputs"][0]["name"], "some-resource");
     assert_eq!(resources["inputs"][0]["first_occurrence"], true);
 
+    // What the next build would get (`GET J/inputs`).
+    let inputs = server.get_json("/api/v1/teams/main/pipelines/trigger/jobs/simple/inputs", Some(&token)).await;
+    assert_eq!(
+        inputs,
+        serde_json::json!([{
+            "name": "some-resource", "resource": "some-resource", "type": "mock",
+            "source": { "initial_version": "first" }, "version": { "version": "first" }
+        }])
+    );
+
     // A new version (check from it) triggers the next build.
     let check = server
         .request(

@@ -79,6 +79,7 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("ListAllJobs", Anyone),
         ("ListJobs", PipelineRead),
         ("GetJob", PipelineRead),
+        ("ListJobInputs", Role(VIEWER)),
         ("PauseJob", Role(OPERATOR)),
         ("ScheduleJob", Role(OPERATOR)),
         ("UnpauseJob", Role(OPERATOR)),
@@ -170,6 +171,18 @@ async fn reset(server: &TestServer, admin: &str) {
     let response = server.set_pipeline(admin, "dev", "p", PIPELINE).await;
     assert!(response.status().is_success(), "reset pipeline: {}", response.status());
     server.request(Method::PUT, "/api/v1/teams/dev/pipelines/p/hide", Some(admin)).send().await.unwrap();
+    // Inputs resolved for job `j`, as the (paused) scheduler would have.
+    let db = &server.test_db.db;
+    let pipeline = db.find_pipeline("dev", &atc::db::PipelineRef::named("p")).await.unwrap().unwrap();
+    let job = db.find_job(pipeline.id, "j").await.unwrap().unwrap();
+    let resource = db.find_resource(pipeline.id, "r").await.unwrap().unwrap();
+    let input = atc::db::NextInput {
+        name: "r".into(),
+        resource_id: resource.id,
+        version_id: a_version(server).await,
+        first_occurrence: true,
+    };
+    db.save_next_inputs(job.id, &[input], None).await.unwrap();
 }
 
 /// A version of resource `r`; returns its id.
