@@ -86,7 +86,9 @@ impl Db {
             for input in inputs {
                 sqlx::query(
                     "INSERT INTO next_build_inputs (job_id, name, resource_id, version_id, first_occurrence)
-                     VALUES ($1, $2, $3, $4, $5)"
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (job_id, name) DO UPDATE SET resource_id = excluded.resource_id,
+                         version_id = excluded.version_id, first_occurrence = excluded.first_occurrence"
                 ).bind(job_id).bind(&input.name).bind(input.resource_id).bind(input.version_id)
                 .bind(input.first_occurrence).execute(&mut *tx).await?;
             }

@@ -99,7 +99,7 @@ pub struct PutPlan {
     pub image: TypeImage,
     #[serde(default, skip_serializing_if = "is_null")]
     pub params: Value,
-    /// `"all"`, `"detect"` or a list of artifact names; absent means all.
+    /// `"all"`, `"detect"` or a list of artifact names; absent means detect.
     #[serde(default, skip_serializing_if = "is_null")]
     pub inputs: Value,
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -527,7 +527,59 @@ async fn reruns_are_named_after_the_build_they_repeat(backend: Backend) {
     server.stop().await;
 }
 
+/// A resource type whose `out` lists what the put was given.
+fn lister_type() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = [
+        ("check", "cat >/dev/null; echo '[{\"ref\":\"1\"}]'"),
+        ("in", "cat >/dev/null; echo '{\"version\":{\"ref\":\"1\"}}'"),
+        (
+            "out",
+            "cat >/dev/null; for f in \"$1\"/*; do [ -e \"$f\" ] && echo \"put sees $(basename \"$f\")\" >&2; done; echo '{\"version\":{\"ref\":\"2\"}}'",
+        ),
+    ];
+    std::fs::create_dir(dir.path().join("lister")).unwrap();
+    for (name, body) in scripts {
+        let path = dir.path().join("lister").join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+async fn puts_get_the_inputs_they_name_or_detect(backend: Backend) {
+    let types = lister_type();
+    let server = TestServer::start_with_resource_types(backend, types.path()).await;
+    let token = server.admin_token().await;
+    let yaml = fixture("put-inputs.yml", &[])
+        .replace("- name: some-resource\n  type: mock\n", "- name: some-resource\n  type: lister\n");
+    server.set_and_unpause(&token, "put-inputs", &yaml).await;
+    let sees = |log: &str| -> Vec<String> {
+        let mut seen: Vec<String> =
+            log.lines().filter_map(|l| l.strip_prefix("put sees ")).map(str::to_string).collect();
+        seen.sort();
+        seen
+    };
+    for (job, expected) in [
+        ("job-using-specified-inputs", vec!["specified-input"]),
+        ("job-using-all-inputs", vec!["all-input", "specified-input"]),
+        ("job-using-empty-inputs", vec![]),
+        ("job-using-no-inputs", vec!["specified-input"]),
+        ("job-using-detect-inputs-simple", vec!["specified-input"]),
+        ("job-using-detect-inputs-complex", vec!["map-input", "specified-input"]),
+    ] {
+        let (_, watched) = server.trigger_and_watch(&token, "put-inputs", job).await;
+        let (status, log) = outcome(&watched);
+        // Each job ends with a failing task, after its put.
+        assert_eq!(status, "failed", "{job}: {log}");
+        assert_eq!(sees(&log), expected, "{job}: {log}");
+    }
+    server.stop().await;
+}
+
 on_both_backends!(
+    puts_get_the_inputs_they_name_or_detect,
     hooks_run_under_the_right_conditions,
     timeouts_fail_the_step_and_run_failure_hooks,
     try_do_fail_and_in_parallel,

@@ -6,7 +6,7 @@
 pub mod postgres;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -112,8 +112,14 @@ pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 /// A local runtime in a temporary work dir (kept alive by the returned
 /// guard), running built-in resource types from the `atc` binary under test.
 pub async fn local_runtime() -> (Arc<dyn Runtime>, tempfile::TempDir) {
+    local_runtime_with_types(None).await
+}
+
+/// [`local_runtime`] with `--resource-types-dir` set.
+pub async fn local_runtime_with_types(types_dir: Option<PathBuf>) -> (Arc<dyn Runtime>, tempfile::TempDir) {
     let work = tempfile::tempdir().expect("work dir");
     let mut options = LocalRuntimeOptions::new(work.path().to_path_buf());
+    options.resource_types_dir = types_dir;
     options.atc_executable = Some(PathBuf::from(env!("CARGO_BIN_EXE_atc")));
     options.stop_grace_period = Duration::from_secs(2);
     let runtime = LocalRuntime::new(options).await.expect("local runtime");
@@ -164,6 +170,14 @@ impl TestServer {
     pub async fn start_with_users(backend: Backend, users: &[(&str, &str)]) -> TestServer {
         let (runtime, work) = local_runtime().await;
         let mut server = TestServer::start_with(backend, server_options_with(runtime, users)).await;
+        server._work = Some(work);
+        server
+    }
+
+    /// A server whose runtime also runs the resource types under `types_dir`.
+    pub async fn start_with_resource_types(backend: Backend, types_dir: &Path) -> TestServer {
+        let (runtime, work) = local_runtime_with_types(Some(types_dir.to_path_buf())).await;
+        let mut server = TestServer::start_with(backend, server_options_with(runtime, &[])).await;
         server._work = Some(work);
         server
     }

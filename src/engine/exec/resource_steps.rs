@@ -140,21 +140,21 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
 }
 
 /// The artifacts a put sees: all of them, those its params mention
-/// (`detect`), or those listed.
+/// (`detect`, also when `inputs` is not given), or those listed.
 fn put_inputs(
     plan: &PutPlan,
     params: &Value,
     ctx: &StepContext,
 ) -> Result<Vec<(String, crate::runtime::Artifact)>, String> {
     let all = ctx.scope.all_artifacts();
+    let detect = matches!(&plan.inputs, Value::Null) || plan.inputs == "detect";
     match &plan.inputs {
-        Value::Null => Ok(all.into_iter().collect()),
-        Value::String(mode) if mode == "all" => Ok(all.into_iter().collect()),
-        Value::String(mode) if mode == "detect" => {
+        _ if detect => {
             let mut mentioned = std::collections::BTreeSet::new();
             collect_paths(params, &mut mentioned);
             Ok(all.into_iter().filter(|(name, _)| mentioned.contains(name)).collect())
         }
+        Value::String(mode) if mode == "all" => Ok(all.into_iter().collect()),
         Value::Array(names) => names
             .iter()
             .map(|name| {
