@@ -225,6 +225,21 @@ fn printed_password(quickstart: &Quickstart) -> String {
     line.split("password:").nth(1).unwrap().trim().to_string()
 }
 
+/// `fly login` as the quickstart's user: the password grant fly sends.
+async fn fly_login(url: &str, password: &str) -> String {
+    let token: Value = reqwest::Client::new()
+        .post(format!("{url}/sky/issuer/token"))
+        .basic_auth("fly", Some("Zmx5"))
+        .form(&[("grant_type", "password"), ("username", "admin"), ("password", password), ("scope", "openid")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().expect("a token").to_string()
+}
+
 #[tokio::test]
 async fn quickstart_serves_the_readme_promise() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,17 +252,7 @@ async fn quickstart_serves_the_readme_promise() {
     assert!(info["version"].is_string());
 
     let password = printed_password(&qs);
-    let token: Value = http
-        .post(format!("{}/sky/issuer/token", qs.url))
-        .basic_auth("fly", Some("Zmx5"))
-        .form(&[("grant_type", "password"), ("username", "admin"), ("password", &password), ("scope", "openid")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("a token").to_string();
+    let token = fly_login(&qs.url, &password).await;
 
     let sample = std::fs::read_to_string(dir.path().join("hello.yml")).unwrap();
     let config_url = format!("{}/api/v1/teams/main/pipelines/hello/config", qs.url);
@@ -354,4 +359,72 @@ async fn migrate_reports_and_applies_versions() {
     assert_eq!(run("--current-db-version"), "0");
     assert_eq!(run("--migrate-to-latest-version"), supported);
     assert_eq!(run("--current-db-version"), supported);
+}
+
+/// An atc killed mid-build (no chance to clean up): after the restart the
+/// build ends as errored, saying why, instead of staying started forever.
+#[tokio::test]
+async fn a_build_running_when_atc_dies_is_ended_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = quickstart(dir.path(), &[], &[]);
+    let http = reqwest::Client::new();
+    let token = fly_login(&first.url, &printed_password(&first)).await;
+    let pipeline = "jobs:\n- name: slow\n  plan:\n  - task: wait\n    config:\n      platform: linux\n      run: {path: sh, args: [-c, 'echo waiting; sleep 3']}\n";
+    let pipeline_url = format!("{}/api/v1/teams/main/pipelines/slow", first.url);
+    let put = http
+        .put(format!("{pipeline_url}/config"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/x-yaml")
+        .body(pipeline)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    http.put(format!("{pipeline_url}/unpause")).bearer_auth(&token).send().await.unwrap();
+    let build: Value = http
+        .post(format!("{pipeline_url}/jobs/slow/builds"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let build_path = format!("/api/v1/builds/{}", build["id"]);
+    let status = |url: String| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            let build: Value = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+            build["status"].as_str().unwrap().to_string()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(format!("{}{build_path}", first.url)).await != "started" {
+        assert!(Instant::now() < deadline, "the build never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = quickstart(dir.path(), &[], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let final_status = loop {
+        let now = status(format!("{}{build_path}", second.url)).await;
+        if now != "started" || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(final_status, "errored");
+    let events = http
+        .get(format!("{}{build_path}/events", second.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(events.contains("atc restarted while this build was running"), "{events}");
 }
