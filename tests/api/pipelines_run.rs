@@ -93,3 +93,49 @@ async fn a_new_version_triggers_the_job(backend: Backend) {
 }
 
 on_both_backends!(a_new_version_triggers_the_job);
+
+const WEBHOOK: &str = r#"
+resources:
+- name: repo
+  type: mock
+  check_every: never
+  webhook_token: s3cret
+  source: {initial_version: hooked}
+jobs:
+- name: build
+  plan:
+  - get: repo
+    trigger: true
+"#;
+
+/// A resource that is never checked on its own is checked when its
+/// source calls the webhook with the right token, and triggers the job.
+async fn a_webhook_with_the_right_token_checks_the_resource(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "hooked", WEBHOOK).await;
+    let webhook = "/api/v1/teams/main/pipelines/hooked/resources/repo/check/webhook";
+
+    let wrong = server.request(reqwest::Method::POST, &format!("{webhook}?webhook_token=guess"), None);
+    assert_eq!(wrong.send().await.unwrap().status(), 401);
+    let missing = server.request(reqwest::Method::POST, webhook, None);
+    assert_eq!(missing.send().await.unwrap().status(), 400);
+    let versions = "/api/v1/teams/main/pipelines/hooked/resources/repo/versions";
+    assert_eq!(server.get_json(versions, Some(&token)).await, serde_json::json!([]));
+
+    let right = server.request(reqwest::Method::POST, &format!("{webhook}?webhook_token=s3cret"), None);
+    let response = right.send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let check: serde_json::Value = response.json().await.unwrap();
+    assert!(check["id"].as_i64().is_some(), "{check}");
+    let builds = server
+        .wait_for(&token, "/api/v1/teams/main/pipelines/hooked/jobs/build/builds", "the triggered build", |b| {
+            b.as_array().is_some_and(|b| b.iter().any(|b| b["status"] == "succeeded"))
+        })
+        .await;
+    let watched = server.watch(&token, builds[0]["id"].as_i64().unwrap()).await;
+    assert_eq!(watched.of_type("finish-get")[0]["data"]["version"], serde_json::json!({ "version": "hooked" }));
+    server.stop().await;
+}
+
+on_both_backends!(a_webhook_with_the_right_token_checks_the_resource);
