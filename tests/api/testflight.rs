@@ -578,7 +578,75 @@ async fn puts_get_the_inputs_they_name_or_detect(backend: Backend) {
     server.stop().await;
 }
 
+const PARALLELISM: &str = r#"
+jobs:
+- name: limited
+  plan:
+  - in_parallel:
+      limit: 1
+      steps:
+      - task: one
+        params: {N: "1"}
+        config: &say
+          platform: linux
+          run: {path: sh, args: [-c, 'echo "start $N"; sleep 0.3; echo "end $N"']}
+      - {task: two, config: *say, params: {N: "2"}}
+- name: unlimited
+  plan:
+  - in_parallel:
+    - {task: one, config: *say, params: {N: "1"}}
+    - {task: two, config: *say, params: {N: "2"}}
+- name: fail-fast
+  plan:
+  - in_parallel:
+      fail_fast: true
+      steps:
+      - task: fails
+        config: {platform: linux, run: {path: sh, args: [-c, 'sleep 0.2; exit 1']}}
+      - task: slow
+        config: {platform: linux, run: {path: sh, args: [-c, 'sleep 20; echo finished anyway']}}
+- name: across-all-at-once
+  plan:
+  - across:
+    - var: num
+      values: ["1", "2", "3"]
+      max_in_flight: all
+    task: each
+    config: *say
+    params: {N: ((.:num))}
+"#;
+
+async fn in_parallel_and_across_honour_limits_and_fail_fast(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "parallel", PARALLELISM).await;
+    let lines = |watched: &Watched| -> Vec<String> {
+        watched.log().lines().filter(|l| l.starts_with("start") || l.starts_with("end")).map(str::to_string).collect()
+    };
+
+    let (_, limited) = server.trigger_and_watch(&token, "parallel", "limited").await;
+    assert_eq!(lines(&limited), ["start 1", "end 1", "start 2", "end 2"]);
+
+    let (_, unlimited) = server.trigger_and_watch(&token, "parallel", "unlimited").await;
+    let order = lines(&unlimited);
+    assert!(order[..2].iter().all(|l| l.starts_with("start")), "both start before either ends: {order:?}");
+
+    let started = std::time::Instant::now();
+    let (_, fast) = server.trigger_and_watch(&token, "parallel", "fail-fast").await;
+    assert_eq!(fast.status(), "failed");
+    assert!(!fast.log().contains("finished anyway"), "{}", fast.log());
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "the slow step was stopped");
+
+    let (_, across) = server.trigger_and_watch(&token, "parallel", "across-all-at-once").await;
+    assert_eq!(across.status(), "succeeded", "{}", across.output());
+    let order = lines(&across);
+    assert_eq!(order.len(), 6, "{order:?}");
+    assert!(order[..3].iter().all(|l| l.starts_with("start")), "all three start at once: {order:?}");
+    server.stop().await;
+}
+
 on_both_backends!(
+    in_parallel_and_across_honour_limits_and_fail_fast,
     puts_get_the_inputs_they_name_or_detect,
     hooks_run_under_the_right_conditions,
     timeouts_fail_the_step_and_run_failure_hooks,
