@@ -151,6 +151,7 @@ pub async fn create_one_off_build(
             pipeline_id: pipeline.map(|Extension(scope)| scope.pipeline.id),
             created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
             plan: Some(crate::db::BuildPlan { private, public }),
+            span_context: super::jobs::request_span_context(),
             ..Default::default()
         })
         .await?;

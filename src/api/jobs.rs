@@ -11,6 +11,12 @@ use super::present;
 use crate::auth::Role;
 use crate::db::{Channel, Job, NewBuild, Pipeline};
 
+/// The request's span, kept with a build it creates: the build's span
+/// becomes its child.
+pub(super) fn request_span_context() -> Option<String> {
+    crate::telemetry::propagation::stored_context(&crate::telemetry::current_context())
+}
+
 async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiResult<present::Job> {
     let (inputs, outputs) = inputs_and_outputs(&job.config);
     let (next, finished, transition) = state.db.job_build_summary(job.id).await?;
@@ -164,6 +170,7 @@ pub async fn create_job_build(
             name: number.to_string(),
             manually_triggered: true,
             created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
+            span_context: request_span_context(),
             ..NewBuild::default()
         })
         .await?;
@@ -201,7 +208,7 @@ pub async fn rerun_job_build(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("build {build_name} of job '{job_name}'")))?;
     let created_by = Some(caller.access.display_name()).filter(|n| !n.is_empty());
-    let id = state.db.create_rerun(&original, created_by).await?;
+    let id = state.db.create_rerun(&original, created_by, request_span_context().as_deref()).await?;
     state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
     let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
     Ok(Json(present::build(&build)))

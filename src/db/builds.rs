@@ -251,6 +251,23 @@ impl Db {
         .flatten())
     }
 
+    /// The span the build runs in, stored once it started, so its trace
+    /// outlives this process.
+    pub async fn set_build_span_context(&self, id: i64, span_context: &str) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE builds SET span_context = $1 WHERE id = $2")
+            .bind(span_context).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The spans that produced the versions a build is the first to use
+    /// (the checks or puts behind its trigger).
+    pub async fn new_input_span_contexts(&self, build_id: i64) -> DbResult<Vec<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT v.span_context FROM build_inputs bi JOIN resource_versions v ON v.id = bi.version_id
+             WHERE bi.build_id = $1 AND bi.first_occurrence AND v.span_context IS NOT NULL ORDER BY bi.name"
+        ).bind(build_id).fetch_all(pool).await)?)
+    }
+
     /// A job's build by name (`3`, or `3.1` for a rerun).
     pub async fn find_job_build(&self, job_id: i64, name: &str) -> DbResult<Option<Build>> {
         Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
@@ -280,7 +297,12 @@ impl Db {
     }
 
     /// Creates a rerun of `original`: same job, named `N.M`, with its inputs.
-    pub async fn create_rerun(&self, original: &Build, created_by: Option<&str>) -> DbResult<i64> {
+    pub async fn create_rerun(
+        &self,
+        original: &Build,
+        created_by: Option<&str>,
+        span_context: Option<&str>,
+    ) -> DbResult<i64> {
         let base_id = original.rerun_of.unwrap_or(original.id);
         let base_name = original.name.split('.').next().unwrap_or(&original.name).to_string();
         on_pool!(self, pool => {
@@ -290,10 +312,10 @@ impl Db {
             let number = reruns + 1;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO builds (name, status, team_id, pipeline_id, job_id, create_time, manually_triggered,
-                    created_by, rerun_of, rerun_number, inputs_ready)
-                 VALUES ($1, 'pending', $2, $3, $4, $5, TRUE, $6, $7, $8, TRUE) RETURNING id"
+                    created_by, rerun_of, rerun_number, inputs_ready, span_context)
+                 VALUES ($1, 'pending', $2, $3, $4, $5, TRUE, $6, $7, $8, TRUE, $9) RETURNING id"
             ).bind(format!("{base_name}.{number}")).bind(original.team_id).bind(original.pipeline_id)
-            .bind(original.job_id).bind(now()).bind(created_by).bind(base_id).bind(number)
+            .bind(original.job_id).bind(now()).bind(created_by).bind(base_id).bind(number).bind(span_context)
             .fetch_one(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO build_inputs (build_id, name, resource_id, version_id, first_occurrence)

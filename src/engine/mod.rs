@@ -7,6 +7,7 @@ pub mod event_log;
 pub mod exec;
 pub mod plan;
 pub mod runner;
+pub mod spans;
 pub mod state;
 pub mod step_log;
 pub mod tracker;

@@ -2,17 +2,20 @@
 
 use std::sync::Arc;
 
+use opentelemetry::trace::TraceContextExt;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{BuildEvent, Origin};
 use super::event_hub::{EventHub, HubMessage};
 use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
-use super::plan::Plan;
+use super::plan::{Plan, Step};
+use super::spans;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{CredentialManager, Dummy};
 use crate::db::{Build, Channel, Db, DbResult};
 use crate::runtime::Runtime;
+use crate::telemetry::propagation;
 
 /// What every build run needs from the engine.
 pub struct RunnerContext {
@@ -101,6 +104,7 @@ pub async fn run_build(
             .unwrap_or_else(|_| Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }),
     ));
     let plan = credentials.and(plan);
+    let trace = start_build_span(ctx, &build, &state, plan.as_ref().ok()).await?;
     let outcome = match plan {
         Ok(plan) => {
             let cancel = CancellationToken::new();
@@ -113,7 +117,7 @@ pub async fn run_build(
                 }
                 stop.cancel();
             });
-            let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root() };
+            let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root(), trace: trace.clone() };
             let outcome = exec::run(&plan, &step_ctx).await;
             watcher.abort();
             if outcome == Outcome::Interrupted && !state.is_aborted() {
@@ -132,10 +136,47 @@ pub async fn run_build(
     };
 
     let status = final_status(&outcome, state.is_aborted());
+    spans::end_build(&trace, status, state.timed_out());
     finish(&ctx.db, &ctx.hub, &events, &build, status).await?;
     // After the status, so nobody waits on the deletion.
     state.release_artifacts().await;
     Ok(status)
+}
+
+/// Starts the build's span: under the API request that created the build
+/// (its context was stored with the build), else as a root linked to the
+/// spans behind its new inputs; a rerun links to the build it repeats. The span's own
+/// context replaces the stored one, for whatever outlives this process.
+async fn start_build_span(
+    ctx: &RunnerContext,
+    build: &Build,
+    state: &BuildState,
+    plan: Option<&Plan>,
+) -> DbResult<opentelemetry::Context> {
+    let stored = ctx.db.build_span_context(build.id).await?;
+    let parent = stored.as_deref().map(propagation::restored_context).unwrap_or_default();
+    let mut sources = Vec::new();
+    if !parent.span().span_context().is_valid() {
+        sources = ctx.db.new_input_span_contexts(build.id).await?;
+    }
+    if let Some(original) = build.rerun_of {
+        sources.extend(ctx.db.build_span_context(original).await?);
+    }
+    let links = sources
+        .iter()
+        .map(|text| propagation::restored_context(text).span().span_context().clone())
+        .filter(|link| link.is_valid())
+        .collect();
+    let resource = match plan.map(|p| &p.step) {
+        Some(Step::Check(check)) => Some((check.name.as_str(), check.type_.as_str())),
+        _ => None,
+    };
+    let facts = spans::BuildSpanFacts { info: &state.info, resource, url: state.build_env().build_url() };
+    let trace = spans::start_build(&facts, &parent, links);
+    if let Some(own) = propagation::stored_context(&trace) {
+        ctx.db.set_build_span_context(build.id, &own).await?;
+    }
+    Ok(trace)
 }
 
 /// Records the final status: last event, the build row, then watchers and

@@ -13,6 +13,7 @@ use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::exec::{Outcome, StepContext, run};
 use super::plan::Plan;
+use super::spans;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
 use crate::db::Db;
@@ -65,6 +66,8 @@ pub struct BuildState {
     timed_out: AtomicBool,
     /// Every artifact the build's steps produced, released when it ends.
     produced: Mutex<Vec<Artifact>>,
+    /// Exit statuses of step processes by plan id.
+    exit_statuses: Mutex<HashMap<String, i32>>,
 }
 
 impl BuildState {
@@ -87,6 +90,7 @@ impl BuildState {
             versions: Mutex::new(HashMap::new()),
             timed_out: AtomicBool::new(false),
             produced: Mutex::new(Vec::new()),
+            exit_statuses: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,8 +124,21 @@ impl BuildState {
     }
 
     /// Runs a hook's plan.
-    pub async fn hook(&self, ctx: &StepContext, _kind: &'static str, plan: &Plan) -> Outcome {
-        run(plan, ctx).await
+    /// Runs a hook's plan inside a `hook {kind}` span where the hooked step sits.
+    pub async fn hook(&self, ctx: &StepContext, kind: &'static str, plan: &Plan) -> Outcome {
+        let trace = spans::start_hook(&ctx.trace, kind);
+        let outcome = run(plan, &ctx.with_trace(trace.clone())).await;
+        spans::end_hook(&trace, &outcome);
+        outcome
+    }
+
+    /// Remembers the exit status of a step's process for its span.
+    pub fn record_exit_status(&self, plan_id: &str, exit_status: i32) {
+        self.exit_statuses.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), exit_status);
+    }
+
+    pub fn exit_status(&self, plan_id: &str) -> Option<i32> {
+        self.exit_statuses.lock().unwrap_or_else(|p| p.into_inner()).get(plan_id).copied()
     }
 
     /// Records a step's error in the build log.

@@ -12,6 +12,7 @@ use crate::component::{Component, ComponentFuture};
 use crate::db::{BuildPlan, Channel, Db, DbResult, LockKind, NewBuild, Pipeline, VersionOwner};
 use crate::engine::compile::type_image;
 use crate::engine::plan::{CheckPlan, Plan, Step};
+use crate::telemetry::propagation;
 
 pub struct Checker {
     db: Db,
@@ -151,6 +152,8 @@ async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Valu
                 private: serde_json::to_string(&plan).unwrap_or_default(),
                 public: plan.public().to_string(),
             }),
+            // A check asked for over the API (or a webhook) is part of that request's trace.
+            span_context: propagation::stored_context(&crate::telemetry::current_context()),
             ..NewBuild::default()
         })
         .await?;

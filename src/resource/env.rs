@@ -46,27 +46,35 @@ impl BuildEnv {
         }
         if let Some(url) = non_empty(&self.external_url) {
             push("ATC_EXTERNAL_URL", url.clone());
-            if let Some(id) = self.build_id {
-                let short = format!("{url}/builds/{id}");
-                let long = match (
-                    non_empty(&self.team_name),
-                    non_empty(&self.pipeline_name),
-                    non_empty(&self.job_name),
-                    non_empty(&self.build_name),
-                ) {
-                    (Some(team), Some(pipeline), Some(job), Some(build)) => {
-                        format!("{url}/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds/{build}{}", self.query())
-                    }
-                    _ => short.clone(),
-                };
+            if let (Some(id), Some(long)) = (self.build_id, self.build_url()) {
                 push("BUILD_URL", long);
-                push("BUILD_URL_SHORT", short);
+                push("BUILD_URL_SHORT", format!("{url}/builds/{id}"));
             }
         }
         if let Some(created_by) = non_empty(&self.created_by) {
             push("BUILD_CREATED_BY", created_by);
         }
         env
+    }
+
+    /// The build's page: under its job for a job's build, else by id.
+    pub fn build_url(&self) -> Option<String> {
+        let non_empty = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let url = non_empty(&self.external_url)?;
+        let id = self.build_id?;
+        Some(
+            match (
+                non_empty(&self.team_name),
+                non_empty(&self.pipeline_name),
+                non_empty(&self.job_name),
+                non_empty(&self.build_name),
+            ) {
+                (Some(team), Some(pipeline), Some(job), Some(build)) => {
+                    format!("{url}/teams/{team}/pipelines/{pipeline}/jobs/{job}/builds/{build}{}", self.query())
+                }
+                _ => format!("{url}/builds/{id}"),
+            },
+        )
     }
 
     /// `?vars.KEY=JSON&...`, nested objects flattened to dotted keys, sorted.

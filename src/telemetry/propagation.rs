@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::http::HeaderMap;
 use opentelemetry::Context;
 use opentelemetry::global;
-use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
@@ -36,6 +36,22 @@ pub fn environment_for(cx: &Context) -> Vec<(String, String)> {
     vars
 }
 
+/// `cx`'s span as text to keep (a W3C `traceparent`, plus `tracestate`
+/// when set), so work that outlives this process stays in its trace.
+/// `None` when `cx` has no valid span.
+pub fn stored_context(cx: &Context) -> Option<String> {
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    TraceContextPropagator::new().inject_context(cx, &mut carrier);
+    carrier.contains_key("traceparent").then(|| serde_json::to_string(&carrier).unwrap_or_default())
+}
+
+/// The context [`stored_context`] kept, its span remote; an empty context
+/// when the text is not one.
+pub fn restored_context(stored: &str) -> Context {
+    let carrier: HashMap<String, String> = serde_json::from_str(stored).unwrap_or_default();
+    TraceContextPropagator::new().extract(&carrier)
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TraceContextExt;
@@ -53,5 +69,11 @@ mod tests {
         assert!(cx.span().span_context().is_remote());
         assert_eq!(environment_for(&cx), vec![("TRACEPARENT".to_string(), traceparent.to_string())]);
         assert!(environment_for(&Context::new()).is_empty());
+
+        let stored = stored_context(&cx).expect("a valid span is stored");
+        let restored = restored_context(&stored);
+        assert_eq!(restored.span().span_context(), cx.span().span_context());
+        assert_eq!(stored_context(&Context::new()), None);
+        assert!(!restored_context("not json").span().span_context().is_valid());
     }
 }

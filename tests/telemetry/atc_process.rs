@@ -11,6 +11,8 @@ pub struct Atc {
     child: Child,
     pub url: String,
     pub metrics_url: String,
+    /// The generated local user's password (user `admin`).
+    pub password: String,
     _data_dir: tempfile::TempDir,
 }
 
@@ -34,12 +36,14 @@ impl Atc {
         command.envs(env.iter().copied());
         let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut url, mut metrics_url) = (None, None);
+        let (mut url, mut metrics_url, mut password) = (None, None, String::new());
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else { break };
             if let Some(rest) = line.strip_prefix("atc is ready at ") {
                 url = rest.split_whitespace().next().map(str::to_string);
+            } else if let Some((_, rest)) = line.split_once("password: ") {
+                password = rest.trim().to_string();
             } else if let Some(rest) = line.strip_prefix("Prometheus metrics at ") {
                 metrics_url = Some(rest.trim().to_string());
             } else if line.contains("trigger-job") {
@@ -52,7 +56,7 @@ impl Atc {
         };
         // Keep draining stdout so atc never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Atc { child, url, metrics_url, _data_dir: data_dir }
+        Atc { child, url, metrics_url, password, _data_dir: data_dir }
     }
 
     pub fn pid(&self) -> u32 {

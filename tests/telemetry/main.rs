@@ -3,6 +3,7 @@
 //! credential flow against a local token endpoint.
 
 mod atc_process;
+mod builds;
 mod gcp;
 mod otlp_receiver;
 mod prometheus;

@@ -35,6 +35,10 @@ pub struct ReceivedSpan {
     pub resource: HashMap<String, String>,
     /// Request headers (gRPC metadata) of the export that carried it.
     pub headers: HashMap<String, String>,
+    /// Its events in order: name and attributes.
+    pub events: Vec<(String, HashMap<String, String>)>,
+    /// The spans it links to: trace id and span id.
+    pub links: Vec<(String, String)>,
 }
 
 /// A metric as received: its name, its resource, and the attributes of its data points.
@@ -201,6 +205,8 @@ fn record_traces(received: &Shared, headers: &HeaderMap, request: ExportTraceSer
                     attributes: attributes(span.attributes),
                     resource: resource.clone(),
                     headers: headers.clone(),
+                    events: span.events.into_iter().map(|e| (e.name, attributes(e.attributes))).collect(),
+                    links: span.links.into_iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect(),
                 });
             }
         }

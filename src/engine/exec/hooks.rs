@@ -1,14 +1,21 @@
 //! `on_success`, `on_failure`, `on_abort`, `on_error` and `ensure`.
 
 use super::{Outcome, StepContext, run};
-use crate::engine::plan::Plan;
+use crate::engine::plan::{Plan, Step};
 
 /// The hook runs after success; its outcome becomes the step's.
 pub async fn on_success(step: &Plan, hook: &Plan, ctx: &StepContext) -> Outcome {
     match run(step, ctx).await {
+        // A put's own get of what it pushed is a step of the build, not a hook.
+        Outcome::Succeeded if is_implicit_get(step, hook) => run(hook, ctx).await,
         Outcome::Succeeded => ctx.build.hook(ctx, "on_success", hook).await,
         other => other,
     }
+}
+
+/// Whether `hook` is the get a put compiles to after itself.
+fn is_implicit_get(step: &Plan, hook: &Plan) -> bool {
+    matches!((&step.step, &hook.step), (Step::Put(_), Step::Get(get)) if get.version_from.as_deref() == Some(step.id.as_str()))
 }
 
 /// The hook runs after a failure; the step stays failed unless the hook errors.

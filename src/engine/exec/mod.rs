@@ -53,12 +53,20 @@ pub struct StepContext {
     pub build: Arc<BuildState>,
     pub cancel: CancellationToken,
     pub scope: Arc<Scope>,
+    /// The span that steps started here are children of (the build's, a
+    /// hook's, or the step's own inside a leaf step).
+    pub trace: opentelemetry::Context,
 }
 
 impl StepContext {
     /// The same context under another cancellation token.
     pub fn with_cancel(&self, cancel: CancellationToken) -> StepContext {
         StepContext { cancel, ..self.clone() }
+    }
+
+    /// The same context with spans started under `trace`.
+    pub fn with_trace(&self, trace: opentelemetry::Context) -> StepContext {
+        StepContext { trace, ..self.clone() }
     }
 
     /// For hooks that must run although the step was cancelled (`on_abort`,

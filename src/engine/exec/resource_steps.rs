@@ -7,10 +7,12 @@ use super::{Outcome, StepContext};
 use crate::db::{Channel, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
+use crate::engine::spans;
 use crate::engine::state::FetchedVersion;
 use crate::engine::step_log::StepLog;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
 use crate::runtime::{ImageSpec, RuntimeError};
+use crate::telemetry::propagation;
 
 /// How a resource step ended, before it becomes an [`Outcome`].
 enum Failure {
@@ -59,7 +61,8 @@ fn run(ctx: &StepContext, plan_id: &str, step_type: &str, name: &str, image: &Ty
         metadata: build.step_metadata(step_type, name),
         image: ImageSpec::ResourceType(image.base_type.clone()),
         privileged: image.privileged,
-        env: build.build_env().vars(),
+        // The protocol's variables, and the step's span to continue the trace.
+        env: build.build_env().vars().into_iter().chain(propagation::environment_for(&ctx.trace)).collect(),
         sink: StepLog::new(build.clone(), plan_id),
         cancel: ctx.cancel.clone(),
     }
@@ -105,6 +108,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
         build.events.emit(BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() });
+        spans::step_starting(&ctx.trace);
         let fetched = resource::get(
             build.runtime.as_ref(),
             run(ctx, plan_id, "get", &plan.name, &plan.image),
@@ -117,6 +121,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let version = version_json(&fetched.result.version);
         let metadata = metadata(&fetched.result.metadata);
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
+        build.record_exit_status(plan_id, 0);
         build.events.emit(BuildEvent::FinishGet {
             origin: origin.clone(),
             exit_status: 0,
@@ -128,6 +133,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
+        build.record_exit_status(plan_id, 1);
         build.events.emit(BuildEvent::FinishGet {
             origin: origin.clone(),
             exit_status: 1,
@@ -198,12 +204,14 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
             resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
         }
         build.events.emit(BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() });
+        spans::step_starting(&ctx.trace);
         let produced =
             resource::put(build.runtime.as_ref(), resource_run, &source, params(&params_value), &inputs).await?;
         let version = version_json(&produced.version);
         let metadata = metadata(&produced.metadata);
         record_output(ctx, &plan.resource, &version, &metadata).await?;
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
+        build.record_exit_status(plan_id, 0);
         build.events.emit(BuildEvent::FinishPut {
             origin: origin.clone(),
             exit_status: 0,
@@ -215,6 +223,7 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
+        build.record_exit_status(plan_id, 1);
         build.events.emit(BuildEvent::FinishPut {
             origin: origin.clone(),
             exit_status: 1,
@@ -241,7 +250,13 @@ async fn record_output(
     };
     let metadata = serde_json::to_value(metadata).unwrap_or(Value::Null);
     let ids = db
-        .save_versions(VersionOwner::Resource(resource.id), &resource.config_hash, &[(version.clone(), metadata)], None)
+        .save_versions(
+            VersionOwner::Resource(resource.id),
+            &resource.config_hash,
+            &[(version.clone(), metadata)],
+            // Builds this version triggers link back to this put.
+            propagation::stored_context(&ctx.trace).as_deref(),
+        )
         .await
         .map_err(|e| e.to_string())?;
     for id in ids {
@@ -295,7 +310,9 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             let versions = resource::check(build.runtime.as_ref(), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
-            db.save_versions(owner, &config_hash, &batch, None).await.map_err(|e| e.to_string())?;
+            // Builds these versions trigger link back to this check.
+            let span_context = propagation::stored_context(&ctx.trace);
+            db.save_versions(owner, &config_hash, &batch, span_context.as_deref()).await.map_err(|e| e.to_string())?;
             Ok(())
         }
         .await;

@@ -7,10 +7,12 @@ use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
+use crate::engine::spans;
 use crate::engine::step_log::StepLog;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
+use crate::telemetry::propagation;
 
 /// Why a task could not run as configured: an errored step.
 struct Problem(String);
@@ -135,7 +137,10 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
 
     let mut env = TaskConfig::environment(config.params.as_ref().unwrap_or(&Map::new()));
     let step_params = object(&build.interpolate(&task.params, &ctx.scope).await?, "params")?;
-    for (key, value) in TaskConfig::environment(&step_params) {
+    // The step's span, for tools in the task to continue the trace.
+    for (key, value) in
+        TaskConfig::environment(&step_params).into_iter().chain(propagation::environment_for(&ctx.trace))
+    {
         env.retain(|(existing, _)| existing != &key);
         env.push((key, value));
     }
@@ -185,7 +190,12 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         time: crate::db::now(),
     });
     build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
-    match build.runtime.run(spec, log, ctx.cancel.clone()).await {
+    spans::step_starting(&ctx.trace);
+    let ran = build.runtime.run(spec, log, ctx.cancel.clone()).await;
+    if let Ok(outcome) = &ran {
+        build.record_exit_status(plan_id, outcome.exit_code);
+    }
+    match ran {
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();

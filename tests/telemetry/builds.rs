@@ -1,0 +1,241 @@
+//! One trace per build: from the API call that triggered it down to every
+//! step, hook and process, exported by the real binary.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::atc_process::Atc;
+use crate::otlp_receiver::{OtlpReceiver, ReceivedSpan};
+use crate::{FAST_EXPORT, SERVER_KIND, WAIT, random_hex};
+
+const PIPELINE: &str = r#"
+resources:
+- name: r
+  type: mock
+  source: {initial_version: v1}
+jobs:
+- name: passing
+  plan:
+  - get: r
+  - task: show
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'echo "tp=$TRACEPARENT"']}
+    ensure:
+      task: cleanup
+      config: {platform: linux, run: {path: echo, args: [cleaning up]}}
+    on_failure:
+      task: report
+      config: {platform: linux, run: {path: echo, args: [reporting]}}
+  - in_parallel:
+    - task: left
+      config: {platform: linux, run: {path: echo, args: [left]}}
+    - task: right
+      config: {platform: linux, run: {path: echo, args: [right]}}
+  - put: r
+    params: {version: v2}
+- name: failing
+  plan:
+  - task: show
+    config: {platform: linux, run: {path: sh, args: [-c, 'exit 3']}}
+    ensure:
+      task: cleanup
+      config: {platform: linux, run: {path: echo, args: [cleaning up]}}
+    on_failure:
+      task: report
+      config: {platform: linux, run: {path: echo, args: [reporting]}}
+"#;
+
+struct Client {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn login(atc: &Atc) -> Client {
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!("{}/sky/issuer/token", atc.url))
+            .basic_auth("fly", Some("Zmx5"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", &atc.password),
+                ("scope", "openid"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["access_token"].as_str().expect("a token").to_string();
+        Client { url: atc.url.clone(), token, http }
+    }
+
+    async fn set_and_unpause(&self, name: &str, yaml: &str) {
+        let pipeline = format!("{}/api/v1/teams/main/pipelines/{name}", self.url);
+        let put = self.http.put(format!("{pipeline}/config")).bearer_auth(&self.token);
+        let put = put.header("Content-Type", "application/x-yaml").body(yaml.to_string()).send().await.unwrap();
+        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
+        let unpause = self.http.put(format!("{pipeline}/unpause")).bearer_auth(&self.token).send().await.unwrap();
+        assert_eq!(unpause.status(), 200);
+    }
+
+    /// `fly trigger-job` with a `traceparent`; waits for the build to end
+    /// and returns it with its events as text.
+    async fn trigger(&self, pipeline: &str, job: &str, traceparent: &str) -> (Value, String) {
+        let path = format!("{}/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds", self.url);
+        let response =
+            self.http.post(path).bearer_auth(&self.token).header("traceparent", traceparent).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let build: Value = response.json().await.unwrap();
+        let url = format!("{}/api/v1/builds/{}", self.url, build["id"]);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let build: Value = self.http.get(&url).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap();
+            if !matches!(build["status"].as_str(), Some("pending" | "started")) {
+                let events = self.http.get(format!("{url}/events")).bearer_auth(&self.token).send().await.unwrap();
+                return (build, events.text().await.unwrap());
+            }
+            assert!(Instant::now() < deadline, "build {} did not finish", build["id"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The spans of one trace by name (a name used twice keeps every span).
+struct Trace(Vec<ReceivedSpan>);
+
+impl Trace {
+    fn named(&self, name: &str) -> Vec<&ReceivedSpan> {
+        self.0.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn one(&self, name: &str) -> &ReceivedSpan {
+        let found = self.named(name);
+        assert_eq!(found.len(), 1, "expected one span '{name}' in {:?}", self.names());
+        found[0]
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Names of the children of `parent`, sorted.
+    fn children(&self, parent: &ReceivedSpan) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.0.iter().filter(|s| s.parent_span_id == parent.span_id).map(|s| s.name.as_str()).collect();
+        names.sort();
+        names
+    }
+}
+
+/// Waits for the build's span (it ends last), then takes the whole trace.
+async fn trace_of_build(receiver: &OtlpReceiver, trace_id: &str, build_span: &str) -> Trace {
+    receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name == build_span).await;
+    Trace(receiver.spans().into_iter().filter(|s| s.trace_id == trace_id).collect())
+}
+
+fn event_names(span: &ReceivedSpan) -> Vec<&str> {
+    span.events.iter().map(|(name, _)| name.as_str()).collect()
+}
+
+fn event<'a>(span: &'a ReceivedSpan, name: &str) -> &'a HashMap<String, String> {
+    &span.events.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{} has no {name} event", span.name)).1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let client = Client::login(&atc).await;
+    client.set_and_unpause("traced", PIPELINE).await;
+
+    let (trace_id, caller) = (random_hex(16), random_hex(8));
+    let (build, events) = client.trigger("traced", "passing", &format!("00-{trace_id}-{caller}-01")).await;
+    assert_eq!(build["status"], "succeeded", "{events}");
+    let trace = trace_of_build(&receiver, &trace_id, "build traced/passing").await;
+
+    let api = trace.one("POST /api/v1/teams/{team_name}/pipelines/{pipeline_name}/jobs/{job_name}/builds");
+    assert_eq!(api.parent_span_id, caller);
+    let root = trace.one("build traced/passing");
+    assert_eq!(root.parent_span_id, api.span_id, "the build is the child of the request that triggered it");
+    assert_eq!(root.kind, SERVER_KIND);
+    let attribute = |span: &ReceivedSpan, key: &str| span.attributes.get(key).cloned().unwrap_or_default();
+    assert_eq!(attribute(root, "cicd.pipeline.name"), "traced/passing");
+    assert_eq!(attribute(root, "cicd.pipeline.run.id"), build["id"].to_string());
+    assert_eq!(attribute(root, "cicd.pipeline.result"), "success");
+    assert_eq!(attribute(root, "cicd.pipeline.action.name"), "BUILD");
+    assert_eq!(attribute(root, "concourse.team.name"), "main");
+    assert_eq!(attribute(root, "concourse.job.name"), "passing");
+    assert_eq!(attribute(root, "concourse.build.name"), "1");
+    assert!(
+        attribute(root, "cicd.pipeline.run.url.full").ends_with("/teams/main/pipelines/traced/jobs/passing/builds/1")
+    );
+
+    // Every step sits under the build; the hook that ran holds its own step.
+    assert_eq!(
+        trace.children(root),
+        ["get r", "get r", "hook ensure", "put r", "task left", "task right", "task show"],
+        "{:?}",
+        trace.names()
+    );
+    assert!(trace.named("hook on_failure").is_empty(), "a hook that did not run has no span");
+    let ensure = trace.one("hook ensure");
+    assert_eq!(attribute(ensure, "concourse.hook.type"), "ensure");
+    assert_eq!(trace.children(ensure), ["task cleanup"]);
+
+    let show = trace.one("task show");
+    assert_eq!(event_names(show), ["step.initializing", "step.starting", "step.finished"]);
+    assert_eq!(event(show, "step.finished")["exit_status"], "0");
+    assert_eq!(attribute(show, "cicd.pipeline.task.name"), "show");
+    assert_eq!(attribute(show, "cicd.pipeline.task.run.result"), "success");
+    assert_eq!(attribute(show, "concourse.step.type"), "task");
+    let put = trace.one("put r");
+    assert_eq!(attribute(put, "concourse.resource.name"), "r");
+
+    // The task's process saw its own step span as TRACEPARENT.
+    assert!(events.contains(&format!("tp=00-{trace_id}-{}-01", show.span_id)), "{events}");
+
+    // A failing run: the failure hook's span, the failure on the build.
+    let (failing_trace, caller) = (random_hex(16), random_hex(8));
+    let (build, events) = client.trigger("traced", "failing", &format!("00-{failing_trace}-{caller}-01")).await;
+    assert_eq!(build["status"], "failed", "{events}");
+    let trace = trace_of_build(&receiver, &failing_trace, "build traced/failing").await;
+    let root = trace.one("build traced/failing");
+    assert_eq!(attribute(root, "cicd.pipeline.result"), "failure");
+    assert_eq!(attribute(root, "error.type"), "failure");
+    assert_eq!(trace.children(root), ["hook ensure", "hook on_failure", "task show"]);
+    assert_eq!(trace.children(trace.one("hook on_failure")), ["task report"]);
+    let show = trace.one("task show");
+    assert_eq!(event(show, "step.finished")["exit_status"], "3");
+    assert_eq!(attribute(show, "cicd.pipeline.task.run.result"), "failure");
+    atc.terminate();
+}
+
+/// A build the scheduler triggers is a root, linked to the check that
+/// found its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let client = Client::login(&atc).await;
+    let pipeline = "resources:\n- name: r\n  type: mock\n  source: {initial_version: v1}\njobs:\n- name: auto\n  plan:\n  - get: r\n    trigger: true\n";
+    client.set_and_unpause("scheduled", pipeline).await;
+
+    let build = receiver.wait_for_span(WAIT, |s| s.name == "build scheduled/auto").await;
+    assert!(build.parent_span_id.is_empty(), "a scheduled build starts its own trace");
+    let check = receiver.wait_for_span(WAIT, |s| s.name == "check r").await;
+    assert_eq!(check.attributes["concourse.resource.name"], "r");
+    assert_eq!(check.attributes["concourse.resource.type"], "mock");
+    assert_eq!(build.links, [(check.trace_id.clone(), check.span_id.clone())]);
+    let get = receiver.wait_for_span(WAIT, |s| s.name == "get r" && s.trace_id == build.trace_id).await;
+    assert_eq!(get.parent_span_id, build.span_id);
+    atc.terminate();
+}
