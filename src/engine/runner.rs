@@ -14,6 +14,7 @@ use super::spans;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{CredentialManager, Dummy};
 use crate::db::{Build, Channel, Db, DbResult};
+use crate::metric;
 use crate::runtime::Runtime;
 use crate::telemetry::propagation;
 
@@ -105,6 +106,13 @@ pub async fn run_build(
     ));
     let plan = credentials.and(plan);
     let trace = start_build_span(ctx, &build, &state, plan.as_ref().ok()).await?;
+    let started = std::time::Instant::now();
+    let is_check = build.resource_name.is_some() || build.resource_type_name.is_some();
+    if is_check {
+        metric::CheckStarted.emit();
+    } else {
+        metric::BuildStarted { job: job_ref(&build) }.emit();
+    }
     let outcome = match plan {
         Ok(plan) => {
             let cancel = CancellationToken::new();
@@ -136,11 +144,32 @@ pub async fn run_build(
     };
 
     let status = final_status(&outcome, state.is_aborted());
+    if is_check {
+        metric::CheckFinished { status }.emit();
+    } else {
+        let result = match status {
+            "succeeded" => metric::BuildResult::Succeeded,
+            "failed" => metric::BuildResult::Failed,
+            "aborted" => metric::BuildResult::Aborted,
+            _ => metric::BuildResult::Errored,
+        };
+        let span = trace.span().span_context().clone();
+        metric::BuildFinished { job: job_ref(&build), result, duration: started.elapsed(), span: &span }.emit();
+    }
     spans::end_build(&trace, status, state.timed_out());
     finish(&ctx.db, &ctx.hub, &events, &build, status).await?;
     // After the status, so nobody waits on the deletion.
     state.release_artifacts().await;
     Ok(status)
+}
+
+/// The job a build counts under in metrics (empty names for one-off builds).
+fn job_ref(build: &Build) -> metric::JobRef<'_> {
+    metric::JobRef {
+        team: &build.team_name,
+        pipeline: build.pipeline_name.as_deref().unwrap_or_default(),
+        job: build.job_name.as_deref().unwrap_or_default(),
+    }
 }
 
 /// Starts the build's span: under the API request that created the build

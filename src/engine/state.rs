@@ -246,7 +246,10 @@ impl BuildState {
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
+                let asked = std::time::Instant::now();
                 let value = manager.lookup(&self.info.team_name, pipeline, &base).await?;
+                crate::metric::CredsLookedUp { manager: manager.name(), cache_hit: false, duration: asked.elapsed() }
+                    .emit();
                 if let Some(value) = &value {
                     self.remember_secret(value);
                 }

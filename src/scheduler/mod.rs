@@ -192,6 +192,7 @@ impl Scheduler {
                 ..NewBuild::default()
             })
             .await?;
+            crate::metric::JobScheduled.emit();
         }
         self.start_pending(state, job, config, next.as_deref()).await
     }

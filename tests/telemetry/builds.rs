@@ -239,3 +239,36 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     assert_eq!(get.parent_span_id, build.span_id);
     atc.terminate();
 }
+
+/// From a slow build on a dashboard to its trace: Prometheus keeps the
+/// build's trace id as the exemplar of its duration, and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_keeps_the_builds_trace_as_the_exemplar_of_its_duration() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let client = Client::login(&atc).await;
+    client.set_and_unpause("measured", PIPELINE).await;
+    let trace_id = random_hex(16);
+    let (build, _) = client.trigger("measured", "failing", &format!("00-{trace_id}-{}-01", random_hex(8))).await;
+    assert_eq!(build["status"], "failed");
+
+    let classic = atc.scrape().await;
+    let finished =
+        "concourse_builds_finished_total{team=\"main\",pipeline=\"measured\",job=\"failing\",status=\"failed\"} 1";
+    assert!(classic.contains(finished), "{classic}");
+    assert!(classic.contains("concourse_steps_duration_seconds_count{type=\"task\"}"), "{classic}");
+
+    let target = atc.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let prometheus = crate::prometheus::Prometheus::scraping(&target).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ids = prometheus.exemplar_trace_ids("concourse_builds_duration_seconds_bucket").await;
+        if ids.contains(&trace_id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Prometheus has no build exemplar with trace {trace_id}; it has {ids:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    atc.terminate();
+}
