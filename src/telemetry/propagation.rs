@@ -36,6 +36,17 @@ pub fn environment_for(cx: &Context) -> Vec<(String, String)> {
     vars
 }
 
+/// The context a process environment hands over (`TRACEPARENT`,
+/// `TRACESTATE`), as [`environment_for`] wrote it; empty without one.
+pub fn context_from_environment(env: &[(String, String)]) -> Context {
+    let carrier: HashMap<String, String> = env
+        .iter()
+        .filter(|(key, _)| key == "TRACEPARENT" || key == "TRACESTATE")
+        .map(|(key, value)| (key.to_ascii_lowercase(), value.clone()))
+        .collect();
+    TraceContextPropagator::new().extract(&carrier)
+}
+
 /// `cx`'s span as text to keep (a W3C `traceparent`, plus `tracestate`
 /// when set), so work that outlives this process stays in its trace.
 /// `None` when `cx` has no valid span.
@@ -69,6 +80,8 @@ mod tests {
         assert!(cx.span().span_context().is_remote());
         assert_eq!(environment_for(&cx), vec![("TRACEPARENT".to_string(), traceparent.to_string())]);
         assert!(environment_for(&Context::new()).is_empty());
+        let handed_over = context_from_environment(&environment_for(&cx));
+        assert_eq!(handed_over.span().span_context(), cx.span().span_context());
 
         let stored = stored_context(&cx).expect("a valid span is stored");
         let restored = restored_context(&stored);

@@ -198,6 +198,14 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     assert_eq!(attribute(show, "concourse.step.type"), "task");
     let put = trace.one("put r");
     assert_eq!(attribute(put, "concourse.resource.name"), "r");
+    assert_eq!(trace.children(put), ["runtime.process"]);
+
+    // The process under the task's span, as the local runtime saw it.
+    assert_eq!(trace.children(show), ["runtime.process"]);
+    let process = trace.0.iter().find(|s| s.parent_span_id == show.span_id).unwrap();
+    assert_eq!(attribute(process, "process.command"), "sh");
+    assert_eq!(attribute(process, "process.exit.code"), "0");
+    assert!(attribute(process, "process.pid").parse::<u32>().is_ok());
 
     // The task's process saw its own step span as TRACEPARENT.
     assert!(events.contains(&format!("tp=00-{trace_id}-{}-01", show.span_id)), "{events}");

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::user::HostUser;
 use crate::runtime::{OutputSink, OutputStream, RuntimeError, Stdout};
+use crate::telemetry::{TRACER_NAME, propagation};
+use opentelemetry::KeyValue;
 
 /// How long the output pipes are drained after the group is killed: a
 /// process that left the group (`setsid`) may keep them open forever.
@@ -89,6 +91,7 @@ pub async fn run(
         .map_err(|err| RuntimeError::Setup(format!("cannot run {}: {err}", launch.program.display())))?;
     let pid = child.id().ok_or_else(|| RuntimeError::Setup("the process exited before it was watched".into()))?
         as libc::pid_t;
+    let span = ProcessSpan::start(&launch, pid);
 
     if let (Some(input), Some(mut stdin)) = (launch.stdin, child.stdin.take()) {
         // A process that never reads its stdin makes this fail; that is its business.
@@ -128,14 +131,12 @@ pub async fn run(
 
     drain(stdout_reader).await;
     drain(stderr_reader).await;
+    span.end(matches!(ending, Ending::Exited).then(|| exit_code_of(status)));
     match ending {
         Ending::Cancelled => Err(RuntimeError::Interrupted),
         Ending::StdoutTooLarge => Err(RuntimeError::StdoutTooLarge { limit_bytes: supervision.capture_limit }),
         Ending::Exited => {
-            let exit_code = status.code().unwrap_or_else(|| {
-                use std::os::unix::process::ExitStatusExt;
-                128 + status.signal().unwrap_or(0)
-            });
+            let exit_code = exit_code_of(status);
             let stdout = match launch.stdout {
                 Stdout::Capture => Some(std::mem::take(&mut lock(&captured).bytes)),
                 Stdout::Stream => None,
@@ -145,6 +146,45 @@ pub async fn run(
             }
             Ok(Finished { exit_code, stdout })
         }
+    }
+}
+
+/// A shell's numbering: the exit code, or 128 + the signal that ended it.
+fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The `runtime.process` span, under the step span the engine handed the
+/// process in `TRACEPARENT`; none without one.
+struct ProcessSpan(Option<opentelemetry::global::BoxedSpan>);
+
+impl ProcessSpan {
+    fn start(launch: &Launch, pid: libc::pid_t) -> ProcessSpan {
+        use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
+        let parent = propagation::context_from_environment(&launch.env);
+        if !parent.span().span_context().is_valid() {
+            return ProcessSpan(None);
+        }
+        let command = launch.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tracer = opentelemetry::global::tracer(TRACER_NAME);
+        let span = tracer
+            .span_builder("runtime.process")
+            .with_kind(SpanKind::Internal)
+            .with_attributes([KeyValue::new("process.pid", i64::from(pid)), KeyValue::new("process.command", command)])
+            .start_with_context(&tracer, &parent);
+        ProcessSpan(Some(span))
+    }
+
+    /// `exit_code` is `None` when the process was stopped.
+    fn end(self, exit_code: Option<i32>) {
+        use opentelemetry::trace::Span;
+        let Some(mut span) = self.0 else { return };
+        match exit_code {
+            Some(code) => span.set_attribute(KeyValue::new("process.exit.code", i64::from(code))),
+            None => span.set_attribute(KeyValue::new("error.type", "stopped")),
+        }
+        span.end();
     }
 }
 
