@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::runner::{self, RunnerContext};
+use super::spans;
 use crate::component::{Component, ComponentFuture};
 use crate::db::{Channel, DbResult, LockKind};
+use crate::telemetry::propagation;
 
 pub struct BuildTracker {
     ctx: RunnerContext,
@@ -103,6 +105,13 @@ impl BuildTracker {
     }
 
     async fn end_orphan(&self, build: &crate::db::Build) -> DbResult<()> {
+        // The build's span died with the node; this one, its child, ends
+        // the build's trace with what became of it.
+        let stored = self.ctx.db.build_span_context(build.id).await?;
+        let lost = stored.as_deref().map(propagation::restored_context).unwrap_or_default();
+        let info = runner::build_info(build, &self.ctx.external_url);
+        let facts = spans::BuildSpanFacts { info: &info, resource: None, url: None };
+        spans::end_build(&spans::start_build(&facts, &lost, Vec::new()), "errored", false);
         let events = EventLog::open(self.ctx.db.clone(), self.ctx.hub.clone(), build.id).await?;
         events.emit(BuildEvent::Error {
             origin: Origin::default(),

@@ -13,7 +13,7 @@ pub struct Atc {
     pub metrics_url: String,
     /// The generated local user's password (user `admin`).
     pub password: String,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Atc {
@@ -21,9 +21,17 @@ impl Atc {
     /// test's CONCOURSE_* or OTEL_* environment) and waits for its banner.
     pub fn quickstart(args: &[&str], env: &[(&str, &str)]) -> Atc {
         let data_dir = tempfile::tempdir().unwrap();
+        let mut atc = Atc::quickstart_in(data_dir.path(), args, env);
+        atc._data_dir = Some(data_dir);
+        atc
+    }
+
+    /// [`Atc::quickstart`] on a data directory the caller keeps (to start
+    /// atc again on the same data).
+    pub fn quickstart_in(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Atc {
         let mut command = Command::new(ATC);
         command
-            .args(["quickstart", "--data-dir", data_dir.path().to_str().unwrap()])
+            .args(["quickstart", "--data-dir", data_dir.to_str().unwrap()])
             .args(["--bind-port", "0", "--prometheus-bind-port", "0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -56,11 +64,17 @@ impl Atc {
         };
         // Keep draining stdout so atc never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Atc { child, url, metrics_url, password, _data_dir: data_dir }
+        Atc { child, url, metrics_url, password, _data_dir: None }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills atc without warning (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Stops atc as an operator would (SIGTERM) and returns how long it took to exit.

@@ -280,3 +280,89 @@ async fn prometheus_keeps_the_builds_trace_as_the_exemplar_of_its_duration() {
     }
     atc.terminate();
 }
+
+/// Aborting a build: its abort and ensure hooks still run inside its
+/// trace, under the build, never as roots of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_builds_hooks_stay_in_its_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let client = Client::login(&atc).await;
+    let pipeline = r#"
+jobs:
+- name: long
+  plan:
+  - task: wait
+    config: {platform: linux, run: {path: sleep, args: ["30"]}}
+    on_abort:
+      task: tidy
+      config: {platform: linux, run: {path: echo, args: [tidying]}}
+    ensure:
+      task: always
+      config: {platform: linux, run: {path: echo, args: [always]}}
+"#;
+    client.set_and_unpause("aborting", pipeline).await;
+    let trace_id = random_hex(16);
+    let path = format!("{}/api/v1/teams/main/pipelines/aborting/jobs/long/builds", client.url);
+    let traceparent = format!("00-{trace_id}-{}-01", random_hex(8));
+    let response =
+        client.http.post(path).bearer_auth(&client.token).header("traceparent", traceparent).send().await.unwrap();
+    let build: Value = response.json().await.unwrap();
+    // Abort once the task runs.
+    let url = format!("{}/api/v1/builds/{}", client.url, build["id"]);
+    let events = client.http.get(format!("{url}/events")).bearer_auth(&client.token).send().await.unwrap();
+    let mut stream = events.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("start-task") {
+        let chunk = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut stream)).await;
+        let Ok(Some(Ok(chunk))) = chunk else { panic!("the task never started: {seen}") };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let abort = client.http.put(format!("{url}/abort")).bearer_auth(&client.token).send().await.unwrap();
+    assert_eq!(abort.status(), 200);
+
+    let trace = trace_of_build(&receiver, &trace_id, "build aborting/long").await;
+    let root = trace.one("build aborting/long");
+    assert_eq!(root.attributes["cicd.pipeline.result"], "cancellation");
+    assert_eq!(trace.children(root), ["hook ensure", "hook on_abort", "task wait"]);
+    assert_eq!(trace.children(trace.one("hook on_abort")), ["task tidy"]);
+    assert_eq!(trace.children(trace.one("hook ensure")), ["task always"]);
+    assert_eq!(trace.one("task wait").attributes["cicd.pipeline.task.run.result"], "cancellation");
+    atc.terminate();
+}
+
+/// atc dies during a long task; the build it was running still ends in its
+/// own trace once atc is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_cut_short_by_a_crash_ends_in_its_own_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let data_dir = tempfile::tempdir().unwrap();
+    let args = ["--tracing-otlp-address", address.as_str()];
+    let first = Atc::quickstart_in(data_dir.path(), &args, &[FAST_EXPORT]);
+    let client = Client::login(&first).await;
+    let pipeline = "jobs:\n- name: long\n  plan:\n  - task: wait\n    config: {platform: linux, run: {path: sleep, args: ['3']}}\n";
+    client.set_and_unpause("crashing", pipeline).await;
+    let trace_id = random_hex(16);
+    let path = format!("{}/api/v1/teams/main/pipelines/crashing/jobs/long/builds", client.url);
+    let traceparent = format!("00-{trace_id}-{}-01", random_hex(8));
+    let response =
+        client.http.post(path).bearer_auth(&client.token).header("traceparent", traceparent).send().await.unwrap();
+    let build: Value = response.json().await.unwrap();
+    let events = client.http.get(format!("{}/api/v1/builds/{}/events", client.url, build["id"]));
+    let mut stream = events.bearer_auth(&client.token).send().await.unwrap().bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("start-task") {
+        let chunk = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut stream)).await;
+        let Ok(Some(Ok(chunk))) = chunk else { panic!("the task never started: {seen}") };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    first.kill();
+
+    let second = Atc::quickstart_in(data_dir.path(), &args, &[FAST_EXPORT]);
+    let ended = receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name == "build crashing/long").await;
+    assert_eq!(ended.attributes["cicd.pipeline.result"], "error");
+    assert_eq!(ended.attributes["cicd.pipeline.run.id"], build["id"].to_string());
+    second.terminate();
+}
