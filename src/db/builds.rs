@@ -129,6 +129,13 @@ enum FilterBind {
 
 impl Db {
     pub async fn create_build(&self, build: &NewBuild) -> DbResult<i64> {
+        let span = self.operation_span("db.build.create", "INSERT", "builds");
+        let created = self.insert_build(build).await;
+        span.end(&created);
+        created
+    }
+
+    async fn insert_build(&self, build: &NewBuild) -> DbResult<i64> {
         let (plan, nonce, public_plan) = match &build.plan {
             Some(plan) => {
                 let (sealed, nonce) = self.seal(&plan.private)?;

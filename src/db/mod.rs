@@ -18,6 +18,7 @@ mod notifications;
 mod pipelines;
 mod resources;
 mod scheduling;
+mod spans;
 mod teams;
 mod tokens;
 mod versions;
@@ -344,7 +345,12 @@ impl Db {
 
     /// Takes the lock on (`kind`, `id`) unless this or another node holds it.
     pub async fn try_lock(&self, kind: LockKind, id: i64) -> DbResult<Option<LockGuard>> {
-        self.locks.try_lock(kind, id).await
+        let mut span = self.operation_span("db.lock.acquire", "LOCK", "locks");
+        let locked = self.locks.try_lock(kind, id).await;
+        span.set(opentelemetry::KeyValue::new("concourse.lock.type", kind.name()));
+        span.set(opentelemetry::KeyValue::new("concourse.lock.acquired", matches!(locked, Ok(Some(_)))));
+        span.end(&locked);
+        locked
     }
 
     /// Checks that the database answers a query.

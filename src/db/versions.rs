@@ -78,6 +78,19 @@ impl Db {
         versions: &[(Value, Value)],
         span_context: Option<&str>,
     ) -> DbResult<Vec<i64>> {
+        let span = self.operation_span("db.resource_versions.save", "INSERT", "resource_versions");
+        let saved = self.insert_versions(owner, config_hash, versions, span_context).await;
+        span.end(&saved);
+        saved
+    }
+
+    async fn insert_versions(
+        &self,
+        owner: VersionOwner,
+        config_hash: &str,
+        versions: &[(Value, Value)],
+        span_context: Option<&str>,
+    ) -> DbResult<Vec<i64>> {
         let column = owner.column();
         let now = now();
         on_pool!(self, pool => {

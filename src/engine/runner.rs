@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{FutureExt, TraceContextExt};
 use tokio_util::sync::CancellationToken;
 
 use super::event::{BuildEvent, Origin};
@@ -126,7 +126,7 @@ pub async fn run_build(
                 stop.cancel();
             });
             let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root(), trace: trace.clone() };
-            let outcome = exec::run(&plan, &step_ctx).await;
+            let outcome = exec::run(&plan, &step_ctx).with_context(trace.clone()).await;
             watcher.abort();
             if outcome == Outcome::Interrupted && !state.is_aborted() {
                 state.step_error(&plan.id, "atc stopped while this build was running; its steps were stopped");

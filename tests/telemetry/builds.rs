@@ -10,6 +10,9 @@ use crate::atc_process::Atc;
 use crate::otlp_receiver::{OtlpReceiver, ReceivedSpan};
 use crate::{FAST_EXPORT, SERVER_KIND, WAIT, random_hex};
 
+/// OTLP's numbering of span kinds.
+const CLIENT_KIND: i32 = 3;
+
 const PIPELINE: &str = r#"
 resources:
 - name: r
@@ -165,6 +168,11 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     assert_eq!(api.parent_span_id, caller);
     let root = trace.one("build traced/passing");
     assert_eq!(root.parent_span_id, api.span_id, "the build is the child of the request that triggered it");
+    let create = trace.one("db.build.create");
+    assert_eq!(create.parent_span_id, api.span_id);
+    assert_eq!(create.kind, CLIENT_KIND);
+    assert_eq!(create.attributes["db.system.name"], "sqlite");
+    assert_eq!(create.attributes["db.collection.name"], "builds");
     assert_eq!(root.kind, SERVER_KIND);
     let attribute = |span: &ReceivedSpan, key: &str| span.attributes.get(key).cloned().unwrap_or_default();
     assert_eq!(attribute(root, "cicd.pipeline.name"), "traced/passing");
@@ -198,7 +206,7 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     assert_eq!(attribute(show, "concourse.step.type"), "task");
     let put = trace.one("put r");
     assert_eq!(attribute(put, "concourse.resource.name"), "r");
-    assert_eq!(trace.children(put), ["runtime.process"]);
+    assert_eq!(trace.children(put), ["db.resource_versions.save", "runtime.process"]);
 
     // The process under the task's span, as the local runtime saw it.
     assert_eq!(trace.children(show), ["runtime.process"]);
@@ -242,6 +250,10 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     let check = receiver.wait_for_span(WAIT, |s| s.name == "check r").await;
     assert_eq!(check.attributes["concourse.resource.name"], "r");
     assert_eq!(check.attributes["concourse.resource.type"], "mock");
+    let saved = receiver
+        .wait_for_span(WAIT, |s| s.name == "db.resource_versions.save" && s.parent_span_id == check.span_id)
+        .await;
+    assert_eq!(saved.attributes["db.operation.name"], "INSERT");
     assert_eq!(build.links, [(check.trace_id.clone(), check.span_id.clone())]);
     let get = receiver.wait_for_span(WAIT, |s| s.name == "get r" && s.trace_id == build.trace_id).await;
     assert_eq!(get.parent_span_id, build.span_id);

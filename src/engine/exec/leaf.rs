@@ -4,7 +4,7 @@ use super::{Outcome, StepContext, artifacts, load_var, resource_steps, set_pipel
 use crate::engine::plan::{Plan, Step};
 use crate::engine::spans::{self, StepSpanFacts};
 use crate::metric;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{FutureExt, TraceContextExt};
 
 /// Runs a leaf step, inside its span when it is one that does work of its
 /// own (a check's span is its build's).
@@ -26,7 +26,8 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
     };
     let trace = spans::start_step(&ctx.trace, &facts);
     let started = std::time::Instant::now();
-    let outcome = run_step(plan, &ctx.with_trace(trace.clone())).await;
+    // Current too, for the spans of code that takes no context (the database's).
+    let outcome = run_step(plan, &ctx.with_trace(trace.clone())).with_context(trace.clone()).await;
     let span = trace.span().span_context().clone();
     metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();
     spans::end_step(&trace, &outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out());
