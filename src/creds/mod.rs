@@ -8,11 +8,14 @@ mod dummy;
 use std::future::Future;
 use std::pin::Pin;
 
+use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
+use opentelemetry::{Context, KeyValue, global};
 use serde_json::Value;
 
 pub use dummy::Dummy;
 
 use crate::config::vars::VarRef;
+use crate::telemetry::TRACER_NAME;
 
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send + 'a>>;
 
@@ -23,6 +26,37 @@ pub trait CredentialManager: Send + Sync {
     /// The value of `var` for a build of `team` (and `pipeline`), without
     /// its fields (the caller walks into them); `Ok(None)` when undefined.
     fn lookup<'a>(&'a self, team: &'a str, pipeline: Option<&'a str>, var: &'a VarRef) -> LookupFuture<'a>;
+}
+
+/// Looks `var` up in `manager`, inside a `creds.lookup` span (under the
+/// current step or check) and counted: every manager gets the same
+/// telemetry, which names the var but never holds its value.
+pub async fn lookup(
+    manager: &dyn CredentialManager,
+    team: &str,
+    pipeline: Option<&str>,
+    var: &VarRef,
+) -> Result<Option<Value>, String> {
+    let parent = Context::current();
+    let tracer = global::tracer(TRACER_NAME);
+    let mut span = tracer
+        .span_builder("creds.lookup")
+        .with_kind(SpanKind::Internal)
+        .with_attributes([
+            KeyValue::new("concourse.creds.manager", manager.name()),
+            KeyValue::new("concourse.secret.path", var.path.clone()),
+            KeyValue::new("concourse.cache.hit", false),
+        ])
+        .start_with_context(&tracer, &parent);
+    let asked = std::time::Instant::now();
+    let found = manager.lookup(team, pipeline, var).await;
+    crate::metric::CredsLookedUp { manager: manager.name(), cache_hit: false, duration: asked.elapsed() }.emit();
+    match &found {
+        Ok(value) => span.set_attribute(KeyValue::new("concourse.secret.found", value.is_some())),
+        Err(message) => span.set_status(Status::error(message.clone())),
+    }
+    span.end();
+    found
 }
 
 /// The manager for atc as a whole: none configured means no secrets.

@@ -246,10 +246,7 @@ impl BuildState {
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
-                let asked = std::time::Instant::now();
-                let value = manager.lookup(&self.info.team_name, pipeline, &base).await?;
-                crate::metric::CredsLookedUp { manager: manager.name(), cache_hit: false, duration: asked.elapsed() }
-                    .emit();
+                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base).await?;
                 if let Some(value) = &value {
                     self.remember_secret(value);
                 }

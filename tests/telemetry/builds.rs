@@ -23,6 +23,7 @@ jobs:
   plan:
   - get: r
   - task: show
+    params: {GREETING: ((greeting))}
     config:
       platform: linux
       run: {path: sh, args: [-c, 'echo "tp=$TRACEPARENT"']}
@@ -155,7 +156,8 @@ fn event<'a>(span: &'a ReceivedSpan, name: &str) -> &'a HashMap<String, String> 
 async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     let receiver = OtlpReceiver::start().await;
     let address = receiver.grpc_addr.to_string();
-    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let args = ["--tracing-otlp-address", &address, "--dummy-creds-var", "greeting:psst"];
+    let atc = Atc::quickstart(&args, &[FAST_EXPORT]);
     let client = Client::login(&atc).await;
     client.set_and_unpause("traced", PIPELINE).await;
 
@@ -208,9 +210,15 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     assert_eq!(attribute(put, "concourse.resource.name"), "r");
     assert_eq!(trace.children(put), ["db.resource_versions.save", "runtime.process"]);
 
-    // The process under the task's span, as the local runtime saw it.
-    assert_eq!(trace.children(show), ["runtime.process"]);
-    let process = trace.0.iter().find(|s| s.parent_span_id == show.span_id).unwrap();
+    // The process under the task's span, as the local runtime saw it, and
+    // the credential it needed (named, never its value).
+    assert_eq!(trace.children(show), ["creds.lookup", "runtime.process"]);
+    let lookup = trace.one("creds.lookup");
+    assert_eq!(attribute(lookup, "concourse.creds.manager"), "dummy");
+    assert_eq!(attribute(lookup, "concourse.secret.path"), "greeting");
+    assert_eq!(attribute(lookup, "concourse.secret.found"), "true");
+    assert!(!format!("{lookup:?}").contains("psst"), "the value never reaches a span");
+    let process = trace.0.iter().find(|s| s.name == "runtime.process" && s.parent_span_id == show.span_id).unwrap();
     assert_eq!(attribute(process, "process.command"), "sh");
     assert_eq!(attribute(process, "process.exit.code"), "0");
     assert!(attribute(process, "process.pid").parse::<u32>().is_ok());
