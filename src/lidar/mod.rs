@@ -77,13 +77,14 @@ pub async fn request_check(db: &Db, target: &CheckTarget<'_>, from: Option<Value
 }
 
 /// A check the interval made due: skipped when another node is starting
-/// one, or one is still running.
-async fn start_due_check(db: &Db, target: &CheckTarget<'_>) -> DbResult<()> {
-    let Some(_lock) = db.try_lock(lock_kind(target.owner), owner_id(target.owner)).await? else { return Ok(()) };
-    if db.check_in_progress(target.owner).await?.is_none() {
-        create_check_build(db, target, None).await?;
+/// one, or one is still running. Returns whether it started one.
+async fn start_due_check(db: &Db, target: &CheckTarget<'_>) -> DbResult<bool> {
+    let Some(_lock) = db.try_lock(lock_kind(target.owner), owner_id(target.owner)).await? else { return Ok(false) };
+    if db.check_in_progress(target.owner).await?.is_some() {
+        return Ok(false);
     }
-    Ok(())
+    create_check_build(db, target, None).await?;
+    Ok(true)
 }
 
 fn lock_kind(owner: VersionOwner) -> LockKind {
@@ -168,6 +169,8 @@ impl Checker {
 
     /// Starts a check of every resource and resource type that is due.
     pub async fn check_due(&self) -> DbResult<()> {
+        let began = std::time::SystemTime::now();
+        let mut started = 0u64;
         let now = crate::db::now();
         let due = |last_check_end: i64, every: Option<Duration>| {
             every.is_some_and(|every| last_check_end == 0 || now - last_check_end >= every.as_secs() as i64)
@@ -188,7 +191,7 @@ impl Checker {
                         config,
                         resource_types: &type_configs,
                     };
-                    start_due_check(&self.db, &target).await?;
+                    started += u64::from(start_due_check(&self.db, &target).await?);
                 }
             }
             for resource in self.db.pipeline_resources(pipeline.id).await? {
@@ -201,9 +204,13 @@ impl Checker {
                         config: &config,
                         resource_types: &type_configs,
                     };
-                    start_due_check(&self.db, &target).await?;
+                    started += u64::from(start_due_check(&self.db, &target).await?);
                 }
             }
+        }
+        if started > 0 {
+            let attributes = vec![opentelemetry::KeyValue::new("concourse.checks.started", started as i64)];
+            crate::telemetry::record_component_work("lidar.scan", began, attributes);
         }
         Ok(())
     }

@@ -18,7 +18,9 @@ use crate::db::{
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
 use crate::engine::event::{BuildEvent, Origin};
 use crate::lidar::{CheckTarget, request_check};
+use crate::telemetry;
 use algorithm::{History, InputSpec, VersionChoice, VersionEntry};
+use opentelemetry::KeyValue;
 
 pub struct Scheduler {
     db: Db,
@@ -62,8 +64,20 @@ impl Scheduler {
                 }
                 // Another node may be scheduling this job right now.
                 let Some(_lock) = self.db.try_lock(LockKind::SchedulingJob, job.id).await? else { continue };
-                if let Err(err) = self.schedule_job(&state, job, config).await {
-                    tracing::warn!(job = %job.name, pipeline = %state.pipeline.name, error = %err, "cannot schedule job");
+                let began = std::time::SystemTime::now();
+                match self.schedule_job(&state, job, config).await {
+                    Ok(false) => {}
+                    Ok(true) => telemetry::record_component_work(
+                        "scheduler.schedule_job",
+                        began,
+                        vec![
+                            KeyValue::new("concourse.pipeline.name", state.pipeline.name.clone()),
+                            KeyValue::new("concourse.job.name", job.name.clone()),
+                        ],
+                    ),
+                    Err(err) => {
+                        tracing::warn!(job = %job.name, pipeline = %state.pipeline.name, error = %err, "cannot schedule job")
+                    }
                 }
             }
         }
@@ -134,7 +148,8 @@ impl Scheduler {
         })
     }
 
-    async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<()> {
+    /// Returns whether it created or started a build.
+    async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<bool> {
         let db = &self.db;
         let job_ids: HashMap<&str, i64> = state.jobs.iter().map(|(j, _)| (j.name.as_str(), j.id)).collect();
         let mut specs = Vec::new();
@@ -182,7 +197,8 @@ impl Scheduler {
         let pending = db.pending_builds(job.id).await?;
         let new_trigger =
             next.as_ref().is_some_and(|n| n.iter().any(|i| i.first_occurrence && triggers.contains(&i.name)));
-        if new_trigger && pending.is_empty() {
+        let created = new_trigger && pending.is_empty();
+        if created {
             let number = db.next_build_number(job.id).await?;
             db.create_build(&NewBuild {
                 team_id: state.pipeline.team_id,
@@ -194,7 +210,8 @@ impl Scheduler {
             .await?;
             crate::metric::JobScheduled.emit();
         }
-        self.start_pending(state, job, config, next.as_deref()).await
+        let started = self.start_pending(state, job, config, next.as_deref()).await?;
+        Ok(created || started)
     }
 
     /// A manual trigger runs with what its inputs have now: inputs without
@@ -227,14 +244,15 @@ impl Scheduler {
         Ok(waiting)
     }
 
-    /// Starts the job's pending builds, oldest first, while its limits allow.
+    /// Starts the job's pending builds, oldest first, while its limits
+    /// allow; returns whether it started (or ended) any.
     async fn start_pending(
         &self,
         state: &PipelineState,
         job: &Job,
         config: &config::Job,
         next: Option<&[NextInput]>,
-    ) -> DbResult<()> {
+    ) -> DbResult<bool> {
         let db = &self.db;
         let limit = config.max_in_flight();
         // Jobs sharing a serial group count against one another.
@@ -248,6 +266,7 @@ impl Scheduler {
                 .map(|(j, _)| j.id)
                 .collect()
         };
+        let mut changed = false;
         for build in db.pending_builds(job.id).await? {
             if limit > 0 && db.running_builds(&group).await? >= limit {
                 break;
@@ -278,6 +297,7 @@ impl Scheduler {
                 versions: &versions,
             };
             let job_json: Value = serde_json::from_str(&job.config).unwrap_or(Value::Null);
+            changed = true;
             match compile_job(&job_json, &ctx, &mut PlanIds::starting_at(build.id as u64 * 1000)) {
                 Ok(plan) => {
                     let private = serde_json::to_string(&plan).unwrap_or_default();
@@ -304,6 +324,6 @@ impl Scheduler {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 }

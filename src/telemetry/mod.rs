@@ -9,6 +9,7 @@
 //!   `tracing` span started without a parent becomes its child.
 //! - `propagation::environment_for(&cx)` gives `TRACEPARENT` for a process.
 
+mod component_span;
 pub mod config;
 mod export_runtime;
 mod gcp;
@@ -32,6 +33,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _, Tracer};
 use tokio::time::Instant;
 
+pub use component_span::record_component_work;
 pub use config::{GOOGLE_TELEMETRY_ENDPOINT, GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig};
 pub use config::{Protocol, TelemetryConfig, TracingConfig, parse_sampling_rate};
 pub use http_server::{HttpTelemetryLayer, TRACER_NAME, current_context};

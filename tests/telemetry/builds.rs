@@ -265,6 +265,15 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     assert_eq!(build.links, [(check.trace_id.clone(), check.span_id.clone())]);
     let get = receiver.wait_for_span(WAIT, |s| s.name == "get r" && s.trace_id == build.trace_id).await;
     assert_eq!(get.parent_span_id, build.span_id);
+
+    // The components say when they did something, and only then.
+    let scan = receiver.wait_for_span(WAIT, |s| s.name == "lidar.scan").await;
+    assert!(scan.parent_span_id.is_empty());
+    let scheduled = receiver.wait_for_span(WAIT, |s| s.name == "scheduler.schedule_job").await;
+    assert_eq!(scheduled.attributes["concourse.job.name"], "auto");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let passes = receiver.spans().iter().filter(|s| s.name == "scheduler.schedule_job").count();
+    assert_eq!(passes, 1, "idle scheduling passes leave no spans");
     atc.terminate();
 }
 
