@@ -61,6 +61,7 @@ pub fn spawn(component: Arc<dyn Component>, db: Db, interval: Duration, shutdown
             }
             if let Err(err) = component.tick().await {
                 tracing::warn!(component = name, error = %err, "component tick failed");
+                crate::metric::SystemErrored { component: name, error_type: "tick_failed" }.emit();
             }
             if let Err(err) = db.record_component_run(name).await {
                 tracing::warn!(component = name, error = %err, "cannot record component run");

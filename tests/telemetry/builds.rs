@@ -395,3 +395,32 @@ async fn a_build_cut_short_by_a_crash_ends_in_its_own_trace() {
     assert_eq!(ended.attributes["cicd.pipeline.run.id"], build["id"].to_string());
     second.terminate();
 }
+
+/// The CI/CD instruments over OTLP: the run's duration and result, its
+/// steps' durations, and the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_metrics_arrive_over_otlp() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--metrics-otlp-address", &address, "--metrics-otlp-interval", "500ms"], &[]);
+    let client = Client::login(&atc).await;
+    client.set_and_unpause("counted", PIPELINE).await;
+    let (build, _) = client.trigger("counted", "failing", &format!("00-{}-{}-01", random_hex(16), random_hex(8))).await;
+    assert_eq!(build["status"], "failed");
+
+    let run = receiver
+        .wait_for_metric(WAIT, |m| {
+            m.name == "cicd.pipeline.run.duration"
+                && m.point_attributes
+                    .iter()
+                    .any(|p| p.get("cicd.pipeline.name").map(String::as_str) == Some("counted/failing"))
+        })
+        .await;
+    let point = run.point_attributes.iter().find(|p| p["cicd.pipeline.name"] == "counted/failing").unwrap();
+    assert_eq!(point["cicd.pipeline.result"], "failure");
+    let steps = receiver.wait_for_metric(WAIT, |m| m.name == "concourse.step.duration").await;
+    assert!(steps.point_attributes.iter().any(|p| p["concourse.step.type"] == "task"), "{steps:?}");
+    let workers = receiver.wait_for_metric(WAIT, |m| m.name == "cicd.worker.count").await;
+    assert!(workers.point_attributes.iter().any(|p| p["cicd.worker.state"] == "available"), "{workers:?}");
+    atc.terminate();
+}
