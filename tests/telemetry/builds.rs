@@ -250,7 +250,7 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     let address = receiver.grpc_addr.to_string();
     let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
     let client = Client::login(&atc).await;
-    let pipeline = "resources:\n- name: r\n  type: mock\n  source: {initial_version: v1}\njobs:\n- name: auto\n  plan:\n  - get: r\n    trigger: true\n";
+    let pipeline = "resources:\n- name: r\n  type: mock\n  webhook_token: tok\n  source: {initial_version: v1}\njobs:\n- name: auto\n  plan:\n  - get: r\n    trigger: true\n";
     client.set_and_unpause("scheduled", pipeline).await;
 
     let build = receiver.wait_for_span(WAIT, |s| s.name == "build scheduled/auto").await;
@@ -274,6 +274,17 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let passes = receiver.spans().iter().filter(|s| s.name == "scheduler.schedule_job").count();
     assert_eq!(passes, 1, "idle scheduling passes leave no spans");
+
+    // A webhook's check is part of the webhook request's trace.
+    let (trace_id, caller) = (random_hex(16), random_hex(8));
+    let webhook =
+        format!("{}/api/v1/teams/main/pipelines/scheduled/resources/r/check/webhook?webhook_token=tok", client.url);
+    let response =
+        client.http.post(webhook).header("traceparent", format!("00-{trace_id}-{caller}-01")).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let request = receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name.starts_with("POST")).await;
+    let check = receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name == "check r").await;
+    assert_eq!(check.parent_span_id, request.span_id);
     atc.terminate();
 }
 
