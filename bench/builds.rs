@@ -5,8 +5,8 @@
 //!   time from `POST J/builds` until its event stream delivers the first
 //!   `log` event, over 200 builds, next to the bare cost of spawning `echo
 //!   hi` and reading its line; the difference is atc's own share;
-//! - throughput: 1,000 trivial builds across 50 serial jobs, all triggered
-//!   at once, on SQLite and on PostgreSQL;
+//! - throughput: 1,000 trivial builds across 50 serial jobs, triggered by
+//!   50 clients at once, on SQLite and on PostgreSQL;
 //! - fan-out: 100 watchers on one build of 200 log lines; each must get
 //!   every event; the delay is each arrival's lag behind the first watcher
 //!   to get the same event (event times are whole seconds, too coarse).
@@ -89,7 +89,8 @@ async fn follow(server: &TestServer, token: &str, build: i64, mut on_event: impl
 async fn latency() {
     let server = TestServer::start(Backend::Sqlite).await;
     let token = server.admin_token().await;
-    let pipeline = "jobs:\n- name: hi\n  plan:\n  - task: hi\n    config: {platform: linux, run: {path: echo, args: [hi]}}\n";
+    let pipeline =
+        "jobs:\n- name: hi\n  plan:\n  - task: hi\n    config: {platform: linux, run: {path: echo, args: [hi]}}\n";
     server.set_and_unpause(&token, "latency", pipeline).await;
 
     let mut through_atc = Vec::with_capacity(LATENCY_BUILDS);
@@ -144,11 +145,21 @@ async fn throughput(backend: Backend) {
     server.set_and_unpause(&token, "throughput", &pipeline).await;
 
     let total = THROUGHPUT_JOBS * BUILDS_PER_JOB;
+    let server = std::sync::Arc::new(server);
     let started = Instant::now();
-    for _ in 0..BUILDS_PER_JOB {
-        for job in 0..THROUGHPUT_JOBS {
-            trigger(&server, &token, "throughput", &format!("job-{job}")).await;
-        }
+    // One client per job, as many users triggering at once would.
+    let triggering: Vec<_> = (0..THROUGHPUT_JOBS)
+        .map(|job| {
+            let (server, token) = (server.clone(), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..BUILDS_PER_JOB {
+                    trigger(&server, &token, "throughput", &format!("job-{job}")).await;
+                }
+            })
+        })
+        .collect();
+    for client in triggering {
+        client.await.unwrap();
     }
     let triggered = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -170,7 +181,13 @@ async fn throughput(backend: Backend) {
         total as f64 / elapsed.as_secs_f64(),
         triggered.as_secs_f64()
     );
-    server.stop().await;
+    stop(server).await;
+}
+
+async fn stop(server: std::sync::Arc<TestServer>) {
+    if let Ok(server) = std::sync::Arc::try_unwrap(server) {
+        server.stop().await;
+    }
 }
 
 async fn fan_out() {
@@ -226,4 +243,5 @@ async fn fan_out() {
         ms(median),
         ms(p99)
     );
+    stop(server).await;
 }

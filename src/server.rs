@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -154,6 +155,13 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
     // The peer address becomes the request span's client.address.
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
+    // Without TCP_NODELAY, an event stream's small frames wait for the
+    // client's delayed ACK (40 ms each on Linux) before they leave.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
