@@ -589,7 +589,7 @@ jobs:
         params: {N: "1"}
         config: &say
           platform: linux
-          run: {path: sh, args: [-c, 'echo "start $N"; sleep 0.3; echo "end $N"']}
+          run: {path: sh, args: [-c, 'echo "start $N"; sleep 1; echo "end $N"']}
       - {task: two, config: *say, params: {N: "2"}}
 - name: unlimited
   plan:
