@@ -14,6 +14,14 @@ pub enum VersionOwner {
 }
 
 impl VersionOwner {
+    /// The table of the owner itself.
+    fn table(self) -> &'static str {
+        match self {
+            VersionOwner::Resource(_) => "resources",
+            VersionOwner::ResourceType(_) => "resource_types",
+        }
+    }
+
     fn column(self) -> &'static str {
         match self {
             VersionOwner::Resource(_) => "resource_id",
@@ -93,8 +101,14 @@ impl Db {
     ) -> DbResult<Vec<i64>> {
         let column = owner.column();
         let now = now();
+        let table = owner.table();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            // Checks of one resource running at once (a manual one next to
+            // the periodic one) take turns: this locks the owner's row on
+            // PostgreSQL; SQLite's write transactions are serial already.
+            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET id = id WHERE id = $1")))
+                .bind(owner.id()).execute(&mut *tx).await?;
             let mut ids = Vec::with_capacity(versions.len());
             for (version, metadata) in versions {
                 let digest = version_digest(version);
@@ -227,10 +241,7 @@ impl Db {
 
     /// Records when a resource (or type) was checked and how it went.
     pub async fn record_check(&self, owner: VersionOwner, started: i64, error: Option<&str>) -> DbResult<()> {
-        let table = match owner {
-            VersionOwner::Resource(_) => "resources",
-            VersionOwner::ResourceType(_) => "resource_types",
-        };
+        let table = owner.table();
         on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET last_check_start = $1, last_check_end = $2, check_error = $3 WHERE id = $4"
         ))).bind(started).bind(now()).bind(error).bind(owner.id()).execute(pool).await.map(|r| r.rows_affected()))?;

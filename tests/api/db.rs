@@ -229,7 +229,30 @@ async fn notifications_reach_every_node(backend: Backend) {
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), on_a.recv()).await.unwrap().unwrap(), "job-1");
 }
 
+/// Two checks of one resource saving the same new versions at once (a
+/// manual check next to the periodic one, maybe on two nodes): both
+/// succeed and each version exists once.
+async fn concurrent_checks_save_each_version_once(backend: Backend) {
+    let test_db = TestDb::migrated(backend).await;
+    let (team, _) = test_db.db.save_team("main", &auth("owner", "local:admin")).await.unwrap();
+    let saved = test_db
+        .db
+        .save_pipeline(team.id, &PipelineRef::named("p"), &spec(&[("j", None)], &["r"]), None, false)
+        .await
+        .unwrap();
+    let resource = test_db.db.find_resource(saved.pipeline_id, "r").await.unwrap().unwrap();
+    let owner = atc::db::VersionOwner::Resource(resource.id);
+    let batch: Vec<_> = (0..20).map(|i| (serde_json::json!({ "v": i.to_string() }), serde_json::json!([]))).collect();
+    let nodes = [test_db.db.clone(), another_node(&test_db).await, test_db.db.clone(), another_node(&test_db).await];
+    let saves = nodes.iter().map(|db| db.save_versions(owner, &resource.config_hash, &batch, None));
+    for saved in futures_util::future::join_all(saves).await {
+        assert_eq!(saved.expect("every concurrent save succeeds").len(), batch.len());
+    }
+    assert_eq!(test_db.count("SELECT COUNT(*) FROM resource_versions").await, batch.len() as i64);
+}
+
 on_both_backends!(
+    concurrent_checks_save_each_version_once,
     locks_are_exclusive_across_nodes,
     notifications_reach_every_node,
     migrations_apply_once_and_report_versions,
