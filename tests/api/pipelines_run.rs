@@ -139,3 +139,42 @@ async fn a_webhook_with_the_right_token_checks_the_resource(backend: Backend) {
 }
 
 on_both_backends!(a_webhook_with_the_right_token_checks_the_resource);
+
+const TASK_FILES: &str = r#"
+resources:
+- name: tasks
+  type: mock
+  source:
+    create_files:
+      greet.yml: |
+        platform: linux
+        run: {path: echo, args: [hello from a task file]}
+jobs:
+- name: from-file
+  plan:
+  - get: tasks
+  - task: greet
+    file: tasks/greet.yml
+- name: missing-file
+  plan:
+  - get: tasks
+  - task: greet
+    file: tasks/nowhere.yml
+"#;
+
+/// A task's config from a file of an artifact; a file that is not there
+/// errors the step, naming it.
+async fn task_files_come_from_artifacts(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "files", TASK_FILES).await;
+    let (_, found) = server.trigger_and_watch(&token, "files", "from-file").await;
+    assert_eq!(found.status(), "succeeded", "{}", found.output());
+    assert!(found.log().contains("hello from a task file"));
+    let (_, missing) = server.trigger_and_watch(&token, "files", "missing-file").await;
+    assert_eq!(missing.status(), "errored");
+    assert!(missing.output().contains("tasks/nowhere.yml"), "{}", missing.output());
+    server.stop().await;
+}
+
+on_both_backends!(task_files_come_from_artifacts);
