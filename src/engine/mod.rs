@@ -11,6 +11,7 @@ pub mod spans;
 pub mod state;
 pub mod step_log;
 pub mod tracker;
+pub mod waiting;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,6 +14,7 @@ use super::event_log::EventLog;
 use super::exec::{Outcome, StepContext, run};
 use super::plan::Plan;
 use super::spans;
+use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
 use crate::db::Db;
@@ -68,6 +69,8 @@ pub struct BuildState {
     produced: Mutex<Vec<Artifact>>,
     /// Exit statuses of step processes by plan id.
     exit_statuses: Mutex<HashMap<String, i32>>,
+    /// Steps preparing to run, by plan id.
+    waiting: Mutex<HashMap<String, Waiting>>,
 }
 
 impl BuildState {
@@ -91,6 +94,7 @@ impl BuildState {
             timed_out: AtomicBool::new(false),
             produced: Mutex::new(Vec::new()),
             exit_statuses: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -130,6 +134,23 @@ impl BuildState {
         let outcome = run(plan, &ctx.with_trace(trace.clone())).await;
         spans::end_hook(&trace, &outcome);
         outcome
+    }
+
+    /// A step began preparing: it counts as waiting until it starts (or ends).
+    pub fn step_initializing(&self, plan_id: &str, step_type: &'static str) {
+        let waiting = Waiting::begin(step_type);
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), waiting);
+    }
+
+    /// The step's process is about to run: it waits no more.
+    pub fn step_starting(&self, plan_id: &str, trace: &opentelemetry::Context) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
+        spans::step_starting(trace);
+    }
+
+    /// The step ended, whether it got to run or not.
+    pub fn step_ended(&self, plan_id: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
     }
 
     /// Remembers the exit status of a step's process for its span.

@@ -210,7 +210,7 @@ impl Checker {
         }
         if started > 0 {
             let attributes = vec![opentelemetry::KeyValue::new("concourse.checks.started", started as i64)];
-            crate::telemetry::record_component_work("lidar.scan", began, attributes);
+            crate::telemetry::record_component_work("lidar.scan", began, attributes, Vec::new());
         }
         Ok(())
     }

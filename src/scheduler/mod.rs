@@ -7,6 +7,7 @@
 pub mod algorithm;
 
 use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -40,6 +41,14 @@ impl Component for Scheduler {
     }
 }
 
+/// What scheduling one job did, for its span.
+struct JobPass {
+    /// It created or started a build.
+    did_work: bool,
+    /// When resolving its inputs began and ended.
+    resolution: (SystemTime, SystemTime),
+}
+
 /// One pipeline's state for a scheduling pass.
 struct PipelineState {
     pipeline: Pipeline,
@@ -66,14 +75,15 @@ impl Scheduler {
                 let Some(_lock) = self.db.try_lock(LockKind::SchedulingJob, job.id).await? else { continue };
                 let began = std::time::SystemTime::now();
                 match self.schedule_job(&state, job, config).await {
-                    Ok(false) => {}
-                    Ok(true) => telemetry::record_component_work(
+                    Ok(pass) if !pass.did_work => {}
+                    Ok(pass) => telemetry::record_component_work(
                         "scheduler.schedule_job",
                         began,
                         vec![
                             KeyValue::new("concourse.pipeline.name", state.pipeline.name.clone()),
                             KeyValue::new("concourse.job.name", job.name.clone()),
                         ],
+                        vec![self.resolution_span(job, pass.resolution)],
                     ),
                     Err(err) => {
                         tracing::warn!(job = %job.name, pipeline = %state.pipeline.name, error = %err, "cannot schedule job")
@@ -148,8 +158,27 @@ impl Scheduler {
         })
     }
 
-    /// Returns whether it created or started a build.
-    async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<bool> {
+    /// The input resolution of a pass that did work, as a database span.
+    fn resolution_span(&self, job: &Job, (started, ended): (SystemTime, SystemTime)) -> telemetry::WorkStep {
+        let system = match self.db.backend() {
+            crate::db::Backend::Postgres => "postgresql",
+            crate::db::Backend::Sqlite => "sqlite",
+        };
+        telemetry::WorkStep {
+            name: "db.job_inputs.resolve",
+            kind: opentelemetry::trace::SpanKind::Client,
+            started,
+            ended,
+            attributes: vec![
+                KeyValue::new("db.system.name", system),
+                KeyValue::new("db.operation.name", "RESOLVE"),
+                KeyValue::new("db.collection.name", "next_build_inputs"),
+                KeyValue::new("concourse.job.name", job.name.clone()),
+            ],
+        }
+    }
+
+    async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<JobPass> {
         let db = &self.db;
         let job_ids: HashMap<&str, i64> = state.jobs.iter().map(|(j, _)| (j.name.as_str(), j.id)).collect();
         let mut specs = Vec::new();
@@ -171,6 +200,7 @@ impl Scheduler {
                 version: self.version_choice(resource, &input.version).await?,
             });
         }
+        let resolving = SystemTime::now();
         let mut history = state.history.clone();
         history.used = db.job_input_usage(job.id).await?;
         let next = match algorithm::resolve(&specs, &history) {
@@ -194,6 +224,7 @@ impl Scheduler {
             }
         };
 
+        let resolution = (resolving, SystemTime::now());
         let pending = db.pending_builds(job.id).await?;
         let new_trigger =
             next.as_ref().is_some_and(|n| n.iter().any(|i| i.first_occurrence && triggers.contains(&i.name)));
@@ -211,7 +242,7 @@ impl Scheduler {
             crate::metric::JobScheduled.emit();
         }
         let started = self.start_pending(state, job, config, next.as_deref()).await?;
-        Ok(created || started)
+        Ok(JobPass { did_work: created || started, resolution })
     }
 
     /// A manual trigger runs with what its inputs have now: inputs without

@@ -33,7 +33,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _, Tracer};
 use tokio::time::Instant;
 
-pub use component_span::record_component_work;
+pub use component_span::{WorkStep, record_component_work};
 pub use config::{GOOGLE_TELEMETRY_ENDPOINT, GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig};
 pub use config::{Protocol, TelemetryConfig, TracingConfig, parse_sampling_rate};
 pub use http_server::{HttpTelemetryLayer, TRACER_NAME, current_context};

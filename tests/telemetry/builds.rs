@@ -271,6 +271,10 @@ async fn a_scheduled_build_links_to_the_check_that_found_its_version() {
     assert!(scan.parent_span_id.is_empty());
     let scheduled = receiver.wait_for_span(WAIT, |s| s.name == "scheduler.schedule_job").await;
     assert_eq!(scheduled.attributes["concourse.job.name"], "auto");
+    let resolved = receiver.wait_for_span(WAIT, |s| s.name == "db.job_inputs.resolve").await;
+    assert_eq!(resolved.parent_span_id, scheduled.span_id);
+    assert_eq!(resolved.kind, CLIENT_KIND);
+    assert_eq!(resolved.attributes["db.system.name"], "sqlite");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let passes = receiver.spans().iter().filter(|s| s.name == "scheduler.schedule_job").count();
     assert_eq!(passes, 1, "idle scheduling passes leave no spans");
@@ -306,6 +310,8 @@ async fn prometheus_keeps_the_builds_trace_as_the_exemplar_of_its_duration() {
         "concourse_builds_finished_total{team=\"main\",pipeline=\"measured\",job=\"failing\",status=\"failed\"} 1";
     assert!(classic.contains(finished), "{classic}");
     assert!(classic.contains("concourse_steps_duration_seconds_count{type=\"task\"}"), "{classic}");
+    // Steps waited (while preparing) and no longer do.
+    assert!(classic.contains("concourse_steps_waiting{type=\"task\"} 0"), "{classic}");
 
     let target = atc.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
     let prometheus = crate::prometheus::Prometheus::scraping(&target).await;

@@ -25,10 +25,12 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
         url: ctx.build.build_env().build_url(),
     };
     let trace = spans::start_step(&ctx.trace, &facts);
+    ctx.build.step_initializing(&plan.id, step_type);
     let started = std::time::Instant::now();
     // Current too, for the spans of code that takes no context (the database's).
     let outcome = run_step(plan, &ctx.with_trace(trace.clone())).with_context(trace.clone()).await;
     let span = trace.span().span_context().clone();
+    ctx.build.step_ended(&plan.id);
     metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();
     spans::end_step(&trace, &outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out());
     outcome

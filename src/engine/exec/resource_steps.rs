@@ -7,7 +7,6 @@ use super::{Outcome, StepContext};
 use crate::db::{Channel, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
-use crate::engine::spans;
 use crate::engine::state::FetchedVersion;
 use crate::engine::step_log::StepLog;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
@@ -108,7 +107,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
         build.events.emit(BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() });
-        spans::step_starting(&ctx.trace);
+        build.step_starting(plan_id, &ctx.trace);
         let fetched = resource::get(
             build.runtime.as_ref(),
             run(ctx, plan_id, "get", &plan.name, &plan.image),
@@ -204,7 +203,7 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
             resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
         }
         build.events.emit(BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() });
-        spans::step_starting(&ctx.trace);
+        build.step_starting(plan_id, &ctx.trace);
         let produced =
             resource::put(build.runtime.as_ref(), resource_run, &source, params(&params_value), &inputs).await?;
         let version = version_json(&produced.version);

@@ -7,7 +7,6 @@ use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
-use crate::engine::spans;
 use crate::engine::step_log::StepLog;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
@@ -190,7 +189,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         time: crate::db::now(),
     });
     build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
-    spans::step_starting(&ctx.trace);
+    build.step_starting(plan_id, &ctx.trace);
     let ran = build.runtime.run(spec, log, ctx.cancel.clone()).await;
     if let Ok(outcome) = &ran {
         build.record_exit_status(plan_id, outcome.exit_code);
