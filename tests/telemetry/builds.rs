@@ -239,6 +239,21 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     let show = trace.one("task show");
     assert_eq!(event(show, "step.finished")["exit_status"], "3");
     assert_eq!(attribute(show, "cicd.pipeline.task.run.result"), "failure");
+
+    // A rerun is its own trace (its request's), linked to the build it repeats.
+    let (rerun_trace, caller) = (random_hex(16), random_hex(8));
+    let rerun = client
+        .http
+        .post(format!("{}/api/v1/teams/main/pipelines/traced/jobs/failing/builds/1", client.url))
+        .bearer_auth(&client.token)
+        .header("traceparent", format!("00-{rerun_trace}-{caller}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rerun.status(), 200);
+    let repeated =
+        receiver.wait_for_span(WAIT, |s| s.trace_id == rerun_trace && s.name == "build traced/failing").await;
+    assert_eq!(repeated.links, [(root.trace_id.clone(), root.span_id.clone())]);
     atc.terminate();
 }
 
