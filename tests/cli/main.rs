@@ -399,10 +399,15 @@ async fn a_build_running_when_atc_dies_is_ended_after_the_restart() {
             build["status"].as_str().unwrap().to_string()
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(format!("{}{build_path}", first.url)).await != "started" {
-        assert!(Instant::now() < deadline, "the build never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Kill atc once the task runs (a started build not yet taken up would
+    // simply run after the restart).
+    let events = http.get(format!("{}{build_path}/events", first.url)).bearer_auth(&token).send().await.unwrap();
+    let mut stream = events.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"payload\":\"waiting") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), futures_util::StreamExt::next(&mut stream)).await;
+        let Ok(Some(Ok(chunk))) = chunk else { panic!("the task never ran: {seen}") };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
