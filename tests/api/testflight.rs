@@ -486,7 +486,7 @@ async fn renames_keep_history(backend: Backend) {
     let renamed = fixture("rename-resource.yml", &[]);
     assert!(server.set_pipeline(&token, "main", "versions", &renamed).await.status().is_success());
     let (_, watched) = server.trigger_and_watch(&token, "versions", "some-passing-job").await;
-    assert!(watched.log().contains(&format!("fetched version: {}", versions[2])), "{}", watched.log());
+    assert!(watched.log().contains(&format!("fetched version: {}", versions[2])), "{}", watched.output());
     let listed = server
         .get_json("/api/v1/teams/main/pipelines/versions/resources/some-new-resource/versions", Some(&token))
         .await;
