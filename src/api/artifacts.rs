@@ -33,7 +33,16 @@ pub async fn create_artifact(
         state.engine.runtime.import_artifact(Box::pin(stream)).await.map_err(|e| {
             ApiError::bad_request(format!("cannot store the upload (a gzipped tarball is expected): {e}"))
         })?;
-    let record = state.db.create_artifact(team.id, None, "", &artifact.id).await?;
+    let record = match state.db.create_artifact(team.id, None, "", &artifact.id).await {
+        Ok(record) => record,
+        Err(err) => {
+            // Nothing names the files (the team was deleted meanwhile, say): release them now.
+            if let Err(release) = state.engine.runtime.release(vec![artifact]).await {
+                tracing::warn!(error = %release, "cannot release an unrecorded artifact");
+            }
+            return Err(err.into());
+        }
+    };
     Ok((StatusCode::CREATED, Json(present(&record))))
 }
 

@@ -156,8 +156,14 @@ pub async fn create_one_off_build(
         })
         .await?;
     state.db.notify(crate::db::Channel::BuildTracker, &id.to_string()).await?;
-    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    let build = find_created_build(&state, id).await?;
     Ok((axum::http::StatusCode::CREATED, Json(present::build(&build))))
+}
+
+/// A build this request just created; gone only if its team or pipeline
+/// was deleted since, which is the caller's race, not a fault.
+pub(super) async fn find_created_build(state: &AppState, id: i64) -> ApiResult<crate::db::Build> {
+    state.db.find_build(id).await?.ok_or_else(|| ApiError::not_found(format!("build {id}")))
 }
 
 /// The versions a build used and produced.

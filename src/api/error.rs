@@ -17,6 +17,8 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// A dependency (the database) cannot be reached; the message says which and why.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -40,6 +42,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -52,7 +55,8 @@ impl ApiError {
             ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
-            | ApiError::UnsupportedMediaType(m) => vec![m.clone()],
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::Unavailable(m) => vec![m.clone()],
             // The cause is logged; the caller learns only that it was ours.
             ApiError::Internal(_) => vec!["internal server error".into()],
         }
@@ -61,8 +65,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "request failed"),
+            _ => {}
         }
         let too_large = matches!(self, ApiError::PayloadTooLarge(_));
         let mut response = (self.status(), Json(json!({ "errors": self.messages() }))).into_response();
@@ -81,6 +87,8 @@ impl From<DbError> for ApiError {
         match err {
             DbError::ConfigVersionConflict { .. } | DbError::AlreadyExists(_) => ApiError::Conflict(err.to_string()),
             DbError::Invalid(message) => ApiError::BadRequest(vec![message]),
+            DbError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            DbError::Unavailable(_) => ApiError::Unavailable(err.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -176,7 +176,7 @@ pub async fn create_job_build(
         .await?;
     state.db.request_schedule(job.id).await?;
     state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
-    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    let build = super::builds::find_created_build(&state, id).await?;
     Ok(Json(present::build(&build)))
 }
 
@@ -210,7 +210,7 @@ pub async fn rerun_job_build(
     let created_by = Some(caller.access.display_name()).filter(|n| !n.is_empty());
     let id = state.db.create_rerun(&original, created_by, request_span_context().as_deref()).await?;
     state.db.notify(Channel::Scheduler, &job.id.to_string()).await?;
-    let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::Internal("created build vanished".into()))?;
+    let build = super::builds::find_created_build(&state, id).await?;
     Ok(Json(present::build(&build)))
 }
 

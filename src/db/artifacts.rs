@@ -2,7 +2,7 @@
 //! outputs those builds hand back; the files live in the runtime, a row
 //! here names them.
 
-use super::{Db, DbResult, now, on_pool};
+use super::{Db, DbResult, now, on_pool, parent_deleted};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ArtifactRecord {
@@ -23,10 +23,11 @@ impl Db {
         name: &str,
         handle: &str,
     ) -> DbResult<ArtifactRecord> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+        on_pool!(self, pool => sqlx::query_as(
             "INSERT INTO artifacts (team_id, build_id, name, handle, created_at) VALUES ($1, $2, $3, $4, $5)
              RETURNING id, team_id, build_id, name, handle, created_at"
-        ).bind(team_id).bind(build_id).bind(name).bind(handle).bind(now()).fetch_one(pool).await)?)
+        ).bind(team_id).bind(build_id).bind(name).bind(handle).bind(now()).fetch_one(pool).await)
+        .map_err(parent_deleted(if build_id.is_some() { "build" } else { "team" }))
     }
 
     /// An artifact of a team (artifacts of other teams are never found).

@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, WritePool, now, on_pool};
+use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted};
 
 /// A build as the API presents it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -91,6 +91,23 @@ pub struct NewBuild {
     pub span_context: Option<String>,
 }
 
+impl NewBuild {
+    /// What the build belongs to most closely: gone whenever anything above it is.
+    fn owner(&self) -> &'static str {
+        if self.job_id.is_some() {
+            "job"
+        } else if self.resource_id.is_some() {
+            "resource"
+        } else if self.resource_type_id.is_some() {
+            "resource type"
+        } else if self.pipeline_id.is_some() {
+            "pipeline"
+        } else {
+            "team"
+        }
+    }
+}
+
 /// A plan as stored: the private one (encrypted at rest) and its public view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
@@ -144,14 +161,15 @@ impl Db {
             None => (None, None, None),
         };
         let status = if plan.is_some() { "started" } else { "pending" };
-        Ok(on_pool!(self, pool => sqlx::query_scalar(
+        on_pool!(self, pool => sqlx::query_scalar(
             "INSERT INTO builds (name, status, team_id, pipeline_id, job_id, resource_id, resource_type_id,
                 create_time, manually_triggered, created_by, plan, nonce, public_plan, span_context)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
         ).bind(&build.name).bind(status).bind(build.team_id).bind(build.pipeline_id).bind(build.job_id)
         .bind(build.resource_id).bind(build.resource_type_id).bind(now()).bind(build.manually_triggered)
         .bind(&build.created_by).bind(&plan).bind(&nonce).bind(&public_plan).bind(&build.span_context)
-        .fetch_one(pool).await)?)
+        .fetch_one(pool).await)
+        .map_err(parent_deleted(build.owner()))
     }
 
     /// A one-off build (`fly execute`): started at once, named by its id.
@@ -314,6 +332,14 @@ impl Db {
         let base_name = original.name.split('.').next().unwrap_or(&original.name).to_string();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            // Reruns in one team take turns, so each counts the ones before it.
+            // The team's row is the lock: a cascading delete takes it first too,
+            // so a concurrent deletion waits instead of deadlocking.
+            let team = sqlx::query("UPDATE teams SET id = id WHERE id = $1")
+                .bind(original.team_id).execute(&mut *tx).await?.rows_affected();
+            if team == 0 {
+                return Err(DbError::NotFound("team".into()));
+            }
             let reruns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE rerun_of = $1")
                 .bind(base_id).fetch_one(&mut *tx).await?;
             let number = reruns + 1;
@@ -323,7 +349,7 @@ impl Db {
                  VALUES ($1, 'pending', $2, $3, $4, $5, TRUE, $6, $7, $8, TRUE, $9) RETURNING id"
             ).bind(format!("{base_name}.{number}")).bind(original.team_id).bind(original.pipeline_id)
             .bind(original.job_id).bind(now()).bind(created_by).bind(base_id).bind(number).bind(span_context)
-            .fetch_one(&mut *tx).await?;
+            .fetch_one(&mut *tx).await.map_err(parent_deleted(format!("build {}", original.name)))?;
             sqlx::query(
                 "INSERT INTO build_inputs (build_id, name, resource_id, version_id, first_occurrence)
                  SELECT $1, name, resource_id, version_id, FALSE FROM build_inputs WHERE build_id = $2"

@@ -2,7 +2,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbResult, now, on_pool};
+use super::{Db, DbError, DbResult, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -96,9 +96,10 @@ impl Db {
 impl Db {
     /// Takes the next build number of a job.
     pub async fn next_build_number(&self, job_id: i64) -> DbResult<i64> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar(
+        let number: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
             "UPDATE jobs SET build_number_seq = build_number_seq + 1 WHERE id = $1 RETURNING build_number_seq"
-        ).bind(job_id).fetch_one(pool).await)?)
+        ).bind(job_id).fetch_optional(pool).await)?;
+        number.ok_or_else(|| DbError::NotFound("job".into()))
     }
 
     /// Asks the scheduler to look at a job again soon.

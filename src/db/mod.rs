@@ -59,7 +59,11 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
+    /// The database cannot be reached (down, restarting, out of
+    /// connections): nothing the caller did, worth trying again later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -70,6 +74,38 @@ pub enum DbError {
     AlreadyExists(String),
     #[error("{0}")]
     Invalid(String),
+    /// What the caller named was deleted meanwhile, by a concurrent request.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(err: sqlx::Error) -> DbError {
+        match unavailability(&err) {
+            Some(reason) => DbError::Unavailable(reason),
+            None => DbError::Sqlx(err),
+        }
+    }
+}
+
+/// Why `err` means the database cannot be reached, if it does: refused or
+/// broken connections, no connection within the acquire timeout, a server
+/// shutting down or starting up.
+fn unavailability(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some("no connection to it could be opened in time".into()),
+        sqlx::Error::PoolClosed => Some("atc is shutting down".into()),
+        sqlx::Error::Io(io) => Some(io.to_string()),
+        sqlx::Error::Database(db_err) => {
+            let pg_err = db_err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+            let code = pg_err.code();
+            // Class 08: connection exceptions; 57P01-03: shutdown, crash,
+            // still starting up; 53300: too many connections.
+            (code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300"))
+                .then(|| pg_err.message().to_string())
+        }
+        _ => None,
+    }
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -323,7 +359,16 @@ pub(crate) fn now() -> i64 {
 pub(crate) fn unique_violation(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
     move |err| match &err {
         sqlx::Error::Database(db_err) if db_err.is_unique_violation() => DbError::AlreadyExists(what.into()),
-        _ => DbError::Sqlx(err),
+        _ => DbError::from(err),
+    }
+}
+
+/// Maps a foreign-key violation, a row inserted under a parent that a
+/// concurrent request deleted, to [`DbError::NotFound`] naming the parent.
+pub(crate) fn parent_deleted(parent: impl Into<String>) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |err| match &err {
+        sqlx::Error::Database(db_err) if db_err.is_foreign_key_violation() => DbError::NotFound(parent.into()),
+        _ => DbError::from(err),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, WritePool, now, on_pool, unique_violation};
+use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted, unique_violation};
 
 /// Names a pipeline within a team: its name plus its instance vars (canonical
 /// JSON, empty for a pipeline without instances).
@@ -121,44 +121,45 @@ impl Db {
 
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let existing: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT id, config_version FROM pipelines WHERE team_id = $1 AND name = $2 AND instance_vars = $3"
-            ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
-            .fetch_optional(&mut *tx).await?;
-
-            let saved = match existing {
-                Some((id, version)) => {
+            // The pipeline's row, locked until the save commits: saves of one
+            // pipeline take turns, and nobody deletes it under this one.
+            let saved = loop {
+                let existing: Option<(i64, i64)> = sqlx::query_as(
+                    "UPDATE pipelines SET id = id WHERE team_id = $1 AND name = $2 AND instance_vars = $3
+                     RETURNING id, config_version"
+                ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
+                .fetch_optional(&mut *tx).await?;
+                if let Some((id, version)) = existing {
                     if let Some(expected) = expected_version
                         && expected != version
                     {
                         return Err(DbError::ConfigVersionConflict { expected });
                     }
                     // Setting an archived pipeline brings it back (still paused).
-                    let updated = sqlx::query(
+                    sqlx::query(
                         "UPDATE pipelines SET config = $1, nonce = $2, config_version = config_version + 1,
                             groups = $3, display = $4, archived = FALSE, last_updated = $5
-                         WHERE id = $6 AND config_version = $7"
+                         WHERE id = $6"
                     ).bind(&config).bind(&nonce).bind(&spec.groups).bind(&spec.display).bind(now)
-                    .bind(id).bind(version).execute(&mut *tx).await?.rows_affected();
-                    if updated == 0 {
-                        return Err(DbError::ConfigVersionConflict { expected: version });
-                    }
-                    SavedPipeline { pipeline_id: id, created: false, config_version: version + 1 }
+                    .bind(id).execute(&mut *tx).await?;
+                    break SavedPipeline { pipeline_id: id, created: false, config_version: version + 1 };
                 }
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO pipelines (team_id, name, instance_vars, ordering, config, nonce,
-                            config_version, groups, display, paused, paused_at, last_updated)
-                         VALUES ($1, $2, $3,
-                            (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = $1),
-                            $4, $5, 1, $6, $7, $8, $9, $9)
-                         RETURNING id"
-                    ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
-                    .bind(&config).bind(&nonce).bind(&spec.groups).bind(&spec.display)
-                    .bind(initially_paused).bind(now)
-                    .fetch_one(&mut *tx).await?;
-                    SavedPipeline { pipeline_id: id, created: true, config_version: 1 }
+                let created: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO pipelines (team_id, name, instance_vars, ordering, config, nonce,
+                        config_version, groups, display, paused, paused_at, last_updated)
+                     VALUES ($1, $2, $3,
+                        (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = $1),
+                        $4, $5, 1, $6, $7, $8, $9, $9)
+                     ON CONFLICT (team_id, name, instance_vars) DO NOTHING
+                     RETURNING id"
+                ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
+                .bind(&config).bind(&nonce).bind(&spec.groups).bind(&spec.display)
+                .bind(initially_paused).bind(now)
+                .fetch_optional(&mut *tx).await.map_err(parent_deleted("team"))?;
+                if let Some(id) = created {
+                    break SavedPipeline { pipeline_id: id, created: true, config_version: 1 };
                 }
+                // Another node created it since this one looked: save over it.
             };
             let pipeline_id = saved.pipeline_id;
 
@@ -319,6 +320,9 @@ impl Db {
     pub async fn order_pipelines(&self, team_id: i64, names: &[String]) -> DbResult<Vec<String>> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            // Orderings of one team take turns (the team's row is their lock
+            // on PostgreSQL), so each reads the order the last one wrote.
+            sqlx::query("UPDATE teams SET id = id WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
             let current: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, name FROM pipelines WHERE team_id = $1 ORDER BY ordering, id"
             ).bind(team_id).fetch_all(&mut *tx).await?;
@@ -333,9 +337,13 @@ impl Db {
                 order.extend(current.iter().filter(|(_, n)| n == name).map(|(id, _)| *id));
             }
             order.extend(current.iter().filter(|(_, n)| !names.contains(n)).map(|(id, _)| *id));
-            for (position, id) in order.into_iter().enumerate() {
+            // In id order: writers of the same rows in one fixed order cannot deadlock.
+            let mut positions: Vec<(i64, i64)> =
+                order.into_iter().enumerate().map(|(position, id)| (id, position as i64)).collect();
+            positions.sort_unstable();
+            for (id, position) in positions {
                 sqlx::query("UPDATE pipelines SET ordering = $1 WHERE id = $2")
-                    .bind(position as i64).bind(id).execute(&mut *tx).await?;
+                    .bind(position).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(Vec::new())

@@ -61,13 +61,25 @@ impl Db {
 
     /// Creates the team or replaces its auth; returns it and whether it was created.
     pub async fn save_team(&self, name: &str, auth: &TeamAuth) -> DbResult<(Team, bool)> {
-        let existed = self.find_team(name).await?.is_some();
-        let row: TeamRow = on_pool!(self, pool => sqlx::query_as(
-            "INSERT INTO teams (name, auth) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET auth = excluded.auth
-             RETURNING id, name, auth"
-        ).bind(name).bind(auth_json(auth)).fetch_one(pool).await)?;
-        Ok((row.into_team()?, !existed))
+        let auth = auth_json(auth);
+        // Whichever statement wrote the row says whether it is new, so of
+        // concurrent saves of a new team exactly one creates it.
+        loop {
+            let created: Option<TeamRow> = on_pool!(self, pool => sqlx::query_as(
+                "INSERT INTO teams (name, auth) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+                 RETURNING id, name, auth"
+            ).bind(name).bind(&auth).fetch_optional(pool).await)?;
+            if let Some(row) = created {
+                return Ok((row.into_team()?, true));
+            }
+            let updated: Option<TeamRow> = on_pool!(self, pool => sqlx::query_as(
+                "UPDATE teams SET auth = $1 WHERE name = $2 RETURNING id, name, auth"
+            ).bind(&auth).bind(name).fetch_optional(pool).await)?;
+            if let Some(row) = updated {
+                return Ok((row.into_team()?, false));
+            }
+            // Deleted between the two statements: create it after all.
+        }
     }
 
     /// Renames a team; false when no team had `from` as its name.

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod concurrency;
 mod db;
 mod events;
 mod execute;

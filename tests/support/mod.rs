@@ -428,3 +428,35 @@ impl TestServer {
         (id, self.watch(token, id).await)
     }
 }
+
+/// A second atc node serving the same database as a [`TestServer`], with a
+/// runtime of its own: on PostgreSQL a pool of its own, as a second `atc
+/// web` has; on SQLite the same file (enough for API traffic, but its
+/// components take in-process locks, so they do not coordinate with the
+/// first node's).
+pub struct Node {
+    pub url: String,
+    server: Option<RunningServer>,
+    _work: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start_another_node(&self) -> Node {
+        let db = match (&self.test_db.sqlite_path, &self.test_db.postgres) {
+            (Some(path), _) => Db::open_sqlite(path).await.expect("open sqlite"),
+            (_, Some(settings)) => Db::connect_postgres(settings).await.expect("connect postgres"),
+            _ => unreachable!("a test database is SQLite or PostgreSQL"),
+        };
+        let (runtime, work) = local_runtime().await;
+        let server = atc::server::start(db, server_options_with(runtime, &[])).await.expect("second node starts");
+        Node { url: server.external_url.clone(), server: Some(server), _work: work }
+    }
+}
+
+impl Node {
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("node stops cleanly");
+        }
+    }
+}
