@@ -46,7 +46,7 @@ async fn resource_types(state: &AppState, scope: &PipelineScope) -> ApiResult<Ha
 async fn check_response(state: &AppState, build: Option<i64>) -> ApiResult<(StatusCode, Json<present::Build>)> {
     let id =
         build.ok_or_else(|| ApiError::Conflict("another check of this resource is being started; try again".into()))?;
-    let build = super::builds::find_created_build(&state, id).await?;
+    let build = super::builds::find_created_build(state, id).await?;
     Ok((StatusCode::CREATED, Json(present::build(&build))))
 }
 
