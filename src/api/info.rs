@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::db::DbError;
 
 /// The Concourse release whose API atc speaks; `fly` of the same minor
 /// version works against atc without a version warning.
@@ -31,11 +32,17 @@ pub async fn get_info(State(state): State<AppState>) -> Json<serde_json::Value> 
     Json(info)
 }
 
-/// Healthy when the database answers; 503 (`failing`) when it does not.
+/// Healthy when the database answers; 503 (`failing`) saying why when it
+/// does not, within `--postgres-acquire-timeout` while it is down.
 pub async fn get_health(State(state): State<AppState>) -> Response {
     let database = match state.db.ping().await {
         Ok(()) => json!({ "status": "healthy" }),
-        Err(_) => json!({ "status": "unhealthy", "error": "database unreachable" }),
+        Err(err @ DbError::Unavailable(_)) => json!({ "status": "unhealthy", "error": err.to_string() }),
+        Err(err) => {
+            // Anyone may ask: the details go to the log only.
+            tracing::warn!(error = %err, "health check query failed");
+            json!({ "status": "unhealthy", "error": "the database failed to answer a query" })
+        }
     };
     let failing = database["status"] != "healthy";
     let body = json!({

@@ -303,9 +303,13 @@ pub struct PostgresFlags {
     #[arg(long, env = "CONCOURSE_POSTGRES_CA_CERT", value_name = "FILE")]
     pub postgres_ca_cert: Option<PathBuf>,
 
-    /// Dialing timeout (0 waits indefinitely).
+    /// How long start-up waits for PostgreSQL to accept connections (0 waits indefinitely).
     #[arg(long, env = "CONCOURSE_POSTGRES_CONNECT_TIMEOUT", default_value = "5m", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub postgres_connect_timeout: Duration,
+
+    /// How long a request waits for a database connection before it answers 503 (database unavailable).
+    #[arg(long, env = "CONCOURSE_POSTGRES_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub postgres_acquire_timeout: Duration,
 
     /// The maximum number of open connections to PostgreSQL.
     #[arg(long, env = "CONCOURSE_API_MAX_CONNS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -351,6 +355,7 @@ impl PostgresFlags {
             sslmode: self.postgres_sslmode.clone(),
             ca_cert: self.postgres_ca_cert.clone(),
             connect_timeout: self.postgres_connect_timeout,
+            acquire_timeout: self.postgres_acquire_timeout,
             max_connections: self.api_max_conns,
         }
     }

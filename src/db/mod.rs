@@ -93,7 +93,9 @@ impl From<sqlx::Error> for DbError {
 /// shutting down or starting up.
 fn unavailability(err: &sqlx::Error) -> Option<String> {
     match err {
-        sqlx::Error::PoolTimedOut => Some("no connection to it could be opened in time".into()),
+        sqlx::Error::PoolTimedOut => {
+            Some("no connection was free or could be opened within --postgres-acquire-timeout".into())
+        }
         sqlx::Error::PoolClosed => Some("atc is shutting down".into()),
         sqlx::Error::Io(io) => Some(io.to_string()),
         sqlx::Error::Database(db_err) => {
@@ -152,7 +154,11 @@ pub struct PostgresSettings {
     pub database: String,
     pub sslmode: String,
     pub ca_cert: Option<std::path::PathBuf>,
+    /// How long start-up waits for PostgreSQL to accept connections (zero: forever).
     pub connect_timeout: Duration,
+    /// How long a query waits for a connection before the database counts
+    /// as unavailable: requests answer 503 instead of hanging.
+    pub acquire_timeout: Duration,
     pub max_connections: u32,
 }
 
@@ -217,11 +223,11 @@ impl Db {
         if let Some(ca_cert) = &settings.ca_cert {
             options = options.ssl_root_cert(ca_cert);
         }
-        let mut pool = PgPoolOptions::new().max_connections(settings.max_connections);
-        if !settings.connect_timeout.is_zero() {
-            pool = pool.acquire_timeout(settings.connect_timeout);
-        }
-        let pool = pool.connect_with(options.clone()).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options.clone());
+        wait_until_reachable(&pool, settings.connect_timeout).await?;
         let notifications = Notifications::new();
         notifications.listen_to_postgres(pool.clone());
         Ok(Db { pool: Pool::Postgres(pool), cipher: None, notifications, locks: Locks::postgres(options) })
@@ -343,6 +349,23 @@ impl Db {
             }
         }
         Ok(())
+    }
+}
+
+/// Waits for PostgreSQL to accept connections, for up to `patience` (zero:
+/// forever), as it may be starting alongside atc. Any other failure, a
+/// wrong password or a missing database, ends the wait at once.
+async fn wait_until_reachable(pool: &PgPool, patience: Duration) -> DbResult<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match pool.acquire().await.map_err(DbError::from) {
+            Ok(_) => return Ok(()),
+            Err(DbError::Unavailable(reason)) if patience.is_zero() || started.elapsed() < patience => {
+                tracing::warn!(%reason, "waiting for PostgreSQL to accept connections");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => return Err(err),
+        }
     }
 }
 

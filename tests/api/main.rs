@@ -9,6 +9,7 @@ mod concurrency;
 mod db;
 mod events;
 mod execute;
+mod outage;
 mod pipelines;
 mod pipelines_run;
 mod roles;

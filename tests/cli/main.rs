@@ -81,6 +81,7 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         (&["web", "--add-local-user", "no-password"], "--add-local-user"),
         (&["web", "--log-level", "loud"], "--log-level"),
         (&["web", "--postgres-sslmode", "maybe"], "--postgres-sslmode"),
+        (&["web", "--postgres-acquire-timeout", "0s"], "--postgres-acquire-timeout"),
         (&["web", "--external-url", "ci.example.com"], "--external-url"),
         (&["quickstart", "--bind-port", "70000"], "--bind-port"),
         (&["web", "--tracing-sampling-rate", "2"], "--tracing-sampling-rate"),

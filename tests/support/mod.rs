@@ -183,7 +183,21 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, options: ServerOptions) -> TestServer {
-        let test_db = TestDb::new(backend).await;
+        TestServer::start_on(TestDb::new(backend).await, options).await
+    }
+
+    /// A server (local runtime, [`ADMIN`] owning main) on the PostgreSQL
+    /// database `settings` name, a [`postgres::DedicatedPostgres`]'s say.
+    pub async fn start_on_postgres(settings: atc::db::PostgresSettings) -> TestServer {
+        let db = Db::connect_postgres(&settings).await.expect("connect postgres");
+        let test_db = TestDb { db, _dir: None, sqlite_path: None, postgres: Some(settings) };
+        let (runtime, work) = local_runtime().await;
+        let mut server = TestServer::start_on(test_db, server_options_with(runtime, &[])).await;
+        server._work = Some(work);
+        server
+    }
+
+    async fn start_on(test_db: TestDb, options: ServerOptions) -> TestServer {
         let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
         TestServer {
             url: server.external_url.clone(),
