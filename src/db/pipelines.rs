@@ -322,7 +322,11 @@ impl Db {
             let mut tx = pool.begin_write().await?;
             // Orderings of one team take turns (the team's row is their lock
             // on PostgreSQL), so each reads the order the last one wrote.
-            sqlx::query("UPDATE teams SET id = id WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
+            let team = sqlx::query("UPDATE teams SET id = id WHERE id = $1")
+                .bind(team_id).execute(&mut *tx).await?.rows_affected();
+            if team == 0 {
+                return Err(DbError::NotFound("team".into()));
+            }
             let current: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, name FROM pipelines WHERE team_id = $1 ORDER BY ordering, id"
             ).bind(team_id).fetch_all(&mut *tx).await?;

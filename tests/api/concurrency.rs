@@ -170,13 +170,22 @@ async fn deleting_a_team_while_it_is_written_to_leaves_nothing_behind(backend: B
     for round in 0..ROUNDS {
         let team = format!("team-{round}");
         cluster.first.set_team(&cluster.token, &team, "owner", "admin").await;
+        assert_eq!(cluster.set_pipeline(0, &team, "base").await.0, 201);
+        let orderings = join_all((0..RACERS / 2).map(|i| {
+            let path = format!("/api/v1/teams/{team}/pipelines/ordering");
+            cluster.send(i, Method::PUT, path, Some(Body::Json(json!(["base"]))))
+        }));
         let saves = join_all((0..RACERS).map(|i| cluster.set_pipeline(i, &team, &format!("p{i}"))));
         let uploads = join_all((0..RACERS / 2).map(|i| {
             cluster.send(i, Method::POST, format!("/api/v1/teams/{team}/artifacts"), Some(Body::Tgz(upload.clone())))
         }));
         let delete = cluster.send(round, Method::DELETE, format!("/api/v1/teams/{team}"), None);
-        let (saves, uploads, delete) = tokio::join!(saves, uploads, delete);
+        let (saves, uploads, orderings, delete) = tokio::join!(saves, uploads, orderings, delete);
         assert_eq!(delete.0, 204, "deleting {team}: {}", delete.1);
+        assert_no_server_error(&format!("ordering pipelines of {team}"), &orderings);
+        for (status, body) in &orderings {
+            assert!([200, 404].contains(&status.as_u16()), "ordering pipelines of {team}: {status} {body}");
+        }
         assert_no_server_error(&format!("saving pipelines of {team}"), &saves);
         assert_no_server_error(&format!("uploading artifacts to {team}"), &uploads);
         for (status, body) in saves.iter().chain(&uploads) {
