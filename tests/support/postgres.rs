@@ -42,9 +42,18 @@ fn free_port() -> u16 {
 
 fn start_cluster() -> Result<Cluster, String> {
     let dir: PathBuf = std::env::temp_dir().join(format!("atc-test-pg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = free_port();
+    let data = init_cluster(&dir)?;
+    pg_ctl_start(&data, &dir, port)?;
+    stop_when_we_exit(&data, &dir);
+    Ok(Cluster { port })
+}
+
+/// `initdb` into `dir/data` (owned by `postgres` when we are root).
+fn init_cluster(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     if is_root() {
-        let status = Command::new("chown").arg("postgres").arg(&dir).status().map_err(|e| e.to_string())?;
+        let status = Command::new("chown").arg("postgres").arg(dir).status().map_err(|e| e.to_string())?;
         if !status.success() {
             return Err("cannot chown the cluster directory to postgres".into());
         }
@@ -59,14 +68,17 @@ fn start_cluster() -> Result<Cluster, String> {
     if !output.status.success() {
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
     }
-    let port = free_port();
+    Ok(data)
+}
+
+fn pg_ctl_start(data: &Path, dir: &Path, port: u16) -> Result<(), String> {
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
         dir.display()
     );
     let output = pg("pg_ctl")
         .arg("-D")
-        .arg(&data)
+        .arg(data)
         .arg("-l")
         .arg(dir.join("log"))
         .args(["-o", &options, "-w", "start"])
@@ -76,8 +88,80 @@ fn start_cluster() -> Result<Cluster, String> {
         let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
         return Err(format!("pg_ctl start failed: {}\n{log}", String::from_utf8_lossy(&output.stderr)));
     }
-    stop_when_we_exit(&data, &dir);
-    Ok(Cluster { port })
+    Ok(())
+}
+
+fn pg_ctl_stop(data: &Path, mode: &str) -> Result<(), String> {
+    let output = pg("pg_ctl")
+        .arg("-D")
+        .arg(data)
+        .args(["-m", mode, "-w", "stop"])
+        .output()
+        .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("pg_ctl stop failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(())
+}
+
+/// A PostgreSQL cluster of one test's own, which the test may stop and
+/// start again (same port, same data) to see what atc makes of an outage.
+/// Stopped and removed when dropped (and, should the test process die,
+/// by the same watcher as the shared cluster).
+pub struct DedicatedCluster {
+    dir: PathBuf,
+    data: PathBuf,
+    pub port: u16,
+}
+
+impl DedicatedCluster {
+    pub fn start() -> DedicatedCluster {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("atc-test-pg-{}-dedicated-{n}", std::process::id()));
+        let port = free_port();
+        let data = init_cluster(&dir).unwrap_or_else(|e| panic!("{e}"));
+        pg_ctl_start(&data, &dir, port).unwrap_or_else(|e| panic!("{e}"));
+        stop_when_we_exit(&data, &dir);
+        DedicatedCluster { dir, data, port }
+    }
+
+    /// Settings for `database`, created if it does not exist yet.
+    pub async fn database(&self, database: &str) -> PostgresSettings {
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        let admin = sqlx::PgPool::connect(&url).await.expect("connect to the dedicated cluster");
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&admin)
+            .await
+            .expect("look up the database");
+        if !exists {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+                .execute(&admin)
+                .await
+                .expect("create the database");
+        }
+        admin.close().await;
+        settings(self.port, database)
+    }
+
+    /// Stops the server as an operator's restart does (`-m fast`: clients
+    /// are disconnected, transactions in flight roll back).
+    pub fn stop(&self) {
+        pg_ctl_stop(&self.data, "fast").unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn start_again(&self) {
+        pg_ctl_start(&self.data, &self.dir, self.port).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for DedicatedCluster {
+    fn drop(&mut self) {
+        let _ = pg_ctl_stop(&self.data, "immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Test binaries have no global teardown, so a small watcher stops the
