@@ -82,6 +82,7 @@ async fn run() {
         Arc::new(runtime),
         "http://127.0.0.1:8080".into(),
         Arc::new(atc::creds::NoCredentials),
+        atc::engine::tracker::LeaseSettings::for_this_process(Duration::from_secs(30)),
     );
     let state = AppState {
         engine,

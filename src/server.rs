@@ -18,6 +18,7 @@ use crate::component;
 use crate::creds::CredentialManager;
 use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::Engine;
+use crate::engine::tracker::LeaseSettings;
 use crate::gc::{ARTIFACT_TTL, Collector};
 use crate::lidar::Checker;
 use crate::runtime::Runtime;
@@ -61,6 +62,8 @@ pub struct ServerOptions {
     pub resource_checking_interval: Duration,
     /// How often resource types without `check_every` are checked.
     pub resource_type_checking_interval: Duration,
+    /// How long this node's lease on a running build lasts without renewal.
+    pub build_lease_duration: Duration,
 }
 
 /// A server accepting requests until [`RunningServer::stop`].
@@ -109,7 +112,10 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         format!("http://{}", SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port()))
     });
-    let engine = Engine::new(db.clone(), options.runtime.clone(), external_url.clone(), options.credentials.clone());
+    db.expire_leases_of_previous_runs().await.context("cannot release the build leases of earlier runs")?;
+    let leases = LeaseSettings::for_this_process(options.build_lease_duration);
+    let engine =
+        Engine::new(db.clone(), options.runtime.clone(), external_url.clone(), options.credentials.clone(), leases);
     let state = AppState {
         engine: engine.clone(),
         tokens: TokenService::new(db.clone(), options.auth_duration),
@@ -125,7 +131,10 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         COLLECTOR_INTERVAL,
         components.clone(),
     )];
-    component_tasks.extend(engine.spawn(TRACKER_INTERVAL, components.clone()));
+    // A build whose node is gone waits for its lease to run out, then at
+    // most one tracker interval more.
+    let tracker_interval = TRACKER_INTERVAL.min(options.build_lease_duration / 2);
+    component_tasks.extend(engine.spawn(tracker_interval, components.clone()));
     component_tasks.push(component::spawn(
         Arc::new(Scheduler::new(state.db.clone())),
         state.db.clone(),

@@ -107,12 +107,9 @@ pub async fn abort_build(
     if build.completed {
         return Ok(axum::http::StatusCode::OK);
     }
-    if state.db.request_abort(build.id).await? {
-        // It never ran: record the status watchers are waiting for.
-        let events =
-            crate::engine::event_log::EventLog::open(state.db.clone(), state.engine.hub.clone(), build.id).await?;
-        events.emit(crate::engine::event::BuildEvent::Status { status: "aborted".into(), time: crate::db::now() });
-        events.flush().await;
+    state.db.request_abort(build.id).await?;
+    if crate::engine::runner::end_unstarted(&state.db, build.id, "aborted", None).await? {
+        // It never ran: watchers here learn at once that it ended.
         state.engine.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
     } else {
         state.db.notify(crate::db::Channel::BuildAbort, &build.id.to_string()).await?;

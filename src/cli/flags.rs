@@ -54,6 +54,9 @@ pub struct ServerFlags {
     pub checking: CheckingFlags,
 
     #[command(flatten)]
+    pub builds: BuildFlags,
+
+    #[command(flatten)]
     pub tracing: TracingFlags,
 
     #[command(flatten)]
@@ -73,6 +76,24 @@ pub struct CheckingFlags {
     /// How often a resource type without `check_every` is checked.
     #[arg(long, env = "CONCOURSE_RESOURCE_TYPE_CHECKING_INTERVAL", default_value = "1m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub resource_type_checking_interval: Duration,
+}
+
+/// How atc nodes share running builds.
+#[derive(Debug, Clone, Args)]
+pub struct BuildFlags {
+    /// How long a node's hold on a running build lasts without renewal: when a node dies or is cut off,
+    /// another node ends its builds after this long (and never sooner).
+    #[arg(long, env = "CONCOURSE_BUILD_LEASE_DURATION", default_value = "30s", value_parser = parse_lease_duration, value_name = "DURATION")]
+    pub build_lease_duration: Duration,
+}
+
+/// A lease short enough to renew three times a second at most.
+fn parse_lease_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_positive_duration(value)?;
+    if duration < Duration::from_secs(1) {
+        return Err(format!("'{value}' is too short: a build lease lasts at least 1s"));
+    }
+    Ok(duration)
 }
 
 /// Where `((vars))` of pipelines get their values.
@@ -393,6 +414,7 @@ impl ServerFlags {
             encryption_key: self.encryption.encryption_key.clone(),
             resource_checking_interval: self.checking.resource_checking_interval,
             resource_type_checking_interval: self.checking.resource_type_checking_interval,
+            build_lease_duration: self.builds.build_lease_duration,
         }
     }
 }

@@ -192,38 +192,25 @@ impl Db {
         Ok(updated > 0)
     }
 
-    /// Records that the engine began running the build (events follow);
-    /// false when it had ended meanwhile (aborted before it started).
-    pub async fn mark_build_running(&self, id: i64) -> DbResult<bool> {
+    /// Records that the engine began running the build under `lease`
+    /// (events follow); false when it had ended meanwhile (aborted before
+    /// it started) or the lease moved on.
+    pub async fn mark_build_running(&self, lease: &super::BuildLease) -> DbResult<bool> {
         let updated = on_pool!(self, pool => sqlx::query(
-            "UPDATE builds SET start_time = $1 WHERE id = $2 AND start_time IS NULL AND NOT completed"
-        ).bind(now()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+            "UPDATE builds SET start_time = $1
+             WHERE id = $2 AND start_time IS NULL AND NOT completed AND lease_owner = $3 AND lease_epoch = $4"
+        ).bind(now()).bind(lease.build_id).bind(&lease.owner).bind(lease.epoch)
+        .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(updated > 0)
     }
 
-    /// Ends a build with one of [`FINAL_STATUSES`]; false if it had already ended.
-    pub async fn finish_build(&self, id: i64, status: &str) -> DbResult<bool> {
-        debug_assert!(FINAL_STATUSES.contains(&status));
-        let updated = on_pool!(self, pool => sqlx::query(
-            "UPDATE builds SET status = $1, end_time = $2, completed = TRUE WHERE id = $3 AND NOT completed"
-        ).bind(status).bind(now()).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(updated > 0)
-    }
-
-    /// Asks for a build to stop. A build that had not started ends as
-    /// `aborted` at once (true returned); a running one is stopped by the
-    /// node running it.
-    pub async fn request_abort(&self, id: i64) -> DbResult<bool> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE builds SET aborted = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            let ended = sqlx::query(
-                "UPDATE builds SET status = 'aborted', end_time = $1, completed = TRUE
-                 WHERE id = $2 AND NOT completed AND (status = 'pending' OR start_time IS NULL)"
-            ).bind(now()).bind(id).execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            Ok(ended > 0)
-        })
+    /// Asks for a build to stop: the node running it sees the flag (and
+    /// the abort notification). A build that never ran is ended by the
+    /// caller ([`Db::end_unstarted_build`]).
+    pub async fn request_abort(&self, id: i64) -> DbResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE builds SET aborted = TRUE WHERE id = $1")
+            .bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     pub async fn is_abort_requested(&self, id: i64) -> DbResult<bool> {
@@ -237,14 +224,6 @@ impl Db {
         Ok(on_pool!(self, pool => sqlx::query_scalar(
             "SELECT id FROM builds WHERE status = 'started' AND NOT completed ORDER BY id"
         ).fetch_all(pool).await)?)
-    }
-
-    /// Whether the engine had begun running the build (`start_time` set).
-    pub async fn build_was_running(&self, id: i64) -> DbResult<bool> {
-        let start: Option<Option<i64>> = on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT start_time FROM builds WHERE id = $1"
-        ).bind(id).fetch_optional(pool).await)?;
-        Ok(matches!(start, Some(Some(_))))
     }
 
     /// The private plan of a build, decrypted.

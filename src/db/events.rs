@@ -1,8 +1,18 @@
 //! The event log of each build, numbered from 0 in the order written.
+//!
+//! A running build's events and final status are written only under its
+//! lease (`leases.rs`): each write is a transaction whose first statement
+//! updates the build row on the condition that the lease is still the
+//! writer's. On PostgreSQL that statement also takes the row's lock, so a
+//! takeover (an UPDATE of the same row) waits for a write in progress, and
+//! a write after a takeover matches nothing; SQLite runs one writer at a
+//! time. Builds that never ran are ended without a lease
+//! ([`Db::end_unstarted_build`]): nobody else writes their events.
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbResult, WritePool, on_pool};
+use super::{Db, DbError, DbResult, FINAL_STATUSES, WritePool, now, on_pool};
+use crate::db::BuildLease;
 
 /// An event as stored: its number within the build, type, version and JSON payload.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -14,45 +24,100 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
+/// An event to be numbered by the database, for builds that never ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: String,
+    pub version: String,
+    pub payload: String,
+}
+
 /// Rows per INSERT: well under every engine's limit on bound parameters.
 const INSERT_BATCH: usize = 500;
 
 impl Db {
     /// The number the next event of a build gets.
     pub async fn next_event_id(&self, build_id: i64) -> DbResult<i64> {
-        let max: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT MAX(event_id) FROM build_events WHERE build_id = $1"
-        ).bind(build_id).fetch_one(pool).await)?;
-        Ok(max.map_or(0, |m| m + 1))
+        let next: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT event_seq FROM builds WHERE id = $1"
+        ).bind(build_id).fetch_optional(pool).await)?;
+        Ok(next.unwrap_or(0))
     }
 
-    /// Appends events (already numbered by the caller) in one transaction.
-    pub async fn append_events(&self, build_id: i64, events: &[StoredEvent]) -> DbResult<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
+    /// Appends events (numbered by the caller, in order) under `lease`,
+    /// and with `final_status` also ends the build, in one transaction.
+    /// [`DbError::LeaseLost`] when the lease is no longer the caller's.
+    /// Writing the same events again is harmless: a retry after a commit
+    /// whose answer was lost must not fail on the events it already wrote.
+    pub async fn append_events(
+        &self,
+        lease: &BuildLease,
+        events: &[StoredEvent],
+        final_status: Option<&str>,
+    ) -> DbResult<()> {
+        debug_assert!(final_status.is_none_or(|status| FINAL_STATUSES.contains(&status)));
+        let Some(last) = events.last() else { return Ok(()) };
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
+            let fenced = sqlx::query(
+                "UPDATE builds SET event_seq = $1
+                 WHERE id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND NOT completed"
+            )
+            .bind(last.event_id + 1)
+            .bind(lease.build_id)
+            .bind(&lease.owner)
+            .bind(lease.epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if fenced == 0 {
+                return Err(DbError::LeaseLost { build_id: lease.build_id });
+            }
             for chunk in events.chunks(INSERT_BATCH) {
-                let rows: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let base = i * 4 + 2;
-                        format!("($1, ${}, ${}, ${}, ${})", base, base + 1, base + 2, base + 3)
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO build_events (build_id, event_id, type, version, payload) VALUES {}",
-                    rows.join(", ")
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(build_id);
+                let mut query = sqlx::query(AssertSqlSafe(insert_events(chunk.len()))).bind(lease.build_id);
                 for event in chunk {
                     query = query.bind(event.event_id).bind(&event.kind).bind(&event.version).bind(&event.payload);
                 }
                 query.execute(&mut *tx).await?;
             }
+            if let Some(status) = final_status {
+                sqlx::query("UPDATE builds SET status = $1, end_time = $2, completed = TRUE WHERE id = $3")
+                    .bind(status).bind(now()).bind(lease.build_id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Ends a build that never began running (pending, or started but not
+    /// yet taken up) with `status`, appending `events` after any it has.
+    /// False when it had begun running or had ended: then it is not ours.
+    pub async fn end_unstarted_build(&self, build_id: i64, status: &str, events: &[NewEvent]) -> DbResult<bool> {
+        debug_assert!(FINAL_STATUSES.contains(&status));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let first: Option<i64> = sqlx::query_scalar(
+                "UPDATE builds SET status = $1, end_time = $2, completed = TRUE, event_seq = event_seq + $3
+                 WHERE id = $4 AND NOT completed AND start_time IS NULL
+                 RETURNING event_seq - $3"
+            )
+            .bind(status)
+            .bind(now())
+            .bind(events.len() as i64)
+            .bind(build_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(first) = first else { return Ok(false) };
+            if !events.is_empty() {
+                let mut query = sqlx::query(AssertSqlSafe(insert_events(events.len()))).bind(build_id);
+                for (offset, event) in events.iter().enumerate() {
+                    query = query.bind(first + offset as i64).bind(&event.kind).bind(&event.version).bind(&event.payload);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
     }
 
     /// Up to `limit` events of a build numbered `from` or later, in order.
@@ -62,4 +127,20 @@ impl Db {
              WHERE build_id = $1 AND event_id >= $2 ORDER BY event_id LIMIT $3"
         ).bind(build_id).bind(from).bind(limit).fetch_all(pool).await)?)
     }
+}
+
+/// `INSERT` of `rows` events of the build bound as `$1`, each row four
+/// more parameters (number, type, version, payload) from `$2` on.
+fn insert_events(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let base = i * 4 + 2;
+            format!("($1, ${}, ${}, ${}, ${})", base, base + 1, base + 2, base + 3)
+        })
+        .collect();
+    format!(
+        "INSERT INTO build_events (build_id, event_id, type, version, payload) VALUES {}
+         ON CONFLICT (build_id, event_id) DO NOTHING",
+        values.join(", ")
+    )
 }

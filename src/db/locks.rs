@@ -1,7 +1,9 @@
 //! Locks that keep atc nodes from doing the same work twice (scheduling a
-//! job, checking a resource, running a build). In process they are a set of
-//! held keys; with PostgreSQL they are also advisory locks, held on one
-//! dedicated connection per node so they die with the node.
+//! job, checking a resource). In process they are a set of held keys; with
+//! PostgreSQL they are also advisory locks, held on one dedicated
+//! connection per node so they die with the node. Running builds are held
+//! by leases instead (`leases.rs`): a build must not change hands because
+//! a connection dropped.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,6 @@ pub enum LockKind {
     SchedulingJob,
     CheckingResource,
     CheckingResourceType,
-    TrackingBuild,
     Component,
 }
 
@@ -28,7 +29,6 @@ impl LockKind {
             LockKind::SchedulingJob => 1,
             LockKind::CheckingResource => 2,
             LockKind::CheckingResourceType => 3,
-            LockKind::TrackingBuild => 4,
             LockKind::Component => 5,
         }
     }
@@ -39,7 +39,6 @@ impl LockKind {
             LockKind::SchedulingJob => "scheduling_job",
             LockKind::CheckingResource => "checking_resource",
             LockKind::CheckingResourceType => "checking_resource_type",
-            LockKind::TrackingBuild => "tracking_build",
             LockKind::Component => "component",
         }
     }

@@ -13,6 +13,7 @@ mod components;
 mod encryption;
 mod events;
 mod jobs;
+mod leases;
 mod locks;
 mod notifications;
 mod pipelines;
@@ -38,8 +39,9 @@ pub use build_io::{BuildVersion, NextInput};
 pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
 pub use components::ComponentState;
 pub use encryption::EncryptionKey;
-pub use events::StoredEvent;
+pub use events::{NewEvent, StoredEvent};
 pub use jobs::Job;
+pub use leases::{BuildLease, TakenLease};
 pub use locks::{LockGuard, LockKind};
 pub use notifications::Channel;
 pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
@@ -77,6 +79,28 @@ pub enum DbError {
     /// What the caller named was deleted meanwhile, by a concurrent request.
     #[error("{0} not found")]
     NotFound(String),
+    /// A write fenced by a build's lease found the lease held by another
+    /// node (or the build ended): this node must stop writing for it.
+    #[error("build {build_id} is no longer run by this node (its lease was taken over or the build ended)")]
+    LeaseLost { build_id: i64 },
+}
+
+impl DbError {
+    /// Whether trying again later may succeed: the database was out of
+    /// reach, or the transaction lost a race it may win next time. Errors
+    /// about the statement or the data are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Sqlx(sqlx::Error::Database(db_err)) => db_err.code().is_some_and(|code| {
+                // PostgreSQL: serialization failures and deadlocks; SQLite:
+                // busy and locked.
+                ["40001", "40P01", "5", "6"].contains(&code.as_ref())
+            }),
+            DbError::Sqlx(sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed) => true,
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for DbError {

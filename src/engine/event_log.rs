@@ -1,20 +1,31 @@
-//! Writing a running build's events: numbered in order, stored in batches,
-//! then handed to the hub for watchers.
+//! Writing a running build's events: numbered in order, stored in batches
+//! under the build's lease, then handed to the hub for watchers. The final
+//! status is written with the last batch, in the same transaction.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
-use crate::db::{Db, StoredEvent};
+use crate::db::{BuildLease, Db, DbError, DbResult, StoredEvent};
 
 /// Most events stored in one database write.
 const MAX_BATCH: usize = 512;
 
+/// Longest pause between attempts to store events while the database is
+/// unreachable: the events wait in memory, so the pause only bounds how
+/// late they arrive once it is back.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 enum Command {
     Event(BuildEvent),
     Flush(oneshot::Sender<()>),
+    /// The final status, stored with the events before it; answers whether
+    /// it was stored.
+    Finish(String, oneshot::Sender<DbResult<()>>),
 }
 
 /// The writer of one build's events. Cheap to clone; every clone appends
@@ -22,16 +33,25 @@ enum Command {
 #[derive(Clone)]
 pub struct EventLog {
     commands: mpsc::UnboundedSender<Command>,
+    lease_lost: CancellationToken,
 }
 
 impl EventLog {
-    /// Starts the writer; numbering continues after events already stored
-    /// (a build picked up again after a restart).
-    pub async fn open(db: Db, hub: Arc<EventHub>, build_id: i64) -> crate::db::DbResult<EventLog> {
-        let next_id = db.next_event_id(build_id).await?;
+    /// Starts the writer for the build `lease` names; numbering continues
+    /// after events already stored (a build taken over from another node).
+    /// `lease_lost` is cancelled by whoever finds the lease gone first: a
+    /// write here, or the tracker's renewal; from then on nothing is stored.
+    pub async fn open(
+        db: Db,
+        hub: Arc<EventHub>,
+        lease: BuildLease,
+        lease_lost: CancellationToken,
+    ) -> DbResult<EventLog> {
+        let next_id = db.next_event_id(lease.build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, hub, build_id, next_id, receiver));
-        Ok(EventLog { commands })
+        let writer = Writer { db, hub, lease, next_id, lease_lost: lease_lost.clone() };
+        tokio::spawn(writer.run(receiver));
+        Ok(EventLog { commands, lease_lost })
     }
 
     pub fn emit(&self, event: BuildEvent) {
@@ -46,63 +66,114 @@ impl EventLog {
             let _ = wait.await;
         }
     }
-}
 
-async fn write_loop(
-    db: Db,
-    hub: Arc<EventHub>,
-    build_id: i64,
-    mut next_id: i64,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
-    let mut batch: Vec<StoredEvent> = Vec::new();
-    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = commands.recv().await {
-        let mut next = Some(first);
-        // Take whatever else is already queued, so a burst costs one write.
-        while let Some(command) = next {
-            match command {
-                Command::Event(event) => {
-                    batch.push(StoredEvent {
-                        event_id: next_id,
-                        kind: event.kind().to_string(),
-                        version: event.version().to_string(),
-                        payload: event.payload().to_string(),
-                    });
-                    next_id += 1;
-                }
-                Command::Flush(done) => flushes.push(done),
-            }
-            next = if batch.len() < MAX_BATCH { commands.try_recv().ok() } else { None };
-        }
-        if !batch.is_empty() {
-            let events = std::mem::take(&mut batch);
-            if let Err(err) = store_with_retry(&db, build_id, &events).await {
-                tracing::error!(build_id, error = %err, "lost build events: the database refused them");
-            } else {
-                hub.publish(build_id, HubMessage::Events(Arc::new(events)));
-            }
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
+    /// Ends the build: its `status` event and the build's final status are
+    /// stored together with whatever was emitted before. Nothing emitted
+    /// afterwards is stored.
+    pub async fn finish(&self, status: &str) -> DbResult<()> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(Command::Finish(status.to_string(), done))
+            .map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?;
+        wait.await.map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?
+    }
+
+    /// Whether the build's lease was found lost: it must stop here, silently.
+    pub fn lease_lost(&self) -> bool {
+        self.lease_lost.is_cancelled()
     }
 }
 
-/// A transient database error should not cost a build its log.
-async fn store_with_retry(db: &Db, build_id: i64, events: &[StoredEvent]) -> crate::db::DbResult<()> {
-    let mut delay = std::time::Duration::from_millis(50);
-    let mut attempt = 1;
-    loop {
-        match db.append_events(build_id, events).await {
-            Ok(()) => return Ok(()),
-            Err(err) if attempt >= 5 => return Err(err),
-            Err(err) => {
-                tracing::warn!(build_id, attempt, error = %err, "retrying build event write");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
+struct Writer {
+    db: Db,
+    hub: Arc<EventHub>,
+    lease: BuildLease,
+    next_id: i64,
+    lease_lost: CancellationToken,
+}
+
+impl Writer {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut batch: Vec<StoredEvent> = Vec::new();
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut finish: Option<(String, oneshot::Sender<DbResult<()>>)> = None;
+        let mut finished = false;
+        while let Some(first) = commands.recv().await {
+            let mut next = Some(first);
+            // Take whatever else is already queued, so a burst costs one write.
+            while let Some(command) = next {
+                match command {
+                    Command::Event(_) if finished || finish.is_some() => {}
+                    Command::Event(event) => batch.push(self.number(&event)),
+                    Command::Flush(done) => flushes.push(done),
+                    Command::Finish(_, done) if finished || finish.is_some() => {
+                        let _ = done.send(Err(DbError::Invalid("the build has already ended".into())));
+                    }
+                    Command::Finish(status, done) => {
+                        let event = BuildEvent::Status { status: status.clone(), time: crate::db::now() };
+                        batch.push(self.number(&event));
+                        finish = Some((status, done));
+                    }
+                }
+                next = if batch.len() < MAX_BATCH && finish.is_none() { commands.try_recv().ok() } else { None };
+            }
+            let status = finish.as_ref().map(|(status, _)| status.as_str());
+            let stored = self.store(std::mem::take(&mut batch), status).await;
+            if let Some((_, done)) = finish.take() {
+                finished = true;
+                let _ = done.send(stored);
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(());
             }
         }
+    }
+
+    fn number(&mut self, event: &BuildEvent) -> StoredEvent {
+        let stored = StoredEvent {
+            event_id: self.next_id,
+            kind: event.kind().to_string(),
+            version: event.version().to_string(),
+            payload: event.payload().to_string(),
+        };
+        self.next_id += 1;
+        stored
+    }
+
+    /// Stores a batch, retrying for as long as the database is unreachable
+    /// (a build keeps its log through a database restart); publishes it
+    /// once stored. After the lease is lost nothing is stored any more.
+    async fn store(&self, events: Vec<StoredEvent>, final_status: Option<&str>) -> DbResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.lease_lost.is_cancelled() {
+            return Err(DbError::LeaseLost { build_id: self.lease.build_id });
+        }
+        let build_id = self.lease.build_id;
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 1;
+        loop {
+            match self.db.append_events(&self.lease, &events, final_status).await {
+                Ok(()) => break,
+                Err(err @ DbError::LeaseLost { .. }) => {
+                    tracing::warn!(build_id, "this node lost the build's lease: its events are no longer stored here");
+                    self.lease_lost.cancel();
+                    return Err(err);
+                }
+                Err(err) if !err.is_transient() => {
+                    tracing::error!(build_id, error = %err, "lost build events: the database refused them");
+                    return Err(err);
+                }
+                Err(err) => {
+                    tracing::warn!(build_id, attempt, error = %err, "retrying build event write");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY_DELAY);
+                    attempt += 1;
+                }
+            }
+        }
+        self.hub.publish(build_id, HubMessage::Events(Arc::new(events)));
+        Ok(())
     }
 }

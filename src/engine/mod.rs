@@ -24,7 +24,7 @@ use crate::db::Db;
 use crate::runtime::Runtime;
 use event_hub::EventHub;
 use runner::RunnerContext;
-use tracker::{BuildTracker, TrackerComponent};
+use tracker::{BuildTracker, LeaseSettings, TrackerComponent};
 
 /// The build engine as the rest of atc sees it: the runtime steps run on,
 /// the hub watchers read events from, and the tracker running builds.
@@ -43,19 +43,17 @@ impl Engine {
         runtime: Arc<dyn Runtime>,
         external_url: String,
         credentials: Arc<dyn CredentialManager>,
+        leases: LeaseSettings,
     ) -> Arc<Engine> {
         let hub = Arc::new(EventHub::new());
-        let tracker = BuildTracker::new(RunnerContext {
-            db: db.clone(),
-            runtime: runtime.clone(),
-            hub: hub.clone(),
-            external_url,
-            credentials,
-        });
+        let tracker = BuildTracker::new(
+            RunnerContext { db: db.clone(), runtime: runtime.clone(), hub: hub.clone(), external_url, credentials },
+            leases,
+        );
         Arc::new(Engine { db, runtime, hub, started_at: crate::db::now(), tracker })
     }
 
-    /// Starts the build tracker (and its abort listener).
+    /// Starts the build tracker, its abort listener and its lease renewal.
     pub fn spawn(self: &Arc<Self>, interval: Duration, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
         vec![
             crate::component::spawn(
@@ -64,7 +62,8 @@ impl Engine {
                 interval,
                 shutdown.clone(),
             ),
-            self.tracker.spawn_abort_listener(shutdown),
+            self.tracker.spawn_abort_listener(shutdown.clone()),
+            self.tracker.spawn_lease_renewal(shutdown),
         ]
     }
 

@@ -13,7 +13,7 @@ use super::plan::{Plan, Step};
 use super::spans;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{CredentialManager, Dummy};
-use crate::db::{Build, Channel, Db, DbResult};
+use crate::db::{Build, BuildLease, Channel, Db, DbError, DbResult, NewEvent};
 use crate::metric;
 use crate::runtime::Runtime;
 use crate::telemetry::propagation;
@@ -76,18 +76,28 @@ pub fn build_info(build: &Build, external_url: &str) -> BuildInfo {
     }
 }
 
-/// Runs a started build. `abort` stops it as aborted; `shutdown` stops it
-/// as errored (atc is going away). Returns the final status.
+/// What stops a running build, and how it ends then.
+pub struct BuildControl {
+    /// Stops it as aborted (`fly abort-build`).
+    pub abort: CancellationToken,
+    /// Stops it as errored: atc is going away.
+    pub shutdown: CancellationToken,
+    /// Stops it without a word: another node took it over.
+    pub lease_lost: CancellationToken,
+}
+
+/// Runs a started build under `lease`. Returns the final status.
 pub async fn run_build(
     ctx: &RunnerContext,
     build: Build,
-    abort: CancellationToken,
-    shutdown: CancellationToken,
+    lease: BuildLease,
+    control: BuildControl,
 ) -> DbResult<&'static str> {
-    if !ctx.db.mark_build_running(build.id).await? {
+    let BuildControl { abort, shutdown, lease_lost } = control;
+    if !ctx.db.mark_build_running(&lease).await? {
         return Ok("aborted");
     }
-    let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), build.id).await?;
+    let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), lease, lease_lost.clone()).await?;
     events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
 
     let plan = match ctx.db.build_plan(build.id).await? {
@@ -122,13 +132,14 @@ pub async fn run_build(
                 tokio::select! {
                     _ = abort.cancelled() => build_abort.cancel(),
                     _ = shutdown.cancelled() => {}
+                    _ = lease_lost.cancelled() => {}
                 }
                 stop.cancel();
             });
             let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root(), trace: trace.clone() };
             let outcome = exec::run(&plan, &step_ctx).with_context(trace.clone()).await;
             watcher.abort();
-            if outcome == Outcome::Interrupted && !state.is_aborted() {
+            if outcome == Outcome::Interrupted && !state.is_aborted() && !events.lease_lost() {
                 state.step_error(&plan.id, "atc stopped while this build was running; its steps were stopped");
             }
             outcome
@@ -144,7 +155,25 @@ pub async fn run_build(
     };
 
     let status = final_status(&outcome, state.is_aborted());
-    if is_check {
+    // Only the node holding the lease records how the build ended.
+    let ended = finish(&ctx.db, &ctx.hub, &events, &build, status).await;
+    if !matches!(ended, Err(DbError::LeaseLost { .. })) {
+        record_end(&build, status, started.elapsed(), &trace, state.timed_out());
+    }
+    // After the status, so nobody waits on the deletion.
+    state.release_artifacts().await;
+    ended.map(|()| status)
+}
+
+/// The build's metrics and the end of its span.
+fn record_end(
+    build: &Build,
+    status: &'static str,
+    duration: std::time::Duration,
+    trace: &opentelemetry::Context,
+    timed_out: bool,
+) {
+    if build.resource_name.is_some() || build.resource_type_name.is_some() {
         metric::CheckFinished { status }.emit();
     } else {
         let result = match status {
@@ -154,13 +183,9 @@ pub async fn run_build(
             _ => metric::BuildResult::Errored,
         };
         let span = trace.span().span_context().clone();
-        metric::BuildFinished { job: job_ref(&build), result, duration: started.elapsed(), span: &span }.emit();
+        metric::BuildFinished { job: job_ref(build), result, duration, span: &span }.emit();
     }
-    spans::end_build(&trace, status, state.timed_out());
-    finish(&ctx.db, &ctx.hub, &events, &build, status).await?;
-    // After the status, so nobody waits on the deletion.
-    state.release_artifacts().await;
-    Ok(status)
+    spans::end_build(trace, status, timed_out);
 }
 
 /// The job a build counts under in metrics (empty names for one-off builds).
@@ -208,15 +233,32 @@ async fn start_build_span(
     Ok(trace)
 }
 
-/// Records the final status: last event, the build row, then watchers and
-/// the scheduler (a finished build can satisfy `passed` or free a slot).
+/// Records the final status (the last event and the build row, together,
+/// under the build's lease), then tells watchers and the scheduler (a
+/// finished build can satisfy `passed` or free a slot).
 pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, status: &str) -> DbResult<()> {
-    events.emit(BuildEvent::Status { status: status.to_string(), time: crate::db::now() });
-    events.flush().await;
-    db.finish_build(build.id, status).await?;
+    events.finish(status).await?;
     hub.publish(build.id, HubMessage::Finished);
-    if build.job_id.is_some() {
-        db.notify(Channel::Scheduler, &build.job_id.unwrap_or_default().to_string()).await?;
+    if let Some(job_id) = build.job_id {
+        db.notify(Channel::Scheduler, &job_id.to_string()).await?;
     }
     Ok(())
+}
+
+/// Ends a build that never began running with `status`, after `error` if
+/// given; false when it had begun running (its node ends it) or had ended.
+pub async fn end_unstarted(db: &Db, build_id: i64, status: &str, error: Option<String>) -> DbResult<bool> {
+    let time = crate::db::now();
+    let error = error.map(|message| BuildEvent::Error { origin: Origin::default(), message, time });
+    let last = BuildEvent::Status { status: status.to_string(), time };
+    let events: Vec<NewEvent> = error
+        .iter()
+        .chain([&last])
+        .map(|event| NewEvent {
+            kind: event.kind().to_string(),
+            version: event.version().to_string(),
+            payload: event.payload().to_string(),
+        })
+        .collect();
+    db.end_unstarted_build(build_id, status, &events).await
 }

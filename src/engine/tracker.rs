@@ -1,6 +1,9 @@
-//! The build tracker component: runs every started build exactly once
-//! across atc nodes (a lock per build), stops builds when asked, and ends
-//! builds orphaned by an atc that died while running them.
+//! The build tracker component: runs every started build on exactly one
+//! atc node at a time, through a lease per build (`db::leases`). The node
+//! running a build renews its lease; a build whose lease ran out (its node
+//! died, stopped or lost the database for longer than the lease) is taken
+//! over by another node and ended, and the old node, should it come back,
+//! finds its writes fenced off and stops the build silently.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,20 +15,58 @@ use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::runner::{self, RunnerContext};
 use super::spans;
-use crate::component::{Component, ComponentFuture};
-use crate::db::{Channel, DbResult, LockKind};
+use crate::db::{Build, BuildLease, Channel, DbResult, TakenLease};
 use crate::telemetry::propagation;
+
+/// How this node holds leases on the builds it runs.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// This node's name in leases: unique per atc process.
+    pub owner: String,
+    /// How long a lease lasts without renewal: the longest a build waits
+    /// for another node when its own node is gone.
+    pub duration: Duration,
+}
+
+impl LeaseSettings {
+    /// A name no other atc process has: host, process id and a random tag
+    /// (a restarted process must not renew its predecessor's leases).
+    pub fn for_this_process(duration: Duration) -> LeaseSettings {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_string())
+            .unwrap_or_else(|_| "atc".into());
+        let owner = format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>());
+        LeaseSettings { owner, duration }
+    }
+
+    /// How often leases are renewed: three chances before one runs out.
+    pub fn renew_interval(&self) -> Duration {
+        self.duration / 3
+    }
+
+    fn duration_ms(&self) -> i64 {
+        self.duration.as_millis() as i64
+    }
+}
+
+/// A build this node runs.
+struct RunningBuild {
+    abort: CancellationToken,
+    /// Cancelled when the lease is found lost, by the renewal or a write.
+    lease_lost: CancellationToken,
+    epoch: i64,
+}
 
 pub struct BuildTracker {
     ctx: RunnerContext,
-    /// Abort tokens of the builds this node runs.
-    running: Mutex<HashMap<i64, CancellationToken>>,
+    leases: LeaseSettings,
+    running: Mutex<HashMap<i64, RunningBuild>>,
     shutdown: CancellationToken,
 }
 
 impl BuildTracker {
-    pub fn new(ctx: RunnerContext) -> Arc<BuildTracker> {
-        Arc::new(BuildTracker { ctx, running: Mutex::new(HashMap::new()), shutdown: CancellationToken::new() })
+    pub fn new(ctx: RunnerContext, leases: LeaseSettings) -> Arc<BuildTracker> {
+        Arc::new(BuildTracker { ctx, leases, running: Mutex::new(HashMap::new()), shutdown: CancellationToken::new() })
     }
 
     /// Stops running builds when an abort is requested, on whichever node
@@ -51,24 +92,65 @@ impl BuildTracker {
         })
     }
 
+    /// Renews the leases of the builds this node runs until `shutdown`, and
+    /// stops those whose lease another node took.
+    pub fn spawn_lease_renewal(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let tracker = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(tracker.leases.renew_interval());
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    // Builds stopping at shutdown still write their end.
+                    _ = shutdown.cancelled(), if tracker.running_count() == 0 => break,
+                    _ = ticker.tick() => tracker.renew_leases().await,
+                }
+            }
+        })
+    }
+
+    async fn renew_leases(&self) {
+        if self.running_count() == 0 {
+            return;
+        }
+        let held = match self.ctx.db.renew_build_leases(&self.leases.owner, now_ms(), self.leases.duration_ms()).await {
+            Ok(held) => held,
+            Err(err) => {
+                // Nothing is lost yet: the lease lasts, and writes wait.
+                tracing::warn!(error = %err, "cannot renew build leases");
+                return;
+            }
+        };
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, build) in running.iter() {
+            if !held.contains(&(*id, build.epoch)) && !build.lease_lost.is_cancelled() {
+                tracing::warn!(build_id = id, "another node took over this build: stopping it here");
+                build.lease_lost.cancel();
+            }
+        }
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Stops the component and the builds it runs (they end as errored).
     pub async fn stop(&self) {
         self.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !self.running.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-            && tokio::time::Instant::now() < deadline
-        {
+        while self.running_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     fn abort_if_running(&self, id: i64) {
-        if let Some(token) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-            token.cancel();
+        if let Some(build) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            build.abort.cancel();
         }
     }
 
-    /// Starts every started build no node is running.
+    /// Takes up every started build no node holds: runs the new ones and
+    /// ends those whose node is gone.
     async fn start_untracked_builds(self: &Arc<Self>) -> DbResult<()> {
         for id in self.ctx.db.started_builds().await? {
             if self.shutdown.is_cancelled() {
@@ -77,34 +159,41 @@ impl BuildTracker {
             if self.running.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
                 continue;
             }
-            let Some(lock) = self.ctx.db.try_lock(LockKind::TrackingBuild, id).await? else { continue };
+            let taken =
+                self.ctx.db.take_build_lease(id, &self.leases.owner, now_ms(), self.leases.duration_ms()).await?;
+            let Some(taken) = taken else { continue };
             let Some(build) = self.ctx.db.find_build(id).await? else { continue };
-            if build.completed {
+            if taken.was_running {
+                self.end_orphan(&build, &taken).await?;
                 continue;
             }
-            if self.ctx.db.build_was_running(id).await? {
-                // It began on a node that is gone (it held this lock).
-                self.end_orphan(&build).await?;
-                continue;
-            }
-            let abort = CancellationToken::new();
-            if build.aborted {
-                abort.cancel();
-            }
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, abort.clone());
-            let tracker = self.clone();
-            tokio::spawn(async move {
-                let _lock = lock;
-                if let Err(err) = runner::run_build(&tracker.ctx, build, abort, tracker.shutdown.clone()).await {
-                    tracing::error!(build_id = id, error = %err, "build run failed");
-                }
-                tracker.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            });
+            self.run(build, taken.lease);
         }
         Ok(())
     }
 
-    async fn end_orphan(&self, build: &crate::db::Build) -> DbResult<()> {
+    fn run(self: &Arc<Self>, build: Build, lease: BuildLease) {
+        let id = build.id;
+        let abort = CancellationToken::new();
+        if build.aborted {
+            abort.cancel();
+        }
+        let lease_lost = CancellationToken::new();
+        let running = RunningBuild { abort: abort.clone(), lease_lost: lease_lost.clone(), epoch: lease.epoch };
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, running);
+        let tracker = self.clone();
+        tokio::spawn(async move {
+            let control = runner::BuildControl { abort, shutdown: tracker.shutdown.clone(), lease_lost };
+            if let Err(err) = runner::run_build(&tracker.ctx, build, lease, control).await {
+                tracing::error!(build_id = id, error = %err, "build run failed");
+            }
+            tracker.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        });
+    }
+
+    /// Ends a build whose node stopped renewing its lease while running
+    /// it: the steps it ran there cannot be picked up from here.
+    async fn end_orphan(&self, build: &Build, taken: &TakenLease) -> DbResult<()> {
         // The build's span died with the node; this one, its child, ends
         // the build's trace with what became of it.
         let stored = self.ctx.db.build_span_context(build.id).await?;
@@ -112,20 +201,30 @@ impl BuildTracker {
         let info = runner::build_info(build, &self.ctx.external_url);
         let facts = spans::BuildSpanFacts { info: &info, resource: None, url: None };
         spans::end_build(&spans::start_build(&facts, &lost, Vec::new()), "errored", false);
-        let events = EventLog::open(self.ctx.db.clone(), self.ctx.hub.clone(), build.id).await?;
+        let events =
+            EventLog::open(self.ctx.db.clone(), self.ctx.hub.clone(), taken.lease.clone(), CancellationToken::new())
+                .await?;
+        let node = taken.previous_owner.as_deref().unwrap_or("unknown");
         events.emit(BuildEvent::Error {
             origin: Origin::default(),
-            message: "atc restarted while this build was running; the build cannot be resumed".into(),
+            message: format!(
+                "the atc node running this build ({node}) stopped renewing its lease: it died, was stopped or lost \
+                 the database; the build cannot be resumed"
+            ),
             time: crate::db::now(),
         });
         runner::finish(&self.ctx.db, &self.ctx.hub, &events, build, "errored").await
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// The tracker component's tick needs the `Arc` to hand builds to tasks.
 pub struct TrackerComponent(pub Arc<BuildTracker>);
 
-impl Component for TrackerComponent {
+impl crate::component::Component for TrackerComponent {
     fn name(&self) -> &'static str {
         "tracker"
     }
@@ -134,7 +233,7 @@ impl Component for TrackerComponent {
         Some(Channel::BuildTracker)
     }
 
-    fn tick(&self) -> ComponentFuture<'_> {
+    fn tick(&self) -> crate::component::ComponentFuture<'_> {
         Box::pin(async move { Ok(self.0.start_untracked_builds().await?) })
     }
 }

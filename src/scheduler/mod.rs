@@ -17,7 +17,6 @@ use crate::db::{
     Build, BuildPlan, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource, VersionOwner,
 };
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
-use crate::engine::event::{BuildEvent, Origin};
 use crate::lidar::{CheckTarget, request_check};
 use crate::telemetry;
 use algorithm::{History, InputSpec, VersionChoice, VersionEntry};
@@ -339,19 +338,7 @@ impl Scheduler {
                 }
                 Err(err) => {
                     // The build can never run: say why and end it.
-                    let event = BuildEvent::Error {
-                        origin: Origin::default(),
-                        message: err.to_string(),
-                        time: crate::db::now(),
-                    };
-                    let stored = crate::db::StoredEvent {
-                        event_id: db.next_event_id(build.id).await?,
-                        kind: event.kind().into(),
-                        version: event.version().into(),
-                        payload: event.payload().to_string(),
-                    };
-                    db.append_events(build.id, &[stored]).await?;
-                    db.finish_build(build.id, "errored").await?;
+                    crate::engine::runner::end_unstarted(db, build.id, "errored", Some(err.to_string())).await?;
                 }
             }
         }

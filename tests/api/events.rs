@@ -7,6 +7,7 @@ use atc::engine::event::{BuildEvent, Origin};
 use atc::engine::event_log::EventLog;
 use futures_util::StreamExt;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestServer};
@@ -17,6 +18,15 @@ async fn started_build(server: &TestServer) -> atc::db::Build {
     let team = db.find_team("main").await.unwrap().unwrap();
     let id = db.create_build(&NewBuild { team_id: team.id, name: "1".into(), ..Default::default() }).await.unwrap();
     db.find_build(id).await.unwrap().unwrap()
+}
+
+/// The event writer of a build, under a lease the test holds as if it
+/// were the node running the build.
+async fn event_log(server: &TestServer, build: &atc::db::Build) -> EventLog {
+    let db = &server.test_db.db;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let taken = db.take_build_lease(build.id, "test-node", now_ms, 60_000).await.unwrap().expect("lease taken");
+    EventLog::open(db.clone(), server.engine.hub.clone(), taken.lease, CancellationToken::new()).await.unwrap()
 }
 
 fn log(line: &str) -> BuildEvent {
@@ -47,7 +57,7 @@ async fn events_stream_in_order_live_and_resume(backend: Backend) {
     let server = TestServer::start(backend).await;
     let token = server.admin_token().await;
     let build = started_build(&server).await;
-    let events = EventLog::open(server.test_db.db.clone(), server.engine.hub.clone(), build.id).await.unwrap();
+    let events = event_log(&server, &build).await;
     events.emit(log("one\n"));
     events.flush().await;
 
@@ -95,7 +105,7 @@ async fn every_watcher_gets_every_event(backend: Backend) {
         let response = server.get(&path, Some(&token)).await;
         readers.push(tokio::spawn(read_frames(response, 202)));
     }
-    let events = EventLog::open(server.test_db.db.clone(), server.engine.hub.clone(), build.id).await.unwrap();
+    let events = event_log(&server, &build).await;
     for n in 0..200 {
         events.emit(log(&format!("line {n}\n")));
     }

@@ -9,6 +9,7 @@ mod concurrency;
 mod db;
 mod events;
 mod execute;
+mod leases;
 mod outage;
 mod pipelines;
 mod pipelines_run;

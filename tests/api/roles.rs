@@ -233,7 +233,7 @@ async fn finished_build(server: &TestServer) -> i64 {
         })
         .await
         .unwrap();
-    db.finish_build(id, "succeeded").await.unwrap();
+    assert!(db.end_unstarted_build(id, "succeeded", &[]).await.unwrap());
     id
 }
 

@@ -1,6 +1,7 @@
 //! The `atc` binary itself: flags, the config file, `quickstart` as the
 //! README runs it, and `migrate`.
 
+mod leases;
 #[path = "../support/mod.rs"]
 mod support;
 mod validate_pipeline;
@@ -432,5 +433,5 @@ async fn a_build_running_when_atc_dies_is_ended_after_the_restart() {
         .text()
         .await
         .unwrap();
-    assert!(events.contains("atc restarted while this build was running"), "{events}");
+    assert!(events.contains("stopped renewing its lease"), "{events}");
 }

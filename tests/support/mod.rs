@@ -147,6 +147,7 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
         encryption_key: None,
         resource_checking_interval: Duration::from_secs(60),
         resource_type_checking_interval: Duration::from_secs(60),
+        build_lease_duration: Duration::from_secs(30),
     }
 }
 
