@@ -1,5 +1,5 @@
-//! Writing a running build's events: numbered in order, stored in batches,
-//! then handed to the hub for watchers.
+//! Writing a running build's events: redacted, numbered in order, stored
+//! in batches, then handed to the hub for watchers.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
+use super::redaction::Redactor;
 use crate::db::{Db, StoredEvent};
 
 /// Most events stored in one database write.
@@ -22,6 +23,8 @@ enum Command {
 #[derive(Clone)]
 pub struct EventLog {
     commands: mpsc::UnboundedSender<Command>,
+    /// The build's secrets, kept out of every event this log writes.
+    redactor: Redactor,
 }
 
 impl EventLog {
@@ -30,8 +33,14 @@ impl EventLog {
     pub async fn open(db: Db, hub: Arc<EventHub>, build_id: i64) -> crate::db::DbResult<EventLog> {
         let next_id = db.next_event_id(build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db, hub, build_id, next_id, receiver));
-        Ok(EventLog { commands })
+        let redactor = Redactor::default();
+        tokio::spawn(write_loop(db, hub, build_id, next_id, redactor.clone(), receiver));
+        Ok(EventLog { commands, redactor })
+    }
+
+    /// Where the build registers the secrets its events must not show.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub fn emit(&self, event: BuildEvent) {
@@ -53,6 +62,7 @@ async fn write_loop(
     hub: Arc<EventHub>,
     build_id: i64,
     mut next_id: i64,
+    redactor: Redactor,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut batch: Vec<StoredEvent> = Vec::new();
@@ -67,7 +77,9 @@ async fn write_loop(
                         event_id: next_id,
                         kind: event.kind().to_string(),
                         version: event.version().to_string(),
-                        payload: event.payload().to_string(),
+                        // Redacted as late as possible: a secret registered
+                        // after the event was emitted is still caught.
+                        payload: redactor.redact_json(event.payload()).to_string(),
                     });
                     next_id += 1;
                 }

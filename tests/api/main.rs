@@ -10,6 +10,7 @@ mod events;
 mod execute;
 mod pipelines;
 mod pipelines_run;
+mod redaction;
 mod roles;
 mod system;
 mod teams;
