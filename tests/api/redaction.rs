@@ -1,46 +1,15 @@
 //! A secret a build looked up never leaves it in the clear (issue 9): not
 //! in its events (task config, params, resource metadata, errors, output
 //! printed in pieces), not in check builds, not in any API answer about
-//! the build or its resources, not in the rows the database holds. The
-//! secret holds a quote, a backslash, a newline and non-ASCII text, so
-//! escaped forms would show too.
+//! the build or its resources, not in the rows the database holds.
+//! `tests/telemetry/redaction.rs` searches atc's log and spans.
 
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::on_both_backends;
+use crate::support::secrets::{SECRET, assert_no_secret, fixture};
 use crate::support::{Backend, TestServer, local_runtime_with_types, server_options_with};
-
-const SECRET: &str = "tôp\"sec\\ret\nl1ne-zwei";
-
-fn fixture(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction").join(path)
-}
-
-/// Every way the secret could show: whole or line by line, raw, escaped
-/// once (JSON) or twice (JSON quoting a script's JSON), or with non-ASCII
-/// escaped as Python writes it.
-fn secret_forms() -> Vec<String> {
-    let escape = |text: &str| {
-        let quoted = Value::String(text.to_string()).to_string();
-        quoted[1..quoted.len() - 1].to_string()
-    };
-    let mut forms = Vec::new();
-    for piece in [SECRET, "tôp\"sec\\ret", "l1ne-zwei"] {
-        forms.push(piece.to_string());
-        forms.push(escape(piece));
-        forms.push(escape(&escape(piece)));
-        forms.push(escape(piece).replace('ô', "\\u00f4"));
-    }
-    forms
-}
-
-#[track_caller]
-fn assert_no_secret(what: &str, text: &str) {
-    for form in secret_forms() {
-        assert!(!text.contains(&form), "{what} shows the secret as {form:?}:\n{text}");
-    }
-}
 
 impl TestServer {
     /// The body of a GET, whatever its status.
