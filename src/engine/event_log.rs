@@ -1,5 +1,5 @@
-//! Writing a running build's events: numbered in order, stored in batches
-//! under the build's lease, then handed to the hub for watchers. The final
+//! Writing a running build's events: redacted, numbered in order, stored
+//! in batches under the build's lease, then handed to the hub for watchers. The final
 //! status is written with the last batch, in the same transaction.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
+use super::redaction::Redactor;
 use crate::db::{BuildLease, Db, DbError, DbResult, StoredEvent};
 
 /// Most events stored in one database write.
@@ -34,6 +35,8 @@ enum Command {
 pub struct EventLog {
     commands: mpsc::UnboundedSender<Command>,
     lease_lost: CancellationToken,
+    /// The build's secrets, kept out of every event this log writes.
+    redactor: Redactor,
 }
 
 impl EventLog {
@@ -49,9 +52,15 @@ impl EventLog {
     ) -> DbResult<EventLog> {
         let next_id = db.next_event_id(lease.build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        let writer = Writer { db, hub, lease, next_id, lease_lost: lease_lost.clone() };
+        let redactor = Redactor::default();
+        let writer = Writer { db, hub, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };
         tokio::spawn(writer.run(receiver));
-        Ok(EventLog { commands, lease_lost })
+        Ok(EventLog { commands, lease_lost, redactor })
+    }
+
+    /// Where the build registers the secrets its events must not show.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     pub fn emit(&self, event: BuildEvent) {
@@ -90,6 +99,7 @@ struct Writer {
     lease: BuildLease,
     next_id: i64,
     lease_lost: CancellationToken,
+    redactor: Redactor,
 }
 
 impl Writer {
@@ -134,7 +144,9 @@ impl Writer {
             event_id: self.next_id,
             kind: event.kind().to_string(),
             version: event.version().to_string(),
-            payload: event.payload().to_string(),
+            // Redacted as late as possible: a secret registered after the
+            // event was emitted is still caught.
+            payload: self.redactor.redact_json(event.payload()).to_string(),
         };
         self.next_id += 1;
         stored

@@ -6,6 +6,7 @@ pub mod event_hub;
 pub mod event_log;
 pub mod exec;
 pub mod plan;
+pub mod redaction;
 pub mod runner;
 pub mod spans;
 pub mod state;

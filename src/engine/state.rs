@@ -13,6 +13,7 @@ use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::exec::{Outcome, StepContext, run};
 use super::plan::Plan;
+use super::redaction::Redactor;
 use super::spans;
 use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
@@ -57,8 +58,6 @@ pub struct BuildState {
     pub runtime: Arc<dyn Runtime>,
     pub events: EventLog,
     pub credentials: Credentials,
-    /// Secret values this build looked up, kept out of its logs.
-    secrets: Mutex<Vec<String>>,
     /// Cancelled when the build is aborted.
     pub abort: CancellationToken,
     /// What hooks that must outlive an abort run under; cancelled only at shutdown.
@@ -87,7 +86,6 @@ impl BuildState {
             runtime,
             events,
             credentials,
-            secrets: Mutex::new(Vec::new()),
             abort: CancellationToken::new(),
             hook_cancel: CancellationToken::new(),
             versions: Mutex::new(HashMap::new()),
@@ -131,7 +129,7 @@ impl BuildState {
     /// Runs a hook's plan inside a `hook {kind}` span where the hooked step sits.
     pub async fn hook(&self, ctx: &StepContext, kind: &'static str, plan: &Plan) -> Outcome {
         let trace = spans::start_hook(&ctx.trace, kind);
-        let outcome = run(plan, &ctx.with_trace(trace.clone())).await;
+        let outcome = self.redact_outcome(run(plan, &ctx.with_trace(trace.clone())).await);
         spans::end_hook(&trace, &outcome);
         outcome
     }
@@ -292,34 +290,29 @@ impl BuildState {
         vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
     }
 
-    /// Keeps a value (a string, or the strings of a map) out of the build's logs.
+    /// Keeps a value (a string, or the strings of a map) out of everything
+    /// the build records.
     pub fn remember_secret(&self, value: &Value) {
-        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        let mut strings = Vec::new();
-        collect_strings(value, &mut strings);
-        for secret in strings {
-            // Very short values would redact ordinary text everywhere.
-            if secret.len() >= 3 && !secrets.contains(&secret) {
-                secrets.push(secret);
-            }
-        }
+        self.redactor().register(value);
+    }
+
+    /// The secrets this build looked up, kept out of everything it records.
+    pub fn redactor(&self) -> &Redactor {
+        self.events.redactor()
     }
 
     /// `text` with every remembered secret replaced by `((redacted))`.
     pub fn redact(&self, text: &str) -> String {
-        let secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        secrets.iter().fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "((redacted))"))
+        self.redactor().redact(text)
     }
-}
 
-/// The strings a secret holds, itself or in its map fields. Lists and
-/// numbers are not secrets in Concourse (pipelines iterate over loaded
-/// lists with `across` and print them), so they stay readable here too.
-fn collect_strings(value: &Value, into: &mut Vec<String>) {
-    match value {
-        Value::String(s) => into.push(s.clone()),
-        Value::Object(map) => map.values().for_each(|item| collect_strings(item, into)),
-        _ => {}
+    /// An outcome fit to leave the build (span statuses): its error
+    /// message may quote what a step was given.
+    pub fn redact_outcome(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Errored(message) => Outcome::Errored(self.redact(&message)),
+            other => other,
+        }
     }
 }
 

@@ -1,5 +1,9 @@
 //! A step's output as build events: stdout and stderr chunks become `log`
 //! events of the step, with secrets redacted and UTF-8 kept whole.
+//!
+//! A process may print a secret in two writes; each chunk alone would not
+//! show it whole, so the end of a chunk that could begin a secret is held
+//! back until the next chunk (or the end of the output) says how it goes on.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,18 +14,26 @@ use crate::runtime::{OutputSink, OutputStream};
 pub struct StepLog {
     build: Arc<BuildState>,
     plan_id: String,
-    /// Bytes of a UTF-8 character split across chunks, per stream.
-    partial: Mutex<[Vec<u8>; 2]>,
+    /// What is not written yet, per stream (stdout, stderr).
+    held: Mutex<[Held; 2]>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Bytes of a UTF-8 character split across chunks.
+    partial_char: Vec<u8>,
+    /// Text (already redacted) whose end may be the start of a secret.
+    text: String,
 }
 
 impl StepLog {
     pub fn new(build: Arc<BuildState>, plan_id: &str) -> Arc<StepLog> {
-        Arc::new(StepLog { build, plan_id: plan_id.to_string(), partial: Mutex::new([Vec::new(), Vec::new()]) })
+        Arc::new(StepLog { build, plan_id: plan_id.to_string(), held: Mutex::new(Default::default()) })
     }
 
     /// A line from atc itself about the step, on its stderr.
     pub fn notice(&self, text: &str) {
-        self.emit(OutputStream::Stderr, format!("{text}\n"));
+        self.write(OutputStream::Stderr, format!("{text}\n").as_bytes());
     }
 
     fn emit(&self, stream: OutputStream, text: String) {
@@ -31,21 +43,25 @@ impl StepLog {
         };
         self.build.events.emit(BuildEvent::Log {
             origin: Origin { id: self.plan_id.clone(), source: Some(source) },
-            payload: self.build.redact(&text),
+            payload: text,
             time: crate::db::now(),
         });
     }
 }
 
+fn index(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
 impl OutputSink for StepLog {
     fn write(&self, stream: OutputStream, chunk: &[u8]) {
-        let index = match stream {
-            OutputStream::Stdout => 0,
-            OutputStream::Stderr => 1,
-        };
-        let mut bytes = {
-            let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
-            let mut bytes = std::mem::take(&mut partial[index]);
+        let ready = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            let held = &mut held[index(stream)];
+            let mut bytes = std::mem::take(&mut held.partial_char);
             bytes.extend_from_slice(chunk);
             // Hold back an incomplete character at the end for the next chunk.
             let complete = match std::str::from_utf8(&bytes) {
@@ -53,14 +69,31 @@ impl OutputSink for StepLog {
                 Err(err) if err.error_len().is_none() => err.valid_up_to(),
                 Err(_) => bytes.len(),
             };
-            partial[index] = bytes.split_off(complete);
-            bytes
+            held.partial_char = bytes.split_off(complete);
+            let mut text = std::mem::take(&mut held.text);
+            text.push_str(&String::from_utf8_lossy(&bytes));
+            // Redacted before cutting, so a whole secret is never split.
+            let mut text = self.build.redact(&text);
+            held.text = text.split_off(self.build.redactor().unfinished_secret_at(&text));
+            text
         };
-        if bytes.is_empty() {
-            return;
+        if !ready.is_empty() {
+            self.emit(stream, ready);
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        bytes.clear();
-        self.emit(stream, text);
+    }
+}
+
+impl Drop for StepLog {
+    /// The step's output has ended (the runtime let go of its sink): what
+    /// was held back was not a secret after all.
+    fn drop(&mut self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        for (stream, held) in [OutputStream::Stdout, OutputStream::Stderr].into_iter().zip(held) {
+            let mut text = held.text;
+            text.push_str(&String::from_utf8_lossy(&held.partial_char));
+            if !text.is_empty() {
+                self.emit(stream, self.build.redact(&text));
+            }
+        }
     }
 }

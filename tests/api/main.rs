@@ -13,6 +13,7 @@ mod leases;
 mod outage;
 mod pipelines;
 mod pipelines_run;
+mod redaction;
 mod roles;
 mod system;
 mod teams;

@@ -1,8 +1,9 @@
 //! The real `atc` binary as a child process: `atc quickstart` with the
 //! flags under test, in a temp data directory, killed if a test fails.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ATC: &str = env!("CARGO_BIN_EXE_atc");
@@ -29,13 +30,34 @@ impl Atc {
     /// [`Atc::quickstart`] on a data directory the caller keeps (to start
     /// atc again on the same data).
     pub fn quickstart_in(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Atc {
+        Atc::start(data_dir, args, env, Stdio::inherit())
+    }
+
+    /// [`Atc::quickstart`] keeping what atc logs (its stderr) for the test.
+    pub fn quickstart_logged(args: &[&str], env: &[(&str, &str)]) -> (Atc, ServerLog) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut atc = Atc::start(data_dir.path(), args, env, Stdio::piped());
+        atc._data_dir = Some(data_dir);
+        let log = ServerLog::default();
+        let mut stderr = atc.child.stderr.take().unwrap();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read @ 1..) = stderr.read(&mut buffer) {
+                kept.0.lock().unwrap().extend_from_slice(&buffer[..read]);
+            }
+        });
+        (atc, log)
+    }
+
+    fn start(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Atc {
         let mut command = Command::new(ATC);
         command
             .args(["quickstart", "--data-dir", data_dir.to_str().unwrap()])
             .args(["--bind-port", "0", "--prometheus-bind-port", "0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (key, _) in std::env::vars() {
             if key.starts_with("CONCOURSE_") || key.starts_with("OTEL_") {
                 command.env_remove(key);
@@ -105,6 +127,16 @@ impl Atc {
             .filter(|line| line.starts_with(series))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+}
+
+/// Everything atc wrote to its stderr so far.
+#[derive(Clone, Default)]
+pub struct ServerLog(Arc<Mutex<Vec<u8>>>);
+
+impl ServerLog {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

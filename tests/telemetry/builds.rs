@@ -52,14 +52,14 @@ jobs:
       config: {platform: linux, run: {path: echo, args: [reporting]}}
 "#;
 
-struct Client {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+pub(crate) struct Client {
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Client {
-    async fn login(atc: &Atc) -> Client {
+    pub(crate) async fn login(atc: &Atc) -> Client {
         let http = reqwest::Client::new();
         let token: Value = http
             .post(format!("{}/sky/issuer/token", atc.url))
@@ -80,7 +80,7 @@ impl Client {
         Client { url: atc.url.clone(), token, http }
     }
 
-    async fn set_and_unpause(&self, name: &str, yaml: &str) {
+    pub(crate) async fn set_and_unpause(&self, name: &str, yaml: &str) {
         let pipeline = format!("{}/api/v1/teams/main/pipelines/{name}", self.url);
         let put = self.http.put(format!("{pipeline}/config")).bearer_auth(&self.token);
         let put = put.header("Content-Type", "application/x-yaml").body(yaml.to_string()).send().await.unwrap();
@@ -91,7 +91,7 @@ impl Client {
 
     /// `fly trigger-job` with a `traceparent`; waits for the build to end
     /// and returns it with its events as text.
-    async fn trigger(&self, pipeline: &str, job: &str, traceparent: &str) -> (Value, String) {
+    pub(crate) async fn trigger(&self, pipeline: &str, job: &str, traceparent: &str) -> (Value, String) {
         let path = format!("{}/api/v1/teams/main/pipelines/{pipeline}/jobs/{job}/builds", self.url);
         let response =
             self.http.post(path).bearer_auth(&self.token).header("traceparent", traceparent).send().await.unwrap();

@@ -7,6 +7,9 @@ mod builds;
 mod gcp;
 mod otlp_receiver;
 mod prometheus;
+mod redaction;
+#[path = "../support/secrets.rs"]
+mod secrets;
 
 use std::time::{Duration, Instant};
 

@@ -31,6 +31,7 @@ pub struct ReceivedSpan {
     pub kind: i32,
     /// OTLP's numbering: 2 is ERROR.
     pub status_code: i32,
+    pub status_message: String,
     pub attributes: HashMap<String, String>,
     pub resource: HashMap<String, String>,
     /// Request headers (gRPC metadata) of the export that carried it.
@@ -53,6 +54,8 @@ pub struct ReceivedMetric {
 #[derive(Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
+    /// Every trace export as it came, encoded.
+    trace_exports: Vec<Vec<u8>>,
     metrics: Vec<ReceivedMetric>,
 }
 
@@ -107,6 +110,12 @@ impl OtlpReceiver {
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.received.lock().unwrap().spans.clone()
+    }
+
+    /// The protobuf bytes of every trace export received, to search
+    /// whatever a span may carry.
+    pub fn trace_exports(&self) -> Vec<Vec<u8>> {
+        self.received.lock().unwrap().trace_exports.clone()
     }
 
     pub fn metrics(&self) -> Vec<ReceivedMetric> {
@@ -191,6 +200,7 @@ async fn http_metrics(
 fn record_traces(received: &Shared, headers: &HeaderMap, request: ExportTraceServiceRequest) {
     let headers = header_map(headers);
     let mut received = received.lock().unwrap();
+    received.trace_exports.push(request.encode_to_vec());
     for resource_spans in request.resource_spans {
         let resource = attributes(resource_spans.resource.map(|r| r.attributes).unwrap_or_default());
         for scope in resource_spans.scope_spans {
@@ -201,7 +211,8 @@ fn record_traces(received: &Shared, headers: &HeaderMap, request: ExportTraceSer
                     parent_span_id: hex(&span.parent_span_id),
                     name: span.name,
                     kind: span.kind,
-                    status_code: span.status.map(|s| s.code).unwrap_or_default(),
+                    status_code: span.status.as_ref().map(|s| s.code).unwrap_or_default(),
+                    status_message: span.status.map(|s| s.message).unwrap_or_default(),
                     attributes: attributes(span.attributes),
                     resource: resource.clone(),
                     headers: headers.clone(),

@@ -29,6 +29,7 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
     let started = std::time::Instant::now();
     // Current too, for the spans of code that takes no context (the database's).
     let outcome = run_step(plan, &ctx.with_trace(trace.clone())).with_context(trace.clone()).await;
+    let outcome = ctx.build.redact_outcome(outcome);
     let span = trace.span().span_context().clone();
     ctx.build.step_ended(&plan.id);
     metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();

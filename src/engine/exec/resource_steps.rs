@@ -247,7 +247,9 @@ async fn record_output(
     let Some(resource) = db.find_resource(pipeline_id, resource_name).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
-    let metadata = serde_json::to_value(metadata).unwrap_or(Value::Null);
+    // Shown with the version wherever it is listed: what the script echoed
+    // of the build's secrets stays out (the version itself is its identity).
+    let metadata = build.redactor().redact_json(serde_json::to_value(metadata).unwrap_or(Value::Null));
     let ids = db
         .save_versions(
             VersionOwner::Resource(resource.id),
@@ -319,10 +321,10 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
         // manually triggered build waits for its inputs' checks to end.
         let error = match &checked {
             Ok(()) => None,
-            Err(Failure::Failed(message) | Failure::Errored(message)) => Some(message.as_str()),
-            Err(Failure::Interrupted) => Some("interrupted"),
+            Err(Failure::Failed(message) | Failure::Errored(message)) => Some(build.redact(message)),
+            Err(Failure::Interrupted) => Some("interrupted".to_string()),
         };
-        db.record_check(owner, started, error).await.map_err(|e| e.to_string())?;
+        db.record_check(owner, started, error.as_deref()).await.map_err(|e| e.to_string())?;
         // New versions may trigger jobs; a finished check may let a manual build start.
         let _ = db.notify(Channel::Scheduler, "").await;
         checked
