@@ -140,7 +140,7 @@ pub async fn create_one_off_build(
     Extension(caller): Extension<Caller>,
     Extension(TeamScope(team)): Extension<TeamScope>,
     pipeline: Option<Extension<PipelineScope>>,
-    super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan>,
+    super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
     let public = plan.public().to_string();
     let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;

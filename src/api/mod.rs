@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(sky)
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
+        .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(middleware::from_fn(concourse_version_header))
         // Bodies are read through `body::RawBody`, which enforces its own limit.
         .layer(DefaultBodyLimit::disable())
@@ -88,4 +89,20 @@ async fn concourse_version_header(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await.into_response();
     response.headers_mut().insert("X-Concourse-Version", HeaderValue::from_static(CONCOURSE_VERSION));
     response
+}
+
+/// Names and values in the URL (job, resource and version names, filters)
+/// reach database queries, which cannot carry a NUL on PostgreSQL; `%00` is
+/// the only way a URL can spell one.
+async fn refuse_nul_in_url(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let with_nul =
+        [("path", uri.path()), ("query", uri.query().unwrap_or(""))].into_iter().find(|(_, text)| text.contains("%00"));
+    match with_nul {
+        Some((part, _)) => {
+            error::ApiError::bad_request(format!("the URL's {part} contains {}", crate::nul::DESCRIPTION))
+                .into_response()
+        }
+        None => next.run(request).await,
+    }
 }
