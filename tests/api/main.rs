@@ -8,6 +8,7 @@ mod auth;
 mod db;
 mod events;
 mod execute;
+mod input_limits;
 mod nul_characters;
 mod pipelines;
 mod pipelines_run;
