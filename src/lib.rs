@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod byte_size;
 pub mod cli;
 pub mod clock;
 pub mod component;

@@ -60,6 +60,8 @@ pub struct AppState {
 pub struct Settings {
     pub external_url: String,
     pub cluster_name: String,
+    /// How large a `fly execute` upload may be.
+    pub upload_limits: crate::runtime::UploadLimits,
 }
 
 /// The whole HTTP application.

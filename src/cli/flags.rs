@@ -54,6 +54,9 @@ pub struct ServerFlags {
     pub checking: CheckingFlags,
 
     #[command(flatten)]
+    pub uploads: UploadFlags,
+
+    #[command(flatten)]
     pub tracing: TracingFlags,
 
     #[command(flatten)]
@@ -73,6 +76,27 @@ pub struct CheckingFlags {
     /// How often a resource type without `check_every` is checked.
     #[arg(long, env = "CONCOURSE_RESOURCE_TYPE_CHECKING_INTERVAL", default_value = "1m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub resource_type_checking_interval: Duration,
+}
+
+/// How large a `fly execute` upload may be.
+#[derive(Debug, Clone, Args)]
+pub struct UploadFlags {
+    /// Largest artifact upload (`fly execute` inputs) accepted, as sent: gzipped.
+    #[arg(long, env = "CONCOURSE_ARTIFACT_UPLOAD_MAX_SIZE", default_value = "1GB", value_parser = crate::byte_size::parse, value_name = "SIZE")]
+    pub artifact_upload_max_size: u64,
+
+    /// Largest size an artifact upload may unpack to; a bigger one is refused as soon as that is known.
+    #[arg(long, env = "CONCOURSE_ARTIFACT_UNPACKED_MAX_SIZE", default_value = "4GB", value_parser = crate::byte_size::parse, value_name = "SIZE")]
+    pub artifact_unpacked_max_size: u64,
+}
+
+impl UploadFlags {
+    pub fn limits(&self) -> crate::runtime::UploadLimits {
+        crate::runtime::UploadLimits {
+            max_compressed_bytes: self.artifact_upload_max_size,
+            max_unpacked_bytes: self.artifact_unpacked_max_size,
+        }
+    }
 }
 
 /// Where `((vars))` of pipelines get their values.
@@ -388,6 +412,7 @@ impl ServerFlags {
             encryption_key: self.encryption.encryption_key.clone(),
             resource_checking_interval: self.checking.resource_checking_interval,
             resource_type_checking_interval: self.checking.resource_type_checking_interval,
+            upload_limits: self.uploads.limits(),
         }
     }
 }

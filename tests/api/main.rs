@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod artifact_uploads;
 mod auth;
 mod db;
 mod events;
