@@ -14,6 +14,7 @@ mod nul_characters;
 mod pipelines;
 mod pipelines_run;
 mod roles;
+mod server_paths;
 mod system;
 mod teams;
 mod testflight;

@@ -174,6 +174,7 @@ impl LocalRuntime {
             let working_dir = fs::join_relative(&dirs.root, &spec.process.dir).map_err(RuntimeError::Setup)?;
             let launch = process::Launch {
                 program: program_path(&program.program, &working_dir),
+                name: spec.process.path.clone(),
                 args: program.leading_args.iter().cloned().chain(spec.process.args.iter().cloned()).collect(),
                 dir: working_dir,
                 env: process_env(account, &dirs.tmp, &program.image_env, &spec.process.env),
