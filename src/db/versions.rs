@@ -264,10 +264,10 @@ impl Db {
         let start = to.map_or(Bound::Newest, Bound::AtOrOlder);
         let mut versions = self.scan_history(&history, start, limit + 1).await?;
         let older = (versions.len() > limit).then(|| versions.pop()).flatten().map(|v| v.id);
-        let newer = match (to, versions.first()) {
-            (None, _) => None,
-            (Some(to), first) => {
-                let newest = first.map_or(to, |v| v.check_order);
+        let newer = match to {
+            None => None,
+            Some(to) => {
+                let newest = versions.first().map_or(to, |v| v.check_order);
                 edge_id(&self.scan_history(&history, Bound::Newer(newest), 1).await?)
             }
         };
