@@ -89,7 +89,11 @@ async fn run() {
         tokens: TokenService::new(db.clone(), Duration::from_secs(3600)),
         db,
         users: Arc::new(LocalUsers::new(vec![])),
-        settings: Arc::new(Settings { external_url: "http://127.0.0.1:8080".into(), cluster_name: "bench".into() }),
+        settings: Arc::new(Settings {
+            external_url: "http://127.0.0.1:8080".into(),
+            cluster_name: "bench".into(),
+            upload_limits: atc::runtime::UploadLimits { max_compressed_bytes: 1 << 30, max_unpacked_bytes: 4 << 30 },
+        }),
         cookie_secure: false,
     };
     atc::telemetry::propagation::install_global_propagator();

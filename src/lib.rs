@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod byte_size;
 pub mod cli;
 pub mod clock;
 pub mod component;
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod gc;
 pub mod lidar;
 pub mod metric;
+pub mod nul;
 pub mod resource;
 pub mod runtime;
 pub mod scheduler;

@@ -21,7 +21,7 @@ use crate::engine::Engine;
 use crate::engine::tracker::LeaseSettings;
 use crate::gc::{ARTIFACT_TTL, Collector};
 use crate::lidar::Checker;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, UploadLimits};
 use crate::scheduler::Scheduler;
 
 /// How often the collector removes what nothing needs any more.
@@ -64,6 +64,8 @@ pub struct ServerOptions {
     pub resource_type_checking_interval: Duration,
     /// How long this node's lease on a running build lasts without renewal.
     pub build_lease_duration: Duration,
+    /// How large a `fly execute` upload may be.
+    pub upload_limits: UploadLimits,
 }
 
 /// A server accepting requests until [`RunningServer::stop`].
@@ -121,7 +123,11 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         tokens: TokenService::new(db.clone(), options.auth_duration),
         db,
         users: Arc::new(LocalUsers::new(options.local_users.clone())),
-        settings: Arc::new(Settings { external_url: external_url.clone(), cluster_name: options.cluster_name.clone() }),
+        settings: Arc::new(Settings {
+            external_url: external_url.clone(),
+            cluster_name: options.cluster_name.clone(),
+            upload_limits: options.upload_limits,
+        }),
         cookie_secure: options.cookie_secure,
     };
     let components = CancellationToken::new();

@@ -13,6 +13,7 @@ use super::AppState;
 use super::access::{BuildScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use crate::db::ArtifactRecord;
+use crate::runtime::RuntimeError;
 
 fn present(record: &ArtifactRecord) -> Value {
     json!({
@@ -28,11 +29,21 @@ pub async fn create_artifact(
     Extension(TeamScope(team)): Extension<TeamScope>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let limits = state.settings.upload_limits;
+    let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > limits.max_compressed_bytes) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the upload is larger than {} bytes",
+            limits.max_compressed_bytes
+        )));
+    }
     let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
-    let artifact =
-        state.engine.runtime.import_artifact(Box::pin(stream)).await.map_err(|e| {
-            ApiError::bad_request(format!("cannot store the upload (a gzipped tarball is expected): {e}"))
-        })?;
+    let artifact = state.engine.runtime.import_artifact(Box::pin(stream), limits).await.map_err(|err| match err {
+        RuntimeError::UploadTooLarge(message) => ApiError::PayloadTooLarge(message),
+        RuntimeError::Setup(message) => ApiError::bad_request(message),
+        // The disk, not the upload: the detail is logged, not shown.
+        other => ApiError::Internal(format!("cannot store an upload: {other}")),
+    })?;
     let record = match state.db.create_artifact(team.id, None, "", &artifact.id).await {
         Ok(record) => record,
         Err(err) => {

@@ -4,20 +4,28 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::ApiError;
+use crate::nul;
 
-/// Largest request body accepted by default (pipeline configs, JSON bodies).
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Largest pipeline configuration (or `fly execute` plan, which carries a
+/// task configuration) accepted.
+pub const MAX_CONFIG_BYTES: usize = 10 * 1024 * 1024;
 
-/// The raw body, at most [`MAX_BODY_BYTES`].
-pub struct RawBody(pub Bytes);
+/// Largest body of every other endpoint: comments, the wall, team auth,
+/// check requests, logins. They hold a few short fields, and a body is held
+/// in memory whole while it is parsed, so a large one only costs memory.
+pub const MAX_SMALL_BODY_BYTES: usize = 256 * 1024;
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+/// The raw body, at most `LIMIT` bytes.
+pub struct RawBody<const LIMIT: usize = MAX_SMALL_BODY_BYTES>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        read(request.into_body(), MAX_BODY_BYTES).await.map(RawBody)
+        read(request.into_body(), LIMIT).await.map(RawBody)
     }
 }
 
@@ -33,18 +41,39 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-/// A JSON body of type `T`; errors name the field and position.
-pub struct JsonBody<T>(pub T);
+/// A JSON body of type `T`, at most `LIMIT` bytes; errors name the field
+/// and position.
+pub struct JsonBody<T, const LIMIT: usize = MAX_SMALL_BODY_BYTES>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        let RawBody::<LIMIT>(bytes) = RawBody::from_request(request, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
+/// Parses a JSON body, refusing NUL characters in any string or key: every
+/// JSON body's text may end up in the database.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))
+    let parsed =
+        serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+    // JSON can only spell a NUL as an escape, so bodies without one are
+    // spared a second parse.
+    if has_nul_escape(bytes) {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+        if let Some(path) = nul::find_nul(&value) {
+            let place = if path.is_empty() { "the body".to_string() } else { format!("'{path}'") };
+            return Err(ApiError::bad_request(format!("{place} contains {}", nul::DESCRIPTION)));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Whether `bytes` holds the escape `\u0000` (possibly as `\\u0000`, text
+/// that only looks like it: the parse that follows tells them apart).
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|window| window == b"\\u0000")
 }

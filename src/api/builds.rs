@@ -4,12 +4,14 @@
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::AppState;
 use super::access::{BuildScope, Caller, PipelineScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
+use super::json_array::json_array;
+use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
 use crate::db::{BuildFilter, Page};
 
@@ -22,17 +24,10 @@ async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Res
     }
     let page = Page { from: query.from, to: query.to, limit: query.limit };
     let result = state.db.builds(&filter, page).await?;
-    let builds: Vec<present::Build> = result.builds.iter().map(present::build).collect();
-    let mut response = Json(builds).into_response();
+    let (older, newer) = (result.older.and_then(|p| p.to), result.newer.and_then(|p| p.from));
+    let mut response = json_array(result.builds, |build| present::build(&build));
     let base = format!("{}{}", state.settings.external_url, uri.path());
-    pagination::add_links(
-        &mut response,
-        &base,
-        result.older.and_then(|p| p.to),
-        result.newer.and_then(|p| p.from),
-        page.limit,
-        "",
-    );
+    pagination::add_links(&mut response, &base, older, newer, page.limit, "");
     Ok(response)
 }
 
@@ -127,6 +122,7 @@ pub async fn set_build_comment(
     Extension(BuildScope(build)): Extension<BuildScope>,
     super::body::JsonBody(body): super::body::JsonBody<CommentBody>,
 ) -> ApiResult<axum::http::StatusCode> {
+    check_length("comment", &body.comment, MAX_COMMENT_BYTES)?;
     state.db.set_build_comment(build.id, &body.comment).await?;
     Ok(axum::http::StatusCode::OK)
 }
@@ -137,7 +133,7 @@ pub async fn create_one_off_build(
     Extension(caller): Extension<Caller>,
     Extension(TeamScope(team)): Extension<TeamScope>,
     pipeline: Option<Extension<PipelineScope>>,
-    super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan>,
+    super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
     let public = plan.public().to_string();
     let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -14,6 +14,7 @@ pub mod error;
 mod info;
 mod instance_vars;
 mod jobs;
+mod json_array;
 mod names;
 mod pagination;
 mod pipeline_config;
@@ -23,6 +24,7 @@ mod resources;
 pub mod routes;
 mod sky;
 mod teams;
+mod text_limits;
 mod users;
 mod versions;
 mod wall;
@@ -58,6 +60,8 @@ pub struct AppState {
 pub struct Settings {
     pub external_url: String,
     pub cluster_name: String,
+    /// How large a `fly execute` upload may be.
+    pub upload_limits: crate::runtime::UploadLimits,
 }
 
 /// The whole HTTP application.
@@ -76,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(sky)
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
+        .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(middleware::from_fn(concourse_version_header))
         // Bodies are read through `body::RawBody`, which enforces its own limit.
         .layer(DefaultBodyLimit::disable())
@@ -88,4 +93,20 @@ async fn concourse_version_header(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await.into_response();
     response.headers_mut().insert("X-Concourse-Version", HeaderValue::from_static(CONCOURSE_VERSION));
     response
+}
+
+/// Names and values in the URL (job, resource and version names, filters)
+/// reach database queries, which cannot carry a NUL on PostgreSQL; `%00` is
+/// the only way a URL can spell one.
+async fn refuse_nul_in_url(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let with_nul =
+        [("path", uri.path()), ("query", uri.query().unwrap_or(""))].into_iter().find(|(_, text)| text.contains("%00"));
+    match with_nul {
+        Some((part, _)) => {
+            error::ApiError::bad_request(format!("the URL's {part} contains {}", crate::nul::DESCRIPTION))
+                .into_response()
+        }
+        None => next.run(request).await,
+    }
 }

@@ -9,6 +9,12 @@ use super::instance_vars::form_pairs;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 
+/// The largest page answered; a larger `limit` is cut to it (the `Link`
+/// headers lead on). Concourse has no maximum, but a page is held in memory
+/// while it is sent, once per client asking: ten times the default is a
+/// long page for a person and a bounded cost for the server.
+pub const MAX_LIMIT: i64 = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageQuery {
     pub from: Option<i64>,
@@ -29,7 +35,7 @@ pub fn page_query(uri: &Uri) -> ApiResult<PageQuery> {
         match key.as_str() {
             "from" => page.from = Some(number()?),
             "to" => page.to = Some(number()?),
-            "limit" => page.limit = Some(number()?).filter(|n| *n > 0).unwrap_or(DEFAULT_LIMIT),
+            "limit" => page.limit = Some(number()?).filter(|n| *n > 0).map_or(DEFAULT_LIMIT, |n| n.min(MAX_LIMIT)),
             _ => {}
         }
     }

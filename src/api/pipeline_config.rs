@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{PipelineScope, TeamScope};
-use super::body::RawBody;
+use super::body::{MAX_CONFIG_BYTES, RawBody};
 use super::error::{ApiError, ApiResult};
 use super::instance_vars;
 use super::names::validate_name;
@@ -43,7 +43,7 @@ pub async fn save_config(
     axum::extract::Path((_, pipeline_name)): axum::extract::Path<(String, String)>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    RawBody(body): RawBody<MAX_CONFIG_BYTES>,
 ) -> ApiResult<Response> {
     require_config_media_type(&headers)?;
     let expected_version = match headers.get(CONFIG_VERSION_HEADER) {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -13,6 +13,8 @@ use super::access::{Caller, PipelineScope};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
+use super::json_array::json_array;
+use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
 use crate::auth::Role;
 use crate::db::{Resource, ResourceVersion, VersionOwner, VersionPage};
@@ -78,8 +80,7 @@ pub async fn list_versions(
     let page = VersionPage { from: query.from, to: query.to, limit: query.limit };
     let list = state.db.list_versions(resource.id, &resource.config_hash, page, &filter).await?;
     let hide = hides_metadata(&caller, &scope, &resource);
-    let versions: Vec<Value> = list.versions.iter().map(|v| present_version(v, hide)).collect();
-    let mut response = Json(versions).into_response();
+    let mut response = json_array(list.versions, move |v| present_version(&v, hide));
     let base = format!("{}{}", state.settings.external_url, uri.path());
     let instance_vars: String = form_pairs(uri.query().unwrap_or(""))
         .into_iter()
@@ -166,6 +167,7 @@ pub async fn set_pin_comment(
     Path((_, _, resource_name)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<PinCommentBody>,
 ) -> ApiResult<StatusCode> {
+    check_length("pin_comment", &body.pin_comment, MAX_COMMENT_BYTES)?;
     let resource = find_resource(&state, &scope, &resource_name).await?;
     state.db.set_pin_comment(resource.id, &body.pin_comment).await?;
     Ok(StatusCode::OK)
@@ -177,18 +179,18 @@ async fn builds_of_version(
     resource_name: &str,
     version_id: &str,
     as_input: bool,
-) -> ApiResult<Json<Vec<present::Build>>> {
+) -> ApiResult<Response> {
     let resource = find_resource(state, scope, resource_name).await?;
     let version = find_version(state, &resource, version_id).await?;
     let builds = state.db.builds_with_version(version.id, as_input).await?;
-    Ok(Json(builds.iter().map(present::build).collect()))
+    Ok(json_array(builds, |build| present::build(&build)))
 }
 
 pub async fn input_to(
     State(state): State<AppState>,
     Extension(scope): Extension<PipelineScope>,
     Path((_, _, resource_name, version_id)): Path<(String, String, String, String)>,
-) -> ApiResult<Json<Vec<present::Build>>> {
+) -> ApiResult<Response> {
     builds_of_version(&state, &scope, &resource_name, &version_id, true).await
 }
 
@@ -196,6 +198,6 @@ pub async fn output_of(
     State(state): State<AppState>,
     Extension(scope): Extension<PipelineScope>,
     Path((_, _, resource_name, version_id)): Path<(String, String, String, String)>,
-) -> ApiResult<Json<Vec<present::Build>>> {
+) -> ApiResult<Response> {
     builds_of_version(&state, &scope, &resource_name, &version_id, false).await
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+use super::text_limits::{MAX_WALL_MESSAGE_BYTES, check_length};
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
@@ -34,6 +35,7 @@ pub async fn set_wall(State(state): State<AppState>, JsonBody(body): JsonBody<Wa
     if body.message.trim().is_empty() {
         return Err(ApiError::bad_request("wall message cannot be empty"));
     }
+    check_length("message", &body.message, MAX_WALL_MESSAGE_BYTES)?;
     if body.ttl < 0 {
         return Err(ApiError::bad_request("TTL must not be negative"));
     }

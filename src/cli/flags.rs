@@ -55,6 +55,7 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub builds: BuildFlags,
+    pub uploads: UploadFlags,
 
     #[command(flatten)]
     pub tracing: TracingFlags,
@@ -94,6 +95,25 @@ fn parse_lease_duration(value: &str) -> Result<Duration, String> {
         return Err(format!("'{value}' is too short: a build lease lasts at least 1s"));
     }
     Ok(duration)
+/// How large a `fly execute` upload may be.
+#[derive(Debug, Clone, Args)]
+pub struct UploadFlags {
+    /// Largest artifact upload (`fly execute` inputs) accepted, as sent: gzipped.
+    #[arg(long, env = "CONCOURSE_ARTIFACT_UPLOAD_MAX_SIZE", default_value = "1GB", value_parser = crate::byte_size::parse, value_name = "SIZE")]
+    pub artifact_upload_max_size: u64,
+
+    /// Largest size an artifact upload may unpack to; a bigger one is refused as soon as that is known.
+    #[arg(long, env = "CONCOURSE_ARTIFACT_UNPACKED_MAX_SIZE", default_value = "4GB", value_parser = crate::byte_size::parse, value_name = "SIZE")]
+    pub artifact_unpacked_max_size: u64,
+}
+
+impl UploadFlags {
+    pub fn limits(&self) -> crate::runtime::UploadLimits {
+        crate::runtime::UploadLimits {
+            max_compressed_bytes: self.artifact_upload_max_size,
+            max_unpacked_bytes: self.artifact_unpacked_max_size,
+        }
+    }
 }
 
 /// Where `((vars))` of pipelines get their values.
@@ -415,6 +435,7 @@ impl ServerFlags {
             resource_checking_interval: self.checking.resource_checking_interval,
             resource_type_checking_interval: self.checking.resource_type_checking_interval,
             build_lease_duration: self.builds.build_lease_duration,
+            upload_limits: self.uploads.limits(),
         }
     }
 }

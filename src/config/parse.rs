@@ -91,6 +91,10 @@ pub fn from_value(value: Value) -> Result<Pipeline, ParseError> {
     if !value.is_object() {
         return Err(ParseError::plain(format!("a pipeline configuration must be a map, got {value}")));
     }
+    // Names, comments and groups of a pipeline are stored as text.
+    if let Some(path) = crate::nul::find_nul(&value) {
+        return Err(ParseError::plain(format!("{path}: contains {}", crate::nul::DESCRIPTION)));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.inner().to_string();
@@ -135,6 +139,14 @@ jobs: []
         assert!(err.to_string().contains("jobs[0]") && err.to_string().contains("bogus"), "{err}");
         let err = parse(b"jobz: []\n").unwrap_err();
         assert!(err.to_string().contains("jobz"), "{err}");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_their_path() {
+        let err = parse(b"jobs:\n- name: \"a\\0b\"\n  plan: []\n").unwrap_err();
+        assert_eq!(err.to_string(), format!("jobs[0].name: contains {}", crate::nul::DESCRIPTION));
+        let err = parse(br#"{"jobs":[],"display":{"background_image":"x\u0000"}}"#).unwrap_err();
+        assert!(err.to_string().starts_with("display.background_image: contains a NUL"), "{err}");
     }
 
     #[test]

@@ -355,10 +355,13 @@ fn in_parallel(value: &Value) -> Result<InParallelStep, String> {
             Ok(InParallelStep { steps: step_list(value, "in_parallel")?, limit: None, fail_fast: false })
         }
         Value::Object(config) => {
-            let unknown: Vec<&String> =
-                config.keys().filter(|k| !["steps", "limit", "fail_fast"].contains(&k.as_str())).collect();
+            let unknown: Vec<String> = config
+                .keys()
+                .filter(|k| !["steps", "limit", "fail_fast"].contains(&k.as_str()))
+                .map(|k| format!("\"{k}\""))
+                .collect();
             if !unknown.is_empty() {
-                return Err(format!("in_parallel: unknown fields {unknown:?}"));
+                return Err(format!("in_parallel: unknown fields [{}]", unknown.join(" ")));
             }
             let steps = match config.get("steps") {
                 Some(steps) => step_list(steps, "in_parallel.steps")?,
@@ -492,6 +495,9 @@ mod tests {
         assert_eq!(Step::from_value(&json!({ "bogus": 1 })).unwrap_err(), "no step configured");
         let typo = Step::from_value(&json!({ "get": "a", "trigerr": true })).unwrap();
         assert_eq!(typo.unknown_fields, vec!["trigerr".to_string()]);
+        // Listed as the other unknown fields are, not in Rust's debug notation.
+        let typo = Step::from_value(&json!({ "in_parallel": { "steps": [], "limt": 1, "fail": true } })).unwrap_err();
+        assert_eq!(typo, r#"in_parallel: unknown fields ["fail" "limt"]"#);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Versions of resources and resource types, in the order checks found
 //! them, with what builds used and produced them.
 
+use futures_util::TryStreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -64,6 +65,54 @@ pub struct VersionList {
     pub older: Option<i64>,
     /// Id of the oldest version of the newer page, if any.
     pub newer: Option<i64>,
+}
+
+/// The versions a listing pages through.
+struct History<'a> {
+    resource_id: i64,
+    config_hash: &'a str,
+    filter: &'a serde_json::Map<String, Value>,
+}
+
+impl History<'_> {
+    fn matches(&self, row: &ResourceVersion) -> bool {
+        self.filter.is_empty() || {
+            let version: Value = serde_json::from_str(&row.version).unwrap_or(Value::Null);
+            self.filter.iter().all(|(key, want)| version.get(key) == Some(want))
+        }
+    }
+}
+
+/// Where a scan of a history starts (by `check_order`), and so its direction.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Newest,
+    AtOrOlder(i64),
+    Older(i64),
+    AtOrNewer(i64),
+    Newer(i64),
+}
+
+impl Bound {
+    /// The condition on `check_order` (bound as `$3`) and the order to read in.
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Bound::Newest => ("", "DESC"),
+            Bound::AtOrOlder(_) => (" AND check_order <= $3", "DESC"),
+            Bound::Older(_) => (" AND check_order < $3", "DESC"),
+            Bound::AtOrNewer(_) => (" AND check_order >= $3", "ASC"),
+            Bound::Newer(_) => (" AND check_order > $3", "ASC"),
+        }
+    }
+
+    fn check_order(self) -> Option<i64> {
+        match self {
+            Bound::Newest => None,
+            Bound::AtOrOlder(order) | Bound::Older(order) | Bound::AtOrNewer(order) | Bound::Newer(order) => {
+                Some(order)
+            }
+        }
+    }
 }
 
 /// Identifies a version by content, whatever the key order of its JSON.
@@ -180,7 +229,10 @@ impl Db {
     }
 
     /// A page of a resource's current history, newest first. With `filter`,
-    /// only versions containing all of its fields are listed.
+    /// only versions containing all of its fields are listed. Rows are read
+    /// in history order from the page's edge and no further than the page
+    /// (and its neighbours) need, so a long history costs no more than a
+    /// short one.
     pub async fn list_versions(
         &self,
         resource_id: i64,
@@ -188,32 +240,73 @@ impl Db {
         page: VersionPage,
         filter: &serde_json::Map<String, Value>,
     ) -> DbResult<VersionList> {
-        let all: Vec<ResourceVersion> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE resource_id = $1 AND config_hash = $2
-             ORDER BY check_order DESC"
-        ))).bind(resource_id).bind(config_hash).fetch_all(pool).await)?;
-        let matching: Vec<ResourceVersion> = all
-            .into_iter()
-            .filter(|v| {
-                filter.is_empty() || {
-                    let version: Value = serde_json::from_str(&v.version).unwrap_or(Value::Null);
-                    filter.iter().all(|(key, want)| version.get(key) == Some(want))
-                }
-            })
-            .collect();
-        let position = |id: i64| matching.iter().position(|v| v.id == id);
         let limit = page.limit.max(1) as usize;
-        let (start, end) = match (page.from.and_then(position), page.to.and_then(position)) {
-            // `from` is the oldest of the page: the page ends there.
-            (Some(from), _) => (from.saturating_sub(limit - 1), from + 1),
-            (None, Some(to)) => (to, (to + limit).min(matching.len())),
-            _ => (0, limit.min(matching.len())),
+        let history = History { resource_id, config_hash, filter };
+        // `from` wins over `to`; an id outside this history pages from the newest.
+        let from = match page.from {
+            Some(id) => self.check_order_of(&history, id).await?,
+            None => None,
         };
-        let versions = matching[start..end].to_vec();
-        Ok(VersionList {
-            older: matching.get(end).map(|v| v.id),
-            newer: start.checked_sub(1).and_then(|i| matching.get(i)).map(|v| v.id),
-            versions,
+        let to = match (from, page.to) {
+            (None, Some(id)) => self.check_order_of(&history, id).await?,
+            _ => None,
+        };
+        let edge_id = |versions: &[ResourceVersion]| versions.first().map(|v| v.id);
+        if let Some(from) = from {
+            // `from` is the oldest of the page: read newer from it.
+            let mut versions = self.scan_history(&history, Bound::AtOrNewer(from), limit + 1).await?;
+            let newer = (versions.len() > limit).then(|| versions.pop()).flatten().map(|v| v.id);
+            versions.reverse();
+            let oldest = versions.last().map_or(from, |v| v.check_order);
+            let older = edge_id(&self.scan_history(&history, Bound::Older(oldest), 1).await?);
+            return Ok(VersionList { versions, older, newer });
+        }
+        let start = to.map_or(Bound::Newest, Bound::AtOrOlder);
+        let mut versions = self.scan_history(&history, start, limit + 1).await?;
+        let older = (versions.len() > limit).then(|| versions.pop()).flatten().map(|v| v.id);
+        let newer = match to {
+            None => None,
+            Some(to) => {
+                let newest = versions.first().map_or(to, |v| v.check_order);
+                edge_id(&self.scan_history(&history, Bound::Newer(newest), 1).await?)
+            }
+        };
+        Ok(VersionList { versions, older, newer })
+    }
+
+    /// Where version `id` stands in the history, if it belongs to it.
+    async fn check_order_of(&self, history: &History<'_>, id: i64) -> DbResult<Option<i64>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT check_order FROM resource_versions WHERE resource_id = $1 AND config_hash = $2 AND id = $3"
+        ).bind(history.resource_id).bind(history.config_hash).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Up to `count` versions of `history` matching its filter, from `bound`
+    /// on, nearest first. Rows are streamed and filtered one at a time.
+    async fn scan_history(&self, history: &History<'_>, bound: Bound, count: usize) -> DbResult<Vec<ResourceVersion>> {
+        let (condition, order) = bound.sql();
+        // Without a filter every row counts, so the database can stop early.
+        let limit = if history.filter.is_empty() { format!(" LIMIT {count}") } else { String::new() };
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE resource_id = $1 AND config_hash = $2{condition}
+             ORDER BY check_order {order}{limit}"
+        );
+        on_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, ResourceVersion>(sqlx::AssertSqlSafe(sql))
+                .bind(history.resource_id)
+                .bind(history.config_hash);
+            if let Some(check_order) = bound.check_order() {
+                query = query.bind(check_order);
+            }
+            let mut rows = query.fetch(pool);
+            let mut found = Vec::new();
+            while found.len() < count {
+                let Some(row) = rows.try_next().await? else { break };
+                if history.matches(&row) {
+                    found.push(row);
+                }
+            }
+            Ok(found)
         })
     }
 

@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use self::env::BuildEnv;
+use crate::nul;
 use crate::runtime::{
     Artifact, ImageSpec, InputMount, Limits, OutputMount, OutputSink, ProcessSpec, Runtime, RuntimeError, Stdout,
     StepMetadata, StepSpec,
@@ -209,10 +210,11 @@ fn invalid(script: &str, problem: impl Into<String>, stdout: &[u8]) -> ResourceE
     ResourceError::InvalidResponse { script: script.to_string(), problem: problem.into(), quoted: quote(stdout) }
 }
 
-/// The first [`QUOTE_LIMIT`] bytes of what a script printed, for a message.
+/// The first [`QUOTE_LIMIT`] bytes of what a script printed, for a message
+/// (which is stored: a NUL byte is shown as `\0`).
 fn quote(stdout: &[u8]) -> String {
     let shown = &stdout[..stdout.len().min(QUOTE_LIMIT)];
-    let mut text = String::from_utf8_lossy(shown).trim_end().to_string();
+    let mut text = nul::printable(String::from_utf8_lossy(shown).trim_end());
     if stdout.len() > QUOTE_LIMIT {
         text.push_str(&format!("... ({} more bytes)", stdout.len() - QUOTE_LIMIT));
     }
@@ -250,11 +252,19 @@ fn parse_check_response(script: &str, stdout: &[u8]) -> Result<Vec<Version>, Res
         .collect()
 }
 
+/// A version's keys and values are stored and handed to scripts as text:
+/// a NUL in either is refused here, before anything is saved.
 fn parse_version(value: &Value) -> Result<Version, String> {
     let Value::Object(fields) = value else { return Err("a version must be an object".into()) };
     fields
         .iter()
         .map(|(key, value)| match value {
+            _ if nul::contains_nul(key) => {
+                Err(format!("the key '{}' contains {}", nul::printable(key), nul::DESCRIPTION))
+            }
+            Value::String(text) if nul::contains_nul(text) => {
+                Err(format!("the value of '{key}' contains {}", nul::DESCRIPTION))
+            }
             Value::String(text) => Ok((key.clone(), text.clone())),
             other => Err(format!("the value of '{key}' is {other}, not a string")),
         })
@@ -289,6 +299,9 @@ fn parse_metadata(metadata: Value) -> Result<Vec<MetadataField>, String> {
     fields
         .into_iter()
         .map(|field| match (optional_string(&field, "name"), optional_string(&field, "value")) {
+            (Some(name), Some(value)) if nul::contains_nul(&name) || nul::contains_nul(&value) => {
+                Err(format!("the field '{}' contains {}", nul::printable(&name), nul::DESCRIPTION))
+            }
             (Some(name), Some(value)) if field.is_object() => Ok(MetadataField { name, value }),
             _ => Err(format!("{field} is not {{\"name\": string, \"value\": string}}")),
         })

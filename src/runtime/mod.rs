@@ -158,6 +158,10 @@ pub enum RuntimeError {
     /// keeps; it was stopped. Resource responses are small JSON documents.
     #[error("the process printed more than {limit_bytes} bytes on stdout; it was stopped")]
     StdoutTooLarge { limit_bytes: usize },
+    /// An upload was larger than [`UploadLimits`] allow, packed or unpacked;
+    /// what was stored of it is removed.
+    #[error("{0}")]
+    UploadTooLarge(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -174,6 +178,14 @@ pub struct WorkerInfo {
 
 pub type TarGzStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// How large an uploaded artifact may be (`--artifact-upload-max-size`,
+/// `--artifact-unpacked-max-size`): what is received, and what it unpacks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub max_compressed_bytes: u64,
+    pub max_unpacked_bytes: u64,
+}
+
 pub trait Runtime: Send + Sync {
     /// Runs one step to completion, or until `cancel` fires (then the
     /// process is stopped and the result is [`RuntimeError::Interrupted`]).
@@ -185,7 +197,10 @@ pub trait Runtime: Send + Sync {
     ) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>>;
 
     /// Stores a gzipped tarball (as `fly execute` uploads) as an artifact.
-    fn import_artifact(&self, tgz: TarGzStream) -> BoxFuture<'_, Result<Artifact, RuntimeError>>;
+    /// It comes from a user: beyond `limits` it is refused
+    /// ([`RuntimeError::UploadTooLarge`]), and entries that would land
+    /// outside the artifact or keep setuid/setgid bits are refused or dropped.
+    fn import_artifact(&self, tgz: TarGzStream, limits: UploadLimits) -> BoxFuture<'_, Result<Artifact, RuntimeError>>;
 
     /// Streams an artifact as a gzipped tarball (as `fly execute -o` downloads).
     fn export_artifact(&self, artifact: &Artifact) -> BoxFuture<'_, Result<TarGzStream, RuntimeError>>;

@@ -4,17 +4,21 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod artifact_uploads;
 mod auth;
 mod concurrency;
 mod db;
 mod events;
 mod execute;
+mod input_limits;
 mod leases;
+mod nul_characters;
 mod outage;
 mod pipelines;
 mod pipelines_run;
 mod redaction;
 mod roles;
+mod server_paths;
 mod system;
 mod teams;
 mod testflight;

@@ -85,6 +85,8 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         (&["web", "--postgres-acquire-timeout", "0s"], "--postgres-acquire-timeout"),
         (&["web", "--external-url", "ci.example.com"], "--external-url"),
         (&["quickstart", "--bind-port", "70000"], "--bind-port"),
+        (&["web", "--artifact-upload-max-size", "huge"], "--artifact-upload-max-size"),
+        (&["web", "--artifact-unpacked-max-size", "1.5GB"], "--artifact-unpacked-max-size"),
         (&["web", "--tracing-sampling-rate", "2"], "--tracing-sampling-rate"),
         (&["web", "--tracing-sampling-rate", "-0.5"], "--tracing-sampling-rate"),
         (&["web", "--tracing-sampling-strategy", "sometimes"], "parent-probability"),

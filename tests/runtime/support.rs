@@ -89,9 +89,13 @@ pub fn tgz(files: &[(&str, &str, u32)]) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
+/// Generous limits, for uploads that are not about limits.
+pub const UPLOAD_LIMITS: atc::runtime::UploadLimits =
+    atc::runtime::UploadLimits { max_compressed_bytes: 1 << 30, max_unpacked_bytes: 1 << 30 };
+
 pub async fn import(runtime: &dyn Runtime, tgz: Vec<u8>) -> Artifact {
     let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(tgz))]).boxed();
-    runtime.import_artifact(stream).await.unwrap()
+    runtime.import_artifact(stream, UPLOAD_LIMITS).await.unwrap()
 }
 
 /// The files of an exported artifact: path -> (content, mode), symlinks as "-> target".

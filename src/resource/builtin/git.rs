@@ -185,7 +185,7 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn create() -> Result<Scratch, String> {
         let path = std::env::temp_dir().join(format!("atc-git-{}-{}", std::process::id(), rand::random::<u64>()));
-        std::fs::create_dir_all(&path).map_err(|err| format!("cannot create {}: {err}", path.display()))?;
+        std::fs::create_dir_all(&path).map_err(|err| format!("cannot create a scratch directory: {err}"))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
         Ok(Scratch(path))
@@ -291,16 +291,18 @@ fn config_value(value: &Value) -> String {
     }
 }
 
+/// Writes a scratch file; errors name the file, not where scratch space is.
 fn write_private(path: &Path, content: &str) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    file.write_all(content.as_bytes()).map_err(|err| format!("cannot write {}: {err}", path.display()))
+        .map_err(|err| format!("cannot write {name}: {err}"))?;
+    file.write_all(content.as_bytes()).map_err(|err| format!("cannot write {name}: {err}"))
 }
 
 fn required_uri(source: &Source) -> Result<&str, String> {
@@ -499,7 +501,7 @@ fn get(
         }
         _ => None,
     };
-    std::fs::create_dir_all(dest).map_err(|err| format!("cannot create {}: {err}", dest.display()))?;
+    std::fs::create_dir_all(dest).map_err(|err| format!("cannot create the destination directory: {err}"))?;
     let dest_arg = dest.to_string_lossy().into_owned();
     let depth_arg = depth.to_string();
     let mut clone = vec!["clone", "--progress"];
@@ -737,7 +739,7 @@ fn write_git_files(
     ];
     for (name, content) in files {
         let path = dest.join(".git").join(name);
-        std::fs::write(&path, content).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        std::fs::write(&path, content).map_err(|err| format!("cannot write .git/{name}: {err}"))?;
     }
     Ok(())
 }

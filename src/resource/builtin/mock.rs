@@ -207,8 +207,10 @@ fn mirror_self(dest: &Path, version: &str) -> Result<(), String> {
 fn write(dest: &Path, path: &str, content: &[u8]) -> Result<(), String> {
     let full = safe_join(dest, path)?;
     if let Some(parent) = full.parent() {
+        // Named as the request named it, not where DEST is on this host.
+        let named = Path::new(path).parent().unwrap_or(Path::new(""));
         std::fs::create_dir_all(parent)
-            .map_err(|err| format!("failed to create directory '{}': {err}", parent.display()))?;
+            .map_err(|err| format!("failed to create directory '{}': {err}", named.display()))?;
     }
     std::fs::write(&full, content).map_err(|err| format!("failed to write to file '{path}': {err}"))
 }

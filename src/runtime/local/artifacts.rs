@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use flate2::Compression;
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -14,7 +13,8 @@ use tokio::sync::mpsc;
 
 use super::fs::{join_relative, remove_tree};
 use super::layout::WorkDir;
-use crate::runtime::{Artifact, RuntimeError, TarGzStream};
+use super::unpack;
+use crate::runtime::{Artifact, RuntimeError, TarGzStream, UploadLimits};
 
 /// Blocking work goes to tokio's blocking pool; a panic there is a bug,
 /// reported as an error rather than taking the caller down.
@@ -26,43 +26,41 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|err| RuntimeError::Setup(format!("a filesystem task of the local runtime failed: {err}")))?
 }
 
-pub async fn import(work: WorkDir, mut tgz: TarGzStream) -> Result<Artifact, RuntimeError> {
+pub async fn import(work: WorkDir, tgz: TarGzStream, limits: UploadLimits) -> Result<Artifact, RuntimeError> {
     // The upload is spooled to disk first so that unpacking (blocking) never
     // waits on the network.
     let upload = work.upload_path();
-    let mut file = tokio::fs::File::create(&upload).await?;
-    let copied = async {
-        while let Some(chunk) = tgz.next().await {
-            file.write_all(&chunk?).await?;
-        }
-        file.flush().await
-    }
-    .await;
-    drop(file);
-    if let Err(err) = copied {
+    let spooled = spool(tgz, &upload, limits.max_compressed_bytes).await;
+    if let Err(err) = spooled {
         let _ = tokio::fs::remove_file(&upload).await;
-        return Err(err.into());
+        return Err(err);
     }
     blocking(move || {
         let (artifact, path) = work.new_artifact_path();
-        let unpacked = unpack(&upload, &path);
+        let unpacked = unpack::unpack(&upload, &path, limits.max_unpacked_bytes);
         let _ = std::fs::remove_file(&upload);
         if let Err(err) = unpacked {
             let _ = remove_tree(&path);
-            return Err(RuntimeError::Setup(format!("the upload is not a gzipped tarball: {err}")));
+            return Err(err);
         }
         Ok(artifact)
     })
     .await
 }
 
-fn unpack(tgz: &Path, destination: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(destination)?;
-    let mut archive = tar::Archive::new(GzDecoder::new(std::fs::File::open(tgz)?));
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    // `unpack` refuses entries that would land outside `destination`.
-    archive.unpack(destination)
+/// Writes the upload to `path`, refusing it once it passes `max_bytes`.
+async fn spool(mut tgz: TarGzStream, path: &Path, max_bytes: u64) -> Result<(), RuntimeError> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut received: u64 = 0;
+    while let Some(chunk) = tgz.next().await {
+        let chunk = chunk.map_err(|err| RuntimeError::Setup(format!("the upload could not be received: {err}")))?;
+        received += chunk.len() as u64;
+        if received > max_bytes {
+            return Err(RuntimeError::UploadTooLarge(format!("the upload is larger than {max_bytes} bytes")));
+        }
+        file.write_all(&chunk).await?;
+    }
+    Ok(file.flush().await?)
 }
 
 /// Streams the artifact as a tgz, built on a blocking thread while the

@@ -11,6 +11,7 @@ mod fs;
 mod images;
 mod layout;
 mod process;
+mod unpack;
 mod user;
 
 use std::path::PathBuf;
@@ -29,7 +30,8 @@ use self::images::ResourceTypes;
 use self::layout::WorkDir;
 use self::user::UserChoice;
 use super::{
-    Artifact, OutputSink, OutputStream, Runtime, RuntimeError, StepOutcome, StepSpec, TarGzStream, WorkerInfo,
+    Artifact, OutputSink, OutputStream, Runtime, RuntimeError, StepOutcome, StepSpec, TarGzStream, UploadLimits,
+    WorkerInfo,
 };
 
 /// How a [`LocalRuntime`] is set up.
@@ -172,6 +174,7 @@ impl LocalRuntime {
             let working_dir = fs::join_relative(&dirs.root, &spec.process.dir).map_err(RuntimeError::Setup)?;
             let launch = process::Launch {
                 program: program_path(&program.program, &working_dir),
+                name: spec.process.path.clone(),
                 args: program.leading_args.iter().cloned().chain(spec.process.args.iter().cloned()).collect(),
                 dir: working_dir,
                 env: process_env(account, &dirs.tmp, &program.image_env, &spec.process.env),
@@ -282,10 +285,10 @@ impl Runtime for LocalRuntime {
         self.run_step(spec, sink, cancel).boxed()
     }
 
-    fn import_artifact(&self, tgz: TarGzStream) -> BoxFuture<'_, Result<Artifact, RuntimeError>> {
+    fn import_artifact(&self, tgz: TarGzStream, limits: UploadLimits) -> BoxFuture<'_, Result<Artifact, RuntimeError>> {
         let work = self.work.clone();
         async move {
-            let artifact = artifacts::import(work, tgz).await?;
+            let artifact = artifacts::import(work, tgz, limits).await?;
             self.artifacts.fetch_add(1, Ordering::Relaxed);
             Ok(artifact)
         }

@@ -26,6 +26,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Launch {
     pub program: PathBuf,
+    /// The program as the step named it (`/opt/resource/in`, `ci/test.sh`):
+    /// what messages show, rather than where it is on this host.
+    pub name: String,
     pub args: Vec<String>,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
@@ -86,9 +89,10 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|err| RuntimeError::Setup(format!("cannot run {}: {err}", launch.program.display())))?;
+    let mut child = command.spawn().map_err(|err| {
+        tracing::warn!(program = %launch.program.display(), error = %err, "cannot start a step's process");
+        RuntimeError::Setup(format!("cannot run {}: {err}", launch.name))
+    })?;
     let pid = child.id().ok_or_else(|| RuntimeError::Setup("the process exited before it was watched".into()))?
         as libc::pid_t;
     let span = ProcessSpan::start(&launch, pid);
