@@ -55,6 +55,8 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub builds: BuildFlags,
+
+    #[command(flatten)]
     pub uploads: UploadFlags,
 
     #[command(flatten)]
@@ -95,6 +97,8 @@ fn parse_lease_duration(value: &str) -> Result<Duration, String> {
         return Err(format!("'{value}' is too short: a build lease lasts at least 1s"));
     }
     Ok(duration)
+}
+
 /// How large a `fly execute` upload may be.
 #[derive(Debug, Clone, Args)]
 pub struct UploadFlags {

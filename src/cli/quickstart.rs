@@ -108,6 +108,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         Some(DEFAULT_PROMETHEUS_PORT),
         std::sync::Arc::new(runtime),
     );
+    let shutdown = server::shutdown_signal();
     let server = server::start(db, options).await?;
 
     let url = &server.external_url;
@@ -129,7 +130,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
     println!("  fly -t local unpause-pipeline -p hello");
     println!("  fly -t local trigger-job -j hello/say-hello --watch");
 
-    server::shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     server.stop().await
 }
