@@ -11,6 +11,7 @@ pub mod runner;
 pub mod spans;
 pub mod state;
 pub mod step_log;
+pub mod step_process;
 pub mod tracker;
 pub mod waiting;
 

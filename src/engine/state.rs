@@ -19,7 +19,7 @@ use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
 use crate::db::Db;
-use crate::runtime::{Artifact, Runtime};
+use crate::runtime::{Artifact, Runtime, StepHandle};
 
 /// Facts about a build that steps pass on (to resource scripts, in URLs, ...).
 #[derive(Debug, Clone, Default)]
@@ -177,10 +177,16 @@ impl BuildState {
         });
     }
 
-    /// Names a run of a step uniquely (work dirs, pods): build, kind, plan id.
-    pub fn handle(&self, step_type: &str, plan_id: &str) -> String {
-        let plan: String = plan_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        format!("build-{}-{step_type}-{plan}", self.info.id)
+    /// The step's name on the runtime: the build, the step's kind and a
+    /// digest of its plan id (plan ids are unique within a build, but may
+    /// hold characters a pod name cannot), so the same step of the same
+    /// build always has the same handle.
+    pub fn handle(&self, step_type: &str, plan_id: &str) -> StepHandle {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(plan_id.as_bytes());
+        let digest: String = digest.iter().take(6).map(|byte| format!("{byte:02x}")).collect();
+        let name = format!("b{}-{step_type}-{digest}", self.info.id);
+        StepHandle::parse(&name).unwrap_or_else(|err| unreachable!("a handle made of known parts: {err}"))
     }
 
     pub fn step_metadata(&self, step_type: &str, step_name: &str) -> crate::runtime::StepMetadata {

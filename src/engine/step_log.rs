@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::event::{BuildEvent, Origin};
 use super::state::BuildState;
-use crate::runtime::{OutputSink, OutputStream};
+use crate::runtime::{OutputOffset, OutputSink, OutputStream};
 
 pub struct StepLog {
     build: Arc<BuildState>,
@@ -33,7 +33,7 @@ impl StepLog {
 
     /// A line from atc itself about the step, on its stderr.
     pub fn notice(&self, text: &str) {
-        self.write(OutputStream::Stderr, format!("{text}\n").as_bytes());
+        self.append(OutputStream::Stderr, format!("{text}\n").as_bytes());
     }
 
     fn emit(&self, stream: OutputStream, text: String) {
@@ -57,7 +57,13 @@ fn index(stream: OutputStream) -> usize {
 }
 
 impl OutputSink for StepLog {
-    fn write(&self, stream: OutputStream, chunk: &[u8]) {
+    fn write(&self, stream: OutputStream, chunk: &[u8], _end: OutputOffset) {
+        self.append(stream, chunk);
+    }
+}
+
+impl StepLog {
+    fn append(&self, stream: OutputStream, chunk: &[u8]) {
         let ready = {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
             let held = &mut held[index(stream)];

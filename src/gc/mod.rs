@@ -60,7 +60,7 @@ impl Component for Collector {
     fn tick(&self) -> ComponentFuture<'_> {
         Box::pin(async move {
             // The collector's interval samples the workers too.
-            let workers = self.runtime.workers();
+            let workers = self.runtime.workers().await;
             let busy = workers.iter().filter(|w| w.active_containers > 0).count() as i64;
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();

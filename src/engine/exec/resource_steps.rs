@@ -9,6 +9,7 @@ use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
 use crate::engine::state::FetchedVersion;
 use crate::engine::step_log::StepLog;
+use crate::engine::step_process::{STOP_GRACE_PERIOD, StepProcess, trace_context};
 use crate::resource::{self, ResourceError, ResourceRun, Version};
 use crate::runtime::{ImageSpec, RuntimeError};
 use crate::telemetry::propagation;
@@ -53,17 +54,33 @@ fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outc
     }
 }
 
-fn run(ctx: &StepContext, plan_id: &str, step_type: &str, name: &str, image: &TypeImage) -> ResourceRun {
+fn run(
+    ctx: &StepContext,
+    plan_id: &str,
+    step_type: &str,
+    name: &str,
+    image: &TypeImage,
+    tags: &[String],
+) -> ResourceRun {
     let build = &ctx.build;
     ResourceRun {
         handle: build.handle(step_type, plan_id),
         metadata: build.step_metadata(step_type, name),
         image: ImageSpec::ResourceType(image.base_type.clone()),
         privileged: image.privileged,
-        // The protocol's variables, and the step's span to continue the trace.
-        env: build.build_env().vars().into_iter().chain(propagation::environment_for(&ctx.trace)).collect(),
-        sink: StepLog::new(build.clone(), plan_id),
+        tags: tags.to_vec(),
+        env: build.build_env().vars(),
+        trace: trace_context(&ctx.trace),
+    }
+}
+
+/// The script's process, its stderr the step's log.
+fn process<'a>(ctx: &'a StepContext, plan_id: &str) -> StepProcess<'a> {
+    StepProcess {
+        runtime: ctx.build.runtime.as_ref(),
+        sink: StepLog::new(ctx.build.clone(), plan_id),
         cancel: ctx.cancel.clone(),
+        grace: STOP_GRACE_PERIOD,
     }
 }
 
@@ -109,8 +126,8 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         build.events.emit(BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() });
         build.step_starting(plan_id, &ctx.trace);
         let fetched = resource::get(
-            build.runtime.as_ref(),
-            run(ctx, plan_id, "get", &plan.name, &plan.image),
+            &process(ctx, plan_id),
+            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags),
             &source,
             params(&params_value),
             &version,
@@ -194,7 +211,7 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
         let inputs = put_inputs(plan, &params_value, ctx)?;
-        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image);
+        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image, &plan.tags);
         if plan.expose_build_created_by
             && let Some(created_by) = &build.info.created_by
         {
@@ -205,7 +222,7 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         build.events.emit(BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() });
         build.step_starting(plan_id, &ctx.trace);
         let produced =
-            resource::put(build.runtime.as_ref(), resource_run, &source, params(&params_value), &inputs).await?;
+            resource::put(&process(ctx, plan_id), resource_run, &source, params(&params_value), &inputs).await?;
         let version = version_json(&produced.version);
         let metadata = metadata(&produced.metadata);
         record_output(ctx, &plan.resource, &version, &metadata).await?;
@@ -307,8 +324,8 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             };
             let from = from.map(|v| to_version(&v)).transpose()?;
             let source = build.interpolate(&plan.source, &ctx.scope).await?;
-            let run = run(ctx, plan_id, "check", &plan.name, &plan.image);
-            let versions = resource::check(build.runtime.as_ref(), run, &source, from.as_ref()).await?;
+            let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags);
+            let versions = resource::check(&process(ctx, plan_id), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
             // Builds these versions trigger link back to this check.

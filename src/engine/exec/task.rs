@@ -8,10 +8,10 @@ use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
 use crate::engine::step_log::StepLog;
+use crate::engine::step_process::{STOP_GRACE_PERIOD, StepProcess, trace_context};
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
-use crate::telemetry::propagation;
 
 /// Why a task could not run as configured: an errored step.
 struct Problem(String);
@@ -136,10 +136,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
 
     let mut env = TaskConfig::environment(config.params.as_ref().unwrap_or(&Map::new()));
     let step_params = object(&build.interpolate(&task.params, &ctx.scope).await?, "params")?;
-    // The step's span, for tools in the task to continue the trace.
-    for (key, value) in
-        TaskConfig::environment(&step_params).into_iter().chain(propagation::environment_for(&ctx.trace))
-    {
+    for (key, value) in TaskConfig::environment(&step_params) {
         env.retain(|(existing, _)| existing != &key);
         env.push((key, value));
     }
@@ -168,6 +165,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         image,
         privileged: task.privileged,
         limits,
+        tags: task.tags.clone(),
         inputs,
         outputs,
         caches,
@@ -180,17 +178,25 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             stdin: None,
             stdout: Stdout::Stream,
         },
+        // The step's span, for tools in the task to continue the trace.
+        trace: trace_context(&ctx.trace),
     };
 
     let log = StepLog::new(build.clone(), plan_id);
     build.events.emit(BuildEvent::SelectedWorker {
         origin: origin.clone(),
-        worker: build.runtime.workers().first().map(|w| w.name.clone()).unwrap_or_default(),
+        worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
         time: crate::db::now(),
     });
     build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
     build.step_starting(plan_id, &ctx.trace);
-    let ran = build.runtime.run(spec, log, ctx.cancel.clone()).await;
+    let process = StepProcess {
+        runtime: build.runtime.as_ref(),
+        sink: log,
+        cancel: ctx.cancel.clone(),
+        grace: STOP_GRACE_PERIOD,
+    };
+    let ran = process.run(spec).await;
     if let Ok(outcome) = &ran {
         build.record_exit_status(plan_id, outcome.exit_code);
     }
