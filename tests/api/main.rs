@@ -8,6 +8,7 @@ mod auth;
 mod db;
 mod events;
 mod execute;
+mod fly_set_pipeline;
 mod pipelines;
 mod pipelines_run;
 mod roles;
