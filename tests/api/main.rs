@@ -11,6 +11,7 @@ mod execute;
 mod fly_set_pipeline;
 mod pipelines;
 mod pipelines_run;
+mod rejections;
 mod roles;
 mod system;
 mod teams;
