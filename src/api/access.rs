@@ -1,6 +1,7 @@
 //! Authentication (bearer token or browser cookie, with its CSRF check) and
 //! per-route authorization from the route table's [`Policy`].
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -125,10 +126,14 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// Applies a route's [`Policy`] and resolves the team or pipeline its path names.
 pub async fn authorize(
     State((state, spec)): State<(AppState, RouteSpec)>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let params = match params {
+        Ok(params) => params,
+        Err(rejection) => return path_rejection(rejection).into_response(),
+    };
     let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
     let param = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string());
     let team_name = param("team_name");
@@ -154,6 +159,20 @@ pub async fn authorize(
         Err(err) => return err.into_response(),
     }
     next.run(request).await
+}
+
+/// Path parameters are decoded before anything else looks at them, so this
+/// is the one place a malformed path is refused.
+fn path_rejection(rejection: RawPathParamsRejection) -> ApiError {
+    match rejection {
+        RawPathParamsRejection::InvalidUtf8InPathParam(invalid) => {
+            // axum names the parameter: "Invalid UTF-8 in `team_name`".
+            let text = invalid.body_text();
+            let param = text.split('`').nth(1).unwrap_or("a path segment");
+            ApiError::bad_request(format!("the path's {param} is not valid UTF-8 once percent-decoded"))
+        }
+        other => ApiError::Internal(format!("route without its path parameters: {}", other.body_text())),
+    }
 }
 
 enum Resolved {

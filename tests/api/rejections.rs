@@ -52,3 +52,46 @@ async fn the_largest_last_event_id_is_refused_not_wrapped_around(backend: Backen
 }
 
 on_both_backends!(the_largest_last_event_id_is_refused_not_wrapped_around);
+
+/// Every parameter of every route, percent-encoding a byte that is not UTF-8.
+async fn a_path_that_is_not_utf8_is_a_json_400_naming_the_parameter(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    let mut checked = 0;
+    for spec in atc::api::routes::route_specs() {
+        let params: Vec<&str> = spec.path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+        for param in params {
+            let path = spec.path.replace(&format!("{{{param}}}"), "%FF%FE").replace(['{', '}'], "");
+            let response = server.request(spec.method.clone(), &path, Some(&token)).send().await.unwrap();
+            let errors = errors(response, StatusCode::BAD_REQUEST).await;
+            assert_eq!(errors, [format!("the path's {param} is not valid UTF-8 once percent-decoded")], "{path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} parameters checked");
+    // The anonymous caller of a public route meets the same answer.
+    let response = server.get("/api/v1/teams/%FF/pipelines", None).await;
+    assert_eq!(
+        errors(response, StatusCode::BAD_REQUEST).await,
+        ["the path's team_name is not valid UTF-8 once percent-decoded"]
+    );
+    server.stop().await;
+}
+
+async fn a_method_a_route_does_not_take_is_a_json_405(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let response = server.request(Method::POST, "/api/v1/info", None).send().await.unwrap();
+    let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(errors(response, StatusCode::METHOD_NOT_ALLOWED).await, ["POST is not allowed on /api/v1/info"]);
+    assert_eq!(allow.as_deref(), Some("GET,HEAD"));
+    let response = server.request(Method::GET, "/sky/issuer/token", None).send().await.unwrap();
+    assert_eq!(errors(response, StatusCode::METHOD_NOT_ALLOWED).await, ["GET is not allowed on /sky/issuer/token"]);
+    let response = server.get("/api/v1/no-such-thing", None).await;
+    assert_eq!(errors(response, StatusCode::NOT_FOUND).await, ["no such route"]);
+    server.stop().await;
+}
+
+on_both_backends!(
+    a_path_that_is_not_utf8_is_a_json_400_naming_the_parameter,
+    a_method_a_route_does_not_take_is_a_json_405
+);
