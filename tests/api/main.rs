@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod anonymous_access;
 mod auth;
 mod db;
 mod events;
