@@ -47,6 +47,7 @@ pub async fn save_config(
 ) -> ApiResult<Response> {
     require_config_media_type(&headers)?;
     let expected_version = expected_config_version(&headers)?;
+    let name_warnings = validate_name("pipeline", &pipeline_name)?;
     let pipeline = config::parse(&body).map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
     let validation = config::validate(&pipeline);
     if !validation.errors.is_empty() {
@@ -54,9 +55,7 @@ pub async fn save_config(
     }
     let mut warnings: Vec<Value> =
         validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
-    for warning in validate_name("pipeline", &pipeline_name)? {
-        warnings.push(json!(warning));
-    }
+    warnings.extend(name_warnings.iter().map(|warning| json!(warning)));
 
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
     let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::Value;
 
 use super::glob::{glob_match, is_valid_glob};
-use super::identifier::validate_identifier;
+use super::identifier::{unusable_name, validate_identifier};
 use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
 use super::{Validation, Warning, vars};
@@ -461,7 +461,10 @@ impl StepValidator<'_> {
             }),
             StepKind::SetPipeline(set) => self.within(format!(".set_pipeline({})", set.name), |s| {
                 if !in_across {
-                    s.identifier(&set.name);
+                    match unusable_name(&set.name) {
+                        Some(problem) => s.error(format!("pipeline name {problem}")),
+                        None => s.identifier(&set.name),
+                    }
                 }
                 if set.file.is_empty() {
                     s.error("no file specified");

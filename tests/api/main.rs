@@ -10,6 +10,7 @@ mod db;
 mod events;
 mod execute;
 mod fly_set_pipeline;
+mod names;
 mod pipelines;
 mod pipelines_run;
 mod rejections;

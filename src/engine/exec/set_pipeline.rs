@@ -49,6 +49,10 @@ async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<St
 
 /// Returns whether the configuration changed.
 async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, String> {
+    // Checked here too: a name built from across vars is known only now.
+    if let Some(problem) = config::unusable_name(&plan.name) {
+        return Err(format!("pipeline name {problem}"));
+    }
     let build = &ctx.build;
     let db = &build.db;
     let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
