@@ -14,6 +14,7 @@ pub mod engine;
 pub mod gc;
 pub mod lidar;
 pub mod metric;
+pub mod nesting;
 pub mod resource;
 pub mod runtime;
 pub mod scheduler;

@@ -46,5 +46,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))
+    serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(crate::nesting::json_error("JSON body", &err)))
 }
