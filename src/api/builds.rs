@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
 use super::{pagination, present};
 use crate::db::{BuildFilter, Page};
+use crate::engine::plan::MAX_STEP_DEPTH;
 
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
     let query = pagination::page_query(uri)?;
@@ -142,6 +143,11 @@ pub async fn create_one_off_build(
     pipeline: Option<Extension<PipelineScope>>,
     super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
+    // Its JSON nests at most as deep as parsing allowed; its steps may not
+    // all the same (`across` substeps are stored as text).
+    if plan.step_depth() > MAX_STEP_DEPTH {
+        return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
+    }
     let public = plan.public().to_string();
     let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = state

@@ -15,6 +15,7 @@ use super::instance_vars;
 use super::names::validate_name;
 use crate::config;
 use crate::db::PipelineRef;
+use crate::engine::compile;
 
 pub const CONFIG_VERSION_HEADER: &str = "x-concourse-config-version";
 
@@ -52,6 +53,11 @@ pub async fn save_config(
     let validation = config::validate(&pipeline);
     if !validation.errors.is_empty() {
         return Err(ApiError::BadRequest(validation.errors));
+    }
+    let size_errors =
+        compile::size_errors(&serde_json::to_value(&pipeline).map_err(|e| ApiError::Internal(e.to_string()))?);
+    if !size_errors.is_empty() {
+        return Err(ApiError::BadRequest(size_errors));
     }
     let mut warnings: Vec<Value> =
         validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();

@@ -4,6 +4,7 @@
 //! every error and warning at once. The model serializes back to the JSON
 //! Concourse returns from `GET .../config`.
 
+pub mod across;
 mod glob;
 mod identifier;
 mod model;

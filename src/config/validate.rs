@@ -9,7 +9,7 @@ use super::glob::{glob_match, is_valid_glob};
 use super::identifier::{unusable_name, validate_identifier};
 use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
-use super::{Validation, Warning, vars};
+use super::{Validation, Warning, across, vars};
 
 /// Credential managers a pipeline's `var_sources` may use.
 const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", "idtoken"];
@@ -349,6 +349,12 @@ impl StepValidator<'_> {
             self.within(".across".into(), |s| {
                 if vars.is_empty() {
                     s.error("no vars specified");
+                }
+                // A list given by a ((var)) is counted when the step runs.
+                let lengths: Vec<usize> =
+                    vars.iter().map(|var| var.values.as_ref().and_then(Value::as_array).map_or(1, Vec::len)).collect();
+                if let Err(message) = across::combinations(&lengths) {
+                    s.error(message);
                 }
                 for (index, var) in vars.iter().enumerate() {
                     s.within(format!("[{index}]"), |s| {

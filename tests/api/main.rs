@@ -20,6 +20,7 @@ mod instance_vars_depth;
 mod names;
 mod pipelines;
 mod pipelines_run;
+mod plan_limits;
 mod rejections;
 mod roles;
 mod system;

@@ -74,8 +74,13 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     for warning in &validation.warnings {
         log.notice(&format!("WARNING: {}", warning.message));
     }
-    if !validation.errors.is_empty() {
-        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, validation.errors.join("\n")));
+    let mut errors = validation.errors;
+    if errors.is_empty() {
+        let json = serde_json::to_value(&pipeline).map_err(|e| e.to_string())?;
+        errors = crate::engine::compile::size_errors(&json);
+    }
+    if !errors.is_empty() {
+        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, errors.join("\n")));
     }
 
     let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };
