@@ -59,23 +59,24 @@ fn is_invisible_or_directional(c: char) -> bool {
 /// itself. Odd but usable names only get a [`validate_identifier`] warning.
 pub fn unusable_name(name: &str) -> Option<String> {
     let length = name.chars().count();
-    if name.is_empty() {
-        Some("must not be empty".into())
+    let problem = if name.is_empty() {
+        "must not be empty".to_string()
     } else if length > MAX_NAME_CHARS {
-        Some(format!("is {length} characters long; at most {MAX_NAME_CHARS} are allowed"))
+        format!("is {length} characters long; at most {MAX_NAME_CHARS} are allowed")
     } else if name == "." || name == ".." {
-        Some(format!("must not be '{name}': URLs drop such path segments"))
+        format!("must not be '{name}': URLs drop such path segments")
     } else if name.contains('/') {
-        Some("must not contain '/'".into())
+        "must not contain '/'".to_string()
     } else if let Some(c) = name.chars().find(|c| c.is_control()) {
-        Some(format!("must not contain control characters (found U+{:04X})", c as u32))
+        format!("must not contain control characters (found U+{:04X})", c as u32)
     } else if name.trim() != name {
-        Some("must not start or end with whitespace".into())
+        "must not start or end with whitespace".to_string()
     } else if let Some(c) = name.chars().find(|c| is_invisible_or_directional(*c)) {
-        Some(format!("must not contain invisible or text-direction characters (found U+{:04X})", c as u32))
+        format!("must not contain invisible or text-direction characters (found U+{:04X})", c as u32)
     } else {
-        None
-    }
+        return None;
+    };
+    Some(problem)
 }
 
 #[cfg(test)]

@@ -233,7 +233,7 @@ jobs: []
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let previous = format!("*a{}", i - 1);
-            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![previous.as_str(); 10].join(", ")));
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", [previous.as_str(); 10].join(", ")));
         }
         let err = yaml_value(bomb.as_bytes()).unwrap_err().to_string();
         assert!(!err.contains("budget breached") && !err.contains('{'), "{err}");
