@@ -15,6 +15,7 @@ pub mod engine;
 pub mod gc;
 pub mod lidar;
 pub mod metric;
+pub mod nesting;
 pub mod nul;
 pub mod resource;
 pub mod runtime;

@@ -14,6 +14,7 @@ use super::json_array::json_array;
 use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
 use crate::db::{BuildFilter, Page};
+use crate::engine::plan::MAX_STEP_DEPTH;
 
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
     let query = pagination::page_query(uri)?;
@@ -135,6 +136,11 @@ pub async fn create_one_off_build(
     pipeline: Option<Extension<PipelineScope>>,
     super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
+    // Its JSON nests at most as deep as parsing allowed; its steps may not
+    // all the same (`across` substeps are stored as text).
+    if plan.step_depth() > MAX_STEP_DEPTH {
+        return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
+    }
     let public = plan.public().to_string();
     let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = state

@@ -14,6 +14,7 @@ pub enum ApiError {
     Unauthorized,
     Forbidden,
     NotFound(String),
+    MethodNotAllowed(String),
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
@@ -39,6 +40,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::Unauthorized => vec!["not authorized".into()],
             ApiError::Forbidden => vec!["forbidden".into()],
             ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)

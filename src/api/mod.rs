@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,6 +79,8 @@ pub fn router(state: AppState) -> Router {
 
     api.merge(sky)
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(middleware::from_fn(concourse_version_header))
@@ -87,6 +89,11 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so the span and the duration cover authentication too.
         .layer(HttpTelemetryLayer::new())
         .with_state(state)
+}
+
+/// A known path called with a method it does not take (axum keeps the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> error::ApiError {
+    error::ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 async fn concourse_version_header(request: Request, next: Next) -> Response {
