@@ -5,6 +5,7 @@ pub mod access;
 mod artifacts;
 mod badges;
 mod body;
+mod browser_login;
 mod build_events;
 mod builds;
 mod cctray;
@@ -15,6 +16,8 @@ mod info;
 mod instance_vars;
 mod jobs;
 mod json_array;
+mod login_pages;
+mod login_target;
 mod names;
 mod pagination;
 mod pipeline_config;
@@ -74,7 +77,13 @@ pub fn router(state: AppState) -> Router {
     }
     let sky = Router::new()
         .route("/sky/issuer/token", post(sky::issue_token))
-        .route("/sky/login", get(sky::login_form).post(sky::login_submit))
+        .route("/sky/login", get(browser_login::start))
+        .route("/sky/issuer/auth", get(browser_login::issuer_auth))
+        .route("/sky/issuer/auth/local", get(browser_login::local_connector))
+        .route("/sky/issuer/auth/local/login", get(browser_login::password_form).post(browser_login::password_submit))
+        .route("/sky/callback", get(browser_login::callback))
+        .route("/login", get(browser_login::legacy_login))
+        .route("/fly_success", get(browser_login::fly_success))
         .route("/sky/logout", get(sky::logout).post(sky::logout));
 
     api.merge(sky)

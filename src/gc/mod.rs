@@ -32,6 +32,15 @@ impl Collector {
         Ok(())
     }
 
+    /// Browser logins nobody finished in time can never be finished.
+    async fn collect_expired_login_requests(&self) -> anyhow::Result<()> {
+        let removed = self.db.delete_expired_login_requests().await?;
+        if removed > 0 {
+            tracing::debug!(removed, "removed expired login requests");
+        }
+        Ok(())
+    }
+
     /// Artifacts recorded for `fly execute` past their time: the files go
     /// first, then the record, so a failed release is tried again.
     async fn collect_expired_artifacts(&self) -> anyhow::Result<()> {
@@ -65,6 +74,7 @@ impl Component for Collector {
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
             self.collect_expired_tokens().await?;
+            self.collect_expired_login_requests().await?;
             self.collect_expired_artifacts().await
         })
     }

@@ -6,6 +6,7 @@ mod support;
 
 mod artifact_uploads;
 mod auth;
+mod browser_login;
 mod concurrency;
 mod db;
 mod events;
