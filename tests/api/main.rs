@@ -13,6 +13,7 @@ mod db;
 mod events;
 mod execute;
 mod input_limits;
+mod instanced_routes;
 mod leases;
 mod missing_routes;
 mod nul_characters;
