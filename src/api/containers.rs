@@ -58,8 +58,8 @@ async fn team_containers(state: &AppState, team: &Team) -> ApiResult<Vec<Value>>
         state.engine.running_steps().into_iter().filter(|step| step.metadata.team == team.name).collect();
     let mut builds: HashMap<i64, Option<Build>> = HashMap::new();
     for id in steps.iter().filter_map(|step| step.metadata.build_id) {
-        if !builds.contains_key(&id) {
-            builds.insert(id, state.db.find_build(id).await?);
+        if let std::collections::hash_map::Entry::Vacant(entry) = builds.entry(id) {
+            entry.insert(state.db.find_build(id).await?);
         }
     }
     Ok(steps
