@@ -14,6 +14,7 @@ pub mod duration;
 pub mod engine;
 pub mod gc;
 pub mod lidar;
+pub mod logging;
 pub mod metric;
 pub mod nesting;
 pub mod nul;

@@ -94,6 +94,24 @@ pub async fn get_build_plan(
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
+/// `fly`'s and the UI's "waiting for": what keeps a pending build from starting.
+pub async fn get_build_preparation(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let prepared = crate::scheduler::preparation::preparation(&state.db, &build).await?;
+    let status = |blocking: bool| if blocking { "blocking" } else { "not_blocking" };
+    Ok(Json(serde_json::json!({
+        "build_id": prepared.build_id,
+        "paused_pipeline": status(prepared.paused_pipeline),
+        "paused_job": status(prepared.paused_job),
+        "max_running_builds": status(prepared.max_running_builds),
+        "inputs": prepared.inputs.iter().map(|(name, blocking)| (name.clone(), status(*blocking).into())).collect::<serde_json::Map<_, _>>(),
+        "inputs_satisfied": status(prepared.unsatisfied_inputs),
+        "missing_input_reasons": prepared.missing_input_reasons,
+    })))
+}
+
 /// Stops a build: a pending one ends at once, a running one is stopped
 /// (its `on_abort` and `ensure` hooks still run) by whichever node runs it.
 pub async fn abort_build(

@@ -176,6 +176,16 @@ pub struct WorkerInfo {
     pub active_volumes: u64,
 }
 
+/// A step running now, as `fly containers` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningStep {
+    /// The [`StepSpec::handle`] it runs under.
+    pub handle: String,
+    /// The worker it runs on ([`WorkerInfo::name`]).
+    pub worker: String,
+    pub metadata: StepMetadata,
+}
+
 pub type TarGzStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// How large an uploaded artifact may be (`--artifact-upload-max-size`,
@@ -211,5 +221,15 @@ pub trait Runtime: Send + Sync {
     /// Frees artifacts nothing refers to any more.
     fn release(&self, artifacts: Vec<Artifact>) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
+    /// Deletes the caches with these [`CacheMount::key`]s, where present. A
+    /// cache a running step holds is deleted once it is back (the caller
+    /// asks again).
+    fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>>;
+
     fn workers(&self) -> Vec<WorkerInfo>;
+
+    /// The steps running now, for runtimes that can say (else none).
+    fn running_steps(&self) -> Vec<RunningStep> {
+        Vec::new()
+    }
 }

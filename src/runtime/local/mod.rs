@@ -14,9 +14,10 @@ mod process;
 mod unpack;
 mod user;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -30,8 +31,8 @@ use self::images::ResourceTypes;
 use self::layout::WorkDir;
 use self::user::UserChoice;
 use super::{
-    Artifact, OutputSink, OutputStream, Runtime, RuntimeError, StepOutcome, StepSpec, TarGzStream, UploadLimits,
-    WorkerInfo,
+    Artifact, OutputSink, OutputStream, RunningStep, Runtime, RuntimeError, StepOutcome, StepSpec, TarGzStream,
+    UploadLimits, WorkerInfo,
 };
 
 /// How a [`LocalRuntime`] is set up.
@@ -71,7 +72,7 @@ pub struct LocalRuntime {
     types: ResourceTypes,
     supervision: process::Supervision,
     worker_name: String,
-    running_steps: Arc<AtomicU64>,
+    running: Arc<RunningSteps>,
     artifacts: Arc<AtomicU64>,
 }
 
@@ -102,7 +103,7 @@ impl LocalRuntime {
                 capture_limit: options.capture_limit,
             },
             worker_name: hostname(),
-            running_steps: Arc::new(AtomicU64::new(0)),
+            running: Arc::default(),
             artifacts: Arc::new(AtomicU64::new(artifact_count)),
         })
     }
@@ -121,7 +122,11 @@ impl LocalRuntime {
         sink: Arc<dyn OutputSink>,
         cancel: CancellationToken,
     ) -> Result<StepOutcome, RuntimeError> {
-        let _running = RunningStep::start(&self.running_steps);
+        let _running = self.running.start(RunningStep {
+            handle: spec.handle.clone(),
+            worker: self.worker_name.clone(),
+            metadata: spec.metadata.clone(),
+        });
         let work = self.work.clone();
         let types = self.types.clone();
         let setup_spec = spec.clone();
@@ -205,19 +210,35 @@ impl LocalRuntime {
     }
 }
 
-/// Counts a running step for [`WorkerInfo::active_containers`] until dropped.
-struct RunningStep(Arc<AtomicU64>);
+/// The steps running now: [`WorkerInfo::active_containers`] and
+/// [`Runtime::running_steps`].
+#[derive(Default)]
+struct RunningSteps {
+    next_id: AtomicU64,
+    steps: Mutex<BTreeMap<u64, RunningStep>>,
+}
 
-impl RunningStep {
-    fn start(counter: &Arc<AtomicU64>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        RunningStep(counter.clone())
+impl RunningSteps {
+    fn start(self: &Arc<Self>, step: RunningStep) -> StepRunning {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).insert(id, step);
+        StepRunning { steps: self.clone(), id }
+    }
+
+    fn list(&self) -> Vec<RunningStep> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 }
 
-impl Drop for RunningStep {
+/// Keeps a step in [`RunningSteps`] until dropped.
+struct StepRunning {
+    steps: Arc<RunningSteps>,
+    id: u64,
+}
+
+impl Drop for StepRunning {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.steps.steps.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
     }
 }
 
@@ -325,13 +346,28 @@ impl Runtime for LocalRuntime {
         .boxed()
     }
 
+    fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let work = self.work.clone();
+        blocking(move || {
+            for key in keys {
+                work.remove_cache(&key)?;
+            }
+            Ok(())
+        })
+        .boxed()
+    }
+
     fn workers(&self) -> Vec<WorkerInfo> {
         vec![WorkerInfo {
             name: self.worker_name.clone(),
             platform: "linux".to_string(),
             resource_types: self.types.names(),
-            active_containers: self.running_steps.load(Ordering::Relaxed),
+            active_containers: self.running.list().len() as u64,
             active_volumes: self.artifacts.load(Ordering::Relaxed),
         }]
+    }
+
+    fn running_steps(&self) -> Vec<RunningStep> {
+        self.running.list()
     }
 }
