@@ -1,6 +1,7 @@
 //! Authentication (bearer token or browser cookie, with its CSRF check) and
 //! per-route authorization from the route table's [`Policy`].
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -125,11 +126,20 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
 /// Applies a route's [`Policy`] and resolves the team or pipeline its path names.
 pub async fn authorize(
     State((state, spec)): State<(AppState, RouteSpec)>,
-    params: RawPathParams,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let params = match params {
+        Ok(params) => params,
+        Err(rejection) => return path_rejection(rejection).into_response(),
+    };
     let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
+    // A token that is unknown or expired is refused on every route, public
+    // ones too, rather than read as "anonymous" (as Concourse does).
+    if caller.presented_invalid_token {
+        return ApiError::Unauthorized.into_response();
+    }
     let param = |name: &str| params.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string());
     let team_name = param("team_name");
     let pipeline_name = param("pipeline_name");
@@ -156,6 +166,20 @@ pub async fn authorize(
     next.run(request).await
 }
 
+/// Path parameters are decoded before anything else looks at them, so this
+/// is the one place a malformed path is refused.
+fn path_rejection(rejection: RawPathParamsRejection) -> ApiError {
+    match rejection {
+        RawPathParamsRejection::InvalidUtf8InPathParam(invalid) => {
+            // axum names the parameter: "Invalid UTF-8 in `team_name`".
+            let text = invalid.body_text();
+            let param = text.split('`').nth(1).unwrap_or("a path segment");
+            ApiError::bad_request(format!("the path's {param} is not valid UTF-8 once percent-decoded"))
+        }
+        other => ApiError::Internal(format!("route without its path parameters: {}", other.body_text())),
+    }
+}
+
 enum Resolved {
     Nothing,
     Build(Box<Build>),
@@ -176,11 +200,7 @@ async fn check(
         if access.is_authenticated() { Ok(()) } else { Err(ApiError::Unauthorized) }
     };
     match spec.policy {
-        Policy::Anyone => {
-            if caller.presented_invalid_token {
-                return Err(ApiError::Unauthorized);
-            }
-        }
+        Policy::Anyone => {}
         Policy::Authenticated => require_login()?,
         Policy::AnyTeam => {
             require_login()?;
@@ -211,10 +231,20 @@ async fn check(
     let Some(team_name) = team_name else {
         return Ok(Resolved::Nothing);
     };
+    // Only who may read a team learns what exists in it: to anyone else an
+    // unknown team or pipeline answers exactly as a private pipeline does,
+    // so names cannot be probed. (Role-gated routes refused them above.)
+    let reads_team = access.has_role(&team_name, Role::Viewer);
+    let hidden = || match spec.policy {
+        // Public routes answer as for a team or pipeline with nothing public in it.
+        Policy::Anyone => Ok(Resolved::Nothing),
+        _ => Err(if access.is_authenticated() { ApiError::Forbidden } else { ApiError::Unauthorized }),
+    };
     let team = match state.db.find_team(&team_name).await? {
         Some(team) => team,
         None if spec.creates && pipeline_name.is_none() => return Ok(Resolved::Nothing),
-        None => return Err(ApiError::not_found(format!("team '{team_name}'"))),
+        None if reads_team => return Err(ApiError::not_found(format!("team '{team_name}'"))),
+        None => return hidden(),
     };
     let Some(pipeline_name) = pipeline_name else {
         return Ok(Resolved::Team(team));
@@ -223,15 +253,11 @@ async fn check(
     let pipeline = match state.db.find_pipeline(&team.name, &reference).await? {
         Some(pipeline) => pipeline,
         None if spec.creates => return Ok(Resolved::Team(team)),
-        None => {
-            return Err(ApiError::not_found(format!("pipeline '{}'", reference.name)));
-        }
+        None if reads_team => return Err(ApiError::not_found(format!("pipeline '{}'", reference.name))),
+        None => return hidden(),
     };
-    if spec.policy == Policy::PipelineRead && !pipeline.public {
-        require_login()?;
-        if !access.has_role(&team.name, Role::Viewer) {
-            return Err(ApiError::Forbidden);
-        }
+    if spec.policy == Policy::PipelineRead && !pipeline.public && !reads_team {
+        return hidden();
     }
     Ok(Resolved::Pipeline(Box::new(PipelineScope { team, pipeline })))
 }
@@ -244,10 +270,8 @@ async fn check_build(
     build_id: &str,
 ) -> Result<Resolved, ApiError> {
     let access = &caller.access;
-    if caller.presented_invalid_token {
-        return Err(ApiError::Unauthorized);
-    }
     let id: i64 = build_id.parse().map_err(|_| ApiError::bad_request(format!("'{build_id}' is not a build id")))?;
+    // Build ids are sequential, so a missing one tells nobody anything.
     let build = state.db.find_build(id).await?.ok_or_else(|| ApiError::not_found(format!("build {id}")))?;
     let require = |role: Role| {
         if !access.is_authenticated() {

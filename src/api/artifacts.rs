@@ -2,11 +2,11 @@
 //! gzipped tarballs and downloads the build's outputs the same way.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -31,14 +31,34 @@ pub async fn create_artifact(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let limits = state.settings.upload_limits;
     let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = request.into_body().into_data_stream();
     if announced.is_some_and(|length| length > limits.max_compressed_bytes) {
+        super::body::drain_refused(body).await;
         return Err(ApiError::PayloadTooLarge(format!(
             "the upload is larger than {} bytes",
             limits.max_compressed_bytes
         )));
     }
-    let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
-    let artifact = state.engine.runtime.import_artifact(Box::pin(stream), limits).await.map_err(|err| match err {
+    // The body reaches the runtime through a channel: when the runtime
+    // refuses the upload mid-way, what is left is still drained (bounded)
+    // here, so the client reads the refusal instead of a reset.
+    let (chunks, received) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let reader = tokio::spawn(async move {
+        while let Some(chunk) = body.next().await {
+            if chunks.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                super::body::drain_refused(body).await;
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|chunk| (chunk, received))
+    });
+    let imported = state.engine.runtime.import_artifact(Box::pin(stream), limits).await;
+    if imported.is_err() {
+        let _ = reader.await;
+    }
+    let artifact = imported.map_err(|err| match err {
         RuntimeError::UploadTooLarge(message) => ApiError::PayloadTooLarge(message),
         RuntimeError::Setup(message) => ApiError::bad_request(message),
         // The disk, not the upload: the detail is logged, not shown.

@@ -29,16 +29,41 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for RawBody<LIMIT> {
     }
 }
 
+/// How much of an oversized body is still read (and dropped) before the
+/// answer: a connection closed with unread data is reset, and a client
+/// still sending would lose the 413 that says why. Bigger bodies are cut off.
+const DRAINED_BEYOND_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let too_large =
-            std::error::Error::source(&err).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
-        } else {
-            ApiError::bad_request(format!("could not read request body: {err}"))
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| ApiError::bad_request(format!("could not read request body: {err}")))?;
+        if collected.len() + chunk.len() > limit {
+            drain_refused(stream).await;
+            return Err(ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes")));
         }
-    })
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.freeze())
+}
+
+/// Reads and drops what is left of a refused body, up to a bound, so the
+/// client gets to read the answer.
+pub async fn drain_refused(mut stream: axum::body::BodyDataStream) {
+    use futures_util::StreamExt;
+    let drain = async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len();
+            if drained > DRAINED_BEYOND_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
 /// A JSON body of type `T`, at most `LIMIT` bytes; errors name the field
@@ -57,13 +82,12 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for
 /// Parses a JSON body, refusing NUL characters in any string or key: every
 /// JSON body's text may end up in the database.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let parsed =
-        serde_json::from_slice(bytes).map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+    let malformed = |err: serde_json::Error| ApiError::bad_request(crate::nesting::json_error("JSON body", &err));
+    let parsed = serde_json::from_slice(bytes).map_err(malformed)?;
     // JSON can only spell a NUL as an escape, so bodies without one are
     // spared a second parse.
     if has_nul_escape(bytes) {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(malformed)?;
         if let Some(path) = nul::find_nul(&value) {
             let place = if path.is_empty() { "the body".to_string() } else { format!("'{path}'") };
             return Err(ApiError::bad_request(format!("{place} contains {}", nul::DESCRIPTION)));

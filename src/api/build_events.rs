@@ -29,15 +29,16 @@ pub async fn stream_events(
 ) -> ApiResult<Response> {
     let next = match headers.get("last-event-id") {
         None => 0,
-        Some(value) => {
-            let last: i64 = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n: &i64| *n >= 0)
-                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a non-negative event number"))?;
-            last + 1
-        }
+        // The event after the last one seen; the largest number has none after it.
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|last| *last >= 0)
+            .and_then(|last| last.checked_add(1))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Last-Event-ID must be an event number from 0 to {}", i64::MAX - 1))
+            })?,
     };
     // Subscribe before the first read so no event falls in between.
     let watcher = Watcher {

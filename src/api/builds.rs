@@ -14,6 +14,7 @@ use super::json_array::json_array;
 use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
 use crate::db::{BuildFilter, Page};
+use crate::engine::plan::MAX_STEP_DEPTH;
 
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
     let query = pagination::page_query(uri)?;
@@ -93,6 +94,24 @@ pub async fn get_build_plan(
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
+/// `fly`'s and the UI's "waiting for": what keeps a pending build from starting.
+pub async fn get_build_preparation(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let prepared = crate::scheduler::preparation::preparation(&state.db, &build).await?;
+    let status = |blocking: bool| if blocking { "blocking" } else { "not_blocking" };
+    Ok(Json(serde_json::json!({
+        "build_id": prepared.build_id,
+        "paused_pipeline": status(prepared.paused_pipeline),
+        "paused_job": status(prepared.paused_job),
+        "max_running_builds": status(prepared.max_running_builds),
+        "inputs": prepared.inputs.iter().map(|(name, blocking)| (name.clone(), status(*blocking).into())).collect::<serde_json::Map<_, _>>(),
+        "inputs_satisfied": status(prepared.unsatisfied_inputs),
+        "missing_input_reasons": prepared.missing_input_reasons,
+    })))
+}
+
 /// Stops a build: a pending one ends at once, a running one is stopped
 /// (its `on_abort` and `ensure` hooks still run) by whichever node runs it.
 pub async fn abort_build(
@@ -135,6 +154,11 @@ pub async fn create_one_off_build(
     pipeline: Option<Extension<PipelineScope>>,
     super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
+    // Its JSON nests at most as deep as parsing allowed; its steps may not
+    // all the same (`across` substeps are stored as text).
+    if plan.step_depth() > MAX_STEP_DEPTH {
+        return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
+    }
     let public = plan.public().to_string();
     let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = state

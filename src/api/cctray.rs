@@ -17,10 +17,12 @@ fn xml_escape(text: &str) -> String {
 pub async fn get_cc(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(TeamScope(team)): Extension<TeamScope>,
+    team: Option<Extension<TeamScope>>,
 ) -> ApiResult<Response> {
-    let authorized = caller.access.has_role(&team.name, Role::Viewer);
     let mut projects = String::new();
+    // A team the caller cannot know has no projects for them.
+    let Some(Extension(TeamScope(team))) = team else { return Ok(projects_xml(&projects)) };
+    let authorized = caller.access.has_role(&team.name, Role::Viewer);
     for pipeline in state.db.team_pipelines(&team.name).await? {
         if !(authorized || pipeline.public) {
             continue;
@@ -47,7 +49,11 @@ pub async fn get_cc(
             ));
         }
     }
+    Ok(projects_xml(&projects))
+}
+
+fn projects_xml(projects: &str) -> Response {
     let mut response = format!("<Projects>{projects}</Projects>").into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-    Ok(response)
+    response
 }

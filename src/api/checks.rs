@@ -10,11 +10,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::access::PipelineScope;
+use super::access::{Caller, PipelineScope};
 use super::body::RawBody;
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
 use super::present;
+use crate::auth::Role;
 use crate::db::VersionOwner;
 use crate::lidar::{CheckTarget, request_check};
 
@@ -84,10 +85,13 @@ pub async fn check_resource(
     check_resource_named(&state, &scope, &resource_name, body.from.map(Value::Object)).await
 }
 
-/// No login: the resource's `webhook_token` is the credential.
+/// No login: the resource's `webhook_token` is the credential. Without the
+/// right token a caller who cannot read the team learns nothing, not even
+/// whether the pipeline or resource exists.
 pub async fn check_resource_webhook(
     State(state): State<AppState>,
-    Extension(scope): Extension<PipelineScope>,
+    Extension(caller): Extension<Caller>,
+    scope: Option<Extension<PipelineScope>>,
     Path((_, _, resource_name)): Path<(String, String, String)>,
     uri: Uri,
 ) -> ApiResult<(StatusCode, Json<present::Build>)> {
@@ -97,11 +101,14 @@ pub async fn check_resource_webhook(
         .map(|(_, value)| value)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing webhook_token"))?;
-    let resource = state
-        .db
-        .find_resource(scope.pipeline.id, &resource_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("resource '{resource_name}'")))?;
+    let Some(Extension(scope)) = scope else { return Err(ApiError::Unauthorized) };
+    let resource = match state.db.find_resource(scope.pipeline.id, &resource_name).await? {
+        Some(resource) => resource,
+        None if caller.access.has_role(&scope.team.name, Role::Viewer) => {
+            return Err(ApiError::not_found(format!("resource '{resource_name}'")));
+        }
+        None => return Err(ApiError::Unauthorized),
+    };
     let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
     let expected = config.get("webhook_token").and_then(Value::as_str).unwrap_or("");
     if expected.is_empty() || expected != token {

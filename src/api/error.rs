@@ -14,11 +14,15 @@ pub enum ApiError {
     Unauthorized,
     Forbidden,
     NotFound(String),
+    MethodNotAllowed(String),
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// A dependency (the database) cannot be reached; the message says which and why.
     Unavailable(String),
+    /// A Concourse route for something atc does not have (TSA workers,
+    /// container hijacking); the message says what and why.
+    NotImplemented(String),
     Internal(String),
 }
 
@@ -39,10 +43,12 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,10 +59,12 @@ impl ApiError {
             ApiError::Unauthorized => vec!["not authorized".into()],
             ApiError::Forbidden => vec!["forbidden".into()],
             ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::Unavailable(m) => vec![m.clone()],
+            | ApiError::Unavailable(m)
+            | ApiError::NotImplemented(m) => vec![m.clone()],
             // The cause is logged; the caller learns only that it was ours.
             ApiError::Internal(_) => vec!["internal server error".into()],
         }

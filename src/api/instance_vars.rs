@@ -4,9 +4,11 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use crate::nesting::{self, MAX_DOCUMENT_DEPTH};
 
 /// Canonical JSON of the instance vars in `query` (keys sorted), or an empty
-/// string when there are none.
+/// string when there are none. They may nest at most
+/// [`MAX_DOCUMENT_DEPTH`] levels, as deep as a configuration may set them.
 pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
     let mut pairs: Vec<(String, String)> = form_pairs(query.unwrap_or(""))
         .into_iter()
@@ -19,11 +21,18 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
     pairs.sort();
     let mut root = Value::Object(Map::new());
     for (key, raw) in pairs {
-        let value: Value = serde_json::from_str(&raw)
-            .map_err(|e| ApiError::bad_request(format!("instance vars are malformed: {key}: {e}")))?;
+        let malformed = |message: String| {
+            // The key may be huge: name only its start.
+            let shown: String = key.chars().take(40).collect();
+            let ellipsis = if shown.len() < key.len() { "..." } else { "" };
+            ApiError::bad_request(format!("instance vars are malformed: {shown}{ellipsis}: {message}"))
+        };
         let path: Vec<&str> = key.split('.').skip(1).collect();
-        set_path(&mut root, &path, value)
-            .map_err(|message| ApiError::bad_request(format!("instance vars are malformed: {key}: {message}")))?;
+        let value: Value = serde_json::from_str(&raw).map_err(|e| malformed(nesting::json_error("its value", &e)))?;
+        if path.len() + nesting::depth(&value) > MAX_DOCUMENT_DEPTH {
+            return Err(malformed(format!("instance vars may nest at most {MAX_DOCUMENT_DEPTH} levels deep")));
+        }
+        set_path(&mut root, &path, value).map_err(malformed)?;
     }
     match &root {
         Value::Object(map) if map.is_empty() => Ok(String::new()),
@@ -32,19 +41,21 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+/// Sets `value` at `path` (field names) inside `target`, making objects on
+/// the way. A loop, not a recursion: the path's length comes from the URL.
 fn set_path(target: &mut Value, path: &[&str], value: Value) -> Result<(), String> {
-    let Some((first, rest)) = path.split_first() else {
-        *target = value;
-        return Ok(());
-    };
-    if first.is_empty() {
-        return Err("empty field name".into());
+    let mut current = target;
+    for field in path {
+        if field.is_empty() {
+            return Err("empty field name".into());
+        }
+        let Value::Object(map) = current else {
+            return Err(format!("'{field}' is set inside a value that is not an object"));
+        };
+        current = map.entry(field.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
-    let Value::Object(map) = target else {
-        return Err(format!("'{first}' is set inside a value that is not an object"));
-    };
-    let child = map.entry(first.to_string()).or_insert_with(|| Value::Object(Map::new()));
-    set_path(child, rest, value)
+    *current = value;
+    Ok(())
 }
 
 /// Decodes a query string; undecodable input yields no pairs.
@@ -66,6 +77,18 @@ mod tests {
     fn no_vars_is_empty() {
         assert_eq!(from_query(Some("limit=3")).unwrap(), "");
         assert_eq!(from_query(None).unwrap(), "");
+    }
+
+    #[test]
+    fn nesting_past_the_document_depth_is_a_bad_request() {
+        let deepest = format!("vars{}=1", ".a".repeat(MAX_DOCUMENT_DEPTH));
+        assert!(from_query(Some(&deepest)).is_ok());
+        let deeper = format!("vars{}=1", ".a".repeat(MAX_DOCUMENT_DEPTH + 1));
+        let Err(ApiError::BadRequest(errors)) = from_query(Some(&deeper)) else { panic!("accepted") };
+        assert!(errors[0].ends_with("instance vars may nest at most 64 levels deep"), "{errors:?}");
+        // Path and value together.
+        let deeper = format!("vars{}=%5B%5B1%5D%5D", ".a".repeat(MAX_DOCUMENT_DEPTH - 1));
+        assert!(from_query(Some(&deeper)).is_err());
     }
 
     #[test]

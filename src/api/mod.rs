@@ -5,16 +5,23 @@ pub mod access;
 mod artifacts;
 mod badges;
 mod body;
+mod browser_login;
 mod build_events;
 mod builds;
+mod causality;
 mod cctray;
 mod checks;
+mod clear;
 mod components;
+mod containers;
 pub mod error;
 mod info;
 mod instance_vars;
 mod jobs;
 mod json_array;
+mod log_level;
+mod login_pages;
+mod login_target;
 mod names;
 mod pagination;
 mod pipeline_config;
@@ -25,6 +32,7 @@ pub mod routes;
 mod sky;
 mod teams;
 mod text_limits;
+mod unsupported;
 mod users;
 mod versions;
 mod wall;
@@ -33,7 +41,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -74,11 +82,19 @@ pub fn router(state: AppState) -> Router {
     }
     let sky = Router::new()
         .route("/sky/issuer/token", post(sky::issue_token))
-        .route("/sky/login", get(sky::login_form).post(sky::login_submit))
+        .route("/sky/login", get(browser_login::start))
+        .route("/sky/issuer/auth", get(browser_login::issuer_auth))
+        .route("/sky/issuer/auth/local", get(browser_login::local_connector))
+        .route("/sky/issuer/auth/local/login", get(browser_login::password_form).post(browser_login::password_submit))
+        .route("/sky/callback", get(browser_login::callback))
+        .route("/login", get(browser_login::legacy_login))
+        .route("/fly_success", get(browser_login::fly_success))
         .route("/sky/logout", get(sky::logout).post(sky::logout));
 
     api.merge(sky)
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn(refuse_nul_in_url))
         .layer(middleware::from_fn(concourse_version_header))
@@ -87,6 +103,11 @@ pub fn router(state: AppState) -> Router {
         // Outermost, so the span and the duration cover authentication too.
         .layer(HttpTelemetryLayer::new())
         .with_state(state)
+}
+
+/// A known path called with a method it does not take (axum keeps the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> error::ApiError {
+    error::ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 async fn concourse_version_header(request: Request, next: Next) -> Response {

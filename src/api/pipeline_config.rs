@@ -15,6 +15,7 @@ use super::instance_vars;
 use super::names::validate_name;
 use crate::config;
 use crate::db::PipelineRef;
+use crate::engine::compile;
 
 pub const CONFIG_VERSION_HEADER: &str = "x-concourse-config-version";
 
@@ -46,26 +47,21 @@ pub async fn save_config(
     RawBody(body): RawBody<MAX_CONFIG_BYTES>,
 ) -> ApiResult<Response> {
     require_config_media_type(&headers)?;
-    let expected_version = match headers.get(CONFIG_VERSION_HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .ok_or_else(|| ApiError::bad_request("config version is malformed: expected an integer"))?,
-        ),
-    };
+    let expected_version = expected_config_version(&headers)?;
+    let name_warnings = validate_name("pipeline", &pipeline_name)?;
     let pipeline = config::parse(&body).map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
     let validation = config::validate(&pipeline);
     if !validation.errors.is_empty() {
         return Err(ApiError::BadRequest(validation.errors));
     }
+    let size_errors =
+        compile::size_errors(&serde_json::to_value(&pipeline).map_err(|e| ApiError::Internal(e.to_string()))?);
+    if !size_errors.is_empty() {
+        return Err(ApiError::BadRequest(size_errors));
+    }
     let mut warnings: Vec<Value> =
         validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
-    for warning in validate_name("pipeline", &pipeline_name)? {
-        warnings.push(json!(warning));
-    }
+    warnings.extend(name_warnings.iter().map(|warning| json!(warning)));
 
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
     let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;
@@ -74,6 +70,18 @@ pub async fn save_config(
     state.db.notify(crate::db::Channel::Scheduler, "").await?;
     let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "warnings": warnings }))).into_response())
+}
+
+/// The `X-Concourse-Config-Version` a save expects to replace. `fly` sends
+/// the header empty for a new pipeline; like Concourse, empty means absent.
+fn expected_config_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(CONFIG_VERSION_HEADER) else { return Ok(None) };
+    let malformed = || ApiError::bad_request("config version is malformed: expected an integer");
+    let text = value.to_str().map_err(|_| malformed())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>().map(Some).map_err(|_| malformed())
 }
 
 fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {

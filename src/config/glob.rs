@@ -1,26 +1,88 @@
 //! Shell-style globs (`*`, `?`, `[a-z]`) as groups and `passed` use them
 //! to name jobs.
 
-/// Whether `name` matches `pattern` as a whole.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    matches(&pattern, &name)
+/// One element of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Token<'a> {
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: any one character.
+    Any,
+    /// `[...]`: one character of the class (without its brackets).
+    Class(&'a [char]),
+    Literal(char),
 }
 
-fn matches(pattern: &[char], name: &[char]) -> bool {
-    match pattern.first() {
-        None => name.is_empty(),
-        Some('*') => (0..=name.len()).any(|skip| matches(&pattern[1..], &name[skip..])),
-        Some('?') => !name.is_empty() && matches(&pattern[1..], &name[1..]),
-        Some('[') => match (class_end(pattern), name.first()) {
-            (Some(end), Some(&c)) => in_class(&pattern[1..end], c) && matches(&pattern[end + 1..], &name[1..]),
-            (None, Some(&'[')) => matches(&pattern[1..], &name[1..]),
-            _ => false,
-        },
-        Some('\\') if pattern.len() > 1 => name.first() == Some(&pattern[1]) && matches(&pattern[2..], &name[1..]),
-        Some(&literal) => name.first() == Some(&literal) && matches(&pattern[1..], &name[1..]),
+impl Token<'_> {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Token::Star | Token::Any => true,
+            Token::Class(class) => in_class(class, c),
+            Token::Literal(literal) => *literal == c,
+        }
     }
+}
+
+fn tokens(pattern: &[char]) -> Vec<Token<'_>> {
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut i = 0;
+    while i < pattern.len() {
+        let token = match pattern[i] {
+            '*' => Token::Star,
+            '?' => Token::Any,
+            '[' => match class_end(&pattern[i..]) {
+                Some(end) => {
+                    let class = Token::Class(&pattern[i + 1..i + end]);
+                    i += end;
+                    class
+                }
+                // An unclosed bracket is itself.
+                None => Token::Literal('['),
+            },
+            '\\' if i + 1 < pattern.len() => {
+                i += 1;
+                Token::Literal(pattern[i])
+            }
+            c => Token::Literal(c),
+        };
+        tokens.push(token);
+        i += 1;
+    }
+    tokens
+}
+
+/// Whether `name` matches `pattern` as a whole. A loop that backtracks only
+/// to the last `*`: patterns come from configurations, and neither their
+/// length nor their stars may cost more than `pattern × name` steps.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let tokens = tokens(&pattern);
+    let name: Vec<char> = name.chars().collect();
+    let (mut t, mut n) = (0, 0);
+    // The last `*` seen, and where in the name it would next resume.
+    let mut resume: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match tokens.get(t) {
+            Some(Token::Star) => {
+                resume = Some((t, n));
+                t += 1;
+            }
+            Some(token) if token.matches(name[n]) => {
+                t += 1;
+                n += 1;
+            }
+            _ => match resume {
+                // Let the last `*` take one more character, and retry.
+                Some((star, from)) => {
+                    resume = Some((star, from + 1));
+                    t = star + 1;
+                    n = from + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[t..].iter().all(|token| *token == Token::Star)
 }
 
 fn class_end(pattern: &[char]) -> Option<usize> {
@@ -78,5 +140,21 @@ mod tests {
         assert!(!glob_match("exact", "exactly"));
         assert!(!is_valid_glob("job-[0-9"));
         assert!(is_valid_glob("job-[0-9]*"));
+        assert!(glob_match("a*b*c", "aXbYc") && !glob_match("a*b*c", "aXbY"));
+        assert!(glob_match("\\*", "*") && !glob_match("\\*", "x"));
+        assert!(glob_match("job-[", "job-[") && !glob_match("job-[", "job-x"));
+        assert!(glob_match("[]]", "]"));
+        assert!(glob_match("**", "") && glob_match("", "") && !glob_match("", "x"));
+    }
+
+    #[test]
+    fn hostile_patterns_cost_little() {
+        // Backtracking into every star would take longer than the universe.
+        let stars = "*a".repeat(5_000);
+        let name = "a".repeat(4_999);
+        let started = std::time::Instant::now();
+        assert!(!glob_match(&stars, &name));
+        assert!(glob_match(&stars, &"a".repeat(5_000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 }

@@ -35,9 +35,75 @@ pub fn validate_identifier(name: &str, context: &str) -> Result<Option<Warning>,
     }))
 }
 
+/// Longest team or pipeline name, in characters. Names appear in every URL
+/// of the team or pipeline and in `fly` tables; real ones are far shorter.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// Characters that show as nothing or change how the text around them is
+/// laid out: a name holding them looks like another name.
+fn is_invisible_or_directional(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' // soft hyphen
+        | '\u{061C}' // Arabic letter mark
+        | '\u{180E}' // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // bidi isolates
+        | '\u{FEFF}' // zero-width no-break space
+    )
+}
+
+/// Why a team or pipeline name cannot be used, if it cannot. These names
+/// are path segments of URLs: each must survive being one and read as
+/// itself. Odd but usable names only get a [`validate_identifier`] warning.
+pub fn unusable_name(name: &str) -> Option<String> {
+    let length = name.chars().count();
+    let problem = if name.is_empty() {
+        "must not be empty".to_string()
+    } else if length > MAX_NAME_CHARS {
+        format!("is {length} characters long; at most {MAX_NAME_CHARS} are allowed")
+    } else if name == "." || name == ".." {
+        format!("must not be '{name}': URLs drop such path segments")
+    } else if name.contains('/') {
+        "must not contain '/'".to_string()
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        format!("must not contain control characters (found U+{:04X})", c as u32)
+    } else if name.trim() != name {
+        "must not start or end with whitespace".to_string()
+    } else if let Some(c) = name.chars().find(|c| is_invisible_or_directional(*c)) {
+        format!("must not contain invisible or text-direction characters (found U+{:04X})", c as u32)
+    } else {
+        return None;
+    };
+    Some(problem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_urls_cannot_carry_or_that_pose_as_others_are_unusable() {
+        assert_eq!(unusable_name("my-pipeline_1.0"), None);
+        assert_eq!(unusable_name("My Pipeline"), None, "odd names only warn");
+        assert_eq!(unusable_name(&"x".repeat(MAX_NAME_CHARS)), None);
+        let problem = |name: &str| unusable_name(name).unwrap_or_else(|| panic!("{name:?} should be unusable"));
+        assert_eq!(problem(""), "must not be empty");
+        assert_eq!(problem(&"x".repeat(5000)), "is 5000 characters long; at most 128 are allowed");
+        assert!(problem(".").contains("'.'"));
+        assert!(problem("..").contains("'..'"));
+        assert_eq!(problem("a/b"), "must not contain '/'");
+        assert!(problem("a\u{0}b").contains("U+0000"));
+        for name in [" ", "  ", " lead", "trail ", "\u{3000}wide"] {
+            assert_eq!(problem(name), "must not start or end with whitespace", "{name:?}");
+        }
+        for (name, code) in
+            [("evil\u{202E}txt", "U+202E"), ("a\u{200B}b", "U+200B"), ("\u{2066}x", "U+2066"), ("x\u{200F}", "U+200F")]
+        {
+            assert!(problem(name).ends_with(&format!("(found {code})")), "{name:?}");
+        }
+    }
 
     #[test]
     fn identifiers() {

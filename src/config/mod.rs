@@ -4,6 +4,7 @@
 //! every error and warning at once. The model serializes back to the JSON
 //! Concourse returns from `GET .../config`.
 
+pub mod across;
 mod glob;
 mod identifier;
 mod model;
@@ -17,7 +18,7 @@ pub mod vars;
 use serde::{Deserialize, Serialize};
 
 pub use glob::glob_match;
-pub use identifier::validate_identifier;
+pub use identifier::{MAX_NAME_CHARS, unusable_name, validate_identifier};
 pub use model::{
     BuildLogRetention, Display, Group, Job, JobInput, JobOutput, Pipeline, ResourceConfig, ResourceType, VarSource,
 };

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::Value;
 
 use super::glob::{glob_match, is_valid_glob};
-use super::identifier::validate_identifier;
+use super::identifier::{unusable_name, validate_identifier};
 use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
-use super::{Validation, Warning, vars};
+use super::{Validation, Warning, across, vars};
 
 /// Credential managers a pipeline's `var_sources` may use.
 const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", "idtoken"];
@@ -350,6 +350,12 @@ impl StepValidator<'_> {
                 if vars.is_empty() {
                     s.error("no vars specified");
                 }
+                // A list given by a ((var)) is counted when the step runs.
+                let lengths: Vec<usize> =
+                    vars.iter().map(|var| var.values.as_ref().and_then(Value::as_array).map_or(1, Vec::len)).collect();
+                if let Err(message) = across::combinations(&lengths) {
+                    s.error(message);
+                }
                 for (index, var) in vars.iter().enumerate() {
                     s.within(format!("[{index}]"), |s| {
                         s.declare_local_var(&var.var);
@@ -461,7 +467,10 @@ impl StepValidator<'_> {
             }),
             StepKind::SetPipeline(set) => self.within(format!(".set_pipeline({})", set.name), |s| {
                 if !in_across {
-                    s.identifier(&set.name);
+                    match unusable_name(&set.name) {
+                        Some(problem) => s.error(format!("pipeline name {problem}")),
+                        None => s.identifier(&set.name),
+                    }
                 }
                 if set.file.is_empty() {
                     s.error("no file specified");
@@ -537,30 +546,71 @@ fn cycles(pipeline: &Pipeline, v: &mut Validation) {
         Visiting,
         Done,
     }
-    fn visit<'a>(
-        job: &'a str,
-        upstream: &HashMap<&'a str, BTreeSet<&'a str>>,
-        marks: &mut HashMap<&'a str, Mark>,
-    ) -> Option<&'a str> {
-        match marks.get(job) {
-            Some(Mark::Visiting) => return Some(job),
-            Some(Mark::Done) => return None,
-            None => {}
+    // Depth first with a stack of our own: a chain of jobs is as long as
+    // the configuration makes it, too long for the thread's stack.
+    let none = BTreeSet::new();
+    let mut marks: HashMap<&str, Mark> = HashMap::new();
+    for job in &pipeline.jobs {
+        if marks.contains_key(job.name.as_str()) {
+            continue;
         }
-        marks.insert(job, Mark::Visiting);
-        for next in upstream.get(job).into_iter().flatten() {
-            if let Some(start) = visit(next, upstream, marks) {
-                return Some(start);
+        marks.insert(&job.name, Mark::Visiting);
+        let mut path = vec![(job.name.as_str(), upstream.get(job.name.as_str()).unwrap_or(&none).iter())];
+        while let Some((current, next)) = path.last_mut() {
+            let current = *current;
+            match next.next() {
+                Some(&up) => match marks.get(up) {
+                    Some(Mark::Visiting) => {
+                        v.errors.push(format!("pipeline contains a cycle that starts at Job '{up}'"));
+                        return;
+                    }
+                    Some(Mark::Done) => {}
+                    None => {
+                        marks.insert(up, Mark::Visiting);
+                        path.push((up, upstream.get(up).unwrap_or(&none).iter()));
+                    }
+                },
+                None => {
+                    marks.insert(current, Mark::Done);
+                    path.pop();
+                }
             }
         }
-        marks.insert(job, Mark::Done);
-        None
     }
-    let mut marks = HashMap::new();
-    for job in &pipeline.jobs {
-        if let Some(start) = visit(&job.name, &upstream, &mut marks) {
-            v.errors.push(format!("pipeline contains a cycle that starts at Job '{start}'"));
-            return;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    /// Jobs `j0`..`jN`, each getting `r` passed the one before.
+    fn chain(jobs: usize, looping: bool) -> Pipeline {
+        let mut yaml = String::from("resources:\n- name: r\n  type: mock\njobs:\n");
+        for i in 0..jobs {
+            let passed = if i > 0 {
+                format!(", passed: [j{}]", i - 1)
+            } else if looping {
+                format!(", passed: [j{}]", jobs - 1)
+            } else {
+                String::new()
+            };
+            yaml.push_str(&format!("- name: j{i}\n  plan: [{{get: r{passed}}}]\n"));
         }
+        parse(yaml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_long_chain_of_passed_jobs_is_checked_for_cycles_on_a_small_stack() {
+        // A chain is as long as the configuration makes it; this thread has 256 KiB.
+        let (open, closed) = (chain(2_000, false), chain(2_000, true));
+        let errors = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || (validate(&open).errors, validate(&closed).errors))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(errors.0, Vec::<String>::new());
+        assert_eq!(errors.1, ["pipeline contains a cycle that starts at Job 'j0'"]);
     }
 }

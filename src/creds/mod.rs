@@ -26,6 +26,12 @@ pub trait CredentialManager: Send + Sync {
     /// The value of `var` for a build of `team` (and `pipeline`), without
     /// its fields (the caller walks into them); `Ok(None)` when undefined.
     fn lookup<'a>(&'a self, team: &'a str, pipeline: Option<&'a str>, var: &'a VarRef) -> LookupFuture<'a>;
+
+    /// How it is set up, for `GET /api/v1/info/creds`: never a secret.
+    /// `None` when it is not configured (Concourse lists only configured ones).
+    fn describe(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Looks `var` up in `manager`, inside a `creds.lookup` span (under the

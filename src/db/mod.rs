@@ -9,17 +9,20 @@
 mod artifacts;
 mod build_io;
 mod builds;
+mod causality;
 mod components;
 mod encryption;
 mod events;
 mod jobs;
 mod leases;
 mod locks;
+mod login_requests;
 mod notifications;
 mod pipelines;
 mod resources;
 mod scheduling;
 mod spans;
+mod task_caches;
 mod teams;
 mod tokens;
 mod versions;
@@ -37,16 +40,22 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use artifacts::ArtifactRecord;
 pub use build_io::{BuildVersion, NextInput};
 pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
+pub use causality::{
+    CAUSALITY_MAX_BUILDS, CAUSALITY_MAX_EDGES, CausalityBuild, CausalityDirection, CausalityEdge, FlowEntry,
+    HistoryEntry, VersionsDb,
+};
 pub use components::ComponentState;
 pub use encryption::EncryptionKey;
 pub use events::{NewEvent, StoredEvent};
 pub use jobs::Job;
 pub use leases::{BuildLease, TakenLease};
 pub use locks::{LockGuard, LockKind};
+pub use login_requests::{FinishedLogin, NewLoginRequest};
 pub use notifications::Channel;
 pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
 pub use resources::{Resource, ResourceType};
 pub use scheduling::{HistoryVersion, SucceededWith};
+pub use task_caches::{TaskCache, task_cache_key};
 pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
 pub use versions::{ResourceVersion, VersionList, VersionOwner, VersionPage, version_digest};

@@ -22,11 +22,19 @@ pub enum Channel {
     BuildAbort,
     /// A build (id in the payload) has new events in the database.
     BuildEvents,
+    /// Something was let go (a cleared task cache) whose files can go now.
+    Collector,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] =
-        [Channel::Scheduler, Channel::Checker, Channel::BuildTracker, Channel::BuildAbort, Channel::BuildEvents];
+    pub const ALL: [Channel; 6] = [
+        Channel::Scheduler,
+        Channel::Checker,
+        Channel::BuildTracker,
+        Channel::BuildAbort,
+        Channel::BuildEvents,
+        Channel::Collector,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +43,7 @@ impl Channel {
             Channel::BuildTracker => "atc_build_tracker",
             Channel::BuildAbort => "atc_build_abort",
             Channel::BuildEvents => "atc_build_events",
+            Channel::Collector => "atc_collector",
         }
     }
 

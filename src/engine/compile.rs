@@ -9,12 +9,14 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::plan::{
-    AcrossPlan, AcrossVar, EnsureNext, GetPlan, HookPlan, InParallelPlan, LoadVarPlan, OnAbortNext, OnErrorNext,
-    OnFailureNext, OnSuccessNext, Plan, PutPlan, SetPipelinePlan, Step, TaskPlan, TimeoutPlan, TryPlan, TypeImage,
+    AcrossPlan, AcrossVar, EnsureNext, GetPlan, HookPlan, InParallelPlan, LoadVarPlan, MAX_PLAN_STEPS, MAX_STEP_DEPTH,
+    OnAbortNext, OnErrorNext, OnFailureNext, OnSuccessNext, Plan, PutPlan, SetPipelinePlan, Step, TaskPlan,
+    TimeoutPlan, TryPlan, TypeImage,
 };
+use crate::nesting::{self, MAX_JSON_DEPTH};
 
 /// What a job's plan is compiled against: the pipeline's resources and
 /// resource types (by name, as configured) and the versions chosen for the
@@ -38,6 +40,22 @@ pub enum CompileError {
     Invalid(String),
     #[error("{0} steps are not supported by atc")]
     Unsupported(&'static str),
+    #[error("steps nest more than {MAX_STEP_DEPTH} deep once their hooks and modifiers wrap them")]
+    TooDeep,
+    #[error(
+        "its build plan nests {0} levels deep as JSON, more than the {MAX_JSON_DEPTH} that can be stored: nest fewer steps, or params and sources less deeply"
+    )]
+    TooDeepToStore(usize),
+    #[error("it has more than {MAX_PLAN_STEPS} steps once its attempts are made")]
+    TooManySteps,
+}
+
+impl CompileError {
+    /// Errors of the configuration's size rather than its content, which
+    /// only compiling finds (validation finds the rest first).
+    fn is_a_limit(&self) -> bool {
+        matches!(self, CompileError::TooDeep | CompileError::TooDeepToStore(_) | CompileError::TooManySteps)
+    }
 }
 
 /// The base type a resource type resolves to, through the pipeline's
@@ -77,12 +95,76 @@ impl PlanIds {
 
 /// Compiles a job (its JSON configuration) into a plan: its steps in order,
 /// wrapped in the job's hooks.
+/// Fails when the plan is too big to run or to store (see
+/// [`MAX_STEP_DEPTH`], [`MAX_JSON_DEPTH`], [`MAX_PLAN_STEPS`]).
 pub fn compile_job(job: &Value, ctx: &JobContext, ids: &mut PlanIds) -> Result<Plan, CompileError> {
     let steps = job.get("plan").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut compiler = Compiler { ctx, ids, tags: Vec::new() };
+    let mut compiler = Compiler { ctx, ids, tags: Vec::new(), steps_made: 0 };
     let body = compiler.sequence(&steps)?;
     let job_hooks = job.as_object().cloned().unwrap_or_default();
-    compiler.wrap_hooks(body, &job_hooks)
+    let plan = compiler.wrap_hooks(body, &job_hooks)?;
+    check_size(&plan)?;
+    Ok(plan)
+}
+
+/// A plan a build can run and the database can give back: measured by
+/// steps first, which also bounds how deep serializing it goes.
+fn check_size(plan: &Plan) -> Result<(), CompileError> {
+    if plan.step_depth() > MAX_STEP_DEPTH {
+        return Err(CompileError::TooDeep);
+    }
+    let json = serde_json::to_value(plan).map_err(|e| CompileError::Invalid(e.to_string()))?;
+    match nesting::depth(&json) {
+        depth if depth > MAX_JSON_DEPTH => Err(CompileError::TooDeepToStore(depth)),
+        _ => Ok(()),
+    }
+}
+
+/// What compiling each job of a configuration (its JSON) says about its
+/// size, as validation errors: the configuration is checked before it is
+/// saved, not when its first build starts. Gets fetch stand-in versions.
+pub fn size_errors(config: &Value) -> Vec<String> {
+    let named = |key: &str| -> HashMap<String, Value> {
+        let items = config.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        items
+            .iter()
+            .map(|item| (item.get("name").and_then(Value::as_str).unwrap_or_default().into(), item.clone()))
+            .collect()
+    };
+    let (resources, resource_types) = (named("resources"), named("resource_types"));
+    let jobs = config.get("jobs").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut errors = Vec::new();
+    for job in jobs {
+        let versions = get_names(job).into_iter().map(|name| (name, json!({ "version": "stand-in" }))).collect();
+        let ctx = JobContext { resources: &resources, resource_types: &resource_types, versions: &versions };
+        if let Err(err) = compile_job(job, &ctx, &mut PlanIds::starting_at(1))
+            && err.is_a_limit()
+        {
+            let name = job.get("name").and_then(Value::as_str).unwrap_or_default();
+            errors.push(format!("jobs.{name}: {err}"));
+        }
+    }
+    errors
+}
+
+/// The names of every `get` in a job's steps (and anything else keyed
+/// `get`: a stand-in version too many does no harm).
+fn get_names(job: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = vec![job];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(name)) = map.get("get") {
+                    names.push(name.clone());
+                }
+                pending.extend(map.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    names
 }
 
 struct Compiler<'a, 'b> {
@@ -90,6 +172,8 @@ struct Compiler<'a, 'b> {
     ids: &'b mut PlanIds,
     /// Tags of an enclosing `do`/`in_parallel`, for steps without their own.
     tags: Vec<String>,
+    /// Plans made so far: `attempts` copies steps, so this can grow fast.
+    steps_made: usize,
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> String {
@@ -109,7 +193,13 @@ fn field(map: &Map<String, Value>, key: &str) -> Value {
 
 impl Compiler<'_, '_> {
     fn plan(&mut self, step: Step) -> Plan {
+        self.steps_made += 1;
         Plan { id: self.ids.take(), attempts: Vec::new(), step }
+    }
+
+    /// Stops compiling as soon as the plan has too many steps.
+    fn check_steps(&self) -> Result<(), CompileError> {
+        if self.steps_made > MAX_PLAN_STEPS { Err(CompileError::TooManySteps) } else { Ok(()) }
     }
 
     fn sequence(&mut self, steps: &[Value]) -> Result<Plan, CompileError> {
@@ -127,6 +217,7 @@ impl Compiler<'_, '_> {
 
     /// One step map: its modifiers around its core step.
     fn step(&mut self, value: &Value) -> Result<Plan, CompileError> {
+        self.check_steps()?;
         let map = value.as_object().ok_or_else(|| CompileError::UnknownStep(value.to_string()))?;
         let mut plan = self.core(map)?;
         if let Some(timeout) = map.get("timeout").and_then(Value::as_str) {
@@ -139,6 +230,7 @@ impl Compiler<'_, '_> {
                 .ok_or_else(|| CompileError::Invalid(format!("attempts must be a positive number, got {attempts}")))?;
             let mut tries = vec![plan];
             for _ in 1..count {
+                self.check_steps()?;
                 // Each attempt is its own plan, with its own ids.
                 let mut again = self.core(map)?;
                 if let Some(timeout) = map.get("timeout").and_then(Value::as_str) {
@@ -161,6 +253,8 @@ impl Compiler<'_, '_> {
                     max_in_flight: var.get("max_in_flight").cloned().unwrap_or(Value::Null),
                 })
                 .collect();
+            // Measured before it is written out: writing recurses as deep.
+            check_size(&plan)?;
             let template = serde_json::to_string(&plan).map_err(|e| CompileError::Invalid(e.to_string()))?;
             let fail_fast = map.get("fail_fast").and_then(Value::as_bool).unwrap_or(false);
             plan = self.plan(Step::Across(AcrossPlan { vars, substep_template: template, fail_fast }));
@@ -459,6 +553,33 @@ mod tests {
         assert_eq!(across.vars[0].name, "v");
         assert_eq!(across.vars[0].max_in_flight, json!("all"));
         assert!(across.substep_template.contains("t-((.:v))"));
+    }
+
+    #[test]
+    fn plans_too_big_to_run_or_store_are_refused() {
+        let task = json!({ "task": "t", "config": {} });
+        // Attempts of attempts multiply: refused once too many are made.
+        let mut step = json!({ "task": "t", "config": {}, "attempts": 10 });
+        for _ in 0..5 {
+            step = json!({ "try": step, "attempts": 10 });
+        }
+        assert!(matches!(compile(json!({ "plan": [step] }), &[]), Err(CompileError::TooManySteps)));
+        // Each hook and modifier is a level of nesting.
+        let mut step = task.clone();
+        for _ in 0..20 {
+            step = json!({ "try": step, "timeout": "1m", "attempts": 1, "ensure": task, "on_failure": task });
+        }
+        assert!(matches!(compile(json!({ "plan": [step] }), &[]), Err(CompileError::TooDeep)));
+        // Params nested deep inside deeply nested steps are too deep to store.
+        let params = (0..60).fold(json!(1), |inner, _| json!([inner]));
+        let mut step = json!({ "task": "t", "config": {}, "params": params });
+        for _ in 0..40 {
+            step = json!({ "try": step });
+        }
+        assert!(
+            matches!(compile(json!({ "plan": [step] }), &[]), Err(CompileError::TooDeepToStore(depth)) if depth > 127)
+        );
+        assert_eq!(size_errors(&json!({ "jobs": [{ "name": "ok", "plan": [task] }] })), Vec::<String>::new());
     }
 
     #[test]

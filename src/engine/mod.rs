@@ -34,6 +34,8 @@ pub struct Engine {
     pub db: Db,
     pub runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
+    /// Where builds' `((vars))` come from.
+    pub credentials: Arc<dyn CredentialManager>,
     /// Unix seconds the engine started (the worker's start time).
     pub started_at: i64,
     tracker: Arc<BuildTracker>,
@@ -49,10 +51,16 @@ impl Engine {
     ) -> Arc<Engine> {
         let hub = Arc::new(EventHub::new());
         let tracker = BuildTracker::new(
-            RunnerContext { db: db.clone(), runtime: runtime.clone(), hub: hub.clone(), external_url, credentials },
+            RunnerContext {
+                db: db.clone(),
+                runtime: runtime.clone(),
+                hub: hub.clone(),
+                external_url,
+                credentials: credentials.clone(),
+            },
             leases,
         );
-        Arc::new(Engine { db, runtime, hub, started_at: crate::db::now(), tracker })
+        Arc::new(Engine { db, runtime, hub, credentials, started_at: crate::db::now(), tracker })
     }
 
     /// Starts the build tracker, its abort listener and its lease renewal.
@@ -67,6 +75,16 @@ impl Engine {
             self.tracker.spawn_abort_listener(shutdown.clone()),
             self.tracker.spawn_lease_renewal(shutdown),
         ]
+    }
+
+    /// The workers this node's runtime offers: `fly workers`.
+    pub async fn workers(&self) -> Vec<crate::runtime::WorkerInfo> {
+        self.runtime.workers().await
+    }
+
+    /// The steps this node's runtime has: `fly containers`.
+    pub async fn steps(&self) -> Result<Vec<crate::runtime::StepInfo>, crate::runtime::RuntimeError> {
+        self.runtime.list().await
     }
 
     /// Stops the builds this node runs (they end as errored).

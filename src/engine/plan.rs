@@ -63,6 +63,13 @@ pub struct TypeImage {
     pub privileged: bool,
 }
 
+impl TypeImage {
+    /// The steps that fetch the image, if it is a custom type's.
+    pub fn plans(&self) -> impl Iterator<Item = &Plan> {
+        [&self.check_plan, &self.get_plan].into_iter().flatten().map(Box::as_ref)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct GetPlan {
     #[serde(default)]
@@ -270,6 +277,17 @@ pub struct ArtifactOutputPlan {
     pub name: String,
 }
 
+/// How deeply steps may nest inside other steps when a build runs them
+/// (`do`, `try`, `in_parallel`, hooks, `timeout`, `attempts`, and each var
+/// of an `across`). Running a step recurses into the steps inside it on a
+/// worker thread's small stack; real plans nest a dozen levels at most.
+pub const MAX_STEP_DEPTH: usize = 64;
+
+/// The most steps a plan may have, once `attempts` made its copies: each
+/// attempt of an attempt is another copy, so a few lines of configuration
+/// could otherwise ask for millions.
+pub const MAX_PLAN_STEPS: usize = 50_000;
+
 impl Plan {
     /// Calls `visit` on this plan and every plan inside it, parents before
     /// children (an `across` template is not inside: it is not a plan yet).
@@ -319,6 +337,48 @@ impl Plan {
                 *from = id.clone();
             }
         });
+    }
+
+    /// How deeply the plan's steps nest when run (see [`MAX_STEP_DEPTH`]),
+    /// an `across` counting one level per var above its substep. Counting
+    /// stops just past the limit, so a plan of any depth is measured safely.
+    pub fn step_depth(&self) -> usize {
+        self.depth_from(1)
+    }
+
+    fn depth_from(&self, level: usize) -> usize {
+        if level > MAX_STEP_DEPTH {
+            return level;
+        }
+        let inner = level + 1;
+        let nested: Vec<&Plan> = match &self.step {
+            Step::Do(plans) | Step::Retry(plans) => plans.iter().collect(),
+            Step::InParallel(parallel) => parallel.steps.iter().collect(),
+            Step::OnSuccess(h) => vec![&*h.step, &*h.next.plan],
+            Step::OnFailure(h) => vec![&*h.step, &*h.next.plan],
+            Step::OnAbort(h) => vec![&*h.step, &*h.next.plan],
+            Step::OnError(h) => vec![&*h.step, &*h.next.plan],
+            Step::Ensure(h) => vec![&*h.step, &*h.next.plan],
+            Step::Try(TryPlan { step }) | Step::Timeout(TimeoutPlan { step, .. }) => vec![step.as_ref()],
+            Step::Get(GetPlan { image, .. })
+            | Step::Put(PutPlan { image, .. })
+            | Step::Check(CheckPlan { image, .. }) => image.plans().collect(),
+            Step::Across(across) => {
+                // The substep runs one level below each var; a template
+                // that is a plan only once interpolated counts as a step.
+                let substep_level = inner + across.vars.len();
+                return match serde_json::from_str::<Plan>(&across.substep_template) {
+                    Ok(substep) => substep.depth_from(substep_level),
+                    Err(_) => substep_level,
+                };
+            }
+            Step::Task(_)
+            | Step::SetPipeline(_)
+            | Step::LoadVar(_)
+            | Step::ArtifactInput(_)
+            | Step::ArtifactOutput(_) => Vec::new(),
+        };
+        nested.iter().map(|plan| plan.depth_from(inner)).max().unwrap_or(level)
     }
 
     /// The plan without sources, params or configs: what anyone who may see
@@ -422,6 +482,27 @@ mod tests {
         let Step::Get(get) = &hook.next.plan.step else { panic!("expected get") };
         assert_eq!(get.version_from.as_deref(), Some("4"));
         assert_eq!(serde_json::to_value(&plan).unwrap(), wire);
+    }
+
+    #[test]
+    fn step_depth_counts_nested_steps_across_vars_and_substeps() {
+        let task = json!({ "id": "t", "task": { "name": "t" } });
+        let plan = |value: Value| serde_json::from_value::<Plan>(value).unwrap();
+        assert_eq!(plan(task.clone()).step_depth(), 1);
+        let wrapped = json!({ "id": "1", "do": [{ "id": "2", "try": { "step": task } }] });
+        assert_eq!(plan(wrapped.clone()).step_depth(), 3);
+        let across = json!({ "id": "a", "across": {
+            "vars": [{ "name": "x" }, { "name": "y" }],
+            "substep_template": wrapped.to_string(),
+        } });
+        assert_eq!(plan(across).step_depth(), 1 + 2 + 3);
+        // Measuring stops just past the limit, whatever the depth.
+        let vars: Vec<Value> = (0..MAX_STEP_DEPTH).map(|i| json!({ "name": format!("v{i}") })).collect();
+        let mut deep = task;
+        for i in 0..10 {
+            deep = json!({ "id": i.to_string(), "across": { "vars": vars, "substep_template": deep.to_string() } });
+        }
+        assert_eq!(plan(deep).step_depth(), 1 + MAX_STEP_DEPTH + 1);
     }
 
     #[test]

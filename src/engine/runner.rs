@@ -136,7 +136,8 @@ pub async fn run_build(
                 }
                 stop.cancel();
             });
-            let step_ctx = StepContext { build: state.clone(), cancel, scope: Scope::root(), trace: trace.clone() };
+            let step_ctx =
+                StepContext { build: state.clone(), cancel, scope: Scope::root(), trace: trace.clone(), depth: 0 };
             let outcome = exec::run(&plan, &step_ctx).with_context(trace.clone()).await;
             watcher.abort();
             if outcome == Outcome::Interrupted && !state.is_aborted() && !events.lease_lost() {

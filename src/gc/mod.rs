@@ -1,4 +1,5 @@
-//! The collector component: removes what nothing needs any more. Each
+//! The collector component: removes what nothing needs any more (expired
+//! tokens and logins, cleared task caches, expired artifacts). Each
 //! collector is one concern; the component runs them in turn.
 
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use crate::runtime::{Artifact, Runtime};
 /// How long uploaded inputs and downloadable outputs of one-off builds
 /// stay: long enough for `fly execute` to fetch them, as in Concourse.
 pub const ARTIFACT_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// How long every node's collector keeps deleting a cleared task cache.
+const CLEARED_CACHE_RETENTION_SECONDS: i64 = 24 * 3600;
 
 pub struct Collector {
     db: Db,
@@ -29,6 +33,28 @@ impl Collector {
         if removed > 0 {
             tracing::debug!(removed, "removed expired access tokens");
         }
+        Ok(())
+    }
+
+    /// Browser logins nobody finished in time can never be finished.
+    async fn collect_expired_login_requests(&self) -> anyhow::Result<()> {
+        let removed = self.db.delete_expired_login_requests().await?;
+        if removed > 0 {
+            tracing::debug!(removed, "removed expired login requests");
+        }
+        Ok(())
+    }
+
+    /// Files of task caches cleared in the last day: a cache a step held
+    /// while it was cleared comes back when the step ends, so this asks
+    /// again on every pass until the record is forgotten.
+    async fn collect_cleared_task_caches(&self) -> anyhow::Result<()> {
+        let since = crate::db::now() - CLEARED_CACHE_RETENTION_SECONDS;
+        let keys = self.db.cleared_task_cache_keys(since).await?;
+        if !keys.is_empty() {
+            self.runtime.remove_caches(keys).await?;
+        }
+        self.db.forget_cleared_task_caches(since).await?;
         Ok(())
     }
 
@@ -54,7 +80,7 @@ impl Component for Collector {
     }
 
     fn wake_channel(&self) -> Option<Channel> {
-        None
+        Some(Channel::Collector)
     }
 
     fn tick(&self) -> ComponentFuture<'_> {
@@ -65,6 +91,8 @@ impl Component for Collector {
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
             self.collect_expired_tokens().await?;
+            self.collect_expired_login_requests().await?;
+            self.collect_cleared_task_caches().await?;
             self.collect_expired_artifacts().await
         })
     }

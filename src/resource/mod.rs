@@ -242,7 +242,14 @@ fn first_json_value(script: &str, stdout: &[u8]) -> Result<Option<Value>, Resour
     match serde_json::Deserializer::from_slice(stdout).into_iter::<Value>().next() {
         None => Ok(None),
         Some(Ok(value)) => Ok(Some(value)),
-        Some(Err(err)) => Err(invalid(script, format!("printed invalid JSON ({err})"), stdout)),
+        Some(Err(err)) => {
+            let problem = if crate::nesting::is_too_deep(&err) {
+                format!("printed JSON nested more than {} levels deep", crate::nesting::MAX_JSON_DEPTH)
+            } else {
+                format!("printed invalid JSON ({err})")
+            };
+            Err(invalid(script, problem, stdout))
+        }
     }
 }
 
@@ -325,5 +332,21 @@ fn optional_string(object: &Value, key: &str) -> Option<String> {
         None | Some(Value::Null) => Some(String::new()),
         Some(Value::String(text)) => Some(text.clone()),
         Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_nested_past_the_json_limit_is_an_invalid_response() {
+        let deep = format!(
+            "{}{}",
+            "[".repeat(10 * crate::nesting::MAX_JSON_DEPTH),
+            "]".repeat(10 * crate::nesting::MAX_JSON_DEPTH)
+        );
+        let err = parse_check_response("/opt/resource/check", deep.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("printed JSON nested more than 127 levels deep"), "{err}");
     }
 }

@@ -99,7 +99,7 @@ pub struct Limits {
 }
 
 /// Facts about the step for naming, labels and logs; never behaviour.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StepMetadata {
     pub team: String,
     pub pipeline: Option<String>,
@@ -284,6 +284,16 @@ pub struct WorkerInfo {
     pub active_volumes: u64,
 }
 
+/// A step a runtime has (running, or exited and not yet stopped), as
+/// `fly containers` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInfo {
+    pub handle: StepHandle,
+    /// The worker it runs on ([`WorkerInfo::name`]).
+    pub worker: String,
+    pub metadata: StepMetadata,
+}
+
 pub type TarGzStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
 /// How large an uploaded artifact may be (`--artifact-upload-max-size`,
@@ -331,7 +341,7 @@ pub trait Runtime: Send + Sync {
     fn stop(&self, handle: &StepHandle, grace: std::time::Duration) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
     /// The steps this runtime has, running or exited, not yet stopped.
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StepHandle>, RuntimeError>>;
+    fn list(&self) -> BoxFuture<'_, Result<Vec<StepInfo>, RuntimeError>>;
 
     /// Stores a gzipped tarball (as `fly execute` uploads) as an artifact.
     /// It comes from a user: beyond `limits` it is refused
@@ -347,6 +357,11 @@ pub trait Runtime: Send + Sync {
 
     /// Frees artifacts nothing refers to any more.
     fn release(&self, artifacts: Vec<Artifact>) -> BoxFuture<'_, Result<(), RuntimeError>>;
+
+    /// Deletes the caches with these [`CacheMount::key`]s, where present. A
+    /// cache a running step holds is deleted once it is back (the caller
+    /// asks again).
+    fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
     /// Where steps can run now.
     fn workers(&self) -> BoxFuture<'_, Vec<WorkerInfo>>;

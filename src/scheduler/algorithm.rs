@@ -179,7 +179,7 @@ pub fn resolve(inputs: &[InputSpec], history: &History) -> Result<Vec<ResolvedIn
         chosen: vec![0; inputs.len()],
         budget: SEARCH_BUDGET,
     };
-    match search.assign(0) {
+    match search.assign() {
         Some(true) => Ok(inputs
             .iter()
             .zip(&search.chosen)
@@ -213,17 +213,37 @@ struct Search<'a> {
     budget: usize,
 }
 
+/// One input's place in the search: which of its versions to try next, and
+/// what the version being tried narrowed (to put back before the next).
+#[derive(Default)]
+struct Frame {
+    next: usize,
+    saved: Vec<(JobId, BTreeSet<BuildId>)>,
+}
+
 impl Search<'_> {
-    /// `Some(true)` when inputs from `depth` on could all be chosen,
-    /// `Some(false)` when they cannot, `None` when the budget ran out.
-    fn assign(&mut self, depth: usize) -> Option<bool> {
-        let Some(&input_index) = self.order.get(depth) else { return Some(true) };
-        let input = &self.inputs[input_index];
-        for &version in &self.choices[input_index] {
+    /// `Some(true)` when every input could be chosen, `Some(false)` when
+    /// they cannot, `None` when the budget ran out. Backtracks with a stack
+    /// of its own: a job may have as many inputs as its configuration lists.
+    fn assign(&mut self) -> Option<bool> {
+        let mut frames = vec![Frame::default()];
+        while let Some(depth) = frames.len().checked_sub(1) {
+            let Some(&input_index) = self.order.get(depth) else { return Some(true) };
+            let frame = &mut frames[depth];
+            for (job, previous) in frame.saved.drain(..) {
+                self.consistent.insert(job, previous);
+            }
+            let Some(&version) = self.choices[input_index].get(frame.next) else {
+                // Every version of this input failed: back to the one before.
+                frames.pop();
+                continue;
+            };
+            frame.next += 1;
             if self.budget == 0 {
                 return None;
             }
             self.budget -= 1;
+            let input = &self.inputs[input_index];
             let mut narrowed = Vec::with_capacity(input.passed.len());
             let mut fits = true;
             for job in &input.passed {
@@ -242,19 +262,12 @@ impl Search<'_> {
             if !fits {
                 continue;
             }
-            let saved: Vec<(JobId, BTreeSet<BuildId>)> = narrowed
+            frame.saved = narrowed
                 .into_iter()
                 .map(|(job, next)| (job, std::mem::replace(self.consistent.get_mut(&job).expect("upstream job"), next)))
                 .collect();
             self.chosen[input_index] = version;
-            match self.assign(depth + 1) {
-                Some(true) => return Some(true),
-                None => return None,
-                Some(false) => {}
-            }
-            for (job, previous) in saved {
-                self.consistent.insert(job, previous);
-            }
+            frames.push(Frame::default());
         }
         Some(false)
     }
@@ -274,6 +287,24 @@ mod tests {
 
     fn chosen(result: Result<Vec<ResolvedInput>, Unresolved>) -> Vec<VersionId> {
         result.expect("resolvable").iter().map(|i| i.version).collect()
+    }
+
+    #[test]
+    fn a_job_with_a_great_many_inputs_resolves_on_a_small_stack() {
+        // A configuration may list tens of thousands of gets: resolving them
+        // must not take stack per input (this thread has 128 KiB).
+        let resolved = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(|| {
+                let history = History { versions: [versions(1, &[1, 2])].into(), ..History::default() };
+                let inputs: Vec<InputSpec> =
+                    (0..50_000).map(|i| input(&format!("r{i}"), 1, &[], VersionChoice::Latest)).collect();
+                resolve(&inputs, &history).map(|resolved| resolved.len())
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(resolved, Ok(50_000));
     }
 
     #[test]

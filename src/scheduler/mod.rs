@@ -5,6 +5,7 @@
 //! `serial_groups`, `max_in_flight`, paused jobs and pipelines).
 
 pub mod algorithm;
+pub mod preparation;
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
@@ -253,9 +254,7 @@ impl Scheduler {
         for input in config.inputs() {
             let Some(resource) = state.resources.get(&input.resource) else { continue };
             let resource_config = &state.resource_configs[&input.resource];
-            let pinned = resource.api_pinned_version_id.is_some()
-                || resource_config.get("version").is_some_and(Value::is_object);
-            if !input.passed.is_empty() || pinned || resource.last_check_end >= build.create_time {
+            if !waits_for_check(&input, resource, resource_config, build) {
                 continue;
             }
             waiting = true;
@@ -284,21 +283,9 @@ impl Scheduler {
         next: Option<&[NextInput]>,
     ) -> DbResult<bool> {
         let db = &self.db;
-        let limit = config.max_in_flight();
-        // Jobs sharing a serial group count against one another.
-        let group: Vec<i64> = if config.serial_groups.is_empty() {
-            vec![job.id]
-        } else {
-            state
-                .jobs
-                .iter()
-                .filter(|(_, other)| other.serial_groups.iter().any(|g| config.serial_groups.contains(g)))
-                .map(|(j, _)| j.id)
-                .collect()
-        };
         let mut changed = false;
         for build in db.pending_builds(job.id).await? {
-            if limit > 0 && db.running_builds(&group).await? >= limit {
+            if max_in_flight_reached(db, job, config, &state.jobs).await? {
                 break;
             }
             // A rerun brings its inputs; other builds take the resolved ones.
@@ -344,4 +331,42 @@ impl Scheduler {
         }
         Ok(changed)
     }
+}
+
+/// Whether a manually triggered build's input waits for a check of its
+/// resource first: one without `passed`, not pinned, whose resource was
+/// last checked before the build was created.
+pub(crate) fn waits_for_check(
+    input: &config::JobInput,
+    resource: &Resource,
+    resource_config: &Value,
+    build: &Build,
+) -> bool {
+    let pinned =
+        resource.api_pinned_version_id.is_some() || resource_config.get("version").is_some_and(Value::is_object);
+    input.passed.is_empty() && !pinned && resource.last_check_end < build.create_time
+}
+
+/// Whether the job may start no more builds now: `max_in_flight` (1 with
+/// `serial` or `serial_groups`, where jobs sharing a group count against
+/// one another) of its `jobs` are running.
+pub(crate) async fn max_in_flight_reached(
+    db: &Db,
+    job: &Job,
+    config: &config::Job,
+    jobs: &[(Job, config::Job)],
+) -> DbResult<bool> {
+    let limit = config.max_in_flight();
+    if limit == 0 {
+        return Ok(false);
+    }
+    let group: Vec<i64> = if config.serial_groups.is_empty() {
+        vec![job.id]
+    } else {
+        jobs.iter()
+            .filter(|(_, other)| other.serial_groups.iter().any(|g| config.serial_groups.contains(g)))
+            .map(|(j, _)| j.id)
+            .collect()
+    };
+    Ok(db.running_builds(&group).await? >= limit)
 }

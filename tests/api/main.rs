@@ -4,19 +4,35 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// The real `atc` binary, as the telemetry tests run it.
+#[path = "../telemetry/atc_process.rs"]
+#[allow(dead_code)]
+mod atc_process;
+
+mod anonymous_access;
 mod artifact_uploads;
 mod auth;
+mod browser_login;
+mod clearing;
 mod concurrency;
 mod db;
+mod document_limits;
 mod events;
 mod execute;
+mod fly_set_pipeline;
 mod input_limits;
+mod instance_vars_depth;
+mod instanced_routes;
 mod leases;
+mod missing_routes;
+mod names;
 mod nul_characters;
 mod outage;
 mod pipelines;
 mod pipelines_run;
+mod plan_limits;
 mod redaction;
+mod rejections;
 mod roles;
 mod server_paths;
 mod system;

@@ -94,7 +94,9 @@ async fn a_restarted_runtime_keeps_steps_and_removes_partial_uploads() {
     let mut options = atc::runtime::local::LocalRuntimeOptions::new(work.clone());
     options.atc_executable = Some(env!("CARGO_BIN_EXE_atc").into());
     let restarted = atc::runtime::local::LocalRuntime::new(options).await.unwrap();
-    assert_eq!(restarted.list().await.unwrap(), vec![step.clone()]);
+    let listed = restarted.list().await.unwrap();
+    assert_eq!(listed.iter().map(|step| &step.handle).collect::<Vec<_>>(), [&step]);
+    assert_eq!(listed[0].metadata.step_type, "task");
     assert_eq!(std::fs::read_dir(work.join("uploads")).unwrap().count(), 0);
     // Artifacts may still be wanted (downloads, uploaded inputs): they stay.
     assert_eq!(read(&restarted, &artifact, "kept").await, "artifact");

@@ -321,11 +321,12 @@ pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime)
 pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
     let running = runtime.start(shell_step("sleep 60")).await.unwrap();
     let exited = runtime.start(shell_step("true")).await.unwrap();
-    let listed = runtime.list().await.unwrap();
+    let handles = || async { runtime.list().await.unwrap().into_iter().map(|step| step.handle).collect::<Vec<_>>() };
+    let listed = handles().await;
     assert!(listed.contains(&running) && listed.contains(&exited), "{listed:?}");
     runtime.stop(&running, GRACE).await.unwrap();
     runtime.stop(&exited, GRACE).await.unwrap();
-    let listed = runtime.list().await.unwrap();
+    let listed = handles().await;
     assert!(!listed.contains(&running) && !listed.contains(&exited), "{listed:?}");
     // Stopping what is gone is no error.
     runtime.stop(&running, GRACE).await.unwrap();

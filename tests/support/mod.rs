@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod postgres;
 pub mod secrets;
 
@@ -224,6 +225,21 @@ impl TestServer {
                 return;
             }
             assert!(tokio::time::Instant::now() < deadline, "{count} artifacts in the work dir, expected {expected}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the local runtime holds `expected` task caches; panics
+    /// after 10 s with the number it saw.
+    pub async fn wait_for_cache_count(&self, expected: usize) {
+        let dir = self._work.as_ref().expect("a server with a local runtime").path().join("caches");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            if count == expected {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{count} caches in the work dir, expected {expected}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

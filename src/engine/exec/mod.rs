@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{Plan, Step};
+use super::plan::{MAX_STEP_DEPTH, Plan, Step};
 use super::state::{BuildState, Scope};
 
 /// How a step ended.
@@ -56,6 +56,9 @@ pub struct StepContext {
     /// The span that steps started here are children of (the build's, a
     /// hook's, or the step's own inside a leaf step).
     pub trace: opentelemetry::Context,
+    /// How many steps (and `across` vars) enclose the step: the stack a
+    /// step's run takes grows with it, so it is held to [`MAX_STEP_DEPTH`].
+    pub depth: usize,
 }
 
 impl StepContext {
@@ -67,6 +70,16 @@ impl StepContext {
     /// The same context with spans started under `trace`.
     pub fn with_trace(&self, trace: opentelemetry::Context) -> StepContext {
         StepContext { trace, ..self.clone() }
+    }
+
+    /// The context of a step one level further in, unless that is deeper
+    /// than any step may nest. Plans are measured before they run; this
+    /// also covers what only running reveals (substeps built from vars).
+    pub fn nested(&self) -> Result<StepContext, String> {
+        if self.depth >= MAX_STEP_DEPTH {
+            return Err(format!("steps nest more than {MAX_STEP_DEPTH} deep"));
+        }
+        Ok(StepContext { depth: self.depth + 1, ..self.clone() })
     }
 
     /// For hooks that must run although the step was cancelled (`on_abort`,
@@ -84,6 +97,13 @@ pub fn run<'a>(plan: &'a Plan, ctx: &'a StepContext) -> BoxedOutcome<'a> {
         if ctx.cancel.is_cancelled() {
             return Outcome::Interrupted;
         }
+        let ctx = &match ctx.nested() {
+            Ok(nested) => nested,
+            Err(message) => {
+                ctx.build.step_error(&plan.id, &message);
+                return Outcome::Errored(message);
+            }
+        };
         match &plan.step {
             Step::Do(steps) => parallel::sequence(steps, ctx).await,
             Step::InParallel(parallel) => parallel::in_parallel(parallel, ctx).await,

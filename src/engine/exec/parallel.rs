@@ -7,7 +7,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use super::{BoxedOutcome, Outcome, StepContext, run};
-use crate::engine::plan::{AcrossPlan, InParallelPlan, Plan};
+use crate::engine::plan::{AcrossPlan, InParallelPlan, MAX_STEP_DEPTH, Plan};
 use crate::engine::state::Scope;
 
 /// Runs steps one after another, stopping at the first that does not succeed.
@@ -89,6 +89,17 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
             }
         }
     }
+    let lengths: Vec<usize> = value_lists.iter().map(Vec::len).collect();
+    if let Err(message) = crate::config::across::combinations(&lengths) {
+        ctx.build.step_error(&plan.id, &message);
+        return Outcome::Errored(message);
+    }
+    // Each var is a level of nesting when the substeps run.
+    if ctx.depth + across.vars.len() > MAX_STEP_DEPTH {
+        let message = format!("steps nest more than {MAX_STEP_DEPTH} deep");
+        ctx.build.step_error(&plan.id, &message);
+        return Outcome::Errored(message);
+    }
     let mut limits = Vec::with_capacity(across.vars.len());
     for var in &across.vars {
         match &var.max_in_flight {
@@ -161,6 +172,8 @@ fn run_level<'a>(
             return run(substep, &sub_ctx).await;
         }
         let width: usize = value_lists[level + 1..].iter().map(Vec::len).product();
+        // Within the depth `across` checked for all its vars.
+        let ctx = &StepContext { depth: ctx.depth + 1, ..ctx.clone() };
         concurrently(value_lists[level].len(), limits[level], fail_fast, ctx, move |i, ctx| {
             Box::pin(async move {
                 run_level(substeps, value_lists, limits, level + 1, offset + i * width, fail_fast, &ctx).await

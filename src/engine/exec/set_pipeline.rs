@@ -49,6 +49,10 @@ async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<St
 
 /// Returns whether the configuration changed.
 async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, String> {
+    // Checked here too: a name built from across vars is known only now.
+    if let Some(problem) = config::unusable_name(&plan.name) {
+        return Err(format!("pipeline name {problem}"));
+    }
     let build = &ctx.build;
     let db = &build.db;
     let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
@@ -70,8 +74,13 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     for warning in &validation.warnings {
         log.notice(&format!("WARNING: {}", warning.message));
     }
-    if !validation.errors.is_empty() {
-        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, validation.errors.join("\n")));
+    let mut errors = validation.errors;
+    if errors.is_empty() {
+        let json = serde_json::to_value(&pipeline).map_err(|e| e.to_string())?;
+        errors = crate::engine::compile::size_errors(&json);
+    }
+    if !errors.is_empty() {
+        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, errors.join("\n")));
     }
 
     let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };

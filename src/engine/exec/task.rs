@@ -123,16 +123,22 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             path: if output.path.is_empty() { output.name.clone() } else { output.path.clone() },
         })
         .collect();
-    let cache_scope = match (&build.info.pipeline_name, &build.info.job_name) {
-        (Some(pipeline), Some(job)) => format!("{}/{pipeline}/{job}", build.info.team_name),
-        _ => format!("{}/build-{}", build.info.team_name, build.info.id),
-    };
-    let task_name = task.name.clone();
-    let caches = config
-        .caches
-        .iter()
-        .map(|cache| CacheMount { key: format!("{cache_scope}/{task_name}/{}", cache.path), path: cache.path.clone() })
-        .collect();
+    let mut caches = Vec::with_capacity(config.caches.len());
+    for cache in &config.caches {
+        let key = match build.info.job_id {
+            // A job's caches are recorded, so `fly clear-task-cache` can clear them.
+            Some(job_id) => {
+                let id = build
+                    .db
+                    .task_cache_id(job_id, &task.name, &cache.path)
+                    .await
+                    .map_err(|err| Problem(format!("cannot record the task cache '{}': {err}", cache.path)))?;
+                crate::db::task_cache_key(id)
+            }
+            None => format!("{}/build-{}/{}/{}", build.info.team_name, build.info.id, task.name, cache.path),
+        };
+        caches.push(CacheMount { key, path: cache.path.clone() });
+    }
 
     let mut env = TaskConfig::environment(config.params.as_ref().unwrap_or(&Map::new()));
     let step_params = object(&build.interpolate(&task.params, &ctx.scope).await?, "params")?;

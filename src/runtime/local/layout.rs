@@ -93,6 +93,11 @@ impl WorkDir {
         Ok(handles)
     }
 
+    /// Deletes the cache stored under `key`, if it is here.
+    pub fn remove_cache(&self, key: &str) -> io::Result<()> {
+        remove_tree(&self.cache_path(key))
+    }
+
     fn cache_path(&self, key: &str) -> PathBuf {
         let digest = Sha256::digest(key.as_bytes());
         let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();

@@ -35,7 +35,7 @@ use self::step_files::{FinishedStep, StepFiles, StepRecord};
 use self::user::UserChoice;
 use self::watch::DirWatcher;
 use super::{
-    Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle,
+    Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle, StepInfo,
     StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
 };
 
@@ -172,6 +172,7 @@ impl LocalRuntime {
                 let env =
                     process_env(account, &files.tmp(), &program.image_env, &spec.process.env, spec.trace.as_ref());
                 let record = StepRecord::new(
+                    spec.metadata.clone(),
                     &spec.outputs,
                     &spec.caches,
                     &spec.process,
@@ -479,9 +480,19 @@ impl Runtime for LocalRuntime {
         async move { self.stop_step(&handle, grace).await }.boxed()
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<StepHandle>, RuntimeError>> {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<StepInfo>, RuntimeError>> {
         let work = self.work.clone();
-        blocking(move || Ok(work.steps()?)).boxed()
+        let worker = self.worker_name.clone();
+        blocking(move || {
+            let mut steps = Vec::new();
+            for handle in work.steps()? {
+                // A step removed meanwhile, or still being laid out, has no record to show.
+                let Ok(record) = work.step(&handle).record() else { continue };
+                steps.push(StepInfo { handle, worker: worker.clone(), metadata: record.metadata });
+            }
+            Ok(steps)
+        })
+        .boxed()
     }
 
     fn import_artifact(&self, tgz: TarGzStream, limits: UploadLimits) -> BoxFuture<'_, Result<Artifact, RuntimeError>> {
@@ -518,6 +529,17 @@ impl Runtime for LocalRuntime {
                     fs::remove_tree(&path)?;
                     counter.fetch_sub(1, Ordering::Relaxed);
                 }
+            }
+            Ok(())
+        })
+        .boxed()
+    }
+
+    fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let work = self.work.clone();
+        blocking(move || {
+            for key in keys {
+                work.remove_cache(&key)?;
             }
             Ok(())
         })

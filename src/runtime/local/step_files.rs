@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{CacheMount, OutputMount, ProcessSpec, Stdout};
+use crate::runtime::{CacheMount, OutputMount, ProcessSpec, Stdout, StepMetadata};
 
 /// A step's directory and the files in it.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct StepFiles {
 /// What finishing (and `exec` into) a step needs, saved when it starts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
+    /// Whose step it is, for listings.
+    pub metadata: StepMetadata,
     pub outputs: Vec<(String, String)>,
     pub caches: Vec<(String, String)>,
     /// Standard output is the step's result, not its log.
@@ -44,6 +46,7 @@ pub struct StepRecord {
 
 impl StepRecord {
     pub fn new(
+        metadata: StepMetadata,
         outputs: &[OutputMount],
         caches: &[CacheMount],
         process: &ProcessSpec,
@@ -51,6 +54,7 @@ impl StepRecord {
         user: Option<String>,
     ) -> StepRecord {
         StepRecord {
+            metadata,
             outputs: outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect(),
             caches: caches.iter().map(|c| (c.key.clone(), c.path.clone())).collect(),
             capture_stdout: process.stdout == Stdout::Capture,

@@ -1,0 +1,47 @@
+//! Limits of `across`: a step runs once per combination of its vars'
+//! values, so a few short lists multiply into a great many steps.
+
+/// The most vars one `across` may have: each is a level of nesting when the
+/// step runs. Real pipelines use one to three.
+pub const MAX_ACROSS_VARS: usize = 16;
+
+/// The most combinations of values one `across` may run: every one is a
+/// step of the build, with its events and its place in the UI. A few
+/// thousand is more than any real matrix.
+pub const MAX_ACROSS_COMBINATIONS: usize = 4096;
+
+/// How many combinations lists of values of these lengths make, or why
+/// that is too many to run.
+pub fn combinations(lengths: &[usize]) -> Result<usize, String> {
+    if lengths.len() > MAX_ACROSS_VARS {
+        return Err(format!("across has {} vars; at most {MAX_ACROSS_VARS} are allowed", lengths.len()));
+    }
+    let count = lengths.iter().try_fold(1_usize, |count, length| count.checked_mul(*length));
+    match count {
+        Some(count) if count <= MAX_ACROSS_COMBINATIONS => Ok(count),
+        Some(count) => {
+            Err(format!("across has {count} combinations of values; at most {MAX_ACROSS_COMBINATIONS} are allowed"))
+        }
+        None => Err(format!(
+            "across has more combinations of values than can be counted; at most {MAX_ACROSS_COMBINATIONS} are allowed"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_multiply_up_to_the_limits() {
+        assert_eq!(combinations(&[]), Ok(1));
+        assert_eq!(combinations(&[3, 0]), Ok(0));
+        assert_eq!(combinations(&[64, 64]), Ok(MAX_ACROSS_COMBINATIONS));
+        assert_eq!(
+            combinations(&[64, 64, 2]),
+            Err("across has 8192 combinations of values; at most 4096 are allowed".into())
+        );
+        assert!(combinations(&[usize::MAX, 2]).unwrap_err().contains("than can be counted"));
+        assert_eq!(combinations(&[1; 17]), Err("across has 17 vars; at most 16 are allowed".into()));
+    }
+}
