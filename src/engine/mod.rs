@@ -5,6 +5,7 @@ pub mod event;
 pub mod event_hub;
 pub mod event_log;
 pub mod exec;
+pub mod journal;
 pub mod plan;
 pub mod redaction;
 pub mod runner;

@@ -1,7 +1,8 @@
-//! Running one step's process through the runtime's lifecycle: start it,
-//! attach to follow its output into the step's log until it exits, and stop
-//! it (which removes it) once its outcome is in hand, or early when the step
-//! is cancelled (abort, timeout).
+//! Running one step's process through the runtime's lifecycle: start it
+//! (or, in a build taken up again, find the one started before), attach to
+//! follow its output into the step's log until it exits, and stop it, which
+//! removes it: early when the step is cancelled (abort, timeout), else once
+//! its outcome is recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::resource::ScriptRunner;
-use crate::runtime::{Artifact, OutputOffset, OutputSink, Runtime, RuntimeError, StepOutcome, StepSpec, TraceContext};
+use crate::runtime::{
+    Artifact, OutputOffset, OutputSink, Runtime, RuntimeError, StepHandle, StepOutcome, StepSpec, TraceContext,
+};
 use crate::telemetry::propagation;
 
 /// How long a stopped step's processes get between SIGTERM and SIGKILL.
@@ -24,25 +27,71 @@ pub struct StepProcess<'a> {
     pub cancel: CancellationToken,
     /// Between a polite and a forced stop when cancelled.
     pub grace: Duration,
+    /// The step had started before its build was taken up again: attach to
+    /// its process from this offset instead of starting one.
+    pub resume_from: Option<OutputOffset>,
+    /// Called once a process was started (not when resumed): the step
+    /// announces itself then, so that a crash before never leaves an
+    /// announced step without a process.
+    pub on_start: Option<Box<dyn Fn() + Send + Sync + 'a>>,
+    /// Receives the handle of a process that exited, to stop once its
+    /// outcome is recorded; without it, it is stopped at once.
+    pub on_exit: Option<Box<dyn Fn(StepHandle) + Send + Sync + 'a>>,
 }
 
-impl StepProcess<'_> {
+impl<'a> StepProcess<'a> {
+    /// A process of a step that starts now, stopped as soon as it exits.
+    pub fn new(runtime: &'a dyn Runtime, sink: Arc<dyn OutputSink>, cancel: CancellationToken) -> StepProcess<'a> {
+        StepProcess {
+            runtime,
+            sink,
+            cancel,
+            grace: STOP_GRACE_PERIOD,
+            resume_from: None,
+            on_start: None,
+            on_exit: None,
+        }
+    }
+
     /// Runs `spec` to its exit; [`RuntimeError::Interrupted`] when the step
     /// is cancelled first (its processes are then stopped).
     pub async fn run(&self, spec: StepSpec) -> Result<StepOutcome, RuntimeError> {
         if self.cancel.is_cancelled() {
             return Err(RuntimeError::Interrupted);
         }
-        let handle = self.runtime.start(spec).await?;
-        let attached = self.runtime.attach(&handle, self.sink.clone(), OutputOffset::default());
-        let (outcome, grace) = tokio::select! {
-            outcome = attached => (outcome, Duration::ZERO),
-            _ = self.cancel.cancelled() => (Err(RuntimeError::Interrupted), self.grace),
+        let handle = spec.handle.clone();
+        let since = match self.resume_from {
+            Some(offset) => offset,
+            None => {
+                match self.runtime.start(spec).await {
+                    // Started just before a crash, never announced: follow it from the start.
+                    Ok(_) | Err(RuntimeError::AlreadyStarted(_)) => {}
+                    Err(err) => return Err(err),
+                }
+                if let Some(on_start) = &self.on_start {
+                    on_start();
+                }
+                OutputOffset::default()
+            }
         };
-        if let Err(err) = self.runtime.stop(&handle, grace).await {
+        let attached = self.runtime.attach(&handle, self.sink.clone(), since);
+        let ended = tokio::select! {
+            ended = attached => ended,
+            _ = self.cancel.cancelled() => Err(RuntimeError::Interrupted),
+        };
+        match (&ended, &self.on_exit) {
+            (Ok(_), Some(on_exit)) => on_exit(handle),
+            (Ok(_), None) => self.stop(&handle, Duration::ZERO).await,
+            (Err(RuntimeError::UnknownStep(_)), _) => {}
+            (Err(_), _) => self.stop(&handle, self.grace).await,
+        }
+        ended
+    }
+
+    async fn stop(&self, handle: &StepHandle, grace: Duration) {
+        if let Err(err) = self.runtime.stop(handle, grace).await {
             tracing::warn!(step = %handle, error = %err, "cannot stop a step");
         }
-        outcome
     }
 }
 

@@ -250,6 +250,9 @@ pub enum RuntimeError {
     /// No step has this handle (never started, or stopped and removed).
     #[error("no step {0} on this runtime")]
     UnknownStep(StepHandle),
+    /// A step of this handle was started already: a step runs once.
+    #[error("step {0} was started already")]
+    AlreadyStarted(StepHandle),
     /// With [`Stdout::Capture`], the process printed more than the runtime
     /// keeps; it was stopped. Resource responses are small JSON documents.
     #[error("the process printed more than {limit_bytes} bytes on stdout; it was stopped")]

@@ -43,7 +43,9 @@ fn builtin(name: &str) -> ResourceRun {
 
 /// Runs a script's step as the engine does, its stderr into `sink`.
 fn runner<'a>(runtime: &'a dyn Runtime, sink: &Arc<RecordingSink>) -> StepProcess<'a> {
-    StepProcess { runtime, sink: sink.clone(), cancel: CancellationToken::new(), grace: GRACE }
+    let mut process = StepProcess::new(runtime, sink.clone(), CancellationToken::new());
+    process.grace = GRACE;
+    process
 }
 
 fn version(pairs: &[(&str, &str)]) -> Version {

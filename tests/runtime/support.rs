@@ -67,7 +67,9 @@ pub async fn run(
     sink: Arc<RecordingSink>,
     cancel: CancellationToken,
 ) -> Result<StepOutcome, RuntimeError> {
-    StepProcess { runtime, sink, cancel, grace: GRACE }.run(spec).await
+    let mut process = StepProcess::new(runtime, sink, cancel);
+    process.grace = GRACE;
+    process.run(spec).await
 }
 
 static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -3,12 +3,13 @@
 
 use serde_json::{Map, Value};
 
+use super::leaf::LeafProcess;
 use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
 use crate::engine::step_log::StepLog;
-use crate::engine::step_process::{STOP_GRACE_PERIOD, StepProcess, trace_context};
+use crate::engine::step_process::trace_context;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
@@ -93,11 +94,10 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             })
             .collect(),
     };
-    build.events.emit(BuildEvent::InitializeTask {
-        origin: origin.clone(),
-        config: summary.clone(),
-        time: crate::db::now(),
-    });
+    build.announce(
+        plan_id,
+        BuildEvent::InitializeTask { origin: origin.clone(), config: summary.clone(), time: crate::db::now() },
+    );
 
     let input_mapping = mapping(&task.input_mapping, "input_mapping")?;
     let output_mapping = mapping(&task.output_mapping, "output_mapping")?;
@@ -189,20 +189,16 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
     };
 
     let log = StepLog::new(build.clone(), plan_id);
-    build.events.emit(BuildEvent::SelectedWorker {
-        origin: origin.clone(),
-        worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
-        time: crate::db::now(),
-    });
-    build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
+    let start_events = vec![
+        BuildEvent::SelectedWorker {
+            origin: origin.clone(),
+            worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
+            time: crate::db::now(),
+        },
+        BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() },
+    ];
     build.step_starting(plan_id, &ctx.trace);
-    let process = StepProcess {
-        runtime: build.runtime.as_ref(),
-        sink: log,
-        cancel: ctx.cancel.clone(),
-        grace: STOP_GRACE_PERIOD,
-    };
-    let ran = process.run(spec).await;
+    let ran = LeafProcess::new(ctx, plan_id, log, start_events).run(spec).await;
     if let Ok(outcome) = &ran {
         build.record_exit_status(plan_id, outcome.exit_code);
     }
@@ -210,13 +206,12 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
-                build.register_artifact(&ctx.scope, &registered, artifact);
+                build.register_artifact(plan_id, &ctx.scope, &registered, artifact);
             }
-            build.events.emit(BuildEvent::FinishTask {
-                origin,
-                exit_status: outcome.exit_code,
-                time: crate::db::now(),
-            });
+            build.emit_closing(
+                plan_id,
+                BuildEvent::FinishTask { origin, exit_status: outcome.exit_code, time: crate::db::now() },
+            );
             Ok(if outcome.exit_code == 0 { Outcome::Succeeded } else { Outcome::Failed })
         }
         Err(RuntimeError::Interrupted) => Ok(Outcome::Interrupted),

@@ -76,7 +76,7 @@ impl WorkDir {
 
     /// Where the step `handle` lives (whether or not it exists).
     pub fn step(&self, handle: &StepHandle) -> StepFiles {
-        StepFiles { base: self.root.join("steps").join(handle.as_str()) }
+        StepFiles { handle: handle.clone(), base: self.root.join("steps").join(handle.as_str()) }
     }
 
     /// The handles of the steps in the work dir.
@@ -125,10 +125,7 @@ pub fn prepare(
 ) -> Result<(), RuntimeError> {
     match std::fs::create_dir(&files.base) {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(RuntimeError::Setup(format!(
-                "step {} was started already",
-                files.base.file_name().unwrap_or_default().to_string_lossy()
-            )));
+            return Err(RuntimeError::AlreadyStarted(files.handle.clone()));
         }
         other => other?,
     }

@@ -31,7 +31,7 @@ pub use self::fs::join_relative;
 use self::artifacts::blocking;
 use self::images::ResourceTypes;
 use self::layout::WorkDir;
-use self::step_files::{FinishedStep, StepFiles, StepRecord};
+use self::step_files::{FinishedStep, SavedStep, StepFiles};
 use self::user::UserChoice;
 use self::watch::DirWatcher;
 use super::{
@@ -171,7 +171,7 @@ impl LocalRuntime {
                 let working_dir = fs::join_relative(&files.root(), &spec.process.dir).map_err(RuntimeError::Setup)?;
                 let env =
                     process_env(account, &files.tmp(), &program.image_env, &spec.process.env, spec.trace.as_ref());
-                let record = StepRecord::new(
+                let record = SavedStep::new(
                     spec.metadata.clone(),
                     &spec.outputs,
                     &spec.caches,
@@ -252,7 +252,7 @@ impl LocalRuntime {
         &self,
         handle: &StepHandle,
         files: &StepFiles,
-        record: &StepRecord,
+        record: &SavedStep,
         exit_code: i32,
     ) -> Result<StepOutcome, RuntimeError> {
         let _finishing = self.finishing.lock().await;

@@ -19,17 +19,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{CacheMount, OutputMount, ProcessSpec, Stdout, StepMetadata};
+use crate::runtime::{CacheMount, OutputMount, ProcessSpec, Stdout, StepHandle, StepMetadata};
 
 /// A step's directory and the files in it.
 #[derive(Debug, Clone)]
 pub struct StepFiles {
+    pub handle: StepHandle,
     pub base: PathBuf,
 }
 
 /// What finishing (and `exec` into) a step needs, saved when it starts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRecord {
+pub struct SavedStep {
     /// Whose step it is, for listings.
     pub metadata: StepMetadata,
     pub outputs: Vec<(String, String)>,
@@ -44,7 +45,7 @@ pub struct StepRecord {
     pub user: Option<String>,
 }
 
-impl StepRecord {
+impl SavedStep {
     pub fn new(
         metadata: StepMetadata,
         outputs: &[OutputMount],
@@ -52,8 +53,8 @@ impl StepRecord {
         process: &ProcessSpec,
         env: Vec<(String, String)>,
         user: Option<String>,
-    ) -> StepRecord {
-        StepRecord {
+    ) -> SavedStep {
+        SavedStep {
             metadata,
             outputs: outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect(),
             caches: caches.iter().map(|c| (c.key.clone(), c.path.clone())).collect(),
@@ -119,11 +120,11 @@ impl StepFiles {
         self.base.is_dir()
     }
 
-    pub fn save_record(&self, record: &StepRecord) -> io::Result<()> {
+    pub fn save_record(&self, record: &SavedStep) -> io::Result<()> {
         write_atomically(&self.base.join("record.json"), &serde_json::to_vec(record)?)
     }
 
-    pub fn record(&self) -> io::Result<StepRecord> {
+    pub fn record(&self) -> io::Result<SavedStep> {
         read_json(&self.base.join("record.json"))
     }
 
