@@ -112,6 +112,7 @@ pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
             .engine
             .runtime
             .workers()
+            .await
             .into_iter()
             .map(|worker| {
                 json!({
@@ -122,7 +123,7 @@ pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
                     "active_tasks": 0,
                     "resource_types": worker.resource_types.iter().map(|t| json!({ "type": t, "image": "", "version": "" })).collect::<Vec<_>>(),
                     "platform": worker.platform,
-                    "tags": [],
+                    "tags": worker.tags,
                     "team": "",
                     "name": worker.name,
                     "version": super::info::WORKER_VERSION,

@@ -14,11 +14,11 @@ use super::access::TeamScope;
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::{self, form_pairs};
 use crate::db::{Build, Team, task_cache_key};
-use crate::runtime::RunningStep;
+use crate::runtime::StepInfo;
 
 /// A running step as Concourse presents a container, with what the
 /// database knows of its build.
-fn present(step: &RunningStep, build: Option<&Build>) -> Value {
+fn present(step: &StepInfo, build: Option<&Build>) -> Value {
     let metadata = &step.metadata;
     let mut container = Map::new();
     let mut set = |key: &str, value: Value| {
@@ -27,7 +27,7 @@ fn present(step: &RunningStep, build: Option<&Build>) -> Value {
             container.insert(key.to_string(), value);
         }
     };
-    set("id", json!(step.handle));
+    set("id", json!(step.handle.as_str()));
     set("worker_name", json!(step.worker));
     set("state", json!("created"));
     set("type", json!(metadata.step_type));
@@ -54,8 +54,14 @@ fn present(step: &RunningStep, build: Option<&Build>) -> Value {
 
 /// The team's running steps, presented.
 async fn team_containers(state: &AppState, team: &Team) -> ApiResult<Vec<Value>> {
-    let steps: Vec<RunningStep> =
-        state.engine.running_steps().into_iter().filter(|step| step.metadata.team == team.name).collect();
+    let steps: Vec<StepInfo> = state
+        .engine
+        .steps()
+        .await
+        .map_err(|err| ApiError::Internal(format!("cannot list the runtime's steps: {err}")))?
+        .into_iter()
+        .filter(|step| step.metadata.team == team.name)
+        .collect();
     let mut builds: HashMap<i64, Option<Build>> = HashMap::new();
     for id in steps.iter().filter_map(|step| step.metadata.build_id) {
         if let std::collections::hash_map::Entry::Vacant(entry) = builds.entry(id) {
@@ -128,7 +134,7 @@ pub async fn list_volumes(
     State(state): State<AppState>,
     Extension(TeamScope(team)): Extension<TeamScope>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let worker = state.engine.workers().into_iter().next().map(|w| w.name).unwrap_or_default();
+    let worker = state.engine.workers().await.into_iter().next().map(|w| w.name).unwrap_or_default();
     let caches = state.db.team_task_caches(team.id).await?;
     Ok(Json(
         caches

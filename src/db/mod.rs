@@ -46,7 +46,7 @@ pub use causality::{
 };
 pub use components::ComponentState;
 pub use encryption::EncryptionKey;
-pub use events::{NewEvent, StoredEvent};
+pub use events::{NewEvent, RecordedStep, StepRecord, StoredEvent};
 pub use jobs::Job;
 pub use leases::{BuildLease, TakenLease};
 pub use locks::{LockGuard, LockKind};

@@ -1,6 +1,8 @@
 //! Writing a running build's events: redacted, numbered in order, stored
-//! in batches under the build's lease, then handed to the hub for watchers. The final
-//! status is written with the last batch, in the same transaction.
+//! in batches under the build's lease, then handed to the hub for watchers.
+//! What the build's steps record about themselves (`db::StepRecord`) goes
+//! the same way, in order with the events; the final status is written
+//! with the last batch, in the same transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
 use super::redaction::Redactor;
-use crate::db::{BuildLease, Db, DbError, DbResult, StoredEvent};
+use crate::db::{BuildLease, Db, DbError, DbResult, StepRecord, StoredEvent};
 
 /// Most events stored in one database write.
 const MAX_BATCH: usize = 512;
@@ -22,7 +24,8 @@ const MAX_BATCH: usize = 512;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 enum Command {
-    Event(BuildEvent),
+    /// Events and step records stored in the same transaction.
+    Write(Vec<BuildEvent>, Vec<StepRecord>),
     Flush(oneshot::Sender<()>),
     /// The final status, stored with the events before it; answers whether
     /// it was stored.
@@ -64,8 +67,13 @@ impl EventLog {
     }
 
     pub fn emit(&self, event: BuildEvent) {
+        self.write(vec![event], Vec::new());
+    }
+
+    /// Stores `events` and `records` together: a crash leaves both or neither.
+    pub fn write(&self, events: Vec<BuildEvent>, records: Vec<StepRecord>) {
         // The writer outlives every sender; a send only fails during shutdown.
-        let _ = self.commands.send(Command::Event(event));
+        let _ = self.commands.send(Command::Write(events, records));
     }
 
     /// Waits until every event emitted so far is stored and published.
@@ -105,6 +113,7 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut batch: Vec<StoredEvent> = Vec::new();
+        let mut records: Vec<StepRecord> = Vec::new();
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut finish: Option<(String, oneshot::Sender<DbResult<()>>)> = None;
         let mut finished = false;
@@ -113,8 +122,11 @@ impl Writer {
             // Take whatever else is already queued, so a burst costs one write.
             while let Some(command) = next {
                 match command {
-                    Command::Event(_) if finished || finish.is_some() => {}
-                    Command::Event(event) => batch.push(self.number(&event)),
+                    Command::Write(..) if finished || finish.is_some() => {}
+                    Command::Write(events, step_records) => {
+                        batch.extend(events.iter().map(|event| self.number(event)));
+                        add_records(&mut records, step_records);
+                    }
                     Command::Flush(done) => flushes.push(done),
                     Command::Finish(_, done) if finished || finish.is_some() => {
                         let _ = done.send(Err(DbError::Invalid("the build has already ended".into())));
@@ -128,7 +140,7 @@ impl Writer {
                 next = if batch.len() < MAX_BATCH && finish.is_none() { commands.try_recv().ok() } else { None };
             }
             let status = finish.as_ref().map(|(status, _)| status.as_str());
-            let stored = self.store(std::mem::take(&mut batch), status).await;
+            let stored = self.store(std::mem::take(&mut batch), std::mem::take(&mut records), status).await;
             if let Some((_, done)) = finish.take() {
                 finished = true;
                 let _ = done.send(stored);
@@ -155,8 +167,13 @@ impl Writer {
     /// Stores a batch, retrying for as long as the database is unreachable
     /// (a build keeps its log through a database restart); publishes it
     /// once stored. After the lease is lost nothing is stored any more.
-    async fn store(&self, events: Vec<StoredEvent>, final_status: Option<&str>) -> DbResult<()> {
-        if events.is_empty() {
+    async fn store(
+        &self,
+        events: Vec<StoredEvent>,
+        records: Vec<StepRecord>,
+        final_status: Option<&str>,
+    ) -> DbResult<()> {
+        if events.is_empty() && records.is_empty() {
             return Ok(());
         }
         if self.lease_lost.is_cancelled() {
@@ -166,7 +183,7 @@ impl Writer {
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            match self.db.append_events(&self.lease, &events, final_status).await {
+            match self.db.append_events(&self.lease, &events, &records, final_status).await {
                 Ok(()) => break,
                 Err(err @ DbError::LeaseLost { .. }) => {
                     tracing::warn!(build_id, "this node lost the build's lease: its events are no longer stored here");
@@ -187,5 +204,23 @@ impl Writer {
         }
         self.hub.publish(build_id, HubMessage::Events(Arc::new(events)));
         Ok(())
+    }
+}
+
+/// Adds `new` to a batch's records; a step's progress replaces its earlier
+/// progress in the same batch (only the last offsets matter).
+fn add_records(batch: &mut Vec<StepRecord>, new: Vec<StepRecord>) {
+    for record in new {
+        if let StepRecord::Progress { plan_id, .. } = &record
+            && let Some(earlier) = batch
+                .iter_mut()
+                .rev()
+                .take_while(|r| !matches!(r, StepRecord::Started { plan_id: p } | StepRecord::Finished { plan_id: p, .. } if p == plan_id))
+                .find(|r| matches!(r, StepRecord::Progress { plan_id: p, .. } if p == plan_id))
+        {
+            *earlier = record;
+            continue;
+        }
+        batch.push(record);
     }
 }

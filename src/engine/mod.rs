@@ -5,12 +5,14 @@ pub mod event;
 pub mod event_hub;
 pub mod event_log;
 pub mod exec;
+pub mod journal;
 pub mod plan;
 pub mod redaction;
 pub mod runner;
 pub mod spans;
 pub mod state;
 pub mod step_log;
+pub mod step_process;
 pub mod tracker;
 pub mod waiting;
 
@@ -77,13 +79,13 @@ impl Engine {
     }
 
     /// The workers this node's runtime offers: `fly workers`.
-    pub fn workers(&self) -> Vec<crate::runtime::WorkerInfo> {
-        self.runtime.workers()
+    pub async fn workers(&self) -> Vec<crate::runtime::WorkerInfo> {
+        self.runtime.workers().await
     }
 
-    /// The steps this node's runtime is running: `fly containers`.
-    pub fn running_steps(&self) -> Vec<crate::runtime::RunningStep> {
-        self.runtime.running_steps()
+    /// The steps this node's runtime has: `fly containers`.
+    pub async fn steps(&self) -> Result<Vec<crate::runtime::StepInfo>, crate::runtime::RuntimeError> {
+        self.runtime.list().await
     }
 
     /// Stops the builds this node runs (they end as errored).

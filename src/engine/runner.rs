@@ -9,6 +9,7 @@ use super::event::{BuildEvent, Origin};
 use super::event_hub::{EventHub, HubMessage};
 use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
+use super::journal::Journal;
 use super::plan::{Plan, Step};
 use super::spans;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
@@ -86,19 +87,35 @@ pub struct BuildControl {
     pub lease_lost: CancellationToken,
 }
 
-/// Runs a started build under `lease`. Returns the final status.
+/// A build taken up again: its node stopped renewing its lease (it died,
+/// was stopped or lost the database), or atc restarted under it.
+pub struct Resumed {
+    /// The node that ran it before.
+    pub previous_owner: Option<String>,
+}
+
+/// Runs a started build under `lease`, or carries on with one `resumed`
+/// where its journal says it was. Returns the final status.
 pub async fn run_build(
     ctx: &RunnerContext,
     build: Build,
     lease: BuildLease,
     control: BuildControl,
+    resumed: Option<Resumed>,
 ) -> DbResult<&'static str> {
     let BuildControl { abort, shutdown, lease_lost } = control;
-    if !ctx.db.mark_build_running(&lease).await? {
-        return Ok("aborted");
-    }
+    let resumed = match resumed {
+        Some(resumed) => {
+            let journal = Journal::from_records(ctx.db.recorded_steps(build.id).await?);
+            Some((journal, resumed.previous_owner))
+        }
+        None if !ctx.db.mark_build_running(&lease).await? => return Ok("aborted"),
+        None => None,
+    };
     let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), lease, lease_lost.clone()).await?;
-    events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
+    if resumed.is_none() {
+        events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
+    }
 
     let plan = match ctx.db.build_plan(build.id).await? {
         Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
@@ -113,6 +130,7 @@ pub async fn run_build(
         credentials
             .clone()
             .unwrap_or_else(|_| Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }),
+        resumed,
     ));
     let plan = credentials.and(plan);
     let trace = start_build_span(ctx, &build, &state, plan.as_ref().ok()).await?;

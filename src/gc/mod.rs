@@ -1,6 +1,7 @@
 //! The collector component: removes what nothing needs any more (expired
-//! tokens and logins, cleared task caches, expired artifacts). Each
-//! collector is one concern; the component runs them in turn.
+//! tokens and logins, cleared task caches, expired artifacts, steps of
+//! builds that ended). Each collector is one concern; the component runs
+//! them in turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,24 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Steps the runtime still has for builds that ended (or are gone): a
+    /// build normally stops its steps itself, but not when atc died between
+    /// recording a step's end and stopping it. Steps of running builds stay,
+    /// whichever node runs them now: they may still be attached to.
+    async fn collect_steps_of_ended_builds(&self) -> anyhow::Result<()> {
+        for step in self.runtime.list().await? {
+            let Some(build_id) = step.metadata.build_id else { continue };
+            let ended = self.db.find_build(build_id).await?.is_none_or(|build| build.completed);
+            if ended {
+                tracing::debug!(step = %step.handle, build_id, "stopping a step of a build that ended");
+                self.runtime.stop(&step.handle, crate::engine::step_process::STOP_GRACE_PERIOD).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Component for Collector {
     fn name(&self) -> &'static str {
         "collector"
@@ -86,13 +105,14 @@ impl Component for Collector {
     fn tick(&self) -> ComponentFuture<'_> {
         Box::pin(async move {
             // The collector's interval samples the workers too.
-            let workers = self.runtime.workers();
+            let workers = self.runtime.workers().await;
             let busy = workers.iter().filter(|w| w.active_containers > 0).count() as i64;
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
             self.collect_expired_tokens().await?;
             self.collect_expired_login_requests().await?;
             self.collect_cleared_task_caches().await?;
+            self.collect_steps_of_ended_builds().await?;
             self.collect_expired_artifacts().await
         })
     }

@@ -35,6 +35,7 @@ mod redaction;
 mod rejections;
 mod roles;
 mod server_paths;
+mod step_reaping;
 mod system;
 mod teams;
 mod testflight;

@@ -137,7 +137,7 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
             .interpolate_local(&template, &scope)
             .and_then(|value| serde_json::from_value::<Plan>(value).map_err(|e| e.to_string()))
             .map(|mut substep| {
-                substep.id = format!("{}/{index}", plan.id);
+                substep.renumber_as_substep(&plan.id, index);
                 substep
             });
         match substep {

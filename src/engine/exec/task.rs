@@ -3,15 +3,16 @@
 
 use serde_json::{Map, Value};
 
+use super::leaf::LeafProcess;
 use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
 use crate::engine::step_log::StepLog;
+use crate::engine::step_process::trace_context;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
-use crate::telemetry::propagation;
 
 /// Why a task could not run as configured: an errored step.
 struct Problem(String);
@@ -93,11 +94,10 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             })
             .collect(),
     };
-    build.events.emit(BuildEvent::InitializeTask {
-        origin: origin.clone(),
-        config: summary.clone(),
-        time: crate::db::now(),
-    });
+    build.announce(
+        plan_id,
+        BuildEvent::InitializeTask { origin: origin.clone(), config: summary.clone(), time: crate::db::now() },
+    );
 
     let input_mapping = mapping(&task.input_mapping, "input_mapping")?;
     let output_mapping = mapping(&task.output_mapping, "output_mapping")?;
@@ -142,10 +142,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
 
     let mut env = TaskConfig::environment(config.params.as_ref().unwrap_or(&Map::new()));
     let step_params = object(&build.interpolate(&task.params, &ctx.scope).await?, "params")?;
-    // The step's span, for tools in the task to continue the trace.
-    for (key, value) in
-        TaskConfig::environment(&step_params).into_iter().chain(propagation::environment_for(&ctx.trace))
-    {
+    for (key, value) in TaskConfig::environment(&step_params) {
         env.retain(|(existing, _)| existing != &key);
         env.push((key, value));
     }
@@ -174,6 +171,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         image,
         privileged: task.privileged,
         limits,
+        tags: task.tags.clone(),
         inputs,
         outputs,
         caches,
@@ -186,17 +184,21 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             stdin: None,
             stdout: Stdout::Stream,
         },
+        // The step's span, for tools in the task to continue the trace.
+        trace: trace_context(&ctx.trace),
     };
 
     let log = StepLog::new(build.clone(), plan_id);
-    build.events.emit(BuildEvent::SelectedWorker {
-        origin: origin.clone(),
-        worker: build.runtime.workers().first().map(|w| w.name.clone()).unwrap_or_default(),
-        time: crate::db::now(),
-    });
-    build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
+    let start_events = vec![
+        BuildEvent::SelectedWorker {
+            origin: origin.clone(),
+            worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
+            time: crate::db::now(),
+        },
+        BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() },
+    ];
     build.step_starting(plan_id, &ctx.trace);
-    let ran = build.runtime.run(spec, log, ctx.cancel.clone()).await;
+    let ran = LeafProcess::new(ctx, plan_id, log, start_events).run(spec).await;
     if let Ok(outcome) = &ran {
         build.record_exit_status(plan_id, outcome.exit_code);
     }
@@ -204,13 +206,12 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
-                build.register_artifact(&ctx.scope, &registered, artifact);
+                build.register_artifact(plan_id, &ctx.scope, &registered, artifact);
             }
-            build.events.emit(BuildEvent::FinishTask {
-                origin,
-                exit_status: outcome.exit_code,
-                time: crate::db::now(),
-            });
+            build.emit_closing(
+                plan_id,
+                BuildEvent::FinishTask { origin, exit_status: outcome.exit_code, time: crate::db::now() },
+            );
             Ok(if outcome.exit_code == 0 { Outcome::Succeeded } else { Outcome::Failed })
         }
         Err(RuntimeError::Interrupted) => Ok(Outcome::Interrupted),
