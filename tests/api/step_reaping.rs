@@ -61,7 +61,7 @@ async fn steps_of_ended_builds_are_stopped(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(handles, [kept.clone()], "only the step of the running build stays");
+    assert_eq!(handles, std::slice::from_ref(&kept), "only the step of the running build stays");
     runtime.stop(&kept, Duration::ZERO).await.unwrap();
     server.stop().await;
 }
