@@ -13,7 +13,7 @@ use super::AppState;
 use super::access::{BuildScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use crate::db::ArtifactRecord;
-use crate::runtime::RuntimeError;
+use crate::engine::uploads::UploadError;
 
 fn present(record: &ArtifactRecord) -> Value {
     json!({
@@ -54,26 +54,17 @@ pub async fn create_artifact(
     let stream = futures_util::stream::unfold(received, |mut received| async move {
         received.recv().await.map(|chunk| (chunk, received))
     });
-    let imported = state.engine.runtime.import_artifact(Box::pin(stream), limits).await;
-    if imported.is_err() {
+    let uploaded = state.engine.upload_artifact(team.id, Box::pin(stream), limits).await;
+    if uploaded.is_err() {
         let _ = reader.await;
     }
-    let artifact = imported.map_err(|err| match err {
-        RuntimeError::UploadTooLarge(message) => ApiError::PayloadTooLarge(message),
-        RuntimeError::Setup(message) => ApiError::bad_request(message),
+    let record = uploaded.map_err(|err| match err {
+        UploadError::TooLarge(message) => ApiError::PayloadTooLarge(message),
+        UploadError::Invalid(message) => ApiError::bad_request(message),
         // The disk, not the upload: the detail is logged, not shown.
-        other => ApiError::Internal(format!("cannot store an upload: {other}")),
+        UploadError::Storage(_) => ApiError::Internal(err.to_string()),
+        UploadError::Db(err) => err.into(),
     })?;
-    let record = match state.db.create_artifact(team.id, None, "", &artifact.id).await {
-        Ok(record) => record,
-        Err(err) => {
-            // Nothing names the files (the team was deleted meanwhile, say): release them now.
-            if let Err(release) = state.engine.runtime.release(vec![artifact]).await {
-                tracing::warn!(error = %release, "cannot release an unrecorded artifact");
-            }
-            return Err(err.into());
-        }
-    };
     Ok((StatusCode::CREATED, Json(present(&record))))
 }
 
@@ -88,8 +79,7 @@ pub async fn get_artifact(
         state.db.find_artifact(team.id, id).await?.ok_or_else(|| ApiError::not_found(format!("artifact {id}")))?;
     let stream = state
         .engine
-        .runtime
-        .export_artifact(&crate::runtime::Artifact { id: record.handle })
+        .download_artifact(&record)
         .await
         .map_err(|e| ApiError::not_found(format!("the files of artifact {id} ({e})")))?;
     let mut response = Body::from_stream(stream).into_response();
@@ -110,7 +100,6 @@ pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
     Json(
         state
             .engine
-            .runtime
             .workers()
             .await
             .into_iter()

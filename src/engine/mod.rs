@@ -14,6 +14,7 @@ pub mod state;
 pub mod step_log;
 pub mod step_process;
 pub mod tracker;
+pub mod uploads;
 pub mod waiting;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use tracker::{BuildTracker, LeaseSettings, TrackerComponent};
 /// the hub watchers read events from, and the tracker running builds.
 pub struct Engine {
     pub db: Db,
-    pub runtime: Arc<dyn Runtime>,
+    runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
     /// Where builds' `((vars))` come from.
     pub credentials: Arc<dyn CredentialManager>,

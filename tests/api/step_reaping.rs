@@ -46,7 +46,7 @@ async fn steps_of_ended_builds_are_stopped(backend: Backend) {
     let build = |name: &str| NewBuild { team_id: team.id, name: name.into(), ..Default::default() };
     let ended = db.create_build(&build("1")).await.unwrap();
     let running = db.create_build(&build("2")).await.unwrap();
-    let runtime = &server.engine.runtime;
+    let runtime = &server.runtime;
     let left = runtime.start(step_of(ended, "left-behind")).await.unwrap();
     let kept = runtime.start(step_of(running, "still-running")).await.unwrap();
     // The build ends without stopping its step, as when atc dies in between.

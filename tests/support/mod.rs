@@ -158,6 +158,8 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
 pub struct TestServer {
     pub url: String,
     pub engine: Arc<atc::engine::Engine>,
+    /// Where the server runs steps (the engine keeps it to itself).
+    pub runtime: Arc<dyn Runtime>,
     /// The runtime's work dir, removed when the server is dropped.
     _work: Option<tempfile::TempDir>,
     pub server: Option<RunningServer>,
@@ -202,10 +204,12 @@ impl TestServer {
     }
 
     async fn start_on(test_db: TestDb, options: ServerOptions) -> TestServer {
+        let runtime = options.runtime.clone();
         let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
         TestServer {
             url: server.external_url.clone(),
             engine: server.engine.clone(),
+            runtime,
             _work: None,
             server: Some(server),
             test_db,
