@@ -61,6 +61,23 @@ pub struct TypeImage {
     pub base_type: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub privileged: bool,
+    /// The pipeline's custom types from the one named down to the base
+    /// type, nearest first: a runtime that runs images takes its image
+    /// from them. Sources are interpolated when the step runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_types: Vec<CustomTypePlan>,
+}
+
+/// One of a pipeline's `resource_types`, as a step's image needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CustomTypePlan {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub source: Value,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
 }
 
 impl TypeImage {

@@ -136,6 +136,13 @@ async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Valu
             resource,
             resource_type,
             timeout: target.config.get("check_timeout").and_then(Value::as_str).unwrap_or_default().to_string(),
+            // A resource's (or type's) `tags` say where its checks run.
+            tags: target
+                .config
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
             ..CheckPlan::default()
         }),
     };

@@ -32,16 +32,44 @@ pub struct Artifact {
 /// What a step's process runs inside.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageSpec {
-    /// The image of a built-in or configured resource type (`mock`, `git`,
-    /// or a type of `--resource-types-dir`), for check/get/put; resource
-    /// processes run `/opt/resource/{check,in,out}` inside it.
-    ResourceType(String),
+    /// The image of a resource type, for check/get/put; resource processes
+    /// run `/opt/resource/{check,in,out}` inside it.
+    ResourceType(ResourceTypeImage),
     /// A task's `image_resource`: fetched through its resource type.
     Resource { type_: String, source: Value, params: Value, version: Option<Value> },
     /// A task's `rootfs_uri`.
     RootfsUri(String),
     /// An artifact of the build used as the image (`image:` on a task step).
     Artifact(Artifact),
+}
+
+impl ImageSpec {
+    /// The image of a base resource type the runtime knows itself.
+    pub fn resource_type(base_type: &str) -> ImageSpec {
+        ImageSpec::ResourceType(ResourceTypeImage { base_type: base_type.to_string(), custom: Vec::new() })
+    }
+}
+
+/// A resource type as far as a runtime must know it to run its image: the
+/// base type it comes down to (built in, or from `--resource-types-dir`,
+/// or a worker's), and the pipeline's custom types on the way, nearest
+/// first. A runtime that runs images takes the image from the nearest
+/// custom type's source; the local runtime runs the base type's
+/// executables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceTypeImage {
+    pub base_type: String,
+    pub custom: Vec<CustomResourceType>,
+}
+
+/// One of a pipeline's `resource_types`, its `source` interpolated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomResourceType {
+    pub name: String,
+    /// The type it is itself of.
+    pub type_: String,
+    pub source: Value,
+    pub privileged: bool,
 }
 
 /// An artifact laid out at `path` (relative to the step's working root).

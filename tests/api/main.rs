@@ -36,6 +36,7 @@ mod rejections;
 mod roles;
 mod server_paths;
 mod step_reaping;
+mod step_specs;
 mod system;
 mod teams;
 mod testflight;

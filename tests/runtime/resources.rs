@@ -38,7 +38,7 @@ fn run_of(image: ImageSpec) -> ResourceRun {
 }
 
 fn builtin(name: &str) -> ResourceRun {
-    run_of(ImageSpec::ResourceType(name.into()))
+    run_of(ImageSpec::resource_type(name))
 }
 
 /// Runs a script's step as the engine does, its stderr into `sink`.
@@ -125,7 +125,7 @@ async fn a_script_type_runs_check_in_and_out_end_to_end() {
     let runtime: &dyn Runtime = &fixture.runtime;
     assert!(runtime.workers().await[0].resource_types.contains(&"echo-type".to_string()));
     assert!(!runtime.workers().await[0].resource_types.contains(&"incomplete".to_string()));
-    let image = ImageSpec::ResourceType("echo-type".into());
+    let image = ImageSpec::resource_type("echo-type");
     let source = json!({"uri": "somewhere"});
 
     // No previous version: the `version` key is absent (the script exits 9 on null).
@@ -181,7 +181,7 @@ async fn write_artifact(runtime: &dyn Runtime, file: &str, content: &str) -> Art
 async fn bad_responses_are_clear_errors_quoting_what_the_script_printed() {
     let fixture = fixture_with_script_types().await;
     let runtime: &dyn Runtime = &fixture.runtime;
-    let image = ImageSpec::ResourceType("bad".into());
+    let image = ImageSpec::resource_type("bad");
     let any_version = version(&[("ref", "1")]);
     let check = |mode: &'static str| {
         let image = image.clone();

@@ -267,7 +267,7 @@ pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
 
 pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime) {
     let mut step = shell_step("");
-    step.image = Some(ImageSpec::ResourceType("no-such-type".into()));
+    step.image = Some(ImageSpec::resource_type("no-such-type"));
     step.process.path = "/opt/resource/check".into();
     let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     assert!(matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("no-such-type")), "{result:?}");

@@ -12,7 +12,7 @@ use crate::engine::state::FetchedVersion;
 use crate::engine::step_log::StepLog;
 use crate::engine::step_process::trace_context;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
-use crate::runtime::{ImageSpec, RuntimeError};
+use crate::runtime::{CustomResourceType, ImageSpec, ResourceTypeImage, RuntimeError};
 use crate::telemetry::propagation;
 
 /// How a resource step ended, before it becomes an [`Outcome`].
@@ -55,24 +55,35 @@ fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outc
     }
 }
 
-fn run(
+/// Where and how a resource step's script runs. The custom types' sources
+/// are interpolated like the resource's own: an image may need credentials.
+async fn run(
     ctx: &StepContext,
     plan_id: &str,
     step_type: &str,
     name: &str,
     image: &TypeImage,
     tags: &[String],
-) -> ResourceRun {
+) -> Result<ResourceRun, String> {
     let build = &ctx.build;
-    ResourceRun {
+    let mut custom = Vec::with_capacity(image.custom_types.len());
+    for custom_type in &image.custom_types {
+        custom.push(CustomResourceType {
+            name: custom_type.name.clone(),
+            type_: custom_type.type_.clone(),
+            source: build.interpolate(&custom_type.source, &ctx.scope).await?,
+            privileged: custom_type.privileged,
+        });
+    }
+    Ok(ResourceRun {
         handle: build.handle(step_type, plan_id),
         metadata: build.step_metadata(step_type, name),
-        image: ImageSpec::ResourceType(image.base_type.clone()),
+        image: ImageSpec::ResourceType(ResourceTypeImage { base_type: image.base_type.clone(), custom }),
         privileged: image.privileged,
         tags: tags.to_vec(),
         env: build.build_env().vars(),
         trace: trace_context(&ctx.trace),
-    }
+    })
 }
 
 /// The script's process, its stderr the step's log; `start_events` are
@@ -124,7 +135,7 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let start = BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() };
         let fetched = resource::get(
             &process(ctx, plan_id, vec![start]),
-            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags),
+            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?,
             &source,
             params(&params_value),
             &version,
@@ -208,7 +219,7 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
         let inputs = put_inputs(plan, &params_value, ctx)?;
-        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image, &plan.tags);
+        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image, &plan.tags).await?;
         if plan.expose_build_created_by
             && let Some(created_by) = &build.info.created_by
         {
@@ -321,7 +332,7 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             };
             let from = from.map(|v| to_version(&v)).transpose()?;
             let source = build.interpolate(&plan.source, &ctx.scope).await?;
-            let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags);
+            let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags).await?;
             let versions = resource::check(&process(ctx, plan_id, Vec::new()), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
