@@ -8,6 +8,8 @@
 
 mod build;
 mod component;
+#[cfg(test)]
+mod confinement;
 mod credentials;
 mod database;
 mod process;
