@@ -3,6 +3,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted};
+use crate::telemetry::spans::DbOperation;
 
 /// A build as the API presents it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -146,7 +147,7 @@ enum FilterBind {
 
 impl Db {
     pub async fn create_build(&self, build: &NewBuild) -> DbResult<i64> {
-        let span = self.operation_span("db.build.create", "INSERT", "builds");
+        let span = self.operation_span(DbOperation::CreateBuild);
         let created = self.insert_build(build).await;
         span.end(&created);
         created

@@ -60,6 +60,7 @@ pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
 pub use versions::{ResourceVersion, VersionList, VersionOwner, VersionPage, version_digest};
 
+use crate::telemetry::spans::DbOperation;
 use encryption::Cipher;
 use locks::Locks;
 use notifications::Notifications;
@@ -145,20 +146,11 @@ fn unavailability(err: &sqlx::Error) -> Option<String> {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// Which engine a [`Db`] talks to; also the `db.system.name` of its spans.
+/// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
     Sqlite,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgresql",
-            Backend::Sqlite => "sqlite",
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -446,10 +438,9 @@ impl Db {
 
     /// Takes the lock on (`kind`, `id`) unless this or another node holds it.
     pub async fn try_lock(&self, kind: LockKind, id: i64) -> DbResult<Option<LockGuard>> {
-        let mut span = self.operation_span("db.lock.acquire", "LOCK", "locks");
+        let mut span = self.operation_span(DbOperation::AcquireLock);
         let locked = self.locks.try_lock(kind, id).await;
-        span.set(opentelemetry::KeyValue::new("concourse.lock.type", kind.name()));
-        span.set(opentelemetry::KeyValue::new("concourse.lock.acquired", matches!(locked, Ok(Some(_)))));
+        span.record_lock(kind.name(), matches!(locked, Ok(Some(_))));
         span.end(&locked);
         locked
     }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Db, DbResult, WritePool, now, on_pool};
+use crate::telemetry::spans::DbOperation;
 
 /// Whose versions: a resource's or a resource type's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +144,7 @@ impl Db {
         versions: &[(Value, Value)],
         span_context: Option<&str>,
     ) -> DbResult<Vec<i64>> {
-        let span = self.operation_span("db.resource_versions.save", "INSERT", "resource_versions");
+        let span = self.operation_span(DbOperation::SaveVersions);
         let saved = self.insert_versions(owner, config_hash, versions, span_context).await;
         span.end(&saved);
         saved

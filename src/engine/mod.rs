@@ -9,7 +9,7 @@ pub mod journal;
 pub mod plan;
 pub mod redaction;
 pub mod runner;
-pub mod spans;
+pub mod span_facts;
 pub mod state;
 pub mod step_log;
 pub mod step_process;

@@ -11,13 +11,13 @@ use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
 use super::journal::Journal;
 use super::plan::{Plan, Step};
-use super::spans;
+use super::span_facts;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{CredentialManager, Dummy};
 use crate::db::{Build, BuildLease, Channel, Db, DbError, DbResult, NewEvent};
 use crate::metric;
 use crate::runtime::Runtime;
-use crate::telemetry::propagation;
+use crate::telemetry::{propagation, spans};
 
 /// What every build run needs from the engine.
 pub struct RunnerContext {
@@ -204,7 +204,7 @@ fn record_end(
         let span = trace.span().span_context().clone();
         metric::BuildFinished { job: job_ref(build), result, duration, span: &span }.emit();
     }
-    spans::end_build(trace, status, timed_out);
+    spans::end_build(trace, span_facts::build_end(status, timed_out));
 }
 
 /// The job a build counts under in metrics (empty names for one-off builds).
@@ -244,8 +244,7 @@ async fn start_build_span(
         Some(Step::Check(check)) => Some((check.name.as_str(), check.type_.as_str())),
         _ => None,
     };
-    let facts = spans::BuildSpanFacts { info: &state.info, resource, url: state.build_env().build_url() };
-    let trace = spans::start_build(&facts, &parent, links);
+    let trace = span_facts::build_span(&state.info, resource, state.build_env().build_url()).start(&parent, links);
     if let Some(own) = propagation::stored_context(&trace) {
         ctx.db.set_build_span_context(build.id, &own).await?;
     }

@@ -15,12 +15,13 @@ use super::exec::{Outcome, StepContext, run};
 use super::journal::{FinishedStep, Journal, LeafEnds, RecordedOutcome, RecordedVersion, Resume};
 use super::plan::Plan;
 use super::redaction::Redactor;
-use super::spans;
+use super::span_facts;
 use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
 use crate::db::{Db, StepRecord};
 use crate::runtime::{Artifact, Runtime, StepHandle};
+use crate::telemetry::spans;
 
 /// Facts about a build that steps pass on (to resource scripts, in URLs, ...).
 #[derive(Debug, Clone, Default)]
@@ -226,9 +227,9 @@ impl BuildState {
     /// Runs a hook's plan.
     /// Runs a hook's plan inside a `hook {kind}` span where the hooked step sits.
     pub async fn hook(&self, ctx: &StepContext, kind: &'static str, plan: &Plan) -> Outcome {
-        let trace = spans::start_hook(&ctx.trace, kind);
+        let trace = spans::HookSpan { kind }.start(&ctx.trace);
         let outcome = self.redact_outcome(run(plan, &ctx.with_trace(trace.clone())).await);
-        spans::end_hook(&trace, &outcome);
+        spans::end_hook(&trace, span_facts::hook_error(&outcome));
         outcome
     }
 

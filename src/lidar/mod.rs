@@ -13,6 +13,7 @@ use crate::db::{BuildPlan, Channel, Db, DbResult, LockKind, NewBuild, Pipeline, 
 use crate::engine::compile::type_image;
 use crate::engine::plan::{CheckPlan, Plan, Step};
 use crate::telemetry::propagation;
+use crate::telemetry::spans::LidarScan;
 
 pub struct Checker {
     db: Db,
@@ -216,8 +217,7 @@ impl Checker {
             }
         }
         if started > 0 {
-            let attributes = vec![opentelemetry::KeyValue::new("concourse.checks.started", started as i64)];
-            crate::telemetry::record_component_work("lidar.scan", began, attributes, Vec::new());
+            LidarScan { started: began, checks_started: started }.record();
         }
         Ok(())
     }

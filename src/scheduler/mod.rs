@@ -19,9 +19,8 @@ use crate::db::{
 };
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
 use crate::lidar::{CheckTarget, request_check};
-use crate::telemetry;
+use crate::telemetry::spans::{InputResolution, SchedulingPass};
 use algorithm::{History, InputSpec, VersionChoice, VersionEntry};
-use opentelemetry::KeyValue;
 
 pub struct Scheduler {
     db: Db,
@@ -46,7 +45,7 @@ struct JobPass {
     /// It created or started a build.
     did_work: bool,
     /// When resolving its inputs began and ended.
-    resolution: (SystemTime, SystemTime),
+    resolution: InputResolution,
 }
 
 /// One pipeline's state for a scheduling pass.
@@ -76,15 +75,13 @@ impl Scheduler {
                 let began = std::time::SystemTime::now();
                 match self.schedule_job(&state, job, config).await {
                     Ok(pass) if !pass.did_work => {}
-                    Ok(pass) => telemetry::record_component_work(
-                        "scheduler.schedule_job",
-                        began,
-                        vec![
-                            KeyValue::new("concourse.pipeline.name", state.pipeline.name.clone()),
-                            KeyValue::new("concourse.job.name", job.name.clone()),
-                        ],
-                        vec![self.resolution_span(job, pass.resolution)],
-                    ),
+                    Ok(pass) => SchedulingPass {
+                        pipeline: &state.pipeline.name,
+                        job: &job.name,
+                        started: began,
+                        inputs_resolved: pass.resolution,
+                    }
+                    .record(),
                     Err(err) => {
                         tracing::warn!(job = %job.name, pipeline = %state.pipeline.name, error = %err, "cannot schedule job")
                     }
@@ -158,26 +155,6 @@ impl Scheduler {
         })
     }
 
-    /// The input resolution of a pass that did work, as a database span.
-    fn resolution_span(&self, job: &Job, (started, ended): (SystemTime, SystemTime)) -> telemetry::WorkStep {
-        let system = match self.db.backend() {
-            crate::db::Backend::Postgres => "postgresql",
-            crate::db::Backend::Sqlite => "sqlite",
-        };
-        telemetry::WorkStep {
-            name: "db.job_inputs.resolve",
-            kind: opentelemetry::trace::SpanKind::Client,
-            started,
-            ended,
-            attributes: vec![
-                KeyValue::new("db.system.name", system),
-                KeyValue::new("db.operation.name", "RESOLVE"),
-                KeyValue::new("db.collection.name", "next_build_inputs"),
-                KeyValue::new("concourse.job.name", job.name.clone()),
-            ],
-        }
-    }
-
     async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<JobPass> {
         let db = &self.db;
         let job_ids: HashMap<&str, i64> = state.jobs.iter().map(|(j, _)| (j.name.as_str(), j.id)).collect();
@@ -224,7 +201,8 @@ impl Scheduler {
             }
         };
 
-        let resolution = (resolving, SystemTime::now());
+        let resolution =
+            InputResolution { system: db.backend().span_system(), started: resolving, ended: SystemTime::now() };
         let pending = db.pending_builds(job.id).await?;
         let new_trigger =
             next.as_ref().is_some_and(|n| n.iter().any(|i| i.first_occurrence && triggers.contains(&i.name)));

@@ -9,11 +9,12 @@ use crate::db::StepRecord;
 use crate::engine::event::BuildEvent;
 use crate::engine::journal::Resume;
 use crate::engine::plan::{Plan, Step};
-use crate::engine::spans::{self, StepSpanFacts};
+use crate::engine::span_facts;
 use crate::engine::step_process::StepProcess;
 use crate::metric;
 use crate::resource::ScriptRunner;
 use crate::runtime::{Artifact, OutputSink, RuntimeError, StepOutcome, StepSpec};
+use crate::telemetry::spans::{self, StepSpan};
 use opentelemetry::trace::{FutureExt, TraceContextExt};
 
 /// Runs a leaf step, inside its span when it is one that does work of its
@@ -47,14 +48,14 @@ async fn run_in_span(plan: &Plan, ctx: &StepContext) -> Outcome {
         Step::SetPipeline(set) => ("set_pipeline", set.name.as_str(), None),
         _ => return run_step(plan, ctx).await,
     };
-    let facts = StepSpanFacts {
+    let trace = StepSpan {
         plan_id: &plan.id,
         step_type,
         name,
         resource: resource.filter(|r| !r.is_empty()),
         url: ctx.build.build_env().build_url(),
-    };
-    let trace = spans::start_step(&ctx.trace, &facts);
+    }
+    .start(&ctx.trace);
     ctx.build.step_initializing(&plan.id, step_type);
     let started = std::time::Instant::now();
     // Current too, for the spans of code that takes no context (the database's).
@@ -63,7 +64,7 @@ async fn run_in_span(plan: &Plan, ctx: &StepContext) -> Outcome {
     let span = trace.span().span_context().clone();
     ctx.build.step_ended(&plan.id);
     metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();
-    spans::end_step(&trace, &outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out());
+    spans::end_step(&trace, span_facts::step_end(&outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out()));
     outcome
 }
 

@@ -38,6 +38,7 @@ use super::{
     Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle, StepInfo,
     StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
 };
+use crate::telemetry::spans::ProcessSpan;
 
 /// How a [`LocalRuntime`] is set up.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ pub struct LocalRuntime {
     watcher: DirWatcher,
     /// `runtime.process` spans of the steps this process started, ended
     /// when their exit is seen.
-    spans: Mutex<HashMap<StepHandle, process::ProcessSpan>>,
+    spans: Mutex<HashMap<StepHandle, ProcessSpan>>,
     /// Held while a step's exit is turned into its outcome, so that two
     /// attaches capture its outputs once.
     finishing: tokio::sync::Mutex<()>,
@@ -202,7 +203,7 @@ impl LocalRuntime {
             started
         })
         .await?;
-        let span = process::ProcessSpan::start(&launch, pid);
+        let span = process::process_span(&launch, pid);
         self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.clone(), span);
         Ok(handle)
     }

@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-
 use super::step_files::{ProcessGroup, StepFiles};
 use super::user::HostUser;
 use crate::runtime::RuntimeError;
-use crate::telemetry::{TRACER_NAME, propagation};
+use crate::telemetry::propagation;
+use crate::telemetry::spans::{ProcessSpan, RuntimeProcess};
 
 /// The supervising shell's script: `$0` is the exit file, the rest the
 /// command. `kill -9 0` ends the group, the shell included, once the code
@@ -198,36 +197,11 @@ fn group_has_live_members(pgid: i32) -> bool {
     })
 }
 
-/// The `runtime.process` span, under the step span the engine handed the
-/// process in `TRACEPARENT`; none without one. Ends when atc sees the exit
-/// (an atc that restarted meanwhile has lost it).
-pub struct ProcessSpan(Option<opentelemetry::global::BoxedSpan>);
-
-impl ProcessSpan {
-    pub fn start(launch: &Launch, pid: i32) -> ProcessSpan {
-        use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-        let parent = propagation::context_from_environment(&launch.env);
-        if !parent.span().span_context().is_valid() {
-            return ProcessSpan(None);
-        }
-        let command = launch.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tracer = opentelemetry::global::tracer(TRACER_NAME);
-        let span = tracer
-            .span_builder("runtime.process")
-            .with_kind(SpanKind::Internal)
-            .with_attributes([KeyValue::new("process.pid", i64::from(pid)), KeyValue::new("process.command", command)])
-            .start_with_context(&tracer, &parent);
-        ProcessSpan(Some(span))
-    }
-
-    /// `exit_code` is `None` when the process was stopped.
-    pub fn end(self, exit_code: Option<i32>) {
-        use opentelemetry::trace::Span;
-        let Some(mut span) = self.0 else { return };
-        match exit_code {
-            Some(code) => span.set_attribute(KeyValue::new("process.exit.code", i64::from(code))),
-            None => span.set_attribute(KeyValue::new("error.type", "stopped")),
-        }
-        span.end();
-    }
+/// The `runtime.process` span of the process `launch` started as `pid`,
+/// under the step span the engine handed it in `TRACEPARENT`; none without
+/// one. It ends when atc sees the exit (an atc that restarted meanwhile has
+/// lost it).
+pub fn process_span(launch: &Launch, pid: i32) -> ProcessSpan {
+    let command = launch.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    RuntimeProcess { pid, command }.start(&propagation::context_from_environment(&launch.env))
 }
