@@ -271,7 +271,7 @@ impl Db {
         Ok(Db {
             pool: Pool::Sqlite(pool),
             cipher: None,
-            notifications: Notifications::new(),
+            notifications: Notifications::for_sqlite(path),
             locks: Locks::in_process(),
         })
     }

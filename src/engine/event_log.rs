@@ -1,5 +1,6 @@
 //! Writing a running build's events: redacted, numbered in order, stored
-//! in batches under the build's lease, then handed to the hub for watchers.
+//! in batches under the build's lease, then handed to this node's hub and
+//! announced to every node's watchers (`event_notice.rs`).
 //! What the build's steps record about themselves (`db::StepRecord`) goes
 //! the same way, in order with the events; the final status is written
 //! with the last batch, in the same transaction.
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
+use super::event_notice::BatchAnnouncer;
 use super::redaction::Redactor;
 use crate::db::{BuildLease, Db, DbError, DbResult, StepRecord, StoredEvent};
 
@@ -56,7 +58,9 @@ impl EventLog {
         let next_id = db.next_event_id(lease.build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let redactor = Redactor::default();
-        let writer = Writer { db, hub, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };
+        let announcer = BatchAnnouncer::start(db.clone(), lease.build_id);
+        let writer =
+            Writer { db, hub, announcer, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };
         tokio::spawn(writer.run(receiver));
         Ok(EventLog { commands, lease_lost, redactor })
     }
@@ -104,6 +108,7 @@ impl EventLog {
 struct Writer {
     db: Db,
     hub: Arc<EventHub>,
+    announcer: BatchAnnouncer,
     lease: BuildLease,
     next_id: i64,
     lease_lost: CancellationToken,
@@ -165,8 +170,9 @@ impl Writer {
     }
 
     /// Stores a batch, retrying for as long as the database is unreachable
-    /// (a build keeps its log through a database restart); publishes it
-    /// once stored. After the lease is lost nothing is stored any more.
+    /// (a build keeps its log through a database restart); publishes and
+    /// announces it once stored. After the lease is lost nothing is stored
+    /// any more.
     async fn store(
         &self,
         events: Vec<StoredEvent>,
@@ -202,7 +208,11 @@ impl Writer {
                 }
             }
         }
+        let stored_before = events.last().map(|last| last.event_id + 1);
         self.hub.publish(build_id, HubMessage::Events(Arc::new(events)));
+        if let Some(before) = stored_before {
+            self.announcer.stored(before);
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ pub mod compile;
 pub mod event;
 pub mod event_hub;
 pub mod event_log;
+pub mod event_notice;
 pub mod exec;
 pub mod journal;
 pub mod plan;
@@ -65,7 +66,8 @@ impl Engine {
         Arc::new(Engine { db, runtime, hub, credentials, started_at: crate::db::now(), tracker })
     }
 
-    /// Starts the build tracker, its abort listener and its lease renewal.
+    /// Starts the build tracker, its abort listener and its lease renewal,
+    /// and hands the hub the announcements of new build events.
     pub fn spawn(self: &Arc<Self>, interval: Duration, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
         vec![
             crate::component::spawn(
@@ -75,7 +77,8 @@ impl Engine {
                 shutdown.clone(),
             ),
             self.tracker.spawn_abort_listener(shutdown.clone()),
-            self.tracker.spawn_lease_renewal(shutdown),
+            self.tracker.spawn_lease_renewal(shutdown.clone()),
+            event_notice::spawn_listener(&self.db, self.hub.clone(), shutdown),
         ]
     }
 

@@ -278,5 +278,10 @@ pub async fn end_unstarted(db: &Db, build_id: i64, status: &str, error: Option<S
             payload: event.payload().to_string(),
         })
         .collect();
-    db.end_unstarted_build(build_id, status, &events).await
+    let ended = db.end_unstarted_build(build_id, status, &events).await?;
+    // Watchers on every node read the end now; a lost announcement only delays it.
+    if ended && let Err(err) = super::event_notice::announce(db, build_id, None).await {
+        tracing::warn!(build_id, error = %err, "cannot announce the end of a build");
+    }
+    Ok(ended)
 }

@@ -13,7 +13,7 @@ use crate::on_both_backends;
 use crate::support::{Backend, TestServer};
 
 /// A build no component runs (pending, of no job): the test writes its events.
-async fn started_build(server: &TestServer) -> atc::db::Build {
+pub(crate) async fn started_build(server: &TestServer) -> atc::db::Build {
     let db = &server.test_db.db;
     let team = db.find_team("main").await.unwrap().unwrap();
     let id = db.create_build(&NewBuild { team_id: team.id, name: "1".into(), ..Default::default() }).await.unwrap();
@@ -22,14 +22,14 @@ async fn started_build(server: &TestServer) -> atc::db::Build {
 
 /// The event writer of a build, under a lease the test holds as if it
 /// were the node running the build.
-async fn event_log(server: &TestServer, build: &atc::db::Build) -> EventLog {
+pub(crate) async fn event_log(server: &TestServer, build: &atc::db::Build) -> EventLog {
     let db = &server.test_db.db;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let taken = db.take_build_lease(build.id, "test-node", now_ms, 60_000).await.unwrap().expect("lease taken");
     EventLog::open(db.clone(), server.engine.hub.clone(), taken.lease, CancellationToken::new()).await.unwrap()
 }
 
-fn log(line: &str) -> BuildEvent {
+pub(crate) fn log(line: &str) -> BuildEvent {
     BuildEvent::Log { origin: Origin { id: "a".into(), source: Some("stdout") }, payload: line.into(), time: 1 }
 }
 

@@ -18,6 +18,7 @@ mod concurrency;
 mod db;
 mod document_limits;
 mod events;
+mod events_across_nodes;
 mod execute;
 mod fly_set_pipeline;
 mod input_limits;
