@@ -262,7 +262,19 @@ impl Scheduler {
     ) -> DbResult<bool> {
         let db = &self.db;
         let mut changed = false;
-        for build in db.pending_builds(job.id).await? {
+        let pending = db.pending_builds(job.id).await?;
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        // A build triggered just after the pipeline was set must run with
+        // the new configuration (a new pin, a new plan), not with what this
+        // pass read before: leave it to the pass the change brings.
+        let current = db.find_pipeline_by_id(state.pipeline.id).await?.map(|p| p.config_version);
+        if current != Some(state.pipeline.config_version) {
+            db.notify(Channel::Scheduler, &job.id.to_string()).await?;
+            return Ok(false);
+        }
+        for build in pending {
             if max_in_flight_reached(db, job, config, &state.jobs).await? {
                 break;
             }
