@@ -37,7 +37,7 @@ fn atc(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn config_example_documents_every_flag() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    let example = std::fs::read_to_string(support::source_root().join("config.example.toml")).unwrap();
     let documented: BTreeSet<String> = example
         .lines()
         .map(|line| line.trim_start_matches('#').trim())

@@ -7,6 +7,13 @@ pub mod browser;
 pub mod postgres;
 pub mod secrets;
 
+/// The checkout under test, read when the test runs: the build cache is
+/// shared between clones, so a path baked in at compile time can name a
+/// clone that is gone.
+pub fn source_root() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo, which sets CARGO_MANIFEST_DIR"))
+}
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
