@@ -99,15 +99,15 @@ pub async fn pipeline_badge(
     Extension(scope): Extension<PipelineScope>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let mut worst: Option<Option<String>> = None;
+    let mut worst: Option<Option<&'static str>> = None;
     for job in state.db.pipeline_jobs(scope.pipeline.id).await? {
         let (_, finished, _) = state.db.job_build_summary(job.id).await?;
-        let status = finished.map(|b| b.status);
-        if worst.as_ref().is_none_or(|w| severity(status.as_deref()) > severity(w.as_deref())) {
+        let status = finished.map(|b| b.status.as_str());
+        if worst.is_none_or(|w| severity(status) > severity(w)) {
             worst = Some(status);
         }
     }
-    Ok(badge(&title(&uri), worst.flatten().as_deref()))
+    Ok(badge(&title(&uri), worst.flatten()))
 }
 
 /// `GET /api/v1/pipelines/{pipeline}/jobs/{job}/badge`: the badge of a

@@ -13,7 +13,7 @@ use super::instance_vars::form_pairs;
 use super::json_array::json_array;
 use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
-use crate::db::{BuildFilter, Page};
+use crate::db::{BuildFilter, BuildStatus, Page};
 use crate::engine::plan::MAX_STEP_DEPTH;
 
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
@@ -122,7 +122,7 @@ pub async fn abort_build(
         return Ok(axum::http::StatusCode::OK);
     }
     state.db.request_abort(build.id).await?;
-    if crate::engine::runner::end_unstarted(&state.db, build.id, "aborted", None).await? {
+    if crate::engine::runner::end_unstarted(&state.db, &build, BuildStatus::Aborted, None).await? {
         // It never ran: watchers here learn at once that it ended.
         state.engine.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
     } else {

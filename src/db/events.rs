@@ -11,7 +11,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, FINAL_STATUSES, WritePool, now, on_pool};
+use super::{BuildStatus, Db, DbError, DbResult, WritePool, now, on_pool};
 use crate::db::BuildLease;
 
 /// An event as stored: its number within the build, type, version and JSON payload.
@@ -87,9 +87,9 @@ impl Db {
         lease: &BuildLease,
         events: &[StoredEvent],
         steps: &[StepRecord],
-        final_status: Option<&str>,
+        final_status: Option<BuildStatus>,
     ) -> DbResult<()> {
-        debug_assert!(final_status.is_none_or(|status| FINAL_STATUSES.contains(&status)));
+        debug_assert!(final_status.is_none_or(BuildStatus::is_final));
         if events.is_empty() && steps.is_empty() {
             return Ok(());
         }
@@ -149,7 +149,7 @@ impl Db {
             }
             if let Some(status) = final_status {
                 sqlx::query("UPDATE builds SET status = $1, end_time = $2, completed = TRUE WHERE id = $3")
-                    .bind(status).bind(now()).bind(lease.build_id).execute(&mut *tx).await?;
+                    .bind(status.as_str()).bind(now()).bind(lease.build_id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -159,8 +159,8 @@ impl Db {
     /// Ends a build that never began running (pending, or started but not
     /// yet taken up) with `status`, appending `events` after any it has.
     /// False when it had begun running or had ended: then it is not ours.
-    pub async fn end_unstarted_build(&self, build_id: i64, status: &str, events: &[NewEvent]) -> DbResult<bool> {
-        debug_assert!(FINAL_STATUSES.contains(&status));
+    pub async fn end_unstarted_build(&self, build_id: i64, status: BuildStatus, events: &[NewEvent]) -> DbResult<bool> {
+        debug_assert!(status.is_final());
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let first: Option<i64> = sqlx::query_scalar(
@@ -168,7 +168,7 @@ impl Db {
                  WHERE id = $4 AND NOT completed AND start_time IS NULL
                  RETURNING event_seq - $3"
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(now())
             .bind(events.len() as i64)
             .bind(build_id)

@@ -39,7 +39,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use artifacts::ArtifactRecord;
 pub use build_io::{BuildVersion, NextInput};
-pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
+pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, BuildStatus, NewBuild, Page};
 pub use causality::{
     CAUSALITY_MAX_BUILDS, CAUSALITY_MAX_EDGES, CausalityBuild, CausalityDirection, CausalityEdge, FlowEntry,
     HistoryEntry, VersionsDb,

@@ -15,7 +15,7 @@ use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
 use super::event_notice::BatchAnnouncer;
 use super::redaction::Redactor;
-use crate::db::{BuildLease, Db, DbError, DbResult, StepRecord, StoredEvent};
+use crate::db::{BuildLease, BuildStatus, Db, DbError, DbResult, StepRecord, StoredEvent};
 
 /// Most events stored in one database write.
 const MAX_BATCH: usize = 512;
@@ -31,7 +31,7 @@ enum Command {
     Flush(oneshot::Sender<()>),
     /// The final status, stored with the events before it; answers whether
     /// it was stored.
-    Finish(String, oneshot::Sender<DbResult<()>>),
+    Finish(BuildStatus, oneshot::Sender<DbResult<()>>),
 }
 
 /// The writer of one build's events. Cheap to clone; every clone appends
@@ -91,10 +91,10 @@ impl EventLog {
     /// Ends the build: its `status` event and the build's final status are
     /// stored together with whatever was emitted before. Nothing emitted
     /// afterwards is stored.
-    pub async fn finish(&self, status: &str) -> DbResult<()> {
+    pub async fn finish(&self, status: BuildStatus) -> DbResult<()> {
         let (done, wait) = oneshot::channel();
         self.commands
-            .send(Command::Finish(status.to_string(), done))
+            .send(Command::Finish(status, done))
             .map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?;
         wait.await.map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?
     }
@@ -120,7 +120,7 @@ impl Writer {
         let mut batch: Vec<StoredEvent> = Vec::new();
         let mut records: Vec<StepRecord> = Vec::new();
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut finish: Option<(String, oneshot::Sender<DbResult<()>>)> = None;
+        let mut finish: Option<(BuildStatus, oneshot::Sender<DbResult<()>>)> = None;
         let mut finished = false;
         while let Some(first) = commands.recv().await {
             let mut next = Some(first);
@@ -137,14 +137,14 @@ impl Writer {
                         let _ = done.send(Err(DbError::Invalid("the build has already ended".into())));
                     }
                     Command::Finish(status, done) => {
-                        let event = BuildEvent::Status { status: status.clone(), time: crate::db::now() };
+                        let event = BuildEvent::Status { status: status.as_str().into(), time: crate::db::now() };
                         batch.push(self.number(&event));
                         finish = Some((status, done));
                     }
                 }
                 next = if batch.len() < MAX_BATCH && finish.is_none() { commands.try_recv().ok() } else { None };
             }
-            let status = finish.as_ref().map(|(status, _)| status.as_str());
+            let status = finish.as_ref().map(|(status, _)| *status);
             let stored = self.store(std::mem::take(&mut batch), std::mem::take(&mut records), status).await;
             if let Some((_, done)) = finish.take() {
                 finished = true;
@@ -177,7 +177,7 @@ impl Writer {
         &self,
         events: Vec<StoredEvent>,
         records: Vec<StepRecord>,
-        final_status: Option<&str>,
+        final_status: Option<BuildStatus>,
     ) -> DbResult<()> {
         if events.is_empty() && records.is_empty() {
             return Ok(());

@@ -3,6 +3,7 @@
 
 use super::exec::Outcome;
 use super::state::BuildInfo;
+use crate::db::BuildStatus;
 use crate::telemetry::spans::{BuildEnd, BuildSpan, CheckedResource, RunResult, StepEnd};
 
 /// The span of the build `info`; `checked` is a check build's resource
@@ -19,16 +20,17 @@ pub fn build_span<'a>(info: &'a BuildInfo, checked: Option<(&'a str, &'a str)>, 
     }
 }
 
-/// How a build with final `status` ended.
-pub fn build_end(status: &str, timed_out: bool) -> BuildEnd<'_> {
+/// How a build with final `status` ended: the one mapping of statuses to
+/// CI/CD results, for its span and its metrics alike.
+pub fn build_end(status: BuildStatus, timed_out: bool) -> BuildEnd<'static> {
     let result = match status {
-        "succeeded" => RunResult::Success,
-        "failed" if timed_out => RunResult::Timeout,
-        "failed" => RunResult::Failure,
-        "aborted" => RunResult::Cancellation,
-        _ => RunResult::Error,
+        BuildStatus::Succeeded => RunResult::Success,
+        BuildStatus::Failed if timed_out => RunResult::Timeout,
+        BuildStatus::Failed => RunResult::Failure,
+        BuildStatus::Aborted => RunResult::Cancellation,
+        BuildStatus::Errored | BuildStatus::Pending | BuildStatus::Started => RunResult::Error,
     };
-    BuildEnd { result, status }
+    BuildEnd { result, status: status.as_str() }
 }
 
 /// How a step with `outcome` ended (`exit_status` is its process's, when it
@@ -59,11 +61,11 @@ mod tests {
     #[test]
     fn final_statuses_map_to_cicd_results() {
         let result = |status, timed_out| build_end(status, timed_out).result;
-        assert_eq!(result("succeeded", false), RunResult::Success);
-        assert_eq!(result("failed", false), RunResult::Failure);
-        assert_eq!(result("failed", true), RunResult::Timeout);
-        assert_eq!(result("errored", false), RunResult::Error);
-        assert_eq!(result("aborted", false), RunResult::Cancellation);
+        assert_eq!(result(BuildStatus::Succeeded, false), RunResult::Success);
+        assert_eq!(result(BuildStatus::Failed, false), RunResult::Failure);
+        assert_eq!(result(BuildStatus::Failed, true), RunResult::Timeout);
+        assert_eq!(result(BuildStatus::Errored, false), RunResult::Error);
+        assert_eq!(result(BuildStatus::Aborted, false), RunResult::Cancellation);
     }
 
     #[test]

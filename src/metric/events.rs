@@ -14,37 +14,7 @@ use super::series::{
 };
 use super::{otel, prometheus};
 use crate::telemetry::semconv;
-
-/// How a build ended, in Concourse's words and in the CI/CD conventions'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildResult {
-    Succeeded,
-    Failed,
-    Errored,
-    Aborted,
-}
-
-impl BuildResult {
-    /// The `status` label Concourse uses.
-    pub fn concourse_status(self) -> &'static str {
-        match self {
-            BuildResult::Succeeded => "succeeded",
-            BuildResult::Failed => "failed",
-            BuildResult::Errored => "errored",
-            BuildResult::Aborted => "aborted",
-        }
-    }
-
-    /// The `cicd.pipeline.result` value.
-    pub fn cicd_result(self) -> &'static str {
-        match self {
-            BuildResult::Succeeded => "success",
-            BuildResult::Failed => "failure",
-            BuildResult::Errored => "error",
-            BuildResult::Aborted => "cancellation",
-        }
-    }
-}
+use crate::telemetry::spans::RunResult;
 
 /// A request got its response (recorded by the HTTP middleware).
 pub struct HttpRequestServed<'a> {
@@ -115,7 +85,11 @@ impl BuildStarted<'_> {
 /// A build finished (after [`BuildStarted`]).
 pub struct BuildFinished<'a> {
     pub job: JobRef<'a>,
-    pub result: BuildResult,
+    /// Concourse's final status (`succeeded`, `failed`, `errored`,
+    /// `aborted`): the `status` label of Concourse's series.
+    pub status: &'a str,
+    /// The CI/CD result: the same the build's span reports.
+    pub result: RunResult,
     pub duration: Duration,
     /// The build's span, for the exemplar.
     pub span: &'a SpanContext,
@@ -131,7 +105,7 @@ impl BuildFinished<'_> {
             job: job.into(),
             status: status.into(),
         };
-        p.builds_finished.get_or_create(&labels(self.result.concourse_status())).inc();
+        p.builds_finished.get_or_create(&labels(self.status)).inc();
         p.builds_running.dec();
         let job_labels = JobLabels { team: team.into(), pipeline: pipeline.into(), job: job.into() };
         p.builds_duration.get_or_create(&job_labels).observe(
@@ -148,10 +122,10 @@ impl BuildFinished<'_> {
             &[
                 name.clone(),
                 KeyValue::new(semconv::CICD_PIPELINE_RUN_STATE, "executing"),
-                KeyValue::new(semconv::CICD_PIPELINE_RESULT, self.result.cicd_result()),
+                KeyValue::new(semconv::CICD_PIPELINE_RESULT, self.result.as_str()),
             ],
         );
-        if self.result == BuildResult::Errored {
+        if self.result == RunResult::Error {
             o.pipeline_run_errors.add(1, &[name, KeyValue::new(semconv::ERROR_TYPE, "errored")]);
         }
     }
@@ -409,7 +383,14 @@ mod tests {
         );
         let job = JobRef { team: "main", pipeline: "events-test", job: "unit" };
         BuildStarted { job }.emit();
-        BuildFinished { job, result: BuildResult::Failed, duration: Duration::from_secs(42), span: &span }.emit();
+        BuildFinished {
+            job,
+            status: "failed",
+            result: RunResult::Failure,
+            duration: Duration::from_secs(42),
+            span: &span,
+        }
+        .emit();
         StepFinished { step_type: "events-test-task", duration: Duration::from_secs(3), span: &span }.emit();
         CredsLookedUp { manager: "dummy", cache_hit: true, duration: Duration::from_millis(1) }.emit();
 

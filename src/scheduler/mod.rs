@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::component::{Component, ComponentFuture};
 use crate::config::{self, glob_match};
 use crate::db::{
-    Build, BuildPlan, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource, VersionOwner,
+    Build, BuildPlan, BuildStatus, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource,
+    VersionOwner,
 };
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
 use crate::lidar::{CheckTarget, request_check};
@@ -315,7 +316,8 @@ impl Scheduler {
                 }
                 Err(err) => {
                     // The build can never run: say why and end it.
-                    crate::engine::runner::end_unstarted(db, build.id, "errored", Some(err.to_string())).await?;
+                    crate::engine::runner::end_unstarted(db, &build, BuildStatus::Errored, Some(err.to_string()))
+                        .await?;
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::config;
-use crate::db::{Build, Db, DbResult};
+use crate::db::{Build, BuildStatus, Db, DbResult};
 
 /// Why an input blocks, in Concourse's words.
 const MISSING_INPUT: &str = "input is not included in resolved candidates";
@@ -31,7 +31,7 @@ pub struct Preparation {
 pub async fn preparation(db: &Db, build: &Build) -> DbResult<Preparation> {
     let nothing = Preparation { build_id: build.id, ..Preparation::default() };
     let (Some(pipeline_id), Some(job_name)) = (build.pipeline_id, &build.job_name) else { return Ok(nothing) };
-    if build.status != "pending" {
+    if build.status != BuildStatus::Pending {
         return Ok(nothing);
     }
     let (Some(pipeline), Some(job)) =

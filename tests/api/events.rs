@@ -68,7 +68,15 @@ async fn events_stream_in_order_live_and_resume(backend: Backend) {
     let reader = tokio::spawn(read_frames(live, 4));
     // Written while the watcher is connected: delivered live.
     events.emit(log("two\n"));
-    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "succeeded").await.unwrap();
+    atc::engine::runner::finish(
+        &server.test_db.db,
+        &server.engine.hub,
+        &events,
+        &build,
+        atc::db::BuildStatus::Succeeded,
+    )
+    .await
+    .unwrap();
 
     let frames = reader.await.unwrap();
     let ids: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
@@ -109,7 +117,9 @@ async fn every_watcher_gets_every_event(backend: Backend) {
     for n in 0..200 {
         events.emit(log(&format!("line {n}\n")));
     }
-    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "failed").await.unwrap();
+    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, atc::db::BuildStatus::Failed)
+        .await
+        .unwrap();
     for reader in readers {
         let frames = reader.await.unwrap();
         assert_eq!(frames.len(), 202);

@@ -104,7 +104,9 @@ async fn a_watcher_on_another_node_gets_each_event_as_it_is_stored(backend: Back
         assert_eq!(log_line(&frame), format!("line {n}\n"));
     }
     let db = &server.test_db.db;
-    atc::engine::runner::finish(db, &server.engine.hub, &events, &build, "succeeded").await.unwrap();
+    atc::engine::runner::finish(db, &server.engine.hub, &events, &build, atc::db::BuildStatus::Succeeded)
+        .await
+        .unwrap();
     let stored = Instant::now();
     let status = frames.expect(Duration::from_secs(10)).await;
     let end = frames.expect(Duration::from_secs(10)).await;
@@ -163,7 +165,7 @@ async fn a_node_reads_again_after_its_notification_connection_drops(backend: Bac
     // Announcements reach the node again.
     let status = r#"{"status":"succeeded","time":1}"#;
     let last = StoredEvent { event_id: 2, kind: "status".into(), version: "1.0".into(), payload: status.into() };
-    db.append_events(&lease, &[last], &[], Some("succeeded")).await.unwrap();
+    db.append_events(&lease, &[last], &[], Some(atc::db::BuildStatus::Succeeded)).await.unwrap();
     event_notice::announce(db, build.id, Some(3)).await.unwrap();
     assert_eq!(frames.expect(PROMPTLY).await.id, "2");
     assert_eq!(frames.expect(PROMPTLY).await.event, "end");

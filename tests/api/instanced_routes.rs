@@ -37,7 +37,7 @@ async fn history(server: &TestServer) -> i64 {
         })
         .await
         .unwrap();
-    assert!(db.end_unstarted_build(id, "succeeded", &[]).await.unwrap());
+    assert!(db.end_unstarted_build(id, atc::db::BuildStatus::Succeeded, &[]).await.unwrap());
     version
 }
 

@@ -286,7 +286,7 @@ async fn finished_build(server: &TestServer) -> i64 {
         })
         .await
         .unwrap();
-    assert!(db.end_unstarted_build(id, "succeeded", &[]).await.unwrap());
+    assert!(db.end_unstarted_build(id, atc::db::BuildStatus::Succeeded, &[]).await.unwrap());
     id
 }
 

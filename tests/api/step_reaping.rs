@@ -50,7 +50,7 @@ async fn steps_of_ended_builds_are_stopped(backend: Backend) {
     let left = runtime.start(step_of(ended, "left-behind")).await.unwrap();
     let kept = runtime.start(step_of(running, "still-running")).await.unwrap();
     // The build ends without stopping its step, as when atc dies in between.
-    assert!(db.end_unstarted_build(ended, "succeeded", &[]).await.unwrap());
+    assert!(db.end_unstarted_build(ended, atc::db::BuildStatus::Succeeded, &[]).await.unwrap());
 
     db.notify(Channel::Collector, "").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

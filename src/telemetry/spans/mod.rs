@@ -46,7 +46,8 @@ pub enum RunResult {
 }
 
 impl RunResult {
-    fn as_str(self) -> &'static str {
+    /// The `cicd.pipeline.result` (or `...task.run.result`) value.
+    pub fn as_str(self) -> &'static str {
         match self {
             RunResult::Success => "success",
             RunResult::Failure => "failure",
