@@ -16,7 +16,6 @@ use super::journal::{FinishedStep, Journal, LeafEnds, RecordedOutcome, RecordedV
 use super::plan::Plan;
 use super::redaction::Redactor;
 use super::span_facts;
-use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
 use crate::db::{Db, StepRecord};
@@ -70,8 +69,6 @@ pub struct BuildState {
     produced: Mutex<Vec<Artifact>>,
     /// Exit statuses of step processes by plan id.
     exit_statuses: Mutex<HashMap<String, i32>>,
-    /// Steps preparing to run, by plan id.
-    waiting: Mutex<HashMap<String, Waiting>>,
     /// What the build's steps did before it was taken up again (empty for
     /// a build that starts now).
     journal: Journal,
@@ -103,7 +100,6 @@ impl BuildState {
             timed_out: AtomicBool::new(false),
             produced: Mutex::new(Vec::new()),
             exit_statuses: Mutex::new(HashMap::new()),
-            waiting: Mutex::new(HashMap::new()),
             journal,
             previous_owner,
             leaves: LeafEnds::default(),
@@ -231,23 +227,6 @@ impl BuildState {
         let outcome = self.redact_outcome(run(plan, &ctx.with_trace(trace.clone())).await);
         spans::end_hook(&trace, span_facts::hook_error(&outcome));
         outcome
-    }
-
-    /// A step began preparing: it counts as waiting until it starts (or ends).
-    pub fn step_initializing(&self, plan_id: &str, step_type: &'static str) {
-        let waiting = Waiting::begin(step_type);
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), waiting);
-    }
-
-    /// The step's process is about to run: it waits no more.
-    pub fn step_starting(&self, plan_id: &str, trace: &opentelemetry::Context) {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
-        spans::step_starting(trace);
-    }
-
-    /// The step ended, whether it got to run or not.
-    pub fn step_ended(&self, plan_id: &str) {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
     }
 
     /// Remembers the exit status of a step's process for its span.

@@ -237,6 +237,17 @@ pub trait OutputSink: Send + Sync {
     fn write(&self, stream: OutputStream, chunk: &[u8], end: OutputOffset);
 }
 
+/// What a runtime reports about a step it starts besides its output; the
+/// engine's step delegate turns each report into the build's event, the
+/// step span's event and a log line.
+pub trait StepObserver: Send + Sync {
+    /// The step was placed on `worker` (a [`WorkerInfo::name`]).
+    fn placed(&self, worker: &str);
+    /// The step's image is ready to run it; `image` says which it is and
+    /// how it was obtained.
+    fn image_ready(&self, image: &str);
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepOutcome {
     pub exit_code: i32,
@@ -350,7 +361,9 @@ pub struct ExecIo {
 pub trait Runtime: Send + Sync {
     /// Lays out and starts the step's process; returns once it runs.
     /// Starting a handle that exists already is an error: a step runs once.
-    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>>;
+    /// Where it was placed and the image it runs in go to `observer`.
+    fn start(&self, spec: StepSpec, observer: Arc<dyn StepObserver>)
+    -> BoxFuture<'_, Result<StepHandle, RuntimeError>>;
 
     /// Streams the step's output after `since` into `sink` as it comes, and
     /// waits for the exit. Its outputs are captured on the first attach to

@@ -8,7 +8,7 @@ use atc::runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{GRACE, RecordingSink, eventually, export, import, read, run, shell_step, tgz};
+use crate::support::{GRACE, RecordingSink, eventually, export, import, observer, read, run, shell_step, tgz};
 
 /// Turns every case below into a `#[tokio::test]` for the runtime that
 /// `$make().await.runtime` gives.
@@ -32,6 +32,7 @@ macro_rules! runtime_suite {
             released_artifacts_are_gone,
             a_missing_executable_is_a_setup_error,
             an_unknown_resource_type_is_a_setup_error,
+            a_started_step_reports_its_worker_and_image,
             the_workers_offer_the_built_in_resource_types,
             a_step_is_attached_to_twice_with_the_same_outcome,
             attaching_from_an_offset_skips_what_was_read,
@@ -273,6 +274,25 @@ pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime) {
     assert!(matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("no-such-type")), "{result:?}");
 }
 
+pub async fn a_started_step_reports_its_worker_and_image(runtime: &dyn Runtime) {
+    let workers: Vec<String> = runtime.workers().await.into_iter().map(|w| w.name).collect();
+    let mut step = shell_step("");
+    step.image = Some(ImageSpec::resource_type("mock"));
+    step.process.path = "/opt/resource/check".into();
+    step.process.stdin = Some(br#"{"source":{}}"#.to_vec());
+    step.process.stdout = Stdout::Capture;
+    let observer = observer();
+    let handle = runtime.start(step, observer.clone()).await.unwrap();
+    runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()).await.unwrap();
+    runtime.stop(&handle, Duration::ZERO).await.unwrap();
+    // Placed once, on one of the workers the runtime lists (there may be several).
+    let placed = observer.placed.lock().unwrap().clone();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    assert!(workers.contains(&placed[0]), "{placed:?} not among {workers:?}");
+    let images = observer.images.lock().unwrap().clone();
+    assert!(matches!(images.as_slice(), [image] if image.contains("mock")), "{images:?}");
+}
+
 pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime) {
     let workers = runtime.workers().await;
     assert!(!workers.is_empty());
@@ -288,7 +308,7 @@ pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime
 pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Runtime) {
     let mut step = shell_step("echo out; echo err >&2; echo kept > out/file; exit 3");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let handle = runtime.start(step).await.unwrap();
+    let handle = runtime.start(step, observer()).await.unwrap();
     let first_sink = RecordingSink::new();
     let first = runtime.attach(&handle, first_sink.clone(), OutputOffset::default()).await.unwrap();
     let second_sink = RecordingSink::new();
@@ -306,7 +326,8 @@ pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Run
 }
 
 pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime) {
-    let handle = runtime.start(shell_step("echo first; echo one >&2; echo second; echo two >&2")).await.unwrap();
+    let handle =
+        runtime.start(shell_step("echo first; echo one >&2; echo second; echo two >&2"), observer()).await.unwrap();
     let everything = RecordingSink::new();
     runtime.attach(&handle, everything.clone(), OutputOffset::default()).await.unwrap();
     assert_eq!(everything.offset(), OutputOffset { stdout: 13, stderr: 8 });
@@ -319,8 +340,8 @@ pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime)
 }
 
 pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
-    let running = runtime.start(shell_step("sleep 60")).await.unwrap();
-    let exited = runtime.start(shell_step("true")).await.unwrap();
+    let running = runtime.start(shell_step("sleep 60"), observer()).await.unwrap();
+    let exited = runtime.start(shell_step("true"), observer()).await.unwrap();
     let handles = || async { runtime.list().await.unwrap().into_iter().map(|step| step.handle).collect::<Vec<_>>() };
     let listed = handles().await;
     assert!(listed.contains(&running) && listed.contains(&exited), "{listed:?}");
@@ -334,7 +355,7 @@ pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
 
 pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime) {
     let sink = RecordingSink::new();
-    let handle = runtime.start(shell_step("trap '' TERM; echo started; sleep 60")).await.unwrap();
+    let handle = runtime.start(shell_step("trap '' TERM; echo started; sleep 60"), observer()).await.unwrap();
     let attach = runtime.attach(&handle, sink.clone(), OutputOffset::default());
     let stop = async {
         assert!(eventually(DEADLINE, || async { sink.stdout().contains("started") }).await);
@@ -349,8 +370,8 @@ pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime
 pub async fn a_handle_starts_one_step_only(runtime: &dyn Runtime) {
     let step = shell_step("sleep 60");
     let again = step.clone();
-    let handle = runtime.start(step).await.unwrap();
-    let refused = runtime.start(again).await;
+    let handle = runtime.start(step, observer()).await.unwrap();
+    let refused = runtime.start(again, observer()).await;
     assert!(matches!(&refused, Err(RuntimeError::AlreadyStarted(h)) if *h == handle), "{refused:?}");
     runtime.stop(&handle, GRACE).await.unwrap();
 }
@@ -359,7 +380,7 @@ pub async fn exec_runs_a_process_in_a_running_steps_environment(runtime: &dyn Ru
     let mut step = shell_step("echo ready > marker; sleep 60");
     step.process.env = vec![("GREETING".into(), "hello".into())];
     step.process.dir = "work".into();
-    let handle = runtime.start(step).await.unwrap();
+    let handle = runtime.start(step, observer()).await.unwrap();
     let sink = RecordingSink::new();
     let process = ProcessSpec {
         path: "sh".into(),

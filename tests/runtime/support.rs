@@ -11,7 +11,7 @@ use atc::engine::step_process::StepProcess;
 use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
 use atc::runtime::{
     Artifact, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout, StepHandle,
-    StepMetadata, StepOutcome, StepSpec,
+    StepMetadata, StepObserver, StepOutcome, StepSpec,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -55,6 +55,27 @@ impl RecordingSink {
     pub fn offset(&self) -> OutputOffset {
         *self.offset.lock().unwrap()
     }
+}
+
+/// Records what a runtime reports about the steps it starts.
+#[derive(Default)]
+pub struct RecordingObserver {
+    pub placed: Mutex<Vec<String>>,
+    pub images: Mutex<Vec<String>>,
+}
+
+impl StepObserver for RecordingObserver {
+    fn placed(&self, worker: &str) {
+        self.placed.lock().unwrap().push(worker.to_string());
+    }
+
+    fn image_ready(&self, image: &str) {
+        self.images.lock().unwrap().push(image.to_string());
+    }
+}
+
+pub fn observer() -> Arc<RecordingObserver> {
+    Arc::new(RecordingObserver::default())
 }
 
 /// How long a cancelled step's processes get before they are killed.

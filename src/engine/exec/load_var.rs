@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::engine::plan::LoadVarPlan;
 
@@ -29,7 +30,7 @@ fn decode(format: &str, bytes: &[u8]) -> Result<Value, String> {
     }
 }
 
-pub async fn run(plan_id: &str, plan: &LoadVarPlan, ctx: &StepContext) -> Outcome {
+pub async fn run(plan: &LoadVarPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let loaded = async {
         let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
         decode(format_of(plan), &bytes).map_err(|e| format!("load_var {}: {} ({})", plan.name, e, plan.file))
@@ -43,10 +44,7 @@ pub async fn run(plan_id: &str, plan: &LoadVarPlan, ctx: &StepContext) -> Outcom
             ctx.scope.set_local_var(&plan.name, value);
             Outcome::Succeeded
         }
-        Err(message) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(message) => delegate.errored(message),
     }
 }
 

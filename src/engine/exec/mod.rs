@@ -10,6 +10,7 @@
 //! failure; at the build's root it is an abort).
 
 mod artifacts;
+mod delegate;
 mod hooks;
 mod leaf;
 mod load_var;

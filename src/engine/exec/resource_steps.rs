@@ -3,13 +3,12 @@
 
 use serde_json::Value;
 
-use super::leaf::LeafProcess;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::db::{Channel, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
 use crate::engine::state::FetchedVersion;
-use crate::engine::step_log::StepLog;
 use crate::engine::step_process::trace_context;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
 use crate::runtime::{CustomResourceType, ImageSpec, ResourceTypeImage, RuntimeError};
@@ -40,18 +39,12 @@ impl From<String> for Failure {
     }
 }
 
-fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outcome {
+fn finish(delegate: &StepDelegate, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => Outcome::Succeeded,
         Err(Failure::Interrupted) => Outcome::Interrupted,
-        Err(Failure::Failed(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Failed
-        }
-        Err(Failure::Errored(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(Failure::Failed(message)) => delegate.failed(&message),
+        Err(Failure::Errored(message)) => delegate.errored(message),
     }
 }
 
@@ -86,12 +79,6 @@ async fn run(
     })
 }
 
-/// The script's process, its stderr the step's log; `start_events` are
-/// stored once it started.
-fn process<'a>(ctx: &'a StepContext, plan_id: &'a str, start_events: Vec<BuildEvent>) -> LeafProcess<'a> {
-    LeafProcess::new(ctx, plan_id, StepLog::new(ctx.build.clone(), plan_id), start_events)
-}
-
 /// A version as the protocol wants it: a map of strings.
 fn to_version(value: &Value) -> Result<Version, String> {
     let map = value.as_object().ok_or_else(|| format!("a version must be a map, got {value}"))?;
@@ -115,10 +102,11 @@ fn params(value: &Value) -> Option<&Value> {
     (!value.is_null()).then_some(value)
 }
 
-pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
+pub async fn get(plan: &GetPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
-    build.announce(plan_id, BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
+    delegate.initializing(BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let version = match (&plan.version, &plan.version_from) {
             (Some(version), _) => version.clone(),
@@ -131,42 +119,36 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let version = to_version(&version)?;
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
-        build.step_starting(plan_id, &ctx.trace);
+        let resource_run = run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?;
         let start = BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() };
-        let fetched = resource::get(
-            &process(ctx, plan_id, vec![start]),
-            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?,
-            &source,
-            params(&params_value),
-            &version,
-        )
-        .await?;
+        let fetched =
+            resource::get(&delegate.process(ctx, Some(start)), resource_run, &source, params(&params_value), &version)
+                .await?;
         build.register_artifact(plan_id, &ctx.scope, &plan.name, fetched.artifact);
         let version = version_json(&fetched.result.version);
         let metadata = metadata(&fetched.result.metadata);
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
-        build.record_exit_status(plan_id, 0);
-        build.emit_closing(
-            plan_id,
+        delegate.finished(
             BuildEvent::FinishGet { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+            Some(0),
         );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
-        build.record_exit_status(plan_id, 1);
-        build.emit_closing(
-            plan_id,
-            BuildEvent::FinishGet {
-                origin: origin.clone(),
-                exit_status: 1,
-                version: Value::Null,
-                metadata: Vec::new(),
-                time: crate::db::now(),
-            },
-        );
+        delegate.finished(failed_get(origin), Some(1));
     }
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
+}
+
+/// A `get` whose script failed ends as Concourse's does: exit status 1, no version.
+fn failed_get(origin: Origin) -> BuildEvent {
+    BuildEvent::FinishGet { origin, exit_status: 1, version: Value::Null, metadata: Vec::new(), time: crate::db::now() }
+}
+
+/// A `put` whose script failed ends as Concourse's does: exit status 1, no version.
+fn failed_put(origin: Origin) -> BuildEvent {
+    BuildEvent::FinishPut { origin, exit_status: 1, version: Value::Null, metadata: Vec::new(), time: crate::db::now() }
 }
 
 /// The artifacts a put sees: all of them, those its params mention
@@ -211,10 +193,11 @@ fn collect_paths(params: &Value, into: &mut std::collections::BTreeSet<String>) 
     }
 }
 
-pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
+pub async fn put(plan: &PutPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
-    build.announce(plan_id, BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
+    delegate.initializing(BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
@@ -227,37 +210,26 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         } else {
             resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
         }
-        build.step_starting(plan_id, &ctx.trace);
         let start = BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() };
+        // The process (and the log it holds) ends with this statement, before the closing event.
         let produced =
-            resource::put(&process(ctx, plan_id, vec![start]), resource_run, &source, params(&params_value), &inputs)
+            resource::put(&delegate.process(ctx, Some(start)), resource_run, &source, params(&params_value), &inputs)
                 .await?;
         let version = version_json(&produced.version);
         let metadata = metadata(&produced.metadata);
         record_output(ctx, &plan.resource, &version, &metadata).await?;
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
-        build.record_exit_status(plan_id, 0);
-        build.emit_closing(
-            plan_id,
+        delegate.finished(
             BuildEvent::FinishPut { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+            Some(0),
         );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
-        build.record_exit_status(plan_id, 1);
-        build.emit_closing(
-            plan_id,
-            BuildEvent::FinishPut {
-                origin: origin.clone(),
-                exit_status: 1,
-                version: Value::Null,
-                metadata: Vec::new(),
-                time: crate::db::now(),
-            },
-        );
+        delegate.finished(failed_put(origin), Some(1));
     }
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
 }
 
 /// A put's version joins the resource's history, as the build's output.
@@ -295,13 +267,14 @@ async fn record_output(
 
 /// A check build's step: new versions of a resource (or resource type)
 /// from `from_version` on, saved to its history.
-pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcome {
+pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
-    let origin = Origin::step(plan_id);
-    build.announce(
-        plan_id,
-        BuildEvent::InitializeCheck { origin: origin.clone(), name: plan.name.clone(), time: crate::db::now() },
-    );
+    let plan_id = delegate.plan_id();
+    delegate.initializing(BuildEvent::InitializeCheck {
+        origin: Origin::step(plan_id),
+        name: plan.name.clone(),
+        time: crate::db::now(),
+    });
     let result = async {
         let pipeline_id = build.info.pipeline_id.ok_or_else(|| "a check needs a pipeline".to_string())?;
         let db = &build.db;
@@ -333,7 +306,7 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             let from = from.map(|v| to_version(&v)).transpose()?;
             let source = build.interpolate(&plan.source, &ctx.scope).await?;
             let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags).await?;
-            let versions = resource::check(&process(ctx, plan_id, Vec::new()), run, &source, from.as_ref()).await?;
+            let versions = resource::check(&delegate.process(ctx, None), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
             // Builds these versions trigger link back to this check.
@@ -355,5 +328,5 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
         checked
     }
     .await;
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
 }

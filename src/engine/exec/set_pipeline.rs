@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::auth::roles::MAIN_TEAM;
 use crate::config::{self, vars};
@@ -11,17 +12,15 @@ use crate::engine::event::{BuildEvent, Origin};
 use crate::engine::plan::SetPipelinePlan;
 use crate::engine::step_log::StepLog;
 
-pub async fn run(plan_id: &str, plan: &SetPipelinePlan, ctx: &StepContext) -> Outcome {
-    let log = StepLog::new(ctx.build.clone(), plan_id);
-    match set(plan, ctx, &log).await {
+pub async fn run(plan: &SetPipelinePlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
+    let changed = set(plan, ctx, &delegate.log()).await;
+    match changed {
         Ok(changed) => {
-            ctx.build.emit_closing(plan_id, BuildEvent::SetPipelineChanged { origin: Origin::step(plan_id), changed });
+            let event = BuildEvent::SetPipelineChanged { origin: Origin::step(delegate.plan_id()), changed };
+            delegate.finished(event, None);
             Outcome::Succeeded
         }
-        Err(message) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(message) => delegate.errored(message),
     }
 }
 

@@ -3,12 +3,11 @@
 
 use serde_json::{Map, Value};
 
-use super::leaf::LeafProcess;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
-use crate::engine::step_log::StepLog;
 use crate::engine::step_process::trace_context;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
@@ -23,13 +22,10 @@ impl From<String> for Problem {
     }
 }
 
-pub async fn run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> Outcome {
-    match prepare_and_run(plan_id, task, ctx).await {
+pub async fn run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
+    match prepare_and_run(task, delegate, ctx).await {
         Ok(outcome) => outcome,
-        Err(Problem(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(Problem(message)) => delegate.errored(message),
     }
 }
 
@@ -49,8 +45,9 @@ fn mapping(value: &Value, what: &str) -> Result<Map<String, Value>, Problem> {
     Ok(map)
 }
 
-async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> Result<Outcome, Problem> {
+async fn prepare_and_run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepContext) -> Result<Outcome, Problem> {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
     let vars = object(&task.vars, "vars")?;
     let vars = match build.interpolate(&Value::Object(vars), &ctx.scope).await? {
@@ -94,10 +91,11 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             })
             .collect(),
     };
-    build.announce(
-        plan_id,
-        BuildEvent::InitializeTask { origin: origin.clone(), config: summary.clone(), time: crate::db::now() },
-    );
+    delegate.initializing(BuildEvent::InitializeTask {
+        origin: origin.clone(),
+        config: summary.clone(),
+        time: crate::db::now(),
+    });
 
     let input_mapping = mapping(&task.input_mapping, "input_mapping")?;
     let output_mapping = mapping(&task.output_mapping, "output_mapping")?;
@@ -188,29 +186,17 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         trace: trace_context(&ctx.trace),
     };
 
-    let log = StepLog::new(build.clone(), plan_id);
-    let start_events = vec![
-        BuildEvent::SelectedWorker {
-            origin: origin.clone(),
-            worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
-            time: crate::db::now(),
-        },
-        BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() },
-    ];
-    build.step_starting(plan_id, &ctx.trace);
-    let ran = LeafProcess::new(ctx, plan_id, log, start_events).run(spec).await;
-    if let Ok(outcome) = &ran {
-        build.record_exit_status(plan_id, outcome.exit_code);
-    }
+    let start = BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() };
+    let ran = delegate.process(ctx, Some(start)).run(spec).await;
     match ran {
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
                 build.register_artifact(plan_id, &ctx.scope, &registered, artifact);
             }
-            build.emit_closing(
-                plan_id,
+            delegate.finished(
                 BuildEvent::FinishTask { origin, exit_status: outcome.exit_code, time: crate::db::now() },
+                Some(outcome.exit_code),
             );
             Ok(if outcome.exit_code == 0 { Outcome::Succeeded } else { Outcome::Failed })
         }

@@ -93,6 +93,8 @@ pub struct ResolvedProgram {
     pub image_user: Option<String>,
     /// A line for the step's log when the image cannot be honoured.
     pub notice: Option<String>,
+    /// What stands for the image, when one was given and used.
+    pub image: Option<String>,
 }
 
 /// `metadata.json` beside an image's `rootfs/`, as image resources write it.
@@ -120,6 +122,7 @@ pub fn resolve(
         image_env: Vec::new(),
         image_user: None,
         notice: None,
+        image: None,
     };
     match image {
         None => {}
@@ -132,6 +135,8 @@ pub fn resolve(
             })?;
             // No images here: a custom type runs its base type's executables.
             (resolved.program, resolved.leading_args) = types.executable(name, command)?;
+            let origin = if types.from_dir.contains_key(name) { "--resource-types-dir" } else { "built in" };
+            resolved.image = Some(format!("resource type {name} ({origin})"));
         }
         Some(ImageSpec::Artifact(artifact)) => {
             let dir = artifact_dir(artifact)?;
@@ -149,6 +154,7 @@ pub fn resolve(
                 .collect();
             resolved.image_user = metadata.user.filter(|user| !user.is_empty());
             let from_rootfs = resource_command.map(|command| dir.join("rootfs/opt/resource").join(command));
+            resolved.image = Some(format!("image artifact {}", artifact.id));
             match from_rootfs {
                 Some(executable) if is_executable(&executable) => resolved.program = executable,
                 _ => {

@@ -36,7 +36,7 @@ use self::user::UserChoice;
 use self::watch::DirWatcher;
 use super::{
     Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle, StepInfo,
-    StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
+    StepObserver, StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
 };
 use crate::telemetry::spans::ProcessSpan;
 
@@ -138,11 +138,11 @@ impl LocalRuntime {
         self.stop_grace_period
     }
 
-    async fn start_step(&self, spec: StepSpec) -> Result<StepHandle, RuntimeError> {
+    async fn start_step(&self, spec: StepSpec, observer: Arc<dyn StepObserver>) -> Result<StepHandle, RuntimeError> {
         let work = self.work.clone();
         let types = self.types.clone();
         let handle = spec.handle.clone();
-        let (launch, pid) = blocking(move || {
+        let (launch, pid, image) = blocking(move || {
             let files = work.step(&spec.handle);
             let program = images::resolve(spec.image.as_ref(), &spec.process.path, &types, |artifact| {
                 work.artifact_path(artifact)
@@ -195,7 +195,7 @@ impl LocalRuntime {
                     user,
                 };
                 let group = process::spawn(&launch, &files)?;
-                Ok((launch, group.pgid))
+                Ok((launch, group.pgid, program.image))
             })();
             if started.is_err() {
                 let _ = layout::remove(&work, &files, &spec.caches);
@@ -205,6 +205,10 @@ impl LocalRuntime {
         .await?;
         let span = process::process_span(&launch, pid);
         self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.clone(), span);
+        if let Some(image) = &image {
+            observer.image_ready(image);
+        }
+        observer.placed(&self.worker_name);
         Ok(handle)
     }
 
@@ -457,8 +461,12 @@ fn hostname() -> String {
 }
 
 impl Runtime for LocalRuntime {
-    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
-        self.start_step(spec).boxed()
+    fn start(
+        &self,
+        spec: StepSpec,
+        observer: Arc<dyn StepObserver>,
+    ) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
+        self.start_step(spec, observer).boxed()
     }
 
     fn attach(
