@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use atc::engine::step_process::StepProcess;
 use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
 use atc::runtime::{
-    Artifact, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout, StepHandle,
-    StepMetadata, StepObserver, StepOutcome, StepSpec,
+    Artifact, ImageSpec, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout,
+    StepHandle, StepMetadata, StepObserver, StepOutcome, StepSpec,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -131,6 +131,19 @@ pub fn shell_step(script: &str) -> StepSpec {
     }
 }
 
+/// How steps of the runtime under test run `sh -c SCRIPT`: the image that
+/// gives them a POSIX shell, if the runtime needs one.
+pub struct Shell {
+    pub image: Option<ImageSpec>,
+}
+
+impl Shell {
+    /// A step running `sh -c script` in its root, output streamed.
+    pub fn step(&self, script: &str) -> StepSpec {
+        StepSpec { image: self.image.clone(), ..shell_step(script) }
+    }
+}
+
 /// A gzipped tarball of `files` (path, content, mode).
 pub fn tgz(files: &[(&str, &str, u32)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
@@ -221,6 +234,13 @@ impl LocalFixture {
         options.stop_grace_period = Duration::from_secs(1);
         let runtime = LocalRuntime::new(options).await.unwrap();
         LocalFixture { runtime, dir, other_dirs: Vec::new() }
+    }
+}
+
+impl LocalFixture {
+    /// The local runtime runs steps on the host, whose `sh` needs no image.
+    pub fn shell(&self) -> Shell {
+        Shell { image: None }
     }
 }
 
