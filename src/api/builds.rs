@@ -188,7 +188,6 @@ pub async fn build_resources(
     State(state): State<AppState>,
     Extension(BuildScope(build)): Extension<BuildScope>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let version = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
     let inputs: Vec<serde_json::Value> = state
         .db
         .build_inputs(build.id)
@@ -197,7 +196,7 @@ pub async fn build_resources(
         .map(|input| {
             serde_json::json!({
                 "name": input.name,
-                "version": version(&input.version),
+                "version": input.version,
                 "pipeline_id": build.pipeline_id.unwrap_or(0),
                 "first_occurrence": input.first_occurrence,
             })
@@ -208,7 +207,7 @@ pub async fn build_resources(
         .build_outputs(build.id)
         .await?
         .iter()
-        .map(|output| serde_json::json!({ "name": output.name, "version": version(&output.version) }))
+        .map(|output| serde_json::json!({ "name": output.name, "version": output.version }))
         .collect();
     Ok(Json(serde_json::json!({ "inputs": inputs, "outputs": outputs })))
 }

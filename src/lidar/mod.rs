@@ -185,10 +185,8 @@ impl Checker {
         };
         for pipeline in self.db.schedulable_pipelines().await? {
             let types = self.db.pipeline_resource_types(pipeline.id).await?;
-            let type_configs: HashMap<String, Value> = types
-                .iter()
-                .map(|t| (t.name.clone(), serde_json::from_str(&t.config).unwrap_or(Value::Null)))
-                .collect();
+            let type_configs: HashMap<String, Value> =
+                types.iter().map(|t| (t.name.clone(), t.config.clone())).collect();
             for resource_type in &types {
                 let config = &type_configs[&resource_type.name];
                 if due(resource_type.last_check_end, interval(config, self.resource_type_interval)) {
@@ -203,13 +201,13 @@ impl Checker {
                 }
             }
             for resource in self.db.pipeline_resources(pipeline.id).await? {
-                let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
-                if due(resource.last_check_end, interval(&config, self.resource_interval)) {
+                let config = &resource.config;
+                if due(resource.last_check_end, interval(config, self.resource_interval)) {
                     let target = CheckTarget {
                         pipeline: &pipeline,
                         owner: VersionOwner::Resource(resource.id),
                         name: &resource.name,
-                        config: &config,
+                        config,
                         resource_types: &type_configs,
                     };
                     started += u64::from(start_due_check(&self.db, &target).await?);
