@@ -89,8 +89,6 @@ pub async fn get_build_plan(
         .public_build_plan(build.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("plan of build {}", build.id)))?;
-    let plan: serde_json::Value =
-        serde_json::from_str(&plan).map_err(|e| ApiError::Internal(format!("stored public plan is not JSON: {e}")))?;
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
@@ -159,15 +157,13 @@ pub async fn create_one_off_build(
     if plan.step_depth() > MAX_STEP_DEPTH {
         return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
     }
-    let public = plan.public().to_string();
-    let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = state
         .db
         .create_one_off_build(crate::db::NewBuild {
             team_id: team.id,
             pipeline_id: pipeline.map(|Extension(scope)| scope.pipeline.id),
             created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
-            plan: Some(crate::db::BuildPlan { private, public }),
+            plan: Some(crate::db::BuildPlan::new(plan)),
             span_context: super::jobs::request_span_context(),
             ..Default::default()
         })

@@ -5,6 +5,7 @@ use sqlx::AssertSqlSafe;
 
 use super::stored::Cell;
 use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted};
+use crate::engine::plan::Plan;
 use crate::telemetry::spans::DbOperation;
 
 /// Where a build is in its life: waiting for the scheduler, running, or
@@ -240,8 +241,22 @@ impl NewBuild {
 /// A plan as stored: the private one (encrypted at rest) and its public view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
-    pub private: String,
-    pub public: String,
+    pub private: Plan,
+    pub public: Value,
+}
+
+impl BuildPlan {
+    pub fn new(plan: Plan) -> BuildPlan {
+        BuildPlan { public: plan.public(), private: plan }
+    }
+
+    /// The private plan's text, sealed when a key is set, and the public view's text.
+    fn to_stored(&self, db: &Db) -> DbResult<(String, Option<String>, String)> {
+        let private = serde_json::to_string(&self.private)
+            .map_err(|e| DbError::Invalid(format!("the plan does not serialize: {e}")))?;
+        let (sealed, nonce) = db.seal(&private)?;
+        Ok((sealed, nonce, self.public.to_string()))
+    }
 }
 
 impl BuildFilter {
@@ -281,8 +296,8 @@ impl Db {
     async fn insert_build(&self, build: &NewBuild) -> DbResult<i64> {
         let (plan, nonce, public_plan) = match &build.plan {
             Some(plan) => {
-                let (sealed, nonce) = self.seal(&plan.private)?;
-                (Some(sealed), nonce, Some(plan.public.clone()))
+                let (sealed, nonce, public) = plan.to_stored(self)?;
+                (Some(sealed), nonce, Some(public))
             }
             None => (None, None, None),
         };
@@ -310,11 +325,11 @@ impl Db {
     /// Gives a pending build its plan and marks it `started`; false when it
     /// was no longer pending (aborted meanwhile).
     pub async fn start_build(&self, id: i64, plan: &BuildPlan) -> DbResult<bool> {
-        let (sealed, nonce) = self.seal(&plan.private)?;
+        let (sealed, nonce, public) = plan.to_stored(self)?;
         let updated = on_pool!(self, pool => sqlx::query(
             "UPDATE builds SET status = 'started', plan = $1, nonce = $2, public_plan = $3
              WHERE id = $4 AND status = 'pending'"
-        ).bind(&sealed).bind(&nonce).bind(&plan.public).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        ).bind(&sealed).bind(&nonce).bind(&public).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(updated > 0)
     }
 
@@ -353,20 +368,22 @@ impl Db {
     }
 
     /// The private plan of a build, decrypted.
-    pub async fn build_plan(&self, id: i64) -> DbResult<Option<String>> {
+    pub async fn build_plan(&self, id: i64) -> DbResult<Option<Plan>> {
         let row: Option<(Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT plan, nonce FROM builds WHERE id = $1"
         ).bind(id).fetch_optional(pool).await)?;
         match row {
-            Some((Some(plan), nonce)) => Ok(Some(self.open(plan, nonce)?)),
+            Some((Some(plan), nonce)) => Cell::new("builds", id, "plan").parse(&self.open(plan, nonce)?).map(Some),
             _ => Ok(None),
         }
     }
 
-    pub async fn public_build_plan(&self, id: i64) -> DbResult<Option<String>> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT public_plan FROM builds WHERE id = $1")
-            .bind(id).fetch_optional(pool).await)?
-        .flatten())
+    pub async fn public_build_plan(&self, id: i64) -> DbResult<Option<Value>> {
+        let text: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT public_plan FROM builds WHERE id = $1"
+        ).bind(id).fetch_optional(pool).await)?
+        .flatten();
+        text.map(|text| Cell::new("builds", id, "public_plan").parse(&text)).transpose()
     }
 
     pub async fn set_build_comment(&self, id: i64, comment: &str) -> DbResult<()> {

@@ -116,9 +116,12 @@ pub async fn run_build(
         events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
     }
 
-    let plan = match ctx.db.build_plan(build.id).await? {
-        Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
-        None => Err("the build has no plan".to_string()),
+    let plan = match ctx.db.build_plan(build.id).await {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => Err("the build has no plan".to_string()),
+        // The build cannot run, but it can end saying why.
+        Err(err @ DbError::CorruptRow { .. }) => Err(err.to_string()),
+        Err(err) => return Err(err),
     };
     let credentials = build_credentials(ctx, build.pipeline_id).await;
     let state = Arc::new(BuildState::new(

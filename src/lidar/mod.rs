@@ -157,10 +157,7 @@ async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Valu
             pipeline_id: Some(target.pipeline.id),
             resource_id,
             resource_type_id,
-            plan: Some(BuildPlan {
-                private: serde_json::to_string(&plan).unwrap_or_default(),
-                public: plan.public().to_string(),
-            }),
+            plan: Some(BuildPlan::new(plan)),
             // A check asked for over the API (or a webhook) is part of that request's trace.
             span_context: propagation::stored_context(&crate::telemetry::current_context()),
             ..NewBuild::default()

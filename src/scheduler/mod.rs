@@ -302,9 +302,7 @@ impl Scheduler {
             changed = true;
             match compile_job(&job.config, &ctx, &mut PlanIds::starting_at(build.id as u64 * 1000)) {
                 Ok(plan) => {
-                    let private = serde_json::to_string(&plan).unwrap_or_default();
-                    let public = plan.public().to_string();
-                    if db.start_build(build.id, &BuildPlan { private, public }).await? {
+                    if db.start_build(build.id, &BuildPlan::new(plan)).await? {
                         db.notify(Channel::BuildTracker, &build.id.to_string()).await?;
                     }
                 }
