@@ -89,8 +89,6 @@ pub async fn get_build_plan(
         .public_build_plan(build.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("plan of build {}", build.id)))?;
-    let plan: serde_json::Value =
-        serde_json::from_str(&plan).map_err(|e| ApiError::Internal(format!("stored public plan is not JSON: {e}")))?;
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
@@ -159,15 +157,13 @@ pub async fn create_one_off_build(
     if plan.step_depth() > MAX_STEP_DEPTH {
         return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
     }
-    let public = plan.public().to_string();
-    let private = serde_json::to_string(&plan).map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = state
         .db
         .create_one_off_build(crate::db::NewBuild {
             team_id: team.id,
             pipeline_id: pipeline.map(|Extension(scope)| scope.pipeline.id),
             created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
-            plan: Some(crate::db::BuildPlan { private, public }),
+            plan: Some(crate::db::BuildPlan::new(plan)),
             span_context: super::jobs::request_span_context(),
             ..Default::default()
         })
@@ -188,7 +184,6 @@ pub async fn build_resources(
     State(state): State<AppState>,
     Extension(BuildScope(build)): Extension<BuildScope>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let version = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
     let inputs: Vec<serde_json::Value> = state
         .db
         .build_inputs(build.id)
@@ -197,7 +192,7 @@ pub async fn build_resources(
         .map(|input| {
             serde_json::json!({
                 "name": input.name,
-                "version": version(&input.version),
+                "version": input.version,
                 "pipeline_id": build.pipeline_id.unwrap_or(0),
                 "first_occurrence": input.first_occurrence,
             })
@@ -208,7 +203,7 @@ pub async fn build_resources(
         .build_outputs(build.id)
         .await?
         .iter()
-        .map(|output| serde_json::json!({ "name": output.name, "version": version(&output.version) }))
+        .map(|output| serde_json::json!({ "name": output.name, "version": output.version }))
         .collect();
     Ok(Json(serde_json::json!({ "inputs": inputs, "outputs": outputs })))
 }

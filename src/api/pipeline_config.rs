@@ -28,8 +28,6 @@ pub async fn get_config(
         .pipeline_config(scope.pipeline.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline '{}'", scope.pipeline.name)))?;
-    let config: Value =
-        serde_json::from_str(&config).map_err(|e| ApiError::Internal(format!("stored config is not JSON: {e}")))?;
     let mut response = Json(json!({ "config": config })).into_response();
     response.headers_mut().insert(CONFIG_VERSION_HEADER, HeaderValue::from(version));
     Ok(response)

@@ -45,7 +45,7 @@ pub struct Validation {
     pub warnings: Vec<Warning>,
 }
 
-/// A job's configuration as the database stores it (its JSON).
-pub fn parse_job_json(config: &str) -> Option<Job> {
-    serde_json::from_str(config).ok()
+/// A job's configuration as the database stores it.
+pub fn parse_job_json(config: &serde_json::Value) -> Option<Job> {
+    Job::deserialize(config).ok()
 }

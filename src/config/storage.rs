@@ -23,7 +23,7 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
             let name = text(job, "name");
             JobSpec {
                 old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
-                config: job.to_string(),
+                config: job.clone(),
                 public: flag(job, "public"),
                 disable_manual_trigger: flag(job, "disable_manual_trigger"),
                 groups: groups
@@ -45,7 +45,7 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
             name: text(resource, "name"),
             old_name: Some(text(resource, "old_name")).filter(|n| !n.is_empty()),
             type_: text(resource, "type"),
-            config: resource.to_string(),
+            config: resource.clone(),
             config_hash: source_digest(resource),
         })
         .collect();
@@ -54,14 +54,14 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
         .map(|resource_type| ResourceTypeSpec {
             name: text(resource_type, "name"),
             type_: text(resource_type, "type"),
-            config: resource_type.to_string(),
+            config: resource_type.clone(),
             config_hash: source_digest(resource_type),
         })
         .collect();
     Ok(PipelineSpec {
-        config: json.to_string(),
-        groups: Value::Array(groups).to_string(),
-        display: json.get("display").map(Value::to_string),
+        groups: Value::Array(groups),
+        display: json.get("display").cloned(),
+        config: json,
         jobs,
         resources,
         resource_types,

@@ -1,7 +1,9 @@
 //! Jobs of a pipeline.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use super::stored::Cell;
 use super::{Db, DbError, DbResult, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -9,8 +11,8 @@ pub struct Job {
     pub id: i64,
     pub pipeline_id: i64,
     pub name: String,
-    /// The job's configuration as JSON.
-    pub config: String,
+    /// The job's configuration.
+    pub config: Value,
     pub active: bool,
     pub public: bool,
     pub disable_manual_trigger: bool,
@@ -47,8 +49,8 @@ const JOB_COLUMNS: &str = "j.id, j.pipeline_id, j.name, j.config, j.nonce, j.act
 impl Db {
     fn job_from_row(&self, row: JobRow) -> DbResult<Job> {
         Ok(Job {
-            config: self.open(row.config, row.nonce)?,
-            groups: serde_json::from_str(&row.groups).unwrap_or_default(),
+            config: Cell::new("jobs", row.id, "config").parse(&self.open(row.config, row.nonce)?)?,
+            groups: Cell::new("jobs", row.id, "groups").parse(&row.groups)?,
             id: row.id,
             pipeline_id: row.pipeline_id,
             name: row.name,

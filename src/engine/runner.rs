@@ -34,8 +34,7 @@ async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Res
     let mut var_sources: Vec<(String, Arc<dyn CredentialManager>)> = Vec::new();
     if let Some(pipeline_id) = pipeline_id {
         let config = ctx.db.pipeline_config(pipeline_id).await.map_err(|e| e.to_string())?;
-        let config: serde_json::Value =
-            config.map(|(text, _)| serde_json::from_str(&text).unwrap_or_default()).unwrap_or_default();
+        let config = config.map(|(config, _)| config).unwrap_or_default();
         for source in config.get("var_sources").and_then(|v| v.as_array()).into_iter().flatten() {
             let name = source.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
             let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or_default();
@@ -69,7 +68,7 @@ pub fn build_info(build: &Build, external_url: &str) -> BuildInfo {
         team_name: build.team_name.clone(),
         pipeline_id: build.pipeline_id,
         pipeline_name: build.pipeline_name.clone(),
-        pipeline_instance_vars: build.pipeline_instance_vars.clone().filter(|v| !v.is_empty()),
+        pipeline_instance_vars: build.pipeline_instance_vars.clone(),
         job_id: build.job_id,
         job_name: build.job_name.clone(),
         created_by: build.created_by.clone(),
@@ -117,9 +116,12 @@ pub async fn run_build(
         events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
     }
 
-    let plan = match ctx.db.build_plan(build.id).await? {
-        Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
-        None => Err("the build has no plan".to_string()),
+    let plan = match ctx.db.build_plan(build.id).await {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => Err("the build has no plan".to_string()),
+        // The build cannot run, but it can end saying why.
+        Err(err @ DbError::CorruptRow { .. }) => Err(err.to_string()),
+        Err(err) => return Err(err),
     };
     let credentials = build_credentials(ctx, build.pipeline_id).await;
     let state = Arc::new(BuildState::new(

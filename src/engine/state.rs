@@ -31,7 +31,7 @@ pub struct BuildInfo {
     pub team_name: String,
     pub pipeline_id: Option<i64>,
     pub pipeline_name: Option<String>,
-    pub pipeline_instance_vars: Option<String>,
+    pub pipeline_instance_vars: Option<Value>,
     pub job_id: Option<i64>,
     pub job_name: Option<String>,
     pub created_by: Option<String>,
@@ -285,11 +285,7 @@ impl BuildState {
             team_name: Some(self.info.team_name.clone()),
             job_name: self.info.job_name.clone(),
             pipeline_name: self.info.pipeline_name.clone(),
-            pipeline_instance_vars: self
-                .info
-                .pipeline_instance_vars
-                .as_deref()
-                .and_then(|v| serde_json::from_str(v).ok()),
+            pipeline_instance_vars: self.info.pipeline_instance_vars.clone(),
             external_url: Some(self.info.external_url.clone()),
             created_by: self.info.created_by.clone(),
         }

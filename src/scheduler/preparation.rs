@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::config;
 use crate::db::{Build, BuildStatus, Db, DbResult};
 
@@ -70,8 +68,7 @@ pub async fn preparation(db: &Db, build: &Build) -> DbResult<Preparation> {
         } else {
             let resource = resources.iter().find(|r| r.name == input.resource);
             let waits = resource.is_some_and(|resource| {
-                let resource_config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
-                build.manually_triggered && super::waits_for_check(&input, resource, &resource_config, build)
+                build.manually_triggered && super::waits_for_check(&input, resource, &resource.config, build)
             });
             waits.then(|| CHECKING.to_string())
         };

@@ -296,10 +296,7 @@ pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext)
         let started = crate::db::now();
         let checked: Result<(), Failure> = async {
             let from = if plan.from_version.is_null() {
-                db.latest_version(owner, &config_hash)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|v| serde_json::from_str::<Value>(&v.version).unwrap_or(Value::Null))
+                db.latest_version(owner, &config_hash).await.map_err(|e| e.to_string())?.map(|v| v.version)
             } else {
                 Some(plan.from_version.clone())
             };

@@ -95,27 +95,30 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("team '{team_name}' does not exist"))?;
-    let reference = if plan.name == "self" {
+    let (name, instance_vars) = if plan.name == "self" {
         let name = build.info.pipeline_name.clone().ok_or("`set_pipeline: self` needs a build of a pipeline")?;
         if team_name != build.info.team_name {
             return Err("`set_pipeline: self` cannot name another team".into());
         }
-        PipelineRef { name, instance_vars: build.info.pipeline_instance_vars.clone().unwrap_or_default() }
+        (name, build.info.pipeline_instance_vars.clone())
     } else {
         let instance_vars = match &plan.instance_vars {
-            Value::Object(map) if !map.is_empty() => Value::Object(map.clone()).to_string(),
-            _ => String::new(),
+            Value::Object(map) if !map.is_empty() => Some(plan.instance_vars.clone()),
+            _ => None,
         };
-        PipelineRef { name: plan.name.clone(), instance_vars }
+        (plan.name.clone(), instance_vars)
     };
+    // Stored instance vars are their canonical JSON text.
+    let reference =
+        PipelineRef { name, instance_vars: instance_vars.as_ref().map(Value::to_string).unwrap_or_default() };
     let spec = config::storage_spec(&pipeline)?;
     let current = match db.find_pipeline(&team.name, &reference).await.map_err(|e| e.to_string())? {
         Some(existing) => db.pipeline_config(existing.id).await.map_err(|e| e.to_string())?.map(|(config, _)| config),
         None => None,
     };
-    let changed = current.as_deref() != Some(spec.config.as_str());
+    let changed = current.as_ref() != Some(&spec.config);
     if changed {
-        log.notice(&format!("setting pipeline: {}", display_name(&reference)));
+        log.notice(&format!("setting pipeline: {}", display_name(&reference.name, instance_vars.as_ref())));
         db.save_pipeline(team.id, &reference, &spec, None, false).await.map_err(|e| e.to_string())?;
         let _ = db.notify(Channel::Scheduler, "").await;
         let _ = db.notify(Channel::Checker, "").await;
@@ -128,13 +131,12 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
 
 /// `name/key:value,...` as `fly` names an instanced pipeline (nested
 /// instance vars by dotted keys).
-fn display_name(reference: &PipelineRef) -> String {
-    let vars: Value = serde_json::from_str(&reference.instance_vars).unwrap_or(Value::Null);
+fn display_name(name: &str, instance_vars: Option<&Value>) -> String {
     let mut pairs = Vec::new();
-    if let Value::Object(map) = &vars {
+    if let Some(Value::Object(map)) = instance_vars {
         flatten_vars("", map, &mut pairs);
     }
-    if pairs.is_empty() { reference.name.clone() } else { format!("{}/{}", reference.name, pairs.join(",")) }
+    if pairs.is_empty() { name.to_string() } else { format!("{name}/{}", pairs.join(",")) }
 }
 
 fn flatten_vars(prefix: &str, map: &Map<String, Value>, pairs: &mut Vec<String>) {
