@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::db::DbError;
 
@@ -85,7 +85,20 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let too_large = matches!(self, ApiError::PayloadTooLarge(_));
-        let mut response = (self.status(), Json(json!({ "errors": self.messages() }))).into_response();
+        let body = match &self {
+            // go-concourse reads a 404's body as JSON:API errors and prints
+            // their details; a plain string would print as nothing.
+            ApiError::NotFound(_) => {
+                let errors: Vec<Value> = self
+                    .messages()
+                    .into_iter()
+                    .map(|detail| json!({ "title": "Resource Not Found Error", "detail": detail, "status": "404" }))
+                    .collect();
+                json!({ "errors": errors })
+            }
+            _ => json!({ "errors": self.messages() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         if too_large {
             // The rest of the body is never read: the connection cannot carry another request.
             response
