@@ -382,7 +382,7 @@ fn parse_log_level(value: &str) -> Result<String, String> {
 }
 
 fn parse_positive_duration(value: &str) -> Result<Duration, String> {
-    match crate::duration::parse(value)? {
+    match crate::duration::parse(value).map_err(|err| err.to_string())? {
         Duration::ZERO => Err("must be longer than 0s".to_string()),
         d => Ok(d),
     }

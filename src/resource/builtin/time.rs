@@ -101,7 +101,7 @@ impl Schedule {
         };
         let days = source.days.iter().flatten().map(|day| parse_weekday(day)).collect::<Result<_, _>>()?;
         let interval = match source.interval.as_deref() {
-            Some(interval) => Some(crate::duration::parse(interval)?),
+            Some(interval) => Some(crate::duration::parse(interval).map_err(|err| err.to_string())?),
             None => None,
         };
         let start_after = source.start_after.as_deref().map(parse_start_after).transpose()?;
