@@ -73,5 +73,5 @@ fn to_json(value: impl serde::Serialize) -> Result<Value, String> {
 /// `base/relative` for a path a request names. A leading `/` is dropped (Go's
 /// `filepath.Join` does the same); `..` may not climb out of `base`.
 fn safe_join(base: &Path, relative: &str) -> Result<std::path::PathBuf, String> {
-    crate::runtime::local::join_relative(base, relative.trim_start_matches('/'))
+    crate::runtime::local::join_relative(base, relative.trim_start_matches('/')).map_err(|err| err.to_string())
 }
