@@ -43,11 +43,11 @@ fn check(args: &Args) -> Result<config::Validation, String> {
     let vars = load_vars(args)?;
     let bytes = std::fs::read(&args.config).map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
     let document = config::yaml_value(&bytes).map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let lookup = |reference: &vars::VarRef| -> Result<Option<Value>, String> {
+    let lookup = |reference: &vars::VarRef| -> Option<Value> {
         if reference.source.is_some() {
-            return Ok(None);
+            return None;
         }
-        Ok(vars.get(&reference.path).cloned())
+        vars.get(&reference.path).cloned()
     };
     let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep)
         .map_err(|e| format!("{}: {e}", args.config.display()))?;
