@@ -370,7 +370,9 @@ impl BuildState {
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
-                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base).await?;
+                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if let Some(value) = &value {
                     self.remember_secret(value);
                 }
