@@ -62,7 +62,7 @@ pub async fn save_config(
     warnings.extend(name_warnings.iter().map(|warning| json!(warning)));
 
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
-    let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;
+    let spec = config::storage_spec(&pipeline).map_err(|e| ApiError::Internal(e.to_string()))?;
     let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
     state.db.notify(crate::db::Channel::Checker, "").await?;
     state.db.notify(crate::db::Channel::Scheduler, "").await?;

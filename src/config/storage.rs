@@ -8,10 +8,15 @@ use super::glob::glob_match;
 use super::model::Pipeline;
 use crate::db::{JobSpec, PipelineSpec, ResourceSpec, ResourceTypeSpec};
 
+/// A configuration that has no JSON form: a bug, since it was read from one.
+#[derive(Debug, thiserror::Error)]
+#[error("config does not serialize: {0}")]
+pub struct UnserializableConfig(#[source] serde_json::Error);
+
 /// Works on the configuration's JSON form, which is also what the API
 /// returns and what jobs are compiled from.
-pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
-    let json = serde_json::to_value(pipeline).map_err(|e| format!("config does not serialize: {e}"))?;
+pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, UnserializableConfig> {
+    let json = serde_json::to_value(pipeline).map_err(UnserializableConfig)?;
     let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
     let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let flag = |value: &Value, key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);

@@ -21,13 +21,22 @@ pub struct VarRef {
     pub fields: Vec<String>,
 }
 
+/// A `((reference))` that does not parse; `name` is what is inside the parentheses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidVarRef {
+    #[error("invalid var '{name}': source must not be quoted")]
+    QuotedSource { name: String },
+    #[error("invalid var '{name}': empty field")]
+    EmptyField { name: String },
+}
+
 impl VarRef {
-    pub fn parse(name: &str) -> Result<VarRef, String> {
+    pub fn parse(name: &str) -> Result<VarRef, InvalidVarRef> {
         let (source, rest) = match find_unquoted(name, ':') {
             Some(i) => {
                 let source = &name[..i];
                 if source.contains('"') {
-                    return Err(format!("invalid var '{name}': source must not be quoted"));
+                    return Err(InvalidVarRef::QuotedSource { name: name.to_string() });
                 }
                 (Some(source.to_string()), &name[i + 1..])
             }
@@ -42,7 +51,7 @@ impl VarRef {
             };
             let segment = segment.trim().replace('"', "");
             if segment.is_empty() {
-                return Err(format!("invalid var '{name}': empty field"));
+                return Err(InvalidVarRef::EmptyField { name: name.to_string() });
             }
             segments.push(segment);
             match next {
@@ -129,12 +138,14 @@ pub enum InterpolationError {
     Undefined(Vec<String>),
     #[error("cannot interpolate ((\"{name}\")): its value is a {kind}, only strings and numbers fit inside text")]
     NotText { name: String, kind: &'static str },
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    InvalidReference(#[from] InvalidVarRef),
 }
 
-/// Looks a var up: `Ok(None)` when it is not defined.
-pub type Lookup<'a> = dyn Fn(&VarRef) -> Result<Option<Value>, String> + 'a;
+/// Looks a var up: `None` when it is not defined. It cannot fail: what may
+/// (a credential manager) is asked before interpolating, and its answers
+/// are what a lookup reads.
+pub type Lookup<'a> = dyn Fn(&VarRef) -> Option<Value> + 'a;
 
 /// Replaces every `((var))` in `value`. A string that is exactly one
 /// reference takes the var's value with its type; inside longer text only
@@ -170,8 +181,8 @@ fn walk(value: &Value, lookup: &Lookup<'_>, missing: &mut BTreeSet<String>) -> R
 }
 
 fn resolve(name: &str, lookup: &Lookup<'_>) -> Result<Option<Value>, InterpolationError> {
-    let reference = VarRef::parse(name).map_err(InterpolationError::Invalid)?;
-    let Some(mut value) = lookup(&reference).map_err(InterpolationError::Invalid)? else {
+    let reference = VarRef::parse(name)?;
+    let Some(mut value) = lookup(&reference) else {
         return Ok(None);
     };
     for field in &reference.fields {
@@ -222,15 +233,15 @@ mod tests {
 
     use super::*;
 
-    fn vars(reference: &VarRef) -> Result<Option<Value>, String> {
-        Ok(match (reference.source.as_deref(), reference.path.as_str()) {
+    fn vars(reference: &VarRef) -> Option<Value> {
+        match (reference.source.as_deref(), reference.path.as_str()) {
             (None, "name") => Some(json!("world")),
             (None, "count") => Some(json!(3)),
             (None, "creds") => Some(json!({ "user": "u", "a.b": "dotted" })),
             (Some("."), "local") => Some(json!(["x"])),
             (Some("vault"), "secret") => Some(json!("s3cret")),
             _ => None,
-        })
+        }
     }
 
     #[test]

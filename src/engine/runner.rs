@@ -40,7 +40,7 @@ async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Res
             let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or_default();
             let config = source.get("config").cloned().unwrap_or_default();
             let manager: Arc<dyn CredentialManager> = match kind {
-                "dummy" => Arc::new(Dummy::from_var_source(&config)?),
+                "dummy" => Arc::new(Dummy::from_var_source(&config).map_err(|e| e.to_string())?),
                 other => return Err(format!("var source '{name}': credential manager '{other}' is not available")),
             };
             var_sources.push((name, manager));

@@ -328,7 +328,7 @@ impl BuildState {
     ) -> Result<Value, String> {
         let mut resolved: HashMap<String, Value> = HashMap::new();
         for name in vars::references(value) {
-            let reference = VarRef::parse(&name)?;
+            let reference = VarRef::parse(&name).map_err(|e| e.to_string())?;
             let found = if reference.is_local() {
                 scope.local_var(&reference.path)
             } else if reference.source.is_none()
@@ -345,7 +345,9 @@ impl BuildState {
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
-                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base).await?;
+                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if let Some(value) = &value {
                     self.remember_secret(value);
                 }
@@ -356,16 +358,16 @@ impl BuildState {
                 resolved.insert(VarRef { fields: Vec::new(), ..reference }.to_string(), found);
             }
         }
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned())
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned()
         };
         vars::interpolate(value, &lookup, vars::Undefined::Fail).map_err(|e| e.to_string())
     }
 
     /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
     pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(if reference.is_local() { scope.local_var(&reference.path) } else { None })
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            if reference.is_local() { scope.local_var(&reference.path) } else { None }
         };
         vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
     }

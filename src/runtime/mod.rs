@@ -139,6 +139,17 @@ pub struct StepMetadata {
     pub step_name: String,
 }
 
+/// A name that [`StepHandle::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{name}' is not a step handle (at most {} lowercase letters, digits and '-', starting with a letter and \
+     ending with a letter or digit)",
+    StepHandle::MAX_LEN
+)]
+pub struct InvalidStepHandle {
+    pub name: String,
+}
+
 /// A step's name on a runtime: what [`Runtime::start`] returns and every
 /// later call names the step by. Unique and deterministic per build and
 /// step (the engine saves it with the step to attach again after a
@@ -153,16 +164,12 @@ impl StepHandle {
     pub const MAX_LEN: usize = 63;
 
     /// Checks that `name` is a valid handle.
-    pub fn parse(name: &str) -> Result<StepHandle, String> {
+    pub fn parse(name: &str) -> Result<StepHandle, InvalidStepHandle> {
         let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let starts = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
         let ends = name.bytes().last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if name.len() > Self::MAX_LEN || !valid_chars || !starts || !ends {
-            return Err(format!(
-                "'{name}' is not a step handle (at most {} lowercase letters, digits and '-', starting with a \
-                 letter and ending with a letter or digit)",
-                Self::MAX_LEN
-            ));
+            return Err(InvalidStepHandle { name: name.to_string() });
         }
         Ok(StepHandle(name.to_string()))
     }

@@ -90,7 +90,7 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
         }
     }
     let lengths: Vec<usize> = value_lists.iter().map(Vec::len).collect();
-    if let Err(message) = crate::config::across::combinations(&lengths) {
+    if let Err(message) = crate::config::across::combinations(&lengths).map_err(|e| e.to_string()) {
         ctx.build.step_error(&plan.id, &message);
         return Outcome::Errored(message);
     }

@@ -60,12 +60,12 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     let scope = &ctx.scope;
     // Vars given here and local vars are filled in now; the rest (secrets)
     // stay as ((vars)) for the pipeline's own builds to look up.
-    let lookup = |reference: &vars::VarRef| -> Result<Option<Value>, String> {
-        Ok(match &reference.source {
+    let lookup = |reference: &vars::VarRef| -> Option<Value> {
+        match &reference.source {
             Some(source) if source == "." => scope.local_var(&reference.path),
             Some(_) => None,
             None => vars.get(&reference.path).cloned(),
-        })
+        }
     };
     let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())?;
     let pipeline = config::from_value(document).map_err(|e| format!("{}: {e}", plan.file))?;
@@ -111,7 +111,7 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     // Stored instance vars are their canonical JSON text.
     let reference =
         PipelineRef { name, instance_vars: instance_vars.as_ref().map(Value::to_string).unwrap_or_default() };
-    let spec = config::storage_spec(&pipeline)?;
+    let spec = config::storage_spec(&pipeline).map_err(|e| e.to_string())?;
     let current = match db.find_pipeline(&team.name, &reference).await.map_err(|e| e.to_string())? {
         Some(existing) => db.pipeline_config(existing.id).await.map_err(|e| e.to_string())?.map(|(config, _)| config),
         None => None,

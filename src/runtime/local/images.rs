@@ -26,12 +26,22 @@ pub struct ResourceTypes {
 pub const RESOURCE_COMMANDS: [&str; 3] = ["check", "in", "out"];
 const RESOURCE_EXECUTABLES_PREFIX: &str = "/opt/resource/";
 
+/// `--resource-types-dir` could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", .dir.display())]
+pub struct UnreadableTypesDir {
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 impl ResourceTypes {
     /// Blocking: lists `dir`. A type needs all three executables.
-    pub fn scan(dir: Option<&Path>, atc_executable: PathBuf) -> Result<Self, String> {
+    pub fn scan(dir: Option<&Path>, atc_executable: PathBuf) -> Result<Self, UnreadableTypesDir> {
         let mut from_dir = BTreeMap::new();
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|err| format!("cannot read {}: {err}", dir.display()))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|source| UnreadableTypesDir { dir: dir.to_path_buf(), source })?;
             for entry in entries.flatten() {
                 let path = entry.path();
                 if !path.is_dir() {

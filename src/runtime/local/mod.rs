@@ -26,7 +26,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-pub use self::fs::join_relative;
+pub use self::fs::{PathLeavesBase, join_relative};
 
 use self::artifacts::blocking;
 use self::images::ResourceTypes;
@@ -107,7 +107,8 @@ impl LocalRuntime {
             let work = WorkDir::create(work_dir.clone()).map_err(|err| {
                 RuntimeError::Setup(format!("cannot create the work dir {}: {err}", work_dir.display()))
             })?;
-            let types = ResourceTypes::scan(types_dir.as_deref(), atc_executable).map_err(RuntimeError::Setup)?;
+            let types = ResourceTypes::scan(types_dir.as_deref(), atc_executable)
+                .map_err(|err| RuntimeError::Setup(err.to_string()))?;
             let count = work.count_artifacts();
             Ok((work, types, count))
         })
@@ -169,7 +170,8 @@ impl LocalRuntime {
             let started = (|| {
                 // Whose HOME and USER the process gets (reads the password database).
                 let account = user.clone().or_else(user::current_user);
-                let working_dir = fs::join_relative(&files.root(), &spec.process.dir).map_err(RuntimeError::Setup)?;
+                let working_dir = fs::join_relative(&files.root(), &spec.process.dir)
+                    .map_err(|err| RuntimeError::Setup(err.to_string()))?;
                 let env =
                     process_env(account, &files.tmp(), &program.image_env, &spec.process.env, spec.trace.as_ref());
                 let record = SavedStep::new(
@@ -334,7 +336,7 @@ impl LocalRuntime {
         };
         let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         let dir_spec = if spec.dir.is_empty() { record.dir.clone() } else { spec.dir.clone() };
-        let dir = fs::join_relative(&files.root(), &dir_spec).map_err(RuntimeError::Setup)?;
+        let dir = fs::join_relative(&files.root(), &dir_spec).map_err(|err| RuntimeError::Setup(err.to_string()))?;
         let mut env = record.env.clone();
         env.extend(spec.env.iter().cloned());
         let user = match spec.user.clone().or(record.user.clone()) {
