@@ -46,7 +46,7 @@ pub use causality::{
     HistoryEntry, VersionsDb,
 };
 pub use components::ComponentState;
-pub use encryption::EncryptionKey;
+pub use encryption::{EncryptionKey, KeyLengthError};
 pub use events::{NewEvent, RecordedStep, StepRecord, StoredEvent};
 pub use jobs::Job;
 pub use leases::{BuildLease, TakenLease};

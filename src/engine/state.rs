@@ -16,11 +16,25 @@ use super::journal::{FinishedStep, Journal, LeafEnds, RecordedOutcome, RecordedV
 use super::plan::Plan;
 use super::redaction::Redactor;
 use super::span_facts;
-use crate::config::vars::{self, VarRef};
-use crate::creds::CredentialManager;
+use crate::config::vars::{self, InterpolationError, InvalidVarRef, VarRef};
+use crate::creds::{CredentialManager, LookupError};
 use crate::db::{Db, StepRecord};
 use crate::runtime::{Artifact, Runtime, StepHandle};
 use crate::telemetry::spans;
+
+/// Why a value's `((vars))` could not be filled in.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsError {
+    #[error(transparent)]
+    InvalidReference(#[from] InvalidVarRef),
+    #[error("unknown var source '{name}' in (({var}))")]
+    UnknownSource { name: String, var: String },
+    /// A credential manager could not answer (see [`LookupError::is_transient`]).
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Interpolation(#[from] InterpolationError),
+}
 
 /// Facts about a build that steps pass on (to resource scripts, in URLs, ...).
 #[derive(Debug, Clone, Default)]
@@ -314,7 +328,7 @@ impl BuildState {
     /// rest from atc's credential manager. Every var must be defined; the
     /// error names all that are not. Secret values are remembered so the
     /// build's logs never show them.
-    pub async fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
+    pub async fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, VarsError> {
         self.interpolate_with(value, scope, &serde_json::Map::new()).await
     }
 
@@ -325,10 +339,10 @@ impl BuildState {
         value: &Value,
         scope: &Scope,
         extra: &serde_json::Map<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, VarsError> {
         let mut resolved: HashMap<String, Value> = HashMap::new();
         for name in vars::references(value) {
-            let reference = VarRef::parse(&name).map_err(|e| e.to_string())?;
+            let reference = VarRef::parse(&name)?;
             let found = if reference.is_local() {
                 scope.local_var(&reference.path)
             } else if reference.source.is_none()
@@ -340,14 +354,12 @@ impl BuildState {
                     None => self.credentials.manager.clone(),
                     Some(source) => match self.credentials.var_sources.iter().find(|(n, _)| n == source) {
                         Some((_, manager)) => manager.clone(),
-                        None => return Err(format!("unknown var source '{source}' in (({name}))")),
+                        None => return Err(VarsError::UnknownSource { name: source.clone(), var: name }),
                     },
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
-                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base).await?;
                 if let Some(value) = &value {
                     self.remember_secret(value);
                 }
@@ -361,15 +373,15 @@ impl BuildState {
         let lookup = |reference: &VarRef| -> Option<Value> {
             resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned()
         };
-        vars::interpolate(value, &lookup, vars::Undefined::Fail).map_err(|e| e.to_string())
+        Ok(vars::interpolate(value, &lookup, vars::Undefined::Fail)?)
     }
 
     /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
-    pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
+    pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, InterpolationError> {
         let lookup = |reference: &VarRef| -> Option<Value> {
             if reference.is_local() { scope.local_var(&reference.path) } else { None }
         };
-        vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
+        vars::interpolate(value, &lookup, vars::Undefined::Keep)
     }
 
     /// Keeps a value (a string, or the strings of a map) out of everything

@@ -2,13 +2,14 @@
 //! `file:`, `load_var`, `set_pipeline`), and one-off builds' uploaded
 //! inputs and downloadable outputs.
 
+use super::StepError;
 use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::engine::plan::{ArtifactInputPlan, ArtifactOutputPlan};
 use crate::runtime::Artifact;
 
 /// Reads `ARTIFACT/path/in/it`.
-pub async fn read_file(ctx: &StepContext, path: &str) -> Result<Vec<u8>, String> {
+pub async fn read_file(ctx: &StepContext, path: &str) -> Result<Vec<u8>, StepError> {
     let (name, inner) =
         path.split_once('/').filter(|(name, inner)| !name.is_empty() && !inner.is_empty()).ok_or_else(|| {
             format!("'{path}' must be ARTIFACT/PATH: the artifact (a get, or a task output) then the file in it")
@@ -17,7 +18,11 @@ pub async fn read_file(ctx: &StepContext, path: &str) -> Result<Vec<u8>, String>
         .scope
         .artifact(name)
         .ok_or_else(|| format!("cannot read '{path}': no artifact named '{name}' in this build"))?;
-    ctx.build.runtime.read_file(&artifact, inner).await.map_err(|e| format!("cannot read '{path}': {e}"))
+    ctx.build
+        .runtime
+        .read_file(&artifact, inner)
+        .await
+        .map_err(|source| StepError::Read { path: path.to_string(), source })
 }
 
 pub async fn input(input: &ArtifactInputPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {

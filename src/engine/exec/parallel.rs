@@ -83,7 +83,8 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }
-            Err(message) => {
+            Err(err) => {
+                let message = err.to_string();
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }
@@ -135,6 +136,7 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
         let substep = ctx
             .build
             .interpolate_local(&template, &scope)
+            .map_err(|e| e.to_string())
             .and_then(|value| serde_json::from_value::<Plan>(value).map_err(|e| e.to_string()))
             .map(|mut substep| {
                 substep.renumber_as_substep(&plan.id, index);

@@ -3,12 +3,13 @@
 
 use serde_json::Value;
 
+use super::StepError;
 use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
-use crate::db::{Channel, VersionOwner};
+use crate::db::{Channel, DbError, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
-use crate::engine::state::FetchedVersion;
+use crate::engine::state::{FetchedVersion, VarsError};
 use crate::engine::step_process::trace_context;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
 use crate::runtime::{CustomResourceType, ImageSpec, ResourceTypeImage, RuntimeError};
@@ -33,11 +34,25 @@ impl From<ResourceError> for Failure {
     }
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Errored(message)
+impl From<StepError> for Failure {
+    fn from(err: StepError) -> Failure {
+        Failure::Errored(err.to_string())
     }
 }
+
+/// What a step's own checks and the database it writes to answer, in the
+/// step's terms: reasons it errored.
+macro_rules! errored_by {
+    ($($cause:ty),*) => {$(
+        impl From<$cause> for Failure {
+            fn from(err: $cause) -> Failure {
+                Failure::from(StepError::from(err))
+            }
+        }
+    )*};
+}
+
+errored_by!(VarsError, DbError, String);
 
 fn finish(delegate: &StepDelegate, result: Result<(), Failure>) -> Outcome {
     match result {
@@ -57,7 +72,7 @@ async fn run(
     name: &str,
     image: &TypeImage,
     tags: &[String],
-) -> Result<ResourceRun, String> {
+) -> Result<ResourceRun, VarsError> {
     let build = &ctx.build;
     let mut custom = Vec::with_capacity(image.custom_types.len());
     for custom_type in &image.custom_types {
@@ -80,12 +95,12 @@ async fn run(
 }
 
 /// A version as the protocol wants it: a map of strings.
-fn to_version(value: &Value) -> Result<Version, String> {
+fn to_version(value: &Value) -> Result<Version, StepError> {
     let map = value.as_object().ok_or_else(|| format!("a version must be a map, got {value}"))?;
     map.iter()
         .map(|(key, value)| match value {
             Value::String(s) => Ok((key.clone(), s.clone())),
-            other => Err(format!("version field '{key}' must be a string, got {other}")),
+            other => Err(StepError::Invalid(format!("version field '{key}' must be a string, got {other}"))),
         })
         .collect()
 }
@@ -157,7 +172,7 @@ fn put_inputs(
     plan: &PutPlan,
     params: &Value,
     ctx: &StepContext,
-) -> Result<Vec<(String, crate::runtime::Artifact)>, String> {
+) -> Result<Vec<(String, crate::runtime::Artifact)>, StepError> {
     let all = ctx.scope.all_artifacts();
     let detect = matches!(&plan.inputs, Value::Null) || plan.inputs == "detect";
     match &plan.inputs {
@@ -174,10 +189,10 @@ fn put_inputs(
                 all.get(name)
                     .cloned()
                     .map(|artifact| (name.to_string(), artifact))
-                    .ok_or_else(|| format!("put input '{name}' is not an artifact of this build"))
+                    .ok_or_else(|| StepError::Invalid(format!("put input '{name}' is not an artifact of this build")))
             })
             .collect(),
-        other => Err(format!("put inputs must be all, detect or a list of names, got {other}")),
+        other => Err(StepError::Invalid(format!("put inputs must be all, detect or a list of names, got {other}"))),
     }
 }
 
@@ -238,11 +253,11 @@ async fn record_output(
     resource_name: &str,
     version: &Value,
     metadata: &[MetadataField],
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let build = &ctx.build;
     let Some(pipeline_id) = build.info.pipeline_id else { return Ok(()) };
     let db = &build.db;
-    let Some(resource) = db.find_resource(pipeline_id, resource_name).await.map_err(|e| e.to_string())? else {
+    let Some(resource) = db.find_resource(pipeline_id, resource_name).await? else {
         return Ok(());
     };
     // Shown with the version wherever it is listed: what the script echoed
@@ -256,10 +271,9 @@ async fn record_output(
             // Builds this version triggers link back to this put.
             propagation::stored_context(&ctx.trace).as_deref(),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     for id in ids {
-        db.record_build_output(build.info.id, &resource.name, resource.id, id).await.map_err(|e| e.to_string())?;
+        db.record_build_output(build.info.id, &resource.name, resource.id, id).await?;
     }
     let _ = db.notify(Channel::Scheduler, "").await;
     Ok(())
@@ -281,22 +295,20 @@ pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext)
         let (owner, config_hash) = if !plan.resource.is_empty() {
             let resource = db
                 .find_resource(pipeline_id, &plan.resource)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| format!("resource '{}' no longer exists", plan.resource))?;
             (VersionOwner::Resource(resource.id), resource.config_hash)
         } else {
             let resource_type = db
                 .find_resource_type(pipeline_id, &plan.resource_type)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| format!("resource type '{}' no longer exists", plan.resource_type))?;
             (VersionOwner::ResourceType(resource_type.id), resource_type.config_hash)
         };
         let started = crate::db::now();
         let checked: Result<(), Failure> = async {
             let from = if plan.from_version.is_null() {
-                db.latest_version(owner, &config_hash).await.map_err(|e| e.to_string())?.map(|v| v.version)
+                db.latest_version(owner, &config_hash).await?.map(|v| v.version)
             } else {
                 Some(plan.from_version.clone())
             };
@@ -308,7 +320,7 @@ pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext)
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
             // Builds these versions trigger link back to this check.
             let span_context = propagation::stored_context(&ctx.trace);
-            db.save_versions(owner, &config_hash, &batch, span_context.as_deref()).await.map_err(|e| e.to_string())?;
+            db.save_versions(owner, &config_hash, &batch, span_context.as_deref()).await?;
             Ok(())
         }
         .await;
@@ -319,7 +331,7 @@ pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext)
             Err(Failure::Failed(message) | Failure::Errored(message)) => Some(build.redact(message)),
             Err(Failure::Interrupted) => Some("interrupted".to_string()),
         };
-        db.record_check(owner, started, error.as_deref()).await.map_err(|e| e.to_string())?;
+        db.record_check(owner, started, error.as_deref()).await?;
         // New versions may trigger jobs; a finished check may let a manual build start.
         let _ = db.notify(Channel::Scheduler, "").await;
         checked

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::StepError;
 use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::auth::roles::MAIN_TEAM;
@@ -20,20 +21,20 @@ pub async fn run(plan: &SetPipelinePlan, delegate: &StepDelegate, ctx: &StepCont
             delegate.finished(event, None);
             Outcome::Succeeded
         }
-        Err(message) => delegate.errored(message),
+        Err(err) => delegate.errored(err.to_string()),
     }
 }
 
 /// The static vars of the pipeline being set: `var_files`, then `vars`, then
 /// `instance_vars`, a later one winning over an earlier one of the same name.
-async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, String> {
+async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, StepError> {
     let mut vars = Map::new();
     for file in &plan.var_files {
         let bytes = super::artifacts::read_file(ctx, file).await?;
         match config::yaml_value(&bytes).map_err(|e| format!("var file {file}: {e}"))? {
             Value::Object(map) => vars.extend(map),
             Value::Null => {}
-            _ => return Err(format!("var file {file} must be a map of names to values")),
+            _ => return Err(StepError::Invalid(format!("var file {file} must be a map of names to values"))),
         }
     }
     if let Value::Object(given) = ctx.build.interpolate(&plan.vars, &ctx.scope).await? {
@@ -47,10 +48,10 @@ async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<St
 }
 
 /// Returns whether the configuration changed.
-async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, String> {
+async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, StepError> {
     // Checked here too: a name built from across vars is known only now.
     if let Some(problem) = config::unusable_name(&plan.name) {
-        return Err(format!("pipeline name {problem}"));
+        return Err(StepError::Invalid(format!("pipeline name {problem}")));
     }
     let build = &ctx.build;
     let db = &build.db;
@@ -79,16 +80,20 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
         errors = crate::engine::compile::size_errors(&json);
     }
     if !errors.is_empty() {
-        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, errors.join("\n")));
+        return Err(StepError::Invalid(format!(
+            "invalid pipeline configuration in {}:\n{}",
+            plan.file,
+            errors.join("\n")
+        )));
     }
 
     let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };
     if team_name != build.info.team_name && build.info.team_name != MAIN_TEAM {
         // Concourse's words: scripts around `fly` look for them.
-        return Err(format!(
+        return Err(StepError::Invalid(format!(
             "only main team can set another team's pipeline (this build is of team '{}', the pipeline of team '{team_name}')",
             build.info.team_name
-        ));
+        )));
     }
     let team = db
         .find_team(&team_name)
