@@ -18,7 +18,7 @@ pub(super) fn request_span_context() -> Option<String> {
 }
 
 async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiResult<present::Job> {
-    let (inputs, outputs) = inputs_and_outputs(&job.config);
+    let (inputs, outputs) = inputs_and_outputs(&job.definition);
     let (next, finished, transition) = state.db.job_build_summary(job.id).await?;
     let mut presented = present::job(pipeline, job, inputs, outputs);
     presented.next_build = next.as_ref().map(present::build);
@@ -28,10 +28,7 @@ async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiRes
 }
 
 /// The job's gets and puts as the API lists them.
-fn inputs_and_outputs(config: &serde_json::Value) -> (Vec<present::JobInput>, Vec<present::JobOutput>) {
-    let Some(job) = crate::config::parse_job_json(config) else {
-        return (Vec::new(), Vec::new());
-    };
+fn inputs_and_outputs(job: &crate::config::Job) -> (Vec<present::JobInput>, Vec<present::JobOutput>) {
     let inputs = job
         .inputs()
         .into_iter()
@@ -100,7 +97,7 @@ pub async fn list_job_inputs(
 ) -> ApiResult<Json<Vec<present::NextBuildInput>>> {
     let job = find_job(&state, &scope, &job_name).await?;
     let (next, error) = state.db.next_inputs(job.id).await?;
-    let configs = crate::config::parse_job_json(&job.config).map(|c| c.inputs()).unwrap_or_default();
+    let configs = job.definition.inputs();
     if next.is_empty() && !configs.is_empty() {
         let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
         return Err(ApiError::not_found(format!("next inputs of job '{job_name}'{why}")));

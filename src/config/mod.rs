@@ -44,8 +44,3 @@ pub struct Validation {
     pub errors: Vec<String>,
     pub warnings: Vec<Warning>,
 }
-
-/// A job's configuration as the database stores it.
-pub fn parse_job_json(config: &serde_json::Value) -> Option<Job> {
-    Job::deserialize(config).ok()
-}

@@ -11,8 +11,10 @@ pub struct Job {
     pub id: i64,
     pub pipeline_id: i64,
     pub name: String,
-    /// The job's configuration.
+    /// The job's configuration as stored, which compiling a build walks.
     pub config: Value,
+    /// The same configuration, typed.
+    pub definition: crate::config::Job,
     pub active: bool,
     pub public: bool,
     pub disable_manual_trigger: bool,
@@ -48,8 +50,11 @@ const JOB_COLUMNS: &str = "j.id, j.pipeline_id, j.name, j.config, j.nonce, j.act
 
 impl Db {
     fn job_from_row(&self, row: JobRow) -> DbResult<Job> {
+        let cell = Cell::new("jobs", row.id, "config");
+        let config: Value = cell.parse(&self.open(row.config, row.nonce)?)?;
         Ok(Job {
-            config: Cell::new("jobs", row.id, "config").parse(&self.open(row.config, row.nonce)?)?,
+            definition: cell.parse_value(&config)?,
+            config,
             groups: Cell::new("jobs", row.id, "groups").parse(&row.groups)?,
             id: row.id,
             pipeline_id: row.pipeline_id,

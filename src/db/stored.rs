@@ -25,6 +25,11 @@ impl Cell {
         serde_json::from_str(text).map_err(|err| self.corrupt(describe(&err)))
     }
 
+    /// The column's JSON, already parsed, as a `T`.
+    pub fn parse_value<T: DeserializeOwned>(self, value: &serde_json::Value) -> DbResult<T> {
+        T::deserialize(value).map_err(|err| self.corrupt(describe(&err)))
+    }
+
     /// Like [`Cell::parse`], for a column where the empty text means none.
     pub fn parse_unless_empty<T: DeserializeOwned>(self, text: &str) -> DbResult<Option<T>> {
         if text.is_empty() { Ok(None) } else { self.parse(text).map(Some) }

@@ -98,7 +98,10 @@ impl Scheduler {
             .pipeline_jobs(pipeline.id)
             .await?
             .into_iter()
-            .filter_map(|job| config::parse_job_json(&job.config).map(|config| (job, config)))
+            .map(|job| {
+                let definition = job.definition.clone();
+                (job, definition)
+            })
             .collect();
         let resources: HashMap<String, Resource> =
             db.pipeline_resources(pipeline.id).await?.into_iter().map(|r| (r.name.clone(), r)).collect();

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::config;
 use crate::db::{Build, BuildStatus, Db, DbResult};
 
 /// Why an input blocks, in Concourse's words.
@@ -37,12 +36,15 @@ pub async fn preparation(db: &Db, build: &Build) -> DbResult<Preparation> {
     else {
         return Ok(nothing);
     };
-    let Some(job_config) = config::parse_job_json(&job.config) else { return Ok(nothing) };
+    let job_config = job.definition.clone();
     let jobs: Vec<_> = db
         .pipeline_jobs(pipeline_id)
         .await?
         .into_iter()
-        .filter_map(|j| config::parse_job_json(&j.config).map(|c| (j, c)))
+        .map(|j| {
+            let definition = j.definition.clone();
+            (j, definition)
+        })
         .collect();
     let mut prepared = Preparation {
         paused_pipeline: pipeline.paused,

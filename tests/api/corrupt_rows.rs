@@ -41,6 +41,17 @@ async fn the_api_names_a_corrupt_row(backend: Backend) {
     assert_eq!(error_of(&server, &token, &format!("{resources}/r")).await, (500, expected.clone()));
     assert_eq!(error_of(&server, &token, resources).await, (500, expected));
 
+    // JSON, but not a job: the job is not shown (or scheduled) without its gets.
+    let id = server.test_db.scalar("UPDATE jobs SET config = '{\"plan\": 5}' WHERE name = 'j' RETURNING id").await;
+    let (status, message) = error_of(&server, &token, "/api/v1/teams/main/pipelines/p/jobs/j").await;
+    assert_eq!(status, 500);
+    assert!(
+        message.starts_with(&format!(
+            "stored data is corrupt: column config of jobs row {id} does not have the stored shape"
+        )),
+        "{message}"
+    );
+
     let id = server.test_db.scalar("UPDATE pipelines SET groups = '[' WHERE name = 'p' RETURNING id").await;
     let (status, message) = error_of(&server, &token, "/api/v1/teams/main/pipelines").await;
     assert_eq!(status, 500);
