@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::Sender;
 
 use super::user::HostUser;
-use crate::runtime::{ExecIo, OutputOffset, OutputSink, OutputStream, RuntimeError};
+use crate::runtime::{ExecIo, ExecOutput, OutputStream, RuntimeError};
 
 pub struct Exec {
     pub program: PathBuf,
@@ -45,8 +47,11 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
             Ok(())
         });
     }
-    let mut child =
-        command.spawn().map_err(|err| RuntimeError::Setup(format!("cannot run {}: {err}", exec.program.display())))?;
+    let mut child = command.spawn().map_err(|err| match err.kind() {
+        // The working directory was checked before: a missing file is the program.
+        std::io::ErrorKind::NotFound => RuntimeError::ExecutableNotFound(exec.program.display().to_string()),
+        _ => RuntimeError::Setup(format!("cannot run {}: {err}", exec.program.display())),
+    })?;
     if let (Some(mut chunks), Some(mut stdin)) = (io.stdin, child.stdin.take()) {
         tokio::spawn(async move {
             while let Some(chunk) = chunks.recv().await {
@@ -56,36 +61,23 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
             }
         });
     }
-    let offsets = std::sync::Arc::new(std::sync::Mutex::new(OutputOffset::default()));
-    let stdout = child.stdout.take().map(|out| forward(out, io.output.clone(), OutputStream::Stdout, offsets.clone()));
-    let stderr = child.stderr.take().map(|err| forward(err, io.output.clone(), OutputStream::Stderr, offsets.clone()));
-    let status = child.wait().await?;
-    if let Some(stdout) = stdout {
-        stdout.await;
-    }
-    if let Some(stderr) = stderr {
-        stderr.await;
-    }
+    let stdout = forward(child.stdout.take(), io.output.clone(), OutputStream::Stdout);
+    let stderr = forward(child.stderr.take(), io.output, OutputStream::Stderr);
+    // Read while waiting: a process whose pipes fill up would never exit.
+    let (status, (), ()) = tokio::join!(child.wait(), stdout, stderr);
+    let status = status?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
-async fn forward(
-    mut pipe: impl AsyncRead + Unpin,
-    sink: std::sync::Arc<dyn OutputSink>,
-    stream: OutputStream,
-    offsets: std::sync::Arc<std::sync::Mutex<OutputOffset>>,
-) {
+async fn forward(pipe: Option<impl AsyncRead + Unpin>, output: Sender<ExecOutput>, stream: OutputStream) {
+    let Some(mut pipe) = pipe else { return };
     let mut buffer = vec![0u8; 64 * 1024];
     while let Ok(read) = pipe.read(&mut buffer).await {
         if read == 0 {
             break;
         }
-        let end = {
-            let mut offset = offsets.lock().unwrap_or_else(|p| p.into_inner());
-            *offset = offset.advanced(stream, read);
-            *offset
-        };
-        sink.write(stream, &buffer[..read], end);
+        // A reader that went away still gets the pipe drained, so the process is not stuck.
+        let _ = output.send(ExecOutput { stream, chunk: Bytes::copy_from_slice(&buffer[..read]) }).await;
     }
 }

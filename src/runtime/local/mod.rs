@@ -335,6 +335,10 @@ impl LocalRuntime {
         let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         let dir_spec = if spec.dir.is_empty() { record.dir.clone() } else { spec.dir.clone() };
         let dir = fs::join_relative(&files.root(), &dir_spec).map_err(RuntimeError::Setup)?;
+        // Checked here so that a failing spawn's "not found" means the program.
+        if !tokio::fs::metadata(&dir).await.is_ok_and(|meta| meta.is_dir()) {
+            return Err(RuntimeError::Setup(format!("the step has no directory '{dir_spec}'")));
+        }
         let mut env = record.env.clone();
         env.extend(spec.env.iter().cloned());
         let user = match spec.user.clone().or(record.user.clone()) {
