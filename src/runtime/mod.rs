@@ -391,11 +391,13 @@ pub trait Runtime: Send + Sync {
     ) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>>;
 
     /// Runs another process in a running step's environment (`fly
-    /// intercept`) and answers its exit code.
+    /// intercept`) and answers its exit code. Dropping the future stops the
+    /// process.
     fn exec(&self, handle: &StepHandle, process: ProcessSpec, io: ExecIo) -> BoxFuture<'_, Result<i32, RuntimeError>>;
 
-    /// Stops the step's processes if they still run (`grace` between a
-    /// polite and a forced stop) and removes the step. Artifacts its
+    /// Stops the step's processes if they still run, those [`exec`](Runtime::exec)'d into
+    /// it too (`grace` between a polite and a forced stop), and removes the
+    /// step. Artifacts its
     /// outcome named stay. Stopping a step that is gone is no error.
     fn stop(&self, handle: &StepHandle, grace: std::time::Duration) -> BoxFuture<'_, Result<(), RuntimeError>>;
 

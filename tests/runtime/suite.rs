@@ -43,6 +43,7 @@ macro_rules! runtime_suite {
             a_handle_starts_one_step_only,
             exec_runs_a_process_in_a_running_steps_environment,
             exec_of_a_missing_program_says_it_was_not_found,
+            stopping_a_step_stops_what_was_exec_d_into_it,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -416,6 +417,21 @@ pub async fn exec_of_a_missing_program_says_it_was_not_found(runtime: &dyn Runti
     let (result, _) = exec(runtime, &handle, elsewhere, None).await;
     assert!(matches!(&result, Err(RuntimeError::Setup(_))), "{result:?}");
     runtime.stop(&handle, GRACE).await.unwrap();
+}
+
+pub async fn stopping_a_step_stops_what_was_exec_d_into_it(runtime: &dyn Runtime, shell: &Shell) {
+    let handle = runtime.start(shell.step("sleep 60"), observer()).await.unwrap();
+    let session = exec(runtime, &handle, sh_process("touch started; sleep 60 & sleep 60"), None);
+    let stopper = async {
+        let probe = sh_process("test -f started");
+        assert!(
+            eventually(DEADLINE, || async { exec(runtime, &handle, probe.clone(), None).await.0.ok() == Some(0) })
+                .await
+        );
+        runtime.stop(&handle, GRACE).await.unwrap();
+    };
+    let ((code, _), ()) = tokio::time::timeout(DEADLINE, async { tokio::join!(session, stopper) }).await.unwrap();
+    assert_ne!(code.unwrap(), 0);
 }
 
 /// `sh -c script` in the step's working directory.
