@@ -20,8 +20,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// A dependency (the database) cannot be reached; the message says which and why.
     Unavailable(String),
-    /// A Concourse route for something atc does not have (TSA workers,
-    /// container hijacking); the message says what and why.
+    /// A Concourse route for something atc does not have (TSA workers);
+    /// the message says what and why.
     NotImplemented(String),
     /// A stored row does not parse; the message names it (never its
     /// content), so an operator can find and repair it.

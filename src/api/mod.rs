@@ -15,6 +15,7 @@ mod clear;
 mod components;
 mod containers;
 pub mod error;
+mod hijack;
 mod info;
 mod instance_vars;
 mod jobs;

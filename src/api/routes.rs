@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 // Kept on one line: adding a handler module is a one-word change.
 #[rustfmt::skip]
-use super::{AppState, artifacts, badges, build_events, builds, causality, cctray, checks, clear, components, containers, info, jobs, log_level, pipeline_config, pipelines, resources, teams, unsupported, users, versions, wall};
+use super::{AppState, artifacts, badges, build_events, builds, causality, cctray, checks, clear, components, containers, hijack, info, jobs, log_level, pipeline_config, pipelines, resources, teams, unsupported, users, versions, wall};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -90,7 +90,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
         route("ListContainers", Method::GET, "/api/v1/teams/{team_name}/containers", TeamRole(Viewer), get(containers::list_containers)),
         route("GetContainer", Method::GET, "/api/v1/teams/{team_name}/containers/{id}", TeamRole(Viewer), get(containers::get_container)),
-        route("HijackContainer", Method::GET, "/api/v1/teams/{team_name}/containers/{id}/hijack", TeamRole(Member), get(unsupported::hijack_container)),
+        route("HijackContainer", Method::GET, "/api/v1/teams/{team_name}/containers/{id}/hijack", TeamRole(Member), get(hijack::hijack_container)),
         route("ListVolumes", Method::GET, "/api/v1/teams/{team_name}/volumes", TeamRole(Viewer), get(containers::list_volumes)),
         // Pipelines
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),

@@ -1,6 +1,6 @@
 //! Concourse routes for things atc does not have, answered with an error
 //! that says so rather than a bare 404: fly binaries to download, workers
-//! registering through the TSA, containers to hijack.
+//! registering through the TSA.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -64,11 +64,4 @@ pub async fn list_destroying() -> ApiError {
 /// `PUT /api/v1/containers/report`, `PUT /api/v1/volumes/report`.
 pub async fn worker_report() -> ApiError {
     no_tsa_workers("take a worker's report")
-}
-
-/// `GET /api/v1/teams/{team_name}/containers/{id}/hijack` (`fly intercept`).
-pub async fn hijack_container() -> ApiError {
-    ApiError::NotImplemented(
-        "fly intercept needs the runtime to run a process in a running step (exec), which it cannot do yet".into(),
-    )
 }

@@ -82,6 +82,13 @@ impl Access {
         self.is_admin || self.team_roles.get(team).is_some_and(|held| *held >= role)
     }
 
+    /// Whether the caller, a member of the step's team, may run a process
+    /// in a step of `step_type` (`fly intercept`): a check's step serves
+    /// every team that shares the resource, so only admins may enter it.
+    pub fn may_intercept(&self, step_type: &str) -> bool {
+        self.is_admin || step_type != "check"
+    }
+
     /// The name under which the caller's actions are recorded (`paused_by`, `created_by`).
     pub fn display_name(&self) -> &str {
         self.user.as_ref().map(|u| u.username.as_str()).unwrap_or("")
@@ -121,6 +128,16 @@ mod tests {
         assert!(!access.has_role("dev", Role::Owner));
         assert!(!access.has_role("other", Role::Viewer));
         assert!(!access.is_admin);
+    }
+
+    #[test]
+    fn only_admins_intercept_checks() {
+        let teams = [team("main", &[("owner", "local:root")]), team("dev", &[("member", "local:ann")])];
+        let member = Access::for_user(user("ann"), &teams);
+        assert!(member.may_intercept("task"));
+        assert!(member.may_intercept("get"));
+        assert!(!member.may_intercept("check"));
+        assert!(Access::for_user(user("root"), &teams).may_intercept("check"));
     }
 
     #[test]

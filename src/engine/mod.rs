@@ -92,6 +92,17 @@ impl Engine {
         self.runtime.list().await
     }
 
+    /// Runs another process in the step `handle` (`fly intercept`) and
+    /// answers its exit code.
+    pub async fn exec(
+        &self,
+        handle: &crate::runtime::StepHandle,
+        process: crate::runtime::ProcessSpec,
+        io: crate::runtime::ExecIo,
+    ) -> Result<i32, crate::runtime::RuntimeError> {
+        self.runtime.exec(handle, process, io).await
+    }
+
     /// Stops the builds this node runs (they end as errored).
     pub async fn stop(&self) {
         self.tracker.stop().await;

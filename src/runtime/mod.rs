@@ -293,6 +293,10 @@ pub enum RuntimeError {
     /// restarting, a full node): the same request may succeed later.
     #[error("the runtime is unavailable: {0}")]
     Unavailable(String),
+    /// The program an [`Runtime::exec`] names does not exist in the step
+    /// (`fly intercept` then tries another shell).
+    #[error("cannot run {0}: executable file not found")]
+    ExecutableNotFound(String),
     /// No step has this handle (never started, or stopped and removed).
     #[error("no step {0} on this runtime")]
     UnknownStep(StepHandle),
@@ -357,7 +361,18 @@ pub struct UploadLimits {
 pub struct ExecIo {
     /// Chunks for its stdin; it is closed when the sender is dropped.
     pub stdin: Option<tokio::sync::mpsc::Receiver<Bytes>>,
-    pub output: Arc<dyn OutputSink>,
+    /// Its output as it comes. A bounded channel: a reader slower than the
+    /// process (a remote `fly intercept`) slows it down instead of having
+    /// its output pile up in memory. Output that finds the receiver gone is
+    /// dropped.
+    pub output: tokio::sync::mpsc::Sender<ExecOutput>,
+}
+
+/// A chunk of an [`Runtime::exec`]'d process's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stream: OutputStream,
+    pub chunk: Bytes,
 }
 
 /// A step's life on a runtime: [`start`](Runtime::start) it, then
@@ -383,11 +398,13 @@ pub trait Runtime: Send + Sync {
     ) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>>;
 
     /// Runs another process in a running step's environment (`fly
-    /// intercept`) and answers its exit code.
+    /// intercept`) and answers its exit code. Dropping the future stops the
+    /// process.
     fn exec(&self, handle: &StepHandle, process: ProcessSpec, io: ExecIo) -> BoxFuture<'_, Result<i32, RuntimeError>>;
 
-    /// Stops the step's processes if they still run (`grace` between a
-    /// polite and a forced stop) and removes the step. Artifacts its
+    /// Stops the step's processes if they still run, those [`exec`](Runtime::exec)'d into
+    /// it too (`grace` between a polite and a forced stop), and removes the
+    /// step. Artifacts its
     /// outcome named stay. Stopping a step that is gone is no error.
     fn stop(&self, handle: &StepHandle, grace: std::time::Duration) -> BoxFuture<'_, Result<(), RuntimeError>>;
 

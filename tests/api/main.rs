@@ -25,6 +25,7 @@ mod fly_set_pipeline;
 mod input_limits;
 mod instance_vars_depth;
 mod instanced_routes;
+mod intercept;
 mod leases;
 mod missing_routes;
 mod names;

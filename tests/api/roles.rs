@@ -146,7 +146,7 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
 
 /// What a caller the route admits gets from routes that do not answer 2xx
 /// here: a redirect, or a refusal (the matrix has no running container; atc
-/// has no TSA workers, no fly binaries, no hijacking). Every other admitted
+/// has no TSA workers, no fly binaries). Every other admitted
 /// call succeeds.
 fn refusals() -> BTreeMap<&'static str, StatusCode> {
     let not_implemented = StatusCode::NOT_IMPLEMENTED;
@@ -154,7 +154,7 @@ fn refusals() -> BTreeMap<&'static str, StatusCode> {
         ("MainJobBadge", StatusCode::MOVED_PERMANENTLY),
         ("DownloadCLI", StatusCode::NOT_FOUND),
         ("GetContainer", StatusCode::NOT_FOUND),
-        ("HijackContainer", not_implemented),
+        ("HijackContainer", StatusCode::NOT_FOUND),
         ("RegisterWorker", not_implemented),
         ("LandWorker", not_implemented),
         ("RetireWorker", not_implemented),

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use atc::runtime::{
-    CacheMount, ExecIo, ImageSpec, InputMount, OutputMount, OutputOffset, OutputStream, ProcessSpec, Runtime,
-    RuntimeError, Stdout,
+    CacheMount, ImageSpec, InputMount, OutputMount, OutputOffset, OutputStream, ProcessSpec, Runtime, RuntimeError,
+    Stdout,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{GRACE, RecordingSink, Shell, eventually, export, import, observer, read, run, tgz};
+use crate::support::{GRACE, RecordingSink, Shell, eventually, exec, export, import, observer, read, run, tgz};
 
 /// Turns every case below into a `#[tokio::test]` for the runtime that
 /// `$make().await.runtime` gives.
@@ -42,6 +42,8 @@ macro_rules! runtime_suite {
             stopping_a_running_step_interrupts_its_attach,
             a_handle_starts_one_step_only,
             exec_runs_a_process_in_a_running_steps_environment,
+            exec_of_a_missing_program_says_it_was_not_found,
+            stopping_a_step_stops_what_was_exec_d_into_it,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -383,34 +385,64 @@ pub async fn exec_runs_a_process_in_a_running_steps_environment(runtime: &dyn Ru
     step.process.env = vec![("GREETING".into(), "hello".into())];
     step.process.dir = "work".into();
     let handle = runtime.start(step, observer()).await.unwrap();
-    let sink = RecordingSink::new();
-    let process = ProcessSpec {
+    let process = sh_process("cat marker; echo \"$GREETING\"; pwd; cat; echo oops >&2; exit 4");
+    let probe = sh_process("test -f marker");
+    assert!(
+        eventually(DEADLINE, || async { exec(runtime, &handle, probe.clone(), None).await.0.ok() == Some(0) }).await
+    );
+    let (stdin, chunks) = tokio::sync::mpsc::channel(1);
+    stdin.send(bytes::Bytes::from_static(b"typed in")).await.unwrap();
+    drop(stdin);
+    let (code, printed) = exec(runtime, &handle, process, Some(chunks)).await;
+    assert_eq!(code.unwrap(), 4);
+    let lines: Vec<&str> = printed.stdout.lines().collect();
+    assert_eq!(lines[0..2], ["ready", "hello"], "{printed:?}");
+    assert!(lines[2].ends_with("/work"), "{printed:?}");
+    assert_eq!(lines[3], "typed in");
+    assert_eq!(printed.stderr, "oops\n");
+
+    // More output than a pipe holds, read slowly, arrives whole.
+    let (code, printed) = exec(runtime, &handle, sh_process("head -c 1000000 /dev/zero | tr '\\0' x"), None).await;
+    assert_eq!(code.unwrap(), 0);
+    assert_eq!(printed.stdout.len(), 1_000_000);
+    runtime.stop(&handle, GRACE).await.unwrap();
+}
+
+pub async fn exec_of_a_missing_program_says_it_was_not_found(runtime: &dyn Runtime, shell: &Shell) {
+    let handle = runtime.start(shell.step("sleep 60"), observer()).await.unwrap();
+    let missing = ProcessSpec { path: "/no/such/program".into(), args: Vec::new(), ..sh_process("") };
+    let (result, _) = exec(runtime, &handle, missing, None).await;
+    assert!(matches!(&result, Err(RuntimeError::ExecutableNotFound(path)) if path == "/no/such/program"), "{result:?}");
+    let elsewhere = ProcessSpec { dir: "no/such/dir".into(), ..sh_process("true") };
+    let (result, _) = exec(runtime, &handle, elsewhere, None).await;
+    assert!(matches!(&result, Err(RuntimeError::Setup(_))), "{result:?}");
+    runtime.stop(&handle, GRACE).await.unwrap();
+}
+
+pub async fn stopping_a_step_stops_what_was_exec_d_into_it(runtime: &dyn Runtime, shell: &Shell) {
+    let handle = runtime.start(shell.step("sleep 60"), observer()).await.unwrap();
+    let session = exec(runtime, &handle, sh_process("touch started; sleep 60 & sleep 60"), None);
+    let stopper = async {
+        let probe = sh_process("test -f started");
+        assert!(
+            eventually(DEADLINE, || async { exec(runtime, &handle, probe.clone(), None).await.0.ok() == Some(0) })
+                .await
+        );
+        runtime.stop(&handle, GRACE).await.unwrap();
+    };
+    let ((code, _), ()) = tokio::time::timeout(DEADLINE, async { tokio::join!(session, stopper) }).await.unwrap();
+    assert_ne!(code.unwrap(), 0);
+}
+
+/// `sh -c script` in the step's working directory.
+fn sh_process(script: &str) -> ProcessSpec {
+    ProcessSpec {
         path: "sh".into(),
-        args: vec!["-c".into(), "cat marker; echo \"$GREETING\"; pwd; cat; echo oops >&2; exit 4".into()],
+        args: vec!["-c".into(), script.into()],
         dir: String::new(),
         user: None,
         env: Vec::new(),
         stdin: None,
         stdout: Stdout::Stream,
-    };
-    assert!(
-        eventually(DEADLINE, || async {
-            let probe = ProcessSpec { args: vec!["-c".into(), "test -f marker".into()], ..process.clone() };
-            let io = ExecIo { stdin: None, output: RecordingSink::new() };
-            runtime.exec(&handle, probe, io).await.ok() == Some(0)
-        })
-        .await
-    );
-    let (stdin, chunks) = tokio::sync::mpsc::channel(1);
-    stdin.send(bytes::Bytes::from_static(b"typed in")).await.unwrap();
-    drop(stdin);
-    let code = runtime.exec(&handle, process, ExecIo { stdin: Some(chunks), output: sink.clone() }).await.unwrap();
-    assert_eq!(code, 4);
-    let stdout = sink.stdout();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0..2], ["ready", "hello"], "{stdout}");
-    assert!(lines[2].ends_with("/work"), "{stdout}");
-    assert_eq!(lines[3], "typed in");
-    assert_eq!(sink.stderr(), "oops\n");
-    runtime.stop(&handle, GRACE).await.unwrap();
+    }
 }

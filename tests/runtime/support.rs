@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use atc::engine::step_process::StepProcess;
 use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
 use atc::runtime::{
-    Artifact, ImageSpec, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout,
-    StepHandle, StepMetadata, StepObserver, StepOutcome, StepSpec,
+    Artifact, ExecIo, ExecOutput, ImageSpec, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime,
+    RuntimeError, Stdout, StepHandle, StepMetadata, StepObserver, StepOutcome, StepSpec,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -91,6 +91,36 @@ pub async fn run(
     let mut process = StepProcess::new(runtime, sink, cancel);
     process.grace = GRACE;
     process.run(spec).await
+}
+
+/// What an exec'd process printed, by stream.
+#[derive(Debug, Default)]
+pub struct ExecPrinted {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `process` in the step `handle` with `stdin` (if any), reading its
+/// output while it runs through a small channel as a slow client would.
+pub async fn exec(
+    runtime: &dyn Runtime,
+    handle: &StepHandle,
+    process: ProcessSpec,
+    stdin: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+) -> (Result<i32, RuntimeError>, ExecPrinted) {
+    let (output, mut chunks) = tokio::sync::mpsc::channel(1);
+    let read = async move {
+        let mut printed = ExecPrinted::default();
+        while let Some(ExecOutput { stream, chunk }) = chunks.recv().await {
+            let text = String::from_utf8_lossy(&chunk);
+            match stream {
+                OutputStream::Stdout => printed.stdout.push_str(&text),
+                OutputStream::Stderr => printed.stderr.push_str(&text),
+            }
+        }
+        printed
+    };
+    tokio::join!(runtime.exec(handle, process, ExecIo { stdin, output }), read)
 }
 
 static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -195,8 +195,17 @@ impl TestServer {
 
     /// A server whose runtime also runs the resource types under `types_dir`.
     pub async fn start_with_resource_types(backend: Backend, types_dir: &Path) -> TestServer {
+        TestServer::start_with_resource_types_and_users(backend, types_dir, &[]).await
+    }
+
+    /// A server with both extra resource types and extra local users.
+    pub async fn start_with_resource_types_and_users(
+        backend: Backend,
+        types_dir: &Path,
+        users: &[(&str, &str)],
+    ) -> TestServer {
         let (runtime, work) = local_runtime_with_types(Some(types_dir.to_path_buf())).await;
-        let mut server = TestServer::start_with(backend, server_options_with(runtime, &[])).await;
+        let mut server = TestServer::start_with(backend, server_options_with(runtime, users)).await;
         server._work = Some(work);
         server
     }

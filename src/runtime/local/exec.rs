@@ -4,11 +4,17 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::Sender;
+use tokio_util::sync::CancellationToken;
 
+use super::process;
+use super::step_files::ProcessGroup;
 use super::user::HostUser;
-use crate::runtime::{ExecIo, OutputOffset, OutputSink, OutputStream, RuntimeError};
+use crate::runtime::{ExecIo, ExecOutput, OutputStream, RuntimeError};
 
 pub struct Exec {
     pub program: PathBuf,
@@ -16,6 +22,10 @@ pub struct Exec {
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
     pub user: Option<HostUser>,
+    /// Cancelled when the step is stopped.
+    pub stop: CancellationToken,
+    /// Between SIGTERM and SIGKILL then.
+    pub grace: Duration,
 }
 
 /// Runs `exec` to its end; answers its exit code (128 + signal when killed).
@@ -35,6 +45,10 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
     // async-signal-safe system calls on data prepared before the fork.
     unsafe {
         command.pre_exec(move || {
+            // A group of its own, so that what it starts stops with it.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if let Some((uid, gid, groups)) = &switch_to
                 && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                     || libc::setgid(*gid) != 0
@@ -45,8 +59,15 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
             Ok(())
         });
     }
-    let mut child =
-        command.spawn().map_err(|err| RuntimeError::Setup(format!("cannot run {}: {err}", exec.program.display())))?;
+    let mut child = command.spawn().map_err(|err| match err.kind() {
+        // The working directory was checked before: a missing file is the program.
+        std::io::ErrorKind::NotFound => RuntimeError::ExecutableNotFound(exec.program.display().to_string()),
+        _ => RuntimeError::Setup(format!("cannot run {}: {err}", exec.program.display())),
+    })?;
+    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).unwrap_or(0);
+    // Declared after the child, so dropped before it: the group is killed
+    // while its leader is not yet reaped and its id cannot name another.
+    let mut running = KillOnDrop(group);
     if let (Some(mut chunks), Some(mut stdin)) = (io.stdin, child.stdin.take()) {
         tokio::spawn(async move {
             while let Some(chunk) = chunks.recv().await {
@@ -56,36 +77,46 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
             }
         });
     }
-    let offsets = std::sync::Arc::new(std::sync::Mutex::new(OutputOffset::default()));
-    let stdout = child.stdout.take().map(|out| forward(out, io.output.clone(), OutputStream::Stdout, offsets.clone()));
-    let stderr = child.stderr.take().map(|err| forward(err, io.output.clone(), OutputStream::Stderr, offsets.clone()));
-    let status = child.wait().await?;
-    if let Some(stdout) = stdout {
-        stdout.await;
-    }
-    if let Some(stderr) = stderr {
-        stderr.await;
-    }
+    let stdout = forward(child.stdout.take(), io.output.clone(), OutputStream::Stdout);
+    let stderr = forward(child.stderr.take(), io.output, OutputStream::Stderr);
+    // Read while waiting: a process whose pipes fill up would never exit.
+    let wait = async {
+        tokio::select! {
+            status = child.wait() => status,
+            () = exec.stop.cancelled() => {
+                process::stop(ProcessGroup { pgid: group, started: 0 }, exec.grace).await;
+                child.wait().await
+            }
+        }
+    };
+    let (status, (), ()) = tokio::join!(wait, stdout, stderr);
+    // Reaped: the id is free for others now.
+    running.0 = 0;
+    let status = status?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
-async fn forward(
-    mut pipe: impl AsyncRead + Unpin,
-    sink: std::sync::Arc<dyn OutputSink>,
-    stream: OutputStream,
-    offsets: std::sync::Arc<std::sync::Mutex<OutputOffset>>,
-) {
+async fn forward(pipe: Option<impl AsyncRead + Unpin>, output: Sender<ExecOutput>, stream: OutputStream) {
+    let Some(mut pipe) = pipe else { return };
     let mut buffer = vec![0u8; 64 * 1024];
     while let Ok(read) = pipe.read(&mut buffer).await {
         if read == 0 {
             break;
         }
-        let end = {
-            let mut offset = offsets.lock().unwrap_or_else(|p| p.into_inner());
-            *offset = offset.advanced(stream, read);
-            *offset
-        };
-        sink.write(stream, &buffer[..read], end);
+        // A reader that went away still gets the pipe drained, so the process is not stuck.
+        let _ = output.send(ExecOutput { stream, chunk: Bytes::copy_from_slice(&buffer[..read]) }).await;
+    }
+}
+
+/// Kills the process group of an exec whose caller went away (a closed
+/// `fly intercept`), unless its leader was reaped (0).
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0 > 0 {
+            process::signal_group(self.0, libc::SIGKILL);
+        }
     }
 }

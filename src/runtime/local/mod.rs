@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 pub use self::fs::{PathLeavesBase, join_relative};
 
@@ -86,6 +87,8 @@ pub struct LocalRuntime {
     /// Held while a step's exit is turned into its outcome, so that two
     /// attaches capture its outputs once.
     finishing: tokio::sync::Mutex<()>,
+    /// Cancelled when the step is stopped: its exec'd processes stop too.
+    execs: Mutex<HashMap<StepHandle, CancellationToken>>,
 }
 
 /// How long an attach waits for a sign of life before looking anyway (a
@@ -122,6 +125,7 @@ impl LocalRuntime {
             artifacts: Arc::new(AtomicU64::new(artifact_count)),
             watcher: DirWatcher::start(),
             spans: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
             finishing: tokio::sync::Mutex::new(()),
         })
     }
@@ -319,6 +323,9 @@ impl LocalRuntime {
         if let Some(span) = self.spans.lock().unwrap_or_else(|p| p.into_inner()).remove(handle) {
             span.end(None);
         }
+        if let Some(execs) = self.execs.lock().unwrap_or_else(|p| p.into_inner()).remove(handle) {
+            execs.cancel();
+        }
         let _finishing = self.finishing.lock().await;
         let work = self.work.clone();
         blocking(move || {
@@ -337,6 +344,10 @@ impl LocalRuntime {
         let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         let dir_spec = if spec.dir.is_empty() { record.dir.clone() } else { spec.dir.clone() };
         let dir = fs::join_relative(&files.root(), &dir_spec).map_err(|err| RuntimeError::Setup(err.to_string()))?;
+        // Checked here so that a failing spawn's "not found" means the program.
+        if !tokio::fs::metadata(&dir).await.is_ok_and(|meta| meta.is_dir()) {
+            return Err(RuntimeError::Setup(format!("the step has no directory '{dir_spec}'")));
+        }
         let mut env = record.env.clone();
         env.extend(spec.env.iter().cloned());
         let user = match spec.user.clone().or(record.user.clone()) {
@@ -347,7 +358,10 @@ impl LocalRuntime {
             },
             None => None,
         };
-        exec::run(exec::Exec { program: PathBuf::from(&spec.path), args: spec.args, dir, env, user }, io).await
+        let stop = self.execs.lock().unwrap_or_else(|p| p.into_inner()).entry(handle.clone()).or_default().clone();
+        let program = PathBuf::from(&spec.path);
+        let exec = exec::Exec { program, args: spec.args, dir, env, user, stop, grace: self.stop_grace_period };
+        exec::run(exec, io).await
     }
 }
 

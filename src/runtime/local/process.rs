@@ -161,7 +161,7 @@ pub async fn stop(group: ProcessGroup, grace: Duration) {
     }
 }
 
-fn signal_group(pgid: i32, signal: libc::c_int) {
+pub(super) fn signal_group(pgid: i32, signal: libc::c_int) {
     // SAFETY: killpg has no memory effects; a group that is already gone gives ESRCH.
     unsafe {
         libc::killpg(pgid, signal);
