@@ -1,6 +1,8 @@
 //! Pipelines and saving a configuration into pipeline, jobs, resources and
 //! resource types in one transaction.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
@@ -194,11 +196,16 @@ impl Db {
                     .bind(id).execute(&mut *tx).await?;
                     break SavedPipeline { pipeline_id: id, created: false, config_version: version + 1 };
                 }
+                // A new instance joins its group's place, last within it; a
+                // new name goes last in the team.
                 let created: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO pipelines (team_id, name, instance_vars, ordering, config, nonce,
-                        config_version, groups, display, paused, paused_at, last_updated)
+                    "INSERT INTO pipelines (team_id, name, instance_vars, ordering, secondary_ordering,
+                        config, nonce, config_version, groups, display, paused, paused_at, last_updated)
                      VALUES ($1, $2, $3,
-                        (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = $1),
+                        COALESCE((SELECT MAX(ordering) FROM pipelines WHERE team_id = $1 AND name = $2),
+                            (SELECT COALESCE(MAX(ordering), 0) + 1 FROM pipelines WHERE team_id = $1)),
+                        (SELECT COALESCE(MAX(secondary_ordering), 0) + 1 FROM pipelines
+                         WHERE team_id = $1 AND name = $2),
                         $4, $5, 1, $6, $7, $8, $9, $9)
                      ON CONFLICT (team_id, name, instance_vars) DO NOTHING
                      RETURNING id"
@@ -299,11 +306,11 @@ impl Db {
         row.map(Pipeline::try_from).transpose()
     }
 
-    /// A team's pipelines in their display order.
+    /// A team's pipelines in their display order: by group, then within it.
     pub async fn team_pipelines(&self, team_name: &str) -> DbResult<Vec<Pipeline>> {
         let rows: Vec<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
-             WHERE t.name = $1 ORDER BY p.ordering, p.id"
+             WHERE t.name = $1 ORDER BY p.ordering, p.secondary_ordering, p.id"
         ))).bind(team_name).fetch_all(pool).await)?;
         rows.into_iter().map(Pipeline::try_from).collect()
     }
@@ -312,7 +319,7 @@ impl Db {
     pub async fn all_pipelines(&self) -> DbResult<Vec<Pipeline>> {
         let rows: Vec<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
-             ORDER BY t.name, p.ordering, p.id"
+             ORDER BY t.name, p.ordering, p.secondary_ordering, p.id"
         ))).fetch_all(pool).await)?;
         rows.into_iter().map(Pipeline::try_from).collect()
     }
@@ -371,8 +378,9 @@ impl Db {
     }
 
     /// Puts the named pipelines of a team first, in the given order, the
-    /// others after them as they were. Returns the names that matched no
-    /// pipeline; nothing changes if any did not.
+    /// others after them as they were. All instances of a name move as one
+    /// group. Returns the names that matched no pipeline; nothing changes if
+    /// any did not.
     pub async fn order_pipelines(&self, team_id: i64, names: &[String]) -> DbResult<Vec<String>> {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -384,22 +392,20 @@ impl Db {
                 return Err(DbError::NotFound("team".into()));
             }
             let current: Vec<(i64, String)> = sqlx::query_as(
-                "SELECT id, name FROM pipelines WHERE team_id = $1 ORDER BY ordering, id"
+                "SELECT id, name FROM pipelines WHERE team_id = $1 ORDER BY ordering, secondary_ordering, id"
             ).bind(team_id).fetch_all(&mut *tx).await?;
-            let unknown: Vec<String> = names.iter()
-                .filter(|name| !current.iter().any(|(_, n)| n == *name))
-                .cloned().collect();
+            let unknown = unknown(names, &current);
             if !unknown.is_empty() {
                 return Ok(unknown);
             }
-            let mut order: Vec<i64> = Vec::with_capacity(current.len());
-            for name in names {
-                order.extend(current.iter().filter(|(_, n)| n == name).map(|(id, _)| *id));
+            // One place per group, numbered from 0.
+            let mut places: HashMap<&str, i64> = HashMap::new();
+            for name in names.iter().chain(current.iter().map(|(_, name)| name)) {
+                let next = places.len() as i64;
+                places.entry(name).or_insert(next);
             }
-            order.extend(current.iter().filter(|(_, n)| !names.contains(n)).map(|(id, _)| *id));
+            let mut positions: Vec<(i64, i64)> = current.iter().map(|(id, name)| (*id, places[name.as_str()])).collect();
             // In id order: writers of the same rows in one fixed order cannot deadlock.
-            let mut positions: Vec<(i64, i64)> =
-                order.into_iter().enumerate().map(|(position, id)| (id, position as i64)).collect();
             positions.sort_unstable();
             for (id, position) in positions {
                 sqlx::query("UPDATE pipelines SET ordering = $1 WHERE id = $2")
@@ -409,4 +415,51 @@ impl Db {
             Ok(Vec::new())
         })
     }
+
+    /// Puts the listed instances of pipeline `name` (canonical instance
+    /// vars, empty for the one without) first within their group, in the
+    /// given order, the others after them as they were. Returns the
+    /// instances that matched no pipeline; nothing changes if any did not.
+    pub async fn order_pipelines_within_group(
+        &self,
+        team_id: i64,
+        name: &str,
+        instances: &[String],
+    ) -> DbResult<Vec<String>> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Takes turns with the team's other orderings, as above.
+            let team = sqlx::query("UPDATE teams SET id = id WHERE id = $1")
+                .bind(team_id).execute(&mut *tx).await?.rows_affected();
+            if team == 0 {
+                return Err(DbError::NotFound("team".into()));
+            }
+            let current: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, instance_vars FROM pipelines WHERE team_id = $1 AND name = $2
+                 ORDER BY secondary_ordering, id"
+            ).bind(team_id).bind(name).fetch_all(&mut *tx).await?;
+            let unknown = unknown(instances, &current);
+            if !unknown.is_empty() {
+                return Ok(unknown);
+            }
+            let mut order: Vec<&(i64, String)> = current.iter().collect();
+            // Stable: the unlisted keep their order, after the listed.
+            order.sort_by_key(|(_, vars)| instances.iter().position(|v| v == vars).unwrap_or(usize::MAX));
+            // Numbered from 1, as a new instance's place is counted.
+            let mut positions: Vec<(i64, i64)> =
+                order.into_iter().enumerate().map(|(position, (id, _))| (*id, position as i64 + 1)).collect();
+            positions.sort_unstable();
+            for (id, position) in positions {
+                sqlx::query("UPDATE pipelines SET secondary_ordering = $1 WHERE id = $2")
+                    .bind(position).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Vec::new())
+        })
+    }
+}
+
+/// The wanted keys that none of `current`'s (id, key) rows has.
+fn unknown(wanted: &[String], current: &[(i64, String)]) -> Vec<String> {
+    wanted.iter().filter(|key| !current.iter().any(|(_, k)| k == *key)).cloned().collect()
 }
