@@ -246,7 +246,7 @@ async fn check(
         None if reads_team => return Err(ApiError::not_found(format!("team '{team_name}'"))),
         None => return hidden(),
     };
-    let Some(pipeline_name) = pipeline_name else {
+    let Some(pipeline_name) = pipeline_name.filter(|_| !spec.names_group) else {
         return Ok(Resolved::Team(team));
     };
     let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(query)? };

@@ -34,11 +34,16 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
         }
         set_path(&mut root, &path, value).map_err(|e| malformed(e.to_string()))?;
     }
-    match &root {
-        Value::Object(map) if map.is_empty() => Ok(String::new()),
-        Value::Object(_) => Ok(root.to_string()),
+    match root {
+        Value::Object(map) => Ok(canonical(map)),
         _ => Err(ApiError::bad_request("instance vars must be an object")),
     }
+}
+
+/// Instance vars as they are stored: JSON with sorted keys, or an empty
+/// string for none (the pipeline of a name without instance vars).
+pub fn canonical(vars: Map<String, Value>) -> String {
+    if vars.is_empty() { String::new() } else { Value::Object(vars).to_string() }
 }
 
 /// Why a dotted instance var cannot be set where its key says.

@@ -1,16 +1,17 @@
 //! Pipelines: list, get, delete, pause, unpause, expose, hide, rename,
-//! order, archive.
+//! order (a team's groups, and the instances within a group), archive.
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::access::{Caller, PipelineScope, TeamScope};
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+use super::instance_vars;
 use super::names::validate_name;
 use super::present;
 use crate::auth::Role;
@@ -129,6 +130,28 @@ pub async fn order_pipelines(
     let unknown = state.db.order_pipelines(team.id, &names).await?;
     if !unknown.is_empty() {
         return Err(ApiError::BadRequest(unknown.iter().map(|name| format!("pipeline '{name}' not found")).collect()));
+    }
+    Ok(StatusCode::OK)
+}
+
+/// Body: the instance vars of pipeline `{pipeline_name}`'s instances in
+/// their new order, `{}` for the one without (`fly
+/// order-instanced-pipelines`). The path names a group, which need not have
+/// a pipeline without instance vars, so only the team is resolved.
+pub async fn order_pipelines_within_group(
+    State(state): State<AppState>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    Path((_, group)): Path<(String, String)>,
+    JsonBody(instances): JsonBody<Vec<Map<String, Value>>>,
+) -> ApiResult<StatusCode> {
+    let instances: Vec<String> = instances.into_iter().map(instance_vars::canonical).collect();
+    let unknown = state.db.order_pipelines_within_group(team.id, &group, &instances).await?;
+    if !unknown.is_empty() {
+        // As Concourse answers: 400 with the not-found text.
+        let named = |vars: &String| if vars.is_empty() { group.clone() } else { format!("{group}/{vars}") };
+        return Err(ApiError::BadRequest(
+            unknown.iter().map(|vars| format!("pipeline '{}' not found", named(vars))).collect(),
+        ));
     }
     Ok(StatusCode::OK)
 }

@@ -45,6 +45,9 @@ pub struct RouteSpec {
     /// The route may create what its path names last (a team or a pipeline),
     /// so that object need not exist yet.
     pub creates: bool,
+    /// The path's `{pipeline_name}` names a group (every instance of that
+    /// name), not one pipeline: only the team is resolved.
+    pub names_group: bool,
 }
 
 macro_rules! p {
@@ -58,8 +61,9 @@ macro_rules! p {
 pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     use Policy::*;
     use Role::*;
-    let route = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: false }, handler);
-    let creating = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: true }, handler);
+    let route = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: false, names_group: false }, handler);
+    let creating = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: true, names_group: false }, handler);
+    let on_group = |name, method: Method, path, policy, handler| (RouteSpec { name, method, path, policy, creates: false, names_group: true }, handler);
     vec![
         route("GetInfo", Method::GET, "/api/v1/info", Anyone, get(info::get_info)),
         route("GetHealth", Method::GET, "/api/v1/health", Anyone, get(info::get_health)),
@@ -96,6 +100,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
         route("ListPipelines", Method::GET, "/api/v1/teams/{team_name}/pipelines", Anyone, get(pipelines::list_team_pipelines)),
         route("OrderPipelines", Method::PUT, "/api/v1/teams/{team_name}/pipelines/ordering", TeamRole(Member), put(pipelines::order_pipelines)),
+        on_group("OrderPipelinesWithinGroup", Method::PUT, p!("/ordering"), TeamRole(Member), put(pipelines::order_pipelines_within_group)),
         route("GetPipeline", Method::GET, p!(""), PipelineRead, get(pipelines::get_pipeline)),
         route("DeletePipeline", Method::DELETE, p!(""), TeamRole(Member), delete(pipelines::delete_pipeline)),
         route("PausePipeline", Method::PUT, p!("/pause"), TeamRole(PipelineOperator), put(pipelines::pause_pipeline)),

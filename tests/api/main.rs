@@ -31,6 +31,7 @@ mod missing_routes;
 mod names;
 mod nul_characters;
 mod outage;
+mod pipeline_ordering;
 mod pipelines;
 mod pipelines_run;
 mod plan_limits;
