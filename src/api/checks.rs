@@ -1,7 +1,9 @@
 //! Asking for a check now: `fly check-resource`, `fly check-resource-type`,
-//! and webhooks from the resource's source (`?webhook_token=`).
+//! webhooks from the resource's source (`?webhook_token=`), and prototypes,
+//! which atc cannot check.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
@@ -131,4 +133,30 @@ pub async fn check_resource_type(
     };
     let build = request_check(&state.db, &target, body.from.map(Value::Object)).await?;
     check_response(&state, build).await
+}
+
+/// Concourse's experimental prototypes: atc accepts a configuration's
+/// `prototypes:` (so such pipelines can be set) but never runs them, so it
+/// says which of the two reasons keeps it from checking this one.
+pub async fn check_prototype(
+    State(state): State<AppState>,
+    Extension(scope): Extension<PipelineScope>,
+    Path((_, _, prototype_name)): Path<(String, String, String)>,
+    RawBody(body): RawBody,
+) -> ApiResult<Infallible> {
+    check_body(&body)?;
+    let config = state.db.pipeline_config(scope.pipeline.id).await?.map(|(config, _)| config).unwrap_or_default();
+    let declared = config["prototypes"]
+        .as_array()
+        .is_some_and(|prototypes| prototypes.iter().any(|p| p["name"] == prototype_name.as_str()));
+    let pipeline = &scope.pipeline.name;
+    Err(if declared {
+        ApiError::NotImplemented(format!(
+            "atc does not run prototypes, so it cannot check prototype '{prototype_name}' of pipeline '{pipeline}'"
+        ))
+    } else {
+        ApiError::NotFound(format!(
+            "pipeline '{pipeline}' has no prototype named '{prototype_name}' (atc does not support prototypes)"
+        ))
+    })
 }

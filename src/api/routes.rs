@@ -136,6 +136,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetResource", Method::GET, p!("/resources/{resource_name}"), PipelineRead, get(resources::get_resource)),
         route("CheckResource", Method::POST, p!("/resources/{resource_name}/check"), TeamRole(PipelineOperator), post(checks::check_resource)),
         route("CheckResourceWebHook", Method::POST, p!("/resources/{resource_name}/check/webhook"), Anyone, post(checks::check_resource_webhook)),
+        route("CheckPrototype", Method::POST, p!("/prototypes/{prototype_name}/check"), TeamRole(PipelineOperator), post(checks::check_prototype)),
         route("CheckResourceType", Method::POST, p!("/resource-types/{resource_type_name}/check"), TeamRole(PipelineOperator), post(checks::check_resource_type)),
         route("ListResourceVersions", Method::GET, p!("/resources/{resource_name}/versions"), PipelineRead, get(versions::list_versions)),
         route("GetResourceVersion", Method::GET, p!("/resources/{resource_name}/versions/{version_id}"), PipelineRead, get(versions::get_version)),

@@ -1,6 +1,6 @@
 //! Ordering a team's pipelines: `fly order-pipelines` moves every instance
 //! of a name together, `fly order-instanced-pipelines` orders the instances
-//! within their group.
+//! within their group; and checking a prototype, which atc does not run.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -102,4 +102,39 @@ async fn instances_are_ordered_within_their_group(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(instances_are_ordered_within_their_group);
+const PROTOTYPED: &str = "prototypes:\n- name: some-prototype\n  type: mock\n\
+                          jobs:\n- name: job\n  plan:\n  - run: some-message\n    type: some-prototype\n";
+
+async fn checking_a_prototype_says_atc_runs_none(backend: Backend) {
+    let (server, admin) = start(backend).await;
+    let response = server.set_pipeline(&admin, "dev", "proto", PROTOTYPED).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    set(&server, &admin, "plain", None).await;
+    let check = |pipeline: &str, prototype: &str| {
+        let path = format!("/api/v1/teams/dev/pipelines/{pipeline}/prototypes/{prototype}/check");
+        server.request(Method::POST, &path, Some(&admin)).json(&json!({})).send()
+    };
+
+    // Declared, but atc cannot run it.
+    let (status, message) = errors(check("proto", "some-prototype").await.unwrap()).await;
+    assert_eq!(status, 501);
+    assert!(message.contains("atc does not run prototypes"), "{message}");
+    // Not declared: a 404 that go-concourse prints.
+    for pipeline in ["proto", "plain"] {
+        let response = check(pipeline, "missing").await.unwrap();
+        assert_eq!(response.status(), 404);
+        let body = response.json::<Value>().await.unwrap();
+        let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert_eq!(
+            detail,
+            format!("pipeline '{pipeline}' has no prototype named 'missing' (atc does not support prototypes)")
+        );
+    }
+    let response = check("nope", "some-prototype").await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["errors"][0]["detail"], "pipeline 'nope' not found");
+    server.stop().await;
+}
+
+on_both_backends!(instances_are_ordered_within_their_group, checking_a_prototype_says_atc_runs_none);

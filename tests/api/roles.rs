@@ -98,6 +98,7 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
         ("CheckResource", Role(OPERATOR)),
         ("CheckResourceWebHook", Webhook),
         ("CheckResourceType", Role(OPERATOR)),
+        ("CheckPrototype", Role(OPERATOR)),
         ("GetResourceVersion", PipelineRead),
         ("EnableResourceVersion", Role(OPERATOR)),
         ("DisableResourceVersion", Role(OPERATOR)),
@@ -147,7 +148,7 @@ fn expected_requirements() -> BTreeMap<&'static str, Needs> {
 
 /// What a caller the route admits gets from routes that do not answer 2xx
 /// here: a redirect, or a refusal (the matrix has no running container; atc
-/// has no TSA workers, no fly binaries). Every other admitted
+/// has no TSA workers, no fly binaries, no prototypes). Every other admitted
 /// call succeeds.
 fn refusals() -> BTreeMap<&'static str, StatusCode> {
     let not_implemented = StatusCode::NOT_IMPLEMENTED;
@@ -156,6 +157,7 @@ fn refusals() -> BTreeMap<&'static str, StatusCode> {
         ("DownloadCLI", StatusCode::NOT_FOUND),
         ("GetContainer", StatusCode::NOT_FOUND),
         ("HijackContainer", StatusCode::NOT_FOUND),
+        ("CheckPrototype", StatusCode::NOT_FOUND),
         ("RegisterWorker", not_implemented),
         ("LandWorker", not_implemented),
         ("RetireWorker", not_implemented),
@@ -330,6 +332,7 @@ async fn every_route_enforces_its_role(backend: Backend) {
                 .replace("{build_name}", "1")
                 .replace("{component_name}", "tracker")
                 .replace("{step_name}", "a-task")
+                .replace("{prototype_name}", "a-prototype")
                 .replace("{worker_name}", "a-worker")
                 .replace("{id}", "no-such-container")
                 .replace("{artifact_id}", &an_artifact(&server, &admin).await.to_string());
