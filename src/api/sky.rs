@@ -28,7 +28,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// The client credentials: HTTP Basic first (URL-encoded, as Go's oauth2
 /// sends them), else the `client_id`/`client_secret` form fields.
-fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<(String, String)> {
+pub(crate) fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<(String, String)> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -76,7 +76,7 @@ pub async fn issue_token(State(state): State<AppState>, headers: HeaderMap, RawB
 }
 
 /// Only same-site relative paths: never another host, never `//host`.
-fn safe_redirect(raw: Option<&str>) -> Option<String> {
+pub(crate) fn safe_redirect(raw: Option<&str>) -> Option<String> {
     let target = raw.unwrap_or("/");
     let decoded = form_pairs(&format!("v={target}")).pop().map(|(_, v)| v).unwrap_or_default();
     let path = if decoded.is_empty() { "/".to_string() } else { decoded };

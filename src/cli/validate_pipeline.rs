@@ -42,16 +42,24 @@ pub fn run(args: Args) -> ExitCode {
 fn check(args: &Args) -> Result<config::Validation, String> {
     let vars = load_vars(args)?;
     let bytes = std::fs::read(&args.config).map_err(|e| format!("cannot read {}: {e}", args.config.display()))?;
-    let document = config::yaml_value(&bytes).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    check_document(&bytes, &vars).map_err(|e| format!("{}: {e}", args.config.display()))
+}
+
+/// Validates a configuration once the `vars` given are interpolated into it;
+/// `Err` when it cannot be read at all.
+pub(crate) fn check_document(
+    bytes: &[u8],
+    vars: &serde_json::Map<String, Value>,
+) -> Result<config::Validation, String> {
+    let document = config::yaml_value(bytes).map_err(|e| e.to_string())?;
     let lookup = |reference: &vars::VarRef| -> Result<Option<Value>, String> {
         if reference.source.is_some() {
             return Ok(None);
         }
         Ok(vars.get(&reference.path).cloned())
     };
-    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep)
-        .map_err(|e| format!("{}: {e}", args.config.display()))?;
-    let pipeline = config::from_value(document).map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())?;
+    let pipeline = config::from_value(document).map_err(|e| e.to_string())?;
     Ok(config::validate(&pipeline))
 }
 

@@ -18,7 +18,7 @@ fn format_of(plan: &LoadVarPlan) -> &str {
     }
 }
 
-fn decode(format: &str, bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn decode(format: &str, bytes: &[u8]) -> Result<Value, String> {
     let text = || String::from_utf8(bytes.to_vec()).map_err(|_| "the file is not UTF-8 text".to_string());
     match format {
         "json" => serde_json::from_slice(bytes).map_err(|e| crate::nesting::json_error("JSON", &e)),

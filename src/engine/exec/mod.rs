@@ -12,11 +12,11 @@
 mod artifacts;
 mod hooks;
 mod leaf;
-mod load_var;
+pub(crate) mod load_var;
 mod modifiers;
 mod parallel;
 mod resource_steps;
-mod set_pipeline;
+pub(crate) mod set_pipeline;
 mod task;
 
 use std::future::Future;
