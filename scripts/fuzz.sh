@@ -50,9 +50,11 @@ for target in "${targets[@]}"; do
   found="$target_dir/fuzz-found/$target"
   mkdir -p "$corpus" "$found" "artifacts/$target"
   log="$logs/$target.log"
-  # New inputs go to `found`; the committed corpus is only read.
+  # New inputs go to `found`; the committed corpus is only read. Mutants
+  # may be as long as max_len from the start (len_control=0): the seeds
+  # are whole pipelines.
   if cargo fuzz run "${build_flags[@]}" "$target" "$found" "$corpus" -- \
-    -max_total_time="$seconds" -max_len="$(max_len "$target")" \
+    -max_total_time="$seconds" -max_len="$(max_len "$target")" -len_control=0 \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
     result="ok"
@@ -62,9 +64,12 @@ for target in "${targets[@]}"; do
     kind=$(grep -m1 -o "panicked at .*\|ERROR: libFuzzer: [a-z -]*" "$log" || echo "see $log")
     result="FAILED: $kind ${artifact:+($artifact)}"
   fi
-  # Fold what was found into the committed corpus, minimized.
+  # Fold what was found into the committed corpus: the fewest inputs that
+  # still reach every branch reached (edges only: hit counts would keep
+  # thousands).
   cp -n "$found"/* "$corpus"/ 2>/dev/null || true
-  cargo fuzz cmin "${build_flags[@]}" "$target" "$corpus" -- -max_len="$(max_len "$target")" >>"$log" 2>&1 || true
+  cargo fuzz cmin "${build_flags[@]}" "$target" "$corpus" -- \
+    -set_cover_merge=1 -use_counters=0 -max_len="$(max_len "$target")" >>"$log" 2>&1 || true
   runs=$(grep -o "stat::number_of_executed_units: *[0-9]*" "$log" | grep -o "[0-9]*$" | tail -1 || true)
   files=$(find "$corpus" -type f | wc -l)
   bytes=$(du -sb "$corpus" | cut -f1)
