@@ -197,7 +197,7 @@ impl Interpolation<'_, '_> {
                 }
             };
         }
-        self.added = self.added.saturating_add(text_bytes(&value));
+        self.added = self.added.saturating_add(crate::nesting::text_size(&value));
         if self.added > MAX_INTERPOLATED_BYTES {
             return Err(InterpolationError::TooLarge);
         }
@@ -237,28 +237,6 @@ impl Interpolation<'_, '_> {
         result.push_str(&text[copied..]);
         Ok(Value::String(result))
     }
-}
-
-/// About how much text `value` is as JSON (its strings, keys and a few
-/// bytes for everything else), measured without recursion.
-fn text_bytes(value: &Value) -> usize {
-    let mut bytes = 0;
-    let mut pending = vec![value];
-    while let Some(value) = pending.pop() {
-        bytes += match value {
-            Value::String(text) => text.len() + 2,
-            Value::Array(items) => {
-                pending.extend(items);
-                2
-            }
-            Value::Object(map) => {
-                pending.extend(map.values());
-                map.keys().map(|key| key.len() + 4).sum::<usize>() + 2
-            }
-            _ => 8,
-        };
-    }
-    bytes
 }
 
 #[cfg(test)]

@@ -282,14 +282,6 @@ impl BuildState {
         vars::interpolate(value, &lookup, vars::Undefined::Fail).map_err(|e| e.to_string())
     }
 
-    /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
-    pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(if reference.is_local() { scope.local_var(&reference.path) } else { None })
-        };
-        vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
-    }
-
     /// Keeps a value (a string, or the strings of a map) out of everything
     /// the build records.
     pub fn remember_secret(&self, value: &Value) {
@@ -357,5 +349,13 @@ impl Scope {
     pub fn local_var(&self, name: &str) -> Option<Value> {
         let own = self.local_vars.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
         own.or_else(|| self.parent.as_ref().and_then(|p| p.local_var(name)))
+    }
+
+    /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
+    pub fn interpolate_local(&self, value: &Value) -> Result<Value, String> {
+        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
+            Ok(if reference.is_local() { self.local_var(&reference.path) } else { None })
+        };
+        vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
     }
 }

@@ -14,7 +14,7 @@ mod hooks;
 mod leaf;
 pub(crate) mod load_var;
 mod modifiers;
-mod parallel;
+pub(crate) mod parallel;
 mod resource_steps;
 pub(crate) mod set_pipeline;
 mod task;
