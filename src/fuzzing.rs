@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::api::{body, build_events, builds, checks, instance_vars, names, pagination, pipeline_config, sky};
 use crate::config::{self, TaskConfig, vars};
-use crate::engine::plan::Plan;
+use crate::engine::exec::parallel;
+use crate::engine::plan::{Plan, Step};
 use crate::engine::state::Scope;
 
 /// A fuzz target: its name (that of its file in `fuzz/fuzz_targets/` and of
@@ -184,11 +185,20 @@ pub fn api_body(data: &[u8]) {
     });
 }
 
-/// A `fly execute` plan: parsed, checked and made ready to store.
+/// A `fly execute` plan: parsed, checked and made ready to store; then, as
+/// running it begins, an `across`'s substeps (of the values it lists).
 pub fn build_plan(data: &[u8]) {
     on_worker_stack(|| {
-        if let Ok(plan) = body::parse_json::<Plan>(data) {
-            let _ = builds::one_off_plan(&plan);
+        let Ok(plan) = body::parse_json::<Plan>(data) else { return };
+        if builds::one_off_plan(&plan).is_err() {
+            return;
+        }
+        if let Step::Across(across) = &plan.step {
+            let value_lists: Option<Vec<Vec<Value>>> =
+                across.vars.iter().map(|var| var.values.as_array().cloned()).collect();
+            if let Some(value_lists) = value_lists {
+                let _ = parallel::substeps(&plan.id, across, &value_lists, &Scope::root());
+            }
         }
     });
 }
