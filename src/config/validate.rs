@@ -63,7 +63,7 @@ fn duplicates<'a>(v: &mut Validation, section: &str, names: impl Iterator<Item =
 /// The most text the names of its groups take, stored with every job in
 /// them (all jobs together): a long name on a group of many jobs
 /// multiplies. Real configurations take a few kilobytes.
-pub const MAX_GROUP_NAMES_BYTES: usize = 16 * 1024 * 1024;
+const MAX_GROUP_NAMES_BYTES: usize = 16 * 1024 * 1024;
 
 fn groups(pipeline: &Pipeline, patterns: &mut JobPatterns<'_>, v: &mut Validation) {
     let mut grouped: BTreeMap<&str, bool> = pipeline.jobs.iter().map(|j| (j.name.as_str(), false)).collect();
