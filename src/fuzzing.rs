@@ -10,7 +10,9 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use serde_json::{Map, Value};
 
-use crate::api::{body, build_events, builds, checks, instance_vars, names, pagination, pipeline_config, sky};
+use crate::api::{
+    body, build_events, builds, checks, instance_vars, login_target, names, pagination, pipeline_config, sky,
+};
 use crate::config::{self, TaskConfig, vars};
 use crate::engine::exec::parallel;
 use crate::engine::plan::{Plan, Step};
@@ -133,7 +135,8 @@ pub fn query_string(data: &[u8]) {
         }
         for (_, value) in instance_vars::form_pairs(query) {
             let _ = crate::clock::parse_date(&value);
-            let _ = sky::safe_redirect(Some(&value));
+            let _ = login_target::LoginTarget::parse(&value);
+            let _ = login_target::parse_port(&value);
             let _ = names::validate_name("pipeline", &value);
         }
     });

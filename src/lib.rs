@@ -16,6 +16,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod gc;
 pub mod lidar;
+pub mod logging;
 pub mod metric;
 pub mod nesting;
 pub mod nul;

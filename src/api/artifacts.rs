@@ -2,18 +2,18 @@
 //! gzipped tarballs and downloads the build's outputs the same way.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::access::{BuildScope, TeamScope};
 use super::error::{ApiError, ApiResult};
 use crate::db::ArtifactRecord;
-use crate::runtime::RuntimeError;
+use crate::engine::uploads::UploadError;
 
 fn present(record: &ArtifactRecord) -> Value {
     json!({
@@ -31,29 +31,40 @@ pub async fn create_artifact(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let limits = state.settings.upload_limits;
     let announced = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut body = request.into_body().into_data_stream();
     if announced.is_some_and(|length| length > limits.max_compressed_bytes) {
+        super::body::drain_refused(body).await;
         return Err(ApiError::PayloadTooLarge(format!(
             "the upload is larger than {} bytes",
             limits.max_compressed_bytes
         )));
     }
-    let stream = request.into_body().into_data_stream().map_err(std::io::Error::other);
-    let artifact = state.engine.runtime.import_artifact(Box::pin(stream), limits).await.map_err(|err| match err {
-        RuntimeError::UploadTooLarge(message) => ApiError::PayloadTooLarge(message),
-        RuntimeError::Setup(message) => ApiError::bad_request(message),
-        // The disk, not the upload: the detail is logged, not shown.
-        other => ApiError::Internal(format!("cannot store an upload: {other}")),
-    })?;
-    let record = match state.db.create_artifact(team.id, None, "", &artifact.id).await {
-        Ok(record) => record,
-        Err(err) => {
-            // Nothing names the files (the team was deleted meanwhile, say): release them now.
-            if let Err(release) = state.engine.runtime.release(vec![artifact]).await {
-                tracing::warn!(error = %release, "cannot release an unrecorded artifact");
+    // The body reaches the runtime through a channel: when the runtime
+    // refuses the upload mid-way, what is left is still drained (bounded)
+    // here, so the client reads the refusal instead of a reset.
+    let (chunks, received) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let reader = tokio::spawn(async move {
+        while let Some(chunk) = body.next().await {
+            if chunks.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                super::body::drain_refused(body).await;
+                return;
             }
-            return Err(err.into());
         }
-    };
+    });
+    let stream = futures_util::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|chunk| (chunk, received))
+    });
+    let uploaded = state.engine.upload_artifact(team.id, Box::pin(stream), limits).await;
+    if uploaded.is_err() {
+        let _ = reader.await;
+    }
+    let record = uploaded.map_err(|err| match err {
+        UploadError::TooLarge(message) => ApiError::PayloadTooLarge(message),
+        UploadError::Invalid(message) => ApiError::bad_request(message),
+        // The disk, not the upload: the detail is logged, not shown.
+        UploadError::Storage(_) => ApiError::Internal(err.to_string()),
+        UploadError::Db(err) => err.into(),
+    })?;
     Ok((StatusCode::CREATED, Json(present(&record))))
 }
 
@@ -68,8 +79,7 @@ pub async fn get_artifact(
         state.db.find_artifact(team.id, id).await?.ok_or_else(|| ApiError::not_found(format!("artifact {id}")))?;
     let stream = state
         .engine
-        .runtime
-        .export_artifact(&crate::runtime::Artifact { id: record.handle })
+        .download_artifact(&record)
         .await
         .map_err(|e| ApiError::not_found(format!("the files of artifact {id} ({e})")))?;
     let mut response = Body::from_stream(stream).into_response();
@@ -90,8 +100,8 @@ pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
     Json(
         state
             .engine
-            .runtime
             .workers()
+            .await
             .into_iter()
             .map(|worker| {
                 json!({
@@ -102,7 +112,7 @@ pub async fn list_workers(State(state): State<AppState>) -> Json<Vec<Value>> {
                     "active_tasks": 0,
                     "resource_types": worker.resource_types.iter().map(|t| json!({ "type": t, "image": "", "version": "" })).collect::<Vec<_>>(),
                     "platform": worker.platform,
-                    "tags": [],
+                    "tags": worker.tags,
                     "team": "",
                     "name": worker.name,
                     "version": super::info::WORKER_VERSION,

@@ -1,14 +1,16 @@
 //! Status badges (SVG) for READMEs: a job's last finished build, or the
-//! worst among a pipeline's jobs.
+//! worst among a pipeline's jobs; the main team's job badges also under
+//! their pre-teams path.
 
 use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::access::PipelineScope;
 use super::error::{ApiError, ApiResult};
 use super::instance_vars::form_pairs;
+use crate::auth::roles::MAIN_TEAM;
 
 /// Label and colour for a build status; `None` is a job that never finished a build.
 fn look(status: Option<&str>) -> (&'static str, &'static str) {
@@ -97,15 +99,29 @@ pub async fn pipeline_badge(
     Extension(scope): Extension<PipelineScope>,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let mut worst: Option<Option<String>> = None;
+    let mut worst: Option<Option<&'static str>> = None;
     for job in state.db.pipeline_jobs(scope.pipeline.id).await? {
         let (_, finished, _) = state.db.job_build_summary(job.id).await?;
-        let status = finished.map(|b| b.status);
-        if worst.as_ref().is_none_or(|w| severity(status.as_deref()) > severity(w.as_deref())) {
+        let status = finished.map(|b| b.status.as_str());
+        if worst.is_none_or(|w| severity(status) > severity(w)) {
             worst = Some(status);
         }
     }
-    Ok(badge(&title(&uri), worst.flatten().as_deref()))
+    Ok(badge(&title(&uri), worst.flatten()))
+}
+
+/// `GET /api/v1/pipelines/{pipeline}/jobs/{job}/badge`: the badge of a
+/// job of the main team's pipeline, where old READMEs point.
+pub async fn main_job_badge(uri: Uri) -> ApiResult<Response> {
+    // The path as sent, still percent-encoded, under the main team.
+    let rest = uri
+        .path()
+        .strip_prefix("/api/v1/pipelines/")
+        .ok_or_else(|| ApiError::Internal(format!("main job badge route matched {}", uri.path())))?;
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let location = format!("/api/v1/teams/{MAIN_TEAM}/pipelines/{rest}{query}");
+    // 301, as Concourse answers: badge URLs are embedded in READMEs.
+    Ok((StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, location)]).into_response())
 }
 
 #[cfg(test)]

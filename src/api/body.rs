@@ -42,21 +42,28 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| ApiError::bad_request(format!("could not read request body: {err}")))?;
         if collected.len() + chunk.len() > limit {
-            let mut drained = 0usize;
-            let drain = async {
-                while let Some(Ok(chunk)) = stream.next().await {
-                    drained += chunk.len();
-                    if drained > DRAINED_BEYOND_LIMIT {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            drain_refused(stream).await;
             return Err(ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes")));
         }
         collected.extend_from_slice(&chunk);
     }
     Ok(collected.freeze())
+}
+
+/// Reads and drops what is left of a refused body, up to a bound, so the
+/// client gets to read the answer.
+pub async fn drain_refused(mut stream: axum::body::BodyDataStream) {
+    use futures_util::StreamExt;
+    let drain = async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            drained += chunk.len();
+            if drained > DRAINED_BEYOND_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
 /// A JSON body of type `T`, at most `LIMIT` bytes; errors name the field

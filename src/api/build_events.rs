@@ -19,8 +19,10 @@ use crate::engine::event_hub::{EventHub, HubMessage};
 
 /// Events read from the database per query when catching up.
 const PAGE: i64 = 500;
-/// How long a watcher waits for the hub before looking at the database again.
-const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a watcher trusts announcements alone before looking at the
+/// database anyway: an announcement is lost when its node dies between
+/// storing events and announcing them.
+const SAFETY_NET: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn stream_events(
     State(state): State<AppState>,
@@ -36,6 +38,9 @@ pub async fn stream_events(
         next,
         updates: state.engine.hub.subscribe(build.id),
         pending: Vec::new().into_iter(),
+        behind: true,
+        completed: false,
+        ending: false,
         ended: false,
     };
     let body = Body::from_stream(stream::unfold(watcher, |mut watcher| async move {
@@ -74,6 +79,12 @@ struct Watcher {
     next: i64,
     updates: Receiver<HubMessage>,
     pending: std::vec::IntoIter<StoredEvent>,
+    /// Whether the database may hold events (or the end) not yet read.
+    behind: bool,
+    /// Whether the build was seen completed: every event it has is stored.
+    completed: bool,
+    /// Whether `end` follows the pending events.
+    ending: bool,
     ended: bool,
 }
 
@@ -91,52 +102,73 @@ impl Watcher {
                 self.next = event.event_id + 1;
                 return Some(frame(&event));
             }
-            match self.db.build_events(self.build_id, self.next, PAGE).await {
-                Ok(events) if !events.is_empty() => {
-                    self.pending = events.into_iter();
-                    continue;
-                }
-                Ok(_) => {}
+            if self.ending {
+                self.ended = true;
+                self.hub.release_finished(self.build_id);
+                return Some(Bytes::from(format!("id: {}\nevent: end\ndata: \n\n", self.next)));
+            }
+            if self.behind {
+                self.read_database().await?;
+                continue;
+            }
+            self.wait_for_news().await;
+        }
+    }
+
+    /// Reads the next page of stored events; the last page also says
+    /// whether the build has ended.
+    async fn read_database(&mut self) -> Option<()> {
+        // Completion first: a build's final status is stored with its last
+        // events, so once it is seen completed, the read below gets them all.
+        if !self.completed {
+            match self.db.find_build(self.build_id).await {
+                Ok(Some(build)) => self.completed = build.completed,
+                Ok(None) => return None,
                 Err(err) => {
-                    tracing::warn!(build_id = self.build_id, error = %err, "cannot read build events");
+                    tracing::warn!(build_id = self.build_id, error = %err, "cannot read the build");
                     return None;
                 }
             }
-            // Caught up with the database: done if the build is.
-            match self.db.find_build(self.build_id).await {
-                Ok(Some(build)) if build.completed => {
-                    // Events written just before completion may still be new.
-                    if let Ok(events) = self.db.build_events(self.build_id, self.next, PAGE).await
-                        && !events.is_empty()
-                    {
-                        self.pending = events.into_iter();
-                        continue;
-                    }
-                    self.ended = true;
-                    self.hub.release_finished(self.build_id);
-                    return Some(Bytes::from(format!("id: {}\nevent: end\ndata: \n\n", self.next)));
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return None,
+        }
+        let events = match self.db.build_events(self.build_id, self.next, PAGE).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::warn!(build_id = self.build_id, error = %err, "cannot read build events");
+                return None;
             }
-            // The hub wakes us; the timeout covers builds ended by a component
-            // that has no hub (or another node), found on the next look.
-            let update = match tokio::time::timeout(SAFETY_NET, self.updates.recv()).await {
-                Ok(update) => update,
-                Err(_) => continue,
-            };
-            match update {
-                Ok(HubMessage::Events(events)) => {
-                    // Use the hub's copy when it continues exactly where we are.
-                    if events.first().is_some_and(|e| e.event_id == self.next) {
-                        self.pending = Arc::unwrap_or_clone(events).into_iter();
-                    }
-                }
-                Ok(HubMessage::Stored | HubMessage::Finished) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => {
-                    // The hub dropped the channel (build finished): read the rest.
-                    self.updates = tokio::sync::broadcast::channel(1).1;
-                }
+        };
+        if (events.len() as i64) < PAGE {
+            self.behind = false;
+            self.ending = self.completed;
+        }
+        self.pending = events.into_iter();
+        Some(())
+    }
+
+    /// Waits for this node's hub: events stored here come with it; events
+    /// stored elsewhere, the end, or lost news mean reading the database.
+    async fn wait_for_news(&mut self) {
+        let update = match tokio::time::timeout(SAFETY_NET, self.updates.recv()).await {
+            Ok(update) => update,
+            Err(_) => {
+                self.behind = true;
+                return;
+            }
+        };
+        match update {
+            Ok(HubMessage::Events(events)) => match events.first() {
+                // Numbered on from where we are (any before it are skipped).
+                Some(first) if first.event_id <= self.next => self.pending = Arc::unwrap_or_clone(events).into_iter(),
+                // Events before these went unseen.
+                Some(_) => self.behind = true,
+                None => {}
+            },
+            Ok(HubMessage::Stored { before }) => self.behind |= before > self.next,
+            Ok(HubMessage::ReadAgain | HubMessage::Finished) | Err(RecvError::Lagged(_)) => self.behind = true,
+            Err(RecvError::Closed) => {
+                // The hub dropped the channel (the build finished): read the rest.
+                self.updates = self.hub.subscribe(self.build_id);
+                self.behind = true;
             }
         }
     }

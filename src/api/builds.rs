@@ -13,7 +13,7 @@ use super::instance_vars::form_pairs;
 use super::json_array::json_array;
 use super::text_limits::{MAX_COMMENT_BYTES, check_length};
 use super::{pagination, present};
-use crate::db::{BuildFilter, Page};
+use crate::db::{BuildFilter, BuildStatus, Page};
 use crate::engine::plan::MAX_STEP_DEPTH;
 
 async fn list(state: &AppState, filter: BuildFilter, uri: &Uri) -> ApiResult<Response> {
@@ -94,6 +94,24 @@ pub async fn get_build_plan(
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
+/// `fly`'s and the UI's "waiting for": what keeps a pending build from starting.
+pub async fn get_build_preparation(
+    State(state): State<AppState>,
+    Extension(BuildScope(build)): Extension<BuildScope>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let prepared = crate::scheduler::preparation::preparation(&state.db, &build).await?;
+    let status = |blocking: bool| if blocking { "blocking" } else { "not_blocking" };
+    Ok(Json(serde_json::json!({
+        "build_id": prepared.build_id,
+        "paused_pipeline": status(prepared.paused_pipeline),
+        "paused_job": status(prepared.paused_job),
+        "max_running_builds": status(prepared.max_running_builds),
+        "inputs": prepared.inputs.iter().map(|(name, blocking)| (name.clone(), status(*blocking).into())).collect::<serde_json::Map<_, _>>(),
+        "inputs_satisfied": status(prepared.unsatisfied_inputs),
+        "missing_input_reasons": prepared.missing_input_reasons,
+    })))
+}
+
 /// Stops a build: a pending one ends at once, a running one is stopped
 /// (its `on_abort` and `ensure` hooks still run) by whichever node runs it.
 pub async fn abort_build(
@@ -104,7 +122,7 @@ pub async fn abort_build(
         return Ok(axum::http::StatusCode::OK);
     }
     state.db.request_abort(build.id).await?;
-    if crate::engine::runner::end_unstarted(&state.db, build.id, "aborted", None).await? {
+    if crate::engine::runner::end_unstarted(&state.db, &build, BuildStatus::Aborted, None).await? {
         // It never ran: watchers here learn at once that it ended.
         state.engine.hub.publish(build.id, crate::engine::event_hub::HubMessage::Finished);
     } else {

@@ -20,6 +20,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// A dependency (the database) cannot be reached; the message says which and why.
     Unavailable(String),
+    /// A Concourse route for something atc does not have (TSA workers,
+    /// container hijacking); the message says what and why.
+    NotImplemented(String),
     Internal(String),
 }
 
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,7 +63,8 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::Unavailable(m) => vec![m.clone()],
+            | ApiError::Unavailable(m)
+            | ApiError::NotImplemented(m) => vec![m.clone()],
             // The cause is logged; the caller learns only that it was ours.
             ApiError::Internal(_) => vec!["internal server error".into()],
         }

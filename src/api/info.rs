@@ -1,4 +1,4 @@
-//! `/api/v1/info` and `/api/v1/health`.
+//! `/api/v1/info`, `/api/v1/info/creds` and `/api/v1/health`.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,7 +22,7 @@ pub async fn get_info(State(state): State<AppState>) -> Json<serde_json::Value> 
             "global_resources": false,
             "build_rerun": false,
             "cache_streamed_volumes": false,
-            "resource_causality": false,
+            "resource_causality": true,
         },
         "external_url": state.settings.external_url,
     });
@@ -30,6 +30,17 @@ pub async fn get_info(State(state): State<AppState>) -> Json<serde_json::Value> 
         info["cluster_name"] = state.settings.cluster_name.clone().into();
     }
     Json(info)
+}
+
+/// The credential manager atc is configured with, by name, described
+/// without secrets; `{}` when there is none.
+pub async fn get_info_creds(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let credentials = &state.engine.credentials;
+    let mut configured = serde_json::Map::new();
+    if let Some(description) = credentials.describe() {
+        configured.insert(credentials.name().to_string(), description);
+    }
+    Json(configured.into())
 }
 
 /// Healthy when the database answers; 503 (`failing`) saying why when it

@@ -5,16 +5,23 @@ pub mod access;
 mod artifacts;
 mod badges;
 pub(crate) mod body;
+mod browser_login;
 pub(crate) mod build_events;
 pub(crate) mod builds;
+mod causality;
 mod cctray;
 pub(crate) mod checks;
+mod clear;
 mod components;
+mod containers;
 pub mod error;
 mod info;
 pub(crate) mod instance_vars;
 mod jobs;
 mod json_array;
+mod log_level;
+mod login_pages;
+pub(crate) mod login_target;
 pub(crate) mod names;
 pub(crate) mod pagination;
 pub(crate) mod pipeline_config;
@@ -25,6 +32,7 @@ pub mod routes;
 pub(crate) mod sky;
 pub(crate) mod teams;
 mod text_limits;
+mod unsupported;
 mod users;
 pub(crate) mod versions;
 pub(crate) mod wall;
@@ -74,7 +82,13 @@ pub fn router(state: AppState) -> Router {
     }
     let sky = Router::new()
         .route("/sky/issuer/token", post(sky::issue_token))
-        .route("/sky/login", get(sky::login_form).post(sky::login_submit))
+        .route("/sky/login", get(browser_login::start))
+        .route("/sky/issuer/auth", get(browser_login::issuer_auth))
+        .route("/sky/issuer/auth/local", get(browser_login::local_connector))
+        .route("/sky/issuer/auth/local/login", get(browser_login::password_form).post(browser_login::password_submit))
+        .route("/sky/callback", get(browser_login::callback))
+        .route("/login", get(browser_login::legacy_login))
+        .route("/fly_success", get(browser_login::fly_success))
         .route("/sky/logout", get(sky::logout).post(sky::logout));
 
     api.merge(sky)

@@ -253,7 +253,7 @@ pub fn build(b: &db::Build) -> Build {
         id: b.id,
         team_name: b.team_name.clone(),
         name: b.name.clone(),
-        status: b.status.clone(),
+        status: b.status.as_str().to_string(),
         api_url: format!("/api/v1/builds/{}", b.id),
         comment: b.comment.clone(),
         job_name: b.job_name.clone(),

@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 // Kept on one line: adding a handler module is a one-word change.
 #[rustfmt::skip]
-use super::{AppState, artifacts, badges, build_events, builds, cctray, checks, components, info, jobs, pipeline_config, pipelines, resources, teams, users, versions, wall};
+use super::{AppState, artifacts, badges, build_events, builds, causality, cctray, checks, clear, components, containers, info, jobs, log_level, pipeline_config, pipelines, resources, teams, unsupported, users, versions, wall};
 use crate::auth::Role;
 
 /// Who may call a route.
@@ -73,6 +73,10 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("PauseComponent", Method::PUT, "/api/v1/components/{component_name}/pause", Admin, put(components::pause_component)),
         route("UnpauseComponent", Method::PUT, "/api/v1/components/{component_name}/unpause", Admin, put(components::unpause_component)),
         route("ListActiveUsersSince", Method::GET, "/api/v1/users", Admin, get(users::list_active_users)),
+        route("GetInfoCreds", Method::GET, "/api/v1/info/creds", Admin, get(info::get_info_creds)),
+        route("GetLogLevel", Method::GET, "/api/v1/log-level", Admin, get(log_level::get_log_level)),
+        route("SetLogLevel", Method::PUT, "/api/v1/log-level", Admin, put(log_level::set_log_level)),
+        route("DownloadCLI", Method::GET, "/api/v1/cli", Anyone, get(unsupported::download_cli)),
         // Teams
         route("ListTeams", Method::GET, "/api/v1/teams", Anyone, get(teams::list_teams)),
         route("GetTeam", Method::GET, "/api/v1/teams/{team_name}", TeamRole(Viewer), get(teams::get_team)),
@@ -84,6 +88,10 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("CreateArtifact", Method::POST, "/api/v1/teams/{team_name}/artifacts", TeamRole(Member), post(artifacts::create_artifact)),
         route("GetArtifact", Method::GET, "/api/v1/teams/{team_name}/artifacts/{artifact_id}", TeamRole(Member), get(artifacts::get_artifact)),
         route("ListTeamBuilds", Method::GET, "/api/v1/teams/{team_name}/builds", TeamRole(Viewer), get(builds::list_team_builds)),
+        route("ListContainers", Method::GET, "/api/v1/teams/{team_name}/containers", TeamRole(Viewer), get(containers::list_containers)),
+        route("GetContainer", Method::GET, "/api/v1/teams/{team_name}/containers/{id}", TeamRole(Viewer), get(containers::get_container)),
+        route("HijackContainer", Method::GET, "/api/v1/teams/{team_name}/containers/{id}/hijack", TeamRole(Member), get(unsupported::hijack_container)),
+        route("ListVolumes", Method::GET, "/api/v1/teams/{team_name}/volumes", TeamRole(Viewer), get(containers::list_volumes)),
         // Pipelines
         route("ListAllPipelines", Method::GET, "/api/v1/pipelines", Anyone, get(pipelines::list_all_pipelines)),
         route("ListPipelines", Method::GET, "/api/v1/teams/{team_name}/pipelines", Anyone, get(pipelines::list_team_pipelines)),
@@ -102,6 +110,8 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("PipelineBadge", Method::GET, p!("/badge"), PipelineRead, get(badges::pipeline_badge)),
         route("JobBadge", Method::GET, p!("/jobs/{job_name}/badge"), PipelineRead, get(badges::job_badge)),
         route("ListPipelineBuilds", Method::GET, p!("/builds"), PipelineRead, get(builds::list_pipeline_builds)),
+        route("GetVersionsDB", Method::GET, p!("/versions-db"), TeamRole(Viewer), get(causality::versions_db)),
+        route("MainJobBadge", Method::GET, "/api/v1/pipelines/{pipeline_name}/jobs/{job_name}/badge", Anyone, get(badges::main_job_badge)),
         // Jobs
         route("ListAllJobs", Method::GET, "/api/v1/jobs", Anyone, get(jobs::list_all_jobs)),
         route("ListJobs", Method::GET, p!("/jobs"), PipelineRead, get(jobs::list_jobs)),
@@ -114,6 +124,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("GetJobBuild", Method::GET, p!("/jobs/{job_name}/builds/{build_name}"), PipelineRead, get(jobs::get_job_build)),
         route("RerunJobBuild", Method::POST, p!("/jobs/{job_name}/builds/{build_name}"), TeamRole(PipelineOperator), post(jobs::rerun_job_build)),
         route("ListJobBuilds", Method::GET, p!("/jobs/{job_name}/builds"), PipelineRead, get(builds::list_job_builds)),
+        route("ClearTaskCache", Method::DELETE, p!("/jobs/{job_name}/tasks/{step_name}/cache"), TeamRole(PipelineOperator), delete(clear::clear_task_cache)),
         // Resources
         route("ListAllResources", Method::GET, "/api/v1/resources", Anyone, get(resources::list_all_resources)),
         route("ListResources", Method::GET, p!("/resources"), PipelineRead, get(resources::list_resources)),
@@ -131,13 +142,31 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("ListBuildsWithVersionAsInput", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/input_to"), PipelineRead, get(versions::input_to)),
         route("ListBuildsWithVersionAsOutput", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/output_of"), PipelineRead, get(versions::output_of)),
         route("ListResourceTypes", Method::GET, p!("/resource-types"), PipelineRead, get(resources::list_resource_types)),
+        route("ListSharedForResource", Method::GET, p!("/resources/{resource_name}/shared"), Admin, get(clear::list_shared_for_resource)),
+        route("ListSharedForResourceType", Method::GET, p!("/resource-types/{resource_type_name}/shared"), Admin, get(clear::list_shared_for_resource_type)),
+        route("ClearResourceVersions", Method::DELETE, p!("/resources/{resource_name}/versions"), Admin, delete(clear::clear_resource_versions)),
+        route("ClearResourceTypeVersions", Method::DELETE, p!("/resource-types/{resource_type_name}/versions"), Admin, delete(clear::clear_resource_type_versions)),
+        route("ClearResourceCache", Method::DELETE, p!("/resources/{resource_name}/cache"), TeamRole(PipelineOperator), delete(clear::clear_resource_cache)),
+        route("GetDownstreamResourceCausality", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/downstream"), PipelineRead, get(causality::downstream)),
+        route("GetUpstreamResourceCausality", Method::GET, p!("/resources/{resource_name}/versions/{version_id}/upstream"), PipelineRead, get(causality::upstream)),
         // Builds
         route("ListBuilds", Method::GET, "/api/v1/builds", Anyone, get(builds::list_builds)),
         route("ListBuildArtifacts", Method::GET, "/api/v1/builds/{build_id}/artifacts", BuildLogsRead, get(artifacts::list_build_artifacts)),
         route("ListWorkers", Method::GET, "/api/v1/workers", AnyTeam, get(artifacts::list_workers)),
+        route("RegisterWorker", Method::POST, "/api/v1/workers", Admin, post(unsupported::register_worker)),
+        route("LandWorker", Method::PUT, "/api/v1/workers/{worker_name}/land", Admin, put(unsupported::land_worker)),
+        route("RetireWorker", Method::PUT, "/api/v1/workers/{worker_name}/retire", Admin, put(unsupported::retire_worker)),
+        route("PruneWorker", Method::PUT, "/api/v1/workers/{worker_name}/prune", Admin, put(unsupported::prune_worker)),
+        route("HeartbeatWorker", Method::PUT, "/api/v1/workers/{worker_name}/heartbeat", Admin, put(unsupported::heartbeat_worker)),
+        route("DeleteWorker", Method::DELETE, "/api/v1/workers/{worker_name}", Admin, delete(unsupported::delete_worker)),
+        route("ListDestroyingContainers", Method::GET, "/api/v1/containers/destroying", Admin, get(unsupported::list_destroying)),
+        route("ReportWorkerContainers", Method::PUT, "/api/v1/containers/report", Admin, put(unsupported::worker_report)),
+        route("ListDestroyingVolumes", Method::GET, "/api/v1/volumes/destroying", Admin, get(unsupported::list_destroying)),
+        route("ReportWorkerVolumes", Method::PUT, "/api/v1/volumes/report", Admin, put(unsupported::worker_report)),
         route("GetBuild", Method::GET, "/api/v1/builds/{build_id}", BuildRead, get(builds::get_build)),
         route("BuildResources", Method::GET, "/api/v1/builds/{build_id}/resources", BuildRead, get(builds::build_resources)),
         route("GetBuildPlan", Method::GET, "/api/v1/builds/{build_id}/plan", BuildLogsRead, get(builds::get_build_plan)),
+        route("GetBuildPreparation", Method::GET, "/api/v1/builds/{build_id}/preparation", BuildLogsRead, get(builds::get_build_preparation)),
         route("BuildEvents", Method::GET, "/api/v1/builds/{build_id}/events", BuildLogsRead, get(build_events::stream_events)),
         route("AbortBuild", Method::PUT, "/api/v1/builds/{build_id}/abort", BuildRole(PipelineOperator), put(builds::abort_build)),
         route("SetBuildComment", Method::PUT, "/api/v1/builds/{build_id}/comment", BuildRole(PipelineOperator), put(builds::set_build_comment)),

@@ -6,5 +6,5 @@ mod tokens;
 mod users;
 
 pub use roles::{Access, Role, User};
-pub use tokens::{IssuedToken, TokenService, hash_token};
+pub use tokens::{IssuedToken, TokenService, hash_token, random_secret};
 pub use users::{LocalUser, LocalUsers};

@@ -107,17 +107,15 @@ async fn start_telemetry(flags: &ServerFlags) -> anyhow::Result<Telemetry> {
     Ok(telemetry)
 }
 
-/// Logs go to stderr at `--log-level`; `RUST_LOG` refines it when set.
+/// Logs go to stderr at `--log-level` (changeable later through the API);
+/// `RUST_LOG` refines it when set.
 fn init_logging(level: &str, telemetry: &Telemetry) {
-    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")))
-    };
-    let spans = telemetry.tracing_layer().map(|layer| layer.with_filter(filter()));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter());
-    let _ = tracing_subscriber::registry().with(spans).with(logs).try_init();
+    let level = crate::logging::LogLevel::parse(level).unwrap_or(crate::logging::LogLevel::Info);
+    let filter = crate::logging::control().filter_layer(level);
+    let spans = telemetry.tracing_layer();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry().with(filter).with(spans).with(logs).try_init();
 }

@@ -8,14 +8,12 @@ mod dummy;
 use std::future::Future;
 use std::pin::Pin;
 
-use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
-use opentelemetry::{Context, KeyValue, global};
 use serde_json::Value;
 
 pub use dummy::Dummy;
 
 use crate::config::vars::VarRef;
-use crate::telemetry::TRACER_NAME;
+use crate::telemetry::spans::CredsLookup;
 
 pub type LookupFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send + 'a>>;
 
@@ -26,6 +24,12 @@ pub trait CredentialManager: Send + Sync {
     /// The value of `var` for a build of `team` (and `pipeline`), without
     /// its fields (the caller walks into them); `Ok(None)` when undefined.
     fn lookup<'a>(&'a self, team: &'a str, pipeline: Option<&'a str>, var: &'a VarRef) -> LookupFuture<'a>;
+
+    /// How it is set up, for `GET /api/v1/info/creds`: never a secret.
+    /// `None` when it is not configured (Concourse lists only configured ones).
+    fn describe(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Looks `var` up in `manager`, inside a `creds.lookup` span (under the
@@ -37,25 +41,14 @@ pub async fn lookup(
     pipeline: Option<&str>,
     var: &VarRef,
 ) -> Result<Option<Value>, String> {
-    let parent = Context::current();
-    let tracer = global::tracer(TRACER_NAME);
-    let mut span = tracer
-        .span_builder("creds.lookup")
-        .with_kind(SpanKind::Internal)
-        .with_attributes([
-            KeyValue::new("concourse.creds.manager", manager.name()),
-            KeyValue::new("concourse.secret.path", var.path.clone()),
-            KeyValue::new("concourse.cache.hit", false),
-        ])
-        .start_with_context(&tracer, &parent);
+    let span = CredsLookup { manager: manager.name(), secret_path: &var.path, cache_hit: false }.start();
     let asked = std::time::Instant::now();
     let found = manager.lookup(team, pipeline, var).await;
     crate::metric::CredsLookedUp { manager: manager.name(), cache_hit: false, duration: asked.elapsed() }.emit();
     match &found {
-        Ok(value) => span.set_attribute(KeyValue::new("concourse.secret.found", value.is_some())),
-        Err(message) => span.set_status(Status::error(message.clone())),
+        Ok(value) => span.answered(value.is_some()),
+        Err(message) => span.failed(message),
     }
-    span.end();
     found
 }
 

@@ -3,13 +3,72 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted};
+use crate::telemetry::spans::DbOperation;
+
+/// Where a build is in its life: waiting for the scheduler, running, or
+/// ended one of four ways. Stored and shown by its Concourse name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuildStatus {
+    Pending,
+    Started,
+    Succeeded,
+    Failed,
+    Errored,
+    Aborted,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Pending => "pending",
+            BuildStatus::Started => "started",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Errored => "errored",
+            BuildStatus::Aborted => "aborted",
+        }
+    }
+
+    /// Whether a build ends with it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, BuildStatus::Pending | BuildStatus::Started)
+    }
+}
+
+impl std::fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored status that is none of [`BuildStatus`]'s.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a build status")]
+pub struct UnknownStatus(String);
+
+impl TryFrom<String> for BuildStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(text: String) -> Result<BuildStatus, UnknownStatus> {
+        Ok(match text.as_str() {
+            "pending" => BuildStatus::Pending,
+            "started" => BuildStatus::Started,
+            "succeeded" => BuildStatus::Succeeded,
+            "failed" => BuildStatus::Failed,
+            "errored" => BuildStatus::Errored,
+            "aborted" => BuildStatus::Aborted,
+            _ => return Err(UnknownStatus(text)),
+        })
+    }
+}
 
 /// A build as the API presents it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Build {
     pub id: i64,
     pub name: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: BuildStatus,
     pub team_id: i64,
     pub team_name: String,
     pub pipeline_id: Option<i64>,
@@ -115,9 +174,6 @@ pub struct BuildPlan {
     pub public: String,
 }
 
-/// The statuses a build ends in.
-pub const FINAL_STATUSES: [&str; 4] = ["succeeded", "failed", "errored", "aborted"];
-
 impl BuildFilter {
     /// The WHERE clause of this filter; its binds start at `$1`.
     fn condition(&self) -> (String, Vec<FilterBind>) {
@@ -146,7 +202,7 @@ enum FilterBind {
 
 impl Db {
     pub async fn create_build(&self, build: &NewBuild) -> DbResult<i64> {
-        let span = self.operation_span("db.build.create", "INSERT", "builds");
+        let span = self.operation_span(DbOperation::CreateBuild);
         let created = self.insert_build(build).await;
         span.end(&created);
         created
@@ -294,7 +350,7 @@ impl Db {
                 "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.completed AND b.id > COALESCE(
                     (SELECT MAX(o.id) FROM builds o WHERE o.job_id = $1 AND o.completed AND o.status <> $2), 0)
                  ORDER BY b.id ASC LIMIT 1"
-            ))).bind(job_id).bind(&last.status).fetch_optional(pool).await)?,
+            ))).bind(job_id).bind(last.status.as_str()).fetch_optional(pool).await)?,
             None => None,
         };
         Ok((next, finished, transition))

@@ -11,7 +11,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbError, DbResult, FINAL_STATUSES, WritePool, now, on_pool};
+use super::{BuildStatus, Db, DbError, DbResult, WritePool, now, on_pool};
 use crate::db::BuildLease;
 
 /// An event as stored: its number within the build, type, version and JSON payload.
@@ -32,6 +32,39 @@ pub struct NewEvent {
     pub payload: String,
 }
 
+/// What a running build records about a step along with its events (see
+/// `build_steps` in the migrations): written in the same transaction as
+/// the events around it, so the two never disagree after a crash.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepRecord {
+    /// The step announced itself (its start events are stored).
+    Started { plan_id: String },
+    /// Its output up to these offsets is stored as events.
+    Progress { plan_id: String, stdout: u64, stderr: u64 },
+    /// It ended; `result` (JSON, sealed like plans) says what it left behind.
+    Finished { plan_id: String, result: String },
+}
+
+/// A step of a build as recorded: its progress, and its result once finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedStep {
+    pub plan_id: String,
+    pub stdout_offset: u64,
+    pub stderr_offset: u64,
+    /// The result of a finished step; `None` while it runs.
+    pub result: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    plan_id: String,
+    finished: bool,
+    stdout_offset: i64,
+    stderr_offset: i64,
+    result: Option<String>,
+    nonce: Option<String>,
+}
+
 /// Rows per INSERT: well under every engine's limit on bound parameters.
 const INSERT_BATCH: usize = 500;
 
@@ -44,26 +77,40 @@ impl Db {
         Ok(next.unwrap_or(0))
     }
 
-    /// Appends events (numbered by the caller, in order) under `lease`,
-    /// and with `final_status` also ends the build, in one transaction.
-    /// [`DbError::LeaseLost`] when the lease is no longer the caller's.
-    /// Writing the same events again is harmless: a retry after a commit
-    /// whose answer was lost must not fail on the events it already wrote.
+    /// Appends events (numbered by the caller, in order) and step records
+    /// under `lease`, and with `final_status` also ends the build, in one
+    /// transaction. [`DbError::LeaseLost`] when the lease is no longer the
+    /// caller's. Writing the same batch again is harmless: a retry after a
+    /// commit whose answer was lost must not fail on what it already wrote.
     pub async fn append_events(
         &self,
         lease: &BuildLease,
         events: &[StoredEvent],
-        final_status: Option<&str>,
+        steps: &[StepRecord],
+        final_status: Option<BuildStatus>,
     ) -> DbResult<()> {
-        debug_assert!(final_status.is_none_or(|status| FINAL_STATUSES.contains(&status)));
-        let Some(last) = events.last() else { return Ok(()) };
+        debug_assert!(final_status.is_none_or(BuildStatus::is_final));
+        if events.is_empty() && steps.is_empty() {
+            return Ok(());
+        }
+        let next_event = match events.last() {
+            Some(last) => last.event_id + 1,
+            None => self.next_event_id(lease.build_id).await?,
+        };
+        let mut sealed = Vec::with_capacity(steps.len());
+        for step in steps {
+            sealed.push(match step {
+                StepRecord::Finished { result, .. } => Some(self.seal(result)?),
+                _ => None,
+            });
+        }
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let fenced = sqlx::query(
                 "UPDATE builds SET event_seq = $1
                  WHERE id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND NOT completed"
             )
-            .bind(last.event_id + 1)
+            .bind(next_event)
             .bind(lease.build_id)
             .bind(&lease.owner)
             .bind(lease.epoch)
@@ -80,9 +127,29 @@ impl Db {
                 }
                 query.execute(&mut *tx).await?;
             }
+            for (step, sealed) in steps.iter().zip(&sealed) {
+                let query = match step {
+                    StepRecord::Started { plan_id } => sqlx::query(
+                        "INSERT INTO build_steps (build_id, plan_id) VALUES ($1, $2)
+                         ON CONFLICT (build_id, plan_id) DO NOTHING"
+                    ).bind(lease.build_id).bind(plan_id),
+                    StepRecord::Progress { plan_id, stdout, stderr } => sqlx::query(
+                        "INSERT INTO build_steps (build_id, plan_id, stdout_offset, stderr_offset) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (build_id, plan_id) DO UPDATE SET stdout_offset = $3, stderr_offset = $4"
+                    ).bind(lease.build_id).bind(plan_id).bind(*stdout as i64).bind(*stderr as i64),
+                    StepRecord::Finished { plan_id, .. } => {
+                        let (result, nonce) = sealed.clone().unwrap_or_default();
+                        sqlx::query(
+                            "INSERT INTO build_steps (build_id, plan_id, finished, result, nonce) VALUES ($1, $2, TRUE, $3, $4)
+                             ON CONFLICT (build_id, plan_id) DO UPDATE SET finished = TRUE, result = $3, nonce = $4"
+                        ).bind(lease.build_id).bind(plan_id).bind(result).bind(nonce)
+                    }
+                };
+                query.execute(&mut *tx).await?;
+            }
             if let Some(status) = final_status {
                 sqlx::query("UPDATE builds SET status = $1, end_time = $2, completed = TRUE WHERE id = $3")
-                    .bind(status).bind(now()).bind(lease.build_id).execute(&mut *tx).await?;
+                    .bind(status.as_str()).bind(now()).bind(lease.build_id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -92,8 +159,8 @@ impl Db {
     /// Ends a build that never began running (pending, or started but not
     /// yet taken up) with `status`, appending `events` after any it has.
     /// False when it had begun running or had ended: then it is not ours.
-    pub async fn end_unstarted_build(&self, build_id: i64, status: &str, events: &[NewEvent]) -> DbResult<bool> {
-        debug_assert!(FINAL_STATUSES.contains(&status));
+    pub async fn end_unstarted_build(&self, build_id: i64, status: BuildStatus, events: &[NewEvent]) -> DbResult<bool> {
+        debug_assert!(status.is_final());
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let first: Option<i64> = sqlx::query_scalar(
@@ -101,7 +168,7 @@ impl Db {
                  WHERE id = $4 AND NOT completed AND start_time IS NULL
                  RETURNING event_seq - $3"
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(now())
             .bind(events.len() as i64)
             .bind(build_id)
@@ -118,6 +185,27 @@ impl Db {
             tx.commit().await?;
         });
         Ok(true)
+    }
+
+    /// What a build's steps recorded so far ([`StepRecord`]), by plan id.
+    pub async fn recorded_steps(&self, build_id: i64) -> DbResult<Vec<RecordedStep>> {
+        let rows: Vec<StepRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT plan_id, finished, stdout_offset, stderr_offset, result, nonce FROM build_steps WHERE build_id = $1"
+        ).bind(build_id).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|row| {
+                let result = match (row.finished, row.result) {
+                    (true, Some(result)) => Some(self.open(result, row.nonce)?),
+                    _ => None,
+                };
+                Ok(RecordedStep {
+                    plan_id: row.plan_id,
+                    stdout_offset: row.stdout_offset as u64,
+                    stderr_offset: row.stderr_offset as u64,
+                    result,
+                })
+            })
+            .collect()
     }
 
     /// Up to `limit` events of a build numbered `from` or later, in order.

@@ -9,17 +9,20 @@
 mod artifacts;
 mod build_io;
 mod builds;
+mod causality;
 mod components;
 mod encryption;
 mod events;
 mod jobs;
 mod leases;
 mod locks;
+mod login_requests;
 mod notifications;
 mod pipelines;
 mod resources;
 mod scheduling;
 mod spans;
+mod task_caches;
 mod teams;
 mod tokens;
 mod versions;
@@ -36,21 +39,28 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use artifacts::ArtifactRecord;
 pub use build_io::{BuildVersion, NextInput};
-pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, FINAL_STATUSES, NewBuild, Page};
+pub use builds::{Build, BuildFilter, BuildPage, BuildPlan, BuildStatus, NewBuild, Page};
+pub use causality::{
+    CAUSALITY_MAX_BUILDS, CAUSALITY_MAX_EDGES, CausalityBuild, CausalityDirection, CausalityEdge, FlowEntry,
+    HistoryEntry, VersionsDb,
+};
 pub use components::ComponentState;
 pub use encryption::EncryptionKey;
-pub use events::{NewEvent, StoredEvent};
+pub use events::{NewEvent, RecordedStep, StepRecord, StoredEvent};
 pub use jobs::Job;
 pub use leases::{BuildLease, TakenLease};
 pub use locks::{LockGuard, LockKind};
+pub use login_requests::{FinishedLogin, NewLoginRequest};
 pub use notifications::Channel;
 pub use pipelines::{JobSpec, Pipeline, PipelineRef, PipelineSpec, ResourceSpec, ResourceTypeSpec, SavedPipeline};
 pub use resources::{Resource, ResourceType};
 pub use scheduling::{HistoryVersion, SucceededWith};
+pub use task_caches::{TaskCache, task_cache_key};
 pub use teams::{RoleMembers, Team, TeamAuth};
 pub use tokens::{AccessToken, UserActivity};
 pub use versions::{ResourceVersion, VersionList, VersionOwner, VersionPage, version_digest};
 
+use crate::telemetry::spans::DbOperation;
 use encryption::Cipher;
 use locks::Locks;
 use notifications::Notifications;
@@ -136,20 +146,11 @@ fn unavailability(err: &sqlx::Error) -> Option<String> {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// Which engine a [`Db`] talks to; also the `db.system.name` of its spans.
+/// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
     Sqlite,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgresql",
-            Backend::Sqlite => "sqlite",
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -270,7 +271,7 @@ impl Db {
         Ok(Db {
             pool: Pool::Sqlite(pool),
             cipher: None,
-            notifications: Notifications::new(),
+            notifications: Notifications::for_sqlite(path),
             locks: Locks::in_process(),
         })
     }
@@ -437,10 +438,9 @@ impl Db {
 
     /// Takes the lock on (`kind`, `id`) unless this or another node holds it.
     pub async fn try_lock(&self, kind: LockKind, id: i64) -> DbResult<Option<LockGuard>> {
-        let mut span = self.operation_span("db.lock.acquire", "LOCK", "locks");
+        let mut span = self.operation_span(DbOperation::AcquireLock);
         let locked = self.locks.try_lock(kind, id).await;
-        span.set(opentelemetry::KeyValue::new("concourse.lock.type", kind.name()));
-        span.set(opentelemetry::KeyValue::new("concourse.lock.acquired", matches!(locked, Ok(Some(_)))));
+        span.record_lock(kind.name(), matches!(locked, Ok(Some(_))));
         span.end(&locked);
         locked
     }

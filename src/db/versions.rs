@@ -6,6 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Db, DbResult, WritePool, now, on_pool};
+use crate::telemetry::spans::DbOperation;
 
 /// Whose versions: a resource's or a resource type's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,14 @@ pub fn version_digest(version: &Value) -> String {
 
 const VERSION_COLUMNS: &str = "id, version, metadata, check_order, enabled, span_context";
 
+/// Where `fly clear-versions` puts the versions of history `config_hash`:
+/// out of every listing and of the scheduler's view, while the builds that
+/// used them keep their record and a check that finds one again brings it
+/// back under its old id (as Concourse keys build inputs by version digest).
+fn cleared_history(config_hash: &str) -> String {
+    format!("cleared:{config_hash}")
+}
+
 impl Db {
     /// Saves versions in the order given (oldest first): each one, new or
     /// seen before, becomes newer than every version before it, as a check
@@ -135,7 +144,7 @@ impl Db {
         versions: &[(Value, Value)],
         span_context: Option<&str>,
     ) -> DbResult<Vec<i64>> {
-        let span = self.operation_span("db.resource_versions.save", "INSERT", "resource_versions");
+        let span = self.operation_span(DbOperation::SaveVersions);
         let saved = self.insert_versions(owner, config_hash, versions, span_context).await;
         span.end(&saved);
         saved
@@ -165,9 +174,16 @@ impl Db {
                     "SELECT id, check_order FROM resource_versions WHERE {column} = $1 AND config_hash = $2
                      ORDER BY check_order DESC LIMIT 1"
                 ))).bind(owner.id()).bind(config_hash).fetch_optional(&mut *tx).await?;
-                let existing: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT id FROM resource_versions WHERE {column} = $1 AND config_hash = $2 AND version_digest = $3"
-                ))).bind(owner.id()).bind(config_hash).bind(&digest).fetch_optional(&mut *tx).await?;
+                let existing: Option<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, config_hash FROM resource_versions
+                     WHERE {column} = $1 AND config_hash IN ($2, $3) AND version_digest = $4"
+                ))).bind(owner.id()).bind(config_hash).bind(cleared_history(config_hash)).bind(&digest)
+                .fetch_optional(&mut *tx).await?;
+                if let Some((id, history)) = &existing && history != config_hash {
+                    sqlx::query("UPDATE resource_versions SET config_hash = $1 WHERE id = $2")
+                        .bind(config_hash).bind(id).execute(&mut *tx).await?;
+                }
+                let existing = existing.map(|(id, _)| id);
                 let next_order = newest.map_or(1, |(_, order)| order + 1);
                 // A check reports no metadata; keep what a get or put recorded.
                 let keeps_metadata = metadata.as_array().is_some_and(|m| m.is_empty()) || metadata.is_null();
@@ -307,6 +323,28 @@ impl Db {
                 }
             }
             Ok(found)
+        })
+    }
+
+    /// `fly clear-versions`: empties the current history of a resource or
+    /// resource type (see [`cleared_history`]); returns how many versions
+    /// it held.
+    pub async fn clear_versions(&self, owner: VersionOwner, config_hash: &str) -> DbResult<u64> {
+        let column = owner.column();
+        let table = owner.table();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Takes turns with checks saving versions (see `insert_versions`).
+            sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET id = id WHERE id = $1")))
+                .bind(owner.id()).execute(&mut *tx).await?;
+            // A version cleared before and found again since was moved back,
+            // so nothing of this history is in the cleared one twice.
+            let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE resource_versions SET config_hash = $1 WHERE {column} = $2 AND config_hash = $3"
+            ))).bind(cleared_history(config_hash)).bind(owner.id()).bind(config_hash)
+            .execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(moved)
         })
     }
 

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::plan::{
-    AcrossPlan, AcrossVar, EnsureNext, GetPlan, HookPlan, InParallelPlan, LoadVarPlan, MAX_PLAN_STEPS, MAX_STEP_DEPTH,
-    OnAbortNext, OnErrorNext, OnFailureNext, OnSuccessNext, Plan, PutPlan, SetPipelinePlan, Step, TaskPlan,
-    TimeoutPlan, TryPlan, TypeImage,
+    AcrossPlan, AcrossVar, CustomTypePlan, EnsureNext, GetPlan, HookPlan, InParallelPlan, LoadVarPlan, MAX_PLAN_STEPS,
+    MAX_STEP_DEPTH, OnAbortNext, OnErrorNext, OnFailureNext, OnSuccessNext, Plan, PutPlan, SetPipelinePlan, Step,
+    TaskPlan, TimeoutPlan, TryPlan, TypeImage,
 };
 use crate::nesting::{self, MAX_JSON_DEPTH};
 
@@ -59,21 +59,30 @@ impl CompileError {
 }
 
 /// The base type a resource type resolves to, through the pipeline's
-/// custom types (`resource_types`, by name).
+/// custom types (`resource_types`, by name), which it keeps on the way.
 pub fn type_image(resource_types: &HashMap<String, Value>, type_name: &str) -> TypeImage {
     let mut current = type_name.to_string();
     let mut privileged = false;
+    let mut custom_types = Vec::new();
     // Bounded: validation rejects cycles, but never loop on bad data.
     for _ in 0..16 {
         match resource_types.get(&current) {
             Some(custom) if custom.get("type").and_then(Value::as_str) != Some(current.as_str()) => {
-                privileged |= custom.get("privileged").and_then(Value::as_bool).unwrap_or(false);
-                current = custom.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+                let own_privileged = custom.get("privileged").and_then(Value::as_bool).unwrap_or(false);
+                privileged |= own_privileged;
+                let type_ = custom.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+                custom_types.push(CustomTypePlan {
+                    name: current,
+                    type_: type_.clone(),
+                    source: custom.get("source").cloned().unwrap_or(Value::Null),
+                    privileged: own_privileged,
+                });
+                current = type_;
             }
             _ => break,
         }
     }
-    TypeImage { base_type: current, privileged, ..TypeImage::default() }
+    TypeImage { base_type: current, privileged, custom_types, ..TypeImage::default() }
 }
 
 /// Gives out plan ids, hex like Concourse's, unique within a build.
@@ -514,8 +523,30 @@ mod tests {
         let Step::Get(get) = &hook.next.plan.step else { panic!() };
         assert_eq!(put.image.base_type, "mock");
         assert_eq!(put.source, json!({ "d": 1 }));
+        let custom =
+            CustomTypePlan { name: "custom".into(), type_: "mock".into(), source: Value::Null, privileged: false };
+        assert_eq!(put.image.custom_types, [custom], "the custom type is kept, not only its base");
         assert_eq!(get.version_from.as_deref(), Some(hook.step.id.as_str()));
         assert_eq!(get.params, json!({ "skip": true }));
+    }
+
+    #[test]
+    fn a_chain_of_custom_types_is_kept_nearest_first() {
+        let types: HashMap<String, Value> = [
+            (
+                "outer".to_string(),
+                json!({ "name": "outer", "type": "inner", "source": { "o": 1 }, "privileged": true }),
+            ),
+            ("inner".to_string(), json!({ "name": "inner", "type": "git", "source": { "i": 2 } })),
+        ]
+        .into();
+        let image = type_image(&types, "outer");
+        assert_eq!(image.base_type, "git");
+        assert!(image.privileged, "a privileged type anywhere in the chain makes the image privileged");
+        let names: Vec<(&str, &str)> = image.custom_types.iter().map(|t| (t.name.as_str(), t.type_.as_str())).collect();
+        assert_eq!(names, [("outer", "inner"), ("inner", "git")]);
+        assert_eq!(image.custom_types[1].source, json!({ "i": 2 }));
+        assert!(type_image(&types, "git").custom_types.is_empty());
     }
 
     #[test]

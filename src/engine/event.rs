@@ -42,7 +42,7 @@ pub struct TaskInputSummary {
     pub path: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MetadataField {
     pub name: String,
     pub value: String,

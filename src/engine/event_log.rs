@@ -1,6 +1,9 @@
 //! Writing a running build's events: redacted, numbered in order, stored
-//! in batches under the build's lease, then handed to the hub for watchers. The final
-//! status is written with the last batch, in the same transaction.
+//! in batches under the build's lease, then handed to this node's hub and
+//! announced to every node's watchers (`event_notice.rs`).
+//! What the build's steps record about themselves (`db::StepRecord`) goes
+//! the same way, in order with the events; the final status is written
+//! with the last batch, in the same transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::BuildEvent;
 use super::event_hub::{EventHub, HubMessage};
+use super::event_notice::BatchAnnouncer;
 use super::redaction::Redactor;
-use crate::db::{BuildLease, Db, DbError, DbResult, StoredEvent};
+use crate::db::{BuildLease, BuildStatus, Db, DbError, DbResult, StepRecord, StoredEvent};
 
 /// Most events stored in one database write.
 const MAX_BATCH: usize = 512;
@@ -22,11 +26,12 @@ const MAX_BATCH: usize = 512;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 enum Command {
-    Event(BuildEvent),
+    /// Events and step records stored in the same transaction.
+    Write(Vec<BuildEvent>, Vec<StepRecord>),
     Flush(oneshot::Sender<()>),
     /// The final status, stored with the events before it; answers whether
     /// it was stored.
-    Finish(String, oneshot::Sender<DbResult<()>>),
+    Finish(BuildStatus, oneshot::Sender<DbResult<()>>),
 }
 
 /// The writer of one build's events. Cheap to clone; every clone appends
@@ -53,7 +58,9 @@ impl EventLog {
         let next_id = db.next_event_id(lease.build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let redactor = Redactor::default();
-        let writer = Writer { db, hub, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };
+        let announcer = BatchAnnouncer::start(db.clone(), lease.build_id);
+        let writer =
+            Writer { db, hub, announcer, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };
         tokio::spawn(writer.run(receiver));
         Ok(EventLog { commands, lease_lost, redactor })
     }
@@ -64,8 +71,13 @@ impl EventLog {
     }
 
     pub fn emit(&self, event: BuildEvent) {
+        self.write(vec![event], Vec::new());
+    }
+
+    /// Stores `events` and `records` together: a crash leaves both or neither.
+    pub fn write(&self, events: Vec<BuildEvent>, records: Vec<StepRecord>) {
         // The writer outlives every sender; a send only fails during shutdown.
-        let _ = self.commands.send(Command::Event(event));
+        let _ = self.commands.send(Command::Write(events, records));
     }
 
     /// Waits until every event emitted so far is stored and published.
@@ -79,10 +91,10 @@ impl EventLog {
     /// Ends the build: its `status` event and the build's final status are
     /// stored together with whatever was emitted before. Nothing emitted
     /// afterwards is stored.
-    pub async fn finish(&self, status: &str) -> DbResult<()> {
+    pub async fn finish(&self, status: BuildStatus) -> DbResult<()> {
         let (done, wait) = oneshot::channel();
         self.commands
-            .send(Command::Finish(status.to_string(), done))
+            .send(Command::Finish(status, done))
             .map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?;
         wait.await.map_err(|_| DbError::Invalid("the build's event writer has stopped".into()))?
     }
@@ -96,6 +108,7 @@ impl EventLog {
 struct Writer {
     db: Db,
     hub: Arc<EventHub>,
+    announcer: BatchAnnouncer,
     lease: BuildLease,
     next_id: i64,
     lease_lost: CancellationToken,
@@ -105,30 +118,34 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut batch: Vec<StoredEvent> = Vec::new();
+        let mut records: Vec<StepRecord> = Vec::new();
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut finish: Option<(String, oneshot::Sender<DbResult<()>>)> = None;
+        let mut finish: Option<(BuildStatus, oneshot::Sender<DbResult<()>>)> = None;
         let mut finished = false;
         while let Some(first) = commands.recv().await {
             let mut next = Some(first);
             // Take whatever else is already queued, so a burst costs one write.
             while let Some(command) = next {
                 match command {
-                    Command::Event(_) if finished || finish.is_some() => {}
-                    Command::Event(event) => batch.push(self.number(&event)),
+                    Command::Write(..) if finished || finish.is_some() => {}
+                    Command::Write(events, step_records) => {
+                        batch.extend(events.iter().map(|event| self.number(event)));
+                        add_records(&mut records, step_records);
+                    }
                     Command::Flush(done) => flushes.push(done),
                     Command::Finish(_, done) if finished || finish.is_some() => {
                         let _ = done.send(Err(DbError::Invalid("the build has already ended".into())));
                     }
                     Command::Finish(status, done) => {
-                        let event = BuildEvent::Status { status: status.clone(), time: crate::db::now() };
+                        let event = BuildEvent::Status { status: status.as_str().into(), time: crate::db::now() };
                         batch.push(self.number(&event));
                         finish = Some((status, done));
                     }
                 }
                 next = if batch.len() < MAX_BATCH && finish.is_none() { commands.try_recv().ok() } else { None };
             }
-            let status = finish.as_ref().map(|(status, _)| status.as_str());
-            let stored = self.store(std::mem::take(&mut batch), status).await;
+            let status = finish.as_ref().map(|(status, _)| *status);
+            let stored = self.store(std::mem::take(&mut batch), std::mem::take(&mut records), status).await;
             if let Some((_, done)) = finish.take() {
                 finished = true;
                 let _ = done.send(stored);
@@ -153,10 +170,16 @@ impl Writer {
     }
 
     /// Stores a batch, retrying for as long as the database is unreachable
-    /// (a build keeps its log through a database restart); publishes it
-    /// once stored. After the lease is lost nothing is stored any more.
-    async fn store(&self, events: Vec<StoredEvent>, final_status: Option<&str>) -> DbResult<()> {
-        if events.is_empty() {
+    /// (a build keeps its log through a database restart); publishes and
+    /// announces it once stored. After the lease is lost nothing is stored
+    /// any more.
+    async fn store(
+        &self,
+        events: Vec<StoredEvent>,
+        records: Vec<StepRecord>,
+        final_status: Option<BuildStatus>,
+    ) -> DbResult<()> {
+        if events.is_empty() && records.is_empty() {
             return Ok(());
         }
         if self.lease_lost.is_cancelled() {
@@ -166,7 +189,7 @@ impl Writer {
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
-            match self.db.append_events(&self.lease, &events, final_status).await {
+            match self.db.append_events(&self.lease, &events, &records, final_status).await {
                 Ok(()) => break,
                 Err(err @ DbError::LeaseLost { .. }) => {
                     tracing::warn!(build_id, "this node lost the build's lease: its events are no longer stored here");
@@ -185,7 +208,29 @@ impl Writer {
                 }
             }
         }
+        let stored_before = events.last().map(|last| last.event_id + 1);
         self.hub.publish(build_id, HubMessage::Events(Arc::new(events)));
+        if let Some(before) = stored_before {
+            self.announcer.stored(before);
+        }
         Ok(())
+    }
+}
+
+/// Adds `new` to a batch's records; a step's progress replaces its earlier
+/// progress in the same batch (only the last offsets matter).
+fn add_records(batch: &mut Vec<StepRecord>, new: Vec<StepRecord>) {
+    for record in new {
+        if let StepRecord::Progress { plan_id, .. } = &record
+            && let Some(earlier) = batch
+                .iter_mut()
+                .rev()
+                .take_while(|r| !matches!(r, StepRecord::Started { plan_id: p } | StepRecord::Finished { plan_id: p, .. } if p == plan_id))
+                .find(|r| matches!(r, StepRecord::Progress { plan_id: p, .. } if p == plan_id))
+        {
+            *earlier = record;
+            continue;
+        }
+        batch.push(record);
     }
 }

@@ -4,14 +4,18 @@ pub mod compile;
 pub mod event;
 pub mod event_hub;
 pub mod event_log;
+pub mod event_notice;
 pub mod exec;
+pub mod journal;
 pub mod plan;
 pub mod redaction;
 pub mod runner;
-pub mod spans;
+pub mod span_facts;
 pub mod state;
 pub mod step_log;
+pub mod step_process;
 pub mod tracker;
+pub mod uploads;
 pub mod waiting;
 
 use std::sync::Arc;
@@ -31,8 +35,10 @@ use tracker::{BuildTracker, LeaseSettings, TrackerComponent};
 /// the hub watchers read events from, and the tracker running builds.
 pub struct Engine {
     pub db: Db,
-    pub runtime: Arc<dyn Runtime>,
+    runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
+    /// Where builds' `((vars))` come from.
+    pub credentials: Arc<dyn CredentialManager>,
     /// Unix seconds the engine started (the worker's start time).
     pub started_at: i64,
     tracker: Arc<BuildTracker>,
@@ -48,13 +54,20 @@ impl Engine {
     ) -> Arc<Engine> {
         let hub = Arc::new(EventHub::new());
         let tracker = BuildTracker::new(
-            RunnerContext { db: db.clone(), runtime: runtime.clone(), hub: hub.clone(), external_url, credentials },
+            RunnerContext {
+                db: db.clone(),
+                runtime: runtime.clone(),
+                hub: hub.clone(),
+                external_url,
+                credentials: credentials.clone(),
+            },
             leases,
         );
-        Arc::new(Engine { db, runtime, hub, started_at: crate::db::now(), tracker })
+        Arc::new(Engine { db, runtime, hub, credentials, started_at: crate::db::now(), tracker })
     }
 
-    /// Starts the build tracker, its abort listener and its lease renewal.
+    /// Starts the build tracker, its abort listener and its lease renewal,
+    /// and hands the hub the announcements of new build events.
     pub fn spawn(self: &Arc<Self>, interval: Duration, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
         vec![
             crate::component::spawn(
@@ -64,8 +77,19 @@ impl Engine {
                 shutdown.clone(),
             ),
             self.tracker.spawn_abort_listener(shutdown.clone()),
-            self.tracker.spawn_lease_renewal(shutdown),
+            self.tracker.spawn_lease_renewal(shutdown.clone()),
+            event_notice::spawn_listener(&self.db, self.hub.clone(), shutdown),
         ]
+    }
+
+    /// The workers this node's runtime offers: `fly workers`.
+    pub async fn workers(&self) -> Vec<crate::runtime::WorkerInfo> {
+        self.runtime.workers().await
+    }
+
+    /// The steps this node's runtime has: `fly containers`.
+    pub async fn steps(&self) -> Result<Vec<crate::runtime::StepInfo>, crate::runtime::RuntimeError> {
+        self.runtime.list().await
     }
 
     /// Stops the builds this node runs (they end as errored).

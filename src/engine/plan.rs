@@ -61,6 +61,23 @@ pub struct TypeImage {
     pub base_type: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub privileged: bool,
+    /// The pipeline's custom types from the one named down to the base
+    /// type, nearest first: a runtime that runs images takes its image
+    /// from them. Sources are interpolated when the step runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_types: Vec<CustomTypePlan>,
+}
+
+/// One of a pipeline's `resource_types`, as a step's image needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CustomTypePlan {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub source: Value,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
 }
 
 impl TypeImage {
@@ -289,6 +306,56 @@ pub const MAX_STEP_DEPTH: usize = 64;
 pub const MAX_PLAN_STEPS: usize = 50_000;
 
 impl Plan {
+    /// Calls `visit` on this plan and every plan inside it, parents before
+    /// children (an `across` template is not inside: it is not a plan yet).
+    pub fn for_each_plan_mut(&mut self, visit: &mut impl FnMut(&mut Plan)) {
+        visit(self);
+        fn image_plans(image: &mut TypeImage) -> Vec<&mut Plan> {
+            [image.check_plan.as_deref_mut(), image.get_plan.as_deref_mut()].into_iter().flatten().collect()
+        }
+        let children: Vec<&mut Plan> = match &mut self.step {
+            Step::Get(get) => image_plans(&mut get.image),
+            Step::Put(put) => image_plans(&mut put.image),
+            Step::Check(check) => image_plans(&mut check.image),
+            Step::Task(_) | Step::SetPipeline(_) | Step::LoadVar(_) | Step::Across(_) => Vec::new(),
+            Step::ArtifactInput(_) | Step::ArtifactOutput(_) => Vec::new(),
+            Step::Do(steps) | Step::Retry(steps) => steps.iter_mut().collect(),
+            Step::InParallel(parallel) => parallel.steps.iter_mut().collect(),
+            Step::OnSuccess(hook) => vec![&mut *hook.step, &mut *hook.next.plan],
+            Step::OnFailure(hook) => vec![&mut *hook.step, &mut *hook.next.plan],
+            Step::OnAbort(hook) => vec![&mut *hook.step, &mut *hook.next.plan],
+            Step::OnError(hook) => vec![&mut *hook.step, &mut *hook.next.plan],
+            Step::Ensure(hook) => vec![&mut *hook.step, &mut *hook.next.plan],
+            Step::Try(inner) => vec![&mut *inner.step],
+            Step::Timeout(inner) => vec![&mut *inner.step],
+        };
+        for child in children {
+            child.for_each_plan_mut(visit);
+        }
+    }
+
+    /// Gives every plan in this substep of an `across` an id of its own,
+    /// `ACROSS/INDEX/N` in visiting order, as Concourse numbers them: the
+    /// template's ids repeat in every substep. `version_from` follows its
+    /// plan to its new id.
+    pub fn renumber_as_substep(&mut self, across_id: &str, index: usize) {
+        let mut renamed = std::collections::HashMap::new();
+        let mut counter = 0usize;
+        self.for_each_plan_mut(&mut |plan| {
+            let id = format!("{across_id}/{index}/{counter}");
+            renamed.insert(std::mem::replace(&mut plan.id, id.clone()), id);
+            counter += 1;
+        });
+        self.for_each_plan_mut(&mut |plan| {
+            if let Step::Get(get) = &mut plan.step
+                && let Some(from) = &mut get.version_from
+                && let Some(id) = renamed.get(from.as_str())
+            {
+                *from = id.clone();
+            }
+        });
+    }
+
     /// How deeply the plan's steps nest when run (see [`MAX_STEP_DEPTH`]),
     /// an `across` counting one level per var above its substep. Counting
     /// stops just past the limit, so a plan of any depth is measured safely.

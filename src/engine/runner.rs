@@ -9,14 +9,15 @@ use super::event::{BuildEvent, Origin};
 use super::event_hub::{EventHub, HubMessage};
 use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
+use super::journal::Journal;
 use super::plan::{Plan, Step};
-use super::spans;
+use super::span_facts;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{CredentialManager, Dummy};
-use crate::db::{Build, BuildLease, Channel, Db, DbError, DbResult, NewEvent};
+use crate::db::{Build, BuildLease, BuildStatus, Channel, Db, DbError, DbResult, NewEvent};
 use crate::metric;
 use crate::runtime::Runtime;
-use crate::telemetry::propagation;
+use crate::telemetry::{propagation, spans};
 
 /// What every build run needs from the engine.
 pub struct RunnerContext {
@@ -50,13 +51,13 @@ async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Res
 }
 
 /// The status a build ends with, given how its plan ended.
-pub fn final_status(outcome: &Outcome, aborted: bool) -> &'static str {
+pub fn final_status(outcome: &Outcome, aborted: bool) -> BuildStatus {
     match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed => "failed",
-        Outcome::Errored(_) => "errored",
-        Outcome::Interrupted if aborted => "aborted",
-        Outcome::Interrupted => "errored",
+        Outcome::Succeeded => BuildStatus::Succeeded,
+        Outcome::Failed => BuildStatus::Failed,
+        Outcome::Errored(_) => BuildStatus::Errored,
+        Outcome::Interrupted if aborted => BuildStatus::Aborted,
+        Outcome::Interrupted => BuildStatus::Errored,
     }
 }
 
@@ -86,19 +87,35 @@ pub struct BuildControl {
     pub lease_lost: CancellationToken,
 }
 
-/// Runs a started build under `lease`. Returns the final status.
+/// A build taken up again: its node stopped renewing its lease (it died,
+/// was stopped or lost the database), or atc restarted under it.
+pub struct Resumed {
+    /// The node that ran it before.
+    pub previous_owner: Option<String>,
+}
+
+/// Runs a started build under `lease`, or carries on with one `resumed`
+/// where its journal says it was. Returns the final status.
 pub async fn run_build(
     ctx: &RunnerContext,
     build: Build,
     lease: BuildLease,
     control: BuildControl,
-) -> DbResult<&'static str> {
+    resumed: Option<Resumed>,
+) -> DbResult<BuildStatus> {
     let BuildControl { abort, shutdown, lease_lost } = control;
-    if !ctx.db.mark_build_running(&lease).await? {
-        return Ok("aborted");
-    }
+    let resumed = match resumed {
+        Some(resumed) => {
+            let journal = Journal::from_records(ctx.db.recorded_steps(build.id).await?);
+            Some((journal, resumed.previous_owner))
+        }
+        None if !ctx.db.mark_build_running(&lease).await? => return Ok(BuildStatus::Aborted),
+        None => None,
+    };
     let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), lease, lease_lost.clone()).await?;
-    events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
+    if resumed.is_none() {
+        events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
+    }
 
     let plan = match ctx.db.build_plan(build.id).await? {
         Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
@@ -113,6 +130,7 @@ pub async fn run_build(
         credentials
             .clone()
             .unwrap_or_else(|_| Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }),
+        resumed,
     ));
     let plan = credentials.and(plan);
     let trace = start_build_span(ctx, &build, &state, plan.as_ref().ok()).await?;
@@ -166,27 +184,24 @@ pub async fn run_build(
     ended.map(|()| status)
 }
 
-/// The build's metrics and the end of its span.
+/// The build's metrics and the end of its span, from one reading of how
+/// it ended (a timeout's `failed` is a `timeout` result for both).
 fn record_end(
     build: &Build,
-    status: &'static str,
+    status: BuildStatus,
     duration: std::time::Duration,
     trace: &opentelemetry::Context,
     timed_out: bool,
 ) {
+    let end = span_facts::build_end(status, timed_out);
     if build.resource_name.is_some() || build.resource_type_name.is_some() {
-        metric::CheckFinished { status }.emit();
+        metric::CheckFinished { status: status.as_str() }.emit();
     } else {
-        let result = match status {
-            "succeeded" => metric::BuildResult::Succeeded,
-            "failed" => metric::BuildResult::Failed,
-            "aborted" => metric::BuildResult::Aborted,
-            _ => metric::BuildResult::Errored,
-        };
         let span = trace.span().span_context().clone();
-        metric::BuildFinished { job: job_ref(build), result, duration, span: &span }.emit();
+        let job = job_ref(build);
+        metric::BuildFinished { job, status: status.as_str(), result: end.result, duration, span: &span }.emit();
     }
-    spans::end_build(trace, status, timed_out);
+    spans::end_build(trace, end);
 }
 
 /// The job a build counts under in metrics (empty names for one-off builds).
@@ -226,8 +241,7 @@ async fn start_build_span(
         Some(Step::Check(check)) => Some((check.name.as_str(), check.type_.as_str())),
         _ => None,
     };
-    let facts = spans::BuildSpanFacts { info: &state.info, resource, url: state.build_env().build_url() };
-    let trace = spans::start_build(&facts, &parent, links);
+    let trace = span_facts::build_span(&state.info, resource, state.build_env().build_url()).start(&parent, links);
     if let Some(own) = propagation::stored_context(&trace) {
         ctx.db.set_build_span_context(build.id, &own).await?;
     }
@@ -237,7 +251,7 @@ async fn start_build_span(
 /// Records the final status (the last event and the build row, together,
 /// under the build's lease), then tells watchers and the scheduler (a
 /// finished build can satisfy `passed` or free a slot).
-pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, status: &str) -> DbResult<()> {
+pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, status: BuildStatus) -> DbResult<()> {
     events.finish(status).await?;
     hub.publish(build.id, HubMessage::Finished);
     if let Some(job_id) = build.job_id {
@@ -248,10 +262,13 @@ pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, s
 
 /// Ends a build that never began running with `status`, after `error` if
 /// given; false when it had begun running (its node ends it) or had ended.
-pub async fn end_unstarted(db: &Db, build_id: i64, status: &str, error: Option<String>) -> DbResult<bool> {
+/// It is counted and traced as every build that ends is: a moment's run,
+/// under the request that created it.
+pub async fn end_unstarted(db: &Db, build: &Build, status: BuildStatus, error: Option<String>) -> DbResult<bool> {
+    let build_id = build.id;
     let time = crate::db::now();
     let error = error.map(|message| BuildEvent::Error { origin: Origin::default(), message, time });
-    let last = BuildEvent::Status { status: status.to_string(), time };
+    let last = BuildEvent::Status { status: status.as_str().to_string(), time };
     let events: Vec<NewEvent> = error
         .iter()
         .chain([&last])
@@ -261,5 +278,22 @@ pub async fn end_unstarted(db: &Db, build_id: i64, status: &str, error: Option<S
             payload: event.payload().to_string(),
         })
         .collect();
-    db.end_unstarted_build(build_id, status, &events).await
+    let ended = db.end_unstarted_build(build_id, status, &events).await?;
+    if !ended {
+        return Ok(false);
+    }
+    // Watchers on every node read the end now; a lost announcement only delays it.
+    if let Err(err) = super::event_notice::announce(db, build_id, None).await {
+        tracing::warn!(build_id, error = %err, "cannot announce the end of a build");
+    }
+    let stored = db.build_span_context(build_id).await?;
+    let parent = stored.as_deref().map(propagation::restored_context).unwrap_or_default();
+    let trace = span_facts::build_span(&build_info(build, ""), None, None).start(&parent, Vec::new());
+    if build.resource_name.is_some() || build.resource_type_name.is_some() {
+        metric::CheckStarted.emit();
+    } else {
+        metric::BuildStarted { job: job_ref(build) }.emit();
+    }
+    record_end(build, status, std::time::Duration::ZERO, &trace, false);
+    Ok(true)
 }

@@ -12,14 +12,16 @@ use tokio_util::sync::CancellationToken;
 use super::event::{BuildEvent, Origin};
 use super::event_log::EventLog;
 use super::exec::{Outcome, StepContext, run};
+use super::journal::{FinishedStep, Journal, LeafEnds, RecordedOutcome, RecordedVersion, Resume};
 use super::plan::Plan;
 use super::redaction::Redactor;
-use super::spans;
+use super::span_facts;
 use super::waiting::Waiting;
 use crate::config::vars::{self, VarRef};
 use crate::creds::CredentialManager;
-use crate::db::Db;
-use crate::runtime::{Artifact, Runtime};
+use crate::db::{Db, StepRecord};
+use crate::runtime::{Artifact, Runtime, StepHandle};
+use crate::telemetry::spans;
 
 /// Facts about a build that steps pass on (to resource scripts, in URLs, ...).
 #[derive(Debug, Clone, Default)]
@@ -70,6 +72,13 @@ pub struct BuildState {
     exit_statuses: Mutex<HashMap<String, i32>>,
     /// Steps preparing to run, by plan id.
     waiting: Mutex<HashMap<String, Waiting>>,
+    /// What the build's steps did before it was taken up again (empty for
+    /// a build that starts now).
+    journal: Journal,
+    /// The atc node that ran the build before, when it was taken over.
+    previous_owner: Option<String>,
+    /// Leaf steps running now, and what they will record when they end.
+    leaves: LeafEnds,
 }
 
 impl BuildState {
@@ -79,7 +88,9 @@ impl BuildState {
         runtime: Arc<dyn Runtime>,
         events: EventLog,
         credentials: Credentials,
+        resumed: Option<(Journal, Option<String>)>,
     ) -> BuildState {
+        let (journal, previous_owner) = resumed.unwrap_or_default();
         BuildState {
             info,
             db,
@@ -93,14 +104,102 @@ impl BuildState {
             produced: Mutex::new(Vec::new()),
             exit_statuses: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
+            journal,
+            previous_owner,
+            leaves: LeafEnds::default(),
         }
     }
 
     /// Makes a step's new artifact visible in `scope` under `name`; it
     /// lives until the build ends.
-    pub fn register_artifact(&self, scope: &Scope, name: &str, artifact: Artifact) {
+    pub fn register_artifact(&self, plan_id: &str, scope: &Scope, name: &str, artifact: Artifact) {
         self.produced.lock().unwrap_or_else(|p| p.into_inner()).push(artifact.clone());
+        self.leaves.update(plan_id, |end| end.finished.artifacts.push((name.to_string(), artifact.id.clone())));
         scope.register_artifact(name, artifact);
+    }
+
+    /// Where the step stood when the build was taken up again.
+    pub fn resume(&self, plan_id: &str) -> Resume {
+        self.journal.resume(plan_id)
+    }
+
+    /// The node that ran the build before it was taken over, for messages.
+    pub fn previous_owner(&self) -> Option<&str> {
+        self.previous_owner.as_deref()
+    }
+
+    /// Emits a step's opening event (`initialize-*`, `start-*`, ...), unless
+    /// it was emitted before the build was taken up again.
+    pub fn announce(&self, plan_id: &str, event: BuildEvent) {
+        if !matches!(self.resume(plan_id), Resume::Started(_)) {
+            self.events.emit(event);
+        }
+    }
+
+    /// Emits a step's closing event, with its result when it is a leaf.
+    pub fn emit_closing(&self, plan_id: &str, event: BuildEvent) {
+        let mut pending = Some(event);
+        self.leaves.update(plan_id, |end| end.events.extend(pending.take()));
+        if let Some(event) = pending {
+            self.events.emit(event);
+        }
+    }
+
+    /// A leaf step begins: its closing events and result are gathered.
+    pub fn begin_leaf(&self, plan_id: &str) {
+        self.leaves.begin(plan_id);
+    }
+
+    /// The runtime step `handle` exited for the leaf `plan_id`: it is
+    /// stopped once the leaf's result is stored.
+    pub fn keep_until_recorded(&self, plan_id: &str, handle: StepHandle) {
+        let mut pending = Some(handle);
+        self.leaves.update(plan_id, |end| end.handles.extend(pending.take()));
+        if let Some(handle) = pending {
+            tracing::warn!(step = %handle, "a step's process ended outside of its step");
+        }
+    }
+
+    /// A leaf step ended: its closing events are stored together with its
+    /// result (when `recorded` and it finished), then its runtime steps are
+    /// stopped. A crash before the store leaves the step to be attached to
+    /// again; after it, to be skipped.
+    pub async fn end_leaf(&self, plan_id: &str, outcome: &Outcome, recorded: bool) {
+        let mut end = self.leaves.take(plan_id);
+        let finished = RecordedOutcome::of(outcome).filter(|_| recorded).map(|outcome| {
+            end.finished.outcome = outcome;
+            end.finished.exit_status = self.exit_status(plan_id);
+            let result = serde_json::to_string(&end.finished).unwrap_or_default();
+            StepRecord::Finished { plan_id: plan_id.to_string(), result }
+        });
+        self.events.write(end.events, finished.into_iter().collect());
+        if end.handles.is_empty() {
+            return;
+        }
+        self.events.flush().await;
+        for handle in end.handles {
+            if let Err(err) = self.runtime.stop(&handle, std::time::Duration::ZERO).await {
+                tracing::warn!(step = %handle, error = %err, "cannot stop a finished step");
+            }
+        }
+    }
+
+    /// Puts back what a finished step left the build (when it is taken up
+    /// again) and answers how it ended.
+    pub fn restore(&self, plan_id: &str, scope: &Scope, finished: &FinishedStep) -> Outcome {
+        for (name, id) in &finished.artifacts {
+            self.register_artifact(plan_id, scope, name, Artifact { id: id.clone() });
+        }
+        if let Some(version) = &finished.version {
+            self.record_version(
+                plan_id,
+                FetchedVersion { version: version.version.clone(), metadata: version.metadata.clone() },
+            );
+        }
+        if let Some(code) = finished.exit_status {
+            self.record_exit_status(plan_id, code);
+        }
+        finished.outcome.outcome()
     }
 
     /// Hands the build's artifacts back to the runtime, except those
@@ -128,9 +227,9 @@ impl BuildState {
     /// Runs a hook's plan.
     /// Runs a hook's plan inside a `hook {kind}` span where the hooked step sits.
     pub async fn hook(&self, ctx: &StepContext, kind: &'static str, plan: &Plan) -> Outcome {
-        let trace = spans::start_hook(&ctx.trace, kind);
+        let trace = spans::HookSpan { kind }.start(&ctx.trace);
         let outcome = self.redact_outcome(run(plan, &ctx.with_trace(trace.clone())).await);
-        spans::end_hook(&trace, &outcome);
+        spans::end_hook(&trace, span_facts::hook_error(&outcome));
         outcome
     }
 
@@ -160,13 +259,11 @@ impl BuildState {
         self.exit_statuses.lock().unwrap_or_else(|p| p.into_inner()).get(plan_id).copied()
     }
 
-    /// Records a step's error in the build log.
+    /// Records a step's error in the build log (with its result, for a leaf).
     pub fn step_error(&self, plan_id: &str, message: &str) {
-        self.events.emit(BuildEvent::Error {
-            origin: Origin::step(plan_id),
-            message: message.to_string(),
-            time: crate::db::now(),
-        });
+        let event =
+            BuildEvent::Error { origin: Origin::step(plan_id), message: message.to_string(), time: crate::db::now() };
+        self.emit_closing(plan_id, event);
     }
 
     pub fn across_substeps(&self, plan_id: &str, substeps: Vec<Value>) {
@@ -177,10 +274,16 @@ impl BuildState {
         });
     }
 
-    /// Names a run of a step uniquely (work dirs, pods): build, kind, plan id.
-    pub fn handle(&self, step_type: &str, plan_id: &str) -> String {
-        let plan: String = plan_id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        format!("build-{}-{step_type}-{plan}", self.info.id)
+    /// The step's name on the runtime: the build, the step's kind and a
+    /// digest of its plan id (plan ids are unique within a build, but may
+    /// hold characters a pod name cannot), so the same step of the same
+    /// build always has the same handle.
+    pub fn handle(&self, step_type: &str, plan_id: &str) -> StepHandle {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(plan_id.as_bytes());
+        let digest: String = digest.iter().take(6).map(|byte| format!("{byte:02x}")).collect();
+        let name = format!("b{}-{step_type}-{digest}", self.info.id);
+        StepHandle::parse(&name).unwrap_or_else(|err| unreachable!("a handle made of known parts: {err}"))
     }
 
     pub fn step_metadata(&self, step_type: &str, step_name: &str) -> crate::runtime::StepMetadata {
@@ -222,6 +325,8 @@ impl BuildState {
     }
 
     pub fn record_version(&self, plan_id: &str, version: FetchedVersion) {
+        let recorded = RecordedVersion { version: version.version.clone(), metadata: version.metadata.clone() };
+        self.leaves.update(plan_id, |end| end.finished.version = Some(recorded));
         self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), version);
     }
 

@@ -2,8 +2,9 @@
 //! atc node at a time, through a lease per build (`db::leases`). The node
 //! running a build renews its lease; a build whose lease ran out (its node
 //! died, stopped or lost the database for longer than the lease) is taken
-//! over by another node and ended, and the old node, should it come back,
-//! finds its writes fenced off and stops the build silently.
+//! over by another node (or by atc itself after a restart) and carried on
+//! where its journal says it was (`journal.rs`); the old node, should it
+//! come back, finds its writes fenced off and stops the build silently.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,12 +12,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::event::{BuildEvent, Origin};
-use super::event_log::EventLog;
 use super::runner::{self, RunnerContext};
-use super::spans;
-use crate::db::{Build, BuildLease, Channel, DbResult, TakenLease};
-use crate::telemetry::propagation;
+use crate::db::{Build, BuildLease, Channel, DbResult};
 
 /// How this node holds leases on the builds it runs.
 #[derive(Debug, Clone)]
@@ -150,7 +147,7 @@ impl BuildTracker {
     }
 
     /// Takes up every started build no node holds: runs the new ones and
-    /// ends those whose node is gone.
+    /// carries on with those whose node is gone, where they were.
     async fn start_untracked_builds(self: &Arc<Self>) -> DbResult<()> {
         for id in self.ctx.db.started_builds().await? {
             if self.shutdown.is_cancelled() {
@@ -163,16 +160,13 @@ impl BuildTracker {
                 self.ctx.db.take_build_lease(id, &self.leases.owner, now_ms(), self.leases.duration_ms()).await?;
             let Some(taken) = taken else { continue };
             let Some(build) = self.ctx.db.find_build(id).await? else { continue };
-            if taken.was_running {
-                self.end_orphan(&build, &taken).await?;
-                continue;
-            }
-            self.run(build, taken.lease);
+            let resumed = taken.was_running.then(|| runner::Resumed { previous_owner: taken.previous_owner.clone() });
+            self.run(build, taken.lease, resumed);
         }
         Ok(())
     }
 
-    fn run(self: &Arc<Self>, build: Build, lease: BuildLease) {
+    fn run(self: &Arc<Self>, build: Build, lease: BuildLease, resumed: Option<runner::Resumed>) {
         let id = build.id;
         let abort = CancellationToken::new();
         if build.aborted {
@@ -184,36 +178,11 @@ impl BuildTracker {
         let tracker = self.clone();
         tokio::spawn(async move {
             let control = runner::BuildControl { abort, shutdown: tracker.shutdown.clone(), lease_lost };
-            if let Err(err) = runner::run_build(&tracker.ctx, build, lease, control).await {
+            if let Err(err) = runner::run_build(&tracker.ctx, build, lease, control, resumed).await {
                 tracing::error!(build_id = id, error = %err, "build run failed");
             }
             tracker.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         });
-    }
-
-    /// Ends a build whose node stopped renewing its lease while running
-    /// it: the steps it ran there cannot be picked up from here.
-    async fn end_orphan(&self, build: &Build, taken: &TakenLease) -> DbResult<()> {
-        // The build's span died with the node; this one, its child, ends
-        // the build's trace with what became of it.
-        let stored = self.ctx.db.build_span_context(build.id).await?;
-        let lost = stored.as_deref().map(propagation::restored_context).unwrap_or_default();
-        let info = runner::build_info(build, &self.ctx.external_url);
-        let facts = spans::BuildSpanFacts { info: &info, resource: None, url: None };
-        spans::end_build(&spans::start_build(&facts, &lost, Vec::new()), "errored", false);
-        let events =
-            EventLog::open(self.ctx.db.clone(), self.ctx.hub.clone(), taken.lease.clone(), CancellationToken::new())
-                .await?;
-        let node = taken.previous_owner.as_deref().unwrap_or("unknown");
-        events.emit(BuildEvent::Error {
-            origin: Origin::default(),
-            message: format!(
-                "the atc node running this build ({node}) stopped renewing its lease: it died, was stopped or lost \
-                 the database; the build cannot be resumed"
-            ),
-            time: crate::db::now(),
-        });
-        runner::finish(&self.ctx.db, &self.ctx.hub, &events, build, "errored").await
     }
 }
 

@@ -1,5 +1,7 @@
-//! The collector component: removes what nothing needs any more. Each
-//! collector is one concern; the component runs them in turn.
+//! The collector component: removes what nothing needs any more (expired
+//! tokens and logins, cleared task caches, expired artifacts, steps of
+//! builds that ended). Each collector is one concern; the component runs
+//! them in turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,9 @@ use crate::runtime::{Artifact, Runtime};
 /// How long uploaded inputs and downloadable outputs of one-off builds
 /// stay: long enough for `fly execute` to fetch them, as in Concourse.
 pub const ARTIFACT_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// How long every node's collector keeps deleting a cleared task cache.
+const CLEARED_CACHE_RETENTION_SECONDS: i64 = 24 * 3600;
 
 pub struct Collector {
     db: Db,
@@ -32,6 +37,28 @@ impl Collector {
         Ok(())
     }
 
+    /// Browser logins nobody finished in time can never be finished.
+    async fn collect_expired_login_requests(&self) -> anyhow::Result<()> {
+        let removed = self.db.delete_expired_login_requests().await?;
+        if removed > 0 {
+            tracing::debug!(removed, "removed expired login requests");
+        }
+        Ok(())
+    }
+
+    /// Files of task caches cleared in the last day: a cache a step held
+    /// while it was cleared comes back when the step ends, so this asks
+    /// again on every pass until the record is forgotten.
+    async fn collect_cleared_task_caches(&self) -> anyhow::Result<()> {
+        let since = crate::db::now() - CLEARED_CACHE_RETENTION_SECONDS;
+        let keys = self.db.cleared_task_cache_keys(since).await?;
+        if !keys.is_empty() {
+            self.runtime.remove_caches(keys).await?;
+        }
+        self.db.forget_cleared_task_caches(since).await?;
+        Ok(())
+    }
+
     /// Artifacts recorded for `fly execute` past their time: the files go
     /// first, then the record, so a failed release is tried again.
     async fn collect_expired_artifacts(&self) -> anyhow::Result<()> {
@@ -48,23 +75,44 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Steps the runtime still has for builds that ended (or are gone): a
+    /// build normally stops its steps itself, but not when atc died between
+    /// recording a step's end and stopping it. Steps of running builds stay,
+    /// whichever node runs them now: they may still be attached to.
+    async fn collect_steps_of_ended_builds(&self) -> anyhow::Result<()> {
+        for step in self.runtime.list().await? {
+            let Some(build_id) = step.metadata.build_id else { continue };
+            let ended = self.db.find_build(build_id).await?.is_none_or(|build| build.completed);
+            if ended {
+                tracing::debug!(step = %step.handle, build_id, "stopping a step of a build that ended");
+                self.runtime.stop(&step.handle, crate::engine::step_process::STOP_GRACE_PERIOD).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Component for Collector {
     fn name(&self) -> &'static str {
         "collector"
     }
 
     fn wake_channel(&self) -> Option<Channel> {
-        None
+        Some(Channel::Collector)
     }
 
     fn tick(&self) -> ComponentFuture<'_> {
         Box::pin(async move {
             // The collector's interval samples the workers too.
-            let workers = self.runtime.workers();
+            let workers = self.runtime.workers().await;
             let busy = workers.iter().filter(|w| w.active_containers > 0).count() as i64;
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
             self.collect_expired_tokens().await?;
+            self.collect_expired_login_requests().await?;
+            self.collect_cleared_task_caches().await?;
+            self.collect_steps_of_ended_builds().await?;
             self.collect_expired_artifacts().await
         })
     }

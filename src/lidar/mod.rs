@@ -13,6 +13,7 @@ use crate::db::{BuildPlan, Channel, Db, DbResult, LockKind, NewBuild, Pipeline, 
 use crate::engine::compile::type_image;
 use crate::engine::plan::{CheckPlan, Plan, Step};
 use crate::telemetry::propagation;
+use crate::telemetry::spans::LidarScan;
 
 pub struct Checker {
     db: Db,
@@ -136,6 +137,13 @@ async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Valu
             resource,
             resource_type,
             timeout: target.config.get("check_timeout").and_then(Value::as_str).unwrap_or_default().to_string(),
+            // A resource's (or type's) `tags` say where its checks run.
+            tags: target
+                .config
+                .get("tags")
+                .and_then(Value::as_array)
+                .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
             ..CheckPlan::default()
         }),
     };
@@ -209,8 +217,7 @@ impl Checker {
             }
         }
         if started > 0 {
-            let attributes = vec![opentelemetry::KeyValue::new("concourse.checks.started", started as i64)];
-            crate::telemetry::record_component_work("lidar.scan", began, attributes, Vec::new());
+            LidarScan { started: began, checks_started: started }.record();
         }
         Ok(())
     }

@@ -13,37 +13,8 @@ use super::series::{
     StatusLabels, StepLabels,
 };
 use super::{otel, prometheus};
-
-/// How a build ended, in Concourse's words and in the CI/CD conventions'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildResult {
-    Succeeded,
-    Failed,
-    Errored,
-    Aborted,
-}
-
-impl BuildResult {
-    /// The `status` label Concourse uses.
-    pub fn concourse_status(self) -> &'static str {
-        match self {
-            BuildResult::Succeeded => "succeeded",
-            BuildResult::Failed => "failed",
-            BuildResult::Errored => "errored",
-            BuildResult::Aborted => "aborted",
-        }
-    }
-
-    /// The `cicd.pipeline.result` value.
-    pub fn cicd_result(self) -> &'static str {
-        match self {
-            BuildResult::Succeeded => "success",
-            BuildResult::Failed => "failure",
-            BuildResult::Errored => "error",
-            BuildResult::Aborted => "cancellation",
-        }
-    }
-}
+use crate::telemetry::semconv;
+use crate::telemetry::spans::RunResult;
 
 /// A request got its response (recorded by the HTTP middleware).
 pub struct HttpRequestServed<'a> {
@@ -70,14 +41,14 @@ impl HttpRequestServed<'_> {
             Some(SystemTime::now()),
         );
         let mut attributes = Vec::with_capacity(5);
-        attributes.push(KeyValue::new("http.request.method", self.method.to_string()));
-        attributes.push(KeyValue::new("http.response.status_code", i64::from(self.status)));
-        attributes.push(KeyValue::new("url.scheme", "http"));
+        attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method.to_string()));
+        attributes.push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(self.status)));
+        attributes.push(KeyValue::new(semconv::URL_SCHEME, "http"));
         if let Some(route) = self.route {
-            attributes.push(KeyValue::new("http.route", route.to_string()));
+            attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_string()));
         }
         if self.status >= 500 {
-            attributes.push(KeyValue::new("error.type", self.status.to_string()));
+            attributes.push(KeyValue::new(semconv::ERROR_TYPE, self.status.to_string()));
         }
         otel().http_server_request_duration.record(seconds, &attributes);
     }
@@ -93,7 +64,7 @@ pub struct JobRef<'a> {
 
 impl JobRef<'_> {
     fn cicd_pipeline_name(&self) -> KeyValue {
-        KeyValue::new("cicd.pipeline.name", format!("{}/{}", self.pipeline, self.job))
+        KeyValue::new(semconv::CICD_PIPELINE_NAME, format!("{}/{}", self.pipeline, self.job))
     }
 }
 
@@ -106,7 +77,7 @@ impl BuildStarted<'_> {
     pub fn emit(self) {
         prometheus().builds_started.inc();
         prometheus().builds_running.inc();
-        let attributes = [self.job.cicd_pipeline_name(), KeyValue::new("cicd.pipeline.run.state", "executing")];
+        let attributes = [self.job.cicd_pipeline_name(), KeyValue::new(semconv::CICD_PIPELINE_RUN_STATE, "executing")];
         otel().pipeline_run_active.add(1, &attributes);
     }
 }
@@ -114,7 +85,11 @@ impl BuildStarted<'_> {
 /// A build finished (after [`BuildStarted`]).
 pub struct BuildFinished<'a> {
     pub job: JobRef<'a>,
-    pub result: BuildResult,
+    /// Concourse's final status (`succeeded`, `failed`, `errored`,
+    /// `aborted`): the `status` label of Concourse's series.
+    pub status: &'a str,
+    /// The CI/CD result: the same the build's span reports.
+    pub result: RunResult,
     pub duration: Duration,
     /// The build's span, for the exemplar.
     pub span: &'a SpanContext,
@@ -130,7 +105,7 @@ impl BuildFinished<'_> {
             job: job.into(),
             status: status.into(),
         };
-        p.builds_finished.get_or_create(&labels(self.result.concourse_status())).inc();
+        p.builds_finished.get_or_create(&labels(self.status)).inc();
         p.builds_running.dec();
         let job_labels = JobLabels { team: team.into(), pipeline: pipeline.into(), job: job.into() };
         p.builds_duration.get_or_create(&job_labels).observe(
@@ -141,17 +116,17 @@ impl BuildFinished<'_> {
 
         let name = self.job.cicd_pipeline_name();
         let o = otel();
-        o.pipeline_run_active.add(-1, &[name.clone(), KeyValue::new("cicd.pipeline.run.state", "executing")]);
+        o.pipeline_run_active.add(-1, &[name.clone(), KeyValue::new(semconv::CICD_PIPELINE_RUN_STATE, "executing")]);
         o.pipeline_run_duration.record(
             self.duration.as_secs_f64(),
             &[
                 name.clone(),
-                KeyValue::new("cicd.pipeline.run.state", "executing"),
-                KeyValue::new("cicd.pipeline.result", self.result.cicd_result()),
+                KeyValue::new(semconv::CICD_PIPELINE_RUN_STATE, "executing"),
+                KeyValue::new(semconv::CICD_PIPELINE_RESULT, self.result.as_str()),
             ],
         );
-        if self.result == BuildResult::Errored {
-            o.pipeline_run_errors.add(1, &[name, KeyValue::new("error.type", "errored")]);
+        if self.result == RunResult::Error {
+            o.pipeline_run_errors.add(1, &[name, KeyValue::new(semconv::ERROR_TYPE, "errored")]);
         }
     }
 }
@@ -172,7 +147,9 @@ impl StepFinished<'_> {
             TraceExemplar::of(self.span),
             Some(SystemTime::now()),
         );
-        otel().step_duration.record(seconds, &[KeyValue::new("concourse.step.type", self.step_type.to_string())]);
+        otel()
+            .step_duration
+            .record(seconds, &[KeyValue::new(semconv::CONCOURSE_STEP_TYPE, self.step_type.to_string())]);
     }
 }
 
@@ -250,8 +227,8 @@ impl CredsLookedUp<'_> {
         otel().creds_lookup_duration.record(
             self.duration.as_secs_f64(),
             &[
-                KeyValue::new("concourse.creds.manager", self.manager.to_string()),
-                KeyValue::new("concourse.cache.hit", self.cache_hit),
+                KeyValue::new(semconv::CONCOURSE_CREDS_MANAGER, self.manager.to_string()),
+                KeyValue::new(semconv::CONCOURSE_CACHE_HIT, self.cache_hit),
             ],
         );
     }
@@ -309,7 +286,7 @@ pub struct WorkersCounted<'a> {
 
 impl WorkersCounted<'_> {
     pub fn emit(self) {
-        otel().worker_count.record(self.count, &[KeyValue::new("cicd.worker.state", self.state.to_string())]);
+        otel().worker_count.record(self.count, &[KeyValue::new(semconv::CICD_WORKER_STATE, self.state.to_string())]);
     }
 }
 
@@ -325,8 +302,8 @@ impl SystemErrored<'_> {
         otel().system_errors.add(
             1,
             &[
-                KeyValue::new("cicd.system.component", self.component.to_string()),
-                KeyValue::new("error.type", self.error_type.to_string()),
+                KeyValue::new(semconv::CICD_SYSTEM_COMPONENT, self.component.to_string()),
+                KeyValue::new(semconv::ERROR_TYPE, self.error_type.to_string()),
             ],
         );
     }
@@ -406,7 +383,14 @@ mod tests {
         );
         let job = JobRef { team: "main", pipeline: "events-test", job: "unit" };
         BuildStarted { job }.emit();
-        BuildFinished { job, result: BuildResult::Failed, duration: Duration::from_secs(42), span: &span }.emit();
+        BuildFinished {
+            job,
+            status: "failed",
+            result: RunResult::Failure,
+            duration: Duration::from_secs(42),
+            span: &span,
+        }
+        .emit();
         StepFinished { step_type: "events-test-task", duration: Duration::from_secs(3), span: &span }.emit();
         CredsLookedUp { manager: "dummy", cache_hit: true, duration: Duration::from_millis(1) }.emit();
 

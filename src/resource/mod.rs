@@ -4,24 +4,24 @@
 //! [`ResourceError`] quoting what it printed, never a panic.
 //!
 //! A caller describes where and how the script runs with a [`ResourceRun`]
-//! (image, handle, the resource-protocol environment, where stderr goes) and
-//! calls [`check`], [`get`] or [`put`].
+//! (image, handle, the resource-protocol environment) and calls [`check`],
+//! [`get`] or [`put`] with a [`ScriptRunner`], which runs the script's step
+//! (the engine's, which follows its log and survives restarts).
 
 pub mod builtin;
 mod env;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 pub use self::env::BuildEnv;
 use crate::nul;
 use crate::runtime::{
-    Artifact, ImageSpec, InputMount, Limits, OutputMount, OutputSink, ProcessSpec, Runtime, RuntimeError, Stdout,
-    StepMetadata, StepSpec,
+    Artifact, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepHandle, StepMetadata,
+    StepOutcome, StepSpec, TraceContext,
 };
 
 /// A resource version: string keys to string values, as Concourse keeps them.
@@ -59,17 +59,26 @@ const QUOTE_LIMIT: usize = 1024;
 /// How and where one resource script runs.
 pub struct ResourceRun {
     /// Unique name of this run (see [`StepSpec::handle`]).
-    pub handle: String,
+    pub handle: StepHandle,
     pub metadata: StepMetadata,
     /// Usually [`ImageSpec::ResourceType`] of the resource's base type; a
     /// custom type's fetched image as [`ImageSpec::Artifact`].
     pub image: ImageSpec,
     pub privileged: bool,
+    /// Worker tags of the resource (`tags:`).
+    pub tags: Vec<String>,
     /// The resource-protocol environment (`BUILD_ID`, ...; see [`BuildEnv`]).
     pub env: Vec<(String, String)>,
-    /// Receives the script's stderr, its log.
-    pub sink: Arc<dyn OutputSink>,
-    pub cancel: CancellationToken,
+    /// The step's span, which the script continues.
+    pub trace: Option<TraceContext>,
+}
+
+/// Runs a resource script's step to its exit: the caller decides where its
+/// stderr (its log) goes and when it is cancelled.
+pub trait ScriptRunner: Send + Sync {
+    fn run_script(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>>;
+    /// Frees an artifact of a script whose response was refused.
+    fn discard(&self, artifact: Artifact) -> BoxFuture<'_, ()>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,14 +120,14 @@ fn is_absent(params: &Option<&Value>) -> bool {
 /// Runs `check`: the versions from `from` on (or the latest, without
 /// `from`), oldest first.
 pub async fn check(
-    runtime: &dyn Runtime,
+    runner: &dyn ScriptRunner,
     run: ResourceRun,
     source: &Value,
     from: Option<&Version>,
 ) -> Result<Vec<Version>, ResourceError> {
     let request = Request { source, params: None, version: from.filter(|version| !version.is_empty()) };
     let script = "/opt/resource/check".to_string();
-    let outcome = run_script(runtime, run, &script, Vec::new(), &request, Vec::new(), Vec::new()).await?;
+    let outcome = run_script(runner, run, &script, Vec::new(), &request, Vec::new(), Vec::new()).await?;
     let stdout = outcome.stdout.unwrap_or_default();
     if outcome.exit_code != 0 {
         return Err(ResourceError::Failed { script, exit_code: outcome.exit_code, stdout: quote_if_any(&stdout) });
@@ -129,7 +138,7 @@ pub async fn check(
 /// Runs `in` for `version`; on success the fetched files are an artifact
 /// the caller owns (and releases).
 pub async fn get(
-    runtime: &dyn Runtime,
+    runner: &dyn ScriptRunner,
     run: ResourceRun,
     source: &Value,
     params: Option<&Value>,
@@ -139,7 +148,7 @@ pub async fn get(
     let script = format!("/opt/resource/in {GET_DIR}");
     let outputs = vec![OutputMount { name: FETCHED_OUTPUT.to_string(), path: GET_DIR.to_string() }];
     let mut outcome =
-        run_script(runtime, run, "/opt/resource/in", vec![GET_DIR.into()], &request, Vec::new(), outputs).await?;
+        run_script(runner, run, "/opt/resource/in", vec![GET_DIR.into()], &request, Vec::new(), outputs).await?;
     let artifact = outcome.outputs.remove(FETCHED_OUTPUT);
     let result = version_result(&script, outcome.exit_code, outcome.stdout.unwrap_or_default());
     match (result, artifact) {
@@ -147,7 +156,7 @@ pub async fn get(
         (Ok(_), None) => Err(RuntimeError::Setup("the runtime kept no files of the get".into()).into()),
         (Err(err), artifact) => {
             if let Some(artifact) = artifact {
-                let _ = runtime.release(vec![artifact]).await;
+                runner.discard(artifact).await;
             }
             Err(err)
         }
@@ -156,7 +165,7 @@ pub async fn get(
 
 /// Runs `out` with `inputs` (name, artifact) laid out under its `SRC`.
 pub async fn put(
-    runtime: &dyn Runtime,
+    runner: &dyn ScriptRunner,
     run: ResourceRun,
     source: &Value,
     params: Option<&Value>,
@@ -169,12 +178,12 @@ pub async fn put(
         .map(|(name, artifact)| InputMount { artifact: artifact.clone(), path: format!("{PUT_DIR}/{name}") })
         .collect();
     let outcome =
-        run_script(runtime, run, "/opt/resource/out", vec![PUT_DIR.into()], &request, mounts, Vec::new()).await?;
+        run_script(runner, run, "/opt/resource/out", vec![PUT_DIR.into()], &request, mounts, Vec::new()).await?;
     version_result(&script, outcome.exit_code, outcome.stdout.unwrap_or_default())
 }
 
 async fn run_script(
-    runtime: &dyn Runtime,
+    runner: &dyn ScriptRunner,
     run: ResourceRun,
     path: &str,
     args: Vec<String>,
@@ -190,6 +199,7 @@ async fn run_script(
         image: Some(run.image),
         privileged: run.privileged,
         limits: Limits::default(),
+        tags: run.tags,
         inputs,
         outputs,
         caches: Vec::new(),
@@ -202,8 +212,9 @@ async fn run_script(
             stdin: Some(stdin),
             stdout: Stdout::Capture,
         },
+        trace: run.trace,
     };
-    Ok(runtime.run(spec, run.sink, run.cancel).await?)
+    Ok(runner.run_script(spec).await?)
 }
 
 fn invalid(script: &str, problem: impl Into<String>, stdout: &[u8]) -> ResourceError {

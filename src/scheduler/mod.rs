@@ -5,6 +5,7 @@
 //! `serial_groups`, `max_in_flight`, paused jobs and pipelines).
 
 pub mod algorithm;
+pub mod preparation;
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
@@ -14,13 +15,13 @@ use serde_json::Value;
 use crate::component::{Component, ComponentFuture};
 use crate::config::{self, glob_match};
 use crate::db::{
-    Build, BuildPlan, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource, VersionOwner,
+    Build, BuildPlan, BuildStatus, Channel, Db, DbResult, Job, LockKind, NewBuild, NextInput, Pipeline, Resource,
+    VersionOwner,
 };
 use crate::engine::compile::{JobContext, PlanIds, compile_job};
 use crate::lidar::{CheckTarget, request_check};
-use crate::telemetry;
+use crate::telemetry::spans::{InputResolution, SchedulingPass};
 use algorithm::{History, InputSpec, VersionChoice, VersionEntry};
-use opentelemetry::KeyValue;
 
 pub struct Scheduler {
     db: Db,
@@ -45,7 +46,7 @@ struct JobPass {
     /// It created or started a build.
     did_work: bool,
     /// When resolving its inputs began and ended.
-    resolution: (SystemTime, SystemTime),
+    resolution: InputResolution,
 }
 
 /// One pipeline's state for a scheduling pass.
@@ -75,15 +76,13 @@ impl Scheduler {
                 let began = std::time::SystemTime::now();
                 match self.schedule_job(&state, job, config).await {
                     Ok(pass) if !pass.did_work => {}
-                    Ok(pass) => telemetry::record_component_work(
-                        "scheduler.schedule_job",
-                        began,
-                        vec![
-                            KeyValue::new("concourse.pipeline.name", state.pipeline.name.clone()),
-                            KeyValue::new("concourse.job.name", job.name.clone()),
-                        ],
-                        vec![self.resolution_span(job, pass.resolution)],
-                    ),
+                    Ok(pass) => SchedulingPass {
+                        pipeline: &state.pipeline.name,
+                        job: &job.name,
+                        started: began,
+                        inputs_resolved: pass.resolution,
+                    }
+                    .record(),
                     Err(err) => {
                         tracing::warn!(job = %job.name, pipeline = %state.pipeline.name, error = %err, "cannot schedule job")
                     }
@@ -157,26 +156,6 @@ impl Scheduler {
         })
     }
 
-    /// The input resolution of a pass that did work, as a database span.
-    fn resolution_span(&self, job: &Job, (started, ended): (SystemTime, SystemTime)) -> telemetry::WorkStep {
-        let system = match self.db.backend() {
-            crate::db::Backend::Postgres => "postgresql",
-            crate::db::Backend::Sqlite => "sqlite",
-        };
-        telemetry::WorkStep {
-            name: "db.job_inputs.resolve",
-            kind: opentelemetry::trace::SpanKind::Client,
-            started,
-            ended,
-            attributes: vec![
-                KeyValue::new("db.system.name", system),
-                KeyValue::new("db.operation.name", "RESOLVE"),
-                KeyValue::new("db.collection.name", "next_build_inputs"),
-                KeyValue::new("concourse.job.name", job.name.clone()),
-            ],
-        }
-    }
-
     async fn schedule_job(&self, state: &PipelineState, job: &Job, config: &config::Job) -> DbResult<JobPass> {
         let db = &self.db;
         let job_ids: HashMap<&str, i64> = state.jobs.iter().map(|(j, _)| (j.name.as_str(), j.id)).collect();
@@ -223,7 +202,8 @@ impl Scheduler {
             }
         };
 
-        let resolution = (resolving, SystemTime::now());
+        let resolution =
+            InputResolution { system: db.backend().span_system(), started: resolving, ended: SystemTime::now() };
         let pending = db.pending_builds(job.id).await?;
         let new_trigger =
             next.as_ref().is_some_and(|n| n.iter().any(|i| i.first_occurrence && triggers.contains(&i.name)));
@@ -253,9 +233,7 @@ impl Scheduler {
         for input in config.inputs() {
             let Some(resource) = state.resources.get(&input.resource) else { continue };
             let resource_config = &state.resource_configs[&input.resource];
-            let pinned = resource.api_pinned_version_id.is_some()
-                || resource_config.get("version").is_some_and(Value::is_object);
-            if !input.passed.is_empty() || pinned || resource.last_check_end >= build.create_time {
+            if !waits_for_check(&input, resource, resource_config, build) {
                 continue;
             }
             waiting = true;
@@ -284,21 +262,21 @@ impl Scheduler {
         next: Option<&[NextInput]>,
     ) -> DbResult<bool> {
         let db = &self.db;
-        let limit = config.max_in_flight();
-        // Jobs sharing a serial group count against one another.
-        let group: Vec<i64> = if config.serial_groups.is_empty() {
-            vec![job.id]
-        } else {
-            state
-                .jobs
-                .iter()
-                .filter(|(_, other)| other.serial_groups.iter().any(|g| config.serial_groups.contains(g)))
-                .map(|(j, _)| j.id)
-                .collect()
-        };
         let mut changed = false;
-        for build in db.pending_builds(job.id).await? {
-            if limit > 0 && db.running_builds(&group).await? >= limit {
+        let pending = db.pending_builds(job.id).await?;
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        // A build triggered just after the pipeline was set must run with
+        // the new configuration (a new pin, a new plan), not with what this
+        // pass read before: leave it to the pass the change brings.
+        let current = db.find_pipeline_by_id(state.pipeline.id).await?.map(|p| p.config_version);
+        if current != Some(state.pipeline.config_version) {
+            db.notify(Channel::Scheduler, &job.id.to_string()).await?;
+            return Ok(false);
+        }
+        for build in pending {
+            if max_in_flight_reached(db, job, config, &state.jobs).await? {
                 break;
             }
             // A rerun brings its inputs; other builds take the resolved ones.
@@ -338,10 +316,49 @@ impl Scheduler {
                 }
                 Err(err) => {
                     // The build can never run: say why and end it.
-                    crate::engine::runner::end_unstarted(db, build.id, "errored", Some(err.to_string())).await?;
+                    crate::engine::runner::end_unstarted(db, &build, BuildStatus::Errored, Some(err.to_string()))
+                        .await?;
                 }
             }
         }
         Ok(changed)
     }
+}
+
+/// Whether a manually triggered build's input waits for a check of its
+/// resource first: one without `passed`, not pinned, whose resource was
+/// last checked before the build was created.
+pub(crate) fn waits_for_check(
+    input: &config::JobInput,
+    resource: &Resource,
+    resource_config: &Value,
+    build: &Build,
+) -> bool {
+    let pinned =
+        resource.api_pinned_version_id.is_some() || resource_config.get("version").is_some_and(Value::is_object);
+    input.passed.is_empty() && !pinned && resource.last_check_end < build.create_time
+}
+
+/// Whether the job may start no more builds now: `max_in_flight` (1 with
+/// `serial` or `serial_groups`, where jobs sharing a group count against
+/// one another) of its `jobs` are running.
+pub(crate) async fn max_in_flight_reached(
+    db: &Db,
+    job: &Job,
+    config: &config::Job,
+    jobs: &[(Job, config::Job)],
+) -> DbResult<bool> {
+    let limit = config.max_in_flight();
+    if limit == 0 {
+        return Ok(false);
+    }
+    let group: Vec<i64> = if config.serial_groups.is_empty() {
+        vec![job.id]
+    } else {
+        jobs.iter()
+            .filter(|(_, other)| other.serial_groups.iter().any(|g| config.serial_groups.contains(g)))
+            .map(|(j, _)| j.id)
+            .collect()
+    };
+    Ok(db.running_builds(&group).await? >= limit)
 }

@@ -16,16 +16,15 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{HeaderMap, Request, Response, header};
 use opentelemetry::context::FutureExt;
-use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower::{Layer, Service};
 
 use super::propagation::extract_from_headers;
+use super::semconv::*;
+use super::spans;
 use crate::metric::HttpRequestServed;
-
-/// The instrumentation scope of atc's own spans.
-pub const TRACER_NAME: &str = "atc";
 
 /// Traces and measures every request of the service it wraps. Takes the
 /// global tracer when built, so build it after `Telemetry::install`.
@@ -36,7 +35,7 @@ pub struct HttpTelemetryLayer {
 
 impl HttpTelemetryLayer {
     pub fn new() -> HttpTelemetryLayer {
-        HttpTelemetryLayer { tracer: Arc::new(global::tracer(TRACER_NAME)) }
+        HttpTelemetryLayer { tracer: Arc::new(spans::tracer()) }
     }
 }
 
@@ -105,9 +104,9 @@ where
                 Err(_) => 500,
             };
             if span.is_recording() {
-                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+                span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
                 if status >= 500 {
-                    span.set_attribute(KeyValue::new("error.type", status.to_string()));
+                    span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
                     span.set_status(Status::error(""));
                 }
             }
@@ -127,18 +126,18 @@ where
 
 fn request_attributes<B>(request: &Request<B>, route: Option<&str>) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(7);
-    attributes.push(KeyValue::new("http.request.method", request.method().as_str().to_owned()));
-    attributes.push(KeyValue::new("url.path", request.uri().path().to_owned()));
-    attributes.push(KeyValue::new("url.scheme", "http"));
+    attributes.push(KeyValue::new(HTTP_REQUEST_METHOD, request.method().as_str().to_owned()));
+    attributes.push(KeyValue::new(URL_PATH, request.uri().path().to_owned()));
+    attributes.push(KeyValue::new(URL_SCHEME, "http"));
     if let Some(route) = route {
-        attributes.push(KeyValue::new("http.route", route.to_owned()));
+        attributes.push(KeyValue::new(HTTP_ROUTE, route.to_owned()));
     }
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     if let Some(client) = client_address(request.headers(), peer) {
-        attributes.push(KeyValue::new("client.address", client));
+        attributes.push(KeyValue::new(CLIENT_ADDRESS, client));
     }
     if let Some(agent) = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+        attributes.push(KeyValue::new(USER_AGENT_ORIGINAL, agent.to_owned()));
     }
     attributes
 }

@@ -1,15 +1,17 @@
 //! Telemetry: the tracer and meter providers, their exporters (OTLP gRPC,
-//! OTLP HTTP/protobuf, Google Cloud), sampling, propagation, and the HTTP
-//! middleware. Every other module traces and measures through here (and
-//! `metric`); this module imports none of the domain modules.
+//! OTLP HTTP/protobuf, Google Cloud), sampling, propagation, the HTTP
+//! middleware, and every span atc makes (`spans`, keys in `semconv`). Every
+//! other module traces and measures through here (and `metric`); this
+//! module imports none of the domain modules.
 //!
 //! - `Telemetry::install` at start-up, `Telemetry::shutdown` at exit.
 //! - `HttpTelemetryLayer` on the router.
+//! - `spans::StepSpan { .. }.start(parent)` and its kin for everything else
+//!   that is traced.
 //! - `current_context()` in a handler is the request's span context; a
 //!   `tracing` span started without a parent becomes its child.
 //! - `propagation::environment_for(&cx)` gives `TRACEPARENT` for a process.
 
-mod component_span;
 pub mod config;
 mod export_runtime;
 mod gcp;
@@ -20,7 +22,9 @@ mod otlp;
 pub mod propagation;
 mod rate_limited_warning;
 mod sampling;
+pub mod semconv;
 mod span_queue;
+pub mod spans;
 
 use std::time::Duration;
 
@@ -33,10 +37,9 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _, Tracer};
 use tokio::time::Instant;
 
-pub use component_span::{WorkStep, record_component_work};
 pub use config::{GOOGLE_TELEMETRY_ENDPOINT, GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig};
 pub use config::{Protocol, TelemetryConfig, TracingConfig, parse_sampling_rate};
-pub use http_server::{HttpTelemetryLayer, TRACER_NAME, current_context};
+pub use http_server::{HttpTelemetryLayer, current_context};
 pub use sampling::SamplingStrategy;
 
 use export_runtime::ExportRuntime;
@@ -191,7 +194,7 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
-        let tracer = self.tracer_provider.as_ref()?.tracer(TRACER_NAME);
+        let tracer = self.tracer_provider.as_ref()?.tracer(spans::TRACER_NAME);
         Some(tracing_opentelemetry::layer().with_tracer(tracer))
     }
 
@@ -247,7 +250,7 @@ fn resource(service_name: &str, attributes: &[KeyValuePair], gcp: Option<&GcpCon
         Resource::builder().with_attributes(attributes.iter().map(|a| KeyValue::new(a.key.clone(), a.value.clone())));
     if let Some(gcp) = gcp {
         // Google files the data under this project.
-        builder = builder.with_attribute(KeyValue::new("gcp.project_id", gcp.project_id.clone()));
+        builder = builder.with_attribute(KeyValue::new(semconv::GCP_PROJECT_ID, gcp.project_id.clone()));
     }
     builder.with_service_name(service_name.to_string()).build()
 }

@@ -13,7 +13,7 @@ use crate::on_both_backends;
 use crate::support::{Backend, TestServer};
 
 /// A build no component runs (pending, of no job): the test writes its events.
-async fn started_build(server: &TestServer) -> atc::db::Build {
+pub(crate) async fn started_build(server: &TestServer) -> atc::db::Build {
     let db = &server.test_db.db;
     let team = db.find_team("main").await.unwrap().unwrap();
     let id = db.create_build(&NewBuild { team_id: team.id, name: "1".into(), ..Default::default() }).await.unwrap();
@@ -22,14 +22,14 @@ async fn started_build(server: &TestServer) -> atc::db::Build {
 
 /// The event writer of a build, under a lease the test holds as if it
 /// were the node running the build.
-async fn event_log(server: &TestServer, build: &atc::db::Build) -> EventLog {
+pub(crate) async fn event_log(server: &TestServer, build: &atc::db::Build) -> EventLog {
     let db = &server.test_db.db;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let taken = db.take_build_lease(build.id, "test-node", now_ms, 60_000).await.unwrap().expect("lease taken");
     EventLog::open(db.clone(), server.engine.hub.clone(), taken.lease, CancellationToken::new()).await.unwrap()
 }
 
-fn log(line: &str) -> BuildEvent {
+pub(crate) fn log(line: &str) -> BuildEvent {
     BuildEvent::Log { origin: Origin { id: "a".into(), source: Some("stdout") }, payload: line.into(), time: 1 }
 }
 
@@ -68,7 +68,15 @@ async fn events_stream_in_order_live_and_resume(backend: Backend) {
     let reader = tokio::spawn(read_frames(live, 4));
     // Written while the watcher is connected: delivered live.
     events.emit(log("two\n"));
-    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "succeeded").await.unwrap();
+    atc::engine::runner::finish(
+        &server.test_db.db,
+        &server.engine.hub,
+        &events,
+        &build,
+        atc::db::BuildStatus::Succeeded,
+    )
+    .await
+    .unwrap();
 
     let frames = reader.await.unwrap();
     let ids: Vec<&str> = frames.iter().map(|f| f.0.as_str()).collect();
@@ -109,7 +117,9 @@ async fn every_watcher_gets_every_event(backend: Backend) {
     for n in 0..200 {
         events.emit(log(&format!("line {n}\n")));
     }
-    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, "failed").await.unwrap();
+    atc::engine::runner::finish(&server.test_db.db, &server.engine.hub, &events, &build, atc::db::BuildStatus::Failed)
+        .await
+        .unwrap();
     for reader in readers {
         let frames = reader.await.unwrap();
         assert_eq!(frames.len(), 202);

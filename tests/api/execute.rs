@@ -80,7 +80,7 @@ async fn execute_uploads_runs_and_hands_back_outputs(backend: Backend) {
     // The upload and the handed-back output stay for `fly execute` to
     // fetch, until they expire; nothing else of the build stays.
     server.wait_for_artifact_count(2).await;
-    let collector = Collector::new(server.engine.db.clone(), server.engine.runtime.clone(), Duration::ZERO);
+    let collector = Collector::new(server.engine.db.clone(), server.runtime.clone(), Duration::ZERO);
     collector.tick().await.unwrap();
     server.wait_for_artifact_count(0).await;
     let expired = server.get(&format!("/api/v1/teams/main/artifacts/{}", artifacts[0]["id"]), Some(&token)).await;

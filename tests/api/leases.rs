@@ -1,7 +1,7 @@
 //! Build leases in the database, on both engines: who may take a build,
 //! and that writes under a lease that moved on change nothing.
 
-use atc::db::{BuildLease, DbError, NewBuild, StoredEvent};
+use atc::db::{BuildLease, BuildStatus, DbError, NewBuild, StoredEvent};
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestDb};
@@ -42,32 +42,33 @@ async fn writes_under_a_lost_lease_change_nothing(backend: Backend) {
     let db = &test_db.db;
     let build = new_build(&test_db).await;
     let old = db.take_build_lease(build, "node-a", 0, 10).await.unwrap().unwrap().lease;
-    db.append_events(&old, &[event(0, "a0"), event(1, "a1")], None).await.unwrap();
+    db.append_events(&old, &[event(0, "a0"), event(1, "a1")], &[], None).await.unwrap();
     // Writing a batch again (a retry after a lost answer) is harmless.
-    db.append_events(&old, &[event(0, "a0"), event(1, "a1")], None).await.unwrap();
+    db.append_events(&old, &[event(0, "a0"), event(1, "a1")], &[], None).await.unwrap();
 
     let new = db.take_build_lease(build, "node-b", 100, MINUTE_MS).await.unwrap().unwrap().lease;
     assert_eq!(db.next_event_id(build).await.unwrap(), 2);
-    let stale = db.append_events(&old, &[event(2, "late")], Some("succeeded")).await;
+    let stale = db.append_events(&old, &[event(2, "late")], &[], Some(BuildStatus::Succeeded)).await;
     assert!(matches!(stale, Err(DbError::LeaseLost { build_id }) if build_id == build), "{stale:?}");
     let forged = BuildLease { epoch: new.epoch + 1, ..new.clone() };
-    assert!(matches!(db.append_events(&forged, &[event(2, "x")], None).await, Err(DbError::LeaseLost { .. })));
+    assert!(matches!(db.append_events(&forged, &[event(2, "x")], &[], None).await, Err(DbError::LeaseLost { .. })));
 
-    db.append_events(&new, &[event(2, "b2")], Some("errored")).await.unwrap();
+    db.append_events(&new, &[event(2, "b2")], &[], Some(BuildStatus::Errored)).await.unwrap();
     let stored = db.build_events(build, 0, 10).await.unwrap();
     let payloads: Vec<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
     assert_eq!(payloads, [r#"{"payload":"a0"}"#, r#"{"payload":"a1"}"#, r#"{"payload":"b2"}"#]);
     let ended = db.find_build(build).await.unwrap().unwrap();
-    assert_eq!((ended.status.as_str(), ended.completed), ("errored", true));
+    assert_eq!((ended.status, ended.completed), (BuildStatus::Errored, true));
     // An ended build takes no more events, even from its last owner.
-    assert!(matches!(db.append_events(&new, &[event(3, "after")], None).await, Err(DbError::LeaseLost { .. })));
+    assert!(matches!(db.append_events(&new, &[event(3, "after")], &[], None).await, Err(DbError::LeaseLost { .. })));
 }
 
 async fn a_build_that_never_ran_ends_without_a_lease(backend: Backend) {
     let test_db = TestDb::migrated(backend).await;
     let db = &test_db.db;
     let build = new_build(&test_db).await;
-    let ended = atc::engine::runner::end_unstarted(db, build, "errored", Some("cannot compile".into())).await;
+    let row = db.find_build(build).await.unwrap().unwrap();
+    let ended = atc::engine::runner::end_unstarted(db, &row, BuildStatus::Errored, Some("cannot compile".into())).await;
     assert!(ended.unwrap());
     let kinds: Vec<String> = db.build_events(build, 0, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["error", "status"]);
@@ -76,7 +77,8 @@ async fn a_build_that_never_ran_ends_without_a_lease(backend: Backend) {
     let other = new_build(&test_db).await;
     let lease = db.take_build_lease(other, "node-a", 0, MINUTE_MS).await.unwrap().unwrap().lease;
     assert!(db.mark_build_running(&lease).await.unwrap());
-    assert!(!atc::engine::runner::end_unstarted(db, other, "aborted", None).await.unwrap());
+    let row = db.find_build(other).await.unwrap().unwrap();
+    assert!(!atc::engine::runner::end_unstarted(db, &row, BuildStatus::Aborted, None).await.unwrap());
 }
 
 on_both_backends!(

@@ -13,8 +13,8 @@ use crate::support::{Backend, TestServer, Watched};
 /// A testflight fixture with `((name))` vars filled in, as `fly
 /// set-pipeline -v name=value` does before sending it.
 fn fixture(name: &str, vars: &[(&str, &str)]) -> String {
-    let path = format!("{}/tests/fixtures/pipelines/testflight/{name}", env!("CARGO_MANIFEST_DIR"));
-    let mut yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let path = crate::support::source_root().join("tests/fixtures/pipelines/testflight").join(name);
+    let mut yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (var, value) in vars {
         yaml = yaml.replace(&format!("(({var}))"), value);
     }

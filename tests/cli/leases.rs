@@ -3,227 +3,17 @@
 //! restart, and is handed over only once the lease has run out; the node
 //! that lost it writes nothing more.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use atc::db::PostgresSettings;
-use serde_json::Value;
 
-use super::{ATC, free_port};
+use crate::nodes::{Client, Node, eventually, printed_lines, statuses};
 use crate::support::postgres::{DedicatedPostgres, fresh_database};
 
-const PASSWORD: &str = "lease-test-password";
 /// Short, so a handover happens within the test; renewed every second.
 const LEASE: Duration = Duration::from_secs(3);
 /// The default's order of magnitude: a restart must not hand anything over.
 const LONG_LEASE: Duration = Duration::from_secs(20);
-
-/// An `atc web` node, killed when dropped; its log is kept for the test.
-struct Node {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-    _work: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    fn start(pg: &PostgresSettings, lease: Duration) -> Node {
-        let work = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut command = Command::new(ATC);
-        command
-            .args(["web", "--bind-ip", "127.0.0.1", "--bind-port", &port.to_string()])
-            .args(["--work-dir", work.path().to_str().unwrap()])
-            .args(["--add-local-user", &format!("admin:{PASSWORD}"), "--main-team-local-user", "admin"])
-            .args(["--postgres-host", &pg.host, "--postgres-port", &pg.port.to_string()])
-            .args(["--postgres-user", &pg.user, "--postgres-database", &pg.database])
-            .args(["--build-lease-duration", &format!("{}s", lease.as_secs())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CONCOURSE_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command.spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Node { child, url: format!("http://127.0.0.1:{port}"), log, _work: work }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-/// Polls `probe` until it returns `Some`, or panics after `timeout` saying `what`.
-async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// An API client logged in to one node (a token works on every node).
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Client {
-    async fn login(node: &Node) -> Client {
-        let http = reqwest::Client::new();
-        let url = node.url.clone();
-        let token = eventually(Duration::from_secs(30), "the node to serve logins", || {
-            let http = http.clone();
-            let url = url.clone();
-            async move {
-                let response = http
-                    .post(format!("{url}/sky/issuer/token"))
-                    .basic_auth("fly", Some("Zmx5"))
-                    .form(&[("grant_type", "password"), ("username", "admin"), ("password", PASSWORD)])
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = response.json().await.ok()?;
-                body["access_token"].as_str().map(str::to_string)
-            }
-        })
-        .await;
-        Client { http, url, token }
-    }
-
-    async fn get(&self, path: &str) -> Option<Value> {
-        let response = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
-    }
-
-    /// Sets and unpauses a pipeline whose job `job` runs one task printing
-    /// `line N` for N in 1..=lines, `interval` seconds apart.
-    async fn set_printing_pipeline(&self, lines: u32, interval: &str) {
-        let pipeline = format!(
-            "jobs:\n- name: job\n  plan:\n  - task: print\n    config:\n      platform: linux\n      run:\n        path: sh\n        args: [-c, 'for n in $(seq 1 {lines}); do echo \"line $n\"; sleep {interval}; done']\n"
-        );
-        let base = format!("{}/api/v1/teams/main/pipelines/p", self.url);
-        let put = self
-            .http
-            .put(format!("{base}/config"))
-            .bearer_auth(&self.token)
-            .header("Content-Type", "application/x-yaml")
-            .body(pipeline)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap());
-        let unpause = self.http.put(format!("{base}/unpause")).bearer_auth(&self.token).send().await.unwrap();
-        assert_eq!(unpause.status(), 200);
-    }
-
-    async fn trigger(&self) -> i64 {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/teams/main/pipelines/p/jobs/job/builds", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
-    }
-
-    /// The build's events as stored: all of a finished build's, or what
-    /// arrives within a second of a running one's.
-    async fn events(&self, build: i64) -> Option<Vec<Value>> {
-        let response =
-            self.http.get(format!("{}/api/v1/builds/{build}/events", self.url)).bearer_auth(&self.token).send().await;
-        let mut stream = response.ok()?.bytes_stream();
-        let mut text = String::new();
-        let until = tokio::time::Instant::now() + Duration::from_secs(1);
-        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(until, futures_util::StreamExt::next(&mut stream)).await
-        {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        Some(
-            text.lines()
-                .filter_map(|line| line.strip_prefix("data: "))
-                .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-                .collect(),
-        )
-    }
-
-    async fn status(&self, build: i64) -> Option<String> {
-        Some(self.get(&format!("/api/v1/builds/{build}")).await?["status"].as_str()?.to_string())
-    }
-
-    async fn wait_for_end(&self, build: i64, timeout: Duration) -> String {
-        eventually(timeout, "the build to end", || async {
-            self.status(build).await.filter(|status| status != "started" && status != "pending")
-        })
-        .await
-    }
-
-    async fn wait_for_line(&self, build: i64, line: &str) {
-        eventually(Duration::from_secs(60), line, || async {
-            let events = self.events(build).await?;
-            events.iter().any(|e| e["data"]["payload"].as_str().is_some_and(|p| p.contains(line))).then_some(())
-        })
-        .await
-    }
-}
-
-/// The task's output lines among `events`, in order.
-fn printed_lines(events: &[Value]) -> Vec<String> {
-    let output: String =
-        events.iter().filter(|e| e["event"] == "log").filter_map(|e| e["data"]["payload"].as_str()).collect();
-    output.lines().map(str::to_string).collect()
-}
-
-fn statuses(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e["event"] == "status")
-        .filter_map(|e| e["data"]["status"].as_str())
-        .map(Into::into)
-        .collect()
-}
 
 /// Reads the build's lease straight from the database: (owner, epoch, deadline in ms).
 async fn lease(pg: &PostgresSettings, build: i64) -> (Option<String>, i64, Option<i64>) {
@@ -261,10 +51,10 @@ async fn owner_of<'a>(pg: &PostgresSettings, build: i64, nodes: [&'a Node; 2]) -
 async fn a_database_restart_leaves_a_running_build_running() {
     let cluster = DedicatedPostgres::start_new().await;
     let pg = cluster.settings(Duration::from_secs(5));
-    let first = Node::start(&pg, LONG_LEASE);
-    let client = Client::login(&first).await;
-    let second = Node::start(&pg, LONG_LEASE);
-    let _second_client = Client::login(&second).await;
+    let first = Node::start(&pg, LONG_LEASE, None);
+    let client = Client::login(&first.url).await;
+    let second = Node::start(&pg, LONG_LEASE, None);
+    let _second_client = Client::login(&second.url).await;
     // Long enough for the other node's tracker to look at it twice after
     // the restart (every 10 s at most): its first look reconnects.
     client.set_printing_pipeline(50, "0.5").await;
@@ -291,15 +81,15 @@ async fn a_database_restart_leaves_a_running_build_running() {
 #[tokio::test]
 async fn a_stopped_node_hands_its_build_over_and_then_writes_nothing() {
     let pg = fresh_database().await;
-    let a = Node::start(&pg, LEASE);
-    let client_a = Client::login(&a).await;
-    let b = Node::start(&pg, LEASE);
-    Client::login(&b).await;
+    let a = Node::start(&pg, LEASE, None);
+    let client_a = Client::login(&a.url).await;
+    let b = Node::start(&pg, LEASE, None);
+    Client::login(&b.url).await;
     client_a.set_printing_pipeline(200, "0.1").await;
     let build = client_a.trigger().await;
     client_a.wait_for_line(build, "line 3").await;
     let (owner, other) = owner_of(&pg, build, [&a, &b]).await;
-    let watcher = Client::login(other).await;
+    let watcher = Client::login(&other.url).await;
 
     owner.signal("STOP");
     let stopped_at = now_ms();
@@ -340,15 +130,15 @@ async fn a_stopped_node_hands_its_build_over_and_then_writes_nothing() {
 #[tokio::test]
 async fn a_killed_nodes_build_ends_when_its_lease_runs_out() {
     let pg = fresh_database().await;
-    let a = Node::start(&pg, LEASE);
-    let client_a = Client::login(&a).await;
-    let b = Node::start(&pg, LEASE);
-    Client::login(&b).await;
+    let a = Node::start(&pg, LEASE, None);
+    let client_a = Client::login(&a.url).await;
+    let b = Node::start(&pg, LEASE, None);
+    Client::login(&b.url).await;
     client_a.set_printing_pipeline(200, "0.1").await;
     let build = client_a.trigger().await;
     client_a.wait_for_line(build, "line 3").await;
     let (owner, other) = owner_of(&pg, build, [&a, &b]).await;
-    let watcher = Client::login(other).await;
+    let watcher = Client::login(&other.url).await;
 
     owner.signal("KILL");
     let killed_at = now_ms();

@@ -2,6 +2,8 @@
 //! README runs it, and `migrate`.
 
 mod leases;
+mod nodes;
+mod resume;
 #[path = "../support/mod.rs"]
 mod support;
 mod validate_pipeline;
@@ -35,7 +37,7 @@ fn atc(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn config_example_documents_every_flag() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    let example = std::fs::read_to_string(support::source_root().join("config.example.toml")).unwrap();
     let documented: BTreeSet<String> = example
         .lines()
         .map(|line| line.trim_start_matches('#').trim())
@@ -363,77 +365,4 @@ async fn migrate_reports_and_applies_versions() {
     assert_eq!(run("--current-db-version"), "0");
     assert_eq!(run("--migrate-to-latest-version"), supported);
     assert_eq!(run("--current-db-version"), supported);
-}
-
-/// An atc killed mid-build (no chance to clean up): after the restart the
-/// build ends as errored, saying why, instead of staying started forever.
-#[tokio::test]
-async fn a_build_running_when_atc_dies_is_ended_after_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = quickstart(dir.path(), &[], &[]);
-    let http = reqwest::Client::new();
-    let token = fly_login(&first.url, &printed_password(&first)).await;
-    let pipeline = "jobs:\n- name: slow\n  plan:\n  - task: wait\n    config:\n      platform: linux\n      run: {path: sh, args: [-c, 'echo waiting; sleep 3']}\n";
-    let pipeline_url = format!("{}/api/v1/teams/main/pipelines/slow", first.url);
-    let put = http
-        .put(format!("{pipeline_url}/config"))
-        .bearer_auth(&token)
-        .header("Content-Type", "application/x-yaml")
-        .body(pipeline)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201);
-    http.put(format!("{pipeline_url}/unpause")).bearer_auth(&token).send().await.unwrap();
-    let build: Value = http
-        .post(format!("{pipeline_url}/jobs/slow/builds"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let build_path = format!("/api/v1/builds/{}", build["id"]);
-    let status = |url: String| {
-        let http = http.clone();
-        let token = token.clone();
-        async move {
-            let build: Value = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-            build["status"].as_str().unwrap().to_string()
-        }
-    };
-    // Kill atc once the task runs (a started build not yet taken up would
-    // simply run after the restart).
-    let events = http.get(format!("{}{build_path}/events", first.url)).bearer_auth(&token).send().await.unwrap();
-    let mut stream = events.bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains("\"payload\":\"waiting") {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), futures_util::StreamExt::next(&mut stream)).await;
-        let Ok(Some(Ok(chunk))) = chunk else { panic!("the task never ran: {seen}") };
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-
-    let second = quickstart(dir.path(), &[], &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let final_status = loop {
-        let now = status(format!("{}{build_path}", second.url)).await;
-        if now != "started" || Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(final_status, "errored");
-    let events = http
-        .get(format!("{}{build_path}/events", second.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(events.contains("stopped renewing its lease"), "{events}");
 }

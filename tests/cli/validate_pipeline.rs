@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::atc;
 
 fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines").join(dir);
+    let dir = crate::support::source_root().join("tests/fixtures/pipelines").join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())

@@ -6,7 +6,7 @@ use atc::runtime::{ImageSpec, Limits, OutputMount, Runtime, RuntimeError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{LocalFixture, RecordingSink, eventually, import, read, shell_step, tgz};
+use crate::support::{LocalFixture, RecordingSink, eventually, import, read, run, shell_step, tgz};
 
 runtime_suite!(crate::support::local_runtime);
 
@@ -35,7 +35,7 @@ async fn cancellation_kills_the_whole_process_group_including_grandchildren() {
         echo pid:$!
         wait
     "#;
-    let run = fixture.runtime.run(shell_step(script), sink.clone(), cancel.clone());
+    let run = run(&fixture.runtime, shell_step(script), sink.clone(), cancel.clone());
     let stop = async {
         assert!(eventually(Duration::from_secs(20), || async { pids(&sink.stdout()).len() == 3 }).await);
         for pid in pids(&sink.stdout()) {
@@ -58,7 +58,8 @@ async fn cancellation_kills_the_whole_process_group_including_grandchildren() {
 async fn background_processes_do_not_outlive_their_step() {
     let fixture = LocalFixture::new().await;
     let sink = RecordingSink::new();
-    let outcome = fixture.runtime.run(
+    let outcome = run(
+        &fixture.runtime,
         shell_step("sleep 300 >/dev/null 2>&1 & echo pid:$!"),
         sink.clone(),
         CancellationToken::new(),
@@ -74,28 +75,80 @@ async fn step_work_dirs_are_removed_after_the_step() {
     let fixture = LocalFixture::new().await;
     let mut step = shell_step("mkdir -p a/b && chmod 500 a/b && echo x > out/f");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let outcome = fixture.runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(&fixture.runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     assert_eq!(read(&fixture.runtime, &outcome.outputs["out"], "f").await, "x\n");
     let steps = std::fs::read_dir(fixture.dir.path().join("work/steps")).unwrap().count();
     assert_eq!(steps, 0);
 }
 
 #[tokio::test]
-async fn a_restarted_runtime_removes_what_an_interrupted_one_left() {
+async fn a_restarted_runtime_keeps_steps_and_removes_partial_uploads() {
     let fixture = LocalFixture::new().await;
     let work = fixture.dir.path().join("work");
     let artifact = import(&fixture.runtime, tgz(&[("kept", "artifact", 0o644)])).await;
-    // What a killed atc leaves: a step's root and a half-unpacked upload.
-    std::fs::create_dir_all(work.join("steps/build-1-task-x/root/sub")).unwrap();
+    // What a killed atc leaves: a step (its engine decides what becomes of
+    // it) and a half-unpacked upload (nobody can finish it).
+    let step = fixture.runtime.start(shell_step("echo done")).await.unwrap();
     std::fs::create_dir_all(work.join("uploads/partial")).unwrap();
 
     let mut options = atc::runtime::local::LocalRuntimeOptions::new(work.clone());
     options.atc_executable = Some(env!("CARGO_BIN_EXE_atc").into());
     let restarted = atc::runtime::local::LocalRuntime::new(options).await.unwrap();
-    assert_eq!(std::fs::read_dir(work.join("steps")).unwrap().count(), 0);
+    let listed = restarted.list().await.unwrap();
+    assert_eq!(listed.iter().map(|step| &step.handle).collect::<Vec<_>>(), [&step]);
+    assert_eq!(listed[0].metadata.step_type, "task");
     assert_eq!(std::fs::read_dir(work.join("uploads")).unwrap().count(), 0);
     // Artifacts may still be wanted (downloads, uploaded inputs): they stay.
     assert_eq!(read(&restarted, &artifact, "kept").await, "artifact");
+    restarted.stop(&step, Duration::from_secs(1)).await.unwrap();
+    assert!(restarted.list().await.unwrap().is_empty());
+}
+
+/// The point of the lifecycle: a step started by one atc process is
+/// followed to its end by the next, running or already exited meanwhile.
+#[tokio::test]
+async fn a_step_outlives_the_runtime_that_started_it() {
+    let fixture = LocalFixture::new().await;
+    let work = fixture.dir.path().join("work");
+    let marker = fixture.dir.path().join("go");
+    let script = format!("echo before; while [ ! -e {} ]; do sleep 0.05; done; echo after; exit 7", marker.display());
+    let mut step = shell_step(&script);
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let running = fixture.runtime.start(step).await.unwrap();
+    let finished = fixture.runtime.start(shell_step("echo quick")).await.unwrap();
+    let seen = RecordingSink::new();
+    let watch = fixture.runtime.attach(&running, seen.clone(), Default::default());
+    let read_before =
+        async { assert!(eventually(Duration::from_secs(20), || async { seen.stdout() == "before\n" }).await) };
+    tokio::select! {
+        _ = watch => panic!("the step cannot end before the marker exists"),
+        () = read_before => {}
+    }
+    let since = seen.offset();
+    drop(fixture.runtime);
+    // The exit of one happens while no atc is watching.
+    let quick_deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !work.join(format!("steps/{finished}/exit")).exists() {
+        assert!(std::time::Instant::now() < quick_deadline, "the quick step never exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut options = atc::runtime::local::LocalRuntimeOptions::new(work.clone());
+    options.atc_executable = Some(env!("CARGO_BIN_EXE_atc").into());
+    let restarted = atc::runtime::local::LocalRuntime::new(options).await.unwrap();
+    let rest = RecordingSink::new();
+    let attach = restarted.attach(&running, rest.clone(), since);
+    std::fs::write(&marker, "").unwrap();
+    let outcome = attach.await.unwrap();
+    assert_eq!(outcome.exit_code, 7);
+    assert_eq!(rest.stdout(), "after\n", "only what was not read before the restart");
+    assert!(outcome.outputs.contains_key("out"));
+    let quick = RecordingSink::new();
+    assert_eq!(restarted.attach(&finished, quick.clone(), Default::default()).await.unwrap().exit_code, 0);
+    assert_eq!(quick.stdout(), "quick\n");
+    for handle in [running, finished] {
+        restarted.stop(&handle, Duration::from_secs(1)).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -118,7 +171,7 @@ async fn unusable_images_and_limits_are_noted_in_the_log_and_the_step_runs_on_th
         let mut step = shell_step("echo ran");
         step.image = Some(image);
         step.limits = Limits { cpu: Some(512), memory: None };
-        let outcome = fixture.runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+        let outcome = run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
         assert_eq!(outcome.exit_code, 0);
         assert_eq!(sink.stdout(), "ran\n");
         assert!(sink.stderr().starts_with(notice), "{}", sink.stderr());
@@ -141,7 +194,7 @@ async fn an_image_artifact_gives_its_environment_and_resource_executables() {
     let mut task = shell_step("echo $FROM_IMAGE $OVERRIDDEN");
     task.image = Some(ImageSpec::Artifact(image.clone()));
     task.process.env = vec![("OVERRIDDEN".into(), "step".into())];
-    fixture.runtime.run(task, sink.clone(), CancellationToken::new()).await.unwrap();
+    run(&fixture.runtime, task, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(sink.stdout(), "yes step\n");
     assert!(sink.stderr().contains("root filesystem is not used"), "{}", sink.stderr());
 
@@ -150,7 +203,7 @@ async fn an_image_artifact_gives_its_environment_and_resource_executables() {
     check.process.path = "/opt/resource/check".into();
     check.process.args.clear();
     check.process.stdout = atc::runtime::Stdout::Capture;
-    let outcome = fixture.runtime.run(check, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(&fixture.runtime, check, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     assert_eq!(String::from_utf8(outcome.stdout.unwrap()).unwrap(), "[{\"image\":\"yes\"}]\n");
 }
 
@@ -161,7 +214,7 @@ async fn run_user_is_honoured_as_root_or_explained_otherwise() {
     let mut step = shell_step("id -un; stat -c %U out");
     step.process.user = Some("nobody".into());
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let outcome = fixture.runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -174,7 +227,7 @@ async fn run_user_is_honoured_as_root_or_explained_otherwise() {
     let sink = RecordingSink::new();
     let mut step = shell_step("true");
     step.process.user = Some("no-such-user-here".into());
-    fixture.runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert!(sink.stderr().contains("no-such-user-here"), "{}", sink.stderr());
 }
 
@@ -188,7 +241,7 @@ async fn a_relative_run_path_is_relative_to_the_working_directory() {
     step.process.path = "ci/test.sh".into();
     step.process.args.clear();
     step.process.dir = "repo".into();
-    let outcome = fixture.runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
     assert!(sink.stdout().starts_with("tested in /") && sink.stdout().trim_end().ends_with("/repo"));
 }

@@ -7,21 +7,21 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use atc::engine::step_process::StepProcess;
 use atc::resource::{self, BuildEnv, ResourceError, ResourceRun, Version};
 use atc::runtime::{Artifact, ImageSpec, InputMount, OutputMount, Runtime, StepMetadata};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{LocalFixture, RecordingSink, read, shell_step};
+use crate::support::{GRACE, LocalFixture, RecordingSink, new_handle, read, run, shell_step};
 
-fn run_of(image: ImageSpec, sink: &Arc<RecordingSink>) -> ResourceRun {
-    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+fn run_of(image: ImageSpec) -> ResourceRun {
     ResourceRun {
-        handle: format!("resource-{n}"),
+        handle: new_handle(),
         metadata: StepMetadata { team: "main".into(), step_type: "check".into(), ..Default::default() },
         image,
         privileged: false,
+        tags: Vec::new(),
         env: BuildEnv {
             build_id: Some(42),
             build_name: Some("7".into()),
@@ -33,13 +33,19 @@ fn run_of(image: ImageSpec, sink: &Arc<RecordingSink>) -> ResourceRun {
             created_by: None,
         }
         .vars(),
-        sink: sink.clone(),
-        cancel: CancellationToken::new(),
+        trace: None,
     }
 }
 
-fn builtin(name: &str, sink: &Arc<RecordingSink>) -> ResourceRun {
-    run_of(ImageSpec::ResourceType(name.into()), sink)
+fn builtin(name: &str) -> ResourceRun {
+    run_of(ImageSpec::resource_type(name))
+}
+
+/// Runs a script's step as the engine does, its stderr into `sink`.
+fn runner<'a>(runtime: &'a dyn Runtime, sink: &Arc<RecordingSink>) -> StepProcess<'a> {
+    let mut process = StepProcess::new(runtime, sink.clone(), CancellationToken::new());
+    process.grace = GRACE;
+    process
 }
 
 fn version(pairs: &[(&str, &str)]) -> Version {
@@ -117,26 +123,27 @@ esac
 async fn a_script_type_runs_check_in_and_out_end_to_end() {
     let fixture = fixture_with_script_types().await;
     let runtime: &dyn Runtime = &fixture.runtime;
-    assert!(runtime.workers()[0].resource_types.contains(&"echo-type".to_string()));
-    assert!(!runtime.workers()[0].resource_types.contains(&"incomplete".to_string()));
-    let image = ImageSpec::ResourceType("echo-type".into());
+    assert!(runtime.workers().await[0].resource_types.contains(&"echo-type".to_string()));
+    assert!(!runtime.workers().await[0].resource_types.contains(&"incomplete".to_string()));
+    let image = ImageSpec::resource_type("echo-type");
     let source = json!({"uri": "somewhere"});
 
     // No previous version: the `version` key is absent (the script exits 9 on null).
     let sink = RecordingSink::new();
-    let versions = resource::check(runtime, run_of(image.clone(), &sink), &source, None).await.unwrap();
+    let versions = resource::check(&runner(runtime, &sink), run_of(image.clone()), &source, None).await.unwrap();
     assert_eq!(versions, vec![version(&[("ref", "first")])]);
     assert_eq!(sink.stderr(), "check got: {\"source\":{\"uri\":\"somewhere\"}}\n");
 
     let sink = RecordingSink::new();
     let from = version(&[("ref", "given")]);
-    let versions = resource::check(runtime, run_of(image.clone(), &sink), &source, Some(&from)).await.unwrap();
+    let versions = resource::check(&runner(runtime, &sink), run_of(image.clone()), &source, Some(&from)).await.unwrap();
     assert_eq!(versions, vec![version(&[("ref", "given")]), version(&[("ref", "next")])]);
     assert!(sink.stderr().contains(r#""version":{"ref":"given"}"#), "{}", sink.stderr());
 
     let sink = RecordingSink::new();
     let params = json!({"depth": 1});
-    let fetched = resource::get(runtime, run_of(image.clone(), &sink), &source, Some(&params), &from).await.unwrap();
+    let fetched =
+        resource::get(&runner(runtime, &sink), run_of(image.clone()), &source, Some(&params), &from).await.unwrap();
     assert_eq!(fetched.result.version, from);
     assert_eq!(fetched.result.metadata, vec![resource::MetadataField { name: "fetched".into(), value: "yes".into() }]);
     let request: Value = serde_json::from_str(&read(runtime, &fetched.artifact, "request.json").await).unwrap();
@@ -149,10 +156,15 @@ async fn a_script_type_runs_check_in_and_out_end_to_end() {
     // Empty params are left out, as Concourse leaves them out.
     let sink = RecordingSink::new();
     let input = write_artifact(runtime, "ref", "pushed-ref").await;
-    let result =
-        resource::put(runtime, run_of(image, &sink), &source, Some(&json!({})), &[("input".to_string(), input)])
-            .await
-            .unwrap();
+    let result = resource::put(
+        &runner(runtime, &sink),
+        run_of(image),
+        &source,
+        Some(&json!({})),
+        &[("input".to_string(), input)],
+    )
+    .await
+    .unwrap();
     assert_eq!(result.version, version(&[("ref", "pushed-ref")]));
     assert!(result.metadata.is_empty());
     assert_eq!(sink.stderr(), "pushing pushed-ref\n");
@@ -161,7 +173,7 @@ async fn a_script_type_runs_check_in_and_out_end_to_end() {
 async fn write_artifact(runtime: &dyn Runtime, file: &str, content: &str) -> Artifact {
     let mut step = shell_step(&format!("printf '{content}' > out/{file}"));
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let mut outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let mut outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     outcome.outputs.remove("out").unwrap()
 }
 
@@ -169,27 +181,29 @@ async fn write_artifact(runtime: &dyn Runtime, file: &str, content: &str) -> Art
 async fn bad_responses_are_clear_errors_quoting_what_the_script_printed() {
     let fixture = fixture_with_script_types().await;
     let runtime: &dyn Runtime = &fixture.runtime;
-    let image = ImageSpec::ResourceType("bad".into());
+    let image = ImageSpec::resource_type("bad");
     let any_version = version(&[("ref", "1")]);
     let check = |mode: &'static str| {
         let image = image.clone();
         async move {
             let sink = RecordingSink::new();
-            resource::check(runtime, run_of(image, &sink), &json!({"mode": mode}), None).await.unwrap_err()
+            resource::check(&runner(runtime, &sink), run_of(image), &json!({"mode": mode}), None).await.unwrap_err()
         }
     };
     let get = |mode: &'static str| {
         let (image, any_version) = (image.clone(), any_version.clone());
         async move {
             let sink = RecordingSink::new();
-            resource::get(runtime, run_of(image, &sink), &json!({"mode": mode}), None, &any_version).await.unwrap_err()
+            resource::get(&runner(runtime, &sink), run_of(image), &json!({"mode": mode}), None, &any_version)
+                .await
+                .unwrap_err()
         }
     };
     let put = |mode: &'static str| {
         let image = image.clone();
         async move {
             let sink = RecordingSink::new();
-            resource::put(runtime, run_of(image, &sink), &json!({"mode": mode}), None, &[]).await.unwrap_err()
+            resource::put(&runner(runtime, &sink), run_of(image), &json!({"mode": mode}), None, &[]).await.unwrap_err()
         }
     };
     let cases: Vec<(ResourceError, &[&str])> = vec![
@@ -219,7 +233,8 @@ async fn bad_responses_are_clear_errors_quoting_what_the_script_printed() {
 
     // A check that prints nothing found nothing, as in Concourse.
     let sink = RecordingSink::new();
-    let nothing = resource::check(runtime, run_of(image.clone(), &sink), &json!({"mode": "nothing"}), None).await;
+    let nothing =
+        resource::check(&runner(runtime, &sink), run_of(image.clone()), &json!({"mode": "nothing"}), None).await;
     assert_eq!(nothing.unwrap(), Vec::<Version>::new());
 }
 
@@ -229,7 +244,7 @@ async fn mock_check_follows_the_original() {
     let runtime: &dyn Runtime = &fixture.runtime;
     let check = |source: Value, from: Option<Version>| async move {
         let sink = RecordingSink::new();
-        let result = resource::check(runtime, builtin("mock", &sink), &source, from.as_ref()).await;
+        let result = resource::check(&runner(runtime, &sink), builtin("mock"), &source, from.as_ref()).await;
         (result, sink.stderr())
     };
     let mock = |v: &str| version(&[("version", v)]);
@@ -268,7 +283,7 @@ async fn mock_get_writes_the_version_and_files_and_put_creates_versions() {
     let sink = RecordingSink::new();
     let params = json!({"create_files_via_params": {"file1.yml": "replaced\n", "extra": "x"}});
     let fetched =
-        resource::get(runtime, builtin("mock", &sink), &source, Some(&params), &version(&[("version", "v3")]))
+        resource::get(&runner(runtime, &sink), builtin("mock"), &source, Some(&params), &version(&[("version", "v3")]))
             .await
             .unwrap();
     let artifact = &fetched.artifact;
@@ -285,8 +300,8 @@ async fn mock_get_writes_the_version_and_files_and_put_creates_versions() {
 
     let sink = RecordingSink::new();
     let pushed = resource::put(
-        runtime,
-        builtin("mock", &sink),
+        &runner(runtime, &sink),
+        builtin("mock"),
         &json!({}),
         Some(&json!({"version": "v4", "print_env": true})),
         &[],
@@ -300,8 +315,8 @@ async fn mock_get_writes_the_version_and_files_and_put_creates_versions() {
 
     let sink = RecordingSink::new();
     let from_file = resource::put(
-        runtime,
-        builtin("mock", &sink),
+        &runner(runtime, &sink),
+        builtin("mock"),
         &json!({}),
         Some(&json!({"file": "fetched/version"})),
         &[("fetched".to_string(), artifact.clone())],
@@ -311,7 +326,7 @@ async fn mock_get_writes_the_version_and_files_and_put_creates_versions() {
     assert_eq!(from_file.version, version(&[("version", "v3\n")]));
 
     let sink = RecordingSink::new();
-    let nothing = resource::put(runtime, builtin("mock", &sink), &json!({}), None, &[]).await;
+    let nothing = resource::put(&runner(runtime, &sink), builtin("mock"), &json!({}), None, &[]).await;
     assert!(matches!(nothing, Err(ResourceError::Failed { .. })));
     assert!(sink.stderr().contains("no version specified"));
 }
@@ -324,23 +339,25 @@ async fn a_mirrored_mock_works_as_a_custom_resource_type_and_a_task_image() {
     // initial_version: custom-type-version}) is checked and fetched...
     let type_source = json!({"mirror_self": true, "initial_version": "custom-type-version"});
     let sink = RecordingSink::new();
-    let type_versions = resource::check(runtime, builtin("mock", &sink), &type_source, None).await.unwrap();
-    let image = resource::get(runtime, builtin("mock", &sink), &type_source, None, &type_versions[0]).await.unwrap();
+    let type_versions = resource::check(&runner(runtime, &sink), builtin("mock"), &type_source, None).await.unwrap();
+    let image =
+        resource::get(&runner(runtime, &sink), builtin("mock"), &type_source, None, &type_versions[0]).await.unwrap();
 
     // ...and its image runs the resources of that type: with `source: {}`
     // their initial version is the type's, through MIRRORED_VERSION.
     let image = ImageSpec::Artifact(image.artifact);
     let sink = RecordingSink::new();
-    let versions = resource::check(runtime, run_of(image.clone(), &sink), &json!({}), None).await.unwrap();
+    let versions = resource::check(&runner(runtime, &sink), run_of(image.clone()), &json!({}), None).await.unwrap();
     assert_eq!(versions, vec![version(&[("version", "custom-type-version")])], "{}", sink.stderr());
-    let fetched = resource::get(runtime, run_of(image.clone(), &sink), &json!({}), None, &versions[0]).await.unwrap();
+    let fetched =
+        resource::get(&runner(runtime, &sink), run_of(image.clone()), &json!({}), None, &versions[0]).await.unwrap();
     assert_eq!(read(runtime, &fetched.artifact, "version").await, "custom-type-version\n");
 
     // A task with that image sees the image's environment.
     let task_sink = RecordingSink::new();
     let mut task = shell_step("env");
     task.image = Some(image);
-    runtime.run(task, task_sink.clone(), CancellationToken::new()).await.unwrap();
+    run(runtime, task, task_sink.clone(), CancellationToken::new()).await.unwrap();
     assert!(task_sink.stdout().contains("MIRRORED_VERSION=custom-type-version\n"), "{}", task_sink.stdout());
 }
 
@@ -350,30 +367,30 @@ async fn time_checks_fetches_and_puts_times() {
     let runtime: &dyn Runtime = &fixture.runtime;
     let source = json!({"interval": "1h", "location": "America/New_York"});
     let sink = RecordingSink::new();
-    let versions = resource::check(runtime, builtin("time", &sink), &source, None).await.unwrap();
+    let versions = resource::check(&runner(runtime, &sink), builtin("time"), &source, None).await.unwrap();
     assert_eq!(versions.len(), 1, "{}", sink.stderr());
     let now = versions[0]["time"].clone();
     assert!(now.ends_with("-05:00") || now.ends_with("-04:00"), "{now}");
 
     // Within the interval of the previous version: nothing new.
-    let again = resource::check(runtime, builtin("time", &sink), &source, Some(&versions[0])).await.unwrap();
+    let again = resource::check(&runner(runtime, &sink), builtin("time"), &source, Some(&versions[0])).await.unwrap();
     assert_eq!(again, versions);
     let old = version(&[("time", "2020-01-01T00:00:00Z")]);
-    let since_old = resource::check(runtime, builtin("time", &sink), &source, Some(&old)).await.unwrap();
+    let since_old = resource::check(&runner(runtime, &sink), builtin("time"), &source, Some(&old)).await.unwrap();
     assert_eq!(since_old.len(), 2);
     assert_eq!(since_old[0], old);
 
-    let fetched = resource::get(runtime, builtin("time", &sink), &source, None, &old).await.unwrap();
+    let fetched = resource::get(&runner(runtime, &sink), builtin("time"), &source, None, &old).await.unwrap();
     assert_eq!(fetched.result.version, old);
     assert_eq!(read(runtime, &fetched.artifact, "epoch").await, "1577836800");
     assert_eq!(read(runtime, &fetched.artifact, "timestamp").await, "2020-01-01 00:00:00 +0000 UTC");
     let input: Value = serde_json::from_str(&read(runtime, &fetched.artifact, "input").await).unwrap();
     assert_eq!(input["version"], json!({"time": "2020-01-01T00:00:00Z"}));
 
-    let put = resource::put(runtime, builtin("time", &sink), &source, None, &[]).await.unwrap();
+    let put = resource::put(&runner(runtime, &sink), builtin("time"), &source, None, &[]).await.unwrap();
     assert!(put.version.contains_key("time"));
 
-    let bad = resource::check(runtime, builtin("time", &sink), &json!({"start": "9AM"}), None).await;
+    let bad = resource::check(&runner(runtime, &sink), builtin("time"), &json!({"start": "9AM"}), None).await;
     assert!(matches!(bad, Err(ResourceError::Failed { .. })));
     assert!(sink.stderr().contains("must configure 'stop' if 'start' is set"), "{}", sink.stderr());
 }
@@ -442,7 +459,7 @@ async fn git_check_lists_commits_oldest_first_with_path_and_tag_filters() {
         let from = from.map(|r| version(&[("ref", r)]));
         async move {
             let sink = RecordingSink::new();
-            let result = resource::check(runtime, builtin("git", &sink), &source, from.as_ref()).await;
+            let result = resource::check(&runner(runtime, &sink), builtin("git"), &source, from.as_ref()).await;
             result.unwrap_or_else(|err| panic!("{err}: {}", sink.stderr()))
         }
     };
@@ -477,7 +494,7 @@ async fn git_check_lists_commits_oldest_first_with_path_and_tag_filters() {
 
     let sink = RecordingSink::new();
     let unsupported = json!({"uri": repo.uri(), "git_crypt_key": "abc"});
-    assert!(resource::check(runtime, builtin("git", &sink), &unsupported, None).await.is_err());
+    assert!(resource::check(&runner(runtime, &sink), builtin("git"), &unsupported, None).await.is_err());
     assert!(sink.stderr().contains("'git_crypt_key' is not supported"), "{}", sink.stderr());
 }
 
@@ -492,8 +509,8 @@ async fn git_get_clones_at_the_version_and_put_pushes_with_tags_and_rebase() {
 
     let sink = RecordingSink::new();
     let fetched = resource::get(
-        runtime,
-        builtin("git", &sink),
+        &runner(runtime, &sink),
+        builtin("git"),
         &source,
         Some(&json!({"depth": 1})),
         &version(&[("ref", &first)]),
@@ -523,24 +540,25 @@ async fn git_get_clones_at_the_version_and_put_pushes_with_tags_and_rebase() {
     ];
     task.process.env = identity().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let task_sink = RecordingSink::new();
-    let outcome = runtime.run(task, task_sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, task, task_sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", task_sink.stderr());
     let inputs =
         [("repo".to_string(), outcome.outputs["repo"].clone()), ("tag".to_string(), outcome.outputs["tag"].clone())];
-    let put_run = |sink: &Arc<RecordingSink>| {
-        let mut run = builtin("git", sink);
+    let put_run = || {
+        let mut run = builtin("git");
         run.env.extend(identity().into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
         run
     };
 
     let sink = RecordingSink::new();
-    let rejected = resource::put(runtime, put_run(&sink), &source, Some(&json!({"repository": "repo"})), &inputs).await;
+    let rejected =
+        resource::put(&runner(runtime, &sink), put_run(), &source, Some(&json!({"repository": "repo"})), &inputs).await;
     assert!(rejected.is_err(), "a non-fast-forward push must fail");
     assert!(sink.stderr().contains("rejected"), "{}", sink.stderr());
 
     let sink = RecordingSink::new();
     let params = json!({"repository": "repo", "rebase": true, "tag": "tag/tag-name", "tag_prefix": "release-"});
-    let pushed = resource::put(runtime, put_run(&sink), &source, Some(&params), &inputs)
+    let pushed = resource::put(&runner(runtime, &sink), put_run(), &source, Some(&params), &inputs)
         .await
         .unwrap_or_else(|err| panic!("{err}: {}", sink.stderr()));
     let head = repo.git(&["ls-remote", &repo.uri(), "refs/heads/main"], None);
@@ -551,7 +569,8 @@ async fn git_get_clones_at_the_version_and_put_pushes_with_tags_and_rebase() {
 
     // The new commit sits on top of `second`, and check sees it.
     let sink = RecordingSink::new();
-    let newer =
-        resource::check(runtime, builtin("git", &sink), &source, Some(&version(&[("ref", &second)]))).await.unwrap();
+    let newer = resource::check(&runner(runtime, &sink), builtin("git"), &source, Some(&version(&[("ref", &second)])))
+        .await
+        .unwrap();
     assert_eq!(refs(&newer), [second, pushed_ref.clone()]);
 }

@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
-use atc::runtime::{CacheMount, ImageSpec, InputMount, OutputMount, OutputStream, Runtime, RuntimeError, Stdout};
+use atc::runtime::{
+    CacheMount, ExecIo, ImageSpec, InputMount, OutputMount, OutputOffset, OutputStream, ProcessSpec, Runtime,
+    RuntimeError, Stdout,
+};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{RecordingSink, eventually, export, import, read, shell_step, tgz};
+use crate::support::{GRACE, RecordingSink, eventually, export, import, read, run, shell_step, tgz};
 
 /// Turns every case below into a `#[tokio::test]` for the runtime that
 /// `$make().await.runtime` gives.
@@ -30,7 +33,13 @@ macro_rules! runtime_suite {
             released_artifacts_are_gone,
             a_missing_executable_is_a_setup_error,
             an_unknown_resource_type_is_a_setup_error,
-            one_worker_offers_the_built_in_resource_types,
+            the_workers_offer_the_built_in_resource_types,
+            a_step_is_attached_to_twice_with_the_same_outcome,
+            attaching_from_an_offset_skips_what_was_read,
+            a_step_is_listed_until_it_is_stopped,
+            stopping_a_running_step_interrupts_its_attach,
+            a_handle_starts_one_step_only,
+            exec_runs_a_process_in_a_running_steps_environment,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -50,7 +59,7 @@ pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &d
     let sink = RecordingSink::new();
     let cancel = CancellationToken::new();
     let step = shell_step("printf 'to stdout'; printf 'to stderr' >&2; sleep 60");
-    let run = runtime.run(step, sink.clone(), cancel.clone());
+    let run = run(runtime, step, sink.clone(), cancel.clone());
     let watch = async {
         let arrived =
             eventually(DEADLINE, || async { sink.stdout() == "to stdout" && sink.stderr() == "to stderr" }).await;
@@ -65,7 +74,7 @@ pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &d
 pub async fn stdout_and_stderr_keep_their_own_order(runtime: &dyn Runtime) {
     let sink = RecordingSink::new();
     let script = "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done";
-    let outcome = runtime.run(shell_step(script), sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, shell_step(script), sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     assert_eq!(sink.stdout(), "out1\nout2\nout3\nout4\nout5\n");
     assert_eq!(sink.stderr(), "err1\nerr2\nerr3\nerr4\nerr5\n");
@@ -74,7 +83,7 @@ pub async fn stdout_and_stderr_keep_their_own_order(runtime: &dyn Runtime) {
 
 pub async fn exit_codes_are_reported(runtime: &dyn Runtime) {
     for (script, expected) in [("exit 0", 0), ("exit 3", 3), ("kill -9 $$", 137)] {
-        let outcome = runtime.run(shell_step(script), RecordingSink::new(), CancellationToken::new()).await.unwrap();
+        let outcome = run(runtime, shell_step(script), RecordingSink::new(), CancellationToken::new()).await.unwrap();
         assert_eq!(outcome.exit_code, expected, "{script}");
     }
 }
@@ -86,7 +95,7 @@ pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime) {
     step.process.env = vec![("GREETING".into(), "hello".into())];
     step.process.dir = "some/dir".into();
     step.process.stdin = Some(b"from stdin".to_vec());
-    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
     let stdout = sink.stdout();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -98,7 +107,7 @@ pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime) {
 pub async fn the_runtime_environment_does_not_leak_into_steps(runtime: &dyn Runtime) {
     // cargo sets CARGO_* for the test process; a step must not see them.
     let sink = RecordingSink::new();
-    let outcome = runtime.run(shell_step("env"), sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, shell_step("env"), sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     let env = sink.stdout();
     assert!(env.lines().any(|line| line.starts_with("PATH=")), "{env}");
@@ -116,7 +125,7 @@ pub async fn inputs_are_laid_out_and_isolated_from_the_step_writes(runtime: &dyn
         InputMount { artifact: second.clone(), path: "second".into() },
     ];
     let sink = RecordingSink::new();
-    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
     assert_eq!(sink.stdout(), "nestedran script\n");
     assert_eq!(read(runtime, &first, "file").await, "original");
@@ -131,7 +140,7 @@ pub async fn outputs_are_captured_even_when_the_step_fails(runtime: &dyn Runtime
         OutputMount { name: "deep".into(), path: "nested/deep".into() },
         OutputMount { name: "untouched".into(), path: "empty".into() },
     ];
-    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 1);
     assert_eq!(read(runtime, &outcome.outputs["out"], "result").await, "partial\n");
     assert_eq!(read(runtime, &outcome.outputs["deep"], "f").await, "n\n");
@@ -143,7 +152,7 @@ pub async fn an_output_at_an_input_path_starts_from_the_input(runtime: &dyn Runt
     let mut step = shell_step("echo added > repo/added");
     step.inputs = vec![InputMount { artifact: input.clone(), path: "repo".into() }];
     step.outputs = vec![OutputMount { name: "repo".into(), path: "repo".into() }];
-    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     let output = &outcome.outputs["repo"];
     assert_ne!(output, &input);
     assert_eq!(read(runtime, output, "kept").await, "from input");
@@ -160,7 +169,7 @@ pub async fn caches_persist_across_runs_of_the_same_key(runtime: &dyn Runtime) {
     let mut seen = Vec::new();
     for key in ["job/step/cache", "job/step/cache", "other/cache"] {
         let sink = RecordingSink::new();
-        let outcome = runtime.run(cached_step(key), sink.clone(), CancellationToken::new()).await.unwrap();
+        let outcome = run(runtime, cached_step(key), sink.clone(), CancellationToken::new()).await.unwrap();
         assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
         seen.push(sink.stdout());
     }
@@ -172,7 +181,7 @@ pub async fn cancellation_interrupts_the_step(runtime: &dyn Runtime) {
     let sink = RecordingSink::new();
     let mut step = shell_step("trap '' TERM; echo started; sleep 60");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let run = runtime.run(step, sink.clone(), cancel.clone());
+    let run = run(runtime, step, sink.clone(), cancel.clone());
     let stop = async {
         assert!(eventually(DEADLINE, || async { sink.stdout().contains("started") }).await);
         cancel.cancel();
@@ -188,7 +197,7 @@ pub async fn captured_stdout_is_returned_and_not_streamed(runtime: &dyn Runtime)
     let sink = RecordingSink::new();
     let mut step = shell_step(r#"printf '[{"ref":"1"}]'; echo logged >&2"#);
     step.process.stdout = Stdout::Capture;
-    let outcome = runtime.run(step, sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.stdout.as_deref(), Some(&b"[{\"ref\":\"1\"}]"[..]));
     assert_eq!(sink.text(OutputStream::Stdout), "");
     assert_eq!(sink.stderr(), "logged\n");
@@ -198,7 +207,7 @@ pub async fn captured_stdout_past_the_limit_stops_the_step(runtime: &dyn Runtime
     // Runtimes keep at most 10 MiB of a resource's response.
     let mut step = shell_step("head -c 11534336 /dev/zero; sleep 60");
     step.process.stdout = Stdout::Capture;
-    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     match result {
         Err(err @ RuntimeError::StdoutTooLarge { .. }) => assert!(err.to_string().contains("stdout"), "{err}"),
         other => panic!("expected StdoutTooLarge, got {other:?}"),
@@ -226,7 +235,7 @@ pub async fn artifacts_round_trip_through_tgz(runtime: &dyn Runtime) {
 pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime) {
     let mut step = shell_step("echo inside > out/file && ln -s /etc/hostname out/escape && ln -s file out/alias");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     let artifact = &outcome.outputs["out"];
     assert_eq!(read(runtime, artifact, "file").await, "inside\n");
     assert_eq!(read(runtime, artifact, "./alias").await, "inside\n");
@@ -246,7 +255,7 @@ pub async fn read_file_reads_regular_files_up_to_the_limit(runtime: &dyn Runtime
         limit + 1
     ));
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let outcome = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     let artifact = &outcome.outputs["out"];
     assert_eq!(runtime.read_file(artifact, "largest").await.unwrap().len() as u64, limit);
     let larger = runtime.read_file(artifact, "larger").await;
@@ -267,7 +276,7 @@ pub async fn released_artifacts_are_gone(runtime: &dyn Runtime) {
 pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
     let mut step = shell_step("");
     step.process.path = "/no/such/executable".into();
-    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     assert!(
         matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("/no/such/executable")),
         "{result:?}"
@@ -276,18 +285,127 @@ pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
 
 pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime) {
     let mut step = shell_step("");
-    step.image = Some(ImageSpec::ResourceType("no-such-type".into()));
+    step.image = Some(ImageSpec::resource_type("no-such-type"));
     step.process.path = "/opt/resource/check".into();
-    let result = runtime.run(step, RecordingSink::new(), CancellationToken::new()).await;
+    let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     assert!(matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("no-such-type")), "{result:?}");
 }
 
-pub async fn one_worker_offers_the_built_in_resource_types(runtime: &dyn Runtime) {
-    let workers = runtime.workers();
-    assert_eq!(workers.len(), 1);
-    assert_eq!(workers[0].platform, "linux");
-    assert!(!workers[0].name.is_empty());
-    for builtin in ["git", "mock", "time"] {
-        assert!(workers[0].resource_types.iter().any(|t| t == builtin), "{:?}", workers[0].resource_types);
+pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime) {
+    let workers = runtime.workers().await;
+    assert!(!workers.is_empty());
+    for worker in &workers {
+        assert_eq!(worker.platform, "linux");
+        assert!(!worker.name.is_empty());
+        for builtin in ["git", "mock", "time"] {
+            assert!(worker.resource_types.iter().any(|t| t == builtin), "{:?}", worker.resource_types);
+        }
     }
+}
+
+pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Runtime) {
+    let mut step = shell_step("echo out; echo err >&2; echo kept > out/file; exit 3");
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let handle = runtime.start(step).await.unwrap();
+    let first_sink = RecordingSink::new();
+    let first = runtime.attach(&handle, first_sink.clone(), OutputOffset::default()).await.unwrap();
+    let second_sink = RecordingSink::new();
+    let second = runtime.attach(&handle, second_sink.clone(), OutputOffset::default()).await.unwrap();
+    assert_eq!(first.exit_code, 3);
+    assert_eq!(first, second, "a second attach answers the same outcome");
+    assert_eq!((first_sink.stdout(), first_sink.stderr()), ("out\n".to_string(), "err\n".to_string()));
+    assert_eq!((second_sink.stdout(), second_sink.stderr()), ("out\n".to_string(), "err\n".to_string()));
+    assert_eq!(read(runtime, &first.outputs["out"], "file").await, "kept\n");
+    runtime.stop(&handle, GRACE).await.unwrap();
+    let gone = runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()).await;
+    assert!(matches!(gone, Err(RuntimeError::UnknownStep(_))), "{gone:?}");
+    // The outcome's artifacts outlive the step.
+    assert_eq!(read(runtime, &first.outputs["out"], "file").await, "kept\n");
+}
+
+pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime) {
+    let handle = runtime.start(shell_step("echo first; echo one >&2; echo second; echo two >&2")).await.unwrap();
+    let everything = RecordingSink::new();
+    runtime.attach(&handle, everything.clone(), OutputOffset::default()).await.unwrap();
+    assert_eq!(everything.offset(), OutputOffset { stdout: 13, stderr: 8 });
+    let rest = RecordingSink::new();
+    let since = OutputOffset { stdout: "first\n".len() as u64, stderr: "one\n".len() as u64 };
+    runtime.attach(&handle, rest.clone(), since).await.unwrap();
+    assert_eq!((rest.stdout(), rest.stderr()), ("second\n".to_string(), "two\n".to_string()));
+    assert_eq!(rest.offset(), everything.offset());
+    runtime.stop(&handle, GRACE).await.unwrap();
+}
+
+pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
+    let running = runtime.start(shell_step("sleep 60")).await.unwrap();
+    let exited = runtime.start(shell_step("true")).await.unwrap();
+    let handles = || async { runtime.list().await.unwrap().into_iter().map(|step| step.handle).collect::<Vec<_>>() };
+    let listed = handles().await;
+    assert!(listed.contains(&running) && listed.contains(&exited), "{listed:?}");
+    runtime.stop(&running, GRACE).await.unwrap();
+    runtime.stop(&exited, GRACE).await.unwrap();
+    let listed = handles().await;
+    assert!(!listed.contains(&running) && !listed.contains(&exited), "{listed:?}");
+    // Stopping what is gone is no error.
+    runtime.stop(&running, GRACE).await.unwrap();
+}
+
+pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime) {
+    let sink = RecordingSink::new();
+    let handle = runtime.start(shell_step("trap '' TERM; echo started; sleep 60")).await.unwrap();
+    let attach = runtime.attach(&handle, sink.clone(), OutputOffset::default());
+    let stop = async {
+        assert!(eventually(DEADLINE, || async { sink.stdout().contains("started") }).await);
+        runtime.stop(&handle, GRACE).await.unwrap();
+    };
+    let started = std::time::Instant::now();
+    let (attached, ()) = tokio::join!(attach, stop);
+    assert!(matches!(attached, Err(RuntimeError::Interrupted) | Err(RuntimeError::UnknownStep(_))), "{attached:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+pub async fn a_handle_starts_one_step_only(runtime: &dyn Runtime) {
+    let step = shell_step("sleep 60");
+    let again = step.clone();
+    let handle = runtime.start(step).await.unwrap();
+    let refused = runtime.start(again).await;
+    assert!(matches!(&refused, Err(RuntimeError::AlreadyStarted(h)) if *h == handle), "{refused:?}");
+    runtime.stop(&handle, GRACE).await.unwrap();
+}
+
+pub async fn exec_runs_a_process_in_a_running_steps_environment(runtime: &dyn Runtime) {
+    let mut step = shell_step("echo ready > marker; sleep 60");
+    step.process.env = vec![("GREETING".into(), "hello".into())];
+    step.process.dir = "work".into();
+    let handle = runtime.start(step).await.unwrap();
+    let sink = RecordingSink::new();
+    let process = ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), "cat marker; echo \"$GREETING\"; pwd; cat; echo oops >&2; exit 4".into()],
+        dir: String::new(),
+        user: None,
+        env: Vec::new(),
+        stdin: None,
+        stdout: Stdout::Stream,
+    };
+    assert!(
+        eventually(DEADLINE, || async {
+            let probe = ProcessSpec { args: vec!["-c".into(), "test -f marker".into()], ..process.clone() };
+            let io = ExecIo { stdin: None, output: RecordingSink::new() };
+            runtime.exec(&handle, probe, io).await.ok() == Some(0)
+        })
+        .await
+    );
+    let (stdin, chunks) = tokio::sync::mpsc::channel(1);
+    stdin.send(bytes::Bytes::from_static(b"typed in")).await.unwrap();
+    drop(stdin);
+    let code = runtime.exec(&handle, process, ExecIo { stdin: Some(chunks), output: sink.clone() }).await.unwrap();
+    assert_eq!(code, 4);
+    let stdout = sink.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0..2], ["ready", "hello"], "{stdout}");
+    assert!(lines[2].ends_with("/work"), "{stdout}");
+    assert_eq!(lines[3], "typed in");
+    assert_eq!(sink.stderr(), "oops\n");
+    runtime.stop(&handle, GRACE).await.unwrap();
 }

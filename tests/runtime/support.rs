@@ -7,20 +7,27 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atc::engine::step_process::StepProcess;
 use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
-use atc::runtime::{Artifact, Limits, OutputSink, OutputStream, ProcessSpec, Runtime, Stdout, StepMetadata, StepSpec};
+use atc::runtime::{
+    Artifact, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout, StepHandle,
+    StepMetadata, StepOutcome, StepSpec,
+};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
-/// Records every chunk, in order, with its stream.
+/// Records every chunk, in order, with its stream, and the offset reached.
 #[derive(Default)]
 pub struct RecordingSink {
     chunks: Mutex<Vec<(OutputStream, Vec<u8>)>>,
+    offset: Mutex<OutputOffset>,
 }
 
 impl OutputSink for RecordingSink {
-    fn write(&self, stream: OutputStream, chunk: &[u8]) {
+    fn write(&self, stream: OutputStream, chunk: &[u8], end: OutputOffset) {
         self.chunks.lock().unwrap().push((stream, chunk.to_vec()));
+        *self.offset.lock().unwrap() = end;
     }
 }
 
@@ -43,15 +50,40 @@ impl RecordingSink {
     pub fn stderr(&self) -> String {
         self.text(OutputStream::Stderr)
     }
+
+    /// The output offset after the last chunk.
+    pub fn offset(&self) -> OutputOffset {
+        *self.offset.lock().unwrap()
+    }
+}
+
+/// How long a cancelled step's processes get before they are killed.
+pub const GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `spec` to its exit as the engine does (start, attach, stop).
+pub async fn run(
+    runtime: &dyn Runtime,
+    spec: StepSpec,
+    sink: Arc<RecordingSink>,
+    cancel: CancellationToken,
+) -> Result<StepOutcome, RuntimeError> {
+    let mut process = StepProcess::new(runtime, sink, cancel);
+    process.grace = GRACE;
+    process.run(spec).await
 }
 
 static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// A handle no other step of this test process has.
+pub fn new_handle() -> StepHandle {
+    let n = HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    StepHandle::parse(&format!("test-{}-{n}", std::process::id())).unwrap()
+}
+
 /// A step running `sh -c script` in its root, output streamed.
 pub fn shell_step(script: &str) -> StepSpec {
-    let n = HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     StepSpec {
-        handle: format!("test-step-{n}"),
+        handle: new_handle(),
         metadata: StepMetadata {
             team: "main".into(),
             step_type: "task".into(),
@@ -61,6 +93,7 @@ pub fn shell_step(script: &str) -> StepSpec {
         image: None,
         privileged: false,
         limits: Limits::default(),
+        tags: Vec::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),
         caches: Vec::new(),
@@ -73,6 +106,7 @@ pub fn shell_step(script: &str) -> StepSpec {
             stdin: None,
             stdout: Stdout::Stream,
         },
+        trace: None,
     }
 }
 

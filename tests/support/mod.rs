@@ -3,8 +3,16 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod postgres;
 pub mod secrets;
+
+/// The checkout under test, read when the test runs: the build cache is
+/// shared between clones, so a path baked in at compile time can name a
+/// clone that is gone.
+pub fn source_root() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("tests run under cargo, which sets CARGO_MANIFEST_DIR"))
+}
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -157,6 +165,8 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
 pub struct TestServer {
     pub url: String,
     pub engine: Arc<atc::engine::Engine>,
+    /// Where the server runs steps (the engine keeps it to itself).
+    pub runtime: Arc<dyn Runtime>,
     /// The runtime's work dir, removed when the server is dropped.
     _work: Option<tempfile::TempDir>,
     pub server: Option<RunningServer>,
@@ -201,10 +211,12 @@ impl TestServer {
     }
 
     async fn start_on(test_db: TestDb, options: ServerOptions) -> TestServer {
+        let runtime = options.runtime.clone();
         let server = atc::server::start(test_db.db.clone(), options).await.expect("server starts");
         TestServer {
             url: server.external_url.clone(),
             engine: server.engine.clone(),
+            runtime,
             _work: None,
             server: Some(server),
             test_db,
@@ -224,6 +236,21 @@ impl TestServer {
                 return;
             }
             assert!(tokio::time::Instant::now() < deadline, "{count} artifacts in the work dir, expected {expected}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the local runtime holds `expected` task caches; panics
+    /// after 10 s with the number it saw.
+    pub async fn wait_for_cache_count(&self, expected: usize) {
+        let dir = self._work.as_ref().expect("a server with a local runtime").path().join("caches");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            if count == expected {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{count} caches in the work dir, expected {expected}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

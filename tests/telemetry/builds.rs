@@ -393,10 +393,44 @@ jobs:
     atc.terminate();
 }
 
-/// atc dies during a long task; the build it was running still ends in its
-/// own trace once atc is back.
+/// A build aborted before it ran is counted and traced like any build that
+/// ends: its span (under the trigger's request) says `cancellation`, and
+/// Concourse's finished-builds series counts it `aborted`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_cut_short_by_a_crash_ends_in_its_own_trace() {
+async fn a_build_ended_before_it_ran_is_still_counted_and_traced() {
+    let receiver = OtlpReceiver::start().await;
+    let address = receiver.grpc_addr.to_string();
+    let atc = Atc::quickstart(&["--tracing-otlp-address", &address], &[FAST_EXPORT]);
+    let client = Client::login(&atc).await;
+    let pipeline =
+        "jobs:\n- name: held\n  plan:\n  - task: never\n    config: {platform: linux, run: {path: 'true'}}\n";
+    client.set_and_unpause("held", pipeline).await;
+    // Paused again, the job's build stays pending until it is aborted.
+    let job = format!("{}/api/v1/teams/main/pipelines/held/jobs/held", client.url);
+    let pause = client.http.put(format!("{job}/pause")).bearer_auth(&client.token).send().await.unwrap();
+    assert_eq!(pause.status(), 200);
+    let trace_id = random_hex(16);
+    let traceparent = format!("00-{trace_id}-{}-01", random_hex(8));
+    let response =
+        client.http.post(format!("{job}/builds")).bearer_auth(&client.token).header("traceparent", traceparent);
+    let build: Value = response.send().await.unwrap().json().await.unwrap();
+    assert_eq!(build["status"], "pending");
+    let url = format!("{}/api/v1/builds/{}", client.url, build["id"]);
+    let abort = client.http.put(format!("{url}/abort")).bearer_auth(&client.token).send().await.unwrap();
+    assert_eq!(abort.status(), 200);
+
+    let ended = receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name == "build held/held").await;
+    assert_eq!(ended.attributes["cicd.pipeline.result"], "cancellation");
+    assert_eq!(ended.attributes["cicd.pipeline.run.id"], build["id"].to_string());
+    let series = r#"concourse_builds_finished_total{team="main",pipeline="held",job="held",status="aborted"}"#;
+    assert_eq!(atc.sample(series).await, 1.0, "{}", atc.scrape().await);
+    atc.terminate();
+}
+
+/// atc dies during a long task; the build it was running carries on once
+/// atc is back, and ends in its own trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_resumed_after_a_crash_ends_in_its_own_trace() {
     let receiver = OtlpReceiver::start().await;
     let address = receiver.grpc_addr.to_string();
     let data_dir = tempfile::tempdir().unwrap();
@@ -423,7 +457,7 @@ async fn a_build_cut_short_by_a_crash_ends_in_its_own_trace() {
 
     let second = Atc::quickstart_in(data_dir.path(), &args, &[FAST_EXPORT]);
     let ended = receiver.wait_for_span(WAIT, |s| s.trace_id == trace_id && s.name == "build crashing/long").await;
-    assert_eq!(ended.attributes["cicd.pipeline.result"], "error");
+    assert_eq!(ended.attributes["cicd.pipeline.result"], "success");
     assert_eq!(ended.attributes["cicd.pipeline.run.id"], build["id"].to_string());
     second.terminate();
 }

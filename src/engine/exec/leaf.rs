@@ -1,14 +1,45 @@
 //! Steps that do work themselves rather than run other steps.
 
 use super::{Outcome, StepContext, artifacts, load_var, resource_steps, set_pipeline, task};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::db::StepRecord;
+use crate::engine::event::BuildEvent;
+use crate::engine::journal::Resume;
 use crate::engine::plan::{Plan, Step};
-use crate::engine::spans::{self, StepSpanFacts};
+use crate::engine::span_facts;
+use crate::engine::step_process::StepProcess;
 use crate::metric;
+use crate::resource::ScriptRunner;
+use crate::runtime::{Artifact, OutputSink, RuntimeError, StepOutcome, StepSpec};
+use crate::telemetry::spans::{self, StepSpan};
 use opentelemetry::trace::{FutureExt, TraceContextExt};
 
 /// Runs a leaf step, inside its span when it is one that does work of its
-/// own (a check's span is its build's).
+/// own (a check's span is its build's). In a build taken up again, a step
+/// that had finished is not run again (see `engine::journal`).
 pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
+    let recorded = is_recorded(&plan.step);
+    if recorded && let Resume::Finished(finished) = ctx.build.resume(&plan.id) {
+        return ctx.build.restore(&plan.id, &ctx.scope, &finished);
+    }
+    ctx.build.begin_leaf(&plan.id);
+    let outcome = run_in_span(plan, ctx).await;
+    ctx.build.end_leaf(&plan.id, &outcome, recorded).await;
+    outcome
+}
+
+/// Whether a step's end is recorded for a build taken up again. Steps that
+/// emit nothing of their own and change nothing outside the build
+/// (`load_var`, an uploaded input) simply run again instead: a loaded var
+/// may be a secret, which is not stored.
+fn is_recorded(step: &Step) -> bool {
+    !matches!(step, Step::LoadVar(_) | Step::ArtifactInput(_))
+}
+
+async fn run_in_span(plan: &Plan, ctx: &StepContext) -> Outcome {
     let (step_type, name, resource) = match &plan.step {
         Step::Task(task) => ("task", task.name.as_str(), None),
         Step::Get(get) => ("get", get.name.as_str(), Some(get.resource.as_str())),
@@ -17,14 +48,14 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
         Step::SetPipeline(set) => ("set_pipeline", set.name.as_str(), None),
         _ => return run_step(plan, ctx).await,
     };
-    let facts = StepSpanFacts {
+    let trace = StepSpan {
         plan_id: &plan.id,
         step_type,
         name,
         resource: resource.filter(|r| !r.is_empty()),
         url: ctx.build.build_env().build_url(),
-    };
-    let trace = spans::start_step(&ctx.trace, &facts);
+    }
+    .start(&ctx.trace);
     ctx.build.step_initializing(&plan.id, step_type);
     let started = std::time::Instant::now();
     // Current too, for the spans of code that takes no context (the database's).
@@ -33,7 +64,7 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
     let span = trace.span().span_context().clone();
     ctx.build.step_ended(&plan.id);
     metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();
-    spans::end_step(&trace, &outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out());
+    spans::end_step(&trace, span_facts::step_end(&outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out()));
     outcome
 }
 
@@ -53,5 +84,59 @@ async fn run_step(plan: &Plan, ctx: &StepContext) -> Outcome {
             ctx.build.step_error(id, &message);
             Outcome::Errored(message)
         }
+    }
+}
+
+/// A leaf step's process: started and announced (its `start_events` stored
+/// with the record that it started), or, in a build taken up again, found
+/// where it was; stopped once the step's end is recorded.
+pub struct LeafProcess<'a> {
+    process: StepProcess<'a>,
+    /// In a build taken up again: the node that ran it before, for the
+    /// message when the process cannot be found.
+    resumed_after: Option<String>,
+}
+
+impl<'a> LeafProcess<'a> {
+    pub fn new(
+        ctx: &'a StepContext,
+        plan_id: &'a str,
+        sink: Arc<dyn OutputSink>,
+        start_events: Vec<BuildEvent>,
+    ) -> LeafProcess<'a> {
+        let build = &ctx.build;
+        let resume_from = match build.resume(plan_id) {
+            Resume::Started(offset) => Some(offset),
+            _ => None,
+        };
+        let mut process = StepProcess::new(build.runtime.as_ref(), sink, ctx.cancel.clone());
+        process.resume_from = resume_from;
+        process.on_start = Some(Box::new(move || {
+            let record = StepRecord::Started { plan_id: plan_id.to_string() };
+            build.events.write(start_events.clone(), vec![record]);
+        }));
+        process.on_exit = Some(Box::new(move |handle| build.keep_until_recorded(plan_id, handle)));
+        let resumed_after = resume_from.map(|_| build.previous_owner().unwrap_or("an earlier atc").to_string());
+        LeafProcess { process, resumed_after }
+    }
+
+    pub async fn run(&self, spec: StepSpec) -> Result<StepOutcome, RuntimeError> {
+        match (self.process.run(spec).await, &self.resumed_after) {
+            (Err(RuntimeError::UnknownStep(_)), Some(node)) => Err(RuntimeError::Lost(format!(
+                "its process ran under the atc node {node}, which stopped renewing its lease, and cannot be \
+                 reached from here, so the step cannot be resumed"
+            ))),
+            (ended, _) => ended,
+        }
+    }
+}
+
+impl ScriptRunner for LeafProcess<'_> {
+    fn run_script(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>> {
+        Box::pin(self.run(spec))
+    }
+
+    fn discard(&self, artifact: Artifact) -> BoxFuture<'_, ()> {
+        self.process.discard(artifact)
     }
 }

@@ -189,7 +189,7 @@ pub(crate) fn substeps(
             return Err(too_large());
         }
         let mut substep: Plan = serde_json::from_value(substep).map_err(|e| format!("across: {e}"))?;
-        substep.id = format!("{plan_id}/{index}");
+        substep.renumber_as_substep(plan_id, index);
         substeps.push((substep, scope));
     }
     Ok(substeps)
@@ -248,7 +248,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("5/0".into(), "x-1".into(), Some(json!("x"))), ("5/1".into(), "y-1".into(), Some(json!("y")))]
+            [("5/0/0".into(), "x-1".into(), Some(json!("x"))), ("5/1/0".into(), "y-1".into(), Some(json!("y")))]
         );
     }
 

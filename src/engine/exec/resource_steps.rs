@@ -3,14 +3,16 @@
 
 use serde_json::Value;
 
+use super::leaf::LeafProcess;
 use super::{Outcome, StepContext};
 use crate::db::{Channel, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
 use crate::engine::state::FetchedVersion;
 use crate::engine::step_log::StepLog;
+use crate::engine::step_process::trace_context;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
-use crate::runtime::{ImageSpec, RuntimeError};
+use crate::runtime::{CustomResourceType, ImageSpec, ResourceTypeImage, RuntimeError};
 use crate::telemetry::propagation;
 
 /// How a resource step ended, before it becomes an [`Outcome`].
@@ -53,18 +55,41 @@ fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outc
     }
 }
 
-fn run(ctx: &StepContext, plan_id: &str, step_type: &str, name: &str, image: &TypeImage) -> ResourceRun {
+/// Where and how a resource step's script runs. The custom types' sources
+/// are interpolated like the resource's own: an image may need credentials.
+async fn run(
+    ctx: &StepContext,
+    plan_id: &str,
+    step_type: &str,
+    name: &str,
+    image: &TypeImage,
+    tags: &[String],
+) -> Result<ResourceRun, String> {
     let build = &ctx.build;
-    ResourceRun {
+    let mut custom = Vec::with_capacity(image.custom_types.len());
+    for custom_type in &image.custom_types {
+        custom.push(CustomResourceType {
+            name: custom_type.name.clone(),
+            type_: custom_type.type_.clone(),
+            source: build.interpolate(&custom_type.source, &ctx.scope).await?,
+            privileged: custom_type.privileged,
+        });
+    }
+    Ok(ResourceRun {
         handle: build.handle(step_type, plan_id),
         metadata: build.step_metadata(step_type, name),
-        image: ImageSpec::ResourceType(image.base_type.clone()),
+        image: ImageSpec::ResourceType(ResourceTypeImage { base_type: image.base_type.clone(), custom }),
         privileged: image.privileged,
-        // The protocol's variables, and the step's span to continue the trace.
-        env: build.build_env().vars().into_iter().chain(propagation::environment_for(&ctx.trace)).collect(),
-        sink: StepLog::new(build.clone(), plan_id),
-        cancel: ctx.cancel.clone(),
-    }
+        tags: tags.to_vec(),
+        env: build.build_env().vars(),
+        trace: trace_context(&ctx.trace),
+    })
+}
+
+/// The script's process, its stderr the step's log; `start_events` are
+/// stored once it started.
+fn process<'a>(ctx: &'a StepContext, plan_id: &'a str, start_events: Vec<BuildEvent>) -> LeafProcess<'a> {
+    LeafProcess::new(ctx, plan_id, StepLog::new(ctx.build.clone(), plan_id), start_events)
 }
 
 /// A version as the protocol wants it: a map of strings.
@@ -93,7 +118,7 @@ fn params(value: &Value) -> Option<&Value> {
 pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
     let origin = Origin::step(plan_id);
-    build.events.emit(BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
+    build.announce(plan_id, BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let version = match (&plan.version, &plan.version_from) {
             (Some(version), _) => version.clone(),
@@ -106,40 +131,40 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let version = to_version(&version)?;
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
-        build.events.emit(BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() });
         build.step_starting(plan_id, &ctx.trace);
+        let start = BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() };
         let fetched = resource::get(
-            build.runtime.as_ref(),
-            run(ctx, plan_id, "get", &plan.name, &plan.image),
+            &process(ctx, plan_id, vec![start]),
+            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?,
             &source,
             params(&params_value),
             &version,
         )
         .await?;
-        build.register_artifact(&ctx.scope, &plan.name, fetched.artifact);
+        build.register_artifact(plan_id, &ctx.scope, &plan.name, fetched.artifact);
         let version = version_json(&fetched.result.version);
         let metadata = metadata(&fetched.result.metadata);
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
         build.record_exit_status(plan_id, 0);
-        build.events.emit(BuildEvent::FinishGet {
-            origin: origin.clone(),
-            exit_status: 0,
-            version,
-            metadata,
-            time: crate::db::now(),
-        });
+        build.emit_closing(
+            plan_id,
+            BuildEvent::FinishGet { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+        );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
         build.record_exit_status(plan_id, 1);
-        build.events.emit(BuildEvent::FinishGet {
-            origin: origin.clone(),
-            exit_status: 1,
-            version: Value::Null,
-            metadata: Vec::new(),
-            time: crate::db::now(),
-        });
+        build.emit_closing(
+            plan_id,
+            BuildEvent::FinishGet {
+                origin: origin.clone(),
+                exit_status: 1,
+                version: Value::Null,
+                metadata: Vec::new(),
+                time: crate::db::now(),
+            },
+        );
     }
     finish(plan_id, ctx, result)
 }
@@ -189,12 +214,12 @@ fn collect_paths(params: &Value, into: &mut std::collections::BTreeSet<String>) 
 pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
     let origin = Origin::step(plan_id);
-    build.events.emit(BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
+    build.announce(plan_id, BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
         let inputs = put_inputs(plan, &params_value, ctx)?;
-        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image);
+        let mut resource_run = run(ctx, plan_id, "put", &plan.name, &plan.image, &plan.tags).await?;
         if plan.expose_build_created_by
             && let Some(created_by) = &build.info.created_by
         {
@@ -202,34 +227,35 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         } else {
             resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
         }
-        build.events.emit(BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() });
         build.step_starting(plan_id, &ctx.trace);
+        let start = BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() };
         let produced =
-            resource::put(build.runtime.as_ref(), resource_run, &source, params(&params_value), &inputs).await?;
+            resource::put(&process(ctx, plan_id, vec![start]), resource_run, &source, params(&params_value), &inputs)
+                .await?;
         let version = version_json(&produced.version);
         let metadata = metadata(&produced.metadata);
         record_output(ctx, &plan.resource, &version, &metadata).await?;
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
         build.record_exit_status(plan_id, 0);
-        build.events.emit(BuildEvent::FinishPut {
-            origin: origin.clone(),
-            exit_status: 0,
-            version,
-            metadata,
-            time: crate::db::now(),
-        });
+        build.emit_closing(
+            plan_id,
+            BuildEvent::FinishPut { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+        );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
         build.record_exit_status(plan_id, 1);
-        build.events.emit(BuildEvent::FinishPut {
-            origin: origin.clone(),
-            exit_status: 1,
-            version: Value::Null,
-            metadata: Vec::new(),
-            time: crate::db::now(),
-        });
+        build.emit_closing(
+            plan_id,
+            BuildEvent::FinishPut {
+                origin: origin.clone(),
+                exit_status: 1,
+                version: Value::Null,
+                metadata: Vec::new(),
+                time: crate::db::now(),
+            },
+        );
     }
     finish(plan_id, ctx, result)
 }
@@ -272,11 +298,10 @@ async fn record_output(
 pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
     let origin = Origin::step(plan_id);
-    build.events.emit(BuildEvent::InitializeCheck {
-        origin: origin.clone(),
-        name: plan.name.clone(),
-        time: crate::db::now(),
-    });
+    build.announce(
+        plan_id,
+        BuildEvent::InitializeCheck { origin: origin.clone(), name: plan.name.clone(), time: crate::db::now() },
+    );
     let result = async {
         let pipeline_id = build.info.pipeline_id.ok_or_else(|| "a check needs a pipeline".to_string())?;
         let db = &build.db;
@@ -307,8 +332,8 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             };
             let from = from.map(|v| to_version(&v)).transpose()?;
             let source = build.interpolate(&plan.source, &ctx.scope).await?;
-            let run = run(ctx, plan_id, "check", &plan.name, &plan.image);
-            let versions = resource::check(build.runtime.as_ref(), run, &source, from.as_ref()).await?;
+            let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags).await?;
+            let versions = resource::check(&process(ctx, plan_id, Vec::new()), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
             // Builds these versions trigger link back to this check.

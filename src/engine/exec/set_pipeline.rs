@@ -16,7 +16,7 @@ pub async fn run(plan_id: &str, plan: &SetPipelinePlan, ctx: &StepContext) -> Ou
     let log = StepLog::new(ctx.build.clone(), plan_id);
     match set(plan, ctx, &log).await {
         Ok(changed) => {
-            ctx.build.events.emit(BuildEvent::SetPipelineChanged { origin: Origin::step(plan_id), changed });
+            ctx.build.emit_closing(plan_id, BuildEvent::SetPipelineChanged { origin: Origin::step(plan_id), changed });
             Outcome::Succeeded
         }
         Err(message) => {

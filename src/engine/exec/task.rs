@@ -3,15 +3,16 @@
 
 use serde_json::{Map, Value};
 
+use super::leaf::LeafProcess;
 use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
 use crate::engine::step_log::StepLog;
+use crate::engine::step_process::trace_context;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
-use crate::telemetry::propagation;
 
 /// Why a task could not run as configured: an errored step.
 struct Problem(String);
@@ -93,11 +94,10 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             })
             .collect(),
     };
-    build.events.emit(BuildEvent::InitializeTask {
-        origin: origin.clone(),
-        config: summary.clone(),
-        time: crate::db::now(),
-    });
+    build.announce(
+        plan_id,
+        BuildEvent::InitializeTask { origin: origin.clone(), config: summary.clone(), time: crate::db::now() },
+    );
 
     let input_mapping = mapping(&task.input_mapping, "input_mapping")?;
     let output_mapping = mapping(&task.output_mapping, "output_mapping")?;
@@ -123,23 +123,26 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             path: if output.path.is_empty() { output.name.clone() } else { output.path.clone() },
         })
         .collect();
-    let cache_scope = match (&build.info.pipeline_name, &build.info.job_name) {
-        (Some(pipeline), Some(job)) => format!("{}/{pipeline}/{job}", build.info.team_name),
-        _ => format!("{}/build-{}", build.info.team_name, build.info.id),
-    };
-    let task_name = task.name.clone();
-    let caches = config
-        .caches
-        .iter()
-        .map(|cache| CacheMount { key: format!("{cache_scope}/{task_name}/{}", cache.path), path: cache.path.clone() })
-        .collect();
+    let mut caches = Vec::with_capacity(config.caches.len());
+    for cache in &config.caches {
+        let key = match build.info.job_id {
+            // A job's caches are recorded, so `fly clear-task-cache` can clear them.
+            Some(job_id) => {
+                let id = build
+                    .db
+                    .task_cache_id(job_id, &task.name, &cache.path)
+                    .await
+                    .map_err(|err| Problem(format!("cannot record the task cache '{}': {err}", cache.path)))?;
+                crate::db::task_cache_key(id)
+            }
+            None => format!("{}/build-{}/{}/{}", build.info.team_name, build.info.id, task.name, cache.path),
+        };
+        caches.push(CacheMount { key, path: cache.path.clone() });
+    }
 
     let mut env = TaskConfig::environment(config.params.as_ref().unwrap_or(&Map::new()));
     let step_params = object(&build.interpolate(&task.params, &ctx.scope).await?, "params")?;
-    // The step's span, for tools in the task to continue the trace.
-    for (key, value) in
-        TaskConfig::environment(&step_params).into_iter().chain(propagation::environment_for(&ctx.trace))
-    {
+    for (key, value) in TaskConfig::environment(&step_params) {
         env.retain(|(existing, _)| existing != &key);
         env.push((key, value));
     }
@@ -168,6 +171,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         image,
         privileged: task.privileged,
         limits,
+        tags: task.tags.clone(),
         inputs,
         outputs,
         caches,
@@ -180,17 +184,21 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             stdin: None,
             stdout: Stdout::Stream,
         },
+        // The step's span, for tools in the task to continue the trace.
+        trace: trace_context(&ctx.trace),
     };
 
     let log = StepLog::new(build.clone(), plan_id);
-    build.events.emit(BuildEvent::SelectedWorker {
-        origin: origin.clone(),
-        worker: build.runtime.workers().first().map(|w| w.name.clone()).unwrap_or_default(),
-        time: crate::db::now(),
-    });
-    build.events.emit(BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() });
+    let start_events = vec![
+        BuildEvent::SelectedWorker {
+            origin: origin.clone(),
+            worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
+            time: crate::db::now(),
+        },
+        BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() },
+    ];
     build.step_starting(plan_id, &ctx.trace);
-    let ran = build.runtime.run(spec, log, ctx.cancel.clone()).await;
+    let ran = LeafProcess::new(ctx, plan_id, log, start_events).run(spec).await;
     if let Ok(outcome) = &ran {
         build.record_exit_status(plan_id, outcome.exit_code);
     }
@@ -198,13 +206,12 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
-                build.register_artifact(&ctx.scope, &registered, artifact);
+                build.register_artifact(plan_id, &ctx.scope, &registered, artifact);
             }
-            build.events.emit(BuildEvent::FinishTask {
-                origin,
-                exit_status: outcome.exit_code,
-                time: crate::db::now(),
-            });
+            build.emit_closing(
+                plan_id,
+                BuildEvent::FinishTask { origin, exit_status: outcome.exit_code, time: crate::db::now() },
+            );
             Ok(if outcome.exit_code == 0 { Outcome::Succeeded } else { Outcome::Failed })
         }
         Err(RuntimeError::Interrupted) => Ok(Outcome::Interrupted),

@@ -123,12 +123,14 @@ pub fn resolve(
     };
     match image {
         None => {}
-        Some(ImageSpec::ResourceType(name)) => {
+        Some(ImageSpec::ResourceType(image)) => {
+            let name = &image.base_type;
             let command = resource_command.ok_or_else(|| {
                 RuntimeError::Setup(format!(
                     "the image of resource type '{name}' only runs /opt/resource/check, in or out, not {path}"
                 ))
             })?;
+            // No images here: a custom type runs its base type's executables.
             (resolved.program, resolved.leading_args) = types.executable(name, command)?;
         }
         Some(ImageSpec::Artifact(artifact)) => {

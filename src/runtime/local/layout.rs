@@ -3,8 +3,9 @@
 //! ```text
 //! WORK/artifacts/ID/          one artifact (step outputs, uploads)
 //! WORK/caches/SHA256(KEY)/    a cache between runs of a step
-//! WORK/steps/HANDLE-RANDOM/root/  the step's working root
-//! WORK/steps/HANDLE-RANDOM/tmp/   its TMPDIR
+//! WORK/steps/HANDLE/root/     the step's working root
+//! WORK/steps/HANDLE/tmp/      its TMPDIR
+//! WORK/steps/HANDLE/...       its process's files (`step_files.rs`)
 //! WORK/uploads/               uploads being unpacked
 //! ```
 //!
@@ -20,8 +21,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::fs::{chown_tree, copy_tree, join_relative, remove_tree, replace_dir};
+use super::step_files::StepFiles;
 use super::user::HostUser;
-use crate::runtime::{Artifact, CacheMount, InputMount, OutputMount, RuntimeError};
+use crate::runtime::{Artifact, CacheMount, InputMount, OutputMount, RuntimeError, StepHandle};
 
 #[derive(Debug, Clone)]
 pub struct WorkDir {
@@ -29,12 +31,11 @@ pub struct WorkDir {
 }
 
 impl WorkDir {
-    /// Opens the work dir. Steps and uploads left by an earlier atc that
-    /// stopped mid-way belong to nothing now and are removed.
+    /// Opens the work dir. Uploads left by an earlier atc that stopped
+    /// mid-way belong to nothing now and are removed; its steps stay, to be
+    /// attached to again or stopped by the engine.
     pub fn create(root: PathBuf) -> io::Result<Self> {
-        for leftover in ["steps", "uploads"] {
-            remove_tree(&root.join(leftover))?;
-        }
+        remove_tree(&root.join("uploads"))?;
         for sub in ["artifacts", "caches", "steps", "uploads"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
@@ -73,6 +74,30 @@ impl WorkDir {
         self.root.join("uploads").join(random_id())
     }
 
+    /// Where the step `handle` lives (whether or not it exists).
+    pub fn step(&self, handle: &StepHandle) -> StepFiles {
+        StepFiles { handle: handle.clone(), base: self.root.join("steps").join(handle.as_str()) }
+    }
+
+    /// The handles of the steps in the work dir.
+    pub fn steps(&self) -> io::Result<Vec<StepHandle>> {
+        let mut handles = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("steps"))? {
+            let name = entry?.file_name();
+            // Only names this runtime made are steps; anything else is not ours to touch.
+            if let Some(handle) = name.to_str().and_then(|name| StepHandle::parse(name).ok()) {
+                handles.push(handle);
+            }
+        }
+        handles.sort();
+        Ok(handles)
+    }
+
+    /// Deletes the cache stored under `key`, if it is here.
+    pub fn remove_cache(&self, key: &str) -> io::Result<()> {
+        remove_tree(&self.cache_path(key))
+    }
+
     fn cache_path(&self, key: &str) -> PathBuf {
         let digest = Sha256::digest(key.as_bytes());
         let name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
@@ -86,57 +111,51 @@ fn random_id() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// A step's directories while it runs.
-pub struct StepDirs {
-    pub base: PathBuf,
-    pub root: PathBuf,
-    pub tmp: PathBuf,
-}
-
-/// Lays out a step: inputs copied in, caches moved in, output and working
-/// directories created, everything handed to `user` when there is one.
+/// Lays out a step: its directory, inputs copied in, caches moved in,
+/// output and working directories created, everything handed to `user`
+/// when there is one. A step that exists already is not laid out again.
 pub fn prepare(
     work: &WorkDir,
-    handle: &str,
-    inputs: &[(InputMount, PathBuf)],
-    caches: &[CacheMount],
-    outputs: &[OutputMount],
-    dir: &str,
-    user: Option<&HostUser>,
-) -> Result<StepDirs, RuntimeError> {
-    let safe_handle: String = handle
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
-        .take(100)
-        .collect();
-    let base = work.root.join("steps").join(format!("{safe_handle}-{}", random_id()));
-    let dirs = StepDirs { root: base.join("root"), tmp: base.join("tmp"), base };
-    let result = lay_out(work, &dirs, inputs, caches, outputs, dir, user);
-    if result.is_err() {
-        // Caches already moved in go back; nothing else is worth keeping.
-        let _ = return_caches(work, &dirs, caches);
-        let _ = remove_tree(&dirs.base);
-    }
-    result.map(|()| dirs)
-}
-
-fn lay_out(
-    work: &WorkDir,
-    dirs: &StepDirs,
+    files: &StepFiles,
     inputs: &[(InputMount, PathBuf)],
     caches: &[CacheMount],
     outputs: &[OutputMount],
     dir: &str,
     user: Option<&HostUser>,
 ) -> Result<(), RuntimeError> {
-    std::fs::create_dir_all(&dirs.root)?;
-    std::fs::create_dir_all(&dirs.tmp)?;
+    match std::fs::create_dir(&files.base) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(RuntimeError::AlreadyStarted(files.handle.clone()));
+        }
+        other => other?,
+    }
+    let result = lay_out(work, files, inputs, caches, outputs, dir, user);
+    if result.is_err() {
+        // Caches already moved in go back; nothing else is worth keeping.
+        let _ = return_caches(work, files, caches);
+        let _ = remove_tree(&files.base);
+    }
+    result
+}
+
+fn lay_out(
+    work: &WorkDir,
+    files: &StepFiles,
+    inputs: &[(InputMount, PathBuf)],
+    caches: &[CacheMount],
+    outputs: &[OutputMount],
+    dir: &str,
+    user: Option<&HostUser>,
+) -> Result<(), RuntimeError> {
+    let root = files.root();
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(files.tmp())?;
     for (input, source) in inputs {
-        let target = join_relative(&dirs.root, &input.path).map_err(|err| bad_path("input", err))?;
+        let target = join_relative(&root, &input.path).map_err(|err| bad_path("input", err))?;
         copy_tree(source, &target)?;
     }
     for cache in caches {
-        let target = join_relative(&dirs.root, &cache.path).map_err(|err| bad_path("cache", err))?;
+        let target = join_relative(&root, &cache.path).map_err(|err| bad_path("cache", err))?;
         let stored = work.cache_path(&cache.key);
         if stored.is_dir() {
             replace_dir(&stored, &target)?;
@@ -147,13 +166,13 @@ fn lay_out(
         }
     }
     for output in outputs {
-        let target = join_relative(&dirs.root, &output.path).map_err(|err| bad_path("output", err))?;
+        let target = join_relative(&root, &output.path).map_err(|err| bad_path("output", err))?;
         std::fs::create_dir_all(target)?;
     }
-    let working = join_relative(&dirs.root, dir).map_err(|err| bad_path("working directory", err))?;
+    let working = join_relative(&root, dir).map_err(|err| bad_path("working directory", err))?;
     std::fs::create_dir_all(working)?;
     if let Some(user) = user {
-        chown_tree(&dirs.base, user.uid, user.gid)?;
+        chown_tree(&files.base, user.uid, user.gid)?;
     }
     Ok(())
 }
@@ -162,22 +181,28 @@ fn bad_path(what: &str, err: String) -> RuntimeError {
     RuntimeError::Setup(format!("{what}: {err}"))
 }
 
-/// After the process: caches go back to their keys, each output becomes an
-/// artifact, and the step's directories are removed.
-pub fn finish(
+/// After the process: caches go back to their keys and each output
+/// becomes an artifact. The step's directory stays until it is removed.
+pub fn capture(
     work: &WorkDir,
-    dirs: &StepDirs,
+    files: &StepFiles,
     caches: &[CacheMount],
     outputs: &[OutputMount],
 ) -> Result<Vec<(String, Artifact)>, RuntimeError> {
-    let result = return_caches(work, dirs, caches).and_then(|()| capture_outputs(work, dirs, outputs));
-    let _ = remove_tree(&dirs.base);
-    result
+    return_caches(work, files, caches)?;
+    capture_outputs(work, files, outputs)
 }
 
-fn return_caches(work: &WorkDir, dirs: &StepDirs, caches: &[CacheMount]) -> Result<(), RuntimeError> {
+/// Removes a step, returning its caches first if it never got to.
+pub fn remove(work: &WorkDir, files: &StepFiles, caches: &[CacheMount]) -> Result<(), RuntimeError> {
+    return_caches(work, files, caches)?;
+    remove_tree(&files.base)?;
+    Ok(())
+}
+
+fn return_caches(work: &WorkDir, files: &StepFiles, caches: &[CacheMount]) -> Result<(), RuntimeError> {
     for cache in caches {
-        let Ok(inside) = join_relative(&dirs.root, &cache.path) else { continue };
+        let Ok(inside) = join_relative(&files.root(), &cache.path) else { continue };
         if inside.is_dir() {
             replace_dir(&inside, &work.cache_path(&cache.key))?;
         }
@@ -189,20 +214,21 @@ fn return_caches(work: &WorkDir, dirs: &StepDirs, caches: &[CacheMount]) -> Resu
 /// and not part of the outer one, as with separately mounted volumes.
 fn capture_outputs(
     work: &WorkDir,
-    dirs: &StepDirs,
+    files: &StepFiles,
     outputs: &[OutputMount],
 ) -> Result<Vec<(String, Artifact)>, RuntimeError> {
+    let root = files.root();
     let mut ordered: Vec<(&OutputMount, PathBuf)> = outputs
         .iter()
         .map(|output| {
-            join_relative(&dirs.root, &output.path).map(|path| (output, path)).map_err(|err| bad_path("output", err))
+            join_relative(&root, &output.path).map(|path| (output, path)).map_err(|err| bad_path("output", err))
         })
         .collect::<Result<_, _>>()?;
     ordered.sort_by_key(|(_, path)| std::cmp::Reverse(path.components().count()));
     let mut captured = Vec::new();
     for (output, path) in ordered {
         let (artifact, artifact_path) = work.new_artifact_path();
-        if path.is_dir() && path != dirs.root {
+        if path.is_dir() && path != root {
             std::fs::rename(&path, &artifact_path)?;
         } else if path.is_dir() {
             copy_tree(&path, &artifact_path)?;

@@ -7,32 +7,38 @@
 //! types are `--resource-types-dir` scripts or built into atc.
 
 mod artifacts;
+mod exec;
 mod fs;
 mod images;
 mod layout;
 mod process;
+mod step_files;
 mod unpack;
 mod user;
+mod watch;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use tokio_util::sync::CancellationToken;
 
 pub use self::fs::join_relative;
 
 use self::artifacts::blocking;
 use self::images::ResourceTypes;
 use self::layout::WorkDir;
+use self::step_files::{FinishedStep, SavedStep, StepFiles};
 use self::user::UserChoice;
+use self::watch::DirWatcher;
 use super::{
-    Artifact, OutputSink, OutputStream, Runtime, RuntimeError, StepOutcome, StepSpec, TarGzStream, UploadLimits,
-    WorkerInfo,
+    Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle, StepInfo,
+    StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
 };
+use crate::telemetry::spans::ProcessSpan;
 
 /// How a [`LocalRuntime`] is set up.
 #[derive(Debug, Clone)]
@@ -69,11 +75,23 @@ impl LocalRuntimeOptions {
 pub struct LocalRuntime {
     work: WorkDir,
     types: ResourceTypes,
-    supervision: process::Supervision,
+    stop_grace_period: Duration,
+    capture_limit: usize,
     worker_name: String,
-    running_steps: Arc<AtomicU64>,
     artifacts: Arc<AtomicU64>,
+    watcher: DirWatcher,
+    /// `runtime.process` spans of the steps this process started, ended
+    /// when their exit is seen.
+    spans: Mutex<HashMap<StepHandle, ProcessSpan>>,
+    /// Held while a step's exit is turned into its outcome, so that two
+    /// attaches capture its outputs once.
+    finishing: tokio::sync::Mutex<()>,
 }
+
+/// How long an attach waits for a sign of life before looking anyway (a
+/// lost inotify event, a process that died without its shell).
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+const READ_CHUNK: usize = 64 * 1024;
 
 impl LocalRuntime {
     /// Creates the work dir and reads the resource types directory.
@@ -97,13 +115,13 @@ impl LocalRuntime {
         Ok(LocalRuntime {
             work,
             types,
-            supervision: process::Supervision {
-                stop_grace_period: options.stop_grace_period,
-                capture_limit: options.capture_limit,
-            },
+            stop_grace_period: options.stop_grace_period,
+            capture_limit: options.capture_limit,
             worker_name: hostname(),
-            running_steps: Arc::new(AtomicU64::new(0)),
             artifacts: Arc::new(AtomicU64::new(artifact_count)),
+            watcher: DirWatcher::start(),
+            spans: Mutex::new(HashMap::new()),
+            finishing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -115,18 +133,17 @@ impl LocalRuntime {
         self.types.names()
     }
 
-    async fn run_step(
-        &self,
-        spec: StepSpec,
-        sink: Arc<dyn OutputSink>,
-        cancel: CancellationToken,
-    ) -> Result<StepOutcome, RuntimeError> {
-        let _running = RunningStep::start(&self.running_steps);
+    /// The grace period a step gets when atc stops it on its own account.
+    pub fn stop_grace_period(&self) -> Duration {
+        self.stop_grace_period
+    }
+
+    async fn start_step(&self, spec: StepSpec) -> Result<StepHandle, RuntimeError> {
         let work = self.work.clone();
         let types = self.types.clone();
-        let setup_spec = spec.clone();
-        let (program, dirs, user, account, notices) = blocking(move || {
-            let spec = setup_spec;
+        let handle = spec.handle.clone();
+        let (launch, pid) = blocking(move || {
+            let files = work.step(&spec.handle);
             let program = images::resolve(spec.image.as_ref(), &spec.process.path, &types, |artifact| {
                 work.artifact_path(artifact)
             })?;
@@ -148,76 +165,232 @@ impl LocalRuntime {
                 .iter()
                 .map(|input| Ok((input.clone(), work.artifact_path(&input.artifact)?)))
                 .collect::<Result<Vec<_>, RuntimeError>>()?;
-            let dirs = layout::prepare(
-                &work,
-                &spec.handle,
-                &inputs,
-                &spec.caches,
-                &spec.outputs,
-                &spec.process.dir,
-                user.as_ref(),
-            )?;
-            // Whose HOME and USER the process gets (reads the password database).
-            let account = user.clone().or_else(user::current_user);
-            Ok((program, dirs, user, account, notices))
+            layout::prepare(&work, &files, &inputs, &spec.caches, &spec.outputs, &spec.process.dir, user.as_ref())?;
+            let started = (|| {
+                // Whose HOME and USER the process gets (reads the password database).
+                let account = user.clone().or_else(user::current_user);
+                let working_dir = fs::join_relative(&files.root(), &spec.process.dir).map_err(RuntimeError::Setup)?;
+                let env =
+                    process_env(account, &files.tmp(), &program.image_env, &spec.process.env, spec.trace.as_ref());
+                let record = SavedStep::new(
+                    spec.metadata.clone(),
+                    &spec.outputs,
+                    &spec.caches,
+                    &spec.process,
+                    env.clone(),
+                    user.as_ref().map(|u| u.name.clone()),
+                );
+                files.save_record(&record)?;
+                if let Some(stdin) = &spec.process.stdin {
+                    std::fs::write(files.stdin(), stdin)?;
+                }
+                let notices: String = notices.iter().map(|notice| format!("{notice}\n")).collect();
+                std::fs::write(files.stderr(), notices)?;
+                let launch = process::Launch {
+                    program: program_path(&program.program, &working_dir),
+                    name: spec.process.path.clone(),
+                    args: program.leading_args.iter().cloned().chain(spec.process.args.iter().cloned()).collect(),
+                    dir: working_dir,
+                    env,
+                    user,
+                };
+                let group = process::spawn(&launch, &files)?;
+                Ok((launch, group.pgid))
+            })();
+            if started.is_err() {
+                let _ = layout::remove(&work, &files, &spec.caches);
+            }
+            started
         })
         .await?;
-        for notice in &notices {
-            sink.write(OutputStream::Stderr, format!("{notice}\n").as_bytes());
-        }
+        let span = process::process_span(&launch, pid);
+        self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.clone(), span);
+        Ok(handle)
+    }
 
-        let dirs = Arc::new(dirs);
-        let result = async {
-            if cancel.is_cancelled() {
+    async fn attach_step(
+        &self,
+        handle: &StepHandle,
+        sink: Arc<dyn OutputSink>,
+        since: OutputOffset,
+    ) -> Result<StepOutcome, RuntimeError> {
+        let files = self.work.step(handle);
+        let record = {
+            let files = files.clone();
+            blocking(move || if files.exists() { Ok(Some(files.record()?)) } else { Ok(None) }).await?
+        };
+        let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
+        let mut watch = self.watcher.watch(&files.base);
+        let mut reader = OutputReader { files: files.clone(), offset: since, capture: record.capture_stdout };
+        loop {
+            // The exit code is looked at before the output is read, so the
+            // last read after it sees everything the process wrote.
+            let exit_code = files.exit_code()?;
+            reader.forward(sink.as_ref())?;
+            if record.capture_stdout && reader.captured_len()? > self.capture_limit as u64 {
+                self.stop_process(&files).await?;
+                return Err(RuntimeError::StdoutTooLarge { limit_bytes: self.capture_limit });
+            }
+            if let Some(exit_code) = exit_code {
+                return self.finish(handle, &files, &record, exit_code).await;
+            }
+            if !self.is_running(&files)? {
+                // Killed with its shell (a stop, a reboot): it will never exit.
                 return Err(RuntimeError::Interrupted);
             }
-            let working_dir = fs::join_relative(&dirs.root, &spec.process.dir).map_err(RuntimeError::Setup)?;
-            let launch = process::Launch {
-                program: program_path(&program.program, &working_dir),
-                name: spec.process.path.clone(),
-                args: program.leading_args.iter().cloned().chain(spec.process.args.iter().cloned()).collect(),
-                dir: working_dir,
-                env: process_env(account, &dirs.tmp, &program.image_env, &spec.process.env),
-                stdin: spec.process.stdin.clone(),
-                stdout: spec.process.stdout,
-                user,
-            };
-            process::run(launch, sink, cancel, &self.supervision).await
+            watch.changed(LOOK_AGAIN).await;
         }
-        .await;
+    }
 
-        // Outputs are kept whatever the exit code: Concourse keeps the
-        // outputs of failed tasks too. A step that did not finish (cancelled,
-        // could not start) has no outcome to hand them to.
-        let work = self.work.clone();
-        let outputs = if result.is_ok() { spec.outputs.clone() } else { Vec::new() };
-        let caches = spec.caches.clone();
-        let finish_dirs = dirs.clone();
-        let captured = blocking(move || layout::finish(&work, &finish_dirs, &caches, &outputs)).await;
-        let finished = result?;
-        let captured = captured?;
-        self.artifacts.fetch_add(captured.len() as u64, Ordering::Relaxed);
-        Ok(StepOutcome {
-            exit_code: finished.exit_code,
-            outputs: captured.into_iter().collect(),
-            stdout: finished.stdout,
+    fn is_running(&self, files: &StepFiles) -> Result<bool, RuntimeError> {
+        // The exit code may have been written since it was last looked at.
+        Ok(files.process()?.is_some_and(process::is_alive) || files.exit_code()?.is_some())
+    }
+
+    /// The outcome of an exited step: its outputs captured and its caches
+    /// returned the first time, the same answer every time after.
+    async fn finish(
+        &self,
+        handle: &StepHandle,
+        files: &StepFiles,
+        record: &SavedStep,
+        exit_code: i32,
+    ) -> Result<StepOutcome, RuntimeError> {
+        let _finishing = self.finishing.lock().await;
+        if let Some(span) = self.spans.lock().unwrap_or_else(|p| p.into_inner()).remove(handle) {
+            span.end(Some(exit_code));
+        }
+        let (work, files, record) = (self.work.clone(), files.clone(), record.clone());
+        let capture_limit = self.capture_limit;
+        let counter = self.artifacts.clone();
+        blocking(move || {
+            let finished = match files.finished()? {
+                Some(finished) => finished,
+                None => {
+                    let captured = layout::capture(&work, &files, &record.caches(), &record.outputs())?;
+                    counter.fetch_add(captured.len() as u64, Ordering::Relaxed);
+                    let outputs = captured.into_iter().map(|(name, artifact)| (name, artifact.id)).collect();
+                    let finished = FinishedStep { exit_code, outputs };
+                    files.save_finished(&finished)?;
+                    finished
+                }
+            };
+            let stdout = if record.capture_stdout {
+                let bytes = std::fs::read(files.stdout())?;
+                if bytes.len() > capture_limit {
+                    return Err(RuntimeError::StdoutTooLarge { limit_bytes: capture_limit });
+                }
+                Some(bytes)
+            } else {
+                None
+            };
+            Ok(StepOutcome {
+                exit_code: finished.exit_code,
+                outputs: finished.outputs.into_iter().map(|(name, id)| (name, Artifact { id })).collect(),
+                stdout,
+            })
         })
+        .await
+    }
+
+    async fn stop_process(&self, files: &StepFiles) -> Result<(), RuntimeError> {
+        if let Some(group) = files.process()? {
+            process::stop(group, self.stop_grace_period).await;
+        }
+        Ok(())
+    }
+
+    async fn stop_step(&self, handle: &StepHandle, grace: Duration) -> Result<(), RuntimeError> {
+        let files = self.work.step(handle);
+        if !files.exists() {
+            return Ok(());
+        }
+        if files.exit_code()?.is_none()
+            && let Some(group) = files.process()?
+        {
+            process::stop(group, grace).await;
+        }
+        if let Some(span) = self.spans.lock().unwrap_or_else(|p| p.into_inner()).remove(handle) {
+            span.end(None);
+        }
+        let _finishing = self.finishing.lock().await;
+        let work = self.work.clone();
+        blocking(move || {
+            let caches = files.record().map(|record| record.caches()).unwrap_or_default();
+            layout::remove(&work, &files, &caches)
+        })
+        .await
+    }
+
+    async fn exec_in_step(&self, handle: &StepHandle, spec: ProcessSpec, io: ExecIo) -> Result<i32, RuntimeError> {
+        let files = self.work.step(handle);
+        let record = {
+            let files = files.clone();
+            blocking(move || if files.exists() { Ok(Some(files.record()?)) } else { Ok(None) }).await?
+        };
+        let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
+        let dir_spec = if spec.dir.is_empty() { record.dir.clone() } else { spec.dir.clone() };
+        let dir = fs::join_relative(&files.root(), &dir_spec).map_err(RuntimeError::Setup)?;
+        let mut env = record.env.clone();
+        env.extend(spec.env.iter().cloned());
+        let user = match spec.user.clone().or(record.user.clone()) {
+            Some(name) => match user::choose(Some(&name)) {
+                UserChoice::Switch(user) => Some(user),
+                UserChoice::Current => None,
+                UserChoice::Unavailable(why) => return Err(RuntimeError::Setup(why)),
+            },
+            None => None,
+        };
+        exec::run(exec::Exec { program: PathBuf::from(&spec.path), args: spec.args, dir, env, user }, io).await
     }
 }
 
-/// Counts a running step for [`WorkerInfo::active_containers`] until dropped.
-struct RunningStep(Arc<AtomicU64>);
-
-impl RunningStep {
-    fn start(counter: &Arc<AtomicU64>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        RunningStep(counter.clone())
-    }
+/// Reads a step's output files from an offset on.
+struct OutputReader {
+    files: StepFiles,
+    offset: OutputOffset,
+    /// Standard output is the result, not streamed.
+    capture: bool,
 }
 
-impl Drop for RunningStep {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl OutputReader {
+    /// Hands the sink what was written since the last call.
+    fn forward(&mut self, sink: &dyn OutputSink) -> Result<(), RuntimeError> {
+        if !self.capture {
+            self.forward_stream(sink, OutputStream::Stdout)?;
+        }
+        self.forward_stream(sink, OutputStream::Stderr)
+    }
+
+    fn forward_stream(&mut self, sink: &dyn OutputSink, stream: OutputStream) -> Result<(), RuntimeError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let (path, position) = match stream {
+            OutputStream::Stdout => (self.files.stdout(), self.offset.stdout),
+            OutputStream::Stderr => (self.files.stderr(), self.offset.stderr),
+        };
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        file.seek(SeekFrom::Start(position))?;
+        let mut buffer = vec![0u8; READ_CHUNK];
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(());
+            }
+            self.offset = self.offset.advanced(stream, read);
+            sink.write(stream, &buffer[..read], self.offset);
+        }
+    }
+
+    fn captured_len(&self) -> Result<u64, RuntimeError> {
+        match std::fs::metadata(self.files.stdout()) {
+            Ok(metadata) => Ok(metadata.len()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 
@@ -246,6 +419,7 @@ fn process_env(
     tmp: &std::path::Path,
     image_env: &[(String, String)],
     step_env: &[(String, String)],
+    trace: Option<&TraceContext>,
 ) -> Vec<(String, String)> {
     let mut env = vec![
         ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string())),
@@ -258,6 +432,13 @@ fn process_env(
     }
     env.extend(image_env.iter().cloned());
     env.extend(step_env.iter().cloned());
+    // The OpenTelemetry environment carrier: the process continues the step's trace.
+    if let Some(trace) = trace {
+        env.push(("TRACEPARENT".into(), trace.traceparent.clone()));
+        if let Some(state) = &trace.tracestate {
+            env.push(("TRACESTATE".into(), state.clone()));
+        }
+    }
     env
 }
 
@@ -276,13 +457,43 @@ fn hostname() -> String {
 }
 
 impl Runtime for LocalRuntime {
-    fn run(
+    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
+        self.start_step(spec).boxed()
+    }
+
+    fn attach(
         &self,
-        spec: StepSpec,
+        handle: &StepHandle,
         sink: Arc<dyn OutputSink>,
-        cancel: CancellationToken,
+        since: OutputOffset,
     ) -> BoxFuture<'_, Result<StepOutcome, RuntimeError>> {
-        self.run_step(spec, sink, cancel).boxed()
+        let handle = handle.clone();
+        async move { self.attach_step(&handle, sink, since).await }.boxed()
+    }
+
+    fn exec(&self, handle: &StepHandle, process: ProcessSpec, io: ExecIo) -> BoxFuture<'_, Result<i32, RuntimeError>> {
+        let handle = handle.clone();
+        async move { self.exec_in_step(&handle, process, io).await }.boxed()
+    }
+
+    fn stop(&self, handle: &StepHandle, grace: Duration) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let handle = handle.clone();
+        async move { self.stop_step(&handle, grace).await }.boxed()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<StepInfo>, RuntimeError>> {
+        let work = self.work.clone();
+        let worker = self.worker_name.clone();
+        blocking(move || {
+            let mut steps = Vec::new();
+            for handle in work.steps()? {
+                // A step removed meanwhile, or still being laid out, has no record to show.
+                let Ok(record) = work.step(&handle).record() else { continue };
+                steps.push(StepInfo { handle, worker: worker.clone(), metadata: record.metadata });
+            }
+            Ok(steps)
+        })
+        .boxed()
     }
 
     fn import_artifact(&self, tgz: TarGzStream, limits: UploadLimits) -> BoxFuture<'_, Result<Artifact, RuntimeError>> {
@@ -325,13 +536,30 @@ impl Runtime for LocalRuntime {
         .boxed()
     }
 
-    fn workers(&self) -> Vec<WorkerInfo> {
-        vec![WorkerInfo {
-            name: self.worker_name.clone(),
-            platform: "linux".to_string(),
-            resource_types: self.types.names(),
-            active_containers: self.running_steps.load(Ordering::Relaxed),
-            active_volumes: self.artifacts.load(Ordering::Relaxed),
-        }]
+    fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let work = self.work.clone();
+        blocking(move || {
+            for key in keys {
+                work.remove_cache(&key)?;
+            }
+            Ok(())
+        })
+        .boxed()
+    }
+
+    fn workers(&self) -> BoxFuture<'_, Vec<WorkerInfo>> {
+        let work = self.work.clone();
+        async move {
+            let steps = blocking(move || Ok(work.steps()?.len() as u64)).await.unwrap_or(0);
+            vec![WorkerInfo {
+                name: self.worker_name.clone(),
+                platform: "linux".to_string(),
+                tags: Vec::new(),
+                resource_types: self.types.names(),
+                active_containers: steps,
+                active_volumes: self.artifacts.load(Ordering::Relaxed),
+            }]
+        }
+        .boxed()
     }
 }

@@ -1,28 +1,28 @@
-//! One step's process: started as the leader of a new session (so of a new
-//! process group, with no controlling terminal to hang on), its output
-//! streamed as it arrives, and the whole group killed when it exits, when
-//! the step is cancelled, or when captured stdout grows past the limit.
+//! One step's process, started so that it outlives atc: a small shell
+//! supervises it, in a new session (so a new process group, with no
+//! controlling terminal to hang on). The process reads its stdin from a file
+//! and writes its output straight to files in the step's directory; when it
+//! exits, the shell writes its exit code beside them and kills whatever the
+//! process left behind in its group. Nothing of this needs atc to be alive,
+//! so a restarted atc reads the output from where it was and the exit code
+//! once it is there. Reading and signalling are in `mod.rs` and below.
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
+use super::step_files::{ProcessGroup, StepFiles};
 use super::user::HostUser;
-use crate::runtime::{OutputSink, OutputStream, RuntimeError, Stdout};
-use crate::telemetry::{TRACER_NAME, propagation};
-use opentelemetry::KeyValue;
+use crate::runtime::RuntimeError;
+use crate::telemetry::propagation;
+use crate::telemetry::spans::{ProcessSpan, RuntimeProcess};
 
-/// How long the output pipes are drained after the group is killed: a
-/// process that left the group (`setsid`) may keep them open forever.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-const READ_CHUNK: usize = 64 * 1024;
+/// The supervising shell's script: `$0` is the exit file, the rest the
+/// command. `kill -9 0` ends the group, the shell included, once the code
+/// is written: whatever the process left running goes with it.
+const SUPERVISOR_SCRIPT: &str = r#"exit_file=$0; "$@"; echo $? > "$exit_file"; kill -9 0"#;
+const SUPERVISOR_SHELL: &str = "/bin/sh";
 
 pub struct Launch {
     pub program: PathBuf,
@@ -32,44 +32,34 @@ pub struct Launch {
     pub args: Vec<String>,
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
-    pub stdin: Option<Vec<u8>>,
-    pub stdout: Stdout,
     pub user: Option<HostUser>,
 }
 
-pub struct Supervision {
-    /// Time between SIGTERM and SIGKILL when a step is cancelled.
-    pub stop_grace_period: Duration,
-    pub capture_limit: usize,
-}
-
-pub struct Finished {
-    pub exit_code: i32,
-    pub stdout: Option<Vec<u8>>,
-}
-
-/// Captured stdout, and whether it outgrew the limit.
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    overflowed: bool,
-}
-
-pub async fn run(
-    launch: Launch,
-    sink: Arc<dyn OutputSink>,
-    cancel: CancellationToken,
-    supervision: &Supervision,
-) -> Result<Finished, RuntimeError> {
-    let mut command = Command::new(&launch.program);
+/// Starts the process of a laid-out step whose stdin file (if any) and
+/// stderr file (with the runtime's notices) are written. Blocking.
+pub fn spawn(launch: &Launch, files: &StepFiles) -> Result<ProcessGroup, RuntimeError> {
+    check_executable(launch)?;
+    let stdin = match File::open(files.stdin()) {
+        Ok(file) => Stdio::from(file),
+        Err(_) => Stdio::null(),
+    };
+    let stdout = File::create(files.stdout())?;
+    let stderr = OpenOptions::new().append(true).create(true).open(files.stderr())?;
+    let mut command = tokio::process::Command::new(SUPERVISOR_SHELL);
     command
+        .arg("-c")
+        .arg(SUPERVISOR_SCRIPT)
+        .arg(files.exit())
+        .arg(&launch.program)
         .args(&launch.args)
         .current_dir(&launch.dir)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        // Dropping the handle neither kills nor leaks it: tokio reaps the
+        // shell when it exits (after a restart, init does).
         .kill_on_drop(false);
     let switch_to = launch.user.as_ref().map(|user| (user.uid, user.gid, user.groups.clone()));
     // SAFETY: the closure runs between fork and exec and only makes
@@ -89,174 +79,129 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|err| {
+    let child = command.spawn().map_err(|err| {
         tracing::warn!(program = %launch.program.display(), error = %err, "cannot start a step's process");
         RuntimeError::Setup(format!("cannot run {}: {err}", launch.name))
     })?;
-    let pid = child.id().ok_or_else(|| RuntimeError::Setup("the process exited before it was watched".into()))?
-        as libc::pid_t;
-    let span = ProcessSpan::start(&launch, pid);
+    let pgid =
+        child.id().ok_or_else(|| RuntimeError::Setup("the step's process ended before it was seen".into()))? as i32;
+    let group = ProcessGroup { pgid, started: start_time(pgid).unwrap_or(0) };
+    files.save_process(group)?;
+    Ok(group)
+}
 
-    if let (Some(input), Some(mut stdin)) = (launch.stdin, child.stdin.take()) {
-        // A process that never reads its stdin makes this fail; that is its business.
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-    }
-    let overflow = Arc::new(Notify::new());
-    let captured = Arc::new(Mutex::new(Captured::default()));
-    let stdout_reader = match (child.stdout.take(), launch.stdout) {
-        (Some(out), Stdout::Stream) => Some(tokio::spawn(stream(out, sink.clone(), OutputStream::Stdout))),
-        (Some(out), Stdout::Capture) => {
-            Some(tokio::spawn(capture(out, captured.clone(), supervision.capture_limit, overflow.clone())))
-        }
-        (None, _) => None,
+/// The shell would only say "not found" in the step's log (naming the
+/// program's place on this host) and exit 127: a program that cannot run is
+/// the step's setup error, said at once, as `execve` would say it.
+fn check_executable(launch: &Launch) -> Result<(), RuntimeError> {
+    let cannot_run = |err: std::io::Error| RuntimeError::Setup(format!("cannot run {}: {err}", launch.name));
+    let program = if launch.program.components().count() > 1 {
+        Some(launch.program.clone())
+    } else {
+        let path = launch.env.iter().rev().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_str());
+        path.unwrap_or_default().split(':').map(|dir| Path::new(dir).join(&launch.program)).find(|p| is_executable(p))
     };
-    let stderr_reader = child.stderr.take().map(|err| tokio::spawn(stream(err, sink.clone(), OutputStream::Stderr)));
-
-    // The leader is waited for without being reaped, so its pid (the group's
-    // id) cannot be reused until the group has been killed below.
-    let mut exited = tokio::task::spawn_blocking(move || wait_without_reaping(pid));
-    let ending = tokio::select! {
-        _ = &mut exited => Ending::Exited,
-        _ = cancel.cancelled() => Ending::Cancelled,
-        _ = overflow.notified() => Ending::StdoutTooLarge,
+    let program = program
+        .filter(|p| is_executable(p))
+        .ok_or_else(|| cannot_run(std::io::Error::from_raw_os_error(libc::ENOENT)))?;
+    let mut head = [0u8; 256];
+    let read = {
+        use std::io::Read;
+        File::open(&program).and_then(|mut file| file.read(&mut head)).map_err(cannot_run)?
     };
-    if !matches!(ending, Ending::Exited) {
-        signal_group(pid, libc::SIGTERM);
-        if tokio::time::timeout(supervision.stop_grace_period, &mut exited).await.is_err() {
-            signal_group(pid, libc::SIGKILL);
-            let _ = exited.await;
-        }
+    let head = &head[..read];
+    if head.starts_with(b"\x7fELF") {
+        return Ok(());
     }
-    // Whatever the leader left behind in its group goes with it.
-    signal_group(pid, libc::SIGKILL);
-    let status = child.wait().await?;
-
-    drain(stdout_reader).await;
-    drain(stderr_reader).await;
-    span.end(matches!(ending, Ending::Exited).then(|| exit_code_of(status)));
-    match ending {
-        Ending::Cancelled => Err(RuntimeError::Interrupted),
-        Ending::StdoutTooLarge => Err(RuntimeError::StdoutTooLarge { limit_bytes: supervision.capture_limit }),
-        Ending::Exited => {
-            let exit_code = exit_code_of(status);
-            let stdout = match launch.stdout {
-                Stdout::Capture => Some(std::mem::take(&mut lock(&captured).bytes)),
-                Stdout::Stream => None,
-            };
-            if stdout.is_some() && lock(&captured).overflowed {
-                return Err(RuntimeError::StdoutTooLarge { limit_bytes: supervision.capture_limit });
-            }
-            Ok(Finished { exit_code, stdout })
-        }
+    let Some(line) = head.strip_prefix(b"#!") else {
+        return Err(cannot_run(std::io::Error::from_raw_os_error(libc::ENOEXEC)));
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let interpreter = String::from_utf8_lossy(line);
+    let interpreter = interpreter.split_whitespace().next().unwrap_or_default();
+    if is_executable(Path::new(interpreter)) {
+        Ok(())
+    } else {
+        Err(cannot_run(std::io::Error::from_raw_os_error(libc::ENOENT)))
     }
 }
 
-/// A shell's numbering: the exit code, or 128 + the signal that ended it.
-fn exit_code_of(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The `runtime.process` span, under the step span the engine handed the
-/// process in `TRACEPARENT`; none without one.
-struct ProcessSpan(Option<opentelemetry::global::BoxedSpan>);
+/// When process `pid` started, in clock ticks after boot; `None` when there
+/// is no such process.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
 
-impl ProcessSpan {
-    fn start(launch: &Launch, pid: libc::pid_t) -> ProcessSpan {
-        use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-        let parent = propagation::context_from_environment(&launch.env);
-        if !parent.span().span_context().is_valid() {
-            return ProcessSpan(None);
-        }
-        let command = launch.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tracer = opentelemetry::global::tracer(TRACER_NAME);
-        let span = tracer
-            .span_builder("runtime.process")
-            .with_kind(SpanKind::Internal)
-            .with_attributes([KeyValue::new("process.pid", i64::from(pid)), KeyValue::new("process.command", command)])
-            .start_with_context(&tracer, &parent);
-        ProcessSpan(Some(span))
+/// Whether the group's leader (the supervising shell) is still there, as
+/// itself: after a restart its id may have been given to another process.
+pub fn is_alive(group: ProcessGroup) -> bool {
+    start_time(group.pgid).is_some_and(|started| started == group.started || group.started == 0)
+}
+
+/// Stops the group: SIGTERM, then SIGKILL after `grace` to whatever is left
+/// of it (the shell dies of the SIGTERM at once; what the step started may
+/// not). Returns once the group is empty, or a bounded while after SIGKILL.
+pub async fn stop(group: ProcessGroup, grace: Duration) {
+    if !is_alive(group) {
+        // Its leader is gone and with it our claim on the id: nothing to stop.
+        return;
     }
-
-    /// `exit_code` is `None` when the process was stopped.
-    fn end(self, exit_code: Option<i32>) {
-        use opentelemetry::trace::Span;
-        let Some(mut span) = self.0 else { return };
-        match exit_code {
-            Some(code) => span.set_attribute(KeyValue::new("process.exit.code", i64::from(code))),
-            None => span.set_attribute(KeyValue::new("error.type", "stopped")),
-        }
-        span.end();
+    signal_group(group.pgid, libc::SIGTERM);
+    if !wait_until_empty(group.pgid, grace).await {
+        signal_group(group.pgid, libc::SIGKILL);
+        wait_until_empty(group.pgid, Duration::from_secs(5)).await;
     }
 }
 
-enum Ending {
-    Exited,
-    Cancelled,
-    StdoutTooLarge,
-}
-
-fn lock(captured: &Mutex<Captured>) -> std::sync::MutexGuard<'_, Captured> {
-    captured.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn wait_without_reaping(pid: libc::pid_t) {
-    loop {
-        // SAFETY: an all-zero siginfo_t is valid for waitid to fill in.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child to tokio to reap.
-        let result = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
-    }
-}
-
-fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
+fn signal_group(pgid: i32, signal: libc::c_int) {
     // SAFETY: killpg has no memory effects; a group that is already gone gives ESRCH.
     unsafe {
         libc::killpg(pgid, signal);
     }
 }
 
-async fn stream(mut pipe: impl AsyncRead + Unpin, sink: Arc<dyn OutputSink>, which: OutputStream) {
-    let mut buffer = vec![0u8; READ_CHUNK];
-    while let Ok(read) = pipe.read(&mut buffer).await {
-        if read == 0 {
-            break;
+/// Waits until no process is left in the group but zombies. While a group
+/// has members its id is not given to another process, so polling it after
+/// the leader died still names the step's processes.
+async fn wait_until_empty(pgid: i32, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if !group_has_live_members(pgid) {
+            return true;
         }
-        sink.write(which, &buffer[..read]);
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-async fn capture(
-    mut pipe: impl AsyncRead + Unpin,
-    captured: Arc<Mutex<Captured>>,
-    limit: usize,
-    overflow: Arc<Notify>,
-) {
-    let mut buffer = vec![0u8; READ_CHUNK];
-    while let Ok(read) = pipe.read(&mut buffer).await {
-        if read == 0 {
-            break;
-        }
-        let mut captured = lock(&captured);
-        if captured.bytes.len() + read > limit {
-            captured.overflowed = true;
-            overflow.notify_one();
-            return;
-        }
-        captured.bytes.extend_from_slice(&buffer[..read]);
-    }
+/// Whether a process other than a zombie is in group `pgid`.
+fn group_has_live_members(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok()).any(|pid| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        let Some(fields) = stat.rfind(')').map(|end| stat[end + 1..].split_whitespace().collect::<Vec<_>>()) else {
+            return false;
+        };
+        // Fields after the name: state, ppid, pgrp, ...
+        fields.first() != Some(&"Z") && fields.get(2).and_then(|pgrp| pgrp.parse::<i32>().ok()) == Some(pgid)
+    })
 }
 
-async fn drain(reader: Option<JoinHandle<()>>) {
-    if let Some(reader) = reader {
-        let abort = reader.abort_handle();
-        if tokio::time::timeout(DRAIN_TIMEOUT, reader).await.is_err() {
-            abort.abort();
-        }
-    }
+/// The `runtime.process` span of the process `launch` started as `pid`,
+/// under the step span the engine handed it in `TRACEPARENT`; none without
+/// one. It ends when atc sees the exit (an atc that restarted meanwhile has
+/// lost it).
+pub fn process_span(launch: &Launch, pid: i32) -> ProcessSpan {
+    let command = launch.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    RuntimeProcess { pid, command }.start(&propagation::context_from_environment(&launch.env))
 }
