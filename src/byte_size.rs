@@ -2,10 +2,19 @@
 //! Units are powers of 1024 and their case does not matter (`k`, `kb`,
 //! `KiB` are all 1024), as in Concourse's memory limits.
 
+/// Text that is not a size atc accepts; carries the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSize {
+    #[error("invalid size '{0}': expected a number of bytes, optionally with a unit (KB, MB, GB, TB)")]
+    Malformed(String),
+    /// More bytes than fit in a `u64`.
+    #[error("invalid size '{0}': too large")]
+    TooLarge(String),
+}
+
 /// Parses a size; the unit is optional (bytes).
-pub fn parse(input: &str) -> Result<u64, String> {
-    let invalid =
-        || format!("invalid size '{input}': expected a number of bytes, optionally with a unit (KB, MB, GB, TB)");
+pub fn parse(input: &str) -> Result<u64, InvalidSize> {
+    let invalid = || InvalidSize::Malformed(input.to_string());
     let text = input.trim();
     let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
@@ -18,12 +27,12 @@ pub fn parse(input: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 4,
         _ => return Err(invalid()),
     };
-    number.checked_mul(1024u64.pow(power)).ok_or_else(|| format!("invalid size '{input}': too large"))
+    number.checked_mul(1024u64.pow(power)).ok_or_else(|| InvalidSize::TooLarge(input.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::*;
 
     #[test]
     fn reads_numbers_with_binary_units() {
@@ -36,6 +45,7 @@ mod tests {
         assert!(parse("1.5GB").is_err());
         assert!(parse("ten").is_err());
         assert!(parse("10PB").is_err());
-        assert!(parse("99999999999TB").unwrap_err().contains("too large"));
+        assert_eq!(parse("99999999999TB"), Err(InvalidSize::TooLarge("99999999999TB".to_string())));
+        assert_eq!(parse("99999999999TB").unwrap_err().to_string(), "invalid size '99999999999TB': too large");
     }
 }

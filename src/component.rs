@@ -11,9 +11,19 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Channel, Db};
+use crate::db::{Channel, Db, DbError};
+use crate::runtime::RuntimeError;
 
-pub type ComponentFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+pub type ComponentFuture<'a> = Pin<Box<dyn Future<Output = Result<(), TickError>> + Send + 'a>>;
+
+/// Why a round of a component's work stopped short; the next tick tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
 
 pub trait Component: Send + Sync + 'static {
     /// The name `GET /api/v1/components` shows (`scheduler`, `tracker`, ...).

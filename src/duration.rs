@@ -3,17 +3,27 @@
 
 use std::time::Duration;
 
+/// Text that is not a duration atc accepts; carries the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidDuration {
+    /// Not Go's duration syntax (or too large to represent).
+    #[error("invalid duration '{0}'")]
+    Malformed(String),
+    #[error("invalid duration '{0}': must not be negative")]
+    Negative(String),
+}
+
 /// Parses a Go `time.ParseDuration` string. Negative durations are rejected:
 /// nothing in atc can wait for a negative time.
-pub fn parse(input: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration '{input}'");
+pub fn parse(input: &str) -> Result<Duration, InvalidDuration> {
+    let invalid = || InvalidDuration::Malformed(input.to_string());
     let s = input.trim();
     if s.is_empty() {
         return Err(invalid());
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.starts_with('-') {
-        return Err(format!("invalid duration '{input}': must not be negative"));
+        return Err(InvalidDuration::Negative(input.to_string()));
     }
     if s == "0" {
         return Ok(Duration::ZERO);

@@ -85,7 +85,7 @@ pub fn pipeline_vars(data: &[u8]) {
     on_worker_stack(|| {
         let (vars, config) = two_parts(data);
         let vars = var_file(vars);
-        let _ = crate::cli::validate_pipeline::check_document(config, &vars);
+        let _ = crate::cli::validate_pipeline::check_document(std::path::Path::new("pipeline.yml"), config, &vars);
         let Ok(document) = config::yaml_value(config) else { return };
         let scope = Scope::root();
         for (name, value) in &vars {
@@ -108,8 +108,7 @@ pub fn var_interpolation(data: &[u8]) {
                 let _ = reference.to_string();
             }
         }
-        let lookup =
-            |reference: &vars::VarRef| -> Result<Option<Value>, String> { Ok(vars.get(&reference.path).cloned()) };
+        let lookup = |reference: &vars::VarRef| -> Option<Value> { vars.get(&reference.path).cloned() };
         let _ = vars::interpolate(&document, &lookup, vars::Undefined::Fail);
         let _ = vars::interpolate(&document, &lookup, vars::Undefined::Keep);
     });
@@ -193,9 +192,10 @@ pub fn api_body(data: &[u8]) {
 pub fn build_plan(data: &[u8]) {
     on_worker_stack(|| {
         let Ok(plan) = body::parse_json::<Plan>(data) else { return };
-        if builds::one_off_plan(&plan).is_err() {
-            return;
-        }
+        let Ok(stored) = builds::one_off_plan(plan) else { return };
+        // As the database stores it.
+        let _ = serde_json::to_string(&stored.private);
+        let plan = stored.private;
         if let Step::Across(across) = &plan.step {
             let value_lists: Option<Vec<Vec<Value>>> =
                 across.vars.iter().map(|var| var.values.as_array().cloned()).collect();

@@ -57,6 +57,11 @@ pub struct LogControl {
     level: Mutex<LogLevel>,
 }
 
+/// The subscriber whose filter [`LogControl`] changes is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot change the log level: {0}")]
+pub struct CannotChangeLevel(#[from] reload::Error);
+
 impl LogControl {
     pub fn new(level: LogLevel) -> LogControl {
         LogControl { handle: Mutex::new(None), level: Mutex::new(level) }
@@ -77,9 +82,9 @@ impl LogControl {
     }
 
     /// Logs at `level` from now on (replacing `RUST_LOG`'s finer filter).
-    pub fn set_level(&self, level: LogLevel) -> Result<(), String> {
+    pub fn set_level(&self, level: LogLevel) -> Result<(), CannotChangeLevel> {
         if let Some(handle) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            handle.reload(level.filter()).map_err(|err| format!("cannot change the log level: {err}"))?;
+            handle.reload(level.filter())?;
         }
         *self.level.lock().unwrap_or_else(|e| e.into_inner()) = level;
         Ok(())

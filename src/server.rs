@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -16,7 +15,7 @@ use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
 use crate::component;
 use crate::creds::CredentialManager;
-use crate::db::{Db, EncryptionKey, RoleMembers, TeamAuth};
+use crate::db::{Db, DbError, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::Engine;
 use crate::engine::tracker::LeaseSettings;
 use crate::gc::{ARTIFACT_TTL, Collector};
@@ -38,6 +37,39 @@ const CHECKER_INTERVAL: Duration = Duration::from_secs(10);
 /// whenever one is ready).
 const TRACKER_INTERVAL: Duration = Duration::from_secs(10);
 use crate::metric::{MetricsEndpoint, PrometheusOptions};
+
+/// Why the server could not start, or did not stop cleanly. What is wrong
+/// is in the message; the cause it comes from is the error's source.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot migrate the database")]
+    Migrate(#[source] DbError),
+    #[error("the main team has no owner: set --main-team-local-user")]
+    NoMainTeamOwner,
+    #[error("cannot release the build leases of earlier runs")]
+    ReleaseLeases(#[source] DbError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for Prometheus (--prometheus-bind-ip, --prometheus-bind-port)")]
+    ListenPrometheus {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Accepting or serving connections failed.
+    #[error(transparent)]
+    Serve(std::io::Error),
+    #[error("server task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+    #[error("Prometheus listener failed")]
+    Prometheus(#[source] std::io::Error),
+}
 
 /// Everything the server needs besides its database.
 #[derive(Clone)]
@@ -86,11 +118,11 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Stops accepting, lets requests in flight finish, and waits.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<(), ServerError> {
         let _ = self.stop.send(());
-        self.task.await.context("server task panicked")??;
+        self.task.await.map_err(ServerError::Panicked)?.map_err(ServerError::Serve)?;
         if let Some(metrics) = self.metrics {
-            metrics.stop().await.context("Prometheus listener failed")?;
+            metrics.stop().await.map_err(ServerError::Prometheus)?;
         }
         self.components.cancel();
         for task in self.component_tasks {
@@ -102,19 +134,19 @@ impl RunningServer {
 }
 
 /// Prepares the database and starts serving on `options.bind`.
-pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServer> {
+pub async fn start(db: Db, options: ServerOptions) -> Result<RunningServer, ServerError> {
     let db = db.with_encryption(options.encryption_key.clone());
-    db.migrate().await.context("cannot migrate the database")?;
+    db.migrate().await.map_err(ServerError::Migrate)?;
     configure_main_team(&db, &options).await?;
 
     let listener =
-        TcpListener::bind(options.bind).await.with_context(|| format!("cannot listen on {}", options.bind))?;
-    let addr = listener.local_addr()?;
+        TcpListener::bind(options.bind).await.map_err(|source| ServerError::Listen { addr: options.bind, source })?;
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let external_url = options.external_url.clone().unwrap_or_else(|| {
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         format!("http://{}", SocketAddr::new(host.parse().unwrap_or(addr.ip()), addr.port()))
     });
-    db.expire_leases_of_previous_runs().await.context("cannot release the build leases of earlier runs")?;
+    db.expire_leases_of_previous_runs().await.map_err(ServerError::ReleaseLeases)?;
     let leases = LeaseSettings::for_this_process(options.build_lease_duration);
     let engine =
         Engine::new(db.clone(), options.runtime.clone(), external_url.clone(), options.credentials.clone(), leases);
@@ -158,12 +190,11 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
         components.clone(),
     ));
     let metrics = match &options.prometheus {
-        Some(prometheus) => Some(MetricsEndpoint::start(prometheus).await.with_context(|| {
-            format!(
-                "cannot listen on {} for Prometheus (--prometheus-bind-ip, --prometheus-bind-port)",
-                prometheus.bind
-            )
-        })?),
+        Some(prometheus) => Some(
+            MetricsEndpoint::start(prometheus)
+                .await
+                .map_err(|source| ServerError::ListenPrometheus { addr: prometheus.bind, source })?,
+        ),
         None => None,
     };
     let prometheus_addr = metrics.as_ref().map(|m| m.addr);
@@ -188,7 +219,7 @@ pub async fn start(db: Db, options: ServerOptions) -> anyhow::Result<RunningServ
 }
 
 /// Runs until `shutdown` completes.
-pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let server = start(db, options).await?;
     tracing::info!(address = %server.addr, external_url = %server.external_url, "atc is listening");
     if let Some(prometheus) = server.prometheus_addr {
@@ -200,10 +231,10 @@ pub async fn serve(db: Db, options: ServerOptions, shutdown: impl Future<Output 
 }
 
 /// Gives the main team's owner role to the configured local users.
-async fn configure_main_team(db: &Db, options: &ServerOptions) -> anyhow::Result<()> {
+async fn configure_main_team(db: &Db, options: &ServerOptions) -> Result<(), ServerError> {
     if options.main_team_users.is_empty() {
         if db.find_team(MAIN_TEAM).await?.is_none() {
-            anyhow::bail!("the main team has no owner: set --main-team-local-user");
+            return Err(ServerError::NoMainTeamOwner);
         }
         return Ok(());
     }

@@ -85,7 +85,8 @@ pub async fn start(
     headers: HeaderMap,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let target = LoginTarget::parse(&param(&uri, "redirect_uri").unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let target = LoginTarget::parse(&param(&uri, "redirect_uri").unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(token) = &caller.token
         && let Some(session) = state.tokens.verify(token).await?
     {
@@ -190,7 +191,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, uri: Ur
         .redeem_login_code(&id, &browser_binding(&headers)?, &hash_token(&code))
         .await?
         .ok_or_else(expired_login)?;
-    let target = LoginTarget::parse(&finished.redirect_uri).map_err(ApiError::bad_request)?;
+    let target = LoginTarget::parse(&finished.redirect_uri).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let session = state.tokens.issue(&finished.username, &finished.connector).await?;
     let mut response =
         continue_to(&state, &target, &finished.username, &finished.connector, &session.csrf_token).await?;

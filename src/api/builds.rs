@@ -89,8 +89,6 @@ pub async fn get_build_plan(
         .public_build_plan(build.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("plan of build {}", build.id)))?;
-    let plan: serde_json::Value =
-        serde_json::from_str(&plan).map_err(|e| ApiError::Internal(format!("stored public plan is not JSON: {e}")))?;
     Ok(Json(serde_json::json!({ "schema": "exec.v2", "plan": plan })))
 }
 
@@ -154,7 +152,7 @@ pub async fn create_one_off_build(
     pipeline: Option<Extension<PipelineScope>>,
     super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
-    let plan = one_off_plan(&plan)?;
+    let plan = one_off_plan(plan)?;
     let id = state
         .db
         .create_one_off_build(crate::db::NewBuild {
@@ -172,15 +170,13 @@ pub async fn create_one_off_build(
 }
 
 /// A `fly execute` plan as it is stored: 400 when its steps nest too deep.
-pub(crate) fn one_off_plan(plan: &crate::engine::plan::Plan) -> ApiResult<crate::db::BuildPlan> {
+pub(crate) fn one_off_plan(plan: crate::engine::plan::Plan) -> ApiResult<crate::db::BuildPlan> {
     // Its JSON nests at most as deep as parsing allowed; its steps may not
     // all the same (`across` substeps are stored as text).
     if plan.step_depth() > MAX_STEP_DEPTH {
         return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
     }
-    let public = plan.public().to_string();
-    let private = serde_json::to_string(plan).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(crate::db::BuildPlan { private, public })
+    Ok(crate::db::BuildPlan::new(plan))
 }
 
 /// A build this request just created; gone only if its team or pipeline
@@ -194,7 +190,6 @@ pub async fn build_resources(
     State(state): State<AppState>,
     Extension(BuildScope(build)): Extension<BuildScope>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let version = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::Null);
     let inputs: Vec<serde_json::Value> = state
         .db
         .build_inputs(build.id)
@@ -203,7 +198,7 @@ pub async fn build_resources(
         .map(|input| {
             serde_json::json!({
                 "name": input.name,
-                "version": version(&input.version),
+                "version": input.version,
                 "pipeline_id": build.pipeline_id.unwrap_or(0),
                 "first_occurrence": input.first_occurrence,
             })
@@ -214,7 +209,7 @@ pub async fn build_resources(
         .build_outputs(build.id)
         .await?
         .iter()
-        .map(|output| serde_json::json!({ "name": output.name, "version": version(&output.version) }))
+        .map(|output| serde_json::json!({ "name": output.name, "version": output.version }))
         .collect();
     Ok(Json(serde_json::json!({ "inputs": inputs, "outputs": outputs })))
 }

@@ -88,9 +88,9 @@ fn graph(root: i64, builds: &[CausalityBuild], edges: &[CausalityEdge], directio
         let resource = resources.entry(edge.resource_id).or_default();
         resource.name.clone_from(&edge.resource_name);
         resource.children.insert(edge.version_id);
-        let version = version_builds.entry(edge.version_id).or_insert_with(|| {
-            (edge.resource_id, serde_json::from_str(&edge.version).unwrap_or(Value::Null), BTreeSet::new())
-        });
+        let version = version_builds
+            .entry(edge.version_id)
+            .or_insert_with(|| (edge.resource_id, edge.version.clone(), BTreeSet::new()));
         // Downstream, inputs lead to builds; upstream, outputs do.
         if edge.is_input == (direction == CausalityDirection::Downstream) {
             version.2.insert(edge.build_id);

@@ -35,13 +35,7 @@ pub(crate) fn check_body(bytes: &[u8]) -> ApiResult<CheckBody> {
 }
 
 async fn resource_types(state: &AppState, scope: &PipelineScope) -> ApiResult<HashMap<String, Value>> {
-    Ok(state
-        .db
-        .pipeline_resource_types(scope.pipeline.id)
-        .await?
-        .into_iter()
-        .map(|t| (t.name.clone(), serde_json::from_str(&t.config).unwrap_or(Value::Null)))
-        .collect())
+    Ok(state.db.pipeline_resource_types(scope.pipeline.id).await?.into_iter().map(|t| (t.name, t.config)).collect())
 }
 
 async fn check_response(state: &AppState, build: Option<i64>) -> ApiResult<(StatusCode, Json<present::Build>)> {
@@ -62,13 +56,12 @@ async fn check_resource_named(
         .find_resource(scope.pipeline.id, name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("resource '{name}'")))?;
-    let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
     let types = resource_types(state, scope).await?;
     let target = CheckTarget {
         pipeline: &scope.pipeline,
         owner: VersionOwner::Resource(resource.id),
         name: &resource.name,
-        config: &config,
+        config: &resource.config,
         resource_types: &types,
     };
     let build = request_check(&state.db, &target, from).await?;
@@ -109,8 +102,7 @@ pub async fn check_resource_webhook(
         }
         None => return Err(ApiError::Unauthorized),
     };
-    let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
-    let expected = config.get("webhook_token").and_then(Value::as_str).unwrap_or("");
+    let expected = resource.config.get("webhook_token").and_then(Value::as_str).unwrap_or("");
     if expected.is_empty() || expected != token {
         return Err(ApiError::Unauthorized);
     }
@@ -130,12 +122,11 @@ pub async fn check_resource_type(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("resource type '{type_name}'")))?;
     let types = resource_types(&state, &scope).await?;
-    let config = types.get(&type_name).cloned().unwrap_or(Value::Null);
     let target = CheckTarget {
         pipeline: &scope.pipeline,
         owner: VersionOwner::ResourceType(resource_type.id),
         name: &resource_type.name,
-        config: &config,
+        config: &resource_type.config,
         resource_types: &types,
     };
     let build = request_check(&state.db, &target, body.from.map(Value::Object)).await?;

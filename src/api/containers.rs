@@ -44,8 +44,7 @@ fn present(step: &StepInfo, build: Option<&Build>) -> Value {
     if let Some(build) = build {
         set("pipeline_id", json!(build.pipeline_id));
         set("job_id", json!(build.job_id));
-        let vars = build.pipeline_instance_vars.as_deref().and_then(|v| serde_json::from_str(v).ok());
-        set("pipeline_instance_vars", vars.unwrap_or(Value::Null));
+        set("pipeline_instance_vars", build.pipeline_instance_vars.clone().unwrap_or(Value::Null));
     }
     // `id` and `worker_name` are never left out.
     container.entry("worker_name").or_insert(json!(""));
@@ -140,7 +139,6 @@ pub async fn list_volumes(
         caches
             .into_iter()
             .map(|cache| {
-                let vars: Option<Value> = serde_json::from_str(&cache.pipeline_instance_vars).ok();
                 json!({
                     "id": task_cache_key(cache.id),
                     "worker_name": worker,
@@ -152,7 +150,7 @@ pub async fn list_volumes(
                     "base_resource_type": null,
                     "pipeline_id": cache.pipeline_id,
                     "pipeline_name": cache.pipeline_name,
-                    "pipeline_instance_vars": vars,
+                    "pipeline_instance_vars": cache.pipeline_instance_vars,
                     "job_name": cache.job_name,
                     "step_name": cache.step_name,
                 })

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::db::DbError;
 
@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A Concourse route for something atc does not have (TSA workers,
     /// container hijacking); the message says what and why.
     NotImplemented(String),
+    /// A stored row does not parse; the message names it (never its
+    /// content), so an operator can find and repair it.
+    CorruptData(String),
     Internal(String),
 }
 
@@ -49,7 +52,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::CorruptData(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -64,7 +67,8 @@ impl ApiError {
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::Unavailable(m)
-            | ApiError::NotImplemented(m) => vec![m.clone()],
+            | ApiError::NotImplemented(m)
+            | ApiError::CorruptData(m) => vec![m.clone()],
             // The cause is logged; the caller learns only that it was ours.
             ApiError::Internal(_) => vec!["internal server error".into()],
         }
@@ -74,12 +78,27 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            ApiError::Internal(cause) | ApiError::CorruptData(cause) => {
+                tracing::error!(error = %cause, "request failed")
+            }
             ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "request failed"),
             _ => {}
         }
         let too_large = matches!(self, ApiError::PayloadTooLarge(_));
-        let mut response = (self.status(), Json(json!({ "errors": self.messages() }))).into_response();
+        let body = match &self {
+            // go-concourse reads a 404's body as JSON:API errors and prints
+            // their details; a plain string would print as nothing.
+            ApiError::NotFound(_) => {
+                let errors: Vec<Value> = self
+                    .messages()
+                    .into_iter()
+                    .map(|detail| json!({ "title": "Resource Not Found Error", "detail": detail, "status": "404" }))
+                    .collect();
+                json!({ "errors": errors })
+            }
+            _ => json!({ "errors": self.messages() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         if too_large {
             // The rest of the body is never read: the connection cannot carry another request.
             response
@@ -97,6 +116,7 @@ impl From<DbError> for ApiError {
             DbError::Invalid(message) => ApiError::BadRequest(vec![message]),
             DbError::NotFound(_) => ApiError::NotFound(err.to_string()),
             DbError::Unavailable(_) => ApiError::Unavailable(err.to_string()),
+            DbError::CorruptRow { .. } => ApiError::CorruptData(err.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -32,7 +32,7 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
         if path.len() + nesting::depth(&value) > MAX_DOCUMENT_DEPTH {
             return Err(malformed(format!("instance vars may nest at most {MAX_DOCUMENT_DEPTH} levels deep")));
         }
-        set_path(&mut root, &path, value).map_err(malformed)?;
+        set_path(&mut root, &path, value).map_err(|e| malformed(e.to_string()))?;
     }
     match &root {
         Value::Object(map) if map.is_empty() => Ok(String::new()),
@@ -41,16 +41,25 @@ pub fn from_query(query: Option<&str>) -> Result<String, ApiError> {
     }
 }
 
+/// Why a dotted instance var cannot be set where its key says.
+#[derive(Debug, thiserror::Error)]
+enum UnsettablePath {
+    #[error("empty field name")]
+    EmptyField,
+    #[error("'{0}' is set inside a value that is not an object")]
+    InsideNonObject(String),
+}
+
 /// Sets `value` at `path` (field names) inside `target`, making objects on
 /// the way. A loop, not a recursion: the path's length comes from the URL.
-fn set_path(target: &mut Value, path: &[&str], value: Value) -> Result<(), String> {
+fn set_path(target: &mut Value, path: &[&str], value: Value) -> Result<(), UnsettablePath> {
     let mut current = target;
     for field in path {
         if field.is_empty() {
-            return Err("empty field name".into());
+            return Err(UnsettablePath::EmptyField);
         }
         let Value::Object(map) = current else {
-            return Err(format!("'{field}' is set inside a value that is not an object"));
+            return Err(UnsettablePath::InsideNonObject(field.to_string()));
         };
         current = map.entry(field.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }

@@ -18,7 +18,7 @@ pub(super) fn request_span_context() -> Option<String> {
 }
 
 async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiResult<present::Job> {
-    let (inputs, outputs) = inputs_and_outputs(&job.config);
+    let (inputs, outputs) = inputs_and_outputs(&job.definition);
     let (next, finished, transition) = state.db.job_build_summary(job.id).await?;
     let mut presented = present::job(pipeline, job, inputs, outputs);
     presented.next_build = next.as_ref().map(present::build);
@@ -28,10 +28,7 @@ async fn present_job(state: &AppState, pipeline: &Pipeline, job: &Job) -> ApiRes
 }
 
 /// The job's gets and puts as the API lists them.
-fn inputs_and_outputs(config: &str) -> (Vec<present::JobInput>, Vec<present::JobOutput>) {
-    let Some(job) = crate::config::parse_job_json(config) else {
-        return (Vec::new(), Vec::new());
-    };
+fn inputs_and_outputs(job: &crate::config::Job) -> (Vec<present::JobInput>, Vec<present::JobOutput>) {
     let inputs = job
         .inputs()
         .into_iter()
@@ -100,7 +97,7 @@ pub async fn list_job_inputs(
 ) -> ApiResult<Json<Vec<present::NextBuildInput>>> {
     let job = find_job(&state, &scope, &job_name).await?;
     let (next, error) = state.db.next_inputs(job.id).await?;
-    let configs = crate::config::parse_job_json(&job.config).map(|c| c.inputs()).unwrap_or_default();
+    let configs = job.definition.inputs();
     if next.is_empty() && !configs.is_empty() {
         let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
         return Err(ApiError::not_found(format!("next inputs of job '{job_name}'{why}")));
@@ -110,16 +107,15 @@ pub async fn list_job_inputs(
     for input in next {
         let config = configs.iter().find(|c| c.name == input.name);
         let resource = resources.iter().find(|r| r.id == input.resource_id);
-        let resource_config: serde_json::Value =
-            resource.and_then(|r| serde_json::from_str(&r.config).ok()).unwrap_or_default();
         let version = state.db.version_json(input.version_id).await?;
+        let resource_config = resource.map(|r| &r.config);
         inputs.push(present::NextBuildInput {
             name: input.name,
             resource: resource.map(|r| r.name.clone()).unwrap_or_default(),
-            type_: resource_config["type"].as_str().unwrap_or_default().to_string(),
-            source: resource_config.get("source").cloned().unwrap_or(serde_json::json!({})),
+            type_: resource_config.and_then(|c| c["type"].as_str()).unwrap_or_default().to_string(),
+            source: resource_config.and_then(|c| c.get("source")).cloned().unwrap_or(serde_json::json!({})),
             params: config.and_then(|c| c.params.clone()),
-            version: version.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default(),
+            version: version.unwrap_or_default(),
             tags: config.map(|c| c.tags.clone()).unwrap_or_default(),
         });
     }

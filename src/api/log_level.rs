@@ -16,7 +16,7 @@ pub async fn set_log_level(RawBody(body): RawBody) -> ApiResult<StatusCode> {
     let level = LogLevel::parse(requested.trim()).ok_or_else(|| {
         ApiError::bad_request(format!("'{}' is not a log level: debug, info, warn, error or fatal", requested.trim()))
     })?;
-    logging::control().set_level(level).map_err(ApiError::Internal)?;
+    logging::control().set_level(level).map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(level = level.name(), "log level changed");
     Ok(StatusCode::OK)
 }

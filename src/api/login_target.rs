@@ -12,12 +12,19 @@ pub enum LoginTarget {
     Fly { host: &'static str, port: u16 },
 }
 
+/// A `redirect_uri` that would send the browser (and its token) elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "redirect_uri must be a path on this server or fly's callback (http://127.0.0.1:PORT{FLY_CALLBACK_PATH}), not '{0}'"
+)]
+pub struct ForeignLoginTarget(pub String);
+
 /// The path fly's callback server is sent to.
 const FLY_CALLBACK_PATH: &str = "/auth/callback";
 
 impl LoginTarget {
     /// Checks an (already URL-decoded) `redirect_uri`; empty means `/`.
-    pub fn parse(raw: &str) -> Result<LoginTarget, String> {
+    pub fn parse(raw: &str) -> Result<LoginTarget, ForeignLoginTarget> {
         if raw.is_empty() {
             return Ok(LoginTarget::Path("/".into()));
         }
@@ -28,14 +35,7 @@ impl LoginTarget {
         // characters could split the Location header.
         let local =
             raw.starts_with('/') && !raw.starts_with("//") && !raw.contains('\\') && !raw.chars().any(char::is_control);
-        if local {
-            Ok(LoginTarget::Path(raw.to_string()))
-        } else {
-            Err(format!(
-                "redirect_uri must be a path on this server or fly's callback \
-                 (http://127.0.0.1:PORT{FLY_CALLBACK_PATH}), not '{raw}'"
-            ))
-        }
+        if local { Ok(LoginTarget::Path(raw.to_string())) } else { Err(ForeignLoginTarget(raw.to_string())) }
     }
 
     /// The target's form in a `redirect_uri` (and in the database).

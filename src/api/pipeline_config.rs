@@ -28,8 +28,6 @@ pub async fn get_config(
         .pipeline_config(scope.pipeline.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline '{}'", scope.pipeline.name)))?;
-    let config: Value =
-        serde_json::from_str(&config).map_err(|e| ApiError::Internal(format!("stored config is not JSON: {e}")))?;
     let mut response = Json(json!({ "config": config })).into_response();
     response.headers_mut().insert(CONFIG_VERSION_HEADER, HeaderValue::from(version));
     Ok(response)
@@ -74,7 +72,7 @@ pub(crate) fn checked_config(body: &[u8]) -> ApiResult<(PipelineSpec, Vec<Value>
         return Err(ApiError::BadRequest(size_errors));
     }
     let warnings = validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
-    let spec = config::storage_spec(&pipeline).map_err(ApiError::Internal)?;
+    let spec = config::storage_spec(&pipeline).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((spec, warnings))
 }
 

@@ -14,11 +14,6 @@ fn is_zero(value: &i64) -> bool {
     *value == 0
 }
 
-/// Instance vars are stored as canonical JSON text; empty means none.
-fn instance_vars(stored: &str) -> Option<Value> {
-    if stored.is_empty() { None } else { serde_json::from_str(stored).ok() }
-}
-
 #[derive(Serialize)]
 pub struct Pipeline {
     pub id: i64,
@@ -42,11 +37,11 @@ pub struct Pipeline {
 }
 
 pub fn pipeline(p: &db::Pipeline) -> Pipeline {
-    let groups = serde_json::from_str::<Value>(&p.groups).ok().filter(|g| g.as_array().is_some_and(|a| !a.is_empty()));
+    let groups = Some(p.groups.clone()).filter(|g| g.as_array().is_some_and(|a| !a.is_empty()));
     Pipeline {
         id: p.id,
         name: p.name.clone(),
-        instance_vars: instance_vars(&p.instance_vars),
+        instance_vars: p.instance_vars.clone(),
         paused: p.paused,
         paused_by: p.paused_by.clone().unwrap_or_default(),
         paused_at: p.paused_at.unwrap_or(0),
@@ -54,7 +49,7 @@ pub fn pipeline(p: &db::Pipeline) -> Pipeline {
         archived: p.archived,
         groups,
         team_name: p.team_name.clone(),
-        display: p.display.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+        display: p.display.clone(),
         last_updated: p.last_updated,
     }
 }
@@ -141,7 +136,7 @@ pub fn job(pipeline: &db::Pipeline, j: &db::Job, inputs: Vec<JobInput>, outputs:
         team_name: pipeline.team_name.clone(),
         pipeline_id: pipeline.id,
         pipeline_name: pipeline.name.clone(),
-        pipeline_instance_vars: instance_vars(&pipeline.instance_vars),
+        pipeline_instance_vars: pipeline.instance_vars.clone(),
         paused: j.paused,
         paused_by: j.paused_by.clone().unwrap_or_default(),
         paused_at: j.paused_at.unwrap_or(0),
@@ -180,27 +175,25 @@ pub struct Resource {
 }
 
 pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
-    let config: Value = serde_json::from_str(&r.config).unwrap_or(Value::Null);
-    let config_pin = config.get("version").filter(|v| v.is_object()).cloned();
-    let api_pin = r.api_pinned_version.as_deref().and_then(|v| serde_json::from_str(v).ok());
+    let config_pin = r.config.get("version").filter(|v| v.is_object()).cloned();
     Resource {
         name: r.name.clone(),
         pipeline_id: pipeline.id,
         pipeline_name: pipeline.name.clone(),
-        pipeline_instance_vars: instance_vars(&pipeline.instance_vars),
+        pipeline_instance_vars: pipeline.instance_vars.clone(),
         team_name: pipeline.team_name.clone(),
         type_: r.type_.clone(),
         last_checked: r.last_check_end,
-        icon: config.get("icon").and_then(Value::as_str).unwrap_or_default().to_string(),
+        icon: r.config.get("icon").and_then(Value::as_str).unwrap_or_default().to_string(),
         pinned_in_config: config_pin.is_some(),
-        pinned_version: config_pin.or(api_pin),
+        pinned_version: config_pin.or_else(|| r.api_pinned_version.clone()),
         pin_comment: r.pin_comment.clone(),
     }
 }
 
 /// A resource type is presented as its configuration, plus when it was last checked.
 pub fn resource_type(r: &db::ResourceType) -> Value {
-    let mut config: Value = serde_json::from_str(&r.config).unwrap_or_else(|_| serde_json::json!({}));
+    let mut config = r.config.clone();
     if let Value::Object(map) = &mut config
         && r.last_check_end > 0
     {
@@ -260,7 +253,7 @@ pub fn build(b: &db::Build) -> Build {
         resource_name: b.resource_name.clone().or_else(|| b.resource_type_name.clone()),
         pipeline_id: b.pipeline_id,
         pipeline_name: b.pipeline_name.clone(),
-        pipeline_instance_vars: b.pipeline_instance_vars.as_deref().and_then(instance_vars),
+        pipeline_instance_vars: b.pipeline_instance_vars.clone(),
         start_time: b.start_time.unwrap_or(0),
         end_time: b.end_time.unwrap_or(0),
         reap_time: b.reap_time.unwrap_or(0),

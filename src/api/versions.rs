@@ -41,21 +41,17 @@ async fn find_version(state: &AppState, resource: &Resource, id: &str) -> ApiRes
 fn present_version(version: &ResourceVersion, hide_metadata: bool) -> Value {
     let mut presented = json!({
         "id": version.id,
-        "version": serde_json::from_str::<Value>(&version.version).unwrap_or(Value::Null),
+        "version": version.version,
         "enabled": version.enabled,
     });
-    let metadata: Value = serde_json::from_str(&version.metadata).unwrap_or(Value::Null);
-    if !hide_metadata && metadata.as_array().is_some_and(|m| !m.is_empty()) {
-        presented["metadata"] = metadata;
+    if !hide_metadata && version.metadata.as_array().is_some_and(|m| !m.is_empty()) {
+        presented["metadata"] = version.metadata.clone();
     }
     presented
 }
 
 fn hides_metadata(caller: &Caller, scope: &PipelineScope, resource: &Resource) -> bool {
-    let public = serde_json::from_str::<Value>(&resource.config)
-        .ok()
-        .and_then(|c| c.get("public").and_then(Value::as_bool))
-        .unwrap_or(false);
+    let public = resource.config.get("public").and_then(Value::as_bool).unwrap_or(false);
     !public && !caller.access.has_role(&scope.team.name, Role::Viewer)
 }
 

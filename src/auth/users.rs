@@ -22,6 +22,20 @@ impl std::fmt::Debug for LocalUser {
     }
 }
 
+/// A `--add-local-user` value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidLocalUser {
+    #[error("must be USERNAME:PASSWORD")]
+    NotUserPassword,
+    #[error("username must not be empty")]
+    EmptyUsername,
+    #[error("password of '{username}' must not be empty")]
+    EmptyPassword { username: String },
+    /// A bcrypt hash cheaper than Concourse accepts (cost below 10).
+    #[error("bcrypt hash of '{username}' must have a cost of at least 10")]
+    WeakBcryptHash { username: String },
+}
+
 impl LocalUser {
     pub fn new(username: &str, password: &str) -> LocalUser {
         let secret = if is_bcrypt_hash(password) {
@@ -33,18 +47,18 @@ impl LocalUser {
     }
 
     /// Parses `USERNAME:PASSWORD` as the flag takes it.
-    pub fn parse_flag(value: &str) -> Result<LocalUser, String> {
-        let (username, password) = value.split_once(':').ok_or_else(|| "must be USERNAME:PASSWORD".to_string())?;
+    pub fn parse_flag(value: &str) -> Result<LocalUser, InvalidLocalUser> {
+        let (username, password) = value.split_once(':').ok_or(InvalidLocalUser::NotUserPassword)?;
         if username.is_empty() {
-            return Err("username must not be empty".into());
+            return Err(InvalidLocalUser::EmptyUsername);
         }
         if password.is_empty() {
-            return Err(format!("password of '{username}' must not be empty"));
+            return Err(InvalidLocalUser::EmptyPassword { username: username.to_string() });
         }
         if is_bcrypt_hash(password) {
             let cost: u32 = password[4..6].parse().unwrap_or(0);
             if cost < 10 {
-                return Err(format!("bcrypt hash of '{username}' must have a cost of at least 10"));
+                return Err(InvalidLocalUser::WeakBcryptHash { username: username.to_string() });
             }
         }
         Ok(LocalUser::new(username, password))

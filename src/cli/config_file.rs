@@ -4,16 +4,42 @@
 //! command line > environment > file.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Command};
 
 /// The flag that names the file; also read from `CONCOURSE_CONFIG`.
 pub const CONFIG_FLAG: &str = "config";
 
+/// Why the `--config` file cannot be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config file {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid TOML: {source}", .path.display())]
+    NotToml {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{}: unknown key '{key}': `atc {subcommand}` has no --{key} flag", .path.display())]
+    UnknownKey { path: PathBuf, key: String, subcommand: String },
+    #[error("{}: key '{key}' takes one value, not a list", .path.display())]
+    NotRepeatable { path: PathBuf, key: String },
+    #[error("{}: key '{key}' must be true or false, got {value:?}", .path.display())]
+    NotABoolean { path: PathBuf, key: String, value: toml::Value },
+    /// A table or datetime, which no flag takes.
+    #[error("{}: key '{key}' has an unsupported value {value:?}", .path.display())]
+    UnsupportedValue { path: PathBuf, key: String, value: toml::Value },
+}
+
 /// Returns `args` with the file's settings added as flags, for subcommands
 /// that take `--config`.
-pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, String> {
+pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, ConfigFileError> {
     let Some(subcommand_name) = args.get(1).and_then(|a| a.to_str()) else {
         return Ok(args);
     };
@@ -24,16 +50,20 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
         return Ok(args);
     }
     let path = flag_value(&args, CONFIG_FLAG).or_else(|| std::env::var_os("CONCOURSE_CONFIG"));
-    let Some(path) = path else {
+    let Some(path) = path.map(PathBuf::from) else {
         return Ok(args);
     };
-    let settings = read(Path::new(&path))?;
+    let settings = read(&path)?;
     let mut expanded = args.clone();
     for (key, value) in settings {
-        let flag =
-            subcommand.get_arguments().find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG).ok_or_else(
-                || format!("{}: unknown key '{key}': `atc {subcommand_name}` has no --{key} flag", path.display()),
-            )?;
+        let flag = subcommand
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && key != CONFIG_FLAG)
+            .ok_or_else(|| ConfigFileError::UnknownKey {
+                path: path.clone(),
+                key: key.clone(),
+                subcommand: subcommand_name.to_string(),
+            })?;
         let from_env = flag.get_env().is_some_and(|var| std::env::var_os(var).is_some());
         if from_env || flag_value(&args, &key).is_some() || has_switch(&args, &key) {
             continue;
@@ -42,7 +72,7 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
         let values = match value {
             toml::Value::Array(items) if repeatable => items,
             toml::Value::Array(_) => {
-                return Err(format!("{}: key '{key}' takes one value, not a list", path.display()));
+                return Err(ConfigFileError::NotRepeatable { path, key });
             }
             single => vec![single],
         };
@@ -51,14 +81,14 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
                 (ArgAction::SetTrue, toml::Value::Boolean(true)) => expanded.push(format!("--{key}").into()),
                 (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
                 (ArgAction::SetTrue, other) => {
-                    return Err(format!("{}: key '{key}' must be true or false, got {other:?}", path.display()));
+                    return Err(ConfigFileError::NotABoolean { path, key, value: other });
                 }
                 (_, toml::Value::String(s)) => expanded.push(format!("--{key}={s}").into()),
                 (_, toml::Value::Integer(n)) => expanded.push(format!("--{key}={n}").into()),
                 (_, toml::Value::Float(n)) => expanded.push(format!("--{key}={n}").into()),
                 (_, toml::Value::Boolean(b)) => expanded.push(format!("--{key}={b}").into()),
                 (_, other) => {
-                    return Err(format!("{}: key '{key}' has an unsupported value {other:?}", path.display()));
+                    return Err(ConfigFileError::UnsupportedValue { path, key, value: other });
                 }
             }
         }
@@ -66,9 +96,10 @@ pub fn expand(args: Vec<OsString>, root: &Command) -> Result<Vec<OsString>, Stri
     Ok(expanded)
 }
 
-fn read(path: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    text.parse::<toml::Table>().map_err(|e| format!("config file {} is not valid TOML: {e}", path.display()))
+fn read(path: &Path) -> Result<toml::Table, ConfigFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigFileError::Unreadable { path: path.to_path_buf(), source })?;
+    text.parse::<toml::Table>().map_err(|source| ConfigFileError::NotToml { path: path.to_path_buf(), source })
 }
 
 /// The value of `--name VALUE` or `--name=VALUE` among `args`.

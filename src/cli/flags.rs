@@ -90,11 +90,28 @@ pub struct BuildFlags {
     pub build_lease_duration: Duration,
 }
 
+/// A flag value this module's parsers refuse; clap shows it after the flag.
+#[derive(Debug, thiserror::Error)]
+enum InvalidFlag {
+    #[error(transparent)]
+    Duration(#[from] crate::duration::InvalidDuration),
+    #[error("must be longer than 0s")]
+    ZeroDuration,
+    #[error("'{0}' is too short: a build lease lasts at least 1s")]
+    LeaseTooShort(String),
+    #[error("'{0}' must start with http:// or https://")]
+    NotHttpUrl(String),
+    #[error("'{0}' has no host")]
+    NoHost(String),
+    #[error("'{0}' is not one of debug, info, warn, error, fatal")]
+    UnknownLogLevel(String),
+}
+
 /// A lease short enough to renew three times a second at most.
-fn parse_lease_duration(value: &str) -> Result<Duration, String> {
+fn parse_lease_duration(value: &str) -> Result<Duration, InvalidFlag> {
     let duration = parse_positive_duration(value)?;
     if duration < Duration::from_secs(1) {
-        return Err(format!("'{value}' is too short: a build lease lasts at least 1s"));
+        return Err(InvalidFlag::LeaseTooShort(value.to_string()));
     }
     Ok(duration)
 }
@@ -361,29 +378,29 @@ pub struct PostgresFlags {
     pub api_max_conns: u32,
 }
 
-fn parse_external_url(value: &str) -> Result<String, String> {
+fn parse_external_url(value: &str) -> Result<String, InvalidFlag> {
     let rest = value
         .strip_prefix("http://")
         .or_else(|| value.strip_prefix("https://"))
-        .ok_or_else(|| format!("'{value}' must start with http:// or https://"))?;
+        .ok_or_else(|| InvalidFlag::NotHttpUrl(value.to_string()))?;
     if rest.trim_end_matches('/').is_empty() {
-        return Err(format!("'{value}' has no host"));
+        return Err(InvalidFlag::NoHost(value.to_string()));
     }
     Ok(value.trim_end_matches('/').to_string())
 }
 
-fn parse_log_level(value: &str) -> Result<String, String> {
+fn parse_log_level(value: &str) -> Result<String, InvalidFlag> {
     match value {
         "debug" | "info" | "warn" | "error" => Ok(value.to_string()),
         // lager's `fatal` is the most severe level Concourse accepts; our nearest is error.
         "fatal" => Ok("error".to_string()),
-        _ => Err(format!("'{value}' is not one of debug, info, warn, error, fatal")),
+        _ => Err(InvalidFlag::UnknownLogLevel(value.to_string())),
     }
 }
 
-fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+fn parse_positive_duration(value: &str) -> Result<Duration, InvalidFlag> {
     match crate::duration::parse(value)? {
-        Duration::ZERO => Err("must be longer than 0s".to_string()),
+        Duration::ZERO => Err(InvalidFlag::ZeroDuration),
         d => Ok(d),
     }
 }

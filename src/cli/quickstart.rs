@@ -132,5 +132,5 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
 
     shutdown.await;
     tracing::info!("shutting down");
-    server.stop().await
+    Ok(server.stop().await?)
 }

@@ -15,21 +15,31 @@ pub const MAX_ACROSS_COMBINATIONS: usize = 4096;
 /// long step or long values multiply with the combinations.
 pub const MAX_SUBSTEPS_BYTES: usize = 64 * 1024 * 1024;
 
+/// An `across` too big to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TooBigAcross {
+    #[error("across has {0} vars; at most {MAX_ACROSS_VARS} are allowed")]
+    Vars(usize),
+    #[error("across has {0} combinations of values; at most {MAX_ACROSS_COMBINATIONS} are allowed")]
+    Combinations(usize),
+    /// The product of the lengths overflows `usize`.
+    #[error(
+        "across has more combinations of values than can be counted; at most {MAX_ACROSS_COMBINATIONS} are allowed"
+    )]
+    Uncountable,
+}
+
 /// How many combinations lists of values of these lengths make, or why
 /// that is too many to run.
-pub fn combinations(lengths: &[usize]) -> Result<usize, String> {
+pub fn combinations(lengths: &[usize]) -> Result<usize, TooBigAcross> {
     if lengths.len() > MAX_ACROSS_VARS {
-        return Err(format!("across has {} vars; at most {MAX_ACROSS_VARS} are allowed", lengths.len()));
+        return Err(TooBigAcross::Vars(lengths.len()));
     }
     let count = lengths.iter().try_fold(1_usize, |count, length| count.checked_mul(*length));
     match count {
         Some(count) if count <= MAX_ACROSS_COMBINATIONS => Ok(count),
-        Some(count) => {
-            Err(format!("across has {count} combinations of values; at most {MAX_ACROSS_COMBINATIONS} are allowed"))
-        }
-        None => Err(format!(
-            "across has more combinations of values than can be counted; at most {MAX_ACROSS_COMBINATIONS} are allowed"
-        )),
+        Some(count) => Err(TooBigAcross::Combinations(count)),
+        None => Err(TooBigAcross::Uncountable),
     }
 }
 
@@ -43,10 +53,10 @@ mod tests {
         assert_eq!(combinations(&[3, 0]), Ok(0));
         assert_eq!(combinations(&[64, 64]), Ok(MAX_ACROSS_COMBINATIONS));
         assert_eq!(
-            combinations(&[64, 64, 2]),
-            Err("across has 8192 combinations of values; at most 4096 are allowed".into())
+            combinations(&[64, 64, 2]).unwrap_err().to_string(),
+            "across has 8192 combinations of values; at most 4096 are allowed"
         );
-        assert!(combinations(&[usize::MAX, 2]).unwrap_err().contains("than can be counted"));
-        assert_eq!(combinations(&[1; 17]), Err("across has 17 vars; at most 16 are allowed".into()));
+        assert!(combinations(&[usize::MAX, 2]).unwrap_err().to_string().contains("than can be counted"));
+        assert_eq!(combinations(&[1; 17]).unwrap_err().to_string(), "across has 17 vars; at most 16 are allowed");
     }
 }

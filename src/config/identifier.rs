@@ -16,11 +16,19 @@ fn allowed(c: char) -> bool {
     allowed_first(c) || matches!(c, '-' | '_' | '.')
 }
 
+/// An identifier that is empty: the one kind Concourse refuses outright.
+/// `context` names where it is (`jobs[0]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{context}: identifier cannot be an empty string")]
+pub struct EmptyIdentifier {
+    pub context: String,
+}
+
 /// `Err` for an empty name; `Ok(Some(warning))` for one that is allowed but
 /// not a valid identifier. `context` names where it is (`jobs.build`).
-pub fn validate_identifier(name: &str, context: &str) -> Result<Option<Warning>, String> {
+pub fn validate_identifier(name: &str, context: &str) -> Result<Option<Warning>, EmptyIdentifier> {
     if name.is_empty() {
-        return Err(format!("{context}: identifier cannot be an empty string"));
+        return Err(EmptyIdentifier { context: context.to_string() });
     }
     let reason = if name.chars().all(|c| c.is_ascii_digit()) {
         Some("cannot be just numbers".to_string())

@@ -45,8 +45,3 @@ pub struct Validation {
     pub errors: Vec<String>,
     pub warnings: Vec<Warning>,
 }
-
-/// A job's configuration as the database stores it (its JSON).
-pub fn parse_job_json(config: &str) -> Option<Job> {
-    serde_json::from_str(config).ok()
-}

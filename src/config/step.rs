@@ -226,41 +226,90 @@ fn core_fields(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// What is wrong with a step map. `Display` leads with the key path to the
+/// problem (`do[0]: task: run: ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidStep {
+    #[error("a step must be a map, got {0}")]
+    NotAMap(Value),
+    /// Only modifiers (`timeout`, `attempts`, ...), no `get`, `task`, ...
+    #[error("no core step type declared (e.g. get, put, task, etc.)")]
+    NoCoreType,
+    #[error("no step configured")]
+    NoStep,
+    /// `key` holds something other than the kind of value it takes.
+    #[error("{key}: expected {expected}, got {value}")]
+    WrongType { key: &'static str, expected: &'static str, value: Value },
+    #[error("{0}: expected a list of steps")]
+    NotAList(&'static str),
+    /// The fields of a step type (`get`, `task`, ...) do not deserialize;
+    /// `path` is where inside them (`.` for the fields as a whole).
+    #[error("{step_type}: {}{source}", at_path(.path))]
+    Fields {
+        step_type: &'static str,
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("across: {path}: {source}")]
+    Across {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Keys an `in_parallel` map does not take, quoted.
+    #[error("in_parallel: unknown fields [{}]", .0.join(" "))]
+    UnknownParallelFields(Vec<String>),
+    /// A step inside this one (`try`, `do[1]`, `on_failure`) is invalid.
+    #[error("{at}: {inner}")]
+    Inner { at: String, inner: Box<InvalidStep> },
+}
+
+/// `path: `, or nothing for the value as a whole (`.`).
+pub(super) fn at_path(path: &str) -> String {
+    if path == "." { String::new() } else { format!("{path}: ") }
+}
+
 /// The `keys` of a step map as `T`. A null field counts as absent, as in
 /// Concourse (`team: ((team))` with an empty var means "this team").
-fn typed<T: serde::de::DeserializeOwned>(map: &Map<String, Value>, keys: &[&str], what: &str) -> Result<T, String> {
+fn typed<T: serde::de::DeserializeOwned>(
+    map: &Map<String, Value>,
+    keys: &[&str],
+    step_type: &'static str,
+) -> Result<T, InvalidStep> {
     let subset: Map<String, Value> = map
         .iter()
         .filter(|(k, v)| keys.contains(&k.as_str()) && !v.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    serde_path_to_error::deserialize(Value::Object(subset)).map_err(|err| {
-        let path = err.path().to_string();
-        if path == "." { format!("{what}: {}", err.inner()) } else { format!("{what}: {path}: {}", err.inner()) }
+    serde_path_to_error::deserialize(Value::Object(subset)).map_err(|err| InvalidStep::Fields {
+        step_type,
+        path: err.path().to_string(),
+        source: err.into_inner(),
     })
 }
 
-fn boxed_step(value: &Value, what: &str) -> Result<Box<Step>, String> {
-    Step::from_value(value).map(Box::new).map_err(|e| format!("{what}: {e}"))
+fn inner_step(value: &Value, at: String) -> Result<Step, InvalidStep> {
+    Step::from_value(value).map_err(|inner| InvalidStep::Inner { at, inner: Box::new(inner) })
 }
 
-fn step_list(value: &Value, what: &str) -> Result<Vec<Step>, String> {
-    let items = value.as_array().ok_or_else(|| format!("{what}: expected a list of steps"))?;
-    items.iter().enumerate().map(|(i, item)| Step::from_value(item).map_err(|e| format!("{what}[{i}]: {e}"))).collect()
+fn boxed_step(value: &Value, key: &str) -> Result<Box<Step>, InvalidStep> {
+    inner_step(value, key.to_string()).map(Box::new)
+}
+
+fn step_list(value: &Value, key: &'static str) -> Result<Vec<Step>, InvalidStep> {
+    let items = value.as_array().ok_or(InvalidStep::NotAList(key))?;
+    items.iter().enumerate().map(|(i, item)| inner_step(item, format!("{key}[{i}]"))).collect()
 }
 
 impl Step {
     /// Reads one step map; errors say which key was wrong.
-    pub fn from_value(value: &Value) -> Result<Step, String> {
-        let map = value.as_object().ok_or_else(|| format!("a step must be a map, got {value}"))?;
+    pub fn from_value(value: &Value) -> Result<Step, InvalidStep> {
+        let map = value.as_object().ok_or_else(|| InvalidStep::NotAMap(value.clone()))?;
         let core = CORE_KEYS.iter().find(|key| map.contains_key(**key)).copied();
         let Some(core) = core else {
             let known = map.keys().any(|k| MODIFIER_KEYS.contains(&k.as_str()));
-            return Err(if known {
-                "no core step type declared (e.g. get, put, task, etc.)".to_string()
-            } else {
-                "no step configured".to_string()
-            });
+            return Err(if known { InvalidStep::NoCoreType } else { InvalidStep::NoStep });
         };
         let kind = match core {
             "get" => StepKind::Get(typed(map, core_fields("get"), "get")?),
@@ -273,28 +322,30 @@ impl Step {
             "run" => StepKind::Run(typed(map, core_fields("run"), "run")?),
             _ => StepKind::InParallel(in_parallel(&map["in_parallel"])?),
         };
-        let text = |key: &str| -> Result<Option<String>, String> {
+        let wrong_type = |key, expected, value: &Value| InvalidStep::WrongType { key, expected, value: value.clone() };
+        let text = |key: &'static str| -> Result<Option<String>, InvalidStep> {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(format!("{key}: expected a string, got {other}")),
+                Some(other) => Err(wrong_type(key, "a string", other)),
             }
         };
         let hook = |key: &str| map.get(key).map(|value| boxed_step(value, key)).transpose();
         let attempts = match map.get("attempts") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(value.as_i64().ok_or_else(|| format!("attempts: expected a number, got {value}"))?),
+            Some(value) => Some(value.as_i64().ok_or_else(|| wrong_type("attempts", "a number", value))?),
         };
         let tags = match map.get("tags") {
             None | Some(Value::Null) => Vec::new(),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|_| format!("tags: expected a list of strings, got {value}"))?,
+            Some(value) => {
+                serde_json::from_value(value.clone()).map_err(|_| wrong_type("tags", "a list of strings", value))?
+            }
         };
         let across = match map.get("across") {
             None | Some(Value::Null) => None,
             Some(value) => Some(
                 serde_path_to_error::deserialize(value.clone())
-                    .map_err(|err| format!("across: {}: {}", err.path(), err.inner()))?,
+                    .map_err(|err| InvalidStep::Across { path: err.path().to_string(), source: err.into_inner() })?,
             ),
         };
         let known: Vec<&str> = core_fields(core).iter().chain(MODIFIER_KEYS.iter()).copied().collect();
@@ -349,7 +400,7 @@ impl Step {
     }
 }
 
-fn in_parallel(value: &Value) -> Result<InParallelStep, String> {
+fn in_parallel(value: &Value) -> Result<InParallelStep, InvalidStep> {
     match value {
         Value::Array(_) => {
             Ok(InParallelStep { steps: step_list(value, "in_parallel")?, limit: None, fail_fast: false })
@@ -361,7 +412,7 @@ fn in_parallel(value: &Value) -> Result<InParallelStep, String> {
                 .map(|k| format!("\"{k}\""))
                 .collect();
             if !unknown.is_empty() {
-                return Err(format!("in_parallel: unknown fields [{}]", unknown.join(" ")));
+                return Err(InvalidStep::UnknownParallelFields(unknown));
             }
             let steps = match config.get("steps") {
                 Some(steps) => step_list(steps, "in_parallel.steps")?,
@@ -369,19 +420,27 @@ fn in_parallel(value: &Value) -> Result<InParallelStep, String> {
             };
             let limit = match config.get("limit") {
                 None | Some(Value::Null) => None,
-                Some(limit) => {
-                    Some(limit.as_i64().ok_or_else(|| format!("in_parallel.limit: expected a number, got {limit}"))?)
-                }
+                Some(limit) => Some(limit.as_i64().ok_or_else(|| InvalidStep::WrongType {
+                    key: "in_parallel.limit",
+                    expected: "a number",
+                    value: limit.clone(),
+                })?),
             };
             let fail_fast = match config.get("fail_fast") {
                 None | Some(Value::Null) => false,
-                Some(flag) => flag
-                    .as_bool()
-                    .ok_or_else(|| format!("in_parallel.fail_fast: expected true or false, got {flag}"))?,
+                Some(flag) => flag.as_bool().ok_or_else(|| InvalidStep::WrongType {
+                    key: "in_parallel.fail_fast",
+                    expected: "true or false",
+                    value: flag.clone(),
+                })?,
             };
             Ok(InParallelStep { steps, limit, fail_fast })
         }
-        other => Err(format!("in_parallel: expected a list of steps or a map, got {other}")),
+        other => Err(InvalidStep::WrongType {
+            key: "in_parallel",
+            expected: "a list of steps or a map",
+            value: other.clone(),
+        }),
     }
 }
 
@@ -489,15 +548,15 @@ mod tests {
         assert!(matches!(step.kind, StepKind::Put(_)));
         assert_eq!(step.unknown_fields, vec!["get".to_string()]);
         assert_eq!(
-            Step::from_value(&json!({ "timeout": "1m" })).unwrap_err(),
+            Step::from_value(&json!({ "timeout": "1m" })).unwrap_err().to_string(),
             "no core step type declared (e.g. get, put, task, etc.)"
         );
-        assert_eq!(Step::from_value(&json!({ "bogus": 1 })).unwrap_err(), "no step configured");
+        assert_eq!(Step::from_value(&json!({ "bogus": 1 })).unwrap_err().to_string(), "no step configured");
         let typo = Step::from_value(&json!({ "get": "a", "trigerr": true })).unwrap();
         assert_eq!(typo.unknown_fields, vec!["trigerr".to_string()]);
         // Listed as the other unknown fields are, not in Rust's debug notation.
         let typo = Step::from_value(&json!({ "in_parallel": { "steps": [], "limt": 1, "fail": true } })).unwrap_err();
-        assert_eq!(typo, r#"in_parallel: unknown fields ["fail" "limt"]"#);
+        assert_eq!(typo.to_string(), r#"in_parallel: unknown fields ["fail" "limt"]"#);
     }
 
     #[test]
@@ -515,10 +574,11 @@ mod tests {
 
     #[test]
     fn malformed_fields_name_where() {
-        let err = Step::from_value(&json!({ "get": "a", "passed": "not-a-list" })).unwrap_err();
+        let err = Step::from_value(&json!({ "get": "a", "passed": "not-a-list" })).unwrap_err().to_string();
         assert!(err.starts_with("get: passed:"), "{err}");
         let err = Step::from_value(&json!({ "do": [{ "task": "t", "config": { "platform": "linux", "rn": {} } }] }))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("do[0]") && err.contains("rn"), "{err}");
     }
 }

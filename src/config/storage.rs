@@ -10,10 +10,15 @@ use super::job_patterns::JobPatterns;
 use super::model::Pipeline;
 use crate::db::{JobSpec, PipelineSpec, ResourceSpec, ResourceTypeSpec};
 
+/// A configuration that has no JSON form: a bug, since it was read from one.
+#[derive(Debug, thiserror::Error)]
+#[error("config does not serialize: {0}")]
+pub struct UnserializableConfig(#[source] serde_json::Error);
+
 /// Works on the configuration's JSON form, which is also what the API
 /// returns and what jobs are compiled from.
-pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
-    let json = serde_json::to_value(pipeline).map_err(|e| format!("config does not serialize: {e}"))?;
+pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, UnserializableConfig> {
+    let json = serde_json::to_value(pipeline).map_err(UnserializableConfig)?;
     let list = |key: &str| json.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
     let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let flag = |value: &Value, key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);
@@ -25,7 +30,7 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
         .map(|(job, groups)| JobSpec {
             name: text(job, "name"),
             old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
-            config: job.to_string(),
+            config: job.clone(),
             public: flag(job, "public"),
             disable_manual_trigger: flag(job, "disable_manual_trigger"),
             groups,
@@ -37,7 +42,7 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
             name: text(resource, "name"),
             old_name: Some(text(resource, "old_name")).filter(|n| !n.is_empty()),
             type_: text(resource, "type"),
-            config: resource.to_string(),
+            config: resource.clone(),
             config_hash: source_digest(resource),
         })
         .collect();
@@ -46,14 +51,14 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, String> {
         .map(|resource_type| ResourceTypeSpec {
             name: text(resource_type, "name"),
             type_: text(resource_type, "type"),
-            config: resource_type.to_string(),
+            config: resource_type.clone(),
             config_hash: source_digest(resource_type),
         })
         .collect();
     Ok(PipelineSpec {
-        config: json.to_string(),
-        groups: Value::Array(groups).to_string(),
-        display: json.get("display").map(Value::to_string),
+        groups: Value::Array(groups),
+        display: json.get("display").cloned(),
+        config: json,
         jobs,
         resources,
         resource_types,

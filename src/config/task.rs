@@ -4,6 +4,23 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::parse::ParseError;
+use super::step::at_path;
+
+/// Why a task config cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidTaskConfig {
+    #[error(transparent)]
+    Syntax(#[from] ParseError),
+    /// A field does not fit; `path` is where (`.` for the config as a whole).
+    #[error("{}{source}", at_path(.path))]
+    Field {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -102,16 +119,13 @@ pub struct TaskCache {
 
 impl TaskConfig {
     /// Reads a task config (`file:` contents, YAML or JSON).
-    pub fn parse(bytes: &[u8]) -> Result<TaskConfig, String> {
-        let value = super::parse::yaml_value(bytes).map_err(|e| e.to_string())?;
-        TaskConfig::from_value(value)
+    pub fn parse(bytes: &[u8]) -> Result<TaskConfig, InvalidTaskConfig> {
+        TaskConfig::from_value(super::parse::yaml_value(bytes)?)
     }
 
-    pub fn from_value(value: Value) -> Result<TaskConfig, String> {
-        serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = err.path().to_string();
-            if path == "." { err.inner().to_string() } else { format!("{path}: {}", err.inner()) }
-        })
+    pub fn from_value(value: Value) -> Result<TaskConfig, InvalidTaskConfig> {
+        serde_path_to_error::deserialize(value)
+            .map_err(|err| InvalidTaskConfig::Field { path: err.path().to_string(), source: err.into_inner() })
     }
 
     /// Everything wrong with the config, as Concourse checks it.
@@ -184,8 +198,9 @@ mod tests {
                 .unwrap();
         let problems = bad.problems();
         assert_eq!(problems.len(), 3, "{problems:?}");
-        let unknown =
-            TaskConfig::from_value(json!({ "platform": "linux", "run": { "path": "x", "arg": [] } })).unwrap_err();
+        let unknown = TaskConfig::from_value(json!({ "platform": "linux", "run": { "path": "x", "arg": [] } }))
+            .unwrap_err()
+            .to_string();
         assert!(unknown.contains("run") && unknown.contains("arg"), "{unknown}");
     }
 }

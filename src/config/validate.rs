@@ -34,7 +34,7 @@ pub fn validate(pipeline: &Pipeline) -> Validation {
 
 fn identifier(v: &mut Validation, name: &str, context: &str) {
     match validate_identifier(name, context) {
-        Err(error) => v.errors.push(error),
+        Err(error) => v.errors.push(error.to_string()),
         Ok(Some(warning)) => v.warnings.push(warning),
         Ok(None) => {}
     }
@@ -530,7 +530,7 @@ impl StepValidator<'_, '_> {
             StepKind::Run(run) => self.within(format!(".run({}.{})", run.type_, run.message), |s| {
                 // Prototype messages must be proper identifiers: a warning would be an error here.
                 match validate_identifier(&run.message, &s.here()) {
-                    Err(error) => s.v.errors.push(error),
+                    Err(error) => s.v.errors.push(error.to_string()),
                     Ok(Some(warning)) => s.v.errors.push(warning.message),
                     Ok(None) => {}
                 }

@@ -21,13 +21,22 @@ pub struct VarRef {
     pub fields: Vec<String>,
 }
 
+/// A `((reference))` that does not parse; `name` is what is inside the parentheses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidVarRef {
+    #[error("invalid var '{name}': source must not be quoted")]
+    QuotedSource { name: String },
+    #[error("invalid var '{name}': empty field")]
+    EmptyField { name: String },
+}
+
 impl VarRef {
-    pub fn parse(name: &str) -> Result<VarRef, String> {
+    pub fn parse(name: &str) -> Result<VarRef, InvalidVarRef> {
         let (source, rest) = match find_unquoted(name, ':') {
             Some(i) => {
                 let source = &name[..i];
                 if source.contains('"') {
-                    return Err(format!("invalid var '{name}': source must not be quoted"));
+                    return Err(InvalidVarRef::QuotedSource { name: name.to_string() });
                 }
                 (Some(source.to_string()), &name[i + 1..])
             }
@@ -42,7 +51,7 @@ impl VarRef {
             };
             let segment = segment.trim().replace('"', "");
             if segment.is_empty() {
-                return Err(format!("invalid var '{name}': empty field"));
+                return Err(InvalidVarRef::EmptyField { name: name.to_string() });
             }
             segments.push(segment);
             match next {
@@ -136,12 +145,14 @@ pub enum InterpolationError {
     NotText { name: String, kind: &'static str },
     #[error("the values of its vars add more than {MAX_INTERPOLATED_BYTES} bytes to the document")]
     TooLarge,
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    InvalidReference(#[from] InvalidVarRef),
 }
 
-/// Looks a var up: `Ok(None)` when it is not defined.
-pub type Lookup<'a> = dyn Fn(&VarRef) -> Result<Option<Value>, String> + 'a;
+/// Looks a var up: `None` when it is not defined. It cannot fail: what may
+/// (a credential manager) is asked before interpolating, and its answers
+/// are what a lookup reads.
+pub type Lookup<'a> = dyn Fn(&VarRef) -> Option<Value> + 'a;
 
 /// Replaces every `((var))` in `value`. A string that is exactly one
 /// reference takes the var's value with its type; inside longer text only
@@ -183,8 +194,8 @@ impl Interpolation<'_, '_> {
     }
 
     fn resolve(&mut self, name: &str) -> Result<Option<Value>, InterpolationError> {
-        let reference = VarRef::parse(name).map_err(InterpolationError::Invalid)?;
-        let Some(mut value) = (self.lookup)(&reference).map_err(InterpolationError::Invalid)? else {
+        let reference = VarRef::parse(name)?;
+        let Some(mut value) = (self.lookup)(&reference) else {
             self.missing.insert(name.to_string());
             return Ok(None);
         };
@@ -245,15 +256,15 @@ mod tests {
 
     use super::*;
 
-    fn vars(reference: &VarRef) -> Result<Option<Value>, String> {
-        Ok(match (reference.source.as_deref(), reference.path.as_str()) {
+    fn vars(reference: &VarRef) -> Option<Value> {
+        match (reference.source.as_deref(), reference.path.as_str()) {
             (None, "name") => Some(json!("world")),
             (None, "count") => Some(json!(3)),
             (None, "creds") => Some(json!({ "user": "u", "a.b": "dotted" })),
             (Some("."), "local") => Some(json!(["x"])),
             (Some("vault"), "secret") => Some(json!("s3cret")),
             _ => None,
-        })
+        }
     }
 
     #[test]
@@ -302,8 +313,8 @@ mod tests {
 
     #[test]
     fn values_are_not_interpolated_again() {
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(Some(json!(format!("(({}))", if reference.path == "a" { "b" } else { "a" }))))
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            Some(json!(format!("(({}))", if reference.path == "a" { "b" } else { "a" })))
         };
         assert_eq!(interpolate(&json!("((a)) ((b))"), &lookup, Undefined::Fail).unwrap(), json!("((b)) ((a))"));
     }
@@ -321,7 +332,7 @@ mod tests {
     #[test]
     fn values_used_many_times_add_a_bounded_amount() {
         let long = "x".repeat(1024 * 1024);
-        let lookup = |_: &VarRef| -> Result<Option<Value>, String> { Ok(Some(json!({ "text": long }))) };
+        let lookup = |_: &VarRef| -> Option<Value> { Some(json!({ "text": long })) };
         let used = |times: usize| json!({ "whole": vec!["((v))"; times], "inside": "((v.text))" });
         assert!(interpolate(&used(14), &lookup, Undefined::Fail).is_ok());
         assert_eq!(interpolate(&used(15), &lookup, Undefined::Fail), Err(InterpolationError::TooLarge));

@@ -7,6 +7,16 @@ use serde_json::{Map, Value};
 use super::{CredentialManager, LookupFuture};
 use crate::config::vars::VarRef;
 
+/// A `--dummy-creds-var` value without a key before its `:`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be KEY:VALUE")]
+pub struct NotKeyValue;
+
+/// A dummy var source whose `config.vars` is something other than a map.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("dummy var source: 'vars' must be a map, got {0}")]
+pub struct VarsNotAMap(pub Value);
+
 #[derive(Debug, Clone, Default)]
 pub struct Dummy {
     vars: Map<String, Value>,
@@ -18,20 +28,20 @@ impl Dummy {
     }
 
     /// Parses `KEY:VALUE` as the flag takes it.
-    pub fn parse_flag(value: &str) -> Result<(String, String), String> {
+    pub fn parse_flag(value: &str) -> Result<(String, String), NotKeyValue> {
         value
             .split_once(':')
             .filter(|(key, _)| !key.is_empty())
             .map(|(key, value)| (key.to_string(), value.to_string()))
-            .ok_or_else(|| "must be KEY:VALUE".to_string())
+            .ok_or(NotKeyValue)
     }
 
     /// A pipeline var source of type dummy: `config.vars` holds the values.
-    pub fn from_var_source(config: &Value) -> Result<Dummy, String> {
+    pub fn from_var_source(config: &Value) -> Result<Dummy, VarsNotAMap> {
         match config.get("vars") {
             Some(Value::Object(vars)) => Ok(Dummy::new(vars.clone())),
             None | Some(Value::Null) => Ok(Dummy::default()),
-            Some(other) => Err(format!("dummy var source: 'vars' must be a map, got {other}")),
+            Some(other) => Err(VarsNotAMap(other.clone())),
         }
     }
 }

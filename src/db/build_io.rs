@@ -1,19 +1,47 @@
 //! Which versions builds used and produced, and which versions the
 //! scheduler picked for a job's next build.
 
-use super::builds::{BUILD_COLUMNS, BUILD_JOINS};
-use super::{Build, Db, DbResult, WritePool, on_pool};
+use super::builds::{BUILD_COLUMNS, BUILD_JOINS, BuildRow};
+use serde_json::Value;
+
+use super::stored::Cell;
+use super::{Build, Db, DbError, DbResult, WritePool, on_pool};
 
 /// A version a build used or produced, with names as the API shows them.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BuildVersion {
     /// The input name (a get's name) or, for outputs, the resource's name.
     pub name: String,
     pub resource_id: i64,
     pub resource_name: String,
     pub version_id: i64,
-    pub version: String,
+    pub version: Value,
     pub first_occurrence: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct BuildVersionRow {
+    name: String,
+    resource_id: i64,
+    resource_name: String,
+    version_id: i64,
+    version: String,
+    first_occurrence: bool,
+}
+
+impl TryFrom<BuildVersionRow> for BuildVersion {
+    type Error = DbError;
+
+    fn try_from(row: BuildVersionRow) -> DbResult<BuildVersion> {
+        Ok(BuildVersion {
+            version: Cell::new("resource_versions", row.version_id, "version").parse(&row.version)?,
+            name: row.name,
+            resource_id: row.resource_id,
+            resource_name: row.resource_name,
+            version_id: row.version_id,
+            first_occurrence: row.first_occurrence,
+        })
+    }
 }
 
 /// An input the scheduler resolved for a job's next build.
@@ -52,28 +80,31 @@ impl Db {
     }
 
     pub async fn build_inputs(&self, build_id: i64) -> DbResult<Vec<BuildVersion>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<BuildVersionRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT i.name, i.resource_id, r.name AS resource_name, i.version_id, v.version, i.first_occurrence
              FROM build_inputs i JOIN resources r ON r.id = i.resource_id JOIN resource_versions v ON v.id = i.version_id
              WHERE i.build_id = $1 ORDER BY i.name"
-        ).bind(build_id).fetch_all(pool).await)?)
+        ).bind(build_id).fetch_all(pool).await)?;
+        rows.into_iter().map(BuildVersion::try_from).collect()
     }
 
     pub async fn build_outputs(&self, build_id: i64) -> DbResult<Vec<BuildVersion>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<BuildVersionRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT o.name, o.resource_id, r.name AS resource_name, o.version_id, v.version, FALSE AS first_occurrence
              FROM build_outputs o JOIN resources r ON r.id = o.resource_id JOIN resource_versions v ON v.id = o.version_id
              WHERE o.build_id = $1 ORDER BY o.name, v.check_order"
-        ).bind(build_id).fetch_all(pool).await)?)
+        ).bind(build_id).fetch_all(pool).await)?;
+        rows.into_iter().map(BuildVersion::try_from).collect()
     }
 
     /// Builds that used (`as_input`) or produced a version, newest first.
     pub async fn builds_with_version(&self, version_id: i64, as_input: bool) -> DbResult<Vec<Build>> {
         let table = if as_input { "build_inputs" } else { "build_outputs" };
-        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<BuildRow> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS}
              WHERE b.id IN (SELECT build_id FROM {table} WHERE version_id = $1) ORDER BY b.id DESC"
-        ))).bind(version_id).fetch_all(pool).await)?)
+        ))).bind(version_id).fetch_all(pool).await)?;
+        rows.into_iter().map(Build::try_from).collect()
     }
 
     /// Replaces what the scheduler resolved for a job; `error` says why

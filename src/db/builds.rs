@@ -1,8 +1,11 @@
 //! Builds as the API lists them, with Concourse's id-based pagination.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use super::stored::Cell;
 use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted};
+use crate::engine::plan::Plan;
 use crate::telemetry::spans::DbOperation;
 
 /// Where a build is in its life: waiting for the scheduler, running, or
@@ -63,17 +66,17 @@ impl TryFrom<String> for BuildStatus {
 }
 
 /// A build as the API presents it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Build {
     pub id: i64,
     pub name: String,
-    #[sqlx(try_from = "String")]
     pub status: BuildStatus,
     pub team_id: i64,
     pub team_name: String,
     pub pipeline_id: Option<i64>,
     pub pipeline_name: Option<String>,
-    pub pipeline_instance_vars: Option<String>,
+    /// `None` without a pipeline or for a pipeline without instances.
+    pub pipeline_instance_vars: Option<Value>,
     pub job_id: Option<i64>,
     pub job_name: Option<String>,
     pub resource_name: Option<String>,
@@ -91,6 +94,74 @@ pub struct Build {
     pub aborted: bool,
     /// `fly trigger-job` (or the UI) created it, not the scheduler.
     pub manually_triggered: bool,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct BuildRow {
+    id: i64,
+    name: String,
+    #[sqlx(try_from = "String")]
+    status: BuildStatus,
+    team_id: i64,
+    team_name: String,
+    pipeline_id: Option<i64>,
+    pipeline_name: Option<String>,
+    pipeline_instance_vars: Option<String>,
+    job_id: Option<i64>,
+    job_name: Option<String>,
+    resource_name: Option<String>,
+    resource_type_name: Option<String>,
+    create_time: i64,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    reap_time: Option<i64>,
+    rerun_of: Option<i64>,
+    rerun_of_name: Option<String>,
+    rerun_number: i64,
+    comment: String,
+    created_by: Option<String>,
+    completed: bool,
+    aborted: bool,
+    manually_triggered: bool,
+}
+
+impl TryFrom<BuildRow> for Build {
+    type Error = DbError;
+
+    fn try_from(row: BuildRow) -> DbResult<Build> {
+        let pipeline_instance_vars = match (row.pipeline_id, &row.pipeline_instance_vars) {
+            (Some(pipeline_id), Some(vars)) => {
+                Cell::new("pipelines", pipeline_id, "instance_vars").parse_unless_empty(vars)?
+            }
+            _ => None,
+        };
+        Ok(Build {
+            pipeline_instance_vars,
+            id: row.id,
+            name: row.name,
+            status: row.status,
+            team_id: row.team_id,
+            team_name: row.team_name,
+            pipeline_id: row.pipeline_id,
+            pipeline_name: row.pipeline_name,
+            job_id: row.job_id,
+            job_name: row.job_name,
+            resource_name: row.resource_name,
+            resource_type_name: row.resource_type_name,
+            create_time: row.create_time,
+            start_time: row.start_time,
+            end_time: row.end_time,
+            reap_time: row.reap_time,
+            rerun_of: row.rerun_of,
+            rerun_of_name: row.rerun_of_name,
+            rerun_number: row.rerun_number,
+            comment: row.comment,
+            created_by: row.created_by,
+            completed: row.completed,
+            aborted: row.aborted,
+            manually_triggered: row.manually_triggered,
+        })
+    }
 }
 
 /// A window of builds by id: `from` and `to` are inclusive bounds.
@@ -170,8 +241,22 @@ impl NewBuild {
 /// A plan as stored: the private one (encrypted at rest) and its public view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
-    pub private: String,
-    pub public: String,
+    pub private: Plan,
+    pub public: Value,
+}
+
+impl BuildPlan {
+    pub fn new(plan: Plan) -> BuildPlan {
+        BuildPlan { public: plan.public(), private: plan }
+    }
+
+    /// The private plan's text, sealed when a key is set, and the public view's text.
+    fn to_stored(&self, db: &Db) -> DbResult<(String, Option<String>, String)> {
+        let private = serde_json::to_string(&self.private)
+            .map_err(|e| DbError::Invalid(format!("the plan does not serialize: {e}")))?;
+        let (sealed, nonce) = db.seal(&private)?;
+        Ok((sealed, nonce, self.public.to_string()))
+    }
 }
 
 impl BuildFilter {
@@ -211,8 +296,8 @@ impl Db {
     async fn insert_build(&self, build: &NewBuild) -> DbResult<i64> {
         let (plan, nonce, public_plan) = match &build.plan {
             Some(plan) => {
-                let (sealed, nonce) = self.seal(&plan.private)?;
-                (Some(sealed), nonce, Some(plan.public.clone()))
+                let (sealed, nonce, public) = plan.to_stored(self)?;
+                (Some(sealed), nonce, Some(public))
             }
             None => (None, None, None),
         };
@@ -240,11 +325,11 @@ impl Db {
     /// Gives a pending build its plan and marks it `started`; false when it
     /// was no longer pending (aborted meanwhile).
     pub async fn start_build(&self, id: i64, plan: &BuildPlan) -> DbResult<bool> {
-        let (sealed, nonce) = self.seal(&plan.private)?;
+        let (sealed, nonce, public) = plan.to_stored(self)?;
         let updated = on_pool!(self, pool => sqlx::query(
             "UPDATE builds SET status = 'started', plan = $1, nonce = $2, public_plan = $3
              WHERE id = $4 AND status = 'pending'"
-        ).bind(&sealed).bind(&nonce).bind(&plan.public).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+        ).bind(&sealed).bind(&nonce).bind(&public).bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(updated > 0)
     }
 
@@ -283,20 +368,22 @@ impl Db {
     }
 
     /// The private plan of a build, decrypted.
-    pub async fn build_plan(&self, id: i64) -> DbResult<Option<String>> {
+    pub async fn build_plan(&self, id: i64) -> DbResult<Option<Plan>> {
         let row: Option<(Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT plan, nonce FROM builds WHERE id = $1"
         ).bind(id).fetch_optional(pool).await)?;
         match row {
-            Some((Some(plan), nonce)) => Ok(Some(self.open(plan, nonce)?)),
+            Some((Some(plan), nonce)) => Cell::new("builds", id, "plan").parse(&self.open(plan, nonce)?).map(Some),
             _ => Ok(None),
         }
     }
 
-    pub async fn public_build_plan(&self, id: i64) -> DbResult<Option<String>> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT public_plan FROM builds WHERE id = $1")
-            .bind(id).fetch_optional(pool).await)?
-        .flatten())
+    pub async fn public_build_plan(&self, id: i64) -> DbResult<Option<Value>> {
+        let text: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT public_plan FROM builds WHERE id = $1"
+        ).bind(id).fetch_optional(pool).await)?
+        .flatten();
+        text.map(|text| Cell::new("builds", id, "public_plan").parse(&text)).transpose()
     }
 
     pub async fn set_build_comment(&self, id: i64, comment: &str) -> DbResult<()> {
@@ -330,22 +417,24 @@ impl Db {
 
     /// A job's build by name (`3`, or `3.1` for a rerun).
     pub async fn find_job_build(&self, job_id: i64, name: &str) -> DbResult<Option<Build>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.name = $2"
-        ))).bind(job_id).bind(name).fetch_optional(pool).await)?)
+        ))).bind(job_id).bind(name).fetch_optional(pool).await)?;
+        row.map(Build::try_from).transpose()
     }
 
     /// The builds a job's summary shows: the next one (pending or running),
     /// the last finished one, and the first of the current run of results
     /// like the last one (where the job last changed from pass to fail or back).
     pub async fn job_build_summary(&self, job_id: i64) -> DbResult<(Option<Build>, Option<Build>, Option<Build>)> {
-        let next: Option<Build> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let next: Option<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND NOT b.completed ORDER BY b.id ASC LIMIT 1"
         ))).bind(job_id).fetch_optional(pool).await)?;
-        let finished: Option<Build> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let finished: Option<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.completed ORDER BY b.id DESC LIMIT 1"
         ))).bind(job_id).fetch_optional(pool).await)?;
-        let transition = match &finished {
+        let finished = finished.map(Build::try_from).transpose()?;
+        let transition: Option<BuildRow> = match &finished {
             Some(last) => on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.completed AND b.id > COALESCE(
                     (SELECT MAX(o.id) FROM builds o WHERE o.job_id = $1 AND o.completed AND o.status <> $2), 0)
@@ -353,7 +442,7 @@ impl Db {
             ))).bind(job_id).bind(last.status.as_str()).fetch_optional(pool).await)?,
             None => None,
         };
-        Ok((next, finished, transition))
+        Ok((next.map(Build::try_from).transpose()?, finished, transition.map(Build::try_from).transpose()?))
     }
 
     /// Creates a rerun of `original`: same job, named `N.M`, with its inputs.
@@ -395,9 +484,10 @@ impl Db {
     }
 
     pub async fn find_build(&self, id: i64) -> DbResult<Option<Build>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.id = $1"
-        ))).bind(id).fetch_optional(pool).await)?)
+        ))).bind(id).fetch_optional(pool).await)?;
+        row.map(Build::try_from).transpose()
     }
 
     /// One page of the builds the filter selects, newest first.
@@ -420,7 +510,7 @@ impl Db {
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE {condition}{bounds} ORDER BY b.id {order} LIMIT ${}",
             n + 1 + usize::from(page.from.is_some()) + usize::from(page.to.is_some())
         );
-        let mut builds: Vec<Build> = on_pool!(self, pool => {
+        let rows: Vec<BuildRow> = on_pool!(self, pool => {
             let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()));
             for bind in &binds {
                 query = match bind {
@@ -436,6 +526,7 @@ impl Db {
             }
             query.bind(page.limit).fetch_all(pool).await
         })?;
+        let mut builds = rows.into_iter().map(Build::try_from).collect::<DbResult<Vec<Build>>>()?;
         if ascending {
             builds.reverse();
         }

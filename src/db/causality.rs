@@ -2,9 +2,11 @@
 //! (or upstream) of a version, and the whole graph the scheduler works on
 //! (Concourse's "versions DB", for debugging).
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
-use super::{Db, DbResult, on_pool};
+use super::stored::Cell;
+use super::{Db, DbError, DbResult, on_pool};
 
 /// Which way to walk from a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +58,39 @@ pub struct CausalityBuild {
 }
 
 /// A version one of those builds used (`is_input`) or put.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CausalityEdge {
     pub build_id: i64,
     pub resource_id: i64,
     pub resource_name: String,
     pub version_id: i64,
-    pub version: String,
+    pub version: Value,
     pub is_input: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct EdgeRow {
+    build_id: i64,
+    resource_id: i64,
+    resource_name: String,
+    version_id: i64,
+    version: String,
+    is_input: bool,
+}
+
+impl TryFrom<EdgeRow> for CausalityEdge {
+    type Error = DbError;
+
+    fn try_from(row: EdgeRow) -> DbResult<CausalityEdge> {
+        Ok(CausalityEdge {
+            version: Cell::new("resource_versions", row.version_id, "version").parse(&row.version)?,
+            build_id: row.build_id,
+            resource_id: row.resource_id,
+            resource_name: row.resource_name,
+            version_id: row.version_id,
+            is_input: row.is_input,
+        })
+    }
 }
 
 /// Upper bounds on a causality graph, as Concourse has (it answers 422
@@ -174,8 +201,9 @@ impl Db {
             direction.reachable_builds(),
             CAUSALITY_MAX_EDGES + 1
         );
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql))
-            .bind(resource_id).bind(version_id).fetch_all(pool).await)?)
+        let rows: Vec<EdgeRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql))
+            .bind(resource_id).bind(version_id).fetch_all(pool).await)?;
+        rows.into_iter().map(CausalityEdge::try_from).collect()
     }
 
     /// The pipeline's versions DB.

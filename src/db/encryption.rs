@@ -20,13 +20,18 @@ impl std::fmt::Debug for EncryptionKey {
 }
 
 impl EncryptionKey {
-    pub fn parse_flag(value: &str) -> Result<EncryptionKey, String> {
+    pub fn parse_flag(value: &str) -> Result<EncryptionKey, KeyLengthError> {
         match value.len() {
             16 | 32 => Ok(EncryptionKey(value.as_bytes().to_vec())),
-            n => Err(format!("must be 16 or 32 bytes long, got {n}")),
+            n => Err(KeyLengthError(n)),
         }
     }
 }
+
+/// An encryption key of a length AES-GCM has no variant for.
+#[derive(Debug, thiserror::Error)]
+#[error("must be 16 or 32 bytes long, got {0}")]
+pub struct KeyLengthError(usize);
 
 pub(super) enum Cipher {
     Aes128(Box<Aes128Gcm>),

@@ -1,7 +1,9 @@
 //! Jobs of a pipeline.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use super::stored::Cell;
 use super::{Db, DbError, DbResult, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -9,8 +11,10 @@ pub struct Job {
     pub id: i64,
     pub pipeline_id: i64,
     pub name: String,
-    /// The job's configuration as JSON.
-    pub config: String,
+    /// The job's configuration as stored, which compiling a build walks.
+    pub config: Value,
+    /// The same configuration, typed.
+    pub definition: crate::config::Job,
     pub active: bool,
     pub public: bool,
     pub disable_manual_trigger: bool,
@@ -46,9 +50,12 @@ const JOB_COLUMNS: &str = "j.id, j.pipeline_id, j.name, j.config, j.nonce, j.act
 
 impl Db {
     fn job_from_row(&self, row: JobRow) -> DbResult<Job> {
+        let cell = Cell::new("jobs", row.id, "config");
+        let config: Value = cell.parse(&self.open(row.config, row.nonce)?)?;
         Ok(Job {
-            config: self.open(row.config, row.nonce)?,
-            groups: serde_json::from_str(&row.groups).unwrap_or_default(),
+            definition: cell.parse_value(&config)?,
+            config,
+            groups: Cell::new("jobs", row.id, "groups").parse(&row.groups)?,
             id: row.id,
             pipeline_id: row.pipeline_id,
             name: row.name,

@@ -22,6 +22,7 @@ mod pipelines;
 mod resources;
 mod scheduling;
 mod spans;
+mod stored;
 mod task_caches;
 mod teams;
 mod tokens;
@@ -45,7 +46,7 @@ pub use causality::{
     HistoryEntry, VersionsDb,
 };
 pub use components::ComponentState;
-pub use encryption::EncryptionKey;
+pub use encryption::{EncryptionKey, KeyLengthError};
 pub use events::{NewEvent, RecordedStep, StepRecord, StoredEvent};
 pub use jobs::Job;
 pub use leases::{BuildLease, TakenLease};
@@ -93,6 +94,10 @@ pub enum DbError {
     /// node (or the build ended): this node must stop writing for it.
     #[error("build {build_id} is no longer run by this node (its lease was taken over or the build ended)")]
     LeaseLost { build_id: i64 },
+    /// A stored value does not parse as what was written there: the row
+    /// was changed outside atc or damaged.
+    #[error("stored data is corrupt: column {column} of {table} row {id} {reason}")]
+    CorruptRow { table: &'static str, id: i64, column: &'static str, reason: String },
 }
 
 impl DbError {

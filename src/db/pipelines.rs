@@ -1,8 +1,10 @@
 //! Pipelines and saving a configuration into pipeline, jobs, resources and
 //! resource types in one transaction.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use super::stored::Cell;
 use super::{Db, DbError, DbResult, WritePool, now, on_pool, parent_deleted, unique_violation};
 
 /// Names a pipeline within a team: its name plus its instance vars (canonical
@@ -19,17 +21,19 @@ impl PipelineRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
     pub id: i64,
     pub team_id: i64,
     pub team_name: String,
     pub name: String,
-    pub instance_vars: String,
+    /// `None` for a pipeline without instances.
+    pub instance_vars: Option<Value>,
     pub ordering: i64,
     pub config_version: i64,
-    pub groups: String,
-    pub display: Option<String>,
+    /// The configuration's `groups` (an array, empty without any).
+    pub groups: Value,
+    pub display: Option<Value>,
     pub paused: bool,
     pub paused_by: Option<String>,
     pub paused_at: Option<i64>,
@@ -38,14 +42,58 @@ pub struct Pipeline {
     pub last_updated: i64,
 }
 
+#[derive(sqlx::FromRow)]
+struct PipelineRow {
+    id: i64,
+    team_id: i64,
+    team_name: String,
+    name: String,
+    instance_vars: String,
+    ordering: i64,
+    config_version: i64,
+    groups: String,
+    display: Option<String>,
+    paused: bool,
+    paused_by: Option<String>,
+    paused_at: Option<i64>,
+    public: bool,
+    archived: bool,
+    last_updated: i64,
+}
+
+impl TryFrom<PipelineRow> for Pipeline {
+    type Error = DbError;
+
+    fn try_from(row: PipelineRow) -> DbResult<Pipeline> {
+        let cell = |column| Cell::new("pipelines", row.id, column);
+        Ok(Pipeline {
+            instance_vars: cell("instance_vars").parse_unless_empty(&row.instance_vars)?,
+            groups: cell("groups").parse(&row.groups)?,
+            display: row.display.as_deref().map(|display| cell("display").parse(display)).transpose()?,
+            id: row.id,
+            team_id: row.team_id,
+            team_name: row.team_name,
+            name: row.name,
+            ordering: row.ordering,
+            config_version: row.config_version,
+            paused: row.paused,
+            paused_by: row.paused_by,
+            paused_at: row.paused_at,
+            public: row.public,
+            archived: row.archived,
+            last_updated: row.last_updated,
+        })
+    }
+}
+
 /// A validated configuration, split the way it is stored. Built by the
 /// caller from the parsed YAML so this module stays free of its model.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineSpec {
     /// The whole configuration as the API returns it.
-    pub config: String,
-    pub groups: String,
-    pub display: Option<String>,
+    pub config: Value,
+    pub groups: Value,
+    pub display: Option<Value>,
     pub jobs: Vec<JobSpec>,
     pub resources: Vec<ResourceSpec>,
     pub resource_types: Vec<ResourceTypeSpec>,
@@ -55,7 +103,7 @@ pub struct PipelineSpec {
 pub struct JobSpec {
     pub name: String,
     pub old_name: Option<String>,
-    pub config: String,
+    pub config: Value,
     pub public: bool,
     pub disable_manual_trigger: bool,
     /// Names of the groups that list this job.
@@ -67,7 +115,7 @@ pub struct ResourceSpec {
     pub name: String,
     pub old_name: Option<String>,
     pub type_: String,
-    pub config: String,
+    pub config: Value,
     /// Digest of type + source: a new digest starts a new version history.
     pub config_hash: String,
 }
@@ -76,7 +124,7 @@ pub struct ResourceSpec {
 pub struct ResourceTypeSpec {
     pub name: String,
     pub type_: String,
-    pub config: String,
+    pub config: Value,
     pub config_hash: String,
 }
 
@@ -104,19 +152,21 @@ impl Db {
         expected_version: Option<i64>,
         initially_paused: bool,
     ) -> DbResult<SavedPipeline> {
-        let (config, nonce) = self.seal(&spec.config)?;
+        let (config, nonce) = self.seal(&spec.config.to_string())?;
         let mut sealed_jobs = Vec::with_capacity(spec.jobs.len());
         for job in &spec.jobs {
-            sealed_jobs.push(self.seal(&job.config)?);
+            sealed_jobs.push(self.seal(&job.config.to_string())?);
         }
         let mut sealed_resources = Vec::with_capacity(spec.resources.len());
         for resource in &spec.resources {
-            sealed_resources.push(self.seal(&resource.config)?);
+            sealed_resources.push(self.seal(&resource.config.to_string())?);
         }
         let mut sealed_types = Vec::with_capacity(spec.resource_types.len());
         for resource_type in &spec.resource_types {
-            sealed_types.push(self.seal(&resource_type.config)?);
+            sealed_types.push(self.seal(&resource_type.config.to_string())?);
         }
+        let groups = spec.groups.to_string();
+        let display = spec.display.as_ref().map(Value::to_string);
         let now = now();
 
         on_pool!(self, pool => {
@@ -140,7 +190,7 @@ impl Db {
                         "UPDATE pipelines SET config = $1, nonce = $2, config_version = config_version + 1,
                             groups = $3, display = $4, archived = FALSE, last_updated = $5
                          WHERE id = $6"
-                    ).bind(&config).bind(&nonce).bind(&spec.groups).bind(&spec.display).bind(now)
+                    ).bind(&config).bind(&nonce).bind(&groups).bind(&display).bind(now)
                     .bind(id).execute(&mut *tx).await?;
                     break SavedPipeline { pipeline_id: id, created: false, config_version: version + 1 };
                 }
@@ -153,7 +203,7 @@ impl Db {
                      ON CONFLICT (team_id, name, instance_vars) DO NOTHING
                      RETURNING id"
                 ).bind(team_id).bind(&pipeline.name).bind(&pipeline.instance_vars)
-                .bind(&config).bind(&nonce).bind(&spec.groups).bind(&spec.display)
+                .bind(&config).bind(&nonce).bind(&groups).bind(&display)
                 .bind(initially_paused).bind(now)
                 .fetch_optional(&mut *tx).await.map_err(parent_deleted("team"))?;
                 if let Some(id) = created {
@@ -223,42 +273,48 @@ impl Db {
         })
     }
 
-    /// The stored configuration of a pipeline (JSON) and its version.
-    pub async fn pipeline_config(&self, pipeline_id: i64) -> DbResult<Option<(String, i64)>> {
+    /// The stored configuration of a pipeline and its version.
+    pub async fn pipeline_config(&self, pipeline_id: i64) -> DbResult<Option<(Value, i64)>> {
         let row: Option<(String, Option<String>, i64)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT config, nonce, config_version FROM pipelines WHERE id = $1"
         ).bind(pipeline_id).fetch_optional(pool).await)?;
-        row.map(|(config, nonce, version)| Ok((self.open(config, nonce)?, version))).transpose()
+        let Some((config, nonce, version)) = row else { return Ok(None) };
+        let config = Cell::new("pipelines", pipeline_id, "config").parse(&self.open(config, nonce)?)?;
+        Ok(Some((config, version)))
     }
 
     pub async fn find_pipeline(&self, team_name: &str, pipeline: &PipelineRef) -> DbResult<Option<Pipeline>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
              WHERE t.name = $1 AND p.name = $2 AND p.instance_vars = $3"
         ))).bind(team_name).bind(&pipeline.name).bind(&pipeline.instance_vars)
-        .fetch_optional(pool).await)?)
+        .fetch_optional(pool).await)?;
+        row.map(Pipeline::try_from).transpose()
     }
 
     pub async fn find_pipeline_by_id(&self, id: i64) -> DbResult<Option<Pipeline>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id WHERE p.id = $1"
-        ))).bind(id).fetch_optional(pool).await)?)
+        ))).bind(id).fetch_optional(pool).await)?;
+        row.map(Pipeline::try_from).transpose()
     }
 
     /// A team's pipelines in their display order.
     pub async fn team_pipelines(&self, team_name: &str) -> DbResult<Vec<Pipeline>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
              WHERE t.name = $1 ORDER BY p.ordering, p.id"
-        ))).bind(team_name).fetch_all(pool).await)?)
+        ))).bind(team_name).fetch_all(pool).await)?;
+        rows.into_iter().map(Pipeline::try_from).collect()
     }
 
     /// Every pipeline, ordered by team then display order.
     pub async fn all_pipelines(&self) -> DbResult<Vec<Pipeline>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<PipelineRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PIPELINE_COLUMNS} FROM pipelines p JOIN teams t ON t.id = p.team_id
              ORDER BY t.name, p.ordering, p.id"
-        ))).fetch_all(pool).await)?)
+        ))).fetch_all(pool).await)?;
+        rows.into_iter().map(Pipeline::try_from).collect()
     }
 
     pub async fn delete_pipeline(&self, pipeline_id: i64) -> DbResult<()> {

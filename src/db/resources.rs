@@ -1,7 +1,9 @@
 //! Resources and resource types of a pipeline.
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
+use super::stored::Cell;
 use super::{Db, DbResult, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -10,11 +12,11 @@ pub struct Resource {
     pub pipeline_id: i64,
     pub name: String,
     pub type_: String,
-    /// The resource's configuration as JSON.
-    pub config: String,
+    /// The resource's configuration.
+    pub config: Value,
     pub config_hash: String,
     /// The version pinned through the API (`fly pin-resource`), and its id.
-    pub api_pinned_version: Option<String>,
+    pub api_pinned_version: Option<Value>,
     pub api_pinned_version_id: Option<i64>,
     pub pin_comment: String,
     pub last_check_start: i64,
@@ -28,8 +30,8 @@ pub struct ResourceType {
     pub pipeline_id: i64,
     pub name: String,
     pub type_: String,
-    /// The resource type's configuration as JSON.
-    pub config: String,
+    /// The resource type's configuration.
+    pub config: Value,
     pub config_hash: String,
     pub last_check_start: i64,
     pub last_check_end: i64,
@@ -77,14 +79,20 @@ const RESOURCE_TYPE_COLUMNS: &str = "id, pipeline_id, name, type, config, nonce,
 
 impl Db {
     fn resource_from_row(&self, row: ResourceRow) -> DbResult<Resource> {
+        let api_pinned_version = match (&row.api_pinned_version, row.api_pinned_version_id) {
+            (Some(version), Some(version_id)) => {
+                Some(Cell::new("resource_versions", version_id, "version").parse(version)?)
+            }
+            _ => None,
+        };
         Ok(Resource {
-            config: self.open(row.config, row.nonce)?,
+            config: Cell::new("resources", row.id, "config").parse(&self.open(row.config, row.nonce)?)?,
+            api_pinned_version,
             id: row.id,
             pipeline_id: row.pipeline_id,
             name: row.name,
             type_: row.type_,
             config_hash: row.config_hash,
-            api_pinned_version: row.api_pinned_version,
             api_pinned_version_id: row.api_pinned_version_id,
             pin_comment: row.pin_comment,
             last_check_start: row.last_check_start,
@@ -95,7 +103,7 @@ impl Db {
 
     fn resource_type_from_row(&self, row: ResourceTypeRow) -> DbResult<ResourceType> {
         Ok(ResourceType {
-            config: self.open(row.config, row.nonce)?,
+            config: Cell::new("resource_types", row.id, "config").parse(&self.open(row.config, row.nonce)?)?,
             id: row.id,
             pipeline_id: row.pipeline_id,
             name: row.name,

@@ -3,9 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
-use super::builds::{BUILD_COLUMNS, BUILD_JOINS};
+use super::builds::{BUILD_COLUMNS, BUILD_JOINS, BuildRow};
+use super::stored::Cell;
 use super::{Build, Db, DbResult, Pipeline, on_pool};
 
 /// A version row as the scheduler needs it.
@@ -68,9 +70,10 @@ impl Db {
 
     /// A job's builds waiting to start, oldest first.
     pub async fn pending_builds(&self, job_id: i64) -> DbResult<Vec<Build>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.job_id = $1 AND b.status = 'pending' ORDER BY b.id"
-        ))).bind(job_id).fetch_all(pool).await)?)
+        ))).bind(job_id).fetch_all(pool).await)?;
+        rows.into_iter().map(Build::try_from).collect()
     }
 
     /// Builds of these jobs that are running (started, not finished).
@@ -92,9 +95,11 @@ impl Db {
         })?)
     }
 
-    /// A version's JSON by its id, whoever owns it.
-    pub async fn version_json(&self, version_id: i64) -> DbResult<Option<String>> {
-        Ok(on_pool!(self, pool => sqlx::query_scalar("SELECT version FROM resource_versions WHERE id = $1")
-            .bind(version_id).fetch_optional(pool).await)?)
+    /// A version by its id, whoever owns it.
+    pub async fn version_json(&self, version_id: i64) -> DbResult<Option<Value>> {
+        let text: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT version FROM resource_versions WHERE id = $1"
+        ).bind(version_id).fetch_optional(pool).await)?;
+        text.map(|text| Cell::new("resource_versions", version_id, "version").parse(&text)).transpose()
     }
 }

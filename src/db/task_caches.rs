@@ -3,7 +3,10 @@
 //! row, so the step's next run starts a new, empty one wherever it runs;
 //! the cleared keys are kept a while for every node to delete the files.
 
-use super::{Db, DbResult, WritePool, now, on_pool};
+use serde_json::Value;
+
+use super::stored::Cell;
+use super::{Db, DbError, DbResult, WritePool, now, on_pool};
 
 /// The runtime's key of the cache with this id.
 pub fn task_cache_key(id: i64) -> String {
@@ -11,15 +14,43 @@ pub fn task_cache_key(id: i64) -> String {
 }
 
 /// A task cache as `fly volumes` lists it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskCache {
     pub id: i64,
     pub pipeline_id: i64,
     pub pipeline_name: String,
-    pub pipeline_instance_vars: String,
+    pub pipeline_instance_vars: Option<Value>,
     pub job_name: String,
     pub step_name: String,
     pub path: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskCacheRow {
+    id: i64,
+    pipeline_id: i64,
+    pipeline_name: String,
+    pipeline_instance_vars: String,
+    job_name: String,
+    step_name: String,
+    path: String,
+}
+
+impl TryFrom<TaskCacheRow> for TaskCache {
+    type Error = DbError;
+
+    fn try_from(row: TaskCacheRow) -> DbResult<TaskCache> {
+        Ok(TaskCache {
+            pipeline_instance_vars: Cell::new("pipelines", row.pipeline_id, "instance_vars")
+                .parse_unless_empty(&row.pipeline_instance_vars)?,
+            id: row.id,
+            pipeline_id: row.pipeline_id,
+            pipeline_name: row.pipeline_name,
+            job_name: row.job_name,
+            step_name: row.step_name,
+            path: row.path,
+        })
+    }
 }
 
 impl Db {
@@ -67,11 +98,12 @@ impl Db {
 
     /// The task caches of a team's active jobs.
     pub async fn team_task_caches(&self, team_id: i64) -> DbResult<Vec<TaskCache>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<TaskCacheRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT c.id, p.id AS pipeline_id, p.name AS pipeline_name, p.instance_vars AS pipeline_instance_vars,
                 j.name AS job_name, c.step_name, c.path
              FROM task_caches c JOIN jobs j ON j.id = c.job_id JOIN pipelines p ON p.id = j.pipeline_id
              WHERE p.team_id = $1 AND j.active ORDER BY c.id"
-        ).bind(team_id).fetch_all(pool).await)?)
+        ).bind(team_id).fetch_all(pool).await)?;
+        rows.into_iter().map(TaskCache::try_from).collect()
     }
 }

@@ -5,7 +5,8 @@ use futures_util::TryStreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Db, DbResult, WritePool, now, on_pool};
+use super::stored::Cell;
+use super::{Db, DbError, DbResult, WritePool, now, on_pool};
 use crate::telemetry::spans::DbOperation;
 
 /// Whose versions: a resource's or a resource type's.
@@ -38,16 +39,42 @@ impl VersionOwner {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResourceVersion {
     pub id: i64,
-    /// The version as JSON (`{"ref":"abc"}`).
-    pub version: String,
+    /// The version (`{"ref":"abc"}`).
+    pub version: Value,
     /// `[{"name":..,"value":..}]`.
-    pub metadata: String,
+    pub metadata: Value,
     pub check_order: i64,
     pub enabled: bool,
     pub span_context: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: i64,
+    version: String,
+    metadata: String,
+    check_order: i64,
+    enabled: bool,
+    span_context: Option<String>,
+}
+
+impl TryFrom<VersionRow> for ResourceVersion {
+    type Error = DbError;
+
+    fn try_from(row: VersionRow) -> DbResult<ResourceVersion> {
+        let cell = |column| Cell::new("resource_versions", row.id, column);
+        Ok(ResourceVersion {
+            version: cell("version").parse(&row.version)?,
+            metadata: cell("metadata").parse(&row.metadata)?,
+            id: row.id,
+            check_order: row.check_order,
+            enabled: row.enabled,
+            span_context: row.span_context,
+        })
+    }
 }
 
 /// A window of versions by id, as the API pages them (`from`/`to` inclusive).
@@ -77,10 +104,7 @@ struct History<'a> {
 
 impl History<'_> {
     fn matches(&self, row: &ResourceVersion) -> bool {
-        self.filter.is_empty() || {
-            let version: Value = serde_json::from_str(&row.version).unwrap_or(Value::Null);
-            self.filter.iter().all(|(key, want)| version.get(key) == Some(want))
-        }
+        self.filter.iter().all(|(key, want)| row.version.get(key) == Some(want))
     }
 }
 
@@ -217,17 +241,19 @@ impl Db {
     /// The newest version of the current history.
     pub async fn latest_version(&self, owner: VersionOwner, config_hash: &str) -> DbResult<Option<ResourceVersion>> {
         let column = owner.column();
-        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<VersionRow> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE {column} = $1 AND config_hash = $2
              ORDER BY check_order DESC LIMIT 1"
-        ))).bind(owner.id()).bind(config_hash).fetch_optional(pool).await)?)
+        ))).bind(owner.id()).bind(config_hash).fetch_optional(pool).await)?;
+        row.map(ResourceVersion::try_from).transpose()
     }
 
     pub async fn find_version(&self, owner: VersionOwner, version_id: i64) -> DbResult<Option<ResourceVersion>> {
         let column = owner.column();
-        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<VersionRow> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM resource_versions WHERE {column} = $1 AND id = $2"
-        ))).bind(owner.id()).bind(version_id).fetch_optional(pool).await)?)
+        ))).bind(owner.id()).bind(version_id).fetch_optional(pool).await)?;
+        row.map(ResourceVersion::try_from).transpose()
     }
 
     /// The version with this content in the current history.
@@ -238,10 +264,11 @@ impl Db {
         version: &Value,
     ) -> DbResult<Option<ResourceVersion>> {
         let column = owner.column();
-        Ok(on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<VersionRow> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM resource_versions
              WHERE {column} = $1 AND config_hash = $2 AND version_digest = $3"
-        ))).bind(owner.id()).bind(config_hash).bind(version_digest(version)).fetch_optional(pool).await)?)
+        ))).bind(owner.id()).bind(config_hash).bind(version_digest(version)).fetch_optional(pool).await)?;
+        row.map(ResourceVersion::try_from).transpose()
     }
 
     /// A page of a resource's current history, newest first. With `filter`,
@@ -308,7 +335,7 @@ impl Db {
              ORDER BY check_order {order}{limit}"
         );
         on_pool!(self, pool => {
-            let mut query = sqlx::query_as::<_, ResourceVersion>(sqlx::AssertSqlSafe(sql))
+            let mut query = sqlx::query_as::<_, VersionRow>(sqlx::AssertSqlSafe(sql))
                 .bind(history.resource_id)
                 .bind(history.config_hash);
             if let Some(check_order) = bound.check_order() {
@@ -318,6 +345,7 @@ impl Db {
             let mut found = Vec::new();
             while found.len() < count {
                 let Some(row) = rows.try_next().await? else { break };
+                let row = ResourceVersion::try_from(row)?;
                 if history.matches(&row) {
                     found.push(row);
                 }

@@ -29,20 +29,33 @@ pub struct RunnerContext {
     pub credentials: Arc<dyn CredentialManager>,
 }
 
+/// Why a build cannot run at all: it ends errored, saying so.
+#[derive(Debug, thiserror::Error)]
+enum Unrunnable {
+    #[error("the build has no plan")]
+    NoPlan,
+    #[error("var source '{name}': credential manager '{kind}' is not available")]
+    UnknownCredentialManager { name: String, kind: String },
+    #[error(transparent)]
+    InvalidVarSource(#[from] crate::creds::VarsNotAMap),
+    /// What is stored of the build or its pipeline cannot be read.
+    #[error(transparent)]
+    Stored(#[from] DbError),
+}
+
 /// The credentials of a build: atc's manager and its pipeline's var sources.
-async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Result<Credentials, String> {
+async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Result<Credentials, Unrunnable> {
     let mut var_sources: Vec<(String, Arc<dyn CredentialManager>)> = Vec::new();
     if let Some(pipeline_id) = pipeline_id {
-        let config = ctx.db.pipeline_config(pipeline_id).await.map_err(|e| e.to_string())?;
-        let config: serde_json::Value =
-            config.map(|(text, _)| serde_json::from_str(&text).unwrap_or_default()).unwrap_or_default();
+        let config = ctx.db.pipeline_config(pipeline_id).await?;
+        let config = config.map(|(config, _)| config).unwrap_or_default();
         for source in config.get("var_sources").and_then(|v| v.as_array()).into_iter().flatten() {
             let name = source.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
             let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or_default();
             let config = source.get("config").cloned().unwrap_or_default();
             let manager: Arc<dyn CredentialManager> = match kind {
                 "dummy" => Arc::new(Dummy::from_var_source(&config)?),
-                other => return Err(format!("var source '{name}': credential manager '{other}' is not available")),
+                other => return Err(Unrunnable::UnknownCredentialManager { name, kind: other.to_string() }),
             };
             var_sources.push((name, manager));
         }
@@ -69,7 +82,7 @@ pub fn build_info(build: &Build, external_url: &str) -> BuildInfo {
         team_name: build.team_name.clone(),
         pipeline_id: build.pipeline_id,
         pipeline_name: build.pipeline_name.clone(),
-        pipeline_instance_vars: build.pipeline_instance_vars.clone().filter(|v| !v.is_empty()),
+        pipeline_instance_vars: build.pipeline_instance_vars.clone(),
         job_id: build.job_id,
         job_name: build.job_name.clone(),
         created_by: build.created_by.clone(),
@@ -117,22 +130,25 @@ pub async fn run_build(
         events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
     }
 
-    let plan = match ctx.db.build_plan(build.id).await? {
-        Some(text) => serde_json::from_str::<Plan>(&text).map_err(|e| format!("the build's plan is unreadable: {e}")),
-        None => Err("the build has no plan".to_string()),
+    let plan = match ctx.db.build_plan(build.id).await {
+        Ok(Some(plan)) => Ok(plan),
+        Ok(None) => Err(Unrunnable::NoPlan),
+        // The build cannot run, but it can end saying why.
+        Err(err @ DbError::CorruptRow { .. }) => Err(Unrunnable::Stored(err)),
+        Err(err) => return Err(err),
     };
-    let credentials = build_credentials(ctx, build.pipeline_id).await;
+    let (credentials, plan) = match build_credentials(ctx, build.pipeline_id).await {
+        Ok(credentials) => (credentials, plan),
+        Err(err) => (Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }, Err(err)),
+    };
     let state = Arc::new(BuildState::new(
         build_info(&build, &ctx.external_url),
         ctx.db.clone(),
         ctx.runtime.clone(),
         events.clone(),
-        credentials
-            .clone()
-            .unwrap_or_else(|_| Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }),
+        credentials,
         resumed,
     ));
-    let plan = credentials.and(plan);
     let trace = start_build_span(ctx, &build, &state, plan.as_ref().ok()).await?;
     let started = std::time::Instant::now();
     let is_check = build.resource_name.is_some() || build.resource_type_name.is_some();
@@ -163,7 +179,8 @@ pub async fn run_build(
             }
             outcome
         }
-        Err(message) => {
+        Err(unrunnable) => {
+            let message = unrunnable.to_string();
             events.emit(BuildEvent::Error {
                 origin: Origin::default(),
                 message: message.clone(),

@@ -16,12 +16,25 @@ use super::journal::{FinishedStep, Journal, LeafEnds, RecordedOutcome, RecordedV
 use super::plan::Plan;
 use super::redaction::Redactor;
 use super::span_facts;
-use super::waiting::Waiting;
-use crate::config::vars::{self, VarRef};
-use crate::creds::CredentialManager;
+use crate::config::vars::{self, InterpolationError, InvalidVarRef, VarRef};
+use crate::creds::{CredentialManager, LookupError};
 use crate::db::{Db, StepRecord};
 use crate::runtime::{Artifact, Runtime, StepHandle};
 use crate::telemetry::spans;
+
+/// Why a value's `((vars))` could not be filled in.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsError {
+    #[error(transparent)]
+    InvalidReference(#[from] InvalidVarRef),
+    #[error("unknown var source '{name}' in (({var}))")]
+    UnknownSource { name: String, var: String },
+    /// A credential manager could not answer (see [`LookupError::is_transient`]).
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Interpolation(#[from] InterpolationError),
+}
 
 /// Facts about a build that steps pass on (to resource scripts, in URLs, ...).
 #[derive(Debug, Clone, Default)]
@@ -32,7 +45,7 @@ pub struct BuildInfo {
     pub team_name: String,
     pub pipeline_id: Option<i64>,
     pub pipeline_name: Option<String>,
-    pub pipeline_instance_vars: Option<String>,
+    pub pipeline_instance_vars: Option<Value>,
     pub job_id: Option<i64>,
     pub job_name: Option<String>,
     pub created_by: Option<String>,
@@ -70,8 +83,6 @@ pub struct BuildState {
     produced: Mutex<Vec<Artifact>>,
     /// Exit statuses of step processes by plan id.
     exit_statuses: Mutex<HashMap<String, i32>>,
-    /// Steps preparing to run, by plan id.
-    waiting: Mutex<HashMap<String, Waiting>>,
     /// What the build's steps did before it was taken up again (empty for
     /// a build that starts now).
     journal: Journal,
@@ -103,7 +114,6 @@ impl BuildState {
             timed_out: AtomicBool::new(false),
             produced: Mutex::new(Vec::new()),
             exit_statuses: Mutex::new(HashMap::new()),
-            waiting: Mutex::new(HashMap::new()),
             journal,
             previous_owner,
             leaves: LeafEnds::default(),
@@ -233,23 +243,6 @@ impl BuildState {
         outcome
     }
 
-    /// A step began preparing: it counts as waiting until it starts (or ends).
-    pub fn step_initializing(&self, plan_id: &str, step_type: &'static str) {
-        let waiting = Waiting::begin(step_type);
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), waiting);
-    }
-
-    /// The step's process is about to run: it waits no more.
-    pub fn step_starting(&self, plan_id: &str, trace: &opentelemetry::Context) {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
-        spans::step_starting(trace);
-    }
-
-    /// The step ended, whether it got to run or not.
-    pub fn step_ended(&self, plan_id: &str) {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(plan_id);
-    }
-
     /// Remembers the exit status of a step's process for its span.
     pub fn record_exit_status(&self, plan_id: &str, exit_status: i32) {
         self.exit_statuses.lock().unwrap_or_else(|p| p.into_inner()).insert(plan_id.to_string(), exit_status);
@@ -306,11 +299,7 @@ impl BuildState {
             team_name: Some(self.info.team_name.clone()),
             job_name: self.info.job_name.clone(),
             pipeline_name: self.info.pipeline_name.clone(),
-            pipeline_instance_vars: self
-                .info
-                .pipeline_instance_vars
-                .as_deref()
-                .and_then(|v| serde_json::from_str(v).ok()),
+            pipeline_instance_vars: self.info.pipeline_instance_vars.clone(),
             external_url: Some(self.info.external_url.clone()),
             created_by: self.info.created_by.clone(),
         }
@@ -339,7 +328,7 @@ impl BuildState {
     /// rest from atc's credential manager. Every var must be defined; the
     /// error names all that are not. Secret values are remembered so the
     /// build's logs never show them.
-    pub async fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, String> {
+    pub async fn interpolate(&self, value: &Value, scope: &Scope) -> Result<Value, VarsError> {
         self.interpolate_with(value, scope, &serde_json::Map::new()).await
     }
 
@@ -350,7 +339,7 @@ impl BuildState {
         value: &Value,
         scope: &Scope,
         extra: &serde_json::Map<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, VarsError> {
         let mut resolved: HashMap<String, Value> = HashMap::new();
         for name in vars::references(value) {
             let reference = VarRef::parse(&name)?;
@@ -365,7 +354,7 @@ impl BuildState {
                     None => self.credentials.manager.clone(),
                     Some(source) => match self.credentials.var_sources.iter().find(|(n, _)| n == source) {
                         Some((_, manager)) => manager.clone(),
-                        None => return Err(format!("unknown var source '{source}' in (({name}))")),
+                        None => return Err(VarsError::UnknownSource { name: source.clone(), var: name }),
                     },
                 };
                 let base = VarRef { fields: Vec::new(), ..reference.clone() };
@@ -381,10 +370,10 @@ impl BuildState {
                 resolved.insert(VarRef { fields: Vec::new(), ..reference }.to_string(), found);
             }
         }
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned())
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned()
         };
-        vars::interpolate(value, &lookup, vars::Undefined::Fail).map_err(|e| e.to_string())
+        Ok(vars::interpolate(value, &lookup, vars::Undefined::Fail)?)
     }
 
     /// Keeps a value (a string, or the strings of a map) out of everything
@@ -457,10 +446,10 @@ impl Scope {
     }
 
     /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
-    pub fn interpolate_local(&self, value: &Value) -> Result<Value, String> {
-        let lookup = |reference: &VarRef| -> Result<Option<Value>, String> {
-            Ok(if reference.is_local() { self.local_var(&reference.path) } else { None })
+    pub fn interpolate_local(&self, value: &Value) -> Result<Value, InterpolationError> {
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            if reference.is_local() { self.local_var(&reference.path) } else { None }
         };
-        vars::interpolate(value, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())
+        vars::interpolate(value, &lookup, vars::Undefined::Keep)
     }
 }

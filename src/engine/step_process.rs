@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::resource::ScriptRunner;
 use crate::runtime::{
-    Artifact, OutputOffset, OutputSink, Runtime, RuntimeError, StepHandle, StepOutcome, StepSpec, TraceContext,
+    Artifact, OutputOffset, OutputSink, Runtime, RuntimeError, StepHandle, StepObserver, StepOutcome, StepSpec,
+    TraceContext,
 };
 use crate::telemetry::propagation;
 
@@ -24,6 +25,8 @@ pub const STOP_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub struct StepProcess<'a> {
     pub runtime: &'a dyn Runtime,
     pub sink: Arc<dyn OutputSink>,
+    /// Told where the process was placed and what image it runs in.
+    pub observer: Arc<dyn StepObserver>,
     pub cancel: CancellationToken,
     /// Between a polite and a forced stop when cancelled.
     pub grace: Duration,
@@ -45,6 +48,7 @@ impl<'a> StepProcess<'a> {
         StepProcess {
             runtime,
             sink,
+            observer: Arc::new(Unobserved),
             cancel,
             grace: STOP_GRACE_PERIOD,
             resume_from: None,
@@ -63,7 +67,7 @@ impl<'a> StepProcess<'a> {
         let since = match self.resume_from {
             Some(offset) => offset,
             None => {
-                match self.runtime.start(spec).await {
+                match self.runtime.start(spec, self.observer.clone()).await {
                     // Started just before a crash, never announced: follow it from the start.
                     Ok(_) | Err(RuntimeError::AlreadyStarted(_)) => {}
                     Err(err) => return Err(err),
@@ -108,6 +112,14 @@ impl ScriptRunner for StepProcess<'_> {
         }
         .boxed()
     }
+}
+
+/// For a process whose placement and image nobody reports.
+pub struct Unobserved;
+
+impl StepObserver for Unobserved {
+    fn placed(&self, _worker: &str) {}
+    fn image_ready(&self, _image: &str) {}
 }
 
 /// The trace context a step's processes continue: the step's span.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::component::{Component, ComponentFuture};
+use crate::component::{Component, ComponentFuture, TickError};
 use crate::db::{Channel, Db};
 use crate::runtime::{Artifact, Runtime};
 
@@ -29,7 +29,7 @@ impl Collector {
     }
 
     /// Access tokens past their expiry can never be used again.
-    async fn collect_expired_tokens(&self) -> anyhow::Result<()> {
+    async fn collect_expired_tokens(&self) -> Result<(), TickError> {
         let removed = self.db.delete_expired_access_tokens().await?;
         if removed > 0 {
             tracing::debug!(removed, "removed expired access tokens");
@@ -38,7 +38,7 @@ impl Collector {
     }
 
     /// Browser logins nobody finished in time can never be finished.
-    async fn collect_expired_login_requests(&self) -> anyhow::Result<()> {
+    async fn collect_expired_login_requests(&self) -> Result<(), TickError> {
         let removed = self.db.delete_expired_login_requests().await?;
         if removed > 0 {
             tracing::debug!(removed, "removed expired login requests");
@@ -49,7 +49,7 @@ impl Collector {
     /// Files of task caches cleared in the last day: a cache a step held
     /// while it was cleared comes back when the step ends, so this asks
     /// again on every pass until the record is forgotten.
-    async fn collect_cleared_task_caches(&self) -> anyhow::Result<()> {
+    async fn collect_cleared_task_caches(&self) -> Result<(), TickError> {
         let since = crate::db::now() - CLEARED_CACHE_RETENTION_SECONDS;
         let keys = self.db.cleared_task_cache_keys(since).await?;
         if !keys.is_empty() {
@@ -61,7 +61,7 @@ impl Collector {
 
     /// Artifacts recorded for `fly execute` past their time: the files go
     /// first, then the record, so a failed release is tried again.
-    async fn collect_expired_artifacts(&self) -> anyhow::Result<()> {
+    async fn collect_expired_artifacts(&self) -> Result<(), TickError> {
         let cutoff = crate::db::now() - i64::try_from(self.artifact_ttl.as_secs()).unwrap_or(i64::MAX);
         let expired = self.db.artifacts_recorded_by(cutoff).await?;
         for record in &expired {
@@ -80,7 +80,7 @@ impl Collector {
     /// build normally stops its steps itself, but not when atc died between
     /// recording a step's end and stopping it. Steps of running builds stay,
     /// whichever node runs them now: they may still be attached to.
-    async fn collect_steps_of_ended_builds(&self) -> anyhow::Result<()> {
+    async fn collect_steps_of_ended_builds(&self) -> Result<(), TickError> {
         for step in self.runtime.list().await? {
             let Some(build_id) = step.metadata.build_id else { continue };
             let ended = self.db.find_build(build_id).await?.is_none_or(|build| build.completed);

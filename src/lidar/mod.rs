@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::component::{Component, ComponentFuture};
-use crate::db::{BuildPlan, Channel, Db, DbResult, LockKind, NewBuild, Pipeline, VersionOwner};
+use crate::db::{BuildPlan, Channel, Db, DbError, DbResult, LockKind, NewBuild, Pipeline, VersionOwner};
 use crate::engine::compile::type_image;
 use crate::engine::plan::{CheckPlan, Plan, Step};
 use crate::telemetry::propagation;
@@ -157,10 +157,7 @@ async fn create_check_build(db: &Db, target: &CheckTarget<'_>, from: Option<Valu
             pipeline_id: Some(target.pipeline.id),
             resource_id,
             resource_type_id,
-            plan: Some(BuildPlan {
-                private: serde_json::to_string(&plan).unwrap_or_default(),
-                public: plan.public().to_string(),
-            }),
+            plan: Some(BuildPlan::new(plan)),
             // A check asked for over the API (or a webhook) is part of that request's trace.
             span_context: propagation::stored_context(&crate::telemetry::current_context()),
             ..NewBuild::default()
@@ -179,47 +176,59 @@ impl Checker {
     pub async fn check_due(&self) -> DbResult<()> {
         let began = std::time::SystemTime::now();
         let mut started = 0u64;
-        let now = crate::db::now();
-        let due = |last_check_end: i64, every: Option<Duration>| {
-            every.is_some_and(|every| last_check_end == 0 || now - last_check_end >= every.as_secs() as i64)
-        };
         for pipeline in self.db.schedulable_pipelines().await? {
-            let types = self.db.pipeline_resource_types(pipeline.id).await?;
-            let type_configs: HashMap<String, Value> = types
-                .iter()
-                .map(|t| (t.name.clone(), serde_json::from_str(&t.config).unwrap_or(Value::Null)))
-                .collect();
-            for resource_type in &types {
-                let config = &type_configs[&resource_type.name];
-                if due(resource_type.last_check_end, interval(config, self.resource_type_interval)) {
-                    let target = CheckTarget {
-                        pipeline: &pipeline,
-                        owner: VersionOwner::ResourceType(resource_type.id),
-                        name: &resource_type.name,
-                        config,
-                        resource_types: &type_configs,
-                    };
-                    started += u64::from(start_due_check(&self.db, &target).await?);
+            match self.check_pipeline(&pipeline).await {
+                Ok(count) => started += count,
+                // Checking it with defaults in place of the damaged row would
+                // run checks nobody configured; the other pipelines go on.
+                Err(err @ DbError::CorruptRow { .. }) => {
+                    tracing::error!(pipeline = %pipeline.name, error = %err, "cannot check the pipeline's resources");
                 }
-            }
-            for resource in self.db.pipeline_resources(pipeline.id).await? {
-                let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
-                if due(resource.last_check_end, interval(&config, self.resource_interval)) {
-                    let target = CheckTarget {
-                        pipeline: &pipeline,
-                        owner: VersionOwner::Resource(resource.id),
-                        name: &resource.name,
-                        config: &config,
-                        resource_types: &type_configs,
-                    };
-                    started += u64::from(start_due_check(&self.db, &target).await?);
-                }
+                Err(err) => return Err(err),
             }
         }
         if started > 0 {
             LidarScan { started: began, checks_started: started }.record();
         }
         Ok(())
+    }
+
+    /// Starts the due checks of one pipeline; returns how many.
+    async fn check_pipeline(&self, pipeline: &Pipeline) -> DbResult<u64> {
+        let mut started = 0u64;
+        let now = crate::db::now();
+        let due = |last_check_end: i64, every: Option<Duration>| {
+            every.is_some_and(|every| last_check_end == 0 || now - last_check_end >= every.as_secs() as i64)
+        };
+        let types = self.db.pipeline_resource_types(pipeline.id).await?;
+        let type_configs: HashMap<String, Value> = types.iter().map(|t| (t.name.clone(), t.config.clone())).collect();
+        for resource_type in &types {
+            let config = &type_configs[&resource_type.name];
+            if due(resource_type.last_check_end, interval(config, self.resource_type_interval)) {
+                let target = CheckTarget {
+                    pipeline,
+                    owner: VersionOwner::ResourceType(resource_type.id),
+                    name: &resource_type.name,
+                    config,
+                    resource_types: &type_configs,
+                };
+                started += u64::from(start_due_check(&self.db, &target).await?);
+            }
+        }
+        for resource in self.db.pipeline_resources(pipeline.id).await? {
+            let config = &resource.config;
+            if due(resource.last_check_end, interval(config, self.resource_interval)) {
+                let target = CheckTarget {
+                    pipeline,
+                    owner: VersionOwner::Resource(resource.id),
+                    name: &resource.name,
+                    config,
+                    resource_types: &type_configs,
+                };
+                started += u64::from(start_due_check(&self.db, &target).await?);
+            }
+        }
+        Ok(started)
     }
 }
 

@@ -270,21 +270,30 @@ pub(crate) fn parse_check_response(script: &str, stdout: &[u8]) -> Result<Vec<Ve
         .collect()
 }
 
+/// What is wrong with a version a script printed.
+#[derive(Debug, thiserror::Error)]
+enum InvalidVersion {
+    #[error("a version must be an object")]
+    NotAnObject,
+    #[error("the key '{}' contains {}", nul::printable(.0), nul::DESCRIPTION)]
+    NulInKey(String),
+    #[error("the value of '{0}' contains {description}", description = nul::DESCRIPTION)]
+    NulInValue(String),
+    #[error("the value of '{key}' is {value}, not a string")]
+    NotAString { key: String, value: Value },
+}
+
 /// A version's keys and values are stored and handed to scripts as text:
 /// a NUL in either is refused here, before anything is saved.
-fn parse_version(value: &Value) -> Result<Version, String> {
-    let Value::Object(fields) = value else { return Err("a version must be an object".into()) };
+fn parse_version(value: &Value) -> Result<Version, InvalidVersion> {
+    let Value::Object(fields) = value else { return Err(InvalidVersion::NotAnObject) };
     fields
         .iter()
         .map(|(key, value)| match value {
-            _ if nul::contains_nul(key) => {
-                Err(format!("the key '{}' contains {}", nul::printable(key), nul::DESCRIPTION))
-            }
-            Value::String(text) if nul::contains_nul(text) => {
-                Err(format!("the value of '{key}' contains {}", nul::DESCRIPTION))
-            }
+            _ if nul::contains_nul(key) => Err(InvalidVersion::NulInKey(key.clone())),
+            Value::String(text) if nul::contains_nul(text) => Err(InvalidVersion::NulInValue(key.clone())),
             Value::String(text) => Ok((key.clone(), text.clone())),
-            other => Err(format!("the value of '{key}' is {other}, not a string")),
+            other => Err(InvalidVersion::NotAString { key: key.clone(), value: other.clone() }),
         })
         .collect()
 }
@@ -312,16 +321,27 @@ pub(crate) fn version_result(script: &str, exit_code: i32, stdout: Vec<u8>) -> R
     Ok(VersionResult { version, metadata })
 }
 
-fn parse_metadata(metadata: Value) -> Result<Vec<MetadataField>, String> {
-    let Value::Array(fields) = metadata else { return Err("metadata must be an array".into()) };
+/// What is wrong with the metadata a script printed.
+#[derive(Debug, thiserror::Error)]
+enum InvalidMetadata {
+    #[error("metadata must be an array")]
+    NotAnArray,
+    #[error("the field '{}' contains {}", nul::printable(.0), nul::DESCRIPTION)]
+    NulInField(String),
+    #[error("{0} is not {{\"name\": string, \"value\": string}}")]
+    NotAField(Value),
+}
+
+fn parse_metadata(metadata: Value) -> Result<Vec<MetadataField>, InvalidMetadata> {
+    let Value::Array(fields) = metadata else { return Err(InvalidMetadata::NotAnArray) };
     fields
         .into_iter()
         .map(|field| match (optional_string(&field, "name"), optional_string(&field, "value")) {
             (Some(name), Some(value)) if nul::contains_nul(&name) || nul::contains_nul(&value) => {
-                Err(format!("the field '{}' contains {}", nul::printable(&name), nul::DESCRIPTION))
+                Err(InvalidMetadata::NulInField(name))
             }
             (Some(name), Some(value)) if field.is_object() => Ok(MetadataField { name, value }),
-            _ => Err(format!("{field} is not {{\"name\": string, \"value\": string}}")),
+            _ => Err(InvalidMetadata::NotAField(field)),
         })
         .collect()
 }

@@ -139,6 +139,17 @@ pub struct StepMetadata {
     pub step_name: String,
 }
 
+/// A name that [`StepHandle::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{name}' is not a step handle (at most {} lowercase letters, digits and '-', starting with a letter and \
+     ending with a letter or digit)",
+    StepHandle::MAX_LEN
+)]
+pub struct InvalidStepHandle {
+    pub name: String,
+}
+
 /// A step's name on a runtime: what [`Runtime::start`] returns and every
 /// later call names the step by. Unique and deterministic per build and
 /// step (the engine saves it with the step to attach again after a
@@ -153,16 +164,12 @@ impl StepHandle {
     pub const MAX_LEN: usize = 63;
 
     /// Checks that `name` is a valid handle.
-    pub fn parse(name: &str) -> Result<StepHandle, String> {
+    pub fn parse(name: &str) -> Result<StepHandle, InvalidStepHandle> {
         let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         let starts = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
         let ends = name.bytes().last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if name.len() > Self::MAX_LEN || !valid_chars || !starts || !ends {
-            return Err(format!(
-                "'{name}' is not a step handle (at most {} lowercase letters, digits and '-', starting with a \
-                 letter and ending with a letter or digit)",
-                Self::MAX_LEN
-            ));
+            return Err(InvalidStepHandle { name: name.to_string() });
         }
         Ok(StepHandle(name.to_string()))
     }
@@ -235,6 +242,17 @@ impl OutputOffset {
 pub trait OutputSink: Send + Sync {
     /// `chunk` of `stream`; `end` is the offset of the output right after it.
     fn write(&self, stream: OutputStream, chunk: &[u8], end: OutputOffset);
+}
+
+/// What a runtime reports about a step it starts besides its output; the
+/// engine's step delegate turns each report into the build's event, the
+/// step span's event and a log line.
+pub trait StepObserver: Send + Sync {
+    /// The step was placed on `worker` (a [`WorkerInfo::name`]).
+    fn placed(&self, worker: &str);
+    /// The step's image is ready to run it; `image` says which it is and
+    /// how it was obtained.
+    fn image_ready(&self, image: &str);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,7 +373,9 @@ pub struct ExecIo {
 pub trait Runtime: Send + Sync {
     /// Lays out and starts the step's process; returns once it runs.
     /// Starting a handle that exists already is an error: a step runs once.
-    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>>;
+    /// Where it was placed and the image it runs in go to `observer`.
+    fn start(&self, spec: StepSpec, observer: Arc<dyn StepObserver>)
+    -> BoxFuture<'_, Result<StepHandle, RuntimeError>>;
 
     /// Streams the step's output after `since` into `sink` as it comes, and
     /// waits for the exit. Its outputs are captured on the first attach to

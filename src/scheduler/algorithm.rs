@@ -104,21 +104,33 @@ impl<'a> Index<'a> {
     }
 }
 
+/// Why an input has no version to offer at all.
+#[derive(Debug, thiserror::Error)]
+enum NoCandidates {
+    /// Pinned to a version the history has never had (or no longer has).
+    #[error("pinned version {0} is not available")]
+    PinnedMissing(String),
+    #[error("pinned version {0} is not available (disabled, or from another source)")]
+    PinnedUnavailable(VersionId),
+    #[error("no versions available")]
+    NoVersions,
+}
+
 /// Candidate versions of an input, most preferred first.
-fn candidates(input: &InputSpec, history: &History) -> Result<Vec<VersionId>, String> {
+fn candidates(input: &InputSpec, history: &History) -> Result<Vec<VersionId>, NoCandidates> {
     let mut versions: Vec<&VersionEntry> =
         history.versions.get(&input.resource).into_iter().flatten().filter(|v| v.enabled).collect();
     versions.sort_by_key(|v| std::cmp::Reverse(v.check_order));
     match &input.version {
-        VersionChoice::PinnedMissing(version) => Err(format!("pinned version {version} is not available")),
+        VersionChoice::PinnedMissing(version) => Err(NoCandidates::PinnedMissing(version.clone())),
         VersionChoice::Pinned(id) => {
             if versions.iter().any(|v| v.id == *id) {
                 Ok(vec![*id])
             } else {
-                Err(format!("pinned version {id} is not available (disabled, or from another source)"))
+                Err(NoCandidates::PinnedUnavailable(*id))
             }
         }
-        _ if versions.is_empty() => Err("no versions available".into()),
+        _ if versions.is_empty() => Err(NoCandidates::NoVersions),
         VersionChoice::Latest => Ok(versions.iter().map(|v| v.id).collect()),
         VersionChoice::Every => {
             let used = history.used.get(&input.name);
@@ -158,7 +170,7 @@ pub fn resolve(inputs: &[InputSpec], history: &History) -> Result<Vec<ResolvedIn
                 choices.push(versions);
             }
             Err(reason) => {
-                errors.push((input.name.clone(), reason));
+                errors.push((input.name.clone(), reason.to_string()));
                 choices.push(Vec::new());
             }
         }

@@ -98,18 +98,16 @@ impl Scheduler {
             .pipeline_jobs(pipeline.id)
             .await?
             .into_iter()
-            .filter_map(|job| config::parse_job_json(&job.config).map(|config| (job, config)))
+            .map(|job| {
+                let definition = job.definition.clone();
+                (job, definition)
+            })
             .collect();
         let resources: HashMap<String, Resource> =
             db.pipeline_resources(pipeline.id).await?.into_iter().map(|r| (r.name.clone(), r)).collect();
-        let json = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-        let resource_configs = resources.iter().map(|(name, r)| (name.clone(), json(&r.config))).collect();
-        let resource_type_configs = db
-            .pipeline_resource_types(pipeline.id)
-            .await?
-            .into_iter()
-            .map(|t| (t.name.clone(), json(&t.config)))
-            .collect();
+        let resource_configs = resources.iter().map(|(name, r)| (name.clone(), r.config.clone())).collect();
+        let resource_type_configs =
+            db.pipeline_resource_types(pipeline.id).await?.into_iter().map(|t| (t.name, t.config)).collect();
         let mut history = History::default();
         for version in db.pipeline_versions(pipeline.id).await? {
             history.versions.entry(version.resource_id).or_default().push(VersionEntry {
@@ -135,7 +133,7 @@ impl Scheduler {
     /// How a get chooses its version: a pin on the resource (config, then
     /// API) wins over the get's own `version:`.
     async fn version_choice(&self, resource: &Resource, get_version: &Option<Value>) -> DbResult<VersionChoice> {
-        let config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
+        let config = &resource.config;
         let owner = VersionOwner::Resource(resource.id);
         let pinned_by_content = |version: Value| async move {
             match self.db.find_version_by_content(owner, &resource.config_hash, &version).await? {
@@ -295,8 +293,8 @@ impl Scheduler {
             }
             let mut versions = HashMap::new();
             for (name, version_id) in inputs {
-                if let Some(text) = db.version_json(version_id).await? {
-                    versions.insert(name, serde_json::from_str(&text).unwrap_or(Value::Null));
+                if let Some(version) = db.version_json(version_id).await? {
+                    versions.insert(name, version);
                 }
             }
             let ctx = JobContext {
@@ -304,13 +302,10 @@ impl Scheduler {
                 resource_types: &state.resource_type_configs,
                 versions: &versions,
             };
-            let job_json: Value = serde_json::from_str(&job.config).unwrap_or(Value::Null);
             changed = true;
-            match compile_job(&job_json, &ctx, &mut PlanIds::starting_at(build.id as u64 * 1000)) {
+            match compile_job(&job.config, &ctx, &mut PlanIds::starting_at(build.id as u64 * 1000)) {
                 Ok(plan) => {
-                    let private = serde_json::to_string(&plan).unwrap_or_default();
-                    let public = plan.public().to_string();
-                    if db.start_build(build.id, &BuildPlan { private, public }).await? {
+                    if db.start_build(build.id, &BuildPlan::new(plan)).await? {
                         db.notify(Channel::BuildTracker, &build.id.to_string()).await?;
                     }
                 }

@@ -4,9 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use crate::config;
 use crate::db::{Build, BuildStatus, Db, DbResult};
 
 /// Why an input blocks, in Concourse's words.
@@ -39,12 +36,15 @@ pub async fn preparation(db: &Db, build: &Build) -> DbResult<Preparation> {
     else {
         return Ok(nothing);
     };
-    let Some(job_config) = config::parse_job_json(&job.config) else { return Ok(nothing) };
+    let job_config = job.definition.clone();
     let jobs: Vec<_> = db
         .pipeline_jobs(pipeline_id)
         .await?
         .into_iter()
-        .filter_map(|j| config::parse_job_json(&j.config).map(|c| (j, c)))
+        .map(|j| {
+            let definition = j.definition.clone();
+            (j, definition)
+        })
         .collect();
     let mut prepared = Preparation {
         paused_pipeline: pipeline.paused,
@@ -70,8 +70,7 @@ pub async fn preparation(db: &Db, build: &Build) -> DbResult<Preparation> {
         } else {
             let resource = resources.iter().find(|r| r.name == input.resource);
             let waits = resource.is_some_and(|resource| {
-                let resource_config: Value = serde_json::from_str(&resource.config).unwrap_or(Value::Null);
-                build.manually_triggered && super::waits_for_check(&input, resource, &resource_config, build)
+                build.manually_triggered && super::waits_for_check(&input, resource, &resource.config, build)
             });
             waits.then(|| CHECKING.to_string())
         };

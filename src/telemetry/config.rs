@@ -78,19 +78,23 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not one of grpc, http/protobuf")]
+pub struct UnknownProtocol(pub String);
+
 impl FromStr for Protocol {
-    type Err = String;
-    fn from_str(value: &str) -> Result<Self, String> {
+    type Err = UnknownProtocol;
+    fn from_str(value: &str) -> Result<Self, UnknownProtocol> {
         match value {
             "grpc" => Ok(Protocol::Grpc),
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
-            _ => Err(format!("'{value}' is not one of grpc, http/protobuf")),
+            _ => Err(UnknownProtocol(value.to_string())),
         }
     }
 }
 
 impl Protocol {
-    pub fn parse_flag(value: &str) -> Result<Protocol, String> {
+    pub fn parse_flag(value: &str) -> Result<Protocol, UnknownProtocol> {
         value.parse()
     }
 }
@@ -107,9 +111,18 @@ pub struct OtlpAddress {
     path: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOtlpAddress {
+    #[error("'{0}' is not HOST:PORT or an http:// or https:// URL")]
+    Malformed(String),
+    /// An `http://` address where `--…-use-tls` asks for TLS.
+    #[error("'{0}' is an http:// URL but TLS was asked for")]
+    HttpWithTls(String),
+}
+
 impl OtlpAddress {
-    pub fn parse_flag(value: &str) -> Result<OtlpAddress, String> {
-        let bad = || format!("'{value}' is not HOST:PORT or an http:// or https:// URL");
+    pub fn parse_flag(value: &str) -> Result<OtlpAddress, InvalidOtlpAddress> {
+        let bad = || InvalidOtlpAddress::Malformed(value.to_string());
         let (scheme, rest) = if let Some(rest) = value.strip_prefix("http://") {
             (Some("http"), rest)
         } else if let Some(rest) = value.strip_prefix("https://") {
@@ -136,9 +149,9 @@ impl OtlpAddress {
 
     /// The endpoint URL; `signal_path` (`/v1/traces`) is added for
     /// HTTP when the address has no path of its own.
-    pub fn url(&self, use_tls: bool, signal_path: Option<&str>) -> Result<String, String> {
+    pub fn url(&self, use_tls: bool, signal_path: Option<&str>) -> Result<String, InvalidOtlpAddress> {
         let scheme = match (self.scheme, use_tls) {
-            (Some("http"), true) => return Err(format!("'{self}' is an http:// URL but TLS was asked for")),
+            (Some("http"), true) => return Err(InvalidOtlpAddress::HttpWithTls(self.to_string())),
             (Some(scheme), _) => scheme,
             (None, true) => "https",
             (None, false) => "http",
@@ -167,40 +180,55 @@ pub struct KeyValuePair {
     pub value: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPair {
+    #[error("'{0}' is not KEY:VALUE")]
+    NotKeyValue(String),
+    #[error("'{0}' is not a valid header name")]
+    HeaderName(String),
+    /// The value of header `0` has characters a header cannot carry.
+    #[error("the value of header '{0}' has characters a header cannot carry")]
+    HeaderValue(String),
+}
+
 impl KeyValuePair {
     /// An attribute: any non-empty key.
-    pub fn parse_attribute(value: &str) -> Result<KeyValuePair, String> {
+    pub fn parse_attribute(value: &str) -> Result<KeyValuePair, InvalidPair> {
         split_pair(value)
     }
 
     /// A header: the key must be a valid HTTP header name, the value a valid header value.
-    pub fn parse_header(value: &str) -> Result<KeyValuePair, String> {
+    pub fn parse_header(value: &str) -> Result<KeyValuePair, InvalidPair> {
         let pair = split_pair(value)?;
         let key = pair.key.to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(format!("'{}' is not a valid header name", pair.key));
+            return Err(InvalidPair::HeaderName(pair.key));
         }
         if axum::http::HeaderValue::from_str(&pair.value).is_err() {
-            return Err(format!("the value of header '{}' has characters a header cannot carry", pair.key));
+            return Err(InvalidPair::HeaderValue(pair.key));
         }
         Ok(KeyValuePair { key, value: pair.value })
     }
 }
 
-fn split_pair(value: &str) -> Result<KeyValuePair, String> {
+fn split_pair(value: &str) -> Result<KeyValuePair, InvalidPair> {
     match value.split_once(':') {
         Some((key, val)) if !key.trim().is_empty() => {
             Ok(KeyValuePair { key: key.trim().to_string(), value: val.trim().to_string() })
         }
-        _ => Err(format!("'{value}' is not KEY:VALUE")),
+        _ => Err(InvalidPair::NotKeyValue(value.to_string())),
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a number from 0.0 to 1.0")]
+pub struct InvalidSamplingRate(pub String);
+
 /// `--tracing-sampling-rate`: a fraction from 0 to 1.
-pub fn parse_sampling_rate(value: &str) -> Result<f64, String> {
+pub fn parse_sampling_rate(value: &str) -> Result<f64, InvalidSamplingRate> {
     match value.trim().parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => Err(format!("'{value}' is not a number from 0.0 to 1.0")),
+        _ => Err(InvalidSamplingRate(value.to_string())),
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use opentelemetry_http::{Bytes, Request};
+use opentelemetry_http::{Bytes, HttpError, Request};
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
@@ -32,6 +32,74 @@ const FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 static REFRESH_FAILED: RateLimitedWarning =
     RateLimitedWarning::new("cannot refresh the Google access token", Duration::from_secs(60));
+
+/// Why exporting to Google Cloud cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GcpError {
+    #[error("credentials file {}: {problem}", .path.display())]
+    CredentialsFile {
+        path: PathBuf,
+        #[source]
+        problem: CredentialsFileProblem,
+    },
+    /// `from` describes the credentials ([`GoogleCredentials::source`]).
+    #[error("cannot get an access token from {from}: {problem}")]
+    NoAccessToken {
+        from: String,
+        #[source]
+        problem: TokenError,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsFileProblem {
+    #[error("cannot read it: {0}")]
+    Unreadable(#[source] std::io::Error),
+    #[error("not a credentials file: {0}")]
+    NotCredentials(#[source] serde_json::Error),
+    /// A field its type needs.
+    #[error("has no {0}")]
+    Missing(&'static str),
+    #[error("private_key is not PEM")]
+    KeyNotPem,
+    /// (`KeyRejected` is no `std::error::Error` without ring's `std` feature.)
+    #[error("private_key is not a PKCS#8 RSA key: {0}")]
+    KeyNotRsa(ring::error::KeyRejected),
+    #[error(
+        "credentials of type '{0}' are not supported (use service_account or authorized_user, \
+         or run on Google Cloud with a service account)"
+    )]
+    UnsupportedType(String),
+}
+
+/// Why an access token could not be had (this time: refreshes try again).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The token endpoint is not a URI a request can go to.
+    #[error("token endpoint '{uri}': {source}")]
+    Endpoint {
+        uri: String,
+        #[source]
+        source: axum::http::Error,
+    },
+    #[error("{0}")]
+    Encode(#[from] serde_urlencoded::ser::Error),
+    #[error("{0}")]
+    Request(#[source] axum::http::Error),
+    #[error("{0}")]
+    Clock(#[from] std::time::SystemTimeError),
+    #[error("cannot sign the token request")]
+    Sign,
+    /// The exchange failed: no connection, no answer in the client's timeout, ...
+    #[error("{0}")]
+    Send(#[source] HttpError),
+    #[error("{from} answered {status}: {body}")]
+    Refused { from: String, status: axum::http::StatusCode, body: String },
+    #[error("unexpected token response: {0}")]
+    UnexpectedResponse(#[source] serde_json::Error),
+    #[error("{from} did not answer within {within:?}")]
+    TimedOut { from: String, within: Duration },
+}
 
 /// Where the access token comes from.
 pub enum GoogleCredentials {
@@ -76,12 +144,12 @@ impl GoogleCredentials {
     }
 
     pub fn from_file(path: &Path) -> Result<GoogleCredentials, TelemetryError> {
-        let bad = |message: String| TelemetryError::Gcp(format!("credentials file {}: {message}", path.display()));
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let bad = |problem| GcpError::CredentialsFile { path: path.to_path_buf(), problem };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(CredentialsFileProblem::Unreadable(e)))?;
         let file: CredentialsFile =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not a credentials file: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| bad(CredentialsFileProblem::NotCredentials(e)))?;
         let token_uri = file.token_uri.unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
-        let missing = |field: &str| bad(format!("has no {field}"));
+        let missing = |field| bad(CredentialsFileProblem::Missing(field));
         match file.r#type.as_str() {
             "service_account" => {
                 let pem = file.private_key.ok_or_else(|| missing("private_key"))?;
@@ -99,10 +167,7 @@ impl GoogleCredentials {
                 refresh_token: file.refresh_token.ok_or_else(|| missing("refresh_token"))?,
                 token_uri,
             }),
-            other => Err(bad(format!(
-                "credentials of type '{other}' are not supported (use service_account or authorized_user, \
-                 or run on Google Cloud with a service account)"
-            ))),
+            other => Err(bad(CredentialsFileProblem::UnsupportedType(other.to_string())).into()),
         }
     }
 
@@ -115,7 +180,7 @@ impl GoogleCredentials {
     }
 
     /// A new access token and how long it lives.
-    async fn fetch(&self, http: &ExportHttpClient) -> Result<(String, Duration), String> {
+    async fn fetch(&self, http: &ExportHttpClient) -> Result<(String, Duration), TokenError> {
         let request = match self {
             GoogleCredentials::ServiceAccount { email, key, key_id, token_uri } => {
                 let assertion = signed_jwt(email, key, key_id.as_deref(), token_uri)?;
@@ -137,44 +202,43 @@ impl GoogleCredentials {
                 Request::get(format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token"))
                     .header("Metadata-Flavor", "Google")
                     .body(Bytes::new())
-                    .map_err(|e| e.to_string())
+                    .map_err(TokenError::Request)
             }
         }?;
-        let response = http.send(request).await.map_err(|e| e.to_string())?;
+        let response = http.send(request).await.map_err(TokenError::Send)?;
         if !response.status().is_success() {
-            let body = String::from_utf8_lossy(response.body());
-            return Err(format!("{} answered {}: {}", self.source(), response.status(), body.trim()));
+            let body = String::from_utf8_lossy(response.body()).trim().to_string();
+            return Err(TokenError::Refused { from: self.source(), status: response.status(), body });
         }
-        let token: TokenResponse =
-            serde_json::from_slice(response.body()).map_err(|e| format!("unexpected token response: {e}"))?;
+        let token: TokenResponse = serde_json::from_slice(response.body()).map_err(TokenError::UnexpectedResponse)?;
         Ok((token.access_token, Duration::from_secs(token.expires_in.unwrap_or(3600))))
     }
 }
 
-fn form_post(uri: &str, fields: &[(&str, &str)]) -> Result<Request<Bytes>, String> {
-    let body = serde_urlencoded::to_string(fields).map_err(|e| e.to_string())?;
+fn form_post(uri: &str, fields: &[(&str, &str)]) -> Result<Request<Bytes>, TokenError> {
+    let body = serde_urlencoded::to_string(fields)?;
     Request::post(uri)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(Bytes::from(body))
-        .map_err(|e| format!("token endpoint '{uri}': {e}"))
+        .map_err(|source| TokenError::Endpoint { uri: uri.to_string(), source })
 }
 
-fn rsa_key_from_pem(pem: &str) -> Result<RsaKeyPair, String> {
+fn rsa_key_from_pem(pem: &str) -> Result<RsaKeyPair, CredentialsFileProblem> {
     let body: String = pem.lines().filter(|line| !line.starts_with("-----")).map(str::trim).collect();
-    let der = STANDARD.decode(body).map_err(|_| "private_key is not PEM".to_string())?;
-    RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("private_key is not a PKCS#8 RSA key: {e}"))
+    let der = STANDARD.decode(body).map_err(|_| CredentialsFileProblem::KeyNotPem)?;
+    RsaKeyPair::from_pkcs8(&der).map_err(CredentialsFileProblem::KeyNotRsa)
 }
 
 /// The JWT a service account trades for an access token (RFC 7523).
-fn signed_jwt(email: &str, key: &RsaKeyPair, key_id: Option<&str>, audience: &str) -> Result<String, String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+fn signed_jwt(email: &str, key: &RsaKeyPair, key_id: Option<&str>, audience: &str) -> Result<String, TokenError> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": key_id });
     let claims = serde_json::json!({ "iss": email, "scope": SCOPE, "aud": audience, "iat": now, "exp": now + 3600 });
     let signing_input =
         format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let mut signature = vec![0; key.public().modulus_len()];
     key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
-        .map_err(|_| "cannot sign the token request".to_string())?;
+        .map_err(|_| TokenError::Sign)?;
     Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
@@ -192,10 +256,8 @@ impl AccessToken {
     ) -> Result<AccessToken, TelemetryError> {
         let first = tokio::time::timeout(FIRST_TOKEN_TIMEOUT, credentials.fetch(&http))
             .await
-            .unwrap_or_else(|_| Err(format!("{} did not answer within {FIRST_TOKEN_TIMEOUT:?}", credentials.source())))
-            .map_err(|e| {
-                TelemetryError::Gcp(format!("cannot get an access token from {}: {e}", credentials.source()))
-            })?;
+            .unwrap_or_else(|_| Err(TokenError::TimedOut { from: credentials.source(), within: FIRST_TOKEN_TIMEOUT }))
+            .map_err(|problem| GcpError::NoAccessToken { from: credentials.source(), problem })?;
         let (token, lifetime) = first;
         let current = AccessToken(Arc::new(RwLock::new(token.into())));
         let refreshed = current.clone();

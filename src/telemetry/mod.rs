@@ -54,23 +54,31 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one HTTP exchange (export, token) may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What is wrong with a value: a parse error of this module, or a message.
+type Problem = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("invalid value for {name}: {message}")]
-    Invalid { name: String, message: String },
+    /// The flag or environment variable `name` has a value that cannot be used.
+    #[error("invalid value for {name}: {problem}")]
+    Invalid {
+        name: String,
+        #[source]
+        problem: Problem,
+    },
     #[error("--tracing-gcp-project-id / --metrics-gcp-project-id: {0}")]
-    Gcp(String),
+    Gcp(#[from] gcp::GcpError),
     #[error("cannot start the telemetry exporter: {0}")]
     Runtime(#[from] std::io::Error),
 }
 
 impl TelemetryError {
-    pub fn env(var: &str, message: impl Into<String>) -> TelemetryError {
-        TelemetryError::Invalid { name: var.to_string(), message: message.into() }
+    pub fn env(var: &str, problem: impl Into<Problem>) -> TelemetryError {
+        TelemetryError::Invalid { name: var.to_string(), problem: problem.into() }
     }
 
-    pub fn flag(flag: &str, message: impl Into<String>) -> TelemetryError {
-        TelemetryError::Invalid { name: flag.to_string(), message: message.into() }
+    pub fn flag(flag: &str, problem: impl Into<Problem>) -> TelemetryError {
+        TelemetryError::Invalid { name: flag.to_string(), problem: problem.into() }
     }
 }
 

@@ -56,10 +56,17 @@ pub fn stored_context(cx: &Context) -> Option<String> {
     carrier.contains_key("traceparent").then(|| serde_json::to_string(&carrier).unwrap_or_default())
 }
 
-/// The context [`stored_context`] kept, its span remote; an empty context
-/// when the text is not one.
+/// The context [`stored_context`] kept, its span remote. Text that is not
+/// one (a damaged row) gives an empty context, so the work starts a trace
+/// of its own: losing a link is no reason to fail a build, but it is said.
 pub fn restored_context(stored: &str) -> Context {
-    let carrier: HashMap<String, String> = serde_json::from_str(stored).unwrap_or_default();
+    let carrier: HashMap<String, String> = match serde_json::from_str(stored) {
+        Ok(carrier) => carrier,
+        Err(err) => {
+            tracing::warn!(error = %err, "a stored trace context is unreadable; the work it links starts a new trace");
+            HashMap::new()
+        }
+    };
     TraceContextPropagator::new().extract(&carrier)
 }
 

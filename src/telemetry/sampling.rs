@@ -25,9 +25,14 @@ pub enum SamplingStrategy {
 const ACCEPTED: &str = "always, never, probability, parent-always, parent-never, parent-probability \
      (or always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio)";
 
+/// A sampling strategy that is neither ours nor OpenTelemetry's name of one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not one of {ACCEPTED}")]
+pub struct UnknownSamplingStrategy(pub String);
+
 impl FromStr for SamplingStrategy {
-    type Err = String;
-    fn from_str(value: &str) -> Result<Self, String> {
+    type Err = UnknownSamplingStrategy;
+    fn from_str(value: &str) -> Result<Self, UnknownSamplingStrategy> {
         use SamplingStrategy::*;
         match value {
             "always" | "always_on" => Ok(Always),
@@ -36,13 +41,13 @@ impl FromStr for SamplingStrategy {
             "parent-always" | "parentbased_always_on" => Ok(ParentAlways),
             "parent-never" | "parentbased_always_off" => Ok(ParentNever),
             "parent-probability" | "parentbased_traceidratio" => Ok(ParentProbability),
-            _ => Err(format!("'{value}' is not one of {ACCEPTED}")),
+            _ => Err(UnknownSamplingStrategy(value.to_string())),
         }
     }
 }
 
 impl SamplingStrategy {
-    pub fn parse_flag(value: &str) -> Result<SamplingStrategy, String> {
+    pub fn parse_flag(value: &str) -> Result<SamplingStrategy, UnknownSamplingStrategy> {
         value.parse()
     }
 
@@ -131,7 +136,7 @@ mod tests {
         ] {
             assert_eq!(ours.parse::<SamplingStrategy>(), otel.parse::<SamplingStrategy>());
         }
-        let message = "sometimes".parse::<SamplingStrategy>().unwrap_err();
+        let message = "sometimes".parse::<SamplingStrategy>().unwrap_err().to_string();
         assert!(message.contains("parent-probability") && message.contains("traceidratio"), "{message}");
     }
 

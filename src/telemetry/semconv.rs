@@ -15,7 +15,9 @@ pub const CICD_PIPELINE_TASK_RUN_ID: &str = "cicd.pipeline.task.run.id";
 pub const CICD_PIPELINE_TASK_RUN_RESULT: &str = "cicd.pipeline.task.run.result";
 pub const CICD_PIPELINE_TASK_RUN_URL_FULL: &str = "cicd.pipeline.task.run.url.full";
 pub const CICD_SYSTEM_COMPONENT: &str = "cicd.system.component";
+pub const CICD_WORKER_NAME: &str = "cicd.worker.name";
 pub const CICD_WORKER_STATE: &str = "cicd.worker.state";
+pub const CONTAINER_IMAGE_NAME: &str = "container.image.name";
 
 // Database client operations.
 pub const DB_SYSTEM_NAME: &str = "db.system.name";

@@ -6,6 +6,7 @@ use atc::db::{
     Backend as DbBackend, BuildFilter, Channel, DbError, EncryptionKey, JobSpec, LockKind, NewBuild, Page, PipelineRef,
     PipelineSpec, ResourceSpec, RoleMembers, TeamAuth,
 };
+use serde_json::json;
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestDb};
@@ -18,15 +19,15 @@ fn auth(role: &str, user: &str) -> TeamAuth {
 
 fn spec(jobs: &[(&str, Option<&str>)], resources: &[&str]) -> PipelineSpec {
     PipelineSpec {
-        config: format!("{{\"jobs\":{}}}", jobs.len()),
-        groups: "[]".into(),
+        config: json!({ "jobs": jobs.len() }),
+        groups: json!([]),
         display: None,
         jobs: jobs
             .iter()
             .map(|(name, old)| JobSpec {
                 name: name.to_string(),
                 old_name: old.map(str::to_string),
-                config: format!("{{\"name\":\"{name}\"}}"),
+                config: json!({ "name": name }),
                 ..JobSpec::default()
             })
             .collect(),
@@ -35,7 +36,7 @@ fn spec(jobs: &[(&str, Option<&str>)], resources: &[&str]) -> PipelineSpec {
             .map(|name| ResourceSpec {
                 name: name.to_string(),
                 type_: "mock".into(),
-                config: format!("{{\"name\":\"{name}\",\"type\":\"mock\"}}"),
+                config: json!({ "name": name, "type": "mock" }),
                 config_hash: "digest".into(),
                 ..ResourceSpec::default()
             })
@@ -117,7 +118,7 @@ async fn configs_are_encrypted_at_rest(backend: Backend) {
 
     for name in ["old", "new"] {
         let pipeline = sealed.find_pipeline("main", &PipelineRef::named(name)).await.unwrap().unwrap();
-        assert_eq!(sealed.pipeline_jobs(pipeline.id).await.unwrap()[0].config, "{\"name\":\"secret-job\"}");
+        assert_eq!(sealed.pipeline_jobs(pipeline.id).await.unwrap()[0].config, json!({ "name": "secret-job" }));
         let without_key = plain.pipeline_jobs(pipeline.id).await;
         assert!(matches!(without_key, Err(DbError::Encryption(_))), "reading without the key must fail clearly");
     }

@@ -15,6 +15,7 @@ mod auth;
 mod browser_login;
 mod clearing;
 mod concurrency;
+mod corrupt_rows;
 mod db;
 mod document_limits;
 mod events;

@@ -43,7 +43,9 @@ async fn system_routes_say_what_atc_has(backend: Backend) {
 
     let cli = server.get("/api/v1/cli?arch=amd64&platform=linux", None).await;
     assert_eq!(cli.status(), 404);
-    assert!(cli.json::<Value>().await.unwrap()["errors"][0].as_str().unwrap().contains("ships no fly binaries"));
+    // As go-concourse reads a 404: JSON:API errors, whose details fly prints.
+    let body = cli.json::<Value>().await.unwrap();
+    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("ships no fly binaries"), "{body}");
 
     let land = server.request(Method::PUT, "/api/v1/workers/some-worker/land", Some(&admin)).send().await.unwrap();
     assert_eq!(land.status(), 501);

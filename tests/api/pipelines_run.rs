@@ -48,6 +48,27 @@ async fn a_new_version_triggers_the_job(backend: Backend) {
     assert!(watched.log().contains("first"), "{}", watched.log());
     let get = watched.of_type("finish-get");
     assert_eq!(get[0]["data"]["version"], serde_json::json!({ "version": "first" }));
+    // Each step that ran a process says where, right before it started (as
+    // Concourse does; the worker is one the API lists).
+    let workers = server.get_json("/api/v1/workers", Some(&token)).await;
+    let order: Vec<(String, String)> = watched
+        .events
+        .iter()
+        .filter(|e| ["selected-worker", "start-get", "start-task"].contains(&e["event"].as_str().unwrap_or("")))
+        .map(|e| (e["event"].as_str().unwrap().to_string(), e["data"]["origin"]["id"].as_str().unwrap().to_string()))
+        .collect();
+    let (get_id, task_id) = (&order[1].1, &order[3].1);
+    assert_eq!(
+        order,
+        [
+            ("selected-worker".to_string(), get_id.clone()),
+            ("start-get".to_string(), get_id.clone()),
+            ("selected-worker".to_string(), task_id.clone()),
+            ("start-task".to_string(), task_id.clone()),
+        ]
+    );
+    let worker = &watched.of_type("selected-worker")[0]["data"]["selected_worker"];
+    assert_eq!(worker, &workers[0]["name"], "{workers}");
 
     let resources = server.get_json(&format!("/api/v1/builds/{}/resources", builds[0]["id"]), Some(&token)).await;
     assert_eq!(resources["inputs"][0]["name"], "some-resource");

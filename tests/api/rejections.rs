@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::on_both_backends;
 use crate::support::{Backend, TestServer};
 
-/// The `errors` of an answer, after checking its status and JSON shape.
+/// The `errors` of an answer, after checking its status and JSON shape:
+/// strings, except a 404's, which are JSON:API errors (go-concourse prints
+/// their `detail`).
 async fn errors(response: reqwest::Response, status: StatusCode) -> Vec<String> {
     assert_eq!(response.status(), status, "status of {}", response.url());
     let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
@@ -18,7 +20,14 @@ async fn errors(response: reqwest::Response, status: StatusCode) -> Vec<String> 
         .as_array()
         .unwrap_or_else(|| panic!("no errors list in {body}"))
         .iter()
-        .map(|e| e.as_str().expect("errors are strings").to_string())
+        .map(|e| {
+            if status == StatusCode::NOT_FOUND {
+                assert_eq!(e["status"], "404", "{body}");
+                e["detail"].as_str().expect("a 404's errors have a detail").to_string()
+            } else {
+                e.as_str().expect("errors are strings").to_string()
+            }
+        })
         .collect()
 }
 

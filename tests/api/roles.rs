@@ -281,7 +281,7 @@ async fn finished_build(server: &TestServer) -> i64 {
             pipeline_id: Some(pipeline.id),
             job_id: Some(job.id),
             name: number.to_string(),
-            plan: Some(atc::db::BuildPlan { private: plan.into(), public: plan.into() }),
+            plan: Some(atc::db::BuildPlan::new(serde_json::from_str(plan).unwrap())),
             ..Default::default()
         })
         .await

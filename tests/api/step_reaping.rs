@@ -2,6 +2,7 @@
 //! what atc leaves when it dies between recording a step's end and
 //! stopping it. Steps of running builds stay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use atc::db::{Channel, NewBuild};
@@ -47,8 +48,9 @@ async fn steps_of_ended_builds_are_stopped(backend: Backend) {
     let ended = db.create_build(&build("1")).await.unwrap();
     let running = db.create_build(&build("2")).await.unwrap();
     let runtime = &server.runtime;
-    let left = runtime.start(step_of(ended, "left-behind")).await.unwrap();
-    let kept = runtime.start(step_of(running, "still-running")).await.unwrap();
+    let unobserved = || Arc::new(atc::engine::step_process::Unobserved);
+    let left = runtime.start(step_of(ended, "left-behind"), unobserved()).await.unwrap();
+    let kept = runtime.start(step_of(running, "still-running"), unobserved()).await.unwrap();
     // The build ends without stopping its step, as when atc dies in between.
     assert!(db.end_unstarted_build(ended, atc::db::BuildStatus::Succeeded, &[]).await.unwrap());
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atc::runtime::{
     Artifact, CustomResourceType, ExecIo, ImageSpec, OutputOffset, OutputSink, ProcessSpec, ResourceTypeImage, Runtime,
-    RuntimeError, StepHandle, StepInfo, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
+    RuntimeError, StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
 };
 use futures_util::future::BoxFuture;
 
@@ -22,9 +22,13 @@ struct Recording {
 }
 
 impl Runtime for Recording {
-    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
+    fn start(
+        &self,
+        spec: StepSpec,
+        observer: Arc<dyn StepObserver>,
+    ) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
         self.started.lock().unwrap().push(spec.clone());
-        self.inner.start(spec)
+        self.inner.start(spec, observer)
     }
     fn attach(
         &self,

@@ -6,7 +6,7 @@ use atc::runtime::{ImageSpec, Limits, OutputMount, Runtime, RuntimeError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{LocalFixture, RecordingSink, eventually, import, read, run, shell_step, tgz};
+use crate::support::{LocalFixture, RecordingSink, eventually, import, observer, read, run, shell_step, tgz};
 
 runtime_suite!(crate::support::local_runtime);
 
@@ -88,7 +88,7 @@ async fn a_restarted_runtime_keeps_steps_and_removes_partial_uploads() {
     let artifact = import(&fixture.runtime, tgz(&[("kept", "artifact", 0o644)])).await;
     // What a killed atc leaves: a step (its engine decides what becomes of
     // it) and a half-unpacked upload (nobody can finish it).
-    let step = fixture.runtime.start(shell_step("echo done")).await.unwrap();
+    let step = fixture.runtime.start(shell_step("echo done"), observer()).await.unwrap();
     std::fs::create_dir_all(work.join("uploads/partial")).unwrap();
 
     let mut options = atc::runtime::local::LocalRuntimeOptions::new(work.clone());
@@ -114,8 +114,8 @@ async fn a_step_outlives_the_runtime_that_started_it() {
     let script = format!("echo before; while [ ! -e {} ]; do sleep 0.05; done; echo after; exit 7", marker.display());
     let mut step = shell_step(&script);
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let running = fixture.runtime.start(step).await.unwrap();
-    let finished = fixture.runtime.start(shell_step("echo quick")).await.unwrap();
+    let running = fixture.runtime.start(step, observer()).await.unwrap();
+    let finished = fixture.runtime.start(shell_step("echo quick"), observer()).await.unwrap();
     let seen = RecordingSink::new();
     let watch = fixture.runtime.attach(&running, seen.clone(), Default::default());
     let read_before =

@@ -1,4 +1,6 @@
-//! Cases every runtime passes, written against `&dyn Runtime` only.
+//! Cases every runtime passes, written against `&dyn Runtime` only, with
+//! the image the runtime needs for a POSIX shell (`Shell`): no case assumes
+//! the host's `sh`, or exactly one worker.
 
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use atc::runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{GRACE, RecordingSink, eventually, export, import, read, run, shell_step, tgz};
+use crate::support::{GRACE, RecordingSink, Shell, eventually, export, import, observer, read, run, tgz};
 
 /// Turns every case below into a `#[tokio::test]` for the runtime that
 /// `$make().await.runtime` gives.
@@ -33,6 +35,7 @@ macro_rules! runtime_suite {
             released_artifacts_are_gone,
             a_missing_executable_is_a_setup_error,
             an_unknown_resource_type_is_a_setup_error,
+            a_started_step_reports_its_worker_and_image,
             the_workers_offer_the_built_in_resource_types,
             a_step_is_attached_to_twice_with_the_same_outcome,
             attaching_from_an_offset_skips_what_was_read,
@@ -47,7 +50,7 @@ macro_rules! runtime_suite {
             #[tokio::test]
             async fn $case() {
                 let fixture = $make().await;
-                $crate::suite::$case(&fixture.runtime).await;
+                $crate::suite::$case(&fixture.runtime, &fixture.shell()).await;
             }
         )*
     };
@@ -55,10 +58,10 @@ macro_rules! runtime_suite {
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &dyn Runtime) {
+pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &dyn Runtime, shell: &Shell) {
     let sink = RecordingSink::new();
     let cancel = CancellationToken::new();
-    let step = shell_step("printf 'to stdout'; printf 'to stderr' >&2; sleep 60");
+    let step = shell.step("printf 'to stdout'; printf 'to stderr' >&2; sleep 60");
     let run = run(runtime, step, sink.clone(), cancel.clone());
     let watch = async {
         let arrived =
@@ -71,26 +74,26 @@ pub async fn output_streams_arrive_separately_while_the_process_runs(runtime: &d
     assert!(matches!(result, Err(RuntimeError::Interrupted)), "{result:?}");
 }
 
-pub async fn stdout_and_stderr_keep_their_own_order(runtime: &dyn Runtime) {
+pub async fn stdout_and_stderr_keep_their_own_order(runtime: &dyn Runtime, shell: &Shell) {
     let sink = RecordingSink::new();
     let script = "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done";
-    let outcome = run(runtime, shell_step(script), sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, shell.step(script), sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     assert_eq!(sink.stdout(), "out1\nout2\nout3\nout4\nout5\n");
     assert_eq!(sink.stderr(), "err1\nerr2\nerr3\nerr4\nerr5\n");
     assert_eq!(outcome.stdout, None);
 }
 
-pub async fn exit_codes_are_reported(runtime: &dyn Runtime) {
+pub async fn exit_codes_are_reported(runtime: &dyn Runtime, shell: &Shell) {
     for (script, expected) in [("exit 0", 0), ("exit 3", 3), ("kill -9 $$", 137)] {
-        let outcome = run(runtime, shell_step(script), RecordingSink::new(), CancellationToken::new()).await.unwrap();
+        let outcome = run(runtime, shell.step(script), RecordingSink::new(), CancellationToken::new()).await.unwrap();
         assert_eq!(outcome.exit_code, expected, "{script}");
     }
 }
 
-pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime) {
+pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime, shell: &Shell) {
     let sink = RecordingSink::new();
-    let mut step = shell_step(r#"echo "$GREETING $1"; pwd; cat"#);
+    let mut step = shell.step(r#"echo "$GREETING $1"; pwd; cat"#);
     step.process.args.extend(["sh".into(), "world".into()]);
     step.process.env = vec![("GREETING".into(), "hello".into())];
     step.process.dir = "some/dir".into();
@@ -104,20 +107,20 @@ pub async fn args_env_dir_and_stdin_reach_the_process(runtime: &dyn Runtime) {
     assert_eq!(lines[2], "from stdin");
 }
 
-pub async fn the_runtime_environment_does_not_leak_into_steps(runtime: &dyn Runtime) {
+pub async fn the_runtime_environment_does_not_leak_into_steps(runtime: &dyn Runtime, shell: &Shell) {
     // cargo sets CARGO_* for the test process; a step must not see them.
     let sink = RecordingSink::new();
-    let outcome = run(runtime, shell_step("env"), sink.clone(), CancellationToken::new()).await.unwrap();
+    let outcome = run(runtime, shell.step("env"), sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     let env = sink.stdout();
     assert!(env.lines().any(|line| line.starts_with("PATH=")), "{env}");
     assert!(!env.contains("CARGO_"), "{env}");
 }
 
-pub async fn inputs_are_laid_out_and_isolated_from_the_step_writes(runtime: &dyn Runtime) {
+pub async fn inputs_are_laid_out_and_isolated_from_the_step_writes(runtime: &dyn Runtime, shell: &Shell) {
     let first = import(runtime, tgz(&[("file", "original", 0o644), ("dir/nested", "nested", 0o644)])).await;
     let second = import(runtime, tgz(&[("script.sh", "#!/bin/sh\necho ran script\n", 0o755)])).await;
-    let mut step = shell_step(
+    let mut step = shell.step(
         "cat first/dir/nested && ./second/script.sh && echo changed >> first/file && touch first/new && rm first/dir/nested",
     );
     step.inputs = vec![
@@ -133,8 +136,8 @@ pub async fn inputs_are_laid_out_and_isolated_from_the_step_writes(runtime: &dyn
     assert!(runtime.read_file(&first, "new").await.is_err());
 }
 
-pub async fn outputs_are_captured_even_when_the_step_fails(runtime: &dyn Runtime) {
-    let mut step = shell_step("echo partial > out/result && mkdir -p nested/deep && echo n > nested/deep/f; exit 1");
+pub async fn outputs_are_captured_even_when_the_step_fails(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("echo partial > out/result && mkdir -p nested/deep && echo n > nested/deep/f; exit 1");
     step.outputs = vec![
         OutputMount { name: "out".into(), path: "out".into() },
         OutputMount { name: "deep".into(), path: "nested/deep".into() },
@@ -147,9 +150,9 @@ pub async fn outputs_are_captured_even_when_the_step_fails(runtime: &dyn Runtime
     assert!(export(runtime, &outcome.outputs["untouched"]).await.is_empty());
 }
 
-pub async fn an_output_at_an_input_path_starts_from_the_input(runtime: &dyn Runtime) {
+pub async fn an_output_at_an_input_path_starts_from_the_input(runtime: &dyn Runtime, shell: &Shell) {
     let input = import(runtime, tgz(&[("kept", "from input", 0o644)])).await;
-    let mut step = shell_step("echo added > repo/added");
+    let mut step = shell.step("echo added > repo/added");
     step.inputs = vec![InputMount { artifact: input.clone(), path: "repo".into() }];
     step.outputs = vec![OutputMount { name: "repo".into(), path: "repo".into() }];
     let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
@@ -160,9 +163,9 @@ pub async fn an_output_at_an_input_path_starts_from_the_input(runtime: &dyn Runt
     assert!(runtime.read_file(&input, "added").await.is_err());
 }
 
-pub async fn caches_persist_across_runs_of_the_same_key(runtime: &dyn Runtime) {
+pub async fn caches_persist_across_runs_of_the_same_key(runtime: &dyn Runtime, shell: &Shell) {
     let cached_step = |key: &str| {
-        let mut step = shell_step("cat cache/count 2>/dev/null || echo none; echo again >> cache/count");
+        let mut step = shell.step("cat cache/count 2>/dev/null || echo none; echo again >> cache/count");
         step.caches = vec![CacheMount { key: key.into(), path: "cache".into() }];
         step
     };
@@ -176,10 +179,10 @@ pub async fn caches_persist_across_runs_of_the_same_key(runtime: &dyn Runtime) {
     assert_eq!(seen, ["none\n", "again\n", "none\n"]);
 }
 
-pub async fn cancellation_interrupts_the_step(runtime: &dyn Runtime) {
+pub async fn cancellation_interrupts_the_step(runtime: &dyn Runtime, shell: &Shell) {
     let cancel = CancellationToken::new();
     let sink = RecordingSink::new();
-    let mut step = shell_step("trap '' TERM; echo started; sleep 60");
+    let mut step = shell.step("trap '' TERM; echo started; sleep 60");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
     let run = run(runtime, step, sink.clone(), cancel.clone());
     let stop = async {
@@ -193,9 +196,9 @@ pub async fn cancellation_interrupts_the_step(runtime: &dyn Runtime) {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
-pub async fn captured_stdout_is_returned_and_not_streamed(runtime: &dyn Runtime) {
+pub async fn captured_stdout_is_returned_and_not_streamed(runtime: &dyn Runtime, shell: &Shell) {
     let sink = RecordingSink::new();
-    let mut step = shell_step(r#"printf '[{"ref":"1"}]'; echo logged >&2"#);
+    let mut step = shell.step(r#"printf '[{"ref":"1"}]'; echo logged >&2"#);
     step.process.stdout = Stdout::Capture;
     let outcome = run(runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.stdout.as_deref(), Some(&b"[{\"ref\":\"1\"}]"[..]));
@@ -203,9 +206,9 @@ pub async fn captured_stdout_is_returned_and_not_streamed(runtime: &dyn Runtime)
     assert_eq!(sink.stderr(), "logged\n");
 }
 
-pub async fn captured_stdout_past_the_limit_stops_the_step(runtime: &dyn Runtime) {
+pub async fn captured_stdout_past_the_limit_stops_the_step(runtime: &dyn Runtime, shell: &Shell) {
     // Runtimes keep at most 10 MiB of a resource's response.
-    let mut step = shell_step("head -c 11534336 /dev/zero; sleep 60");
+    let mut step = shell.step("head -c 11534336 /dev/zero; sleep 60");
     step.process.stdout = Stdout::Capture;
     let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     match result {
@@ -214,7 +217,7 @@ pub async fn captured_stdout_past_the_limit_stops_the_step(runtime: &dyn Runtime
     }
 }
 
-pub async fn artifacts_round_trip_through_tgz(runtime: &dyn Runtime) {
+pub async fn artifacts_round_trip_through_tgz(runtime: &dyn Runtime, _shell: &Shell) {
     let original = tgz(&[("a.txt", "alpha", 0o644), ("bin/run", "#!/bin/sh\n", 0o755), ("deep/er/c", "", 0o600)]);
     let artifact = import(runtime, original).await;
     let files = export(runtime, &artifact).await;
@@ -232,8 +235,8 @@ pub async fn artifacts_round_trip_through_tgz(runtime: &dyn Runtime) {
     assert_eq!(read(runtime, &reimported, "a.txt").await, "alpha");
 }
 
-pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime) {
-    let mut step = shell_step("echo inside > out/file && ln -s /etc/hostname out/escape && ln -s file out/alias");
+pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("echo inside > out/file && ln -s /etc/hostname out/escape && ln -s file out/alias");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
     let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     let artifact = &outcome.outputs["out"];
@@ -248,12 +251,10 @@ pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime)
     assert!(runtime.read_file(&forged, "passwd").await.is_err());
 }
 
-pub async fn read_file_reads_regular_files_up_to_the_limit(runtime: &dyn Runtime) {
+pub async fn read_file_reads_regular_files_up_to_the_limit(runtime: &dyn Runtime, shell: &Shell) {
     let limit = atc::runtime::MAX_READ_FILE_BYTES;
-    let mut step = shell_step(&format!(
-        "truncate -s {limit} out/largest && truncate -s {} out/larger && mkfifo out/fifo",
-        limit + 1
-    ));
+    let mut step = shell
+        .step(&format!("truncate -s {limit} out/largest && truncate -s {} out/larger && mkfifo out/fifo", limit + 1));
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
     let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
     let artifact = &outcome.outputs["out"];
@@ -265,7 +266,7 @@ pub async fn read_file_reads_regular_files_up_to_the_limit(runtime: &dyn Runtime
     assert!(matches!(&fifo, Ok(Err(RuntimeError::Setup(m))) if m.contains("not a regular file")), "{fifo:?}");
 }
 
-pub async fn released_artifacts_are_gone(runtime: &dyn Runtime) {
+pub async fn released_artifacts_are_gone(runtime: &dyn Runtime, _shell: &Shell) {
     let artifact = import(runtime, tgz(&[("f", "x", 0o644)])).await;
     runtime.release(vec![artifact.clone()]).await.unwrap();
     assert!(runtime.read_file(&artifact, "f").await.is_err());
@@ -273,8 +274,8 @@ pub async fn released_artifacts_are_gone(runtime: &dyn Runtime) {
     runtime.release(vec![artifact]).await.unwrap();
 }
 
-pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
-    let mut step = shell_step("");
+pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("");
     step.process.path = "/no/such/executable".into();
     let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     assert!(
@@ -283,15 +284,34 @@ pub async fn a_missing_executable_is_a_setup_error(runtime: &dyn Runtime) {
     );
 }
 
-pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime) {
-    let mut step = shell_step("");
+pub async fn an_unknown_resource_type_is_a_setup_error(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("");
     step.image = Some(ImageSpec::resource_type("no-such-type"));
     step.process.path = "/opt/resource/check".into();
     let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     assert!(matches!(&result, Err(RuntimeError::Setup(message)) if message.contains("no-such-type")), "{result:?}");
 }
 
-pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime) {
+pub async fn a_started_step_reports_its_worker_and_image(runtime: &dyn Runtime, shell: &Shell) {
+    let workers: Vec<String> = runtime.workers().await.into_iter().map(|w| w.name).collect();
+    let mut step = shell.step("");
+    step.image = Some(ImageSpec::resource_type("mock"));
+    step.process.path = "/opt/resource/check".into();
+    step.process.stdin = Some(br#"{"source":{}}"#.to_vec());
+    step.process.stdout = Stdout::Capture;
+    let observer = observer();
+    let handle = runtime.start(step, observer.clone()).await.unwrap();
+    runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()).await.unwrap();
+    runtime.stop(&handle, Duration::ZERO).await.unwrap();
+    // Placed once, on one of the workers the runtime lists (there may be several).
+    let placed = observer.placed.lock().unwrap().clone();
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    assert!(workers.contains(&placed[0]), "{placed:?} not among {workers:?}");
+    let images = observer.images.lock().unwrap().clone();
+    assert!(matches!(images.as_slice(), [image] if image.contains("mock")), "{images:?}");
+}
+
+pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime, _shell: &Shell) {
     let workers = runtime.workers().await;
     assert!(!workers.is_empty());
     for worker in &workers {
@@ -303,10 +323,10 @@ pub async fn the_workers_offer_the_built_in_resource_types(runtime: &dyn Runtime
     }
 }
 
-pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Runtime) {
-    let mut step = shell_step("echo out; echo err >&2; echo kept > out/file; exit 3");
+pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("echo out; echo err >&2; echo kept > out/file; exit 3");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
-    let handle = runtime.start(step).await.unwrap();
+    let handle = runtime.start(step, observer()).await.unwrap();
     let first_sink = RecordingSink::new();
     let first = runtime.attach(&handle, first_sink.clone(), OutputOffset::default()).await.unwrap();
     let second_sink = RecordingSink::new();
@@ -323,8 +343,9 @@ pub async fn a_step_is_attached_to_twice_with_the_same_outcome(runtime: &dyn Run
     assert_eq!(read(runtime, &first.outputs["out"], "file").await, "kept\n");
 }
 
-pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime) {
-    let handle = runtime.start(shell_step("echo first; echo one >&2; echo second; echo two >&2")).await.unwrap();
+pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime, shell: &Shell) {
+    let handle =
+        runtime.start(shell.step("echo first; echo one >&2; echo second; echo two >&2"), observer()).await.unwrap();
     let everything = RecordingSink::new();
     runtime.attach(&handle, everything.clone(), OutputOffset::default()).await.unwrap();
     assert_eq!(everything.offset(), OutputOffset { stdout: 13, stderr: 8 });
@@ -336,9 +357,9 @@ pub async fn attaching_from_an_offset_skips_what_was_read(runtime: &dyn Runtime)
     runtime.stop(&handle, GRACE).await.unwrap();
 }
 
-pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
-    let running = runtime.start(shell_step("sleep 60")).await.unwrap();
-    let exited = runtime.start(shell_step("true")).await.unwrap();
+pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime, shell: &Shell) {
+    let running = runtime.start(shell.step("sleep 60"), observer()).await.unwrap();
+    let exited = runtime.start(shell.step("true"), observer()).await.unwrap();
     let handles = || async { runtime.list().await.unwrap().into_iter().map(|step| step.handle).collect::<Vec<_>>() };
     let listed = handles().await;
     assert!(listed.contains(&running) && listed.contains(&exited), "{listed:?}");
@@ -350,9 +371,9 @@ pub async fn a_step_is_listed_until_it_is_stopped(runtime: &dyn Runtime) {
     runtime.stop(&running, GRACE).await.unwrap();
 }
 
-pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime) {
+pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime, shell: &Shell) {
     let sink = RecordingSink::new();
-    let handle = runtime.start(shell_step("trap '' TERM; echo started; sleep 60")).await.unwrap();
+    let handle = runtime.start(shell.step("trap '' TERM; echo started; sleep 60"), observer()).await.unwrap();
     let attach = runtime.attach(&handle, sink.clone(), OutputOffset::default());
     let stop = async {
         assert!(eventually(DEADLINE, || async { sink.stdout().contains("started") }).await);
@@ -364,20 +385,20 @@ pub async fn stopping_a_running_step_interrupts_its_attach(runtime: &dyn Runtime
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
-pub async fn a_handle_starts_one_step_only(runtime: &dyn Runtime) {
-    let step = shell_step("sleep 60");
+pub async fn a_handle_starts_one_step_only(runtime: &dyn Runtime, shell: &Shell) {
+    let step = shell.step("sleep 60");
     let again = step.clone();
-    let handle = runtime.start(step).await.unwrap();
-    let refused = runtime.start(again).await;
+    let handle = runtime.start(step, observer()).await.unwrap();
+    let refused = runtime.start(again, observer()).await;
     assert!(matches!(&refused, Err(RuntimeError::AlreadyStarted(h)) if *h == handle), "{refused:?}");
     runtime.stop(&handle, GRACE).await.unwrap();
 }
 
-pub async fn exec_runs_a_process_in_a_running_steps_environment(runtime: &dyn Runtime) {
-    let mut step = shell_step("echo ready > marker; sleep 60");
+pub async fn exec_runs_a_process_in_a_running_steps_environment(runtime: &dyn Runtime, shell: &Shell) {
+    let mut step = shell.step("echo ready > marker; sleep 60");
     step.process.env = vec![("GREETING".into(), "hello".into())];
     step.process.dir = "work".into();
-    let handle = runtime.start(step).await.unwrap();
+    let handle = runtime.start(step, observer()).await.unwrap();
     let sink = RecordingSink::new();
     let process = ProcessSpec {
         path: "sh".into(),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use atc::engine::step_process::StepProcess;
 use atc::runtime::local::{LocalRuntime, LocalRuntimeOptions};
 use atc::runtime::{
-    Artifact, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout, StepHandle,
-    StepMetadata, StepOutcome, StepSpec,
+    Artifact, ImageSpec, Limits, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, Stdout,
+    StepHandle, StepMetadata, StepObserver, StepOutcome, StepSpec,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -55,6 +55,27 @@ impl RecordingSink {
     pub fn offset(&self) -> OutputOffset {
         *self.offset.lock().unwrap()
     }
+}
+
+/// Records what a runtime reports about the steps it starts.
+#[derive(Default)]
+pub struct RecordingObserver {
+    pub placed: Mutex<Vec<String>>,
+    pub images: Mutex<Vec<String>>,
+}
+
+impl StepObserver for RecordingObserver {
+    fn placed(&self, worker: &str) {
+        self.placed.lock().unwrap().push(worker.to_string());
+    }
+
+    fn image_ready(&self, image: &str) {
+        self.images.lock().unwrap().push(image.to_string());
+    }
+}
+
+pub fn observer() -> Arc<RecordingObserver> {
+    Arc::new(RecordingObserver::default())
 }
 
 /// How long a cancelled step's processes get before they are killed.
@@ -107,6 +128,19 @@ pub fn shell_step(script: &str) -> StepSpec {
             stdout: Stdout::Stream,
         },
         trace: None,
+    }
+}
+
+/// How steps of the runtime under test run `sh -c SCRIPT`: the image that
+/// gives them a POSIX shell, if the runtime needs one.
+pub struct Shell {
+    pub image: Option<ImageSpec>,
+}
+
+impl Shell {
+    /// A step running `sh -c script` in its root, output streamed.
+    pub fn step(&self, script: &str) -> StepSpec {
+        StepSpec { image: self.image.clone(), ..shell_step(script) }
     }
 }
 
@@ -200,6 +234,13 @@ impl LocalFixture {
         options.stop_grace_period = Duration::from_secs(1);
         let runtime = LocalRuntime::new(options).await.unwrap();
         LocalFixture { runtime, dir, other_dirs: Vec::new() }
+    }
+}
+
+impl LocalFixture {
+    /// The local runtime runs steps on the host, whose `sh` needs no image.
+    pub fn shell(&self) -> Shell {
+        Shell { image: None }
     }
 }
 

@@ -103,6 +103,12 @@ impl TestDb {
         }
     }
 
+    /// Runs a statement answering one number (`SELECT id ...`, `UPDATE ... RETURNING id`)
+    /// directly, bypassing atc: how tests damage what atc stored.
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        self.count(sql).await
+    }
+
     async fn raw_postgres(&self, pg: &atc::db::PostgresSettings) -> sqlx::PgPool {
         let url = format!("postgres://{}@{}:{}/{}", pg.user, pg.host, pg.port, pg.database);
         sqlx::PgPool::connect(&url).await.unwrap()

@@ -201,13 +201,19 @@ async fn a_triggered_build_is_one_trace_from_the_api_call_to_every_step() {
     assert_eq!(trace.children(ensure), ["task cleanup"]);
 
     let show = trace.one("task show");
-    assert_eq!(event_names(show), ["step.initializing", "step.starting", "step.finished"]);
+    assert_eq!(event_names(show), ["step.initializing", "step.starting", "step.placed", "step.finished"]);
+    assert!(!event(show, "step.placed")["cicd.worker.name"].is_empty());
     assert_eq!(event(show, "step.finished")["exit_status"], "0");
     assert_eq!(attribute(show, "cicd.pipeline.task.name"), "show");
     assert_eq!(attribute(show, "cicd.pipeline.task.run.result"), "success");
     assert_eq!(attribute(show, "concourse.step.type"), "task");
     let put = trace.one("put r");
     assert_eq!(attribute(put, "concourse.resource.name"), "r");
+    assert_eq!(
+        event_names(put),
+        ["step.initializing", "step.starting", "step.image_ready", "step.placed", "step.finished"]
+    );
+    assert!(event(put, "step.image_ready")["container.image.name"].starts_with("resource type "));
     assert_eq!(trace.children(put), ["db.resource_versions.save", "runtime.process"]);
 
     // The process under the task's span, as the local runtime saw it, and

@@ -1,5 +1,6 @@
 //! Steps that do work themselves rather than run other steps.
 
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext, artifacts, load_var, resource_steps, set_pipeline, task};
 use std::sync::Arc;
 
@@ -9,13 +10,11 @@ use crate::db::StepRecord;
 use crate::engine::event::BuildEvent;
 use crate::engine::journal::Resume;
 use crate::engine::plan::{Plan, Step};
-use crate::engine::span_facts;
 use crate::engine::step_process::StepProcess;
-use crate::metric;
 use crate::resource::ScriptRunner;
-use crate::runtime::{Artifact, OutputSink, RuntimeError, StepOutcome, StepSpec};
-use crate::telemetry::spans::{self, StepSpan};
-use opentelemetry::trace::{FutureExt, TraceContextExt};
+use crate::runtime::{Artifact, OutputSink, RuntimeError, StepObserver, StepOutcome, StepSpec};
+use crate::telemetry::spans::StepSpan;
+use opentelemetry::trace::FutureExt;
 
 /// Runs a leaf step, inside its span when it is one that does work of its
 /// own (a check's span is its build's). In a build taken up again, a step
@@ -26,7 +25,7 @@ pub async fn run(plan: &Plan, ctx: &StepContext) -> Outcome {
         return ctx.build.restore(&plan.id, &ctx.scope, &finished);
     }
     ctx.build.begin_leaf(&plan.id);
-    let outcome = run_in_span(plan, ctx).await;
+    let outcome = run_with_delegate(plan, ctx).await;
     ctx.build.end_leaf(&plan.id, &outcome, recorded).await;
     outcome
 }
@@ -39,51 +38,54 @@ fn is_recorded(step: &Step) -> bool {
     !matches!(step, Step::LoadVar(_) | Step::ArtifactInput(_))
 }
 
-async fn run_in_span(plan: &Plan, ctx: &StepContext) -> Outcome {
-    let (step_type, name, resource) = match &plan.step {
-        Step::Task(task) => ("task", task.name.as_str(), None),
-        Step::Get(get) => ("get", get.name.as_str(), Some(get.resource.as_str())),
-        Step::Put(put) => ("put", put.name.as_str(), Some(put.resource.as_str())),
-        Step::LoadVar(load) => ("load_var", load.name.as_str(), None),
-        Step::SetPipeline(set) => ("set_pipeline", set.name.as_str(), None),
-        _ => return run_step(plan, ctx).await,
-    };
-    let trace = StepSpan {
-        plan_id: &plan.id,
-        step_type,
-        name,
-        resource: resource.filter(|r| !r.is_empty()),
-        url: ctx.build.build_env().build_url(),
+/// The kind of a leaf step, and whether it gets a span of its own (a
+/// check's span is its build's; artifacts crossing in or out do no work).
+fn kind(plan: &Plan) -> (&'static str, Option<(&str, Option<&str>)>) {
+    match &plan.step {
+        Step::Task(task) => ("task", Some((task.name.as_str(), None))),
+        Step::Get(get) => ("get", Some((get.name.as_str(), Some(get.resource.as_str())))),
+        Step::Put(put) => ("put", Some((put.name.as_str(), Some(put.resource.as_str())))),
+        Step::LoadVar(load) => ("load_var", Some((load.name.as_str(), None))),
+        Step::SetPipeline(set) => ("set_pipeline", Some((set.name.as_str(), None))),
+        Step::Check(_) => ("check", None),
+        Step::ArtifactInput(_) => ("artifact_input", None),
+        Step::ArtifactOutput(_) => ("artifact_output", None),
+        _ => ("unknown", None),
     }
-    .start(&ctx.trace);
-    ctx.build.step_initializing(&plan.id, step_type);
-    let started = std::time::Instant::now();
+}
+
+async fn run_with_delegate(plan: &Plan, ctx: &StepContext) -> Outcome {
+    let (step_type, spanned) = kind(plan);
+    let trace = match spanned {
+        Some((name, resource)) => StepSpan {
+            plan_id: &plan.id,
+            step_type,
+            name,
+            resource: resource.filter(|r| !r.is_empty()),
+            url: ctx.build.build_env().build_url(),
+        }
+        .start(&ctx.trace),
+        None => ctx.trace.clone(),
+    };
+    let delegate = StepDelegate::new(ctx.build.clone(), &plan.id, step_type, trace.clone(), spanned.is_some());
     // Current too, for the spans of code that takes no context (the database's).
-    let outcome = run_step(plan, &ctx.with_trace(trace.clone())).with_context(trace.clone()).await;
+    let outcome = run_step(plan, &delegate, &ctx.with_trace(trace.clone())).with_context(trace).await;
     let outcome = ctx.build.redact_outcome(outcome);
-    let span = trace.span().span_context().clone();
-    ctx.build.step_ended(&plan.id);
-    metric::StepFinished { step_type, duration: started.elapsed(), span: &span }.emit();
-    spans::end_step(&trace, span_facts::step_end(&outcome, ctx.build.exit_status(&plan.id), ctx.build.timed_out()));
+    delegate.ended(&outcome);
     outcome
 }
 
-async fn run_step(plan: &Plan, ctx: &StepContext) -> Outcome {
-    let id = plan.id.as_str();
+async fn run_step(plan: &Plan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     match &plan.step {
-        Step::Task(task_plan) => task::run(id, task_plan, ctx).await,
-        Step::Get(get) => resource_steps::get(id, get, ctx).await,
-        Step::Put(put) => resource_steps::put(id, put, ctx).await,
-        Step::Check(check) => resource_steps::check(id, check, ctx).await,
-        Step::LoadVar(load) => load_var::run(id, load, ctx).await,
-        Step::SetPipeline(set) => set_pipeline::run(id, set, ctx).await,
-        Step::ArtifactInput(input) => artifacts::input(id, input, ctx).await,
-        Step::ArtifactOutput(output) => artifacts::output(id, output, ctx).await,
-        _ => {
-            let message = "not a step that runs on its own".to_string();
-            ctx.build.step_error(id, &message);
-            Outcome::Errored(message)
-        }
+        Step::Task(task_plan) => task::run(task_plan, delegate, ctx).await,
+        Step::Get(get) => resource_steps::get(get, delegate, ctx).await,
+        Step::Put(put) => resource_steps::put(put, delegate, ctx).await,
+        Step::Check(check) => resource_steps::check(check, delegate, ctx).await,
+        Step::LoadVar(load) => load_var::run(load, delegate, ctx).await,
+        Step::SetPipeline(set) => set_pipeline::run(set, delegate, ctx).await,
+        Step::ArtifactInput(input) => artifacts::input(input, delegate, ctx).await,
+        Step::ArtifactOutput(output) => artifacts::output(output, delegate, ctx).await,
+        _ => delegate.errored("not a step that runs on its own".to_string()),
     }
 }
 
@@ -98,11 +100,14 @@ pub struct LeafProcess<'a> {
 }
 
 impl<'a> LeafProcess<'a> {
+    /// The process of step `plan_id`, its output to `sink`, its placement
+    /// and image to `observer`; `start_events` are stored once it started.
     pub fn new(
         ctx: &'a StepContext,
         plan_id: &'a str,
         sink: Arc<dyn OutputSink>,
-        start_events: Vec<BuildEvent>,
+        observer: Arc<dyn StepObserver>,
+        start_events: Box<dyn Fn() -> Vec<BuildEvent> + Send + Sync + 'a>,
     ) -> LeafProcess<'a> {
         let build = &ctx.build;
         let resume_from = match build.resume(plan_id) {
@@ -110,10 +115,11 @@ impl<'a> LeafProcess<'a> {
             _ => None,
         };
         let mut process = StepProcess::new(build.runtime.as_ref(), sink, ctx.cancel.clone());
+        process.observer = observer;
         process.resume_from = resume_from;
         process.on_start = Some(Box::new(move || {
             let record = StepRecord::Started { plan_id: plan_id.to_string() };
-            build.events.write(start_events.clone(), vec![record]);
+            build.events.write(start_events(), vec![record]);
         }));
         process.on_exit = Some(Box::new(move |handle| build.keep_until_recorded(plan_id, handle)));
         let resumed_after = resume_from.map(|_| build.previous_owner().unwrap_or("an earlier atc").to_string());

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::StepError;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::engine::plan::LoadVarPlan;
 
@@ -18,21 +20,39 @@ fn format_of(plan: &LoadVarPlan) -> &str {
     }
 }
 
-pub(crate) fn decode(format: &str, bytes: &[u8]) -> Result<Value, String> {
-    let text = || String::from_utf8(bytes.to_vec()).map_err(|_| "the file is not UTF-8 text".to_string());
+/// Why a file is not a value in the format it is read as.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UndecodableFile {
+    #[error("the file is not UTF-8 text")]
+    NotText,
+    /// What is wrong with the JSON, where (the parser's words may quote
+    /// the file, which is the build's own).
+    #[error("{0}")]
+    Json(String),
+    #[error("invalid YAML: {0}")]
+    Yaml(#[from] crate::config::ParseError),
+    #[error("unknown format '{0}': expected json, yaml, yml, trim or raw")]
+    UnknownFormat(String),
+}
+
+pub(crate) fn decode(format: &str, bytes: &[u8]) -> Result<Value, UndecodableFile> {
+    let text = || String::from_utf8(bytes.to_vec()).map_err(|_| UndecodableFile::NotText);
     match format {
-        "json" => serde_json::from_slice(bytes).map_err(|e| crate::nesting::json_error("JSON", &e)),
-        "yaml" | "yml" => crate::config::yaml_value(bytes).map_err(|e| format!("invalid YAML: {e}")),
+        "json" => {
+            serde_json::from_slice(bytes).map_err(|e| UndecodableFile::Json(crate::nesting::json_error("JSON", &e)))
+        }
+        "yaml" | "yml" => Ok(crate::config::yaml_value(bytes)?),
         "trim" => Ok(Value::String(text()?.trim().to_string())),
         "raw" => Ok(Value::String(text()?)),
-        other => Err(format!("unknown format '{other}': expected json, yaml, yml, trim or raw")),
+        other => Err(UndecodableFile::UnknownFormat(other.to_string())),
     }
 }
 
-pub async fn run(plan_id: &str, plan: &LoadVarPlan, ctx: &StepContext) -> Outcome {
+pub async fn run(plan: &LoadVarPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let loaded = async {
         let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
-        decode(format_of(plan), &bytes).map_err(|e| format!("load_var {}: {} ({})", plan.name, e, plan.file))
+        decode(format_of(plan), &bytes)
+            .map_err(|reason| StepError::Invalid(format!("load_var {}: {reason} ({})", plan.name, plan.file)))
     }
     .await;
     match loaded {
@@ -43,10 +63,7 @@ pub async fn run(plan_id: &str, plan: &LoadVarPlan, ctx: &StepContext) -> Outcom
             ctx.scope.set_local_var(&plan.name, value);
             Outcome::Succeeded
         }
-        Err(message) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(err) => delegate.errored(err.to_string()),
     }
 }
 

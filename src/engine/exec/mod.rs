@@ -10,6 +10,7 @@
 //! failure; at the build's root it is an abort).
 
 mod artifacts;
+mod delegate;
 mod hooks;
 mod leaf;
 pub(crate) mod load_var;
@@ -17,7 +18,10 @@ mod modifiers;
 pub(crate) mod parallel;
 mod resource_steps;
 pub(crate) mod set_pipeline;
+mod step_error;
 mod task;
+
+pub use step_error::StepError;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,9 +79,9 @@ impl StepContext {
     /// The context of a step one level further in, unless that is deeper
     /// than any step may nest. Plans are measured before they run; this
     /// also covers what only running reveals (substeps built from vars).
-    pub fn nested(&self) -> Result<StepContext, String> {
+    pub fn nested(&self) -> Result<StepContext, StepError> {
         if self.depth >= MAX_STEP_DEPTH {
-            return Err(format!("steps nest more than {MAX_STEP_DEPTH} deep"));
+            return Err(StepError::TooDeep);
         }
         Ok(StepContext { depth: self.depth + 1, ..self.clone() })
     }
@@ -99,7 +103,8 @@ pub fn run<'a>(plan: &'a Plan, ctx: &'a StepContext) -> BoxedOutcome<'a> {
         }
         let ctx = &match ctx.nested() {
             Ok(nested) => nested,
-            Err(message) => {
+            Err(err) => {
+                let message = err.to_string();
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }

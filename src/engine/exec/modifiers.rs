@@ -19,7 +19,7 @@ pub async fn timeout(step: &Plan, duration: &str, ctx: &StepContext) -> Outcome 
         Ok(limit) => limit,
         Err(message) => {
             ctx.build.step_error(&step.id, &format!("timeout: {message}"));
-            return Outcome::Errored(message);
+            return Outcome::Errored(message.to_string());
         }
     };
     let timer = ctx.cancel.child_token();

@@ -7,7 +7,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use super::{BoxedOutcome, Outcome, StepContext, run};
-use crate::config::across::MAX_SUBSTEPS_BYTES;
+use crate::config::across::{MAX_SUBSTEPS_BYTES, TooBigAcross};
+use crate::config::vars::InterpolationError;
 use crate::engine::plan::{AcrossPlan, InParallelPlan, MAX_STEP_DEPTH, Plan};
 use crate::engine::state::Scope;
 use crate::nesting::text_size;
@@ -85,7 +86,8 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }
-            Err(message) => {
+            Err(err) => {
+                let message = err.to_string();
                 ctx.build.step_error(&plan.id, &message);
                 return Outcome::Errored(message);
             }
@@ -116,7 +118,8 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
 
     let substeps = match substeps(&plan.id, across, &value_lists, &ctx.scope) {
         Ok(substeps) => substeps,
-        Err(message) => {
+        Err(err) => {
+            let message = err.to_string();
             ctx.build.step_error(&plan.id, &message);
             return Outcome::Errored(message);
         }
@@ -156,6 +159,23 @@ fn run_level<'a>(
     })
 }
 
+/// Why an `across`'s substeps cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InvalidSubsteps {
+    #[error(transparent)]
+    TooBig(#[from] TooBigAcross),
+    /// The template the plan was built with is not JSON: a bug.
+    #[error("across: unreadable substep template: {0}")]
+    UnreadableTemplate(#[source] serde_json::Error),
+    #[error("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes")]
+    TooLarge,
+    #[error("across: {0}")]
+    Interpolation(#[from] InterpolationError),
+    /// A substep, its values filled in, is not a step.
+    #[error("across: {0}")]
+    NotAStep(#[source] serde_json::Error),
+}
+
 /// The substeps of `across` (the step `plan_id`), one per combination of
 /// `value_lists`: its template interpolated with the combination's values
 /// as local vars, each in a scope of its own under `parent`. There may be
@@ -166,12 +186,11 @@ pub(crate) fn substeps(
     across: &AcrossPlan,
     value_lists: &[Vec<Value>],
     parent: &Arc<Scope>,
-) -> Result<Vec<(Plan, Arc<Scope>)>, String> {
+) -> Result<Vec<(Plan, Arc<Scope>)>, InvalidSubsteps> {
     let lengths: Vec<usize> = value_lists.iter().map(Vec::len).collect();
     crate::config::across::combinations(&lengths)?;
-    let template: Value = serde_json::from_str(&across.substep_template)
-        .map_err(|err| format!("across: unreadable substep template: {err}"))?;
-    let too_large = || format!("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes");
+    let template: Value =
+        serde_json::from_str(&across.substep_template).map_err(InvalidSubsteps::UnreadableTemplate)?;
     let mut bytes = 0_usize;
     let mut substeps = Vec::new();
     for (index, combination) in combinations(&lengths).into_iter().enumerate() {
@@ -181,14 +200,14 @@ pub(crate) fn substeps(
             scope.set_local_var(&var.name, values[chosen].clone());
         }
         if bytes > MAX_SUBSTEPS_BYTES {
-            return Err(too_large());
+            return Err(InvalidSubsteps::TooLarge);
         }
-        let substep = scope.interpolate_local(&template).map_err(|e| format!("across: {e}"))?;
+        let substep = scope.interpolate_local(&template)?;
         bytes = bytes.saturating_add(text_size(&substep));
         if bytes > MAX_SUBSTEPS_BYTES {
-            return Err(too_large());
+            return Err(InvalidSubsteps::TooLarge);
         }
-        let mut substep: Plan = serde_json::from_value(substep).map_err(|e| format!("across: {e}"))?;
+        let mut substep: Plan = serde_json::from_value(substep).map_err(InvalidSubsteps::NotAStep)?;
         substep.renumber_as_substep(plan_id, index);
         substeps.push((substep, scope));
     }
@@ -260,7 +279,7 @@ mod tests {
         let many = [(0..4096).map(|i| json!(i)).collect::<Vec<_>>()];
         let started = std::time::Instant::now();
         let Err(err) = substeps("1", &long_step, &many, &Scope::root()) else { panic!("made them all") };
-        assert_eq!(err, format!("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes"));
+        assert_eq!(err.to_string(), format!("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes"));
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
         // A 1 MiB value in each of 64 substeps of a short step.
         let short_step = across(&["a", "b"], json!({ "id": "t", "task": { "name": "t" } }));

@@ -3,13 +3,13 @@
 
 use serde_json::Value;
 
-use super::leaf::LeafProcess;
+use super::StepError;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
-use crate::db::{Channel, VersionOwner};
+use crate::db::{Channel, DbError, VersionOwner};
 use crate::engine::event::{BuildEvent, MetadataField, Origin};
 use crate::engine::plan::{CheckPlan, GetPlan, PutPlan, TypeImage};
-use crate::engine::state::FetchedVersion;
-use crate::engine::step_log::StepLog;
+use crate::engine::state::{FetchedVersion, VarsError};
 use crate::engine::step_process::trace_context;
 use crate::resource::{self, ResourceError, ResourceRun, Version};
 use crate::runtime::{CustomResourceType, ImageSpec, ResourceTypeImage, RuntimeError};
@@ -34,24 +34,32 @@ impl From<ResourceError> for Failure {
     }
 }
 
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Errored(message)
+impl From<StepError> for Failure {
+    fn from(err: StepError) -> Failure {
+        Failure::Errored(err.to_string())
     }
 }
 
-fn finish(plan_id: &str, ctx: &StepContext, result: Result<(), Failure>) -> Outcome {
+/// What a step's own checks and the database it writes to answer, in the
+/// step's terms: reasons it errored.
+macro_rules! errored_by {
+    ($($cause:ty),*) => {$(
+        impl From<$cause> for Failure {
+            fn from(err: $cause) -> Failure {
+                Failure::from(StepError::from(err))
+            }
+        }
+    )*};
+}
+
+errored_by!(VarsError, DbError, String);
+
+fn finish(delegate: &StepDelegate, result: Result<(), Failure>) -> Outcome {
     match result {
         Ok(()) => Outcome::Succeeded,
         Err(Failure::Interrupted) => Outcome::Interrupted,
-        Err(Failure::Failed(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Failed
-        }
-        Err(Failure::Errored(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(Failure::Failed(message)) => delegate.failed(&message),
+        Err(Failure::Errored(message)) => delegate.errored(message),
     }
 }
 
@@ -64,7 +72,7 @@ async fn run(
     name: &str,
     image: &TypeImage,
     tags: &[String],
-) -> Result<ResourceRun, String> {
+) -> Result<ResourceRun, VarsError> {
     let build = &ctx.build;
     let mut custom = Vec::with_capacity(image.custom_types.len());
     for custom_type in &image.custom_types {
@@ -86,19 +94,13 @@ async fn run(
     })
 }
 
-/// The script's process, its stderr the step's log; `start_events` are
-/// stored once it started.
-fn process<'a>(ctx: &'a StepContext, plan_id: &'a str, start_events: Vec<BuildEvent>) -> LeafProcess<'a> {
-    LeafProcess::new(ctx, plan_id, StepLog::new(ctx.build.clone(), plan_id), start_events)
-}
-
 /// A version as the protocol wants it: a map of strings.
-fn to_version(value: &Value) -> Result<Version, String> {
+fn to_version(value: &Value) -> Result<Version, StepError> {
     let map = value.as_object().ok_or_else(|| format!("a version must be a map, got {value}"))?;
     map.iter()
         .map(|(key, value)| match value {
             Value::String(s) => Ok((key.clone(), s.clone())),
-            other => Err(format!("version field '{key}' must be a string, got {other}")),
+            other => Err(StepError::Invalid(format!("version field '{key}' must be a string, got {other}"))),
         })
         .collect()
 }
@@ -115,10 +117,11 @@ fn params(value: &Value) -> Option<&Value> {
     (!value.is_null()).then_some(value)
 }
 
-pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
+pub async fn get(plan: &GetPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
-    build.announce(plan_id, BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
+    delegate.initializing(BuildEvent::InitializeGet { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let version = match (&plan.version, &plan.version_from) {
             (Some(version), _) => version.clone(),
@@ -131,42 +134,36 @@ pub async fn get(plan_id: &str, plan: &GetPlan, ctx: &StepContext) -> Outcome {
         let version = to_version(&version)?;
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
-        build.step_starting(plan_id, &ctx.trace);
+        let resource_run = run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?;
         let start = BuildEvent::StartGet { origin: origin.clone(), time: crate::db::now() };
-        let fetched = resource::get(
-            &process(ctx, plan_id, vec![start]),
-            run(ctx, plan_id, "get", &plan.name, &plan.image, &plan.tags).await?,
-            &source,
-            params(&params_value),
-            &version,
-        )
-        .await?;
+        let fetched =
+            resource::get(&delegate.process(ctx, Some(start)), resource_run, &source, params(&params_value), &version)
+                .await?;
         build.register_artifact(plan_id, &ctx.scope, &plan.name, fetched.artifact);
         let version = version_json(&fetched.result.version);
         let metadata = metadata(&fetched.result.metadata);
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
-        build.record_exit_status(plan_id, 0);
-        build.emit_closing(
-            plan_id,
+        delegate.finished(
             BuildEvent::FinishGet { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+            Some(0),
         );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
-        build.record_exit_status(plan_id, 1);
-        build.emit_closing(
-            plan_id,
-            BuildEvent::FinishGet {
-                origin: origin.clone(),
-                exit_status: 1,
-                version: Value::Null,
-                metadata: Vec::new(),
-                time: crate::db::now(),
-            },
-        );
+        delegate.finished(failed_get(origin), Some(1));
     }
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
+}
+
+/// A `get` whose script failed ends as Concourse's does: exit status 1, no version.
+fn failed_get(origin: Origin) -> BuildEvent {
+    BuildEvent::FinishGet { origin, exit_status: 1, version: Value::Null, metadata: Vec::new(), time: crate::db::now() }
+}
+
+/// A `put` whose script failed ends as Concourse's does: exit status 1, no version.
+fn failed_put(origin: Origin) -> BuildEvent {
+    BuildEvent::FinishPut { origin, exit_status: 1, version: Value::Null, metadata: Vec::new(), time: crate::db::now() }
 }
 
 /// The artifacts a put sees: all of them, those its params mention
@@ -175,7 +172,7 @@ fn put_inputs(
     plan: &PutPlan,
     params: &Value,
     ctx: &StepContext,
-) -> Result<Vec<(String, crate::runtime::Artifact)>, String> {
+) -> Result<Vec<(String, crate::runtime::Artifact)>, StepError> {
     let all = ctx.scope.all_artifacts();
     let detect = matches!(&plan.inputs, Value::Null) || plan.inputs == "detect";
     match &plan.inputs {
@@ -192,10 +189,10 @@ fn put_inputs(
                 all.get(name)
                     .cloned()
                     .map(|artifact| (name.to_string(), artifact))
-                    .ok_or_else(|| format!("put input '{name}' is not an artifact of this build"))
+                    .ok_or_else(|| StepError::Invalid(format!("put input '{name}' is not an artifact of this build")))
             })
             .collect(),
-        other => Err(format!("put inputs must be all, detect or a list of names, got {other}")),
+        other => Err(StepError::Invalid(format!("put inputs must be all, detect or a list of names, got {other}"))),
     }
 }
 
@@ -211,10 +208,11 @@ fn collect_paths(params: &Value, into: &mut std::collections::BTreeSet<String>) 
     }
 }
 
-pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
+pub async fn put(plan: &PutPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
-    build.announce(plan_id, BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
+    delegate.initializing(BuildEvent::InitializePut { origin: origin.clone(), time: crate::db::now() });
     let result = async {
         let source = build.interpolate(&plan.source, &ctx.scope).await?;
         let params_value = build.interpolate(&plan.params, &ctx.scope).await?;
@@ -227,37 +225,26 @@ pub async fn put(plan_id: &str, plan: &PutPlan, ctx: &StepContext) -> Outcome {
         } else {
             resource_run.env.retain(|(key, _)| key != "BUILD_CREATED_BY");
         }
-        build.step_starting(plan_id, &ctx.trace);
         let start = BuildEvent::StartPut { origin: origin.clone(), time: crate::db::now() };
+        // The process (and the log it holds) ends with this statement, before the closing event.
         let produced =
-            resource::put(&process(ctx, plan_id, vec![start]), resource_run, &source, params(&params_value), &inputs)
+            resource::put(&delegate.process(ctx, Some(start)), resource_run, &source, params(&params_value), &inputs)
                 .await?;
         let version = version_json(&produced.version);
         let metadata = metadata(&produced.metadata);
         record_output(ctx, &plan.resource, &version, &metadata).await?;
         build.record_version(plan_id, FetchedVersion { version: version.clone(), metadata: metadata.clone() });
-        build.record_exit_status(plan_id, 0);
-        build.emit_closing(
-            plan_id,
+        delegate.finished(
             BuildEvent::FinishPut { origin: origin.clone(), exit_status: 0, version, metadata, time: crate::db::now() },
+            Some(0),
         );
         Ok(())
     }
     .await;
     if matches!(result, Err(Failure::Failed(_))) {
-        build.record_exit_status(plan_id, 1);
-        build.emit_closing(
-            plan_id,
-            BuildEvent::FinishPut {
-                origin: origin.clone(),
-                exit_status: 1,
-                version: Value::Null,
-                metadata: Vec::new(),
-                time: crate::db::now(),
-            },
-        );
+        delegate.finished(failed_put(origin), Some(1));
     }
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
 }
 
 /// A put's version joins the resource's history, as the build's output.
@@ -266,11 +253,11 @@ async fn record_output(
     resource_name: &str,
     version: &Value,
     metadata: &[MetadataField],
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let build = &ctx.build;
     let Some(pipeline_id) = build.info.pipeline_id else { return Ok(()) };
     let db = &build.db;
-    let Some(resource) = db.find_resource(pipeline_id, resource_name).await.map_err(|e| e.to_string())? else {
+    let Some(resource) = db.find_resource(pipeline_id, resource_name).await? else {
         return Ok(());
     };
     // Shown with the version wherever it is listed: what the script echoed
@@ -284,10 +271,9 @@ async fn record_output(
             // Builds this version triggers link back to this put.
             propagation::stored_context(&ctx.trace).as_deref(),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     for id in ids {
-        db.record_build_output(build.info.id, &resource.name, resource.id, id).await.map_err(|e| e.to_string())?;
+        db.record_build_output(build.info.id, &resource.name, resource.id, id).await?;
     }
     let _ = db.notify(Channel::Scheduler, "").await;
     Ok(())
@@ -295,50 +281,46 @@ async fn record_output(
 
 /// A check build's step: new versions of a resource (or resource type)
 /// from `from_version` on, saved to its history.
-pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcome {
+pub async fn check(plan: &CheckPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
     let build = &ctx.build;
-    let origin = Origin::step(plan_id);
-    build.announce(
-        plan_id,
-        BuildEvent::InitializeCheck { origin: origin.clone(), name: plan.name.clone(), time: crate::db::now() },
-    );
+    let plan_id = delegate.plan_id();
+    delegate.initializing(BuildEvent::InitializeCheck {
+        origin: Origin::step(plan_id),
+        name: plan.name.clone(),
+        time: crate::db::now(),
+    });
     let result = async {
         let pipeline_id = build.info.pipeline_id.ok_or_else(|| "a check needs a pipeline".to_string())?;
         let db = &build.db;
         let (owner, config_hash) = if !plan.resource.is_empty() {
             let resource = db
                 .find_resource(pipeline_id, &plan.resource)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| format!("resource '{}' no longer exists", plan.resource))?;
             (VersionOwner::Resource(resource.id), resource.config_hash)
         } else {
             let resource_type = db
                 .find_resource_type(pipeline_id, &plan.resource_type)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .ok_or_else(|| format!("resource type '{}' no longer exists", plan.resource_type))?;
             (VersionOwner::ResourceType(resource_type.id), resource_type.config_hash)
         };
         let started = crate::db::now();
         let checked: Result<(), Failure> = async {
             let from = if plan.from_version.is_null() {
-                db.latest_version(owner, &config_hash)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|v| serde_json::from_str::<Value>(&v.version).unwrap_or(Value::Null))
+                db.latest_version(owner, &config_hash).await?.map(|v| v.version)
             } else {
                 Some(plan.from_version.clone())
             };
             let from = from.map(|v| to_version(&v)).transpose()?;
             let source = build.interpolate(&plan.source, &ctx.scope).await?;
             let run = run(ctx, plan_id, "check", &plan.name, &plan.image, &plan.tags).await?;
-            let versions = resource::check(&process(ctx, plan_id, Vec::new()), run, &source, from.as_ref()).await?;
+            let versions = resource::check(&delegate.process(ctx, None), run, &source, from.as_ref()).await?;
             let batch: Vec<(Value, Value)> =
                 versions.iter().map(|v| (version_json(v), Value::Array(Vec::new()))).collect();
             // Builds these versions trigger link back to this check.
             let span_context = propagation::stored_context(&ctx.trace);
-            db.save_versions(owner, &config_hash, &batch, span_context.as_deref()).await.map_err(|e| e.to_string())?;
+            db.save_versions(owner, &config_hash, &batch, span_context.as_deref()).await?;
             Ok(())
         }
         .await;
@@ -349,11 +331,11 @@ pub async fn check(plan_id: &str, plan: &CheckPlan, ctx: &StepContext) -> Outcom
             Err(Failure::Failed(message) | Failure::Errored(message)) => Some(build.redact(message)),
             Err(Failure::Interrupted) => Some("interrupted".to_string()),
         };
-        db.record_check(owner, started, error.as_deref()).await.map_err(|e| e.to_string())?;
+        db.record_check(owner, started, error.as_deref()).await?;
         // New versions may trigger jobs; a finished check may let a manual build start.
         let _ = db.notify(Channel::Scheduler, "").await;
         checked
     }
     .await;
-    finish(plan_id, ctx, result)
+    finish(delegate, result)
 }

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use super::StepError;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::auth::roles::MAIN_TEAM;
 use crate::config::{self, vars};
@@ -12,30 +14,28 @@ use crate::engine::plan::SetPipelinePlan;
 use crate::engine::state::Scope;
 use crate::engine::step_log::StepLog;
 
-pub async fn run(plan_id: &str, plan: &SetPipelinePlan, ctx: &StepContext) -> Outcome {
-    let log = StepLog::new(ctx.build.clone(), plan_id);
-    match set(plan, ctx, &log).await {
+pub async fn run(plan: &SetPipelinePlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
+    let changed = set(plan, ctx, &delegate.log()).await;
+    match changed {
         Ok(changed) => {
-            ctx.build.emit_closing(plan_id, BuildEvent::SetPipelineChanged { origin: Origin::step(plan_id), changed });
+            let event = BuildEvent::SetPipelineChanged { origin: Origin::step(delegate.plan_id()), changed };
+            delegate.finished(event, None);
             Outcome::Succeeded
         }
-        Err(message) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(err) => delegate.errored(err.to_string()),
     }
 }
 
 /// The static vars of the pipeline being set: `var_files`, then `vars`, then
 /// `instance_vars`, a later one winning over an earlier one of the same name.
-async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, String> {
+async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<String, Value>, StepError> {
     let mut vars = Map::new();
     for file in &plan.var_files {
         let bytes = super::artifacts::read_file(ctx, file).await?;
         match config::yaml_value(&bytes).map_err(|e| format!("var file {file}: {e}"))? {
             Value::Object(map) => vars.extend(map),
             Value::Null => {}
-            _ => return Err(format!("var file {file} must be a map of names to values")),
+            _ => return Err(StepError::Invalid(format!("var file {file} must be a map of names to values"))),
         }
     }
     if let Value::Object(given) = ctx.build.interpolate(&plan.vars, &ctx.scope).await? {
@@ -49,10 +49,10 @@ async fn static_vars(plan: &SetPipelinePlan, ctx: &StepContext) -> Result<Map<St
 }
 
 /// Returns whether the configuration changed.
-async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, String> {
+async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result<bool, StepError> {
     // Checked here too: a name built from across vars is known only now.
     if let Some(problem) = config::unusable_name(&plan.name) {
-        return Err(format!("pipeline name {problem}"));
+        return Err(StepError::Invalid(format!("pipeline name {problem}")));
     }
     let build = &ctx.build;
     let db = &build.db;
@@ -64,43 +64,50 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
         log.notice(&format!("WARNING: {}", warning.message));
     }
     if !validation.errors.is_empty() {
-        return Err(format!("invalid pipeline configuration in {}:\n{}", plan.file, validation.errors.join("\n")));
+        return Err(StepError::Invalid(format!(
+            "invalid pipeline configuration in {}:\n{}",
+            plan.file,
+            validation.errors.join("\n")
+        )));
     }
 
     let team_name = if plan.team.is_empty() { build.info.team_name.clone() } else { plan.team.clone() };
     if team_name != build.info.team_name && build.info.team_name != MAIN_TEAM {
         // Concourse's words: scripts around `fly` look for them.
-        return Err(format!(
+        return Err(StepError::Invalid(format!(
             "only main team can set another team's pipeline (this build is of team '{}', the pipeline of team '{team_name}')",
             build.info.team_name
-        ));
+        )));
     }
     let team = db
         .find_team(&team_name)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("team '{team_name}' does not exist"))?;
-    let reference = if plan.name == "self" {
+    let (name, instance_vars) = if plan.name == "self" {
         let name = build.info.pipeline_name.clone().ok_or("`set_pipeline: self` needs a build of a pipeline")?;
         if team_name != build.info.team_name {
             return Err("`set_pipeline: self` cannot name another team".into());
         }
-        PipelineRef { name, instance_vars: build.info.pipeline_instance_vars.clone().unwrap_or_default() }
+        (name, build.info.pipeline_instance_vars.clone())
     } else {
         let instance_vars = match &plan.instance_vars {
-            Value::Object(map) if !map.is_empty() => Value::Object(map.clone()).to_string(),
-            _ => String::new(),
+            Value::Object(map) if !map.is_empty() => Some(plan.instance_vars.clone()),
+            _ => None,
         };
-        PipelineRef { name: plan.name.clone(), instance_vars }
+        (plan.name.clone(), instance_vars)
     };
-    let spec = config::storage_spec(&pipeline)?;
+    // Stored instance vars are their canonical JSON text.
+    let reference =
+        PipelineRef { name, instance_vars: instance_vars.as_ref().map(Value::to_string).unwrap_or_default() };
+    let spec = config::storage_spec(&pipeline).map_err(|e| e.to_string())?;
     let current = match db.find_pipeline(&team.name, &reference).await.map_err(|e| e.to_string())? {
         Some(existing) => db.pipeline_config(existing.id).await.map_err(|e| e.to_string())?.map(|(config, _)| config),
         None => None,
     };
-    let changed = current.as_deref() != Some(spec.config.as_str());
+    let changed = current.as_ref() != Some(&spec.config);
     if changed {
-        log.notice(&format!("setting pipeline: {}", display_name(&reference)));
+        log.notice(&format!("setting pipeline: {}", display_name(&reference.name, instance_vars.as_ref())));
         db.save_pipeline(team.id, &reference, &spec, None, false).await.map_err(|e| e.to_string())?;
         let _ = db.notify(Channel::Scheduler, "").await;
         let _ = db.notify(Channel::Checker, "").await;
@@ -120,15 +127,15 @@ pub(crate) fn configure(
     document: Value,
     vars: &Map<String, Value>,
     scope: &Scope,
-) -> Result<(config::Pipeline, config::Validation), String> {
-    let lookup = |reference: &vars::VarRef| -> Result<Option<Value>, String> {
-        Ok(match &reference.source {
+) -> Result<(config::Pipeline, config::Validation), StepError> {
+    let lookup = |reference: &vars::VarRef| -> Option<Value> {
+        match &reference.source {
             Some(source) if source == "." => scope.local_var(&reference.path),
             Some(_) => None,
             None => vars.get(&reference.path).cloned(),
-        })
+        }
     };
-    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())?;
+    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep)?;
     let pipeline = config::from_value(document).map_err(|e| format!("{file}: {e}"))?;
     let mut validation = config::validate(&pipeline);
     if validation.errors.is_empty() {
@@ -140,13 +147,12 @@ pub(crate) fn configure(
 
 /// `name/key:value,...` as `fly` names an instanced pipeline (nested
 /// instance vars by dotted keys).
-fn display_name(reference: &PipelineRef) -> String {
-    let vars: Value = serde_json::from_str(&reference.instance_vars).unwrap_or(Value::Null);
+fn display_name(name: &str, instance_vars: Option<&Value>) -> String {
     let mut pairs = Vec::new();
-    if let Value::Object(map) = &vars {
+    if let Some(Value::Object(map)) = instance_vars {
         flatten_vars("", map, &mut pairs);
     }
-    if pairs.is_empty() { reference.name.clone() } else { format!("{}/{}", reference.name, pairs.join(",")) }
+    if pairs.is_empty() { name.to_string() } else { format!("{name}/{}", pairs.join(",")) }
 }
 
 fn flatten_vars(prefix: &str, map: &Map<String, Value>, pairs: &mut Vec<String>) {

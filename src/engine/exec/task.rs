@@ -3,54 +3,43 @@
 
 use serde_json::{Map, Value};
 
-use super::leaf::LeafProcess;
+use super::StepError;
+use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
 use crate::config::TaskConfig;
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
-use crate::engine::step_log::StepLog;
 use crate::engine::step_process::trace_context;
 use crate::runtime::{
     CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
 };
 
-/// Why a task could not run as configured: an errored step.
-struct Problem(String);
-
-impl From<String> for Problem {
-    fn from(message: String) -> Problem {
-        Problem(message)
-    }
-}
-
-pub async fn run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> Outcome {
-    match prepare_and_run(plan_id, task, ctx).await {
+pub async fn run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
+    match prepare_and_run(task, delegate, ctx).await {
         Ok(outcome) => outcome,
-        Err(Problem(message)) => {
-            ctx.build.step_error(plan_id, &message);
-            Outcome::Errored(message)
-        }
+        Err(err) => delegate.errored(err.to_string()),
     }
 }
 
-fn object(value: &Value, what: &str) -> Result<Map<String, Value>, Problem> {
+fn object(value: &Value, what: &str) -> Result<Map<String, Value>, StepError> {
     match value {
         Value::Null => Ok(Map::new()),
         Value::Object(map) => Ok(map.clone()),
-        other => Err(Problem(format!("{what} must be a map, got {other}"))),
+        other => Err(StepError::Invalid(format!("{what} must be a map, got {other}"))),
     }
 }
 
-fn mapping(value: &Value, what: &str) -> Result<Map<String, Value>, Problem> {
+fn mapping(value: &Value, what: &str) -> Result<Map<String, Value>, StepError> {
     let map = object(value, what)?;
     if let Some((key, _)) = map.iter().find(|(_, v)| !v.is_string()) {
-        return Err(Problem(format!("{what}: '{key}' must map to an artifact name")));
+        return Err(StepError::Invalid(format!("{what}: '{key}' must map to an artifact name")));
     }
     Ok(map)
 }
 
-async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> Result<Outcome, Problem> {
+async fn prepare_and_run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepContext) -> Result<Outcome, StepError> {
     let build = &ctx.build;
+    let plan_id = delegate.plan_id();
     let origin = Origin::step(plan_id);
     let vars = object(&task.vars, "vars")?;
     let vars = match build.interpolate(&Value::Object(vars), &ctx.scope).await? {
@@ -61,20 +50,23 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         (Some(config), true) => config.clone(),
         (None, false) => {
             let bytes = super::artifacts::read_file(ctx, &task.config_path).await?;
-            crate::config::yaml_value(&bytes).map_err(|e| Problem(format!("task config {}: {e}", task.config_path)))?
+            crate::config::yaml_value(&bytes)
+                .map_err(|e| StepError::Invalid(format!("task config {}: {e}", task.config_path)))?
         }
-        (Some(_), false) => return Err(Problem("must specify one of `file:` or `config:`, not both".into())),
-        (None, true) => return Err(Problem("must specify either `file:` or `config:`".into())),
+        (Some(_), false) => {
+            return Err(StepError::Invalid("must specify one of `file:` or `config:`, not both".into()));
+        }
+        (None, true) => return Err(StepError::Invalid("must specify either `file:` or `config:`".into())),
     };
     let interpolated = build.interpolate_with(&raw, &ctx.scope, &vars).await?;
-    let config =
-        TaskConfig::from_value(interpolated).map_err(|e| Problem(format!("invalid task configuration: {e}")))?;
+    let config = TaskConfig::from_value(interpolated)
+        .map_err(|e| StepError::Invalid(format!("invalid task configuration: {e}")))?;
     let problems = config.problems();
     if !problems.is_empty() {
-        return Err(Problem(format!("invalid task configuration:\n{}", problems.join("\n"))));
+        return Err(StepError::Invalid(format!("invalid task configuration:\n{}", problems.join("\n"))));
     }
     if config.run.path.is_empty() {
-        return Err(Problem("invalid task configuration: run.path is missing".into()));
+        return Err(StepError::Invalid("invalid task configuration: run.path is missing".into()));
     }
 
     let summary = TaskConfigSummary {
@@ -94,10 +86,11 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
             })
             .collect(),
     };
-    build.announce(
-        plan_id,
-        BuildEvent::InitializeTask { origin: origin.clone(), config: summary.clone(), time: crate::db::now() },
-    );
+    delegate.initializing(BuildEvent::InitializeTask {
+        origin: origin.clone(),
+        config: summary.clone(),
+        time: crate::db::now(),
+    });
 
     let input_mapping = mapping(&task.input_mapping, "input_mapping")?;
     let output_mapping = mapping(&task.output_mapping, "output_mapping")?;
@@ -113,7 +106,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         }
     }
     if !missing.is_empty() {
-        return Err(Problem(format!("missing inputs: {}", missing.join(", "))));
+        return Err(StepError::Invalid(format!("missing inputs: {}", missing.join(", "))));
     }
     let outputs: Vec<OutputMount> = config
         .outputs
@@ -128,11 +121,9 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         let key = match build.info.job_id {
             // A job's caches are recorded, so `fly clear-task-cache` can clear them.
             Some(job_id) => {
-                let id = build
-                    .db
-                    .task_cache_id(job_id, &task.name, &cache.path)
-                    .await
-                    .map_err(|err| Problem(format!("cannot record the task cache '{}': {err}", cache.path)))?;
+                let id = build.db.task_cache_id(job_id, &task.name, &cache.path).await.map_err(|err| {
+                    StepError::Invalid(format!("cannot record the task cache '{}': {err}", cache.path))
+                })?;
                 crate::db::task_cache_key(id)
             }
             None => format!("{}/build-{}/{}/{}", build.info.team_name, build.info.id, task.name, cache.path),
@@ -150,7 +141,7 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         let artifact = ctx
             .scope
             .artifact(&task.image)
-            .ok_or_else(|| Problem(format!("image artifact '{}' does not exist", task.image)))?;
+            .ok_or_else(|| StepError::Invalid(format!("image artifact '{}' does not exist", task.image)))?;
         Some(ImageSpec::Artifact(artifact))
     } else if let Some(image) = &config.image_resource {
         Some(ImageSpec::Resource {
@@ -188,34 +179,22 @@ async fn prepare_and_run(plan_id: &str, task: &TaskPlan, ctx: &StepContext) -> R
         trace: trace_context(&ctx.trace),
     };
 
-    let log = StepLog::new(build.clone(), plan_id);
-    let start_events = vec![
-        BuildEvent::SelectedWorker {
-            origin: origin.clone(),
-            worker: build.runtime.workers().await.first().map(|w| w.name.clone()).unwrap_or_default(),
-            time: crate::db::now(),
-        },
-        BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() },
-    ];
-    build.step_starting(plan_id, &ctx.trace);
-    let ran = LeafProcess::new(ctx, plan_id, log, start_events).run(spec).await;
-    if let Ok(outcome) = &ran {
-        build.record_exit_status(plan_id, outcome.exit_code);
-    }
+    let start = BuildEvent::StartTask { origin: origin.clone(), config: summary, time: crate::db::now() };
+    let ran = delegate.process(ctx, Some(start)).run(spec).await;
     match ran {
         Ok(outcome) => {
             for (name, artifact) in outcome.outputs {
                 let registered = output_mapping.get(&name).and_then(Value::as_str).unwrap_or(&name).to_string();
                 build.register_artifact(plan_id, &ctx.scope, &registered, artifact);
             }
-            build.emit_closing(
-                plan_id,
+            delegate.finished(
                 BuildEvent::FinishTask { origin, exit_status: outcome.exit_code, time: crate::db::now() },
+                Some(outcome.exit_code),
             );
             Ok(if outcome.exit_code == 0 { Outcome::Succeeded } else { Outcome::Failed })
         }
         Err(RuntimeError::Interrupted) => Ok(Outcome::Interrupted),
-        Err(err) => Err(Problem(err.to_string())),
+        Err(err) => Err(StepError::Invalid(err.to_string())),
     }
 }
 

@@ -9,14 +9,15 @@
 //! as type `git` to get them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+use std::process::{Command as Process, ExitStatus, Stdio};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Command, safe_join};
+use crate::runtime::local::PathLeavesBase;
 
 /// Keys of upstream's source schema this implementation refuses when set.
 const UNSUPPORTED_SOURCE_KEYS: &[&str] = &[
@@ -124,7 +125,92 @@ struct Request<P> {
     params: Option<P>,
 }
 
-pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, String> {
+/// Why a git command failed, worded as concourse/git-resource words it
+/// where it has the case.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("usage: in|out <directory>")]
+    NoDirectory,
+    /// `what` is the part of the request read with it: source, get or put params.
+    #[error("invalid {what} or request: {source}")]
+    InvalidRequest {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("Found unknown keys in {what}: {key}")]
+    UnknownKey { what: &'static str, key: String },
+    /// An upstream key this implementation does not do.
+    #[error(
+        "{what} '{key}' is not supported by atc's built-in git resource type; \
+         install concourse/git-resource's scripts as --resource-types-dir type 'git' to use it"
+    )]
+    Unsupported { what: &'static str, key: String },
+    #[error("source 'tag_behaviour: match_tag_ancestors' is not supported by atc's built-in git resource type")]
+    TagAncestorsUnsupported,
+    #[error("Invalid tag_behaviour. Must be one of 'match_tagged' or 'match_tag_ancestors'.")]
+    InvalidTagBehaviour,
+    #[error("Invalid version_depth. Must be greater than 0.")]
+    ZeroVersionDepth,
+    #[error("source.uri is required and must not be empty")]
+    MissingUri,
+    #[error("Cannot provide both tag_filter and tag_regex")]
+    TagFilterAndRegex,
+    #[error("tag_regex '{pattern}' is not a valid regular expression: {source}")]
+    InvalidTagRegex {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("invalid payload (missing branch)")]
+    MissingBranch,
+    #[error("invalid payload (missing repository)")]
+    MissingRepository,
+    #[error("invalid push strategy (either merge or rebase can be set, but not both)")]
+    RebaseAndMerge,
+    #[error("tag file '{file}' does not exist")]
+    MissingTagFile {
+        file: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("annotation file '{0}' does not exist")]
+    MissingAnnotationFile(String),
+    #[error(transparent)]
+    PathLeavesBase(#[from] PathLeavesBase),
+    #[error("cannot create a scratch directory: {0}")]
+    CreateScratch(#[source] io::Error),
+    /// `name` is the scratch file's name, not where scratch space is.
+    #[error("cannot write {name}: {source}")]
+    WriteScratchFile {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create the destination directory: {0}")]
+    CreateDestination(#[source] io::Error),
+    #[error("cannot write .git/{name}: {source}")]
+    WriteGitFile {
+        name: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// `git` itself could not be started or waited for.
+    #[error("cannot run git: {0}")]
+    Spawn(#[source] io::Error),
+    /// `git` ran and exited non-zero; its stderr went to the log.
+    #[error("git {args} failed ({status})")]
+    Failed { args: String, status: ExitStatus },
+    #[error("the push was rejected (the branch moved; set rebase or merge to retry)")]
+    PushRejected,
+    #[error("the push was still rejected after {MAX_PUSH_ATTEMPTS} attempts")]
+    PushStillRejected,
+    /// A push failed for another reason than the branch having moved.
+    #[error("failed with non-rebase error")]
+    PushFailed,
+}
+
+pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, GitError> {
     let scratch = Scratch::create()?;
     match (command, dir) {
         (Command::Check, _) => {
@@ -149,31 +235,28 @@ pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn W
             let git = Git::new(&source, &scratch, params.debug == Some(true))?;
             put(&git, &source, &params, src, log)
         }
-        (_, None) => Err("usage: in|out <directory>".into()),
+        (_, None) => Err(GitError::NoDirectory),
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(request: &[u8], what: &str) -> Result<T, String> {
-    serde_json::from_slice(request).map_err(|err| format!("invalid {what} or request: {err}"))
+fn decode<T: serde::de::DeserializeOwned>(request: &[u8], what: &'static str) -> Result<T, GitError> {
+    serde_json::from_slice(request).map_err(|source| GitError::InvalidRequest { what, source })
 }
 
 fn version_ref(version: &Option<BTreeMap<String, Value>>) -> Option<String> {
     version.as_ref()?.get("ref")?.as_str().filter(|r| !r.is_empty()).map(str::to_string)
 }
 
-fn refuse_unsupported(what: &str, given: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), String> {
+fn refuse_unsupported(what: &'static str, given: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), GitError> {
     for (key, value) in given {
         if !known.contains(&key.as_str()) {
-            return Err(format!("Found unknown keys in {what}: {key}"));
+            return Err(GitError::UnknownKey { what, key: key.clone() });
         }
         let unset = matches!(value, Value::Null | Value::Bool(false))
             || value.as_str().is_some_and(str::is_empty)
             || value.as_array().is_some_and(Vec::is_empty);
         if !unset {
-            return Err(format!(
-                "{what} '{key}' is not supported by atc's built-in git resource type; \
-                 install concourse/git-resource's scripts as --resource-types-dir type 'git' to use it"
-            ));
+            return Err(GitError::Unsupported { what, key: key.clone() });
         }
     }
     Ok(())
@@ -183,9 +266,9 @@ fn refuse_unsupported(what: &str, given: &BTreeMap<String, Value>, known: &[&str
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn create() -> Result<Scratch, String> {
+    fn create() -> Result<Scratch, GitError> {
         let path = std::env::temp_dir().join(format!("atc-git-{}-{}", std::process::id(), rand::random::<u64>()));
-        std::fs::create_dir_all(&path).map_err(|err| format!("cannot create a scratch directory: {err}"))?;
+        std::fs::create_dir_all(&path).map_err(GitError::CreateScratch)?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
         Ok(Scratch(path))
@@ -205,7 +288,7 @@ struct Git {
 }
 
 impl Git {
-    fn new(source: &Source, scratch: &Scratch, debug: bool) -> Result<Git, String> {
+    fn new(source: &Source, scratch: &Scratch, debug: bool) -> Result<Git, GitError> {
         refuse_unsupported("source", &source.unsupported, UNSUPPORTED_SOURCE_KEYS)?;
         let mut env = vec![("GIT_TERMINAL_PROMPT".to_string(), "0".to_string())];
         let mut set = |key: &str, value: String| env.push((key.to_string(), value));
@@ -254,26 +337,26 @@ impl Git {
     }
 
     /// Runs git and returns its stdout; a non-zero exit is an error.
-    fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
+    fn run(&self, dir: &Path, args: &[&str]) -> Result<String, GitError> {
         self.run_with_input(dir, args, None)
     }
 
-    fn run_with_input(&self, dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    fn run_with_input(&self, dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, GitError> {
         let mut command = self.command(dir, args);
         command.stdout(Stdio::piped()).stderr(Stdio::inherit());
         if input.is_some() {
             command.stdin(Stdio::piped());
         }
-        let mut child = command.spawn().map_err(|err| format!("cannot run git: {err}"))?;
+        let mut child = command.spawn().map_err(GitError::Spawn)?;
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             let input = input.to_string();
             std::thread::spawn(move || {
                 let _ = stdin.write_all(input.as_bytes());
             });
         }
-        let output = child.wait_with_output().map_err(|err| format!("cannot run git: {err}"))?;
+        let output = child.wait_with_output().map_err(GitError::Spawn)?;
         if !output.status.success() {
-            return Err(format!("git {} failed ({})", args.join(" "), output.status));
+            return Err(GitError::Failed { args: args.join(" "), status: output.status });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
@@ -292,26 +375,19 @@ fn config_value(value: &Value) -> String {
 }
 
 /// Writes a scratch file; errors name the file, not where scratch space is.
-fn write_private(path: &Path, content: &str) -> Result<(), String> {
+fn write_private(path: &Path, content: &str) -> Result<(), GitError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| format!("cannot write {name}: {err}"))?;
-    file.write_all(content.as_bytes()).map_err(|err| format!("cannot write {name}: {err}"))
+    let failed = |source| GitError::WriteScratchFile {
+        name: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        source,
+    };
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(failed)?;
+    file.write_all(content.as_bytes()).map_err(failed)
 }
 
-fn required_uri(source: &Source) -> Result<&str, String> {
-    source
-        .uri
-        .as_deref()
-        .map(str::trim)
-        .filter(|uri| !uri.is_empty())
-        .ok_or_else(|| "source.uri is required and must not be empty".to_string())
+fn required_uri(source: &Source) -> Result<&str, GitError> {
+    source.uri.as_deref().map(str::trim).filter(|uri| !uri.is_empty()).ok_or(GitError::MissingUri)
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -322,27 +398,22 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_string).collect()
 }
 
-fn check(git: &Git, source: &Source, from: Option<String>, scratch: &Scratch) -> Result<Value, String> {
+fn check(git: &Git, source: &Source, from: Option<String>, scratch: &Scratch) -> Result<Value, GitError> {
     let uri = required_uri(source)?;
     let branch = non_empty(&source.branch);
     let tag_filter = non_empty(&source.tag_filter);
     let tag_regex = non_empty(&source.tag_regex);
     if tag_filter.is_some() && tag_regex.is_some() {
-        return Err("Cannot provide both tag_filter and tag_regex".into());
+        return Err(GitError::TagFilterAndRegex);
     }
     match source.tag_behaviour.as_deref() {
         None | Some("") | Some("match_tagged") => {}
-        Some("match_tag_ancestors") => {
-            return Err(
-                "source 'tag_behaviour: match_tag_ancestors' is not supported by atc's built-in git resource type"
-                    .into(),
-            );
-        }
-        Some(_) => return Err("Invalid tag_behaviour. Must be one of 'match_tagged' or 'match_tag_ancestors'.".into()),
+        Some("match_tag_ancestors") => return Err(GitError::TagAncestorsUnsupported),
+        Some(_) => return Err(GitError::InvalidTagBehaviour),
     }
     let depth = source.version_depth.unwrap_or(1);
     if depth == 0 {
-        return Err("Invalid version_depth. Must be greater than 0.".into());
+        return Err(GitError::ZeroVersionDepth);
     }
     let by_tag = tag_filter.is_some() || tag_regex.is_some();
 
@@ -417,7 +488,7 @@ fn grep_commits(
     patterns: &[String],
     all_match: bool,
     invert: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, GitError> {
     if commits.is_empty() {
         return Ok(commits);
     }
@@ -444,7 +515,7 @@ fn tagged_versions(
     from: Option<&str>,
     branch: Option<&str>,
     depth: u64,
-) -> Result<Value, String> {
+) -> Result<Value, GitError> {
     let mut args = vec!["tag", "--sort=creatordate"];
     if let (Some(from), Some(branch)) = (from, branch) {
         args.extend(["--contains", from, "--merged", branch]);
@@ -457,7 +528,7 @@ fn tagged_versions(
     let mut tags = lines(&git.run(repo, &args)?);
     if let Some(pattern) = tag_regex {
         let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
-            .map_err(|err| format!("tag_regex '{pattern}' is not a valid regular expression: {err}"))?;
+            .map_err(|source| GitError::InvalidTagRegex { pattern: pattern.to_string(), source })?;
         tags.retain(|tag| regex.is_match(tag));
     }
     if let (Some(from), None) = (from, branch) {
@@ -485,7 +556,7 @@ fn get(
     branch_override: Option<&str>,
     dest: &Path,
     log: &mut dyn Write,
-) -> Result<Value, String> {
+) -> Result<Value, GitError> {
     let uri = required_uri(source)?;
     let reference = reference.unwrap_or_else(|| "HEAD".to_string());
     let branch = branch_override.filter(|b| !b.is_empty()).or(non_empty(&source.branch));
@@ -501,7 +572,7 @@ fn get(
         }
         _ => None,
     };
-    std::fs::create_dir_all(dest).map_err(|err| format!("cannot create the destination directory: {err}"))?;
+    std::fs::create_dir_all(dest).map_err(GitError::CreateDestination)?;
     let dest_arg = dest.to_string_lossy().into_owned();
     let depth_arg = depth.to_string();
     let mut clone = vec!["clone", "--progress"];
@@ -573,7 +644,7 @@ fn deepen_until_found(
     reference: &str,
     tag_flag: Option<&str>,
     log: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), GitError> {
     let mut step = depth;
     let mut total = depth;
     let wanted = format!("{reference}~{}", depth - 1);
@@ -604,7 +675,7 @@ fn deepen_until_found(
     git.run(dest, &["checkout", "-f", "-q", reference]).map(|_| ())
 }
 
-fn update_submodules(git: &Git, dest: &Path, params: &GetParams, depth: u64) -> Result<(), String> {
+fn update_submodules(git: &Git, dest: &Path, params: &GetParams, depth: u64) -> Result<(), GitError> {
     if !dest.join(".gitmodules").exists() {
         return Ok(());
     }
@@ -632,12 +703,12 @@ fn update_submodules(git: &Git, dest: &Path, params: &GetParams, depth: u64) -> 
     git.run(dest, &args).map(|_| ())
 }
 
-fn log_field(git: &Git, dir: &Path, format: &str) -> Result<String, String> {
+fn log_field(git: &Git, dir: &Path, format: &str) -> Result<String, GitError> {
     git.run(dir, &["log", "-1", &format!("--format=format:{format}")])
 }
 
 /// Upstream's metadata: commit, author, dates, branch, tags, message, url.
-fn commit_metadata(git: &Git, dir: &Path) -> Result<Vec<Value>, String> {
+fn commit_metadata(git: &Git, dir: &Path) -> Result<Vec<Value>, GitError> {
     let commit = git.run(dir, &["rev-parse", "HEAD"])?.trim().to_string();
     let author = log_field(git, dir, "%an")?;
     let author_date = log_field(git, dir, "%ai")?;
@@ -713,7 +784,7 @@ fn write_git_files(
     params: &GetParams,
     return_ref: &str,
     metadata: &[Value],
-) -> Result<(), String> {
+) -> Result<(), GitError> {
     let short: String = return_ref.chars().take(7).collect();
     let short_ref = params.short_ref_format.as_deref().unwrap_or("%s").replacen("%s", &short, 1);
     let timestamp_format = params.timestamp_format.as_deref().unwrap_or("iso8601");
@@ -739,27 +810,28 @@ fn write_git_files(
     ];
     for (name, content) in files {
         let path = dest.join(".git").join(name);
-        std::fs::write(&path, content).map_err(|err| format!("cannot write .git/{name}: {err}"))?;
+        std::fs::write(&path, content).map_err(|source| GitError::WriteGitFile { name, source })?;
     }
     Ok(())
 }
 
-fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn Write) -> Result<Value, String> {
+fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn Write) -> Result<Value, GitError> {
     let uri = required_uri(source)?;
     let only_tag = params.only_tag == Some(true);
     let branch = non_empty(&params.branch).or(non_empty(&source.branch));
     if branch.is_none() && !only_tag {
-        return Err("invalid payload (missing branch)".into());
+        return Err(GitError::MissingBranch);
     }
-    let repository = non_empty(&params.repository).ok_or("invalid payload (missing repository)")?;
+    let repository = non_empty(&params.repository).ok_or(GitError::MissingRepository)?;
     let (rebase, merge) = (params.rebase == Some(true), params.merge == Some(true));
     if rebase && merge {
-        return Err("invalid push strategy (either merge or rebase can be set, but not both)".into());
+        return Err(GitError::RebaseAndMerge);
     }
     let tag_name = match non_empty(&params.tag) {
         Some(tag_file) => {
             let path = safe_join(src, tag_file)?;
-            let name = std::fs::read_to_string(&path).map_err(|_| format!("tag file '{tag_file}' does not exist"))?;
+            let name = std::fs::read_to_string(&path)
+                .map_err(|source| GitError::MissingTagFile { file: tag_file.to_string(), source })?;
             Some(format!("{}{}", params.tag_prefix.as_deref().unwrap_or(""), name.trim_end_matches(['\n', '\r'])))
         }
         None => None,
@@ -768,7 +840,7 @@ fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn
         Some(file) => {
             let path = safe_join(src, file)?;
             if !path.is_file() {
-                return Err(format!("annotation file '{file}' does not exist"));
+                return Err(GitError::MissingAnnotationFile(file.to_string()));
             }
             Some(path)
         }
@@ -788,7 +860,7 @@ fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn
         push_flags.extend(["--push-option".to_string(), option.clone()]);
     }
 
-    let tag = || -> Result<(), String> {
+    let tag = || -> Result<(), GitError> {
         if let Some(name) = &tag_name {
             let mut args = vec!["tag".to_string(), "-f".into(), name.clone()];
             if let Some(annotation) = &annotation {
@@ -810,7 +882,7 @@ fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn
         let destination = format!("HEAD:{refs_prefix}/{branch}");
         let mut push = vec!["push", "--tags", uri, &destination];
         push.extend(push_flags.iter().map(String::as_str));
-        let push_all = |log: &mut dyn Write| -> Result<PushResult, String> {
+        let push_all = |log: &mut dyn Write| -> Result<PushResult, GitError> {
             tag()?;
             let result = push_reporting_rejection(git, &repo, &push, log)?;
             if result == PushResult::Pushed
@@ -839,12 +911,12 @@ fn put(git: &Git, source: &Source, params: &PutParams, src: &Path, log: &mut dyn
                         let _ = writeln!(log, "the branch moved; trying again...");
                     }
                     PushResult::Rejected => {
-                        return Err(format!("the push was still rejected after {MAX_PUSH_ATTEMPTS} attempts"));
+                        return Err(GitError::PushStillRejected);
                     }
                 }
             }
         } else if push_all(log)? == PushResult::Rejected {
-            return Err("the push was rejected (the branch moved; set rebase or merge to retry)".into());
+            return Err(GitError::PushRejected);
         }
     }
 
@@ -868,13 +940,14 @@ enum PushResult {
 }
 
 /// Pushes; a non-fast-forward rejection is a result, any other failure an error.
-fn push_reporting_rejection(git: &Git, repo: &Path, args: &[&str], log: &mut dyn Write) -> Result<PushResult, String> {
-    let output = git
-        .command(repo, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|err| format!("cannot run git: {err}"))?;
+fn push_reporting_rejection(
+    git: &Git,
+    repo: &Path,
+    args: &[&str],
+    log: &mut dyn Write,
+) -> Result<PushResult, GitError> {
+    let output =
+        git.command(repo, args).stdout(Stdio::piped()).stderr(Stdio::piped()).output().map_err(GitError::Spawn)?;
     let _ = log.write_all(&output.stdout);
     let _ = log.write_all(&output.stderr);
     if output.status.success() {
@@ -884,5 +957,5 @@ fn push_reporting_rejection(git: &Git, repo: &Path, args: &[&str], log: &mut dyn
     let stderr = String::from_utf8_lossy(&output.stderr);
     let rejected = stderr.contains("[rejected]")
         || stderr.lines().any(|line| line.contains("[remote rejected]") && line.contains("cannot lock ref"));
-    if rejected { Ok(PushResult::Rejected) } else { Err("failed with non-rebase error".into()) }
+    if rejected { Ok(PushResult::Rejected) } else { Err(GitError::PushFailed) }
 }

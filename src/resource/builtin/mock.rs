@@ -9,13 +9,16 @@
 //! (`MIRRORED_VERSION`) that tasks and custom resource types then see.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, decode, safe_join, to_json};
+use super::{Command, safe_join};
+use crate::duration::InvalidDuration;
+use crate::runtime::local::PathLeavesBase;
 
 const DEFAULT_INITIAL_VERSION: &str = "mock";
 
@@ -118,31 +121,90 @@ struct VersionResponse {
     metadata: Option<Vec<MetadataField>>,
 }
 
-pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, String> {
+/// Why a mock command failed, as the original words it where it has the case.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    #[error("the directory argument is missing")]
+    NoDirectory,
+    #[error("invalid payload: {0}")]
+    InvalidRequest(#[source] serde_json::Error),
+    #[error("cannot encode the response: {0}")]
+    EncodeResponse(#[source] serde_json::Error),
+    #[error("malformed check_delay duration ({delay}): {source}")]
+    InvalidCheckDelay {
+        delay: String,
+        #[source]
+        source: InvalidDuration,
+    },
+    /// The source's `check_failure` asks `check` to fail with this message.
+    #[error("intentionally failing to check: {0}")]
+    CheckFailureRequested(String),
+    #[error("cannot find atc's executable: {0}")]
+    NoExecutable(#[source] io::Error),
+    #[error("failed to make {path} executable: {source}")]
+    MakeExecutable {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// `dir` as the request named it, not where DEST is on this host.
+    #[error("failed to create directory '{}': {source}", .dir.display())]
+    CreateDirectory {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to write to file '{path}': {source}")]
+    WriteFile {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("error reading version from file {file}: {source}")]
+    ReadVersionFile {
+        file: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no version specified")]
+    NoVersion,
+    #[error(transparent)]
+    PathLeavesBase(#[from] PathLeavesBase),
+}
+
+pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, MockError> {
     match (command, dir) {
         (Command::Check, _) => check(decode(request)?, log),
         (Command::In, Some(dest)) => get(decode(request)?, dest, log),
         (Command::Out, Some(src)) => put(decode(request)?, src, log),
-        (_, None) => Err("the directory argument is missing".into()),
+        (_, None) => Err(MockError::NoDirectory),
     }
+}
+
+fn decode<T: DeserializeOwned>(request: &[u8]) -> Result<T, MockError> {
+    serde_json::from_slice(request).map_err(MockError::InvalidRequest)
+}
+
+fn to_json(value: impl Serialize) -> Result<Value, MockError> {
+    serde_json::to_value(value).map_err(MockError::EncodeResponse)
 }
 
 fn say(log: &mut dyn Write, message: &str) {
     let _ = writeln!(log, "{message}");
 }
 
-fn check(request: CheckRequest, log: &mut dyn Write) -> Result<Value, String> {
+fn check(request: CheckRequest, log: &mut dyn Write) -> Result<Value, MockError> {
     let source = request.source.unwrap_or_default();
     if let Some(message) = source.log.as_deref().filter(|m| !m.is_empty()) {
         say(log, message);
     }
     if let Some(delay) = source.check_delay.as_deref().filter(|d| !d.is_empty()) {
-        let delay =
-            crate::duration::parse(delay).map_err(|err| format!("malformed check_delay duration ({delay}): {err}"))?;
+        let delay = crate::duration::parse(delay)
+            .map_err(|source| MockError::InvalidCheckDelay { delay: delay.to_string(), source })?;
         std::thread::sleep(delay);
     }
     if let Some(failure) = source.check_failure.as_deref().filter(|f| !f.is_empty()) {
-        return Err(format!("intentionally failing to check: {failure}"));
+        return Err(MockError::CheckFailureRequested(failure.to_string()));
     }
     let versions = if let Some(forced) = source.force_version.clone().filter(|v| !v.is_empty()) {
         vec![MockVersion::new(forced)]
@@ -156,7 +218,7 @@ fn check(request: CheckRequest, log: &mut dyn Write) -> Result<Value, String> {
     to_json(versions)
 }
 
-fn get(request: InRequest, dest: &Path, log: &mut dyn Write) -> Result<Value, String> {
+fn get(request: InRequest, dest: &Path, log: &mut dyn Write) -> Result<Value, MockError> {
     let source = request.source.unwrap_or_default();
     let params = request.params.unwrap_or_default();
     let version = request.version.unwrap_or_default();
@@ -189,8 +251,8 @@ fn get(request: InRequest, dest: &Path, log: &mut dyn Write) -> Result<Value, St
 
 /// An image of this very resource type for the local runtime: resource
 /// executables that run `atc resource mock`, and the image's environment.
-fn mirror_self(dest: &Path, version: &str) -> Result<(), String> {
-    let atc = std::env::current_exe().map_err(|err| format!("cannot find atc's executable: {err}"))?;
+fn mirror_self(dest: &Path, version: &str) -> Result<(), MockError> {
+    let atc = std::env::current_exe().map_err(MockError::NoExecutable)?;
     let quoted = format!("'{}'", atc.to_string_lossy().replace('\'', r"'\''"));
     for command in ["check", "in", "out"] {
         let path = format!("rootfs/opt/resource/{command}");
@@ -198,24 +260,23 @@ fn mirror_self(dest: &Path, version: &str) -> Result<(), String> {
         let full = safe_join(dest, &path)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755))
-            .map_err(|err| format!("failed to make {path} executable: {err}"))?;
+            .map_err(|source| MockError::MakeExecutable { path, source })?;
     }
     let metadata = serde_json::json!({ "env": [format!("MIRRORED_VERSION={version}")], "user": "root" });
     write(dest, "metadata.json", format!("{metadata}\n").as_bytes())
 }
 
-fn write(dest: &Path, path: &str, content: &[u8]) -> Result<(), String> {
+fn write(dest: &Path, path: &str, content: &[u8]) -> Result<(), MockError> {
     let full = safe_join(dest, path)?;
     if let Some(parent) = full.parent() {
-        // Named as the request named it, not where DEST is on this host.
         let named = Path::new(path).parent().unwrap_or(Path::new(""));
         std::fs::create_dir_all(parent)
-            .map_err(|err| format!("failed to create directory '{}': {err}", named.display()))?;
+            .map_err(|source| MockError::CreateDirectory { dir: named.to_path_buf(), source })?;
     }
-    std::fs::write(&full, content).map_err(|err| format!("failed to write to file '{path}': {err}"))
+    std::fs::write(&full, content).map_err(|source| MockError::WriteFile { path: path.to_string(), source })
 }
 
-fn put(request: OutRequest, src: &Path, log: &mut dyn Write) -> Result<Value, String> {
+fn put(request: OutRequest, src: &Path, log: &mut dyn Write) -> Result<Value, MockError> {
     let source = request.source.unwrap_or_default();
     let params = request.params.unwrap_or_default();
     if let Some(message) = source.log.as_deref().filter(|m| !m.is_empty()) {
@@ -228,10 +289,11 @@ fn put(request: OutRequest, src: &Path, log: &mut dyn Write) -> Result<Value, St
         (None, Some(file)) => {
             let path = safe_join(src, &file)?;
             // Read as is, trailing newline included, as the original does.
-            let bytes = std::fs::read(&path).map_err(|err| format!("error reading version from file {file}: {err}"))?;
+            let bytes =
+                std::fs::read(&path).map_err(|source| MockError::ReadVersionFile { file: file.clone(), source })?;
             String::from_utf8_lossy(&bytes).into_owned()
         }
-        (None, None) => return Err("no version specified".into()),
+        (None, None) => return Err(MockError::NoVersion),
     };
     say(log, &format!("pushing version: {version}"));
     if params.print_env == Some(true) {

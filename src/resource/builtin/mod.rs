@@ -7,10 +7,11 @@ mod mock;
 mod time;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::runtime::local::PathLeavesBase;
 
 /// The built-in types, by name.
 pub const BUILTIN_TYPES: [&str; 3] = ["git", "mock", "time"];
@@ -34,44 +35,58 @@ impl Command {
     }
 }
 
+/// Why a built-in resource command failed. Its `Display` is the message the
+/// command prints (as a script would) before exiting non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum BuiltinError {
+    #[error("bad directory {}: {source}", .dir.display())]
+    BadDirectory {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("destination path not specified")]
+    NoDestination,
+    #[error("source path not specified")]
+    NoSource,
+    #[error("'{0}' is not a built-in resource type ({types})", types = BUILTIN_TYPES.join(", "))]
+    UnknownType(String),
+    #[error(transparent)]
+    Mock(#[from] mock::MockError),
+    #[error(transparent)]
+    Time(#[from] time::TimeError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+}
+
 /// Runs `command` of built-in `resource_type`. `dir` is `in`'s DEST or
-/// `out`'s SRC; `log` is the script's stderr. The error is the message to
-/// print before exiting non-zero.
+/// `out`'s SRC; `log` is the script's stderr.
 pub fn run(
     resource_type: &str,
     command: Command,
     dir: Option<&Path>,
     request: &[u8],
     log: &mut dyn Write,
-) -> Result<Value, String> {
+) -> Result<Value, BuiltinError> {
     let dir = match (command, dir) {
         (Command::Check, _) => None,
         // Absolute, so that it stays right whatever directory a command runs in.
-        (_, Some(dir)) if !dir.as_os_str().is_empty() => {
-            Some(std::path::absolute(dir).map_err(|err| format!("bad directory {}: {err}", dir.display()))?)
-        }
-        (Command::In, _) => return Err("destination path not specified".into()),
-        (Command::Out, _) => return Err("source path not specified".into()),
+        (_, Some(dir)) if !dir.as_os_str().is_empty() => Some(
+            std::path::absolute(dir).map_err(|source| BuiltinError::BadDirectory { dir: dir.to_path_buf(), source })?,
+        ),
+        (Command::In, _) => return Err(BuiltinError::NoDestination),
+        (Command::Out, _) => return Err(BuiltinError::NoSource),
     };
     match resource_type {
-        "mock" => mock::run(command, dir.as_deref(), request, log),
-        "time" => time::run(command, dir.as_deref(), request, log),
-        "git" => git::run(command, dir.as_deref(), request, log),
-        other => Err(format!("'{other}' is not a built-in resource type ({})", BUILTIN_TYPES.join(", "))),
+        "mock" => Ok(mock::run(command, dir.as_deref(), request, log)?),
+        "time" => Ok(time::run(command, dir.as_deref(), request, log)?),
+        "git" => Ok(git::run(command, dir.as_deref(), request, log)?),
+        other => Err(BuiltinError::UnknownType(other.to_string())),
     }
-}
-
-/// Decodes a request, naming what is wrong with it.
-fn decode<T: DeserializeOwned>(request: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(request).map_err(|err| format!("invalid payload: {err}"))
-}
-
-fn to_json(value: impl serde::Serialize) -> Result<Value, String> {
-    serde_json::to_value(value).map_err(|err| format!("cannot encode the response: {err}"))
 }
 
 /// `base/relative` for a path a request names. A leading `/` is dropped (Go's
 /// `filepath.Join` does the same); `..` may not climb out of `base`.
-fn safe_join(base: &Path, relative: &str) -> Result<std::path::PathBuf, String> {
+fn safe_join(base: &Path, relative: &str) -> Result<PathBuf, PathLeavesBase> {
     crate::runtime::local::join_relative(base, relative.trim_start_matches('/'))
 }

@@ -3,7 +3,7 @@
 //! Go formats it, so versions round-trip byte for byte (Concourse tells
 //! versions apart by their JSON).
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Command;
+use crate::duration::InvalidDuration;
 
 #[derive(Debug, Default, Deserialize)]
 struct Source {
@@ -51,8 +52,55 @@ struct Schedule {
     start_after: Option<DateTime>,
 }
 
-pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, String> {
-    let parsed: Request = serde_json::from_slice(request).map_err(|err| format!("parse error: {err}"))?;
+/// Why a time command failed, worded as concourse/time-resource words it.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeError {
+    #[error("parse error: {0}")]
+    InvalidRequest(#[source] serde_json::Error),
+    #[error("usage: in <destination>")]
+    NoDestination,
+    #[error("unknown location '{name}': {source}")]
+    UnknownLocation {
+        name: String,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error("must configure 'stop' if 'start' is set")]
+    StartWithoutStop,
+    #[error("must configure 'start' if 'stop' is set")]
+    StopWithoutStart,
+    #[error(
+        "invalid time format: {0}, must be one of: 3:04 PM -0700, 3PM -0700, 3 PM -0700, 15:04 -0700, 1504 -0700, \
+         3:04 PM, 3PM, 3 PM, 15:04, 1504"
+    )]
+    InvalidTimeOfDay(String),
+    #[error("unknown weekday: {0}")]
+    UnknownWeekday(String),
+    #[error(transparent)]
+    InvalidInterval(#[from] InvalidDuration),
+    #[error(
+        "invalid date format: {0}, must be one of: 2006-01-02T15:04:05, 2006-01-02T15:04, 2006-01-02T15, \
+         2006-01-02, 2006-01-02 15:04:05"
+    )]
+    InvalidStartAfter(String),
+    #[error("parse error: version time '{text}': {source}")]
+    InvalidVersionTime {
+        text: String,
+        #[source]
+        source: jiff::Error,
+    },
+    #[error("creating destination: {0}")]
+    CreateDestination(#[source] io::Error),
+    #[error("writing {name} file: {source}")]
+    WriteFile {
+        name: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn Write) -> Result<Value, TimeError> {
+    let parsed: Request = serde_json::from_slice(request).map_err(TimeError::InvalidRequest)?;
     let schedule = Schedule::parse(&parsed.source.unwrap_or_default())?;
     let previous = match parsed.version.and_then(|version| version.time).filter(|time| !time.is_empty()) {
         Some(time) => Some(parse_version_time(&time)?),
@@ -63,7 +111,7 @@ pub fn run(command: Command, dir: Option<&Path>, request: &[u8], log: &mut dyn W
         (Command::Check, _) => Ok(Value::Array(schedule.check(previous, now).iter().map(version).collect())),
         (Command::In, Some(dest)) => get(dest, request, previous, log),
         (Command::Out, _) => Ok(json!({ "version": version(&now), "metadata": null })),
-        (Command::In, None) => Err("usage: in <destination>".into()),
+        (Command::In, None) => Err(TimeError::NoDestination),
     }
 }
 
@@ -71,32 +119,34 @@ fn version(time: &ZonedDateTime) -> Value {
     json!({ "time": go_rfc3339(time) })
 }
 
-fn get(dest: &Path, request: &[u8], previous: Option<ZonedDateTime>, log: &mut dyn Write) -> Result<Value, String> {
+fn get(dest: &Path, request: &[u8], previous: Option<ZonedDateTime>, log: &mut dyn Write) -> Result<Value, TimeError> {
     let time = previous.unwrap_or_else(|| Timestamp::now().to_zoned_datetime(TimeZone::UTC));
-    std::fs::create_dir_all(dest).map_err(|err| format!("creating destination: {err}"))?;
-    let input: Value = serde_json::from_slice(request).map_err(|err| format!("parse error: {err}"))?;
+    std::fs::create_dir_all(dest).map_err(TimeError::CreateDestination)?;
+    let input: Value = serde_json::from_slice(request).map_err(TimeError::InvalidRequest)?;
     let files = [
         ("input", format!("{input}\n")),
         ("timestamp", go_timestamp(&time)),
         ("epoch", time.timestamp().as_second().to_string()),
     ];
     for (name, content) in files {
-        std::fs::write(dest.join(name), content).map_err(|err| format!("writing {name} file: {err}"))?;
+        std::fs::write(dest.join(name), content).map_err(|source| TimeError::WriteFile { name, source })?;
     }
     let _ = writeln!(log, "fetched time {}", go_rfc3339(&time));
     Ok(json!({ "version": version(&time), "metadata": null }))
 }
 
 impl Schedule {
-    fn parse(source: &Source) -> Result<Schedule, String> {
+    fn parse(source: &Source) -> Result<Schedule, TimeError> {
         let location = match source.location.as_deref() {
             None | Some("") | Some("UTC") => TimeZone::UTC,
-            Some(name) => TimeZone::get(name).map_err(|err| format!("unknown location '{name}': {err}"))?,
+            Some(name) => {
+                TimeZone::get(name).map_err(|source| TimeError::UnknownLocation { name: name.to_string(), source })?
+            }
         };
         let window = match (&source.start, &source.stop) {
             (Some(start), Some(stop)) => Some((parse_time_of_day(start)?, parse_time_of_day(stop)?)),
-            (Some(_), None) => return Err("must configure 'stop' if 'start' is set".into()),
-            (None, Some(_)) => return Err("must configure 'start' if 'stop' is set".into()),
+            (Some(_), None) => return Err(TimeError::StartWithoutStop),
+            (None, Some(_)) => return Err(TimeError::StopWithoutStart),
             (None, None) => None,
         };
         let days = source.days.iter().flatten().map(|day| parse_weekday(day)).collect::<Result<_, _>>()?;
@@ -196,12 +246,8 @@ static TIME_OF_DAY: LazyLock<[Regex; 4]> = LazyLock::new(|| {
 
 /// `3:04 PM`, `3PM`, `3 PM`, `15:04`, `1504`, each optionally followed by an
 /// offset (`+0700`), into minutes after midnight UTC-adjusted as Go does.
-fn parse_time_of_day(text: &str) -> Result<u32, String> {
-    let invalid = || {
-        format!(
-            "invalid time format: {text}, must be one of: 3:04 PM -0700, 3PM -0700, 3 PM -0700, 15:04 -0700, 1504 -0700, 3:04 PM, 3PM, 3 PM, 15:04, 1504"
-        )
-    };
+fn parse_time_of_day(text: &str) -> Result<u32, TimeError> {
+    let invalid = || TimeError::InvalidTimeOfDay(text.to_string());
     let captures = TIME_OF_DAY.iter().find_map(|pattern| pattern.captures(text)).ok_or_else(invalid)?;
     let number = |name: &str| captures.name(name).map(|m| m.as_str().parse::<i64>().unwrap_or(-1));
     let mut hour = number("h").ok_or_else(invalid)?;
@@ -231,7 +277,7 @@ fn parse_time_of_day(text: &str) -> Result<u32, String> {
     Ok((hour * 60 + minute - offset_minutes).rem_euclid(24 * 60) as u32)
 }
 
-fn parse_weekday(day: &str) -> Result<Weekday, String> {
+fn parse_weekday(day: &str) -> Result<Weekday, TimeError> {
     Ok(match day.to_lowercase().as_str() {
         "sun" | "sunday" => Weekday::Sunday,
         "mon" | "monday" => Weekday::Monday,
@@ -240,7 +286,7 @@ fn parse_weekday(day: &str) -> Result<Weekday, String> {
         "thu" | "thursday" => Weekday::Thursday,
         "fri" | "friday" => Weekday::Friday,
         "sat" | "saturday" => Weekday::Saturday,
-        _ => return Err(format!("unknown weekday: {day}")),
+        _ => return Err(TimeError::UnknownWeekday(day.to_string())),
     })
 }
 
@@ -251,12 +297,8 @@ static START_AFTER: LazyLock<Regex> = LazyLock::new(|| {
 
 /// `2006-01-02T15:04:05`, `2006-01-02T15:04`, `2006-01-02T15`, `2006-01-02`,
 /// `2006-01-02 15:04:05`: a civil time, read in the source's location.
-fn parse_start_after(text: &str) -> Result<DateTime, String> {
-    let invalid = || {
-        format!(
-            "invalid date format: {text}, must be one of: 2006-01-02T15:04:05, 2006-01-02T15:04, 2006-01-02T15, 2006-01-02, 2006-01-02 15:04:05"
-        )
-    };
+fn parse_start_after(text: &str) -> Result<DateTime, TimeError> {
+    let invalid = || TimeError::InvalidStartAfter(text.to_string());
     let captures = START_AFTER.captures(text).ok_or_else(invalid)?;
     let part = |index: usize| captures.get(index).map_or(Ok(0), |m| m.as_str().parse::<i16>()).map_err(|_| invalid());
     let date = Date::new(part(1)?, part(2)? as i8, part(3)? as i8).map_err(|_| invalid())?;
@@ -265,10 +307,10 @@ fn parse_start_after(text: &str) -> Result<DateTime, String> {
 }
 
 /// An RFC 3339 time from a version, kept in the offset it was written with.
-fn parse_version_time(text: &str) -> Result<ZonedDateTime, String> {
-    let invalid = |err: &dyn std::fmt::Display| format!("parse error: version time '{text}': {err}");
-    let timestamp: Timestamp = text.parse().map_err(|err| invalid(&err))?;
-    let pieces = Pieces::parse(text).map_err(|err| invalid(&err))?;
+fn parse_version_time(text: &str) -> Result<ZonedDateTime, TimeError> {
+    let invalid = |source| TimeError::InvalidVersionTime { text: text.to_string(), source };
+    let timestamp: Timestamp = text.parse().map_err(invalid)?;
+    let pieces = Pieces::parse(text).map_err(invalid)?;
     let offset = match pieces.offset() {
         Some(PiecesOffset::Zulu) | None => Offset::UTC,
         Some(offset) => offset.to_numeric_offset(),

@@ -11,17 +11,24 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
+/// A path that [`join_relative`] refuses: it is absolute or climbs out with `..`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{relative}' must be a relative path that stays inside its directory")]
+pub struct PathLeavesBase {
+    pub relative: String,
+}
+
 /// Joins a path from a step spec or a request (`inputs[].path`, `read_file`)
 /// onto `base`, refusing anything that could leave `base` lexically
 /// (absolute paths, `..`). `""` and `"."` name `base` itself.
-pub fn join_relative(base: &Path, relative: &str) -> Result<PathBuf, String> {
+pub fn join_relative(base: &Path, relative: &str) -> Result<PathBuf, PathLeavesBase> {
     let mut joined = base.to_path_buf();
     for component in Path::new(relative).components() {
         match component {
             Component::Normal(part) => joined.push(part),
             Component::CurDir => {}
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("'{relative}' must be a relative path that stays inside its directory"));
+                return Err(PathLeavesBase { relative: relative.to_string() });
             }
         }
     }

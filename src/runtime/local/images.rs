@@ -26,12 +26,22 @@ pub struct ResourceTypes {
 pub const RESOURCE_COMMANDS: [&str; 3] = ["check", "in", "out"];
 const RESOURCE_EXECUTABLES_PREFIX: &str = "/opt/resource/";
 
+/// `--resource-types-dir` could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", .dir.display())]
+pub struct UnreadableTypesDir {
+    pub dir: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 impl ResourceTypes {
     /// Blocking: lists `dir`. A type needs all three executables.
-    pub fn scan(dir: Option<&Path>, atc_executable: PathBuf) -> Result<Self, String> {
+    pub fn scan(dir: Option<&Path>, atc_executable: PathBuf) -> Result<Self, UnreadableTypesDir> {
         let mut from_dir = BTreeMap::new();
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|err| format!("cannot read {}: {err}", dir.display()))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|source| UnreadableTypesDir { dir: dir.to_path_buf(), source })?;
             for entry in entries.flatten() {
                 let path = entry.path();
                 if !path.is_dir() {
@@ -93,6 +103,8 @@ pub struct ResolvedProgram {
     pub image_user: Option<String>,
     /// A line for the step's log when the image cannot be honoured.
     pub notice: Option<String>,
+    /// What stands for the image, when one was given and used.
+    pub image: Option<String>,
 }
 
 /// `metadata.json` beside an image's `rootfs/`, as image resources write it.
@@ -120,6 +132,7 @@ pub fn resolve(
         image_env: Vec::new(),
         image_user: None,
         notice: None,
+        image: None,
     };
     match image {
         None => {}
@@ -132,6 +145,8 @@ pub fn resolve(
             })?;
             // No images here: a custom type runs its base type's executables.
             (resolved.program, resolved.leading_args) = types.executable(name, command)?;
+            let origin = if types.from_dir.contains_key(name) { "--resource-types-dir" } else { "built in" };
+            resolved.image = Some(format!("resource type {name} ({origin})"));
         }
         Some(ImageSpec::Artifact(artifact)) => {
             let dir = artifact_dir(artifact)?;
@@ -149,6 +164,7 @@ pub fn resolve(
                 .collect();
             resolved.image_user = metadata.user.filter(|user| !user.is_empty());
             let from_rootfs = resource_command.map(|command| dir.join("rootfs/opt/resource").join(command));
+            resolved.image = Some(format!("image artifact {}", artifact.id));
             match from_rootfs {
                 Some(executable) if is_executable(&executable) => resolved.program = executable,
                 _ => {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::fs::{chown_tree, copy_tree, join_relative, remove_tree, replace_dir};
+use super::fs::{PathLeavesBase, chown_tree, copy_tree, join_relative, remove_tree, replace_dir};
 use super::step_files::StepFiles;
 use super::user::HostUser;
 use crate::runtime::{Artifact, CacheMount, InputMount, OutputMount, RuntimeError, StepHandle};
@@ -177,7 +177,7 @@ fn lay_out(
     Ok(())
 }
 
-fn bad_path(what: &str, err: String) -> RuntimeError {
+fn bad_path(what: &str, err: PathLeavesBase) -> RuntimeError {
     RuntimeError::Setup(format!("{what}: {err}"))
 }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-pub use self::fs::join_relative;
+pub use self::fs::{PathLeavesBase, join_relative};
 
 use self::artifacts::blocking;
 use self::images::ResourceTypes;
@@ -36,7 +36,7 @@ use self::user::UserChoice;
 use self::watch::DirWatcher;
 use super::{
     Artifact, ExecIo, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError, StepHandle, StepInfo,
-    StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
+    StepObserver, StepOutcome, StepSpec, TarGzStream, TraceContext, UploadLimits, WorkerInfo,
 };
 use crate::telemetry::spans::ProcessSpan;
 
@@ -107,7 +107,8 @@ impl LocalRuntime {
             let work = WorkDir::create(work_dir.clone()).map_err(|err| {
                 RuntimeError::Setup(format!("cannot create the work dir {}: {err}", work_dir.display()))
             })?;
-            let types = ResourceTypes::scan(types_dir.as_deref(), atc_executable).map_err(RuntimeError::Setup)?;
+            let types = ResourceTypes::scan(types_dir.as_deref(), atc_executable)
+                .map_err(|err| RuntimeError::Setup(err.to_string()))?;
             let count = work.count_artifacts();
             Ok((work, types, count))
         })
@@ -138,11 +139,11 @@ impl LocalRuntime {
         self.stop_grace_period
     }
 
-    async fn start_step(&self, spec: StepSpec) -> Result<StepHandle, RuntimeError> {
+    async fn start_step(&self, spec: StepSpec, observer: Arc<dyn StepObserver>) -> Result<StepHandle, RuntimeError> {
         let work = self.work.clone();
         let types = self.types.clone();
         let handle = spec.handle.clone();
-        let (launch, pid) = blocking(move || {
+        let (launch, pid, image) = blocking(move || {
             let files = work.step(&spec.handle);
             let program = images::resolve(spec.image.as_ref(), &spec.process.path, &types, |artifact| {
                 work.artifact_path(artifact)
@@ -169,7 +170,8 @@ impl LocalRuntime {
             let started = (|| {
                 // Whose HOME and USER the process gets (reads the password database).
                 let account = user.clone().or_else(user::current_user);
-                let working_dir = fs::join_relative(&files.root(), &spec.process.dir).map_err(RuntimeError::Setup)?;
+                let working_dir = fs::join_relative(&files.root(), &spec.process.dir)
+                    .map_err(|err| RuntimeError::Setup(err.to_string()))?;
                 let env =
                     process_env(account, &files.tmp(), &program.image_env, &spec.process.env, spec.trace.as_ref());
                 let record = SavedStep::new(
@@ -195,7 +197,7 @@ impl LocalRuntime {
                     user,
                 };
                 let group = process::spawn(&launch, &files)?;
-                Ok((launch, group.pgid))
+                Ok((launch, group.pgid, program.image))
             })();
             if started.is_err() {
                 let _ = layout::remove(&work, &files, &spec.caches);
@@ -205,6 +207,10 @@ impl LocalRuntime {
         .await?;
         let span = process::process_span(&launch, pid);
         self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.clone(), span);
+        if let Some(image) = &image {
+            observer.image_ready(image);
+        }
+        observer.placed(&self.worker_name);
         Ok(handle)
     }
 
@@ -330,7 +336,7 @@ impl LocalRuntime {
         };
         let record = record.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         let dir_spec = if spec.dir.is_empty() { record.dir.clone() } else { spec.dir.clone() };
-        let dir = fs::join_relative(&files.root(), &dir_spec).map_err(RuntimeError::Setup)?;
+        let dir = fs::join_relative(&files.root(), &dir_spec).map_err(|err| RuntimeError::Setup(err.to_string()))?;
         let mut env = record.env.clone();
         env.extend(spec.env.iter().cloned());
         let user = match spec.user.clone().or(record.user.clone()) {
@@ -457,8 +463,12 @@ fn hostname() -> String {
 }
 
 impl Runtime for LocalRuntime {
-    fn start(&self, spec: StepSpec) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
-        self.start_step(spec).boxed()
+    fn start(
+        &self,
+        spec: StepSpec,
+        observer: Arc<dyn StepObserver>,
+    ) -> BoxFuture<'_, Result<StepHandle, RuntimeError>> {
+        self.start_step(spec, observer).boxed()
     }
 
     fn attach(

@@ -24,7 +24,7 @@ pub use component::{InputResolution, LidarScan, SchedulingPass};
 pub use credentials::{CredsLookup, CredsLookupSpan};
 pub use database::{DbOperation, DbSpan, DbSystem};
 pub use process::{ProcessSpan, RuntimeProcess};
-pub use step::{HookSpan, StepEnd, StepSpan, end_hook, end_step, step_starting};
+pub use step::{HookSpan, StepEnd, StepSpan, end_hook, end_step, step_image_ready, step_placed, step_starting};
 
 /// The instrumentation scope of atc's own spans.
 pub const TRACER_NAME: &str = "atc";

@@ -10,6 +10,8 @@ use crate::telemetry::semconv::*;
 
 const INITIALIZING: &str = "step.initializing";
 const STARTING: &str = "step.starting";
+const PLACED: &str = "step.placed";
+const IMAGE_READY: &str = "step.image_ready";
 const FINISHED: &str = "step.finished";
 const ERRORED: &str = "step.errored";
 /// The `error.type` of a step that could not run.
@@ -57,6 +59,16 @@ impl StepSpan<'_> {
 /// The step's process is about to run.
 pub fn step_starting(cx: &Context) {
     cx.span().add_event(STARTING, Vec::new());
+}
+
+/// The runtime placed the step's process on `worker`.
+pub fn step_placed(cx: &Context, worker: &str) {
+    cx.span().add_event(PLACED, vec![KeyValue::new(CICD_WORKER_NAME, worker.to_string())]);
+}
+
+/// The step's image is ready; `image` says which.
+pub fn step_image_ready(cx: &Context, image: &str) {
+    cx.span().add_event(IMAGE_READY, vec![KeyValue::new(CONTAINER_IMAGE_NAME, image.to_string())]);
 }
 
 /// How a step ended.
