@@ -1,13 +1,14 @@
 //! Calendar conversions the API needs (RFC 3339 timestamps, `YYYY-MM-DD`
 //! dates) for unix seconds, without a date library.
 
-/// Unix seconds at midnight UTC of a `YYYY-MM-DD` date.
+/// Unix seconds at midnight UTC of a `YYYY-MM-DD` date. Years past 9999
+/// are not dates anyone means, and would overflow the arithmetic.
 pub fn parse_date(value: &str) -> Option<i64> {
     let mut parts = value.splitn(3, '-');
     let year: i64 = parts.next()?.parse().ok()?;
     let month: i64 = parts.next()?.parse().ok()?;
     let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !(0..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400)
@@ -56,6 +57,8 @@ mod tests {
         assert_eq!(parse_date("2024-03-01"), Some(1_709_251_200));
         assert_eq!(parse_date("2024-13-01"), None);
         assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(parse_date("9999-12-31"), Some(253_402_214_400));
+        assert_eq!(parse_date("99999999999999-12-31"), None);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_709_251_200 + 3_723), "2024-03-01T01:02:03Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");

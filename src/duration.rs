@@ -56,7 +56,8 @@ pub fn parse(input: &str) -> Result<Duration, InvalidDuration> {
         let mut scale = unit_nanos;
         for digit in fraction.chars() {
             scale /= 10;
-            nanos += u128::from(digit.to_digit(10).ok_or_else(invalid)?) * scale;
+            let digit = u128::from(digit.to_digit(10).ok_or_else(invalid)?);
+            nanos = nanos.checked_add(digit * scale).ok_or_else(invalid)?;
         }
         total_nanos = total_nanos.checked_add(nanos).ok_or_else(invalid)?;
         rest = tail;
@@ -114,7 +115,9 @@ mod tests {
 
     #[test]
     fn rejects_what_go_rejects() {
-        for bad in ["", "10", "1x", "h", "-1s", "1..5s", "one minute", "1h 30m"] {
+        // The last: hours just short of overflowing nanoseconds, and a fraction more.
+        let overflowing = format!("{}.9h", u128::MAX / 3_600_000_000_000);
+        for bad in ["", "10", "1x", "h", "-1s", "1..5s", "one minute", "1h 30m", &overflowing] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

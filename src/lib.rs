@@ -12,6 +12,8 @@ pub mod creds;
 pub mod db;
 pub mod duration;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod lidar;
 pub mod logging;

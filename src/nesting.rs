@@ -1,4 +1,4 @@
-//! How deeply untrusted documents may nest, and measuring it.
+//! How deeply untrusted documents may nest, and measuring them.
 //!
 //! Everything that walks a document (parsing, validation, interpolation,
 //! compiling and running a plan) recurses once per level, on a tokio worker
@@ -32,6 +32,29 @@ pub fn depth(value: &Value) -> usize {
         pending.extend(children.map(|child| (child, level + 1)));
     }
     deepest
+}
+
+/// About how much text `value` is as JSON (its strings, keys and a few
+/// bytes for everything else). Iterative, so measuring is safe whatever
+/// the depth.
+pub fn text_size(value: &Value) -> usize {
+    let mut bytes = 0;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        bytes += match value {
+            Value::String(text) => text.len() + 2,
+            Value::Array(items) => {
+                pending.extend(items);
+                2
+            }
+            Value::Object(map) => {
+                pending.extend(map.values());
+                map.keys().map(|key| key.len() + 4).sum::<usize>() + 2
+            }
+            _ => 8,
+        };
+    }
+    bytes
 }
 
 /// Whether parsing failed for nesting past [`MAX_JSON_DEPTH`]

@@ -62,7 +62,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The token a request carries: the `Authorization` header, else the
 /// session cookie (then `true`: CSRF rules apply).
-fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(token) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer) {
         return Some((token, false));
     }

@@ -29,19 +29,7 @@ pub async fn stream_events(
     Extension(BuildScope(build)): Extension<BuildScope>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let next = match headers.get("last-event-id") {
-        None => 0,
-        // The event after the last one seen; the largest number has none after it.
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|last| *last >= 0)
-            .and_then(|last| last.checked_add(1))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("Last-Event-ID must be an event number from 0 to {}", i64::MAX - 1))
-            })?,
-    };
+    let next = first_event(&headers)?;
     // Subscribe before the first read so no event falls in between.
     let watcher = Watcher {
         hub: state.engine.hub.clone(),
@@ -66,6 +54,21 @@ pub async fn stream_events(
     headers.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
     headers.insert("X-ATC-Stream-Version", HeaderValue::from_static("2.0"));
     Ok(response)
+}
+
+/// The number of the first event to send: from the start, or the event
+/// after `Last-Event-ID` (the largest number has none after it).
+pub(crate) fn first_event(headers: &HeaderMap) -> ApiResult<i64> {
+    let Some(value) = headers.get("last-event-id") else { return Ok(0) };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|last| *last >= 0)
+        .and_then(|last| last.checked_add(1))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("Last-Event-ID must be an event number from 0 to {}", i64::MAX - 1))
+        })
 }
 
 struct Watcher {

@@ -152,18 +152,14 @@ pub async fn create_one_off_build(
     pipeline: Option<Extension<PipelineScope>>,
     super::body::JsonBody(plan): super::body::JsonBody<crate::engine::plan::Plan, { super::body::MAX_CONFIG_BYTES }>,
 ) -> ApiResult<(axum::http::StatusCode, Json<present::Build>)> {
-    // Its JSON nests at most as deep as parsing allowed; its steps may not
-    // all the same (`across` substeps are stored as text).
-    if plan.step_depth() > MAX_STEP_DEPTH {
-        return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
-    }
+    let plan = one_off_plan(plan)?;
     let id = state
         .db
         .create_one_off_build(crate::db::NewBuild {
             team_id: team.id,
             pipeline_id: pipeline.map(|Extension(scope)| scope.pipeline.id),
             created_by: Some(caller.access.display_name().to_string()).filter(|n| !n.is_empty()),
-            plan: Some(crate::db::BuildPlan::new(plan)),
+            plan: Some(plan),
             span_context: super::jobs::request_span_context(),
             ..Default::default()
         })
@@ -171,6 +167,16 @@ pub async fn create_one_off_build(
     state.db.notify(crate::db::Channel::BuildTracker, &id.to_string()).await?;
     let build = find_created_build(&state, id).await?;
     Ok((axum::http::StatusCode::CREATED, Json(present::build(&build))))
+}
+
+/// A `fly execute` plan as it is stored: 400 when its steps nest too deep.
+pub(crate) fn one_off_plan(plan: crate::engine::plan::Plan) -> ApiResult<crate::db::BuildPlan> {
+    // Its JSON nests at most as deep as parsing allowed; its steps may not
+    // all the same (`across` substeps are stored as text).
+    if plan.step_depth() > MAX_STEP_DEPTH {
+        return Err(ApiError::bad_request(format!("the plan's steps nest more than {MAX_STEP_DEPTH} deep")));
+    }
+    Ok(crate::db::BuildPlan::new(plan))
 }
 
 /// A build this request just created; gone only if its team or pipeline

@@ -24,12 +24,12 @@ use crate::lidar::{CheckTarget, request_check};
 /// `{"from": {version}}`; fly's `shallow` is accepted and ignored: every
 /// check here is shallow.
 #[derive(Deserialize, Default)]
-struct CheckBody {
+pub(crate) struct CheckBody {
     #[serde(default)]
     from: Option<serde_json::Map<String, Value>>,
 }
 
-fn check_body(bytes: &[u8]) -> ApiResult<CheckBody> {
+pub(crate) fn check_body(bytes: &[u8]) -> ApiResult<CheckBody> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(CheckBody::default());
     }

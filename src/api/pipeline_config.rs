@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::instance_vars;
 use super::names::validate_name;
 use crate::config;
-use crate::db::PipelineRef;
+use crate::db::{PipelineRef, PipelineSpec};
 use crate::engine::compile;
 
 pub const CONFIG_VERSION_HEADER: &str = "x-concourse-config-version";
@@ -47,7 +47,21 @@ pub async fn save_config(
     require_config_media_type(&headers)?;
     let expected_version = expected_config_version(&headers)?;
     let name_warnings = validate_name("pipeline", &pipeline_name)?;
-    let pipeline = config::parse(&body).map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
+    let (spec, mut warnings) = checked_config(&body)?;
+    warnings.extend(name_warnings.iter().map(|warning| json!(warning)));
+
+    let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
+    let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
+    state.db.notify(crate::db::Channel::Checker, "").await?;
+    state.db.notify(crate::db::Channel::Scheduler, "").await?;
+    let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "warnings": warnings }))).into_response())
+}
+
+/// A configuration as a save receives it, parsed, validated and split the
+/// way it is stored, with its warnings; 400 with every error it has.
+pub(crate) fn checked_config(body: &[u8]) -> ApiResult<(PipelineSpec, Vec<Value>)> {
+    let pipeline = config::parse(body).map_err(|err| ApiError::bad_request(format!("malformed config: {err}")))?;
     let validation = config::validate(&pipeline);
     if !validation.errors.is_empty() {
         return Err(ApiError::BadRequest(validation.errors));
@@ -57,22 +71,14 @@ pub async fn save_config(
     if !size_errors.is_empty() {
         return Err(ApiError::BadRequest(size_errors));
     }
-    let mut warnings: Vec<Value> =
-        validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
-    warnings.extend(name_warnings.iter().map(|warning| json!(warning)));
-
-    let reference = PipelineRef { name: pipeline_name, instance_vars: instance_vars::from_query(uri.query())? };
+    let warnings = validation.warnings.iter().map(|w| json!({ "type": w.kind, "message": w.message })).collect();
     let spec = config::storage_spec(&pipeline).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let saved = state.db.save_pipeline(team.id, &reference, &spec, expected_version, true).await?;
-    state.db.notify(crate::db::Channel::Checker, "").await?;
-    state.db.notify(crate::db::Channel::Scheduler, "").await?;
-    let status = if saved.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "warnings": warnings }))).into_response())
+    Ok((spec, warnings))
 }
 
 /// The `X-Concourse-Config-Version` a save expects to replace. `fly` sends
 /// the header empty for a new pipeline; like Concourse, empty means absent.
-fn expected_config_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+pub(crate) fn expected_config_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(value) = headers.get(CONFIG_VERSION_HEADER) else { return Ok(None) };
     let malformed = || ApiError::bad_request("config version is malformed: expected an integer");
     let text = value.to_str().map_err(|_| malformed())?.trim();
@@ -82,7 +88,7 @@ fn expected_config_version(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     text.parse::<i64>().map(Some).map_err(|_| malformed())
 }
 
-fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn require_config_media_type(headers: &HeaderMap) -> ApiResult<()> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media_type.as_str() {

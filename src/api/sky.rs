@@ -28,7 +28,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// The client credentials: HTTP Basic first (URL-encoded, as Go's oauth2
 /// sends them), else the `client_id`/`client_secret` form fields.
-fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<(String, String)> {
+pub(crate) fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Option<(String, String)> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

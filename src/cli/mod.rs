@@ -5,7 +5,7 @@ mod flags;
 mod migrate;
 mod quickstart;
 mod resource;
-mod validate_pipeline;
+pub(crate) mod validate_pipeline;
 mod web;
 
 use std::ffi::OsString;

@@ -11,7 +11,7 @@ use crate::config::{self, ParseError, vars};
 
 /// Why the pipeline could not be validated at all (rather than being found invalid).
 #[derive(Debug, thiserror::Error)]
-enum CannotValidate {
+pub(crate) enum CannotValidate {
     #[error("cannot read {}: {source}", .path.display())]
     UnreadableConfig {
         path: PathBuf,
@@ -87,12 +87,21 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Reads the vars, then the file, and validates it; `Err` when it cannot be read at all.
 fn check(args: &Args) -> Result<config::Validation, CannotValidate> {
-    let path = || args.config.clone();
     let vars = load_vars(args)?;
-    let bytes =
-        std::fs::read(&args.config).map_err(|source| CannotValidate::UnreadableConfig { path: path(), source })?;
-    let malformed = |source| CannotValidate::MalformedConfig { path: path(), source };
-    let document = config::yaml_value(&bytes).map_err(malformed)?;
+    let bytes = std::fs::read(&args.config)
+        .map_err(|source| CannotValidate::UnreadableConfig { path: args.config.clone(), source })?;
+    check_document(&args.config, &bytes, &vars)
+}
+
+/// Validates the configuration read from `path` once the `vars` given are
+/// interpolated into it; `Err` when it cannot be read at all.
+pub(crate) fn check_document(
+    path: &Path,
+    bytes: &[u8],
+    vars: &serde_json::Map<String, Value>,
+) -> Result<config::Validation, CannotValidate> {
+    let malformed = |source| CannotValidate::MalformedConfig { path: path.to_path_buf(), source };
+    let document = config::yaml_value(bytes).map_err(malformed)?;
     let lookup = |reference: &vars::VarRef| -> Option<Value> {
         if reference.source.is_some() {
             return None;
@@ -100,7 +109,7 @@ fn check(args: &Args) -> Result<config::Validation, CannotValidate> {
         vars.get(&reference.path).cloned()
     };
     let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep)
-        .map_err(|source| CannotValidate::Interpolation { path: path(), source })?;
+        .map_err(|source| CannotValidate::Interpolation { path: path.to_path_buf(), source })?;
     let pipeline = config::from_value(document).map_err(malformed)?;
     Ok(config::validate(&pipeline))
 }

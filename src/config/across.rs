@@ -10,6 +10,11 @@ pub const MAX_ACROSS_VARS: usize = 16;
 /// thousand is more than any real matrix.
 pub const MAX_ACROSS_COMBINATIONS: usize = 4096;
 
+/// The most an across's substeps may come to as JSON text, all together:
+/// each is a copy of the step with its combination's values in it, so a
+/// long step or long values multiply with the combinations.
+pub const MAX_SUBSTEPS_BYTES: usize = 64 * 1024 * 1024;
+
 /// An `across` too big to run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TooBigAcross {

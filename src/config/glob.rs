@@ -2,18 +2,18 @@
 //! to name jobs.
 
 /// One element of a pattern.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Token<'a> {
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
     /// `*`: any run of characters.
     Star,
     /// `?`: any one character.
     Any,
     /// `[...]`: one character of the class (without its brackets).
-    Class(&'a [char]),
+    Class(Box<[char]>),
     Literal(char),
 }
 
-impl Token<'_> {
+impl Token {
     fn matches(&self, c: char) -> bool {
         match self {
             Token::Star | Token::Any => true,
@@ -23,66 +23,89 @@ impl Token<'_> {
     }
 }
 
-fn tokens(pattern: &[char]) -> Vec<Token<'_>> {
-    let mut tokens = Vec::with_capacity(pattern.len());
-    let mut i = 0;
-    while i < pattern.len() {
-        let token = match pattern[i] {
-            '*' => Token::Star,
-            '?' => Token::Any,
-            '[' => match class_end(&pattern[i..]) {
-                Some(end) => {
-                    let class = Token::Class(&pattern[i + 1..i + end]);
-                    i += end;
-                    class
-                }
-                // An unclosed bracket is itself.
-                None => Token::Literal('['),
-            },
-            '\\' if i + 1 < pattern.len() => {
-                i += 1;
-                Token::Literal(pattern[i])
-            }
-            c => Token::Literal(c),
-        };
-        tokens.push(token);
-        i += 1;
-    }
-    tokens
+/// A pattern, read once to be matched against many names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glob {
+    tokens: Vec<Token>,
 }
 
-/// Whether `name` matches `pattern` as a whole. A loop that backtracks only
-/// to the last `*`: patterns come from configurations, and neither their
-/// length nor their stars may cost more than `pattern × name` steps.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let tokens = tokens(&pattern);
-    let name: Vec<char> = name.chars().collect();
-    let (mut t, mut n) = (0, 0);
-    // The last `*` seen, and where in the name it would next resume.
-    let mut resume: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match tokens.get(t) {
-            Some(Token::Star) => {
-                resume = Some((t, n));
-                t += 1;
-            }
-            Some(token) if token.matches(name[n]) => {
-                t += 1;
-                n += 1;
-            }
-            _ => match resume {
-                // Let the last `*` take one more character, and retry.
-                Some((star, from)) => {
-                    resume = Some((star, from + 1));
-                    t = star + 1;
-                    n = from + 1;
+impl Glob {
+    pub fn new(pattern: &str) -> Glob {
+        let pattern: Vec<char> = pattern.chars().collect();
+        let mut tokens = Vec::with_capacity(pattern.len());
+        let mut i = 0;
+        while i < pattern.len() {
+            let token = match pattern[i] {
+                '*' => Token::Star,
+                '?' => Token::Any,
+                '[' => match class_end(&pattern[i..]) {
+                    Some(end) => {
+                        let class = Token::Class(pattern[i + 1..i + end].into());
+                        i += end;
+                        class
+                    }
+                    // An unclosed bracket is itself.
+                    None => Token::Literal('['),
+                },
+                '\\' if i + 1 < pattern.len() => {
+                    i += 1;
+                    Token::Literal(pattern[i])
                 }
-                None => return false,
-            },
+                c => Token::Literal(c),
+            };
+            tokens.push(token);
+            i += 1;
         }
+        Glob { tokens }
     }
-    tokens[t..].iter().all(|token| *token == Token::Star)
+
+    /// The one name the pattern matches, when it has no wildcards.
+    pub fn literal(&self) -> Option<String> {
+        self.tokens.iter().map(|token| if let Token::Literal(c) = token { Some(*c) } else { None }).collect()
+    }
+
+    /// Whether `name` (its characters) matches as a whole, or `None` when
+    /// finding out would take more than `steps_left` steps (each step
+    /// takes one off). A loop that backtracks only to the last `*`: no
+    /// pattern costs more than `pattern × name` steps.
+    pub fn matches_within(&self, name: &[char], steps_left: &mut usize) -> Option<bool> {
+        let tokens = &self.tokens;
+        let (mut t, mut n) = (0, 0);
+        // The last `*` seen, and where in the name it would next resume.
+        let mut resume: Option<(usize, usize)> = None;
+        while n < name.len() {
+            *steps_left = steps_left.checked_sub(1)?;
+            match tokens.get(t) {
+                Some(Token::Star) => {
+                    resume = Some((t, n));
+                    t += 1;
+                }
+                Some(token) if token.matches(name[n]) => {
+                    t += 1;
+                    n += 1;
+                }
+                _ => match resume {
+                    // Let the last `*` take one more character, and retry.
+                    Some((star, from)) => {
+                        resume = Some((star, from + 1));
+                        t = star + 1;
+                        n = from + 1;
+                    }
+                    None => return Some(false),
+                },
+            }
+        }
+        *steps_left = steps_left.checked_sub(tokens.len() - t)?;
+        Some(tokens[t..].iter().all(|token| *token == Token::Star))
+    }
+}
+
+/// Whether `name` matches `pattern` as a whole, however many steps that
+/// takes.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let name: Vec<char> = name.chars().collect();
+    let mut unbounded = usize::MAX;
+    Glob::new(pattern).matches_within(&name, &mut unbounded).unwrap_or(false)
 }
 
 fn class_end(pattern: &[char]) -> Option<usize> {

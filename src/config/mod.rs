@@ -7,6 +7,7 @@
 pub mod across;
 mod glob;
 mod identifier;
+mod job_patterns;
 mod model;
 mod parse;
 mod step;

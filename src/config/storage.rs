@@ -1,10 +1,12 @@
 //! A configuration split the way the database stores it: the whole
 //! document, and each job, resource and resource type on its own.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::glob::glob_match;
+use super::job_patterns::JobPatterns;
 use super::model::Pipeline;
 use crate::db::{JobSpec, PipelineSpec, ResourceSpec, ResourceTypeSpec};
 
@@ -24,24 +26,14 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, UnserializableC
 
     let jobs = list("jobs")
         .iter()
-        .map(|job| {
-            let name = text(job, "name");
-            JobSpec {
-                old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
-                config: job.clone(),
-                public: flag(job, "public"),
-                disable_manual_trigger: flag(job, "disable_manual_trigger"),
-                groups: groups
-                    .iter()
-                    .filter(|group| {
-                        group.get("jobs").and_then(Value::as_array).is_some_and(|patterns| {
-                            patterns.iter().filter_map(Value::as_str).any(|p| glob_match(p, &name))
-                        })
-                    })
-                    .map(|group| text(group, "name"))
-                    .collect(),
-                name,
-            }
+        .zip(group_names(pipeline))
+        .map(|(job, groups)| JobSpec {
+            name: text(job, "name"),
+            old_name: Some(text(job, "old_name")).filter(|n| !n.is_empty()),
+            config: job.clone(),
+            public: flag(job, "public"),
+            disable_manual_trigger: flag(job, "disable_manual_trigger"),
+            groups,
         })
         .collect();
     let resources = list("resources")
@@ -71,6 +63,25 @@ pub fn storage_spec(pipeline: &Pipeline) -> Result<PipelineSpec, UnserializableC
         resources,
         resource_types,
     })
+}
+
+/// The names of the groups listing each job (by the job's position), each
+/// group once, in order.
+fn group_names(pipeline: &Pipeline) -> Vec<Vec<String>> {
+    let mut patterns = JobPatterns::new(pipeline.jobs.iter().map(|job| job.name.as_str()));
+    let mut names = vec![Vec::new(); pipeline.jobs.len()];
+    for group in &pipeline.groups {
+        let mut listed = HashSet::new();
+        for pattern in &group.jobs {
+            // Validation held these patterns to the limits of matching them.
+            for &job in patterns.jobs(pattern).unwrap_or_default().iter() {
+                if listed.insert(job) {
+                    names[job].push(group.name.clone());
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Identifies a version history: the same type and source share one.

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::glob::{glob_match, is_valid_glob};
+use super::glob::is_valid_glob;
 use super::identifier::{unusable_name, validate_identifier};
+use super::job_patterns::JobPatterns;
 use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
 use super::{Validation, Warning, across, vars};
@@ -16,13 +17,18 @@ const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", 
 
 pub fn validate(pipeline: &Pipeline) -> Validation {
     let mut v = Validation::default();
-    groups(pipeline, &mut v);
+    let mut patterns = JobPatterns::new(pipeline.jobs.iter().map(|job| job.name.as_str()));
+    groups(pipeline, &mut patterns, &mut v);
     resources(pipeline, &mut v);
     resource_types(pipeline, &mut v);
     var_sources(pipeline, &mut v);
-    jobs(pipeline, &mut v);
+    let upstream = jobs(pipeline, &mut patterns, &mut v);
     display(pipeline, &mut v);
-    cycles(pipeline, &mut v);
+    match patterns.exceeded() {
+        Some(limit) => v.errors.push(limit.to_string()),
+        // Only once every `passed` pattern was matched are the cycles known.
+        None => cycles(pipeline, &upstream, &mut v),
+    }
     v
 }
 
@@ -54,9 +60,17 @@ fn duplicates<'a>(v: &mut Validation, section: &str, names: impl Iterator<Item =
     }
 }
 
-fn groups(pipeline: &Pipeline, v: &mut Validation) {
+/// The most text the names of its groups take, stored with every job in
+/// them (all jobs together): a long name on a group of many jobs
+/// multiplies. Real configurations take a few kilobytes.
+const MAX_GROUP_NAMES_BYTES: usize = 16 * 1024 * 1024;
+
+fn groups(pipeline: &Pipeline, patterns: &mut JobPatterns<'_>, v: &mut Validation) {
     let mut grouped: BTreeMap<&str, bool> = pipeline.jobs.iter().map(|j| (j.name.as_str(), false)).collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    // The last group (its position + 1) listing each job, and what listing them takes.
+    let mut listed_by: Vec<usize> = vec![0; pipeline.jobs.len()];
+    let mut names_bytes = 0_usize;
     for (index, group) in pipeline.groups.iter().enumerate() {
         identifier(v, &group.name, &location("groups", index, &group.name));
         *counts.entry(group.name.as_str()).or_default() += 1;
@@ -65,15 +79,16 @@ fn groups(pipeline: &Pipeline, v: &mut Validation) {
                 v.errors.push(format!("invalid glob expression '{pattern}' for group '{}'", group.name));
                 continue;
             }
-            let mut matched = false;
-            for job in &pipeline.jobs {
-                if glob_match(pattern, &job.name) {
-                    grouped.insert(job.name.as_str(), true);
-                    matched = true;
-                }
-            }
-            if !matched {
+            let Some(jobs) = patterns.jobs(pattern) else { continue };
+            if jobs.is_empty() {
                 v.errors.push(format!("no jobs match '{pattern}' for group '{}'", group.name));
+            }
+            for &job in jobs.iter() {
+                grouped.insert(pipeline.jobs[job].name.as_str(), true);
+                if listed_by[job] != index + 1 {
+                    listed_by[job] = index + 1;
+                    names_bytes = names_bytes.saturating_add(group.name.len());
+                }
             }
         }
         for resource in &group.resources {
@@ -87,7 +102,13 @@ fn groups(pipeline: &Pipeline, v: &mut Validation) {
             v.errors.push(format!("group '{name}' appears {count} times. Duplicate names are not allowed."));
         }
     }
-    if !pipeline.groups.is_empty() {
+    if names_bytes > MAX_GROUP_NAMES_BYTES {
+        v.errors.push(format!(
+            "groups: the names of their groups, stored with each job, come to more than {MAX_GROUP_NAMES_BYTES} bytes"
+        ));
+    }
+    // Past the limits, which jobs are in no group is not known.
+    if !pipeline.groups.is_empty() && patterns.exceeded().is_none() {
         for (job, in_a_group) in grouped {
             if !in_a_group {
                 v.errors.push(format!("job '{job}' belongs to no group"));
@@ -130,19 +151,7 @@ fn resources(pipeline: &Pipeline, v: &mut Validation) {
 }
 
 fn used_resources(pipeline: &Pipeline) -> HashSet<&str> {
-    let mut used = HashSet::new();
-    for job in &pipeline.jobs {
-        job.walk(&mut |step| match &step.kind {
-            StepKind::Get(get) => {
-                used.insert(get.resource_name());
-            }
-            StepKind::Put(put) => {
-                used.insert(put.resource_name());
-            }
-            _ => {}
-        });
-    }
-    used
+    pipeline.jobs.iter().flat_map(resources_used_by).collect()
 }
 
 fn resource_types(pipeline: &Pipeline, v: &mut Validation) {
@@ -170,36 +179,51 @@ fn var_sources(pipeline: &Pipeline, v: &mut Validation) {
             ));
         }
     }
-    // A var source's config may use another one's vars; they must not form a cycle.
+    // A var source's config may use another one's vars; they must not form
+    // a cycle. Each source waits for the distinct sources it uses, and is
+    // resolved once they all are: every dependency is looked at once.
     let names: HashSet<&str> = pipeline.var_sources.iter().map(|s| s.name.as_str()).collect();
-    let mut ready: HashSet<&str> = HashSet::new();
-    let mut pending: Vec<(&str, Vec<String>)> = pipeline
+    let uses: Vec<BTreeSet<String>> = pipeline
         .var_sources
         .iter()
         .map(|source| {
-            let deps = vars::references(&source.config)
+            vars::references(&source.config)
                 .into_iter()
                 .filter_map(|name| vars::VarRef::parse(&name).ok()?.source)
-                .filter(|dep| names.contains(dep.as_str()))
-                .collect();
-            (source.name.as_str(), deps)
+                .filter(|used| names.contains(used.as_str()))
+                .collect()
         })
         .collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        pending.retain(|(name, deps)| {
-            if deps.iter().all(|d| ready.contains(d.as_str())) {
-                ready.insert(name);
-                false
-            } else {
-                true
-            }
-        });
-        if pending.len() == before {
-            let stuck: Vec<&str> = pending.iter().map(|(n, _)| *n).collect();
-            v.errors.push(format!("could not resolve inter-dependent var sources: {}", stuck.join(", ")));
-            break;
+    let mut waiting_for: Vec<usize> = uses.iter().map(BTreeSet::len).collect();
+    let mut users: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (index, used) in uses.iter().enumerate() {
+        for name in used {
+            users.entry(name.as_str()).or_default().push(index);
         }
+    }
+    let mut ready: Vec<usize> = (0..uses.len()).filter(|&index| waiting_for[index] == 0).collect();
+    let mut resolved: HashSet<&str> = HashSet::new();
+    while let Some(index) = ready.pop() {
+        let name = pipeline.var_sources[index].name.as_str();
+        if !resolved.insert(name) {
+            continue;
+        }
+        for &user in users.get(name).into_iter().flatten() {
+            waiting_for[user] -= 1;
+            if waiting_for[user] == 0 {
+                ready.push(user);
+            }
+        }
+    }
+    let stuck: Vec<&str> = pipeline
+        .var_sources
+        .iter()
+        .zip(&waiting_for)
+        .filter(|(_, waiting)| **waiting > 0)
+        .map(|(source, _)| source.name.as_str())
+        .collect();
+    if !stuck.is_empty() {
+        v.errors.push(format!("could not resolve inter-dependent var sources: {}", stuck.join(", ")));
     }
 }
 
@@ -214,12 +238,17 @@ fn display(pipeline: &Pipeline, v: &mut Validation) {
     }
 }
 
-fn jobs(pipeline: &Pipeline, v: &mut Validation) {
+/// Jobs (by name) and the jobs their `passed` constraints name.
+type Upstream<'a> = HashMap<&'a str, BTreeSet<&'a str>>;
+
+fn jobs<'a>(pipeline: &'a Pipeline, patterns: &mut JobPatterns<'a>, v: &mut Validation) -> Upstream<'a> {
+    let mut upstream = Upstream::new();
     if pipeline.jobs.is_empty() {
         v.errors.push("jobs: pipeline must contain at least one job".into());
-        return;
+        return upstream;
     }
     duplicates(v, "jobs", pipeline.jobs.iter().map(|j| j.name.as_str()));
+    let resources_used: Vec<HashSet<&str>> = pipeline.jobs.iter().map(resources_used_by).collect();
     for (index, job) in pipeline.jobs.iter().enumerate() {
         let context = location("jobs", index, &job.name);
         identifier(v, &job.name, &context);
@@ -230,6 +259,9 @@ fn jobs(pipeline: &Pipeline, v: &mut Validation) {
         let mut steps = StepValidator {
             pipeline,
             v,
+            patterns,
+            resources_used: &resources_used,
+            upstream: BTreeSet::new(),
             context: vec![context.clone(), ".plan".into()],
             gets: HashSet::new(),
             scopes: vec![HashSet::new()],
@@ -248,7 +280,9 @@ fn jobs(pipeline: &Pipeline, v: &mut Validation) {
                 steps.step(hook);
             }
         }
+        upstream.insert(job.name.as_str(), steps.upstream);
     }
+    upstream
 }
 
 fn retention(job: &Job, context: &str, v: &mut Validation) {
@@ -282,9 +316,14 @@ fn retention(job: &Job, context: &str, v: &mut Validation) {
     }
 }
 
-struct StepValidator<'a> {
+struct StepValidator<'a, 'v> {
     pipeline: &'a Pipeline,
-    v: &'a mut Validation,
+    v: &'v mut Validation,
+    patterns: &'v mut JobPatterns<'a>,
+    /// The resources each job gets or puts, by the job's position.
+    resources_used: &'v [HashSet<&'a str>],
+    /// The jobs this job's `passed` constraints name.
+    upstream: BTreeSet<&'a str>,
     context: Vec<String>,
     /// Names of gets seen in this job: each may appear once.
     gets: HashSet<String>,
@@ -292,7 +331,7 @@ struct StepValidator<'a> {
     scopes: Vec<HashSet<String>>,
 }
 
-impl StepValidator<'_> {
+impl StepValidator<'_, '_> {
     fn here(&self) -> String {
         self.context.concat()
     }
@@ -419,13 +458,15 @@ impl StepValidator<'_> {
                 }
                 s.within(".passed".into(), |s| {
                     for pattern in &get.passed {
-                        let matching: Vec<&Job> = s.pipeline.jobs.iter().filter(|j| glob_match(pattern, &j.name)).collect();
+                        let Some(matching) = s.patterns.jobs(pattern) else { return };
                         if matching.is_empty() {
                             s.error(format!("no matching job(s) for '{pattern}'"));
                         }
-                        for job in matching {
-                            if !job_uses_resource(job, &resource) {
-                                s.error(format!("job '{}' does not interact with resource '{resource}'", job.name));
+                        for &job in matching.iter() {
+                            let name = s.pipeline.jobs[job].name.as_str();
+                            s.upstream.insert(name);
+                            if !s.resources_used[job].contains(resource.as_str()) {
+                                s.error(format!("job '{name}' does not interact with resource '{resource}'"));
                             }
                         }
                     }
@@ -512,35 +553,23 @@ impl StepValidator<'_> {
     }
 }
 
-fn job_uses_resource(job: &Job, resource: &str) -> bool {
-    let mut uses = false;
+/// The resources a job gets or puts.
+fn resources_used_by(job: &Job) -> HashSet<&str> {
+    let mut used = HashSet::new();
     job.walk(&mut |step| match &step.kind {
-        StepKind::Get(get) if get.resource_name() == resource => uses = true,
-        StepKind::Put(put) if put.resource_name() == resource => uses = true,
+        StepKind::Get(get) => {
+            used.insert(get.resource_name());
+        }
+        StepKind::Put(put) => {
+            used.insert(put.resource_name());
+        }
         _ => {}
     });
-    uses
+    used
 }
 
 /// `passed` constraints must not loop back to the job itself.
-fn cycles(pipeline: &Pipeline, v: &mut Validation) {
-    let upstream: HashMap<&str, BTreeSet<&str>> = pipeline
-        .jobs
-        .iter()
-        .map(|job| {
-            let mut jobs = BTreeSet::new();
-            job.walk(&mut |step| {
-                if let StepKind::Get(get) = &step.kind {
-                    for pattern in &get.passed {
-                        jobs.extend(
-                            pipeline.jobs.iter().filter(|j| glob_match(pattern, &j.name)).map(|j| j.name.as_str()),
-                        );
-                    }
-                }
-            });
-            (job.name.as_str(), jobs)
-        })
-        .collect();
+fn cycles(pipeline: &Pipeline, upstream: &Upstream<'_>, v: &mut Validation) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -598,6 +627,62 @@ mod tests {
             yaml.push_str(&format!("- name: j{i}\n  plan: [{{get: r{passed}}}]\n"));
         }
         parse(yaml.as_bytes()).unwrap()
+    }
+
+    /// Var sources `s0`..`sN`, each using the next one's vars (the last
+    /// the first's when `looping`).
+    fn var_source_chain(sources: usize, looping: bool) -> Pipeline {
+        let mut yaml =
+            String::from("resources: [{name: r, type: mock}]\njobs: [{name: j, plan: [{get: r}]}]\nvar_sources:\n");
+        for i in 0..sources {
+            let next = if i + 1 < sources { Some(i + 1) } else { looping.then_some(0) };
+            let config = next.map(|n| format!("{{x: \"((s{n}:x))\"}}")).unwrap_or_else(|| "{}".into());
+            yaml.push_str(&format!("- {{name: s{i}, type: dummy, config: {config}}}\n"));
+        }
+        parse(yaml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn var_sources_using_each_other_resolve_in_one_pass_or_name_their_cycle() {
+        // Listed so that each pass resolved only the last one, this took their number squared.
+        let started = std::time::Instant::now();
+        assert_eq!(validate(&var_source_chain(20_000, false)).errors, Vec::<String>::new());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(
+            validate(&var_source_chain(3, true)).errors,
+            ["could not resolve inter-dependent var sources: s0, s1, s2"]
+        );
+    }
+
+    #[test]
+    fn patterns_naming_every_job_from_every_job_stop_at_the_limit() {
+        // Every job's get passed every job: each pair was matched, checked and
+        // followed for cycles, in validation and again in storage.
+        let mut yaml = String::from("resources: [{name: r, type: mock}]\njobs:\n");
+        for i in 0..2_000 {
+            yaml.push_str(&format!("- {{name: j{i}, plan: [{{get: r, passed: [\"*\"]}}]}}\n"));
+        }
+        let pipeline = parse(yaml.as_bytes()).unwrap();
+        let started = std::time::Instant::now();
+        let errors = validate(&pipeline).errors;
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(errors, ["job patterns (groups' jobs, passed) name more than 100000 jobs in all"]);
+    }
+
+    #[test]
+    fn group_names_stored_with_their_jobs_are_bounded() {
+        let yaml = |name_bytes: usize| {
+            let mut yaml = format!("groups: [{{name: {}, jobs: [\"*\"]}}]\njobs:\n", "g".repeat(name_bytes));
+            for i in 0..16 {
+                yaml.push_str(&format!("- {{name: j{i}, plan: []}}\n"));
+            }
+            parse(yaml.as_bytes()).unwrap()
+        };
+        assert_eq!(validate(&yaml(1024 * 1024)).errors, Vec::<String>::new());
+        assert_eq!(
+            validate(&yaml(1024 * 1024 + 1)).errors,
+            ["groups: the names of their groups, stored with each job, come to more than 16777216 bytes"]
+        );
     }
 
     #[test]

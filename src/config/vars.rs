@@ -132,12 +132,19 @@ pub enum Undefined {
     Fail,
 }
 
+/// The most text interpolation may add to a document, counting a var's
+/// value each time it is used. Real configurations use a few short values;
+/// without a bound, a long value used many times multiplies into gigabytes.
+pub const MAX_INTERPOLATED_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InterpolationError {
     #[error("undefined vars: {}", .0.join(", "))]
     Undefined(Vec<String>),
     #[error("cannot interpolate ((\"{name}\")): its value is a {kind}, only strings and numbers fit inside text")]
     NotText { name: String, kind: &'static str },
+    #[error("the values of its vars add more than {MAX_INTERPOLATED_BYTES} bytes to the document")]
+    TooLarge,
     #[error(transparent)]
     InvalidReference(#[from] InvalidVarRef),
 }
@@ -149,82 +156,98 @@ pub type Lookup<'a> = dyn Fn(&VarRef) -> Option<Value> + 'a;
 
 /// Replaces every `((var))` in `value`. A string that is exactly one
 /// reference takes the var's value with its type; inside longer text only
-/// strings and numbers fit.
+/// strings and numbers fit. Values are not interpolated again.
 pub fn interpolate(value: &Value, lookup: &Lookup<'_>, undefined: Undefined) -> Result<Value, InterpolationError> {
-    let mut missing = BTreeSet::new();
-    let result = walk(value, lookup, &mut missing)?;
-    if undefined == Undefined::Fail && !missing.is_empty() {
-        return Err(InterpolationError::Undefined(missing.into_iter().collect()));
+    let mut interpolation = Interpolation { lookup, missing: BTreeSet::new(), added: 0 };
+    let result = interpolation.walk(value)?;
+    if undefined == Undefined::Fail && !interpolation.missing.is_empty() {
+        return Err(InterpolationError::Undefined(interpolation.missing.into_iter().collect()));
     }
     Ok(result)
 }
 
-fn walk(value: &Value, lookup: &Lookup<'_>, missing: &mut BTreeSet<String>) -> Result<Value, InterpolationError> {
-    Ok(match value {
-        Value::String(text) => interpolate_text(text, lookup, missing)?,
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|item| walk(item, lookup, missing)).collect::<Result<_, _>>()?)
-        }
-        Value::Object(map) => {
-            let mut out = serde_json::Map::with_capacity(map.len());
-            for (key, item) in map {
-                let key = match interpolate_text(key, lookup, missing)? {
-                    Value::String(key) => key,
-                    other => other.to_string(),
-                };
-                out.insert(key, walk(item, lookup, missing)?);
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    })
+struct Interpolation<'a, 'b> {
+    lookup: &'a Lookup<'b>,
+    missing: BTreeSet<String>,
+    /// Bytes the values put in so far (see [`MAX_INTERPOLATED_BYTES`]).
+    added: usize,
 }
 
-fn resolve(name: &str, lookup: &Lookup<'_>) -> Result<Option<Value>, InterpolationError> {
-    let reference = VarRef::parse(name)?;
-    let Some(mut value) = lookup(&reference) else {
-        return Ok(None);
-    };
-    for field in &reference.fields {
-        value = match value.get(field) {
-            Some(inner) => inner.clone(),
-            None => return Ok(None),
+impl Interpolation<'_, '_> {
+    fn walk(&mut self, value: &Value) -> Result<Value, InterpolationError> {
+        Ok(match value {
+            Value::String(text) => self.text(text)?,
+            Value::Array(items) => Value::Array(items.iter().map(|item| self.walk(item)).collect::<Result<_, _>>()?),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (key, item) in map {
+                    let key = match self.text(key)? {
+                        Value::String(key) => key,
+                        other => other.to_string(),
+                    };
+                    out.insert(key, self.walk(item)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn resolve(&mut self, name: &str) -> Result<Option<Value>, InterpolationError> {
+        let reference = VarRef::parse(name)?;
+        let Some(mut value) = (self.lookup)(&reference) else {
+            self.missing.insert(name.to_string());
+            return Ok(None);
         };
+        for field in &reference.fields {
+            value = match value.get(field) {
+                Some(inner) => inner.clone(),
+                None => {
+                    self.missing.insert(name.to_string());
+                    return Ok(None);
+                }
+            };
+        }
+        self.added = self.added.saturating_add(crate::nesting::text_size(&value));
+        if self.added > MAX_INTERPOLATED_BYTES {
+            return Err(InterpolationError::TooLarge);
+        }
+        Ok(Some(value))
     }
-    Ok(Some(value))
-}
 
-fn interpolate_text(
-    text: &str,
-    lookup: &Lookup<'_>,
-    missing: &mut BTreeSet<String>,
-) -> Result<Value, InterpolationError> {
-    let names = names_in(text);
-    if names.is_empty() {
-        return Ok(Value::String(text.to_string()));
-    }
-    let whole = names.len() == 1 && text == format!("(({}))", names[0]);
-    let mut result = text.to_string();
-    for name in names {
-        match resolve(&name, lookup)? {
-            None => {
-                missing.insert(name);
+    /// One pass over the text: each reference is looked up where it is,
+    /// and what a value holds is never looked at again.
+    fn text(&mut self, text: &str) -> Result<Value, InterpolationError> {
+        let mut result = String::new();
+        let mut copied = 0;
+        for captures in REFERENCE.captures_iter(text) {
+            let (reference, name) = (captures.get(0).expect("the whole match"), &captures[1]);
+            if reference.len() == text.len() {
+                return Ok(self.resolve(name)?.unwrap_or_else(|| Value::String(text.to_string())));
             }
-            Some(value) if whole => return Ok(value),
-            Some(Value::String(s)) => result = result.replace(&format!("(({name}))"), &s),
-            Some(Value::Number(n)) => result = result.replace(&format!("(({name}))"), &n.to_string()),
-            Some(other) => {
-                let kind = match other {
-                    Value::Bool(_) => "boolean",
-                    Value::Array(_) => "list",
-                    Value::Object(_) => "map",
-                    _ => "null",
-                };
-                return Err(InterpolationError::NotText { name, kind });
+            result.push_str(&text[copied..reference.start()]);
+            copied = reference.end();
+            match self.resolve(name)? {
+                None => result.push_str(reference.as_str()),
+                Some(Value::String(s)) => result.push_str(&s),
+                Some(Value::Number(n)) => result.push_str(&n.to_string()),
+                Some(other) => {
+                    let kind = match other {
+                        Value::Bool(_) => "boolean",
+                        Value::Array(_) => "list",
+                        Value::Object(_) => "map",
+                        _ => "null",
+                    };
+                    return Err(InterpolationError::NotText { name: name.to_string(), kind });
+                }
             }
         }
+        if copied == 0 {
+            return Ok(Value::String(text.to_string()));
+        }
+        result.push_str(&text[copied..]);
+        Ok(Value::String(result))
     }
-    Ok(Value::String(result))
 }
 
 #[cfg(test)]
@@ -286,6 +309,33 @@ mod tests {
         );
         let kept = interpolate(&doc, &vars, Undefined::Keep).unwrap();
         assert_eq!(kept, json!(["((a))", "x ((b)) world", "((creds.missing))"]));
+    }
+
+    #[test]
+    fn values_are_not_interpolated_again() {
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            Some(json!(format!("(({}))", if reference.path == "a" { "b" } else { "a" })))
+        };
+        assert_eq!(interpolate(&json!("((a)) ((b))"), &lookup, Undefined::Fail).unwrap(), json!("((b)) ((a))"));
+    }
+
+    #[test]
+    fn text_of_many_references_is_read_once() {
+        // Replacing each reference throughout the text took its length times theirs.
+        let text = "((name))".repeat(200_000);
+        let started = std::time::Instant::now();
+        let out = interpolate(&json!(text), &vars, Undefined::Fail).unwrap();
+        assert_eq!(out, json!("world".repeat(200_000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn values_used_many_times_add_a_bounded_amount() {
+        let long = "x".repeat(1024 * 1024);
+        let lookup = |_: &VarRef| -> Option<Value> { Some(json!({ "text": long })) };
+        let used = |times: usize| json!({ "whole": vec!["((v))"; times], "inside": "((v.text))" });
+        assert!(interpolate(&used(14), &lookup, Undefined::Fail).is_ok());
+        assert_eq!(interpolate(&used(15), &lookup, Undefined::Fail), Err(InterpolationError::TooLarge));
     }
 
     #[test]

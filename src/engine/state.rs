@@ -376,14 +376,6 @@ impl BuildState {
         Ok(vars::interpolate(value, &lookup, vars::Undefined::Fail)?)
     }
 
-    /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
-    pub fn interpolate_local(&self, value: &Value, scope: &Scope) -> Result<Value, InterpolationError> {
-        let lookup = |reference: &VarRef| -> Option<Value> {
-            if reference.is_local() { scope.local_var(&reference.path) } else { None }
-        };
-        vars::interpolate(value, &lookup, vars::Undefined::Keep)
-    }
-
     /// Keeps a value (a string, or the strings of a map) out of everything
     /// the build records.
     pub fn remember_secret(&self, value: &Value) {
@@ -451,5 +443,13 @@ impl Scope {
     pub fn local_var(&self, name: &str) -> Option<Value> {
         let own = self.local_vars.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
         own.or_else(|| self.parent.as_ref().and_then(|p| p.local_var(name)))
+    }
+
+    /// Interpolates only local vars (`((.:name))`), leaving the rest for later.
+    pub fn interpolate_local(&self, value: &Value) -> Result<Value, InterpolationError> {
+        let lookup = |reference: &VarRef| -> Option<Value> {
+            if reference.is_local() { self.local_var(&reference.path) } else { None }
+        };
+        vars::interpolate(value, &lookup, vars::Undefined::Keep)
     }
 }

@@ -253,7 +253,7 @@ fn first_json_value(script: &str, stdout: &[u8]) -> Result<Option<Value>, Resour
     }
 }
 
-fn parse_check_response(script: &str, stdout: &[u8]) -> Result<Vec<Version>, ResourceError> {
+pub(crate) fn parse_check_response(script: &str, stdout: &[u8]) -> Result<Vec<Version>, ResourceError> {
     // Empty output is no new versions, as in Concourse.
     let Some(value) = first_json_value(script, stdout)? else { return Ok(Vec::new()) };
     let Value::Array(items) = value else {
@@ -298,7 +298,7 @@ fn parse_version(value: &Value) -> Result<Version, InvalidVersion> {
         .collect()
 }
 
-fn version_result(script: &str, exit_code: i32, stdout: Vec<u8>) -> Result<VersionResult, ResourceError> {
+pub(crate) fn version_result(script: &str, exit_code: i32, stdout: Vec<u8>) -> Result<VersionResult, ResourceError> {
     if exit_code != 0 {
         return Err(ResourceError::Failed { script: script.to_string(), exit_code, stdout: quote_if_any(&stdout) });
     }

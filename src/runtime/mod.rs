@@ -264,6 +264,11 @@ pub struct StepOutcome {
     pub stdout: Option<Vec<u8>>,
 }
 
+/// The largest file [`Runtime::read_file`] reads. What steps read is a
+/// configuration, a var file or a var, held in memory whole: no bigger
+/// than a configuration the API accepts.
+pub const MAX_READ_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
 /// Why a step could not be run or finished. Each kind says whether trying
 /// again may help ([`RuntimeError::is_transient`]).
 #[derive(Debug, thiserror::Error)]
@@ -420,7 +425,9 @@ pub trait Runtime: Send + Sync {
     /// Streams an artifact as a gzipped tarball (as `fly execute -o` downloads).
     fn export_artifact(&self, artifact: &Artifact) -> BoxFuture<'_, Result<TarGzStream, RuntimeError>>;
 
-    /// Reads one file of an artifact (task `file:`, `load_var`, `set_pipeline`).
+    /// Reads one regular file of an artifact (task `file:`, `load_var`,
+    /// `set_pipeline`) of at most [`MAX_READ_FILE_BYTES`]; anything else is
+    /// a [`RuntimeError::Setup`].
     fn read_file(&self, artifact: &Artifact, path: &str) -> BoxFuture<'_, Result<Vec<u8>, RuntimeError>>;
 
     /// Frees artifacts nothing refers to any more.

@@ -31,6 +31,7 @@ macro_rules! runtime_suite {
             captured_stdout_past_the_limit_stops_the_step,
             artifacts_round_trip_through_tgz,
             read_file_refuses_paths_outside_the_artifact,
+            read_file_reads_regular_files_up_to_the_limit,
             released_artifacts_are_gone,
             a_missing_executable_is_a_setup_error,
             an_unknown_resource_type_is_a_setup_error,
@@ -250,6 +251,21 @@ pub async fn read_file_refuses_paths_outside_the_artifact(runtime: &dyn Runtime,
     assert!(runtime.read_file(artifact, "missing").await.is_err());
     let forged = atc::runtime::Artifact { id: "../../etc".into() };
     assert!(runtime.read_file(&forged, "passwd").await.is_err());
+}
+
+pub async fn read_file_reads_regular_files_up_to_the_limit(runtime: &dyn Runtime, shell: &Shell) {
+    let limit = atc::runtime::MAX_READ_FILE_BYTES;
+    let mut step = shell
+        .step(&format!("truncate -s {limit} out/largest && truncate -s {} out/larger && mkfifo out/fifo", limit + 1));
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let outcome = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.unwrap();
+    let artifact = &outcome.outputs["out"];
+    assert_eq!(runtime.read_file(artifact, "largest").await.unwrap().len() as u64, limit);
+    let larger = runtime.read_file(artifact, "larger").await;
+    assert!(matches!(&larger, Err(RuntimeError::Setup(m)) if m.contains("larger than")), "{larger:?}");
+    // Nothing writes to the FIFO: reading it would wait forever.
+    let fifo = tokio::time::timeout(Duration::from_secs(10), runtime.read_file(artifact, "fifo")).await;
+    assert!(matches!(&fifo, Ok(Err(RuntimeError::Setup(m))) if m.contains("not a regular file")), "{fifo:?}");
 }
 
 pub async fn released_artifacts_are_gone(runtime: &dyn Runtime, _shell: &Shell) {

@@ -22,7 +22,7 @@ fn format_of(plan: &LoadVarPlan) -> &str {
 
 /// Why a file is not a value in the format it is read as.
 #[derive(Debug, thiserror::Error)]
-enum UndecodableFile {
+pub(crate) enum UndecodableFile {
     #[error("the file is not UTF-8 text")]
     NotText,
     /// What is wrong with the JSON, where (the parser's words may quote
@@ -35,7 +35,7 @@ enum UndecodableFile {
     UnknownFormat(String),
 }
 
-fn decode(format: &str, bytes: &[u8]) -> Result<Value, UndecodableFile> {
+pub(crate) fn decode(format: &str, bytes: &[u8]) -> Result<Value, UndecodableFile> {
     let text = || String::from_utf8(bytes.to_vec()).map_err(|_| UndecodableFile::NotText);
     match format {
         "json" => {

@@ -13,11 +13,11 @@ mod artifacts;
 mod delegate;
 mod hooks;
 mod leaf;
-mod load_var;
+pub(crate) mod load_var;
 mod modifiers;
-mod parallel;
+pub(crate) mod parallel;
 mod resource_steps;
-mod set_pipeline;
+pub(crate) mod set_pipeline;
 mod step_error;
 mod task;
 

@@ -7,8 +7,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
 use super::{BoxedOutcome, Outcome, StepContext, run};
+use crate::config::across::{MAX_SUBSTEPS_BYTES, TooBigAcross};
+use crate::config::vars::InterpolationError;
 use crate::engine::plan::{AcrossPlan, InParallelPlan, MAX_STEP_DEPTH, Plan};
 use crate::engine::state::Scope;
+use crate::nesting::text_size;
 
 /// Runs steps one after another, stopping at the first that does not succeed.
 pub async fn sequence(steps: &[Plan], ctx: &StepContext) -> Outcome {
@@ -90,11 +93,6 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
             }
         }
     }
-    let lengths: Vec<usize> = value_lists.iter().map(Vec::len).collect();
-    if let Err(message) = crate::config::across::combinations(&lengths).map_err(|e| e.to_string()) {
-        ctx.build.step_error(&plan.id, &message);
-        return Outcome::Errored(message);
-    }
     // Each var is a level of nesting when the substeps run.
     if ctx.depth + across.vars.len() > MAX_STEP_DEPTH {
         let message = format!("steps nest more than {MAX_STEP_DEPTH} deep");
@@ -118,38 +116,14 @@ pub async fn across(plan: &Plan, across: &AcrossPlan, ctx: &StepContext) -> Outc
         }
     }
 
-    let template: Value = match serde_json::from_str(&across.substep_template) {
-        Ok(template) => template,
+    let substeps = match substeps(&plan.id, across, &value_lists, &ctx.scope) {
+        Ok(substeps) => substeps,
         Err(err) => {
-            let message = format!("across: unreadable substep template: {err}");
+            let message = err.to_string();
             ctx.build.step_error(&plan.id, &message);
             return Outcome::Errored(message);
         }
     };
-    let combinations = cartesian(&value_lists);
-    let mut substeps = Vec::with_capacity(combinations.len());
-    for (index, values) in combinations.iter().enumerate() {
-        let scope = Scope::child(&ctx.scope);
-        for (var, value) in across.vars.iter().zip(values) {
-            scope.set_local_var(&var.name, value.clone());
-        }
-        let substep = ctx
-            .build
-            .interpolate_local(&template, &scope)
-            .map_err(|e| e.to_string())
-            .and_then(|value| serde_json::from_value::<Plan>(value).map_err(|e| e.to_string()))
-            .map(|mut substep| {
-                substep.renumber_as_substep(&plan.id, index);
-                substep
-            });
-        match substep {
-            Ok(substep) => substeps.push((substep, scope)),
-            Err(message) => {
-                ctx.build.step_error(&plan.id, &format!("across: {message}"));
-                return Outcome::Errored(message);
-            }
-        }
-    }
     ctx.build.across_substeps(&plan.id, substeps.iter().map(|(s, _)| s.public()).collect());
 
     // One level per var, each with that var's max_in_flight.
@@ -185,15 +159,71 @@ fn run_level<'a>(
     })
 }
 
-/// Every combination of one value from each list, the first list varying slowest.
-fn cartesian(lists: &[Vec<Value>]) -> Vec<Vec<Value>> {
-    lists.iter().fold(vec![Vec::new()], |combinations, values| {
+/// Why an `across`'s substeps cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InvalidSubsteps {
+    #[error(transparent)]
+    TooBig(#[from] TooBigAcross),
+    /// The template the plan was built with is not JSON: a bug.
+    #[error("across: unreadable substep template: {0}")]
+    UnreadableTemplate(#[source] serde_json::Error),
+    #[error("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes")]
+    TooLarge,
+    #[error("across: {0}")]
+    Interpolation(#[from] InterpolationError),
+    /// A substep, its values filled in, is not a step.
+    #[error("across: {0}")]
+    NotAStep(#[source] serde_json::Error),
+}
+
+/// The substeps of `across` (the step `plan_id`), one per combination of
+/// `value_lists`: its template interpolated with the combination's values
+/// as local vars, each in a scope of its own under `parent`. There may be
+/// at most [`MAX_ACROSS_COMBINATIONS`](crate::config::across::MAX_ACROSS_COMBINATIONS),
+/// coming to at most [`MAX_SUBSTEPS_BYTES`] together, counted as they are made.
+pub(crate) fn substeps(
+    plan_id: &str,
+    across: &AcrossPlan,
+    value_lists: &[Vec<Value>],
+    parent: &Arc<Scope>,
+) -> Result<Vec<(Plan, Arc<Scope>)>, InvalidSubsteps> {
+    let lengths: Vec<usize> = value_lists.iter().map(Vec::len).collect();
+    crate::config::across::combinations(&lengths)?;
+    let template: Value =
+        serde_json::from_str(&across.substep_template).map_err(InvalidSubsteps::UnreadableTemplate)?;
+    let mut bytes = 0_usize;
+    let mut substeps = Vec::new();
+    for (index, combination) in combinations(&lengths).into_iter().enumerate() {
+        let scope = Scope::child(parent);
+        for ((var, values), &chosen) in across.vars.iter().zip(value_lists).zip(&combination) {
+            bytes = bytes.saturating_add(text_size(&values[chosen]));
+            scope.set_local_var(&var.name, values[chosen].clone());
+        }
+        if bytes > MAX_SUBSTEPS_BYTES {
+            return Err(InvalidSubsteps::TooLarge);
+        }
+        let substep = scope.interpolate_local(&template)?;
+        bytes = bytes.saturating_add(text_size(&substep));
+        if bytes > MAX_SUBSTEPS_BYTES {
+            return Err(InvalidSubsteps::TooLarge);
+        }
+        let mut substep: Plan = serde_json::from_value(substep).map_err(InvalidSubsteps::NotAStep)?;
+        substep.renumber_as_substep(plan_id, index);
+        substeps.push((substep, scope));
+    }
+    Ok(substeps)
+}
+
+/// Every combination of one position in each list of these lengths, the
+/// first list varying slowest.
+fn combinations(lengths: &[usize]) -> Vec<Vec<usize>> {
+    lengths.iter().fold(vec![Vec::new()], |combinations, &length| {
         combinations
             .into_iter()
             .flat_map(|prefix| {
-                values.iter().map(move |value| {
+                (0..length).map(move |position| {
                     let mut combination = prefix.clone();
-                    combination.push(value.clone());
+                    combination.push(position);
                     combination
                 })
             })
@@ -205,21 +235,57 @@ fn cartesian(lists: &[Vec<Value>]) -> Vec<Vec<Value>> {
 mod tests {
     use serde_json::json;
 
-    use super::cartesian;
+    use super::*;
+    use crate::engine::plan::AcrossVar;
 
     #[test]
     fn combinations_vary_the_last_list_fastest() {
-        let lists = vec![vec![json!(1), json!(2)], vec![json!("a"), json!("b")]];
+        assert_eq!(combinations(&[2, 2]), vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]);
+        assert_eq!(combinations(&[]), vec![Vec::<usize>::new()]);
+        assert!(combinations(&[0]).is_empty());
+    }
+
+    fn across(vars: &[&str], template: Value) -> AcrossPlan {
+        AcrossPlan {
+            vars: vars.iter().map(|name| AcrossVar { name: name.to_string(), ..AcrossVar::default() }).collect(),
+            substep_template: template.to_string(),
+            fail_fast: false,
+        }
+    }
+
+    #[test]
+    fn substeps_are_the_template_with_each_combination_in_a_scope_of_its_own() {
+        let across = across(&["a", "b"], json!({ "id": "t", "task": { "name": "((.:a))-((.:b))" } }));
+        let values = [vec![json!("x"), json!("y")], vec![json!(1)]];
+        let substeps = substeps("5", &across, &values, &Scope::root()).unwrap();
+        let names: Vec<(String, String, Option<Value>)> = substeps
+            .iter()
+            .map(|(plan, scope)| match &plan.step {
+                crate::engine::plan::Step::Task(task) => (plan.id.clone(), task.name.clone(), scope.local_var("a")),
+                other => panic!("not a task: {other:?}"),
+            })
+            .collect();
         assert_eq!(
-            cartesian(&lists),
-            vec![
-                vec![json!(1), json!("a")],
-                vec![json!(1), json!("b")],
-                vec![json!(2), json!("a")],
-                vec![json!(2), json!("b")]
-            ]
+            names,
+            [("5/0/0".into(), "x-1".into(), Some(json!("x"))), ("5/1/0".into(), "y-1".into(), Some(json!("y")))]
         );
-        assert_eq!(cartesian(&[]), vec![Vec::<serde_json::Value>::new()]);
-        assert!(cartesian(&[vec![]]).is_empty());
+    }
+
+    #[test]
+    fn substeps_copying_a_long_step_or_long_values_stop_at_the_limit() {
+        // 4,096 copies of a 32 KiB step: 128 MiB.
+        let long_step =
+            across(&["a"], json!({ "id": "t", "task": { "name": "t", "params": { "P": "x".repeat(32 * 1024) } } }));
+        let many = [(0..4096).map(|i| json!(i)).collect::<Vec<_>>()];
+        let started = std::time::Instant::now();
+        let Err(err) = substeps("1", &long_step, &many, &Scope::root()) else { panic!("made them all") };
+        assert_eq!(err.to_string(), format!("across: its substeps come to more than {MAX_SUBSTEPS_BYTES} bytes"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // A 1 MiB value in each of 64 substeps of a short step.
+        let short_step = across(&["a", "b"], json!({ "id": "t", "task": { "name": "t" } }));
+        let long_values = [vec![json!("x".repeat(1024 * 1024))], (0..64).map(|i| json!(i)).collect()];
+        assert!(substeps("1", &short_step, &long_values, &Scope::root()).is_err());
+        let fewer = [long_values[0].clone(), (0..60).map(|i| json!(i)).collect()];
+        assert_eq!(substeps("1", &short_step, &fewer, &Scope::root()).unwrap().len(), 60);
     }
 }

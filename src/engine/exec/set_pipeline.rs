@@ -11,6 +11,7 @@ use crate::config::{self, vars};
 use crate::db::{Channel, PipelineRef};
 use crate::engine::event::{BuildEvent, Origin};
 use crate::engine::plan::SetPipelinePlan;
+use crate::engine::state::Scope;
 use crate::engine::step_log::StepLog;
 
 pub async fn run(plan: &SetPipelinePlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
@@ -58,32 +59,15 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
     let bytes = super::artifacts::read_file(ctx, &plan.file).await?;
     let document = config::yaml_value(&bytes).map_err(|e| format!("{}: {e}", plan.file))?;
     let vars = static_vars(plan, ctx).await?;
-    let scope = &ctx.scope;
-    // Vars given here and local vars are filled in now; the rest (secrets)
-    // stay as ((vars)) for the pipeline's own builds to look up.
-    let lookup = |reference: &vars::VarRef| -> Option<Value> {
-        match &reference.source {
-            Some(source) if source == "." => scope.local_var(&reference.path),
-            Some(_) => None,
-            None => vars.get(&reference.path).cloned(),
-        }
-    };
-    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep).map_err(|e| e.to_string())?;
-    let pipeline = config::from_value(document).map_err(|e| format!("{}: {e}", plan.file))?;
-    let validation = config::validate(&pipeline);
+    let (pipeline, validation) = configure(&plan.file, document, &vars, &ctx.scope)?;
     for warning in &validation.warnings {
         log.notice(&format!("WARNING: {}", warning.message));
     }
-    let mut errors = validation.errors;
-    if errors.is_empty() {
-        let json = serde_json::to_value(&pipeline).map_err(|e| e.to_string())?;
-        errors = crate::engine::compile::size_errors(&json);
-    }
-    if !errors.is_empty() {
+    if !validation.errors.is_empty() {
         return Err(StepError::Invalid(format!(
             "invalid pipeline configuration in {}:\n{}",
             plan.file,
-            errors.join("\n")
+            validation.errors.join("\n")
         )));
     }
 
@@ -132,6 +116,33 @@ async fn set(plan: &SetPipelinePlan, ctx: &StepContext, log: &StepLog) -> Result
         log.notice("no changes to apply.");
     }
     Ok(changed)
+}
+
+/// The pipeline `document` (the file `file`) configures and what is wrong
+/// with it, size limits included. Vars given here and local vars are
+/// filled in now; the rest (secrets) stay as ((vars)) for the pipeline's
+/// own builds to look up.
+pub(crate) fn configure(
+    file: &str,
+    document: Value,
+    vars: &Map<String, Value>,
+    scope: &Scope,
+) -> Result<(config::Pipeline, config::Validation), StepError> {
+    let lookup = |reference: &vars::VarRef| -> Option<Value> {
+        match &reference.source {
+            Some(source) if source == "." => scope.local_var(&reference.path),
+            Some(_) => None,
+            None => vars.get(&reference.path).cloned(),
+        }
+    };
+    let document = vars::interpolate(&document, &lookup, vars::Undefined::Keep)?;
+    let pipeline = config::from_value(document).map_err(|e| format!("{file}: {e}"))?;
+    let mut validation = config::validate(&pipeline);
+    if validation.errors.is_empty() {
+        let json = serde_json::to_value(&pipeline).map_err(|e| e.to_string())?;
+        validation.errors = crate::engine::compile::size_errors(&json);
+    }
+    Ok((pipeline, validation))
 }
 
 /// `name/key:value,...` as `fly` names an instanced pipeline (nested

@@ -1,7 +1,7 @@
 //! Artifacts in and out of the work dir: gzipped tarballs as `fly execute`
 //! uploads and downloads them, single files, release.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::fs::{join_relative, remove_tree};
 use super::layout::WorkDir;
 use super::unpack;
-use crate::runtime::{Artifact, RuntimeError, TarGzStream, UploadLimits};
+use crate::runtime::{Artifact, MAX_READ_FILE_BYTES, RuntimeError, TarGzStream, UploadLimits};
 
 /// Blocking work goes to tokio's blocking pool; a panic there is a bug,
 /// reported as an error rather than taking the caller down.
@@ -105,7 +105,8 @@ impl Write for ChannelWriter {
 }
 
 /// Reads `relative` inside the artifact at `root`, refusing paths that leave
-/// it, lexically or through a symlink.
+/// it, lexically or through a symlink, and what is not a regular file of
+/// at most [`MAX_READ_FILE_BYTES`] (a FIFO would block the read forever).
 pub fn read_file(root: &Path, relative: &str) -> Result<Vec<u8>, RuntimeError> {
     let outside = || RuntimeError::Setup(format!("'{relative}' is outside the artifact"));
     let path = join_relative(root, relative).map_err(|_| outside())?;
@@ -116,8 +117,22 @@ pub fn read_file(root: &Path, relative: &str) -> Result<Vec<u8>, RuntimeError> {
     if !resolved.starts_with(root.canonicalize()?) {
         return Err(outside());
     }
-    if resolved.is_dir() {
+    let metadata = std::fs::metadata(&resolved)?;
+    if metadata.is_dir() {
         return Err(RuntimeError::Setup(format!("'{relative}' is a directory, not a file")));
     }
-    Ok(std::fs::read(resolved)?)
+    let too_large = || RuntimeError::Setup(format!("'{relative}' is larger than {MAX_READ_FILE_BYTES} bytes"));
+    if !metadata.is_file() {
+        return Err(RuntimeError::Setup(format!("'{relative}' is not a regular file")));
+    }
+    if metadata.len() > MAX_READ_FILE_BYTES {
+        return Err(too_large());
+    }
+    // A step still running may be writing to it: read no more than allowed.
+    let mut bytes = Vec::new();
+    std::fs::File::open(resolved)?.take(MAX_READ_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_READ_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
