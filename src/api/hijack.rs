@@ -111,8 +111,9 @@ async fn session(mut socket: WebSocket, engine: &Engine, handle: &StepHandle) {
     };
     let process = match process_spec(spec) {
         Ok(process) => process,
-        Err(message) => {
-            let _ = send(&mut socket, HijackOutput { error: Some(message), ..HijackOutput::default() }).await;
+        Err(unusable) => {
+            let error = Some(unusable.to_string());
+            let _ = send(&mut socket, HijackOutput { error, ..HijackOutput::default() }).await;
             return close(socket, close_code::NORMAL, "").await;
         }
     };
@@ -204,10 +205,19 @@ fn received(message: Option<Result<Message, axum::Error>>) -> Received {
     }
 }
 
+/// Why a client's process spec cannot be run.
+#[derive(Debug, thiserror::Error)]
+enum UnusableSpec {
+    #[error("the process spec has no path")]
+    NoPath,
+    #[error("environment entry '{0}' is not NAME=VALUE")]
+    NotAnEnvEntry(String),
+}
+
 /// The runtime's process for a client's spec.
-fn process_spec(spec: HijackProcessSpec) -> Result<ProcessSpec, String> {
+fn process_spec(spec: HijackProcessSpec) -> Result<ProcessSpec, UnusableSpec> {
     if spec.path.is_empty() {
-        return Err("the process spec has no path".into());
+        return Err(UnusableSpec::NoPath);
     }
     let env = spec
         .env
@@ -215,7 +225,7 @@ fn process_spec(spec: HijackProcessSpec) -> Result<ProcessSpec, String> {
         .into_iter()
         .map(|entry| match entry.split_once('=') {
             Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-            _ => Err(format!("environment entry '{entry}' is not NAME=VALUE")),
+            _ => Err(UnusableSpec::NotAnEnvEntry(entry)),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProcessSpec {
