@@ -186,18 +186,12 @@ impl BuildState {
         if end.handles.is_empty() {
             return;
         }
-        // The build goes on meanwhile: waiting for the store would put a
-        // database round trip between every two steps. A crash before the
-        // stop leaves the step to the reaper.
-        let (events, runtime) = (self.events.clone(), self.runtime.clone());
-        tokio::spawn(async move {
-            events.flush().await;
-            for handle in end.handles {
-                if let Err(err) = runtime.stop(&handle, std::time::Duration::ZERO).await {
-                    tracing::warn!(step = %handle, error = %err, "cannot stop a finished step");
-                }
+        self.events.flush().await;
+        for handle in end.handles {
+            if let Err(err) = self.runtime.stop(&handle, std::time::Duration::ZERO).await {
+                tracing::warn!(step = %handle, error = %err, "cannot stop a finished step");
             }
-        });
+        }
     }
 
     /// Puts back what a finished step left the build (when it is taken up
