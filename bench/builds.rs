@@ -37,6 +37,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // Warnings on stderr: a stall in a figure usually has one (a lease, a lost wake-up).
+    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         latency().await;
