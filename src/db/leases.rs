@@ -65,13 +65,22 @@ impl Db {
     }
 
     /// Pushes the deadline of every lease `owner` holds on an unfinished
-    /// build; returns those still held (`(build id, epoch)`). A lease
-    /// missing from the answer was taken over or its build has ended.
+    /// build; returns every lease it still holds (`(build id, epoch)`): those
+    /// renewed, and those of builds that ended while their lease lasted
+    /// (nothing to renew, and nobody else's). A lease missing from the
+    /// answer was taken over.
     pub async fn renew_build_leases(&self, owner: &str, now_ms: i64, duration_ms: i64) -> DbResult<Vec<(i64, i64)>> {
-        Ok(on_pool!(self, pool => sqlx::query_as(
-            "UPDATE builds SET lease_deadline_ms = $1 WHERE lease_owner = $2 AND NOT completed
-             RETURNING id, lease_epoch"
-        ).bind(now_ms + duration_ms).bind(owner).fetch_all(pool).await)?)
+        on_pool!(self, pool => {
+            let mut held: Vec<(i64, i64)> = sqlx::query_as(
+                "UPDATE builds SET lease_deadline_ms = $1 WHERE lease_owner = $2 AND NOT completed
+                 RETURNING id, lease_epoch"
+            ).bind(now_ms + duration_ms).bind(owner).fetch_all(pool).await?;
+            let ended: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT id, lease_epoch FROM builds WHERE lease_owner = $1 AND completed AND lease_deadline_ms >= $2"
+            ).bind(owner).bind(now_ms).fetch_all(pool).await?;
+            held.extend(ended);
+            Ok(held)
+        })
     }
 
     /// Lets the leases of nodes that cannot be running any more run out at

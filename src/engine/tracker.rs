@@ -118,24 +118,9 @@ impl BuildTracker {
                 return;
             }
         };
-        let unheld: Vec<i64> = {
-            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running
-                .iter()
-                .filter(|(id, build)| !held.contains(&(**id, build.epoch)) && !build.lease_lost.is_cancelled())
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        for id in unheld {
-            // A build that ended since it was counted has no lease to renew
-            // and is not another node's.
-            if let Ok(Some(build)) = self.ctx.db.find_build(id).await
-                && build.status.is_final()
-            {
-                continue;
-            }
-            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(build) = running.get(&id) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, build) in running.iter() {
+            if !held.contains(&(*id, build.epoch)) && !build.lease_lost.is_cancelled() {
                 tracing::warn!(build_id = id, "another node took over this build: stopping it here");
                 build.lease_lost.cancel();
             }

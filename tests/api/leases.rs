@@ -81,8 +81,25 @@ async fn a_build_that_never_ran_ends_without_a_lease(backend: Backend) {
     assert!(!atc::engine::runner::end_unstarted(db, &row, BuildStatus::Aborted, None).await.unwrap());
 }
 
+/// A build that ends between two renewals has nothing left to renew, but
+/// its node still holds it: it must not look taken over.
+async fn a_build_that_ended_under_its_lease_is_still_held(backend: Backend) {
+    let test_db = TestDb::migrated(backend).await;
+    let db = &test_db.db;
+    let build = new_build(&test_db).await;
+    let lease = db.take_build_lease(build, "node-a", 0, MINUTE_MS).await.unwrap().unwrap().lease;
+    assert!(db.mark_build_running(&lease).await.unwrap());
+    db.append_events(&lease, &[event(0, "done")], &[], Some(BuildStatus::Succeeded)).await.unwrap();
+
+    assert_eq!(db.renew_build_leases("node-a", 1_000, MINUTE_MS).await.unwrap(), vec![(build, 1)]);
+    assert!(db.renew_build_leases("node-b", 1_000, MINUTE_MS).await.unwrap().is_empty());
+    // Once its lease has run out, an ended build is nobody's.
+    assert!(db.renew_build_leases("node-a", MINUTE_MS + 1, MINUTE_MS).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     a_lease_is_taken_over_only_after_its_deadline,
+    a_build_that_ended_under_its_lease_is_still_held,
     writes_under_a_lost_lease_change_nothing,
     a_build_that_never_ran_ends_without_a_lease,
 );
