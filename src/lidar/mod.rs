@@ -201,30 +201,22 @@ impl Checker {
             every.is_some_and(|every| last_check_end == 0 || now - last_check_end >= every.as_secs() as i64)
         };
         let types = self.db.pipeline_resource_types(pipeline.id).await?;
+        let resources = self.db.pipeline_resources(pipeline.id).await?;
         let type_configs: HashMap<String, Value> = types.iter().map(|t| (t.name.clone(), t.config.clone())).collect();
-        for resource_type in &types {
-            let config = &type_configs[&resource_type.name];
-            if due(resource_type.last_check_end, interval(config, self.resource_type_interval)) {
-                let target = CheckTarget {
-                    pipeline,
-                    owner: VersionOwner::ResourceType(resource_type.id),
-                    name: &resource_type.name,
-                    config,
-                    resource_types: &type_configs,
-                };
-                started += u64::from(start_due_check(&self.db, &target).await?);
-            }
-        }
-        for resource in self.db.pipeline_resources(pipeline.id).await? {
-            let config = &resource.config;
-            if due(resource.last_check_end, interval(config, self.resource_interval)) {
-                let target = CheckTarget {
-                    pipeline,
-                    owner: VersionOwner::Resource(resource.id),
-                    name: &resource.name,
-                    config,
-                    resource_types: &type_configs,
-                };
+        // Types first: a resource's check may need its type's versions.
+        let candidates = types
+            .iter()
+            .map(|t| {
+                (VersionOwner::ResourceType(t.id), &t.name, t.last_check_end, &t.config, self.resource_type_interval)
+            })
+            .chain(
+                resources.iter().map(|r| {
+                    (VersionOwner::Resource(r.id), &r.name, r.last_check_end, &r.config, self.resource_interval)
+                }),
+            );
+        for (owner, name, last_check_end, config, default_interval) in candidates {
+            if due(last_check_end, interval(config, default_interval)) {
+                let target = CheckTarget { pipeline, owner, name, config, resource_types: &type_configs };
                 started += u64::from(start_due_check(&self.db, &target).await?);
             }
         }
