@@ -164,7 +164,7 @@ pub fn current_context() -> Context {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use axum::Router;
     use axum::body::Body;
@@ -172,21 +172,11 @@ mod tests {
     use axum::routing::get;
     use http_body_util::BodyExt;
     use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
     use tower::ServiceExt;
 
     use super::*;
-
-    #[derive(Debug, Clone, Default)]
-    struct Collected(Arc<Mutex<Vec<SpanData>>>);
-
-    impl SpanExporter for Collected {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-            self.0.lock().unwrap().extend(batch);
-            Ok(())
-        }
-    }
+    use crate::telemetry::spans::testing::Collected;
 
     /// The span id current in the handler, as the handler saw it.
     async fn current_span_id() -> String {

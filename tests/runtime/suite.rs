@@ -10,7 +10,9 @@ use atc::runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{GRACE, RecordingSink, Shell, eventually, exec, export, import, observer, read, run, tgz};
+use crate::support::{
+    GRACE, RecordingSink, Shell, eventually, exec, export, import, observer, read, run, sh_process, tgz,
+};
 
 /// Turns every case below into a `#[tokio::test]` for the runtime that
 /// `$make().await.runtime` gives.
@@ -448,17 +450,4 @@ pub async fn stopping_a_step_stops_what_was_exec_d_into_it(runtime: &dyn Runtime
     };
     let ((code, _), ()) = tokio::time::timeout(DEADLINE, async { tokio::join!(session, stopper) }).await.unwrap();
     assert_ne!(code.unwrap(), 0);
-}
-
-/// `sh -c script` in the step's working directory.
-fn sh_process(script: &str) -> ProcessSpec {
-    ProcessSpec {
-        path: "sh".into(),
-        args: vec!["-c".into(), script.into()],
-        dir: String::new(),
-        user: None,
-        env: Vec::new(),
-        stdin: None,
-        stdout: Stdout::Stream,
-    }
 }

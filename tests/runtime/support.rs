@@ -148,16 +148,21 @@ pub fn shell_step(script: &str) -> StepSpec {
         inputs: Vec::new(),
         outputs: Vec::new(),
         caches: Vec::new(),
-        process: ProcessSpec {
-            path: "sh".into(),
-            args: vec!["-c".into(), script.into()],
-            dir: String::new(),
-            user: None,
-            env: Vec::new(),
-            stdin: None,
-            stdout: Stdout::Stream,
-        },
+        process: sh_process(script),
         trace: None,
+    }
+}
+
+/// `sh -c script` in the step's working directory, output streamed.
+pub fn sh_process(script: &str) -> ProcessSpec {
+    ProcessSpec {
+        path: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        dir: String::new(),
+        user: None,
+        env: Vec::new(),
+        stdin: None,
+        stdout: Stdout::Stream,
     }
 }
 

@@ -15,7 +15,7 @@ mod database;
 mod process;
 mod step;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use opentelemetry::global::{self, BoxedTracer};
 

@@ -9,8 +9,9 @@ use opentelemetry::{Context, Value, global};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 
+/// An exporter that keeps every span it is given.
 #[derive(Debug, Clone, Default)]
-struct Collected(Arc<Mutex<Vec<SpanData>>>);
+pub struct Collected(pub Arc<Mutex<Vec<SpanData>>>);
 
 impl SpanExporter for Collected {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
