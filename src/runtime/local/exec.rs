@@ -39,25 +39,11 @@ pub async fn run(exec: Exec, io: ExecIo) -> Result<i32, RuntimeError> {
         .stdin(if io.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own, so that what it starts stops with it.
+        .process_group(0)
         .kill_on_drop(true);
-    let switch_to = exec.user.as_ref().map(|user| (user.uid, user.gid, user.groups.clone()));
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls on data prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            // A group of its own, so that what it starts stops with it.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some((uid, gid, groups)) = &switch_to
-                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(*gid) != 0
-                    || libc::setuid(*uid) != 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if let Some(user) = &exec.user {
+        user.run_as(&mut command);
     }
     let mut child = command.spawn().map_err(|err| match err.kind() {
         // The working directory was checked before: a missing file is the program.

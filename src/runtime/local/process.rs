@@ -1,11 +1,12 @@
 //! One step's process, started so that it outlives atc: a small shell
-//! supervises it, in a new session (so a new process group, with no
-//! controlling terminal to hang on). The process reads its stdin from a file
-//! and writes its output straight to files in the step's directory; when it
-//! exits, the shell writes its exit code beside them and kills whatever the
-//! process left behind in its group. Nothing of this needs atc to be alive,
-//! so a restarted atc reads the output from where it was and the exit code
-//! once it is there. Reading and signalling are in `mod.rs` and below.
+//! supervises it, in a process group of its own (so it can be signalled as
+//! one, and a Ctrl-C at atc's terminal does not reach it). The process
+//! reads its stdin from a file and writes its output straight to files in
+//! the step's directory; when it exits, the shell writes its exit code
+//! beside them and kills whatever the process left behind in its group.
+//! Nothing of this needs atc to be alive, so a restarted atc reads the
+//! output from where it was and the exit code once it is there. Reading and
+//! signalling are in `mod.rs` and below.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -58,26 +59,15 @@ pub fn spawn(launch: &Launch, files: &StepFiles) -> Result<ProcessGroup, Runtime
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         // Dropping the handle neither kills nor leaks it: tokio reaps the
         // shell when it exits (after a restart, init does).
         .kill_on_drop(false);
-    let switch_to = launch.user.as_ref().map(|user| (user.uid, user.gid, user.groups.clone()));
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls on data prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if let Some((uid, gid, groups)) = &switch_to
-                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(*gid) != 0
-                    || libc::setuid(*uid) != 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    // Without a switch of user the standard library starts the shell with
+    // posix_spawn, which does not copy atc's page tables as fork does: most
+    // of a trivial step's start-up cost.
+    if let Some(user) = &launch.user {
+        user.run_as(&mut command);
     }
     let child = command.spawn().map_err(|err| {
         tracing::warn!(program = %launch.program.display(), error = %err, "cannot start a step's process");

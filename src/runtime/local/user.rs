@@ -15,6 +15,27 @@ pub struct HostUser {
     pub groups: Vec<u32>,
 }
 
+impl HostUser {
+    /// Makes `command` run as this account. Only root can; code between fork
+    /// and exec does it, so such a command is forked rather than spawned.
+    pub fn run_as(&self, command: &mut tokio::process::Command) {
+        let (uid, gid, groups) = (self.uid, self.gid, self.groups.clone());
+        // SAFETY: the closure runs between fork and exec and only makes
+        // async-signal-safe system calls on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 /// The outcome of resolving a step's user.
 pub enum UserChoice {
     /// Run as atc's own account.
