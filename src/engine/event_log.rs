@@ -103,6 +103,12 @@ impl EventLog {
     pub fn lease_lost(&self) -> bool {
         self.lease_lost.is_cancelled()
     }
+
+    /// Cancelled once the lease is found lost: what the build started in the
+    /// runtime then belongs to the node that took it over.
+    pub fn handed_over(&self) -> CancellationToken {
+        self.lease_lost.clone()
+    }
 }
 
 struct Writer {

@@ -196,8 +196,11 @@ pub async fn run_build(
     if !matches!(ended, Err(DbError::LeaseLost { .. })) {
         record_end(&build, status, started.elapsed(), &trace, state.timed_out());
     }
-    // After the status, so nobody waits on the deletion.
-    state.release_artifacts().await;
+    // After the status, so nobody waits on the deletion; never once the
+    // build was taken over, whose new owner still needs its artifacts.
+    if !events.lease_lost() {
+        state.release_artifacts().await;
+    }
     ended.map(|()| status)
 }
 

@@ -187,6 +187,10 @@ impl BuildState {
             return;
         }
         self.events.flush().await;
+        if self.events.lease_lost() {
+            // Unrecorded here, the step is the new owner's to attach to.
+            return;
+        }
         for handle in end.handles {
             if let Err(err) = self.runtime.stop(&handle, std::time::Duration::ZERO).await {
                 tracing::warn!(step = %handle, error = %err, "cannot stop a finished step");

@@ -2,7 +2,8 @@
 //! (or, in a build taken up again, find the one started before), attach to
 //! follow its output into the step's log until it exits, and stop it, which
 //! removes it: early when the step is cancelled (abort, timeout), else once
-//! its outcome is recorded.
+//! its outcome is recorded; never once another node took the build over,
+//! which attaches to it in turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub struct StepProcess<'a> {
     /// Told where the process was placed and what image it runs in.
     pub observer: Arc<dyn StepObserver>,
     pub cancel: CancellationToken,
+    /// Cancelled when another node took the build over: the process is then
+    /// left running for that node, which attaches to it where it was.
+    pub handed_over: CancellationToken,
     /// Between a polite and a forced stop when cancelled.
     pub grace: Duration,
     /// The step had started before its build was taken up again: attach to
@@ -50,6 +54,7 @@ impl<'a> StepProcess<'a> {
             sink,
             observer: Arc::new(Unobserved),
             cancel,
+            handed_over: CancellationToken::new(),
             grace: STOP_GRACE_PERIOD,
             resume_from: None,
             on_start: None,
@@ -84,6 +89,7 @@ impl<'a> StepProcess<'a> {
             _ = self.cancel.cancelled() => Err(RuntimeError::Interrupted),
         };
         match (&ended, &self.on_exit) {
+            _ if self.handed_over.is_cancelled() => {}
             (Ok(_), Some(on_exit)) => on_exit(handle),
             (Ok(_), None) => self.stop(&handle, Duration::ZERO).await,
             (Err(RuntimeError::UnknownStep(_)), _) => {}

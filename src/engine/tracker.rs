@@ -107,7 +107,13 @@ impl BuildTracker {
     }
 
     async fn renew_leases(&self) {
-        if self.running_count() == 0 {
+        // Judged are only the builds run before the renewal: one taken up
+        // while it was under way is held, but not among what it returned.
+        let before: Vec<(i64, i64)> = {
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.iter().map(|(id, build)| (*id, build.epoch)).collect()
+        };
+        if before.is_empty() {
             return;
         }
         let held = match self.ctx.db.renew_build_leases(&self.leases.owner, now_ms(), self.leases.duration_ms()).await {
@@ -119,8 +125,10 @@ impl BuildTracker {
             }
         };
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, build) in running.iter() {
-            if !held.contains(&(*id, build.epoch)) && !build.lease_lost.is_cancelled() {
+        for lost in before.iter().filter(|build| !held.contains(build)) {
+            let (id, epoch) = *lost;
+            let Some(build) = running.get(&id).filter(|build| build.epoch == epoch) else { continue };
+            if !build.lease_lost.is_cancelled() {
                 tracing::warn!(build_id = id, "another node took over this build: stopping it here");
                 build.lease_lost.cancel();
             }

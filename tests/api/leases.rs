@@ -1,10 +1,14 @@
 //! Build leases in the database, on both engines: who may take a build,
 //! and that writes under a lease that moved on change nothing.
 
+use std::time::Duration;
+
 use atc::db::{BuildLease, BuildStatus, DbError, NewBuild, StoredEvent};
+use reqwest::Method;
+use serde_json::Value;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestDb};
+use crate::support::{Backend, TestDb, TestServer, local_runtime, server_options_with};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -97,7 +101,97 @@ async fn a_build_that_ended_under_its_lease_is_still_held(backend: Backend) {
     assert!(db.renew_build_leases("node-a", MINUTE_MS + 1, MINUTE_MS).await.unwrap().is_empty());
 }
 
+/// A build taken up while a renewal is under way is held, though that
+/// renewal did not return it: it must not be stopped as taken over (a single
+/// node logged "another node took over this build" and the build waited a
+/// lease out). Short leases renew often, so many builds start during one.
+async fn builds_taken_up_during_a_renewal_are_not_taken_for_another_nodes(backend: Backend) {
+    const JOBS: usize = 10;
+    const BUILDS_PER_JOB: usize = 20;
+    let (runtime, _work) = local_runtime().await;
+    let mut options = server_options_with(runtime, &[]);
+    options.build_lease_duration = Duration::from_millis(300);
+    let server = TestServer::start_with(backend, options).await;
+    let token = server.admin_token().await;
+    let jobs: String = (0..JOBS)
+        .map(|job| {
+            format!("- name: j{job}\n  plan:\n  - task: t\n    config: {{platform: linux, run: {{path: echo, args: [hi]}}}}\n")
+        })
+        .collect();
+    server.set_and_unpause(&token, "renewals", &format!("jobs:\n{jobs}")).await;
+
+    let triggers = (0..JOBS * BUILDS_PER_JOB).map(|n| {
+        let path = format!("/api/v1/teams/main/pipelines/renewals/jobs/j{}/builds", n % JOBS);
+        let request = server.request(Method::POST, &path, Some(&token));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+        }
+    });
+    let builds = futures_util::future::join_all(triggers).await;
+    for build in builds {
+        let path = format!("/api/v1/builds/{build}");
+        let ended = server
+            .wait_for(&token, &path, "the build to end", |b| {
+                !matches!(b["status"].as_str(), Some("pending" | "started"))
+            })
+            .await;
+        assert_eq!(ended["status"], "succeeded", "build {build}: {ended}");
+    }
+    // Stopped as taken over, a build is taken up again once its lease runs
+    // out, under a new epoch: each must have had one.
+    assert_eq!(server.test_db.count("SELECT count(*) FROM builds WHERE lease_epoch <> 1").await, 0);
+    server.stop().await;
+}
+
+/// A node that finds its build taken over stops following it but leaves its
+/// running step to the new owner, which attaches to it where it was. Here
+/// the new owner is the node itself, once the lease moved away from under
+/// it has run out: the step must still be there, and run once.
+async fn a_build_taken_over_keeps_its_running_step(backend: Backend) {
+    let (runtime, _work) = local_runtime().await;
+    let mut options = server_options_with(runtime, &[]);
+    options.build_lease_duration = Duration::from_millis(300);
+    let server = TestServer::start_with(backend, options).await;
+    let token = server.admin_token().await;
+    let marker = tempfile::tempdir().unwrap();
+    let marker = marker.path().join("started");
+    let script = format!(
+        "test -e {0} && {{ echo started twice; exit 9; }}; touch {0}; echo first; sleep 1; echo second",
+        marker.display()
+    );
+    let pipeline = format!(
+        "jobs:\n- name: j\n  plan:\n  - task: t\n    config:\n      platform: linux\n      run: {{path: sh, args: [-c, '{script}']}}\n"
+    );
+    server.set_and_unpause(&token, "handover", &pipeline).await;
+    let path = "/api/v1/teams/main/pipelines/handover/jobs/j/builds";
+    let response = server.request(Method::POST, path, Some(&token)).send().await.unwrap();
+    let build = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.test_db.count("SELECT count(*) FROM build_events WHERE payload LIKE '%first%'").await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the task printed its first line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another node's lease, already run out: this node loses the build, then takes it up again.
+    server
+        .test_db
+        .scalar(
+            "UPDATE builds SET lease_owner = 'another-node', lease_epoch = lease_epoch + 1, lease_deadline_ms = 0
+             WHERE NOT completed RETURNING id",
+        )
+        .await;
+
+    let watched = server.watch(&token, build).await;
+    assert_eq!((watched.status().as_str(), watched.log().as_str()), ("succeeded", "first\nsecond\n"));
+    assert!(server.test_db.scalar("SELECT lease_epoch FROM builds").await >= 3, "the build was taken up again");
+    server.stop().await;
+}
+
 on_both_backends!(
+    a_build_taken_over_keeps_its_running_step,
+    builds_taken_up_during_a_renewal_are_not_taken_for_another_nodes,
     a_lease_is_taken_over_only_after_its_deadline,
     a_build_that_ended_under_its_lease_is_still_held,
     writes_under_a_lost_lease_change_nothing,

@@ -116,6 +116,7 @@ impl<'a> LeafProcess<'a> {
         };
         let mut process = StepProcess::new(build.runtime.as_ref(), sink, ctx.cancel.clone());
         process.observer = observer;
+        process.handed_over = build.events.handed_over();
         process.resume_from = resume_from;
         process.on_start = Some(Box::new(move || {
             let record = StepRecord::Started { plan_id: plan_id.to_string() };
