@@ -111,13 +111,18 @@ pub struct RenameBody {
     name: String,
 }
 
+/// Renames pipeline `{pipeline_name}` and, when it names an instance group,
+/// every instance in it (`fly rename-pipeline`): only the team is resolved.
 pub async fn rename_pipeline(
     State(state): State<AppState>,
-    Extension(scope): Extension<PipelineScope>,
+    Extension(TeamScope(team)): Extension<TeamScope>,
+    Path((_, group)): Path<(String, String)>,
     JsonBody(body): JsonBody<RenameBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let warnings = validate_name("pipeline", &body.name)?;
-    state.db.rename_pipeline(scope.pipeline.id, &body.name).await?;
+    if state.db.rename_pipeline_group(team.id, &group, &body.name).await? == 0 {
+        return Err(ApiError::not_found(format!("pipeline '{group}'")));
+    }
     Ok(Json(json!({ "warnings": warnings })))
 }
 

@@ -107,7 +107,7 @@ pub fn api_routes() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route("UnpausePipeline", Method::PUT, p!("/unpause"), TeamRole(PipelineOperator), put(pipelines::unpause_pipeline)),
         route("ExposePipeline", Method::PUT, p!("/expose"), TeamRole(Member), put(pipelines::expose_pipeline)),
         route("HidePipeline", Method::PUT, p!("/hide"), TeamRole(Member), put(pipelines::hide_pipeline)),
-        route("RenamePipeline", Method::PUT, p!("/rename"), TeamRole(Member), put(pipelines::rename_pipeline)),
+        on_group("RenamePipeline", Method::PUT, p!("/rename"), TeamRole(Member), put(pipelines::rename_pipeline)),
         route("ArchivePipeline", Method::PUT, p!("/archive"), TeamRole(Member), put(pipelines::archive_pipeline)),
         route("GetConfig", Method::GET, p!("/config"), TeamRole(Viewer), get(pipeline_config::get_config)),
         creating("SaveConfig", Method::PUT, p!("/config"), TeamRole(Member), put(pipeline_config::save_config)),

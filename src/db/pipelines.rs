@@ -350,11 +350,28 @@ impl Db {
         Ok(())
     }
 
-    pub async fn rename_pipeline(&self, pipeline_id: i64, new_name: &str) -> DbResult<()> {
-        on_pool!(self, pool => sqlx::query("UPDATE pipelines SET name = $1, last_updated = $2 WHERE id = $3")
-            .bind(new_name).bind(now()).bind(pipeline_id).execute(pool).await.map(|r| r.rows_affected()))
-        .map_err(unique_violation(format!("pipeline '{new_name}'")))?;
-        Ok(())
+    /// Renames every instance of a team's pipeline group `old_name` (a
+    /// pipeline without instance vars is a group of one), as `fly
+    /// rename-pipeline` does. A name the team already uses is refused rather
+    /// than merging two groups. Returns how many pipelines were renamed.
+    pub async fn rename_pipeline_group(&self, team_id: i64, old_name: &str, new_name: &str) -> DbResult<u64> {
+        let taken = || DbError::AlreadyExists(format!("pipeline '{new_name}'"));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            if old_name != new_name {
+                let (in_use,): (i64,) = sqlx::query_as("SELECT count(*) FROM pipelines WHERE team_id = $1 AND name = $2")
+                    .bind(team_id).bind(new_name).fetch_one(&mut *tx).await?;
+                if in_use > 0 {
+                    return Err(taken());
+                }
+            }
+            let renamed = sqlx::query("UPDATE pipelines SET name = $1, last_updated = $2 WHERE team_id = $3 AND name = $4")
+                .bind(new_name).bind(now()).bind(team_id).bind(old_name)
+                .execute(&mut *tx).await.map_err(unique_violation(format!("pipeline '{new_name}'")))?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(renamed)
+        })
     }
 
     /// Archives a pipeline: paused, its configuration cleared, its history kept.

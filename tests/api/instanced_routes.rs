@@ -120,6 +120,7 @@ async fn every_pipeline_route_takes_instance_vars(backend: Backend) {
     assert_eq!(unpause.send().await.unwrap().status(), 200);
     assert!(!paused(&server, &admin, MAIN).await && paused(&server, &admin, DEV).await);
 
+    // Renaming names the group: every instance goes with it.
     let rename = server
         .request(Method::PUT, &format!("/api/v1/teams/main/pipelines/p/rename?{MAIN}"), Some(&admin))
         .json(&json!({ "name": "q" }));
@@ -129,8 +130,36 @@ async fn every_pipeline_route_takes_instance_vars(backend: Backend) {
     let delete = server.request(Method::DELETE, &format!("/api/v1/teams/main/pipelines/q?{MAIN}"), Some(&admin));
     assert_eq!(delete.send().await.unwrap().status(), 204);
     assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/q?{MAIN}"), Some(&admin)).await.status(), 404);
-    assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/p?{DEV}"), Some(&admin)).await.status(), 200);
+    assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/q?{DEV}"), Some(&admin)).await.status(), 200);
+    assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/p?{DEV}"), Some(&admin)).await.status(), 404);
     server.stop().await;
 }
 
-on_both_backends!(every_pipeline_route_takes_instance_vars);
+/// `fly rename-pipeline -o GROUP -n NEW` sends the group's name alone: every
+/// instance is renamed, a name the team uses already is refused (two groups
+/// would merge), and an unknown name is a 404.
+async fn renaming_an_instance_group_renames_every_instance(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin_token().await;
+    for instance in [MAIN, DEV] {
+        let path = format!("/api/v1/teams/main/pipelines/p/config?{instance}");
+        let set = server.request(Method::PUT, &path, Some(&admin)).header("Content-Type", "application/x-yaml");
+        assert_eq!(set.body(PIPELINE).send().await.unwrap().status(), 201);
+    }
+    assert_eq!(server.set_pipeline(&admin, "main", "other", PIPELINE).await.status(), 201);
+    let rename = async |from: &str, to: &str| {
+        let path = format!("/api/v1/teams/main/pipelines/{from}/rename");
+        server.put_json(&path, Some(&admin), &json!({ "name": to })).await.status()
+    };
+
+    assert_eq!(rename("p", "other").await, 409);
+    assert_eq!(rename("nothing", "q").await, 404);
+    assert_eq!(rename("p", "q").await, 200);
+    for instance in [MAIN, DEV] {
+        assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/q?{instance}"), Some(&admin)).await.status(), 200);
+        assert_eq!(server.get(&format!("/api/v1/teams/main/pipelines/p?{instance}"), Some(&admin)).await.status(), 404);
+    }
+    server.stop().await;
+}
+
+on_both_backends!(every_pipeline_route_takes_instance_vars, renaming_an_instance_group_renames_every_instance);
