@@ -44,7 +44,7 @@ type Options struct {
 // Run registers the configured nodes, serves their kubelet API on one
 // port and runs their pods until ctx ends.
 func Run(ctx context.Context, o Options) error {
-	vklog.L = vkslog.FromSlog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	vklog.L = vkslog.FromSlog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	cfg, err := LoadConfig(o.Config)
 	if err != nil {
 		return err
@@ -67,6 +67,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// virtual-kubelet makes a client of its own from $KUBECONFIG before it
+	// takes ours: give it the same file.
+	os.Setenv("KUBECONFIG", o.Kubeconfig)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("--kubeconfig: %w", err)

@@ -474,7 +474,9 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 	var proc *process
 	var log *containerLog
 	if err == nil {
-		log, err = newContainerLog(s.logPath(c, run))
+		if err = os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755); err == nil {
+			log, err = newContainerLog(s.logPath(c, run))
+		}
 	}
 	containerID := fmt.Sprintf("atc://%s/%s-%d", s.pod.UID, c.spec.Name, run)
 	if err == nil {
