@@ -51,14 +51,15 @@ flock 9
 # the contents of its own module's Go and embedded files, the Go version and
 # this script's recipe.
 inputs_hash() {
-  local listing
+  local listing errors=$cache/logs/go-list.err
+  # stderr apart: "go: downloading ..." lines must not change the hash.
   listing=$(go -C "$mod" list -deps -f '{{with .Module}}{{if .Main}}{{range $.GoFiles}}{{$.Dir}}/{{.}}
 {{end}}{{range $.CgoFiles}}{{$.Dir}}/{{.}}
 {{end}}{{range $.EmbedFiles}}{{$.Dir}}/{{.}}
 {{end}}{{else}}module {{.Path}} {{.Version}}{{with .Replace}} => {{.Path}} {{.Version}}{{end}}
-{{end}}{{end}}' "$1" 2>&1) || {
+{{end}}{{end}}' "$1" 2>"$errors") || {
     say "FAILED: go list $1 (in tests/k8s)"
-    tail -n 40 <<<"$listing" | sed 's/^/  /' >&2
+    tail -n 40 "$errors" | sed 's/^/  /' >&2
     say "hint: tests/k8s/go.mod or go.sum does not resolve; 'cd tests/k8s && go list -deps $1' shows the same error"
     exit 1
   }
