@@ -54,6 +54,8 @@ func ContainerInit(args []string) int {
 	if len(args) != 1 {
 		return fail(exitStartError, "usage: container-init SPEC.json")
 	}
+	// fd 3 tells the agent when the command is started: it closes at exec.
+	syscall.CloseOnExec(3)
 	b, err := os.ReadFile(args[0])
 	if err != nil {
 		return fail(exitStartError, "%v", err)
@@ -119,7 +121,9 @@ func setupRoot(s *initSpec) (string, error) {
 		return "", fmt.Errorf("overlay root (%s): %w", opts, err)
 	}
 	// /proc, /dev and /sys as a container has them.
-	if err := mountAt(root, "/proc", func(t string) error { return unix.Mount("proc", t, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") }); err != nil {
+	if err := mountAt(root, "/proc", func(t string) error {
+		return unix.Mount("proc", t, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	}); err != nil {
 		return "", err
 	}
 	for _, d := range []string{"/dev", "/sys"} {

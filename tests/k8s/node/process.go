@@ -54,6 +54,15 @@ func startProcess(self string, spec *initSpec, specPath string, log *containerLo
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
+	// container-init holds syncW (its fd 3) open until it execs the
+	// container's command: the container counts as started only once its
+	// root and mounts are complete, so an exec never enters a half-made one.
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer syncR.Close()
+	cmd.ExtraFiles = []*os.File{syncW}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	var stdinR *os.File
 	if withStdin {
@@ -65,7 +74,7 @@ func startProcess(self string, spec *initSpec, specPath string, log *containerLo
 		cmd.Stdin = r
 	}
 	if err := cmd.Start(); err != nil {
-		for _, f := range []*os.File{outR, outW, errR, errW, stdinR} {
+		for _, f := range []*os.File{outR, outW, errR, errW, stdinR, syncW} {
 			if f != nil {
 				f.Close()
 			}
@@ -77,6 +86,13 @@ func startProcess(self string, spec *initSpec, specPath string, log *containerLo
 	}
 	outW.Close()
 	errW.Close()
+	syncW.Close()
+	synced := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, syncR); close(synced) }()
+	select {
+	case <-synced:
+	case <-time.After(30 * time.Second):
+	}
 	if stdinR != nil {
 		stdinR.Close()
 	}

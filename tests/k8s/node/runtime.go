@@ -247,6 +247,8 @@ func (r *Runtime) RunInContainer(ctx context.Context, namespace, pod, container 
 	if len(cmd) == 0 {
 		return errdefs.InvalidInput("no command")
 	}
+	// nsenter takes the container's root and working directory from its
+	// process (started only once its root is complete: startProcess).
 	args := append([]string{"--target", fmt.Sprint(proc.pid()), "--mount", "--uts", "--root", "--wd", "--"}, cmd...)
 	x := exec.Command("nsenter", args...)
 	x.Env = env
