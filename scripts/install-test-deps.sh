@@ -33,3 +33,5 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 "$(dirname "$0")/k8s-build.sh" >/dev/null
+# The Debian root filesystem the node agent runs `debian*` images in.
+"$(dirname "$0")/k8s-rootfs.sh"

@@ -38,6 +38,9 @@ macro_rules! checks {
 const CHECKS: &[(&str, Check)] = checks![
     pods::a_failing_pod_reports_its_exit_code_log_and_events,
     pods::exec_keeps_stdin_stdout_and_stderr_apart,
+    pods::an_exec_whose_stream_drops_is_stopped,
+    pods::init_containers_run_in_order_with_the_pods_volumes,
+    pods::an_image_with_a_root_filesystem_runs_inside_it,
     storage::a_claim_is_bound_and_carries_files_from_one_pod_to_the_next,
     controllers::objects_owned_by_a_deleted_pod_are_collected,
     controllers::a_deployment_becomes_ready,
