@@ -88,6 +88,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	rt.FaultDelay = cfg.FaultDelay.Duration
+	rt.RemoveOrphans()
 	_, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)

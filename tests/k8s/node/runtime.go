@@ -66,6 +66,21 @@ func NewRuntime(stateDir, self string, images *ImageMap, client kubernetes.Inter
 	}, nil
 }
 
+// RemoveOrphans deletes the sandboxes an earlier run of the agent left in
+// the state dir: at start no pod runs, and virtual-kubelet creates the pods
+// still bound to the nodes again.
+func (r *Runtime) RemoveOrphans() {
+	ents, err := os.ReadDir(filepath.Join(r.StateDir, "pods"))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if err := safeRemoveAll(r.StateDir, filepath.Join(r.StateDir, "pods", e.Name())); err != nil {
+			fmt.Fprintf(os.Stderr, "process-node: %v\n", err)
+		}
+	}
+}
+
 // checkStateDir refuses a state directory whose contents could be anything
 // but the agent's own: it must be absolute and at least two levels deep.
 func checkStateDir(dir string) error {
