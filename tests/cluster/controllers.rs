@@ -12,17 +12,13 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 use crate::cluster::{Cluster, IMAGE};
-use crate::support::{create_pod, describe, wait_for, wait_for_events, wait_for_phase};
+use crate::support::{create_pod, describe, sleeping_pod, wait_for, wait_for_events, wait_for_phase};
 
 const WITHIN: Duration = Duration::from_secs(90);
 
 pub async fn objects_owned_by_a_deleted_pod_are_collected(cluster: &Cluster) -> anyhow::Result<()> {
     let namespace = cluster.namespace("smoke-gc").await?;
-    let owner = json!({
-        "metadata": {"name": "owner"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]},
-    });
-    let pods = create_pod(&cluster.client, &namespace, owner).await?;
+    let pods = create_pod(&cluster.client, &namespace, sleeping_pod("owner", json!({}))).await?;
     let pod = wait_for_phase(&pods, "owner", "Running", WITHIN).await?;
     let uid = pod.metadata.uid.unwrap_or_default();
     let configs: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &namespace);

@@ -12,17 +12,16 @@ use kube::api::{AttachParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use crate::cluster::{Cluster, IMAGE, NODE_B};
-use crate::support::{create_pod, describe, terminated, wait_for, wait_for_events, wait_for_phase, waiting};
+use crate::cluster::{Cluster, NODE_B};
+use crate::support::{
+    create_pod, describe, sleeping_pod, terminated, wait_for, wait_for_events, wait_for_phase, waiting,
+};
 
 const WITHIN: Duration = Duration::from_secs(60);
 const FAULT: &str = "atc.test/fault";
 
 fn faulty_pod(name: &str, fault: &str) -> Value {
-    json!({
-        "metadata": {"name": name, "annotations": {FAULT: fault}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]},
-    })
+    sleeping_pod(name, json!({"annotations": {FAULT: fault}}))
 }
 
 pub async fn an_image_that_cannot_be_pulled_backs_off(cluster: &Cluster) -> anyhow::Result<()> {

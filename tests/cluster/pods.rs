@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{Cluster, IMAGE};
-use crate::support::{create_pod, terminated, wait_for_events, wait_for_phase};
+use crate::support::{create_pod, exit_code, sleeping_pod, terminated, wait_for_events, wait_for_phase};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -40,11 +40,7 @@ pub async fn a_failing_pod_reports_its_exit_code_log_and_events(cluster: &Cluste
 
 pub async fn exec_keeps_stdin_stdout_and_stderr_apart(cluster: &Cluster) -> anyhow::Result<()> {
     let namespace = cluster.namespace("smoke-exec").await?;
-    let spec = json!({
-        "metadata": {"name": "sleeper"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]},
-    });
-    let pods = create_pod(&cluster.client, &namespace, spec).await?;
+    let pods = create_pod(&cluster.client, &namespace, sleeping_pod("sleeper", json!({}))).await?;
     wait_for_phase(&pods, "sleeper", "Running", WITHIN).await?;
 
     // `head -c` rather than `cat`: the process must not depend on stdin's end reaching it.
@@ -68,14 +64,8 @@ pub async fn exec_keeps_stdin_stdout_and_stderr_apart(cluster: &Cluster) -> anyh
 
     ensure!(out == "hello\n", "stdout {out:?} instead of \"hello\\n\"");
     ensure!(err == "oops\n", "stderr {err:?} instead of \"oops\\n\"");
-    let exit_code = status
-        .details
-        .and_then(|details| details.causes)
-        .into_iter()
-        .flatten()
-        .find(|cause| cause.reason.as_deref() == Some("ExitCode"))
-        .and_then(|cause| cause.message);
-    ensure!(exit_code.as_deref() == Some("5"), "exit code {exit_code:?} instead of 5");
+    let exit_code = exit_code(&status);
+    ensure!(exit_code == Some(5), "exit code {exit_code:?} instead of 5");
     Ok(())
 }
 
@@ -145,11 +135,7 @@ pub async fn an_image_with_a_root_filesystem_runs_inside_it(cluster: &Cluster) -
 /// that started it drops: it never finishes behind the client's back.
 pub async fn an_exec_whose_stream_drops_is_stopped(cluster: &Cluster) -> anyhow::Result<()> {
     let namespace = cluster.namespace("smoke-exec-drop").await?;
-    let spec = json!({
-        "metadata": {"name": "sleeper"},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]},
-    });
-    let pods = create_pod(&cluster.client, &namespace, spec).await?;
+    let pods = create_pod(&cluster.client, &namespace, sleeping_pod("sleeper", json!({}))).await?;
     wait_for_phase(&pods, "sleeper", "Running", WITHIN).await?;
 
     let command = ["sh", "-c", "touch /tmp/started; echo started; sleep 3; touch /tmp/finished"];
@@ -176,15 +162,5 @@ async fn exec_exit_code(pods: &Api<Pod>, name: &str, command: [&str; 3]) -> anyh
     let mut process = pods.exec(name, command, &params).await?;
     let status = process.take_status().context("no status")?.await.context("no exit status")?;
     process.join().await?;
-    if status.status.as_deref() == Some("Success") {
-        return Ok(Some(0));
-    }
-    Ok(status
-        .details
-        .and_then(|details| details.causes)
-        .into_iter()
-        .flatten()
-        .find(|cause| cause.reason.as_deref() == Some("ExitCode"))
-        .and_then(|cause| cause.message)
-        .and_then(|code| code.parse().ok()))
+    Ok(exit_code(&status))
 }

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use anyhow::bail;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting, Event, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::cluster::IMAGE;
 
 /// Polls `probe` until it breaks with a value; fails after `within`,
 /// saying what was awaited and what the cluster showed last.
@@ -97,4 +100,27 @@ pub fn describe(pod: &Pod) -> String {
         status.and_then(|s| s.reason.as_deref()),
         serde_json::to_string(&status.and_then(|s| s.container_statuses.as_ref())).unwrap_or_default()
     )
+}
+
+/// A pod that sleeps for five minutes, `metadata` merged into its own
+/// (annotations), for checks that need a running container.
+pub fn sleeping_pod(name: &str, metadata: Value) -> Value {
+    let mut pod = json!({
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]},
+    });
+    if let (Some(into), Value::Object(extra)) = (pod["metadata"].as_object_mut(), metadata) {
+        into.extend(extra);
+    }
+    pod
+}
+
+/// The exit code an exec's final status reports (0 for `Success`).
+pub fn exit_code(status: &Status) -> Option<i32> {
+    if status.status.as_deref() == Some("Success") {
+        return Some(0);
+    }
+    let causes = status.details.as_ref()?.causes.as_ref()?;
+    let cause = causes.iter().find(|cause| cause.reason.as_deref() == Some("ExitCode"))?;
+    cause.message.as_deref()?.parse().ok()
 }
