@@ -17,6 +17,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	utilexec "k8s.io/utils/exec"
@@ -175,6 +176,17 @@ func (r *Runtime) Delete(pod *v1.Pod) error {
 	}
 	go func() {
 		s.terminate(grace)
+		// As a kubelet does once a deleted pod's containers have ended:
+		// remove it now rather than at the end of its grace period.
+		if r.Client != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			zero := int64(0)
+			uid := pod.UID
+			_ = r.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid},
+			})
+			cancel()
+		}
 		r.mu.Lock()
 		if r.pods[s.key] == s {
 			delete(r.pods, s.key)
