@@ -110,7 +110,8 @@ type ImageRule struct {
 	Command []string `json:"command,omitempty"`
 	// PullDelay is how long pulling takes (default: imagePullDelay).
 	PullDelay *Duration `json:"pullDelay,omitempty"`
-	// Fault is injected into every container of the image (image-pull, oom).
+	// Fault is injected into every container of the image (image-pull, oom,
+	// exec-fail), or into the pod of such a container (evict).
 	Fault string `json:"fault,omitempty"`
 }
 

@@ -49,6 +49,13 @@ else bad "exit3: $(jp exit3 '{.status}')"; fi
 if [ "$(kn logs exit3 | sort | tr '\n' ' ')" = "to-stderr to-stdout " ]; then ok "pods/log has both streams"; else bad "logs: $(kn logs exit3)"; fi
 for r in Scheduled Pulling Pulled Created Started; do until_ok 20 has_event exit3 "$r" || bad "exit3: no $r Event"; done
 
+# A host-image pod cannot write the host: its root is an overlay.
+hostfile=/tmp/pn-e2e-hostcheck-$$
+kn run hostw --image=busybox --restart=Never -- sh -c "cd /tmp && echo x > $hostfile && cat $hostfile" >/dev/null
+if until_ok 60 phase_is hostw Succeeded && [ "$(kn logs hostw)" = x ] && [ ! -e "$hostfile" ]; then
+  ok "a pod's write to $hostfile stays in the pod"
+else bad "hostw: $(jp hostw '{.status.phase}'), host file: $(ls -l "$hostfile" 2>&1)"; fi
+
 # 2. logs -f follows until the container ends.
 kn run ticker --image=busybox --restart=Never -- sh -c 'cd /tmp; for i in 1 2 3; do echo tick $i; sleep 0.5; done' >/dev/null
 until_ok 60 phase_is ticker Running || until_ok 5 phase_is ticker Succeeded

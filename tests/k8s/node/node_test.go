@@ -402,6 +402,26 @@ func TestDeleteKillsContainersAndRemovesSandbox(t *testing.T) {
 	}
 }
 
+func TestSidecarRunsBesideMainAndIsStopped(t *testing.T) {
+	h := newHarness(t)
+	p := pod("side", sh("main", "sleep 0.3; echo main-done"))
+	always := v1.ContainerRestartPolicyAlways
+	sc := sh("sidecar", "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+	sc.RestartPolicy = &always
+	p.Spec.InitContainers = []v1.Container{sc}
+	h.create(p)
+	got := h.final("side")
+	if got.Status.Phase != v1.PodSucceeded {
+		t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status)
+	}
+	if got.Status.InitContainerStatuses[0].State.Terminated == nil {
+		t.Fatalf("sidecar not stopped: %+v", got.Status.InitContainerStatuses[0].State)
+	}
+	if !h.hasEvent(v1.EventTypeNormal, events.KillingContainer, "sidecar") {
+		t.Errorf("no Killing event for the sidecar: %v", h.eventLines())
+	}
+}
+
 func TestFaultOOMKilled(t *testing.T) {
 	h := newHarness(t)
 	p := pod("oom", sh("main", "sleep 30"))

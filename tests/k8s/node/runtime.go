@@ -264,7 +264,7 @@ func (r *Runtime) RunInContainer(ctx context.Context, namespace, pod, container 
 	if err != nil {
 		return err
 	}
-	if s.faults().has(FaultExecFail) {
+	if s.faultOn(c, FaultExecFail) {
 		return fmt.Errorf("exec in container %q of pod %s/%s failed: OCI runtime exec failed: injected fault (%s=%s)", container, namespace, pod, FaultAnnotation, FaultExecFail)
 	}
 	proc, env := s.runningProcess(c)

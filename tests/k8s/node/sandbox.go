@@ -44,6 +44,7 @@ type ctr struct {
 	env     []string
 	runs    int           // runs started so far; run n logs to NAME-n.log
 	started chan struct{} // closed at a sidecar's first start
+	stopped bool          // stopped on purpose (a sidecar after the main containers): no restart
 }
 
 // sandbox is one pod: its directory under the state dir, its containers
@@ -226,6 +227,20 @@ func (s *sandbox) faults() podFaults {
 	return out
 }
 
+// podFault reports whether a pod-wide fault (evict) is asked for, by the
+// pod's annotation or by the image rule of any of its containers.
+func (s *sandbox) podFault(fault string) bool {
+	if s.faults().has(fault) {
+		return true
+	}
+	for _, c := range s.ctrs {
+		if r := s.rt.Images.Lookup(c.spec.Image); r != nil && r.Fault == fault {
+			return true
+		}
+	}
+	return false
+}
+
 // faultOn reports whether fault applies to container c: by the pod's
 // annotation (to the container atc.test/fault-container names, or to every
 // container) or by c's image rule.
@@ -299,17 +314,24 @@ func (s *sandbox) run() {
 	s.setCondition(v1.PodReadyToStartContainers, true, "", "")
 	s.mu.Unlock()
 	s.update()
-	if s.faults().has(FaultEvict) {
+	if s.podFault(FaultEvict) {
 		go s.evictAfter(s.rt.FaultDelay)
 	}
 	var sidecars []*ctr
+	// The final status is reported once the sidecars' ends are recorded:
+	// virtual-kubelet sends no status after Succeeded or Failed.
+	var sidecarsDone sync.WaitGroup
 	for _, c := range s.ctrs {
 		if !c.init {
 			continue
 		}
 		if c.sidecar {
 			sidecars = append(sidecars, c)
-			go s.supervise(c, v1.RestartPolicyAlways)
+			sidecarsDone.Add(1)
+			go func() {
+				defer sidecarsDone.Done()
+				s.supervise(c, v1.RestartPolicyAlways)
+			}()
 			select {
 			case <-c.started:
 			case <-s.ctx.Done():
@@ -326,6 +348,7 @@ func (s *sandbox) run() {
 				break
 			}
 			if s.pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+				s.stopSidecars(sidecars, &sidecarsDone)
 				s.finish()
 				return
 			}
@@ -354,10 +377,25 @@ func (s *sandbox) run() {
 		return
 	}
 	// The main containers have ended: the sidecars are stopped.
-	for _, c := range sidecars {
-		s.stopContainer(c, s.gracePeriod())
-	}
+	s.stopSidecars(sidecars, &sidecarsDone)
 	s.finish()
+}
+
+// stopSidecars stops the sidecars and waits until their ends are recorded.
+func (s *sandbox) stopSidecars(sidecars []*ctr, supervisors *sync.WaitGroup) {
+	var wg sync.WaitGroup
+	for _, c := range sidecars {
+		s.mu.Lock()
+		c.stopped = true
+		s.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.stopContainer(c, s.gracePeriod())
+		}()
+	}
+	wg.Wait()
+	supervisors.Wait()
 }
 
 // supervise runs a container until it ends for good under policy.
@@ -370,7 +408,10 @@ func (s *sandbox) supervise(c *ctr, policy v1.RestartPolicy) {
 		if policy == v1.RestartPolicyNever || policy == v1.RestartPolicyOnFailure && code == 0 {
 			return
 		}
-		if s.evictedNow() || !s.backOff(c) {
+		s.mu.Lock()
+		stopped := c.stopped
+		s.mu.Unlock()
+		if stopped || s.evictedNow() || !s.backOff(c) {
 			return
 		}
 	}
@@ -398,8 +439,13 @@ func (s *sandbox) backOff(c *ctr) bool {
 	}}
 	s.mu.Unlock()
 	s.update()
-	if !s.sleep(d) {
-		return false
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		s.mu.Lock()
+		stopped := c.stopped
+		s.mu.Unlock()
+		if stopped || !s.sleep(100*time.Millisecond) {
+			return false
+		}
 	}
 	s.mu.Lock()
 	c.status.RestartCount++
