@@ -159,12 +159,26 @@ func (s *sandbox) update() {
 	}
 }
 
+// updateSpec takes what may change in a running pod: its labels and
+// annotations (a fault annotation set later applies from then on), the
+// deletion fields, and the mutable parts of its spec.
 func (s *sandbox) updateSpec(pod *v1.Pod) {
+	p := pod.DeepCopy()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.pod.Status
-	s.pod = pod.DeepCopy()
-	s.pod.Status = st
+	s.pod.Labels, s.pod.Annotations = p.Labels, p.Annotations
+	s.pod.DeletionTimestamp, s.pod.DeletionGracePeriodSeconds = p.DeletionTimestamp, p.DeletionGracePeriodSeconds
+	s.pod.Spec.ActiveDeadlineSeconds, s.pod.Spec.Tolerations = p.Spec.ActiveDeadlineSeconds, p.Spec.Tolerations
+	for i := range s.pod.Spec.Containers {
+		if i < len(p.Spec.Containers) {
+			s.pod.Spec.Containers[i].Image = p.Spec.Containers[i].Image
+		}
+	}
+	for i := range s.pod.Spec.InitContainers {
+		if i < len(p.Spec.InitContainers) {
+			s.pod.Spec.InitContainers[i].Image = p.Spec.InitContainers[i].Image
+		}
+	}
 }
 
 func (s *sandbox) containerNamed(name string) *ctr {
