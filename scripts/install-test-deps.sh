@@ -14,9 +14,24 @@ apt_packages=()
 # make service-account keys for the Google credential flow with openssl.
 command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v openssl >/dev/null || apt_packages+=(openssl)
+# scripts/k8s-up.sh polls the test control plane's health endpoints with curl.
+command -v curl >/dev/null || apt_packages+=(curl)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "installing: ${apt_packages[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
 fi
+
+# The test Kubernetes control plane (kube-apiserver, etcd, controller-manager,
+# scheduler, kubectl, helm, the node agent) is built from the Go module proxy
+# with the machine's Go, once: scripts/k8s-build.sh caches the binaries under
+# ~/.cache/atc/k8s/ and rebuilds only when tests/k8s changes. A cold build
+# takes a while (README, "The test Kubernetes control plane").
+if ! command -v go >/dev/null; then
+  echo "install-test-deps: Go (1.26 or newer) is needed to build the test Kubernetes control plane" >&2
+  exit 1
+fi
+"$(dirname "$0")/k8s-build.sh" >/dev/null
+# The Debian root filesystem the node agent runs `debian*` images in.
+"$(dirname "$0")/k8s-rootfs.sh"

@@ -1,0 +1,84 @@
+//! The cluster the checks run on: started by `scripts/k8s-up.sh` into a
+//! directory of its own, stopped (and that directory removed) by
+//! `scripts/k8s-down.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// The nodes of `tests/k8s/node/nodes.yaml`: the second is tainted.
+pub const NODE_A: &str = "atc-node-a";
+pub const NODE_B: &str = "atc-node-b";
+/// An image the node agent runs on the host (behind an overlay).
+pub const IMAGE: &str = "busybox";
+
+pub struct Cluster {
+    dir: PathBuf,
+    pub config: Config,
+    pub client: Client,
+}
+
+impl Cluster {
+    /// Starts a cluster and connects to it as its administrator.
+    pub async fn start() -> anyhow::Result<Cluster> {
+        let script = source_root().join("scripts/k8s-up.sh");
+        let dir = tempfile::Builder::new().prefix("atc-cluster.").tempdir()?.keep();
+        // Progress and errors go to stderr, straight through; the kubeconfig's path is the last line of stdout.
+        let output = Command::new(&script)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if !output.status.success() {
+            stop(&dir);
+            bail!("{} failed ({}); its errors are above", script.display(), output.status);
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let kubeconfig = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+        let connect = async {
+            let kubeconfig = Kubeconfig::read_from(&kubeconfig)?;
+            let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+            let client = Client::try_from(config.clone())?;
+            anyhow::Ok((config, client))
+        };
+        match connect.await {
+            Ok((config, client)) => Ok(Cluster { dir, config, client }),
+            Err(err) => {
+                stop(&dir);
+                Err(err.context(format!("cannot connect with {}", kubeconfig.display())))
+            }
+        }
+    }
+
+    /// A new namespace for one check, so checks never see each other's objects.
+    pub async fn namespace(&self, name: &str) -> anyhow::Result<String> {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &namespace).await?;
+        Ok(name.to_string())
+    }
+
+    pub fn stop(self) {
+        stop(&self.dir);
+    }
+}
+
+/// Stops what k8s-up.sh started in `dir` and removes it; a directory it
+/// never got to use is only removed if empty.
+fn stop(dir: &Path) {
+    let script = source_root().join("scripts/k8s-down.sh");
+    match Command::new(&script).arg(dir).stdin(Stdio::null()).status() {
+        Ok(status) if status.success() => {}
+        other => eprintln!("{} {} did not stop the cluster cleanly: {other:?}", script.display(), dir.display()),
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn source_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,114 @@
+//! The test Kubernetes control plane (`scripts/k8s-up.sh`: kube-apiserver,
+//! etcd, controller-manager, scheduler and the process-running node agent),
+//! checked through `kube`, the client atc's Kubernetes runtime uses: what
+//! that runtime and the Helm chart rely on must hold here as on a real
+//! cluster.
+//!
+//! One cluster serves every check, so this target has its own harness: it
+//! starts the cluster, runs the checks one after another (a filter argument
+//! picks some, as with `cargo test`), stops the cluster and fails if any
+//! check did. Needs root (the node agent's mount namespaces) and Go to build
+//! the cluster the first time (`scripts/k8s-build.sh`, cached after).
+
+mod cluster;
+mod controllers;
+mod faults;
+mod pods;
+mod rbac;
+mod storage;
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use cluster::Cluster;
+
+type CheckFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+type Check = for<'a> fn(&'a Cluster) -> CheckFuture<'a>;
+
+macro_rules! checks {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        &[$((concat!(stringify!($module), "::", stringify!($name)), (|cluster| Box::pin($module::$name(cluster))) as Check)),*]
+    };
+}
+
+/// In order: the node fault comes last, as it takes a node away for a while.
+const CHECKS: &[(&str, Check)] = checks![
+    pods::a_failing_pod_reports_its_exit_code_log_and_events,
+    pods::exec_keeps_stdin_stdout_and_stderr_apart,
+    pods::an_exec_whose_stream_drops_is_stopped,
+    pods::init_containers_run_in_order_with_the_pods_volumes,
+    pods::an_image_with_a_root_filesystem_runs_inside_it,
+    storage::a_claim_is_bound_and_carries_files_from_one_pod_to_the_next,
+    controllers::objects_owned_by_a_deleted_pod_are_collected,
+    controllers::a_deployment_becomes_ready,
+    controllers::an_unmatched_node_selector_leaves_a_pod_pending,
+    rbac::a_token_whose_role_cannot_create_pods_is_refused,
+    faults::an_image_that_cannot_be_pulled_backs_off,
+    faults::an_oom_kill_ends_the_container_as_a_kubelet_reports_it,
+    faults::an_evicted_pod_fails_as_evicted,
+    faults::a_failing_exec_is_an_error,
+    faults::a_node_that_stops_reporting_becomes_not_ready,
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--list") {
+        for (name, _) in CHECKS {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // Flags libtest would take (`--quiet`, `--nocapture`, ...) mean nothing here.
+    let filter = args.iter().find(|arg| !arg.starts_with('-'));
+    let selected: Vec<&(&str, Check)> =
+        CHECKS.iter().filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str()))).collect();
+    if selected.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(run(selected))
+}
+
+async fn run(selected: Vec<&(&str, Check)>) -> ExitCode {
+    println!("\nrunning {} checks against the test Kubernetes control plane", selected.len());
+    let cluster = match Cluster::start().await {
+        Ok(cluster) => cluster,
+        Err(err) => {
+            eprintln!("cannot start the test cluster: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = Vec::new();
+    for (name, check) in selected {
+        let started = Instant::now();
+        // A panicking check (an assert) fails alone.
+        let result = {
+            let cluster = &cluster;
+            let outcome = std::panic::AssertUnwindSafe(check(cluster));
+            futures_util::FutureExt::catch_unwind(outcome).await
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(Ok(())) => println!("check {name} ... ok ({elapsed:.1}s)"),
+            Ok(Err(err)) => {
+                println!("check {name} ... FAILED ({elapsed:.1}s): {err:#}");
+                failed.push(*name);
+            }
+            Err(_) => {
+                println!("check {name} ... FAILED ({elapsed:.1}s): panicked");
+                failed.push(*name);
+            }
+        }
+    }
+    cluster.stop();
+    if failed.is_empty() {
+        println!("\ncluster checks: ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("\ncluster checks FAILED: {}", failed.join(", "));
+        ExitCode::FAILURE
+    }
+}
