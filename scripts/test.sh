@@ -9,3 +9,5 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# The test node agent's own unit tests (Go, as root, no API server).
+(cd tests/k8s && go test ./node/)
