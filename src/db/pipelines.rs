@@ -355,14 +355,13 @@ impl Db {
     /// rename-pipeline` does. A name the team already uses is refused rather
     /// than merging two groups. Returns how many pipelines were renamed.
     pub async fn rename_pipeline_group(&self, team_id: i64, old_name: &str, new_name: &str) -> DbResult<u64> {
-        let taken = || DbError::AlreadyExists(format!("pipeline '{new_name}'"));
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             if old_name != new_name {
                 let (in_use,): (i64,) = sqlx::query_as("SELECT count(*) FROM pipelines WHERE team_id = $1 AND name = $2")
                     .bind(team_id).bind(new_name).fetch_one(&mut *tx).await?;
                 if in_use > 0 {
-                    return Err(taken());
+                    return Err(DbError::AlreadyExists(format!("pipeline '{new_name}'")));
                 }
             }
             let renamed = sqlx::query("UPDATE pipelines SET name = $1, last_updated = $2 WHERE team_id = $3 AND name = $4")
