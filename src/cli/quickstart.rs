@@ -107,7 +107,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         Some(DEFAULT_PROMETHEUS_PORT),
         std::sync::Arc::new(runtime),
-    );
+    )?;
     let shutdown = server::shutdown_signal();
     let server = server::start(db, options).await?;
 

@@ -44,6 +44,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     // Prometheus only when asked for, as in Concourse.
     let runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime));
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime))?;
     Ok(server::serve(db, options, server::shutdown_signal()).await?)
 }

@@ -12,9 +12,6 @@ use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
 use super::{Validation, Warning, across, vars};
 
-/// Credential managers a pipeline's `var_sources` may use.
-const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", "idtoken"];
-
 pub fn validate(pipeline: &Pipeline) -> Validation {
     let mut v = Validation::default();
     let mut patterns = JobPatterns::new(pipeline.jobs.iter().map(|job| job.name.as_str()));
@@ -170,13 +167,13 @@ fn var_sources(pipeline: &Pipeline, v: &mut Validation) {
     duplicates(v, "var_sources", pipeline.var_sources.iter().map(|s| s.name.as_str()));
     for (index, source) in pipeline.var_sources.iter().enumerate() {
         identifier(v, &source.name, &location("var_sources", index, &source.name));
-        if !VAR_SOURCE_TYPES.contains(&source.type_.as_str()) {
-            v.errors.push(format!(
-                "unknown credential manager type: '{}' (var_sources.{}): expected one of {}",
-                source.type_,
-                source.name,
-                VAR_SOURCE_TYPES.join(", ")
-            ));
+        // The build runner sets sources up from the same list.
+        if !crate::creds::registry::is_known(&source.type_) {
+            let unknown = crate::creds::registry::VarSourceError::UnknownType {
+                name: source.name.clone(),
+                kind: source.type_.clone(),
+            };
+            v.errors.push(unknown.to_string());
         }
     }
     // A var source's config may use another one's vars; they must not form
