@@ -65,6 +65,8 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // A bad credential manager setting is refused before anything starts.
+    args.server.credentials.manager()?;
     let telemetry = start_telemetry(&args.server).await?;
     let result = serve(args).await;
     telemetry.shutdown().await;

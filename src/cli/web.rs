@@ -19,6 +19,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // A bad credential manager setting is refused before anything starts.
+    args.server.credentials.manager()?;
     if args.server.auth.main_team_local_user.is_empty() {
         bail!("the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)");
     }
