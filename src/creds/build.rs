@@ -214,6 +214,34 @@ mod tests {
         assert_eq!(unknown.to_string(), "unknown var source 'nope' in ((nope:v))");
     }
 
+    /// Counts what it is asked; answers after a pause, so asks overlap.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicU32);
+
+    impl crate::creds::CredentialManager for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        fn lookup<'a>(&'a self, _: &'a str, _: Option<&'a str>, _: &'a VarRef) -> crate::creds::LookupFuture<'a> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Ok(Some(crate::creds::Secret::new(json!("v"))))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_build_asks_for_each_var_once_even_when_its_steps_ask_together() {
+        let counting = Arc::new(Counting::default());
+        let credentials = BuildCredentials::global(Arc::new(Managed::new(counting.clone(), SecretPolicy::default())));
+        let asks = ["token", "token.field", "token", "other"].map(|name| resolve(&credentials, name));
+        let answers = futures_util::future::join_all(asks).await;
+        assert!(answers.iter().all(|answer| answer == &Some(json!("v"))));
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 2, "token and other, once each");
+    }
+
     #[tokio::test]
     async fn a_source_of_an_unknown_type_or_a_cycle_is_refused() {
         let unknown = [json!({ "name": "s", "type": "nonesuch", "config": {} })];

@@ -48,7 +48,9 @@ impl Managed {
         let key = CacheKey { team: team.to_string(), pipeline: pipeline.map(str::to_string), path: var.path.clone() };
         if let Some(remembered) = self.cache.get(&key) {
             let span = CredsLookup { manager: name, secret_path: &var.path, cache_hit: true }.start();
-            crate::metric::CredsLookedUp { manager: name, cache_hit: true, duration: asked.elapsed() }.emit();
+            let traced = span.span_context();
+            crate::metric::CredsLookedUp { manager: name, cache_hit: true, duration: asked.elapsed(), span: &traced }
+                .emit();
             span.answered(remembered.is_some());
             return Ok(remembered);
         }
@@ -61,7 +63,9 @@ impl Managed {
                 .unwrap_or(Err(LookupError::TimedOut { manager: name, timeout })),
             None => tries.await,
         };
-        crate::metric::CredsLookedUp { manager: name, cache_hit: false, duration: asked.elapsed() }.emit();
+        let traced = span.span_context();
+        crate::metric::CredsLookedUp { manager: name, cache_hit: false, duration: asked.elapsed(), span: &traced }
+            .emit();
         match &found {
             Ok(answer) => {
                 span.answered(answer.is_some());

@@ -41,6 +41,11 @@ impl CredsLookupSpan {
         self.0.clone()
     }
 
+    /// The span's identity, for the lookup's metric exemplar.
+    pub fn span_context(&self) -> opentelemetry::trace::SpanContext {
+        self.0.span().span_context().clone()
+    }
+
     /// The manager answered; `found` is whether the var is defined.
     pub fn answered(self, found: bool) {
         let span = self.0.span();
