@@ -99,7 +99,7 @@ impl Vault {
             KvVersion::V2 => {
                 traced(&self.endpoint, "vault read", "GET", vaultrs::kv2::read::<Value>(client.as_ref(), mount, key))
                     .await
-                    .map(|data| Secret::new(data))
+                    .map(Secret::new)
             }
             KvVersion::V1 => {
                 traced(&self.endpoint, "vault read", "GET", vaultrs::kv1::get_raw(client.as_ref(), mount, key))
@@ -208,6 +208,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_an_unreachable_failing_or_throttling_vault_is_asked_again() {
+        let status = |code| ClientError::APIError { code, errors: Vec::new() };
+        assert!(is_transient(&status(503)) && is_transient(&status(500)) && is_transient(&status(429)));
+        assert!(!is_transient(&status(403)) && !is_transient(&status(400)));
+    }
 
     #[test]
     fn a_secret_is_its_value_field_or_all_its_fields() {
