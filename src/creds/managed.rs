@@ -56,11 +56,21 @@ impl Managed {
         }
         let span = CredsLookup { manager: name, secret_path: &var.path, cache_hit: false }.start();
         // The manager's requests to its store become the span's children.
-        let tries = self.retry.run(|| self.manager.lookup(team, pipeline, var)).with_context(span.context());
+        // Why the last try failed, so that a timeout can say more than that.
+        let last = std::sync::Mutex::new(None);
+        let attempt = || async {
+            let answer = self.manager.lookup(team, pipeline, var).await;
+            if let Err(error) = &answer {
+                *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.to_string());
+            }
+            answer
+        };
+        let tries = self.retry.run(attempt).with_context(span.context());
         let found = match self.manager.query_timeout() {
-            Some(timeout) => tokio::time::timeout(timeout, tries)
-                .await
-                .unwrap_or(Err(LookupError::TimedOut { manager: name, timeout })),
+            Some(timeout) => tokio::time::timeout(timeout, tries).await.unwrap_or_else(|_| {
+                let last = last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+                Err(LookupError::TimedOut { manager: name, timeout, last })
+            }),
             None => tries.await,
         };
         let traced = span.span_context();
@@ -146,6 +156,19 @@ mod tests {
         let refused = look_up(&managed, "forbidden").await.unwrap_err();
         assert_eq!(refused.to_string(), "the store credential manager refused the lookup: permission denied");
         assert_eq!(store.asked.load(Ordering::SeqCst), 1, "a refusal is final");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_says_why_the_last_try_failed() {
+        let (_, managed) = managed(false);
+        let managed =
+            Managed { retry: RetryOptions { attempts: 1000, interval: Duration::from_millis(50) }, ..managed };
+        let error = look_up(&managed, "flaky").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the store credential manager did not answer within 200ms \
+             (last try: the store credential manager is unavailable: connection refused)"
+        );
     }
 
     #[tokio::test]

@@ -70,9 +70,9 @@ pub enum LookupError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The whole lookup, retries included, took longer than the manager's
-    /// query timeout.
-    #[error("the {manager} credential manager did not answer within {timeout:?}")]
-    TimedOut { manager: &'static str, timeout: Duration },
+    /// query timeout; `last` is why the last try failed, if one did.
+    #[error("the {manager} credential manager did not answer within {timeout:?}{}", last.as_ref().map(|last| format!(" (last try: {last})")).unwrap_or_default())]
+    TimedOut { manager: &'static str, timeout: Duration, last: Option<String> },
 }
 
 impl LookupError {

@@ -166,3 +166,53 @@ on_both_backends!(
     an_unreachable_vault_errors_the_step_within_the_query_timeout,
     an_approle_token_is_renewed_during_a_long_build
 );
+
+/// Writes `value` at `path` of the HTTPS server's `secret/` mount, with the bao CLI.
+fn put_over_tls(url: &str, ca: &std::path::Path, path: &str, value: &str) {
+    let output = std::process::Command::new(openbao::bao())
+        .args(["kv", "put", "-mount=secret", path, &format!("value={value}")])
+        .env("BAO_ADDR", url)
+        .env("BAO_CACERT", ca)
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bao kv put: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
+    let (url, ca) = openbao::tls();
+    put_over_tls(&url, &ca, "main/tls/greeting", "over tls");
+    let manager =
+        |ca_cert: Option<&std::path::Path>, insecure_skip_verify: bool| -> Arc<dyn atc::creds::CredentialManager> {
+            let settings = atc::creds::vault::VaultSettings {
+                url: Some(url.clone()),
+                path_prefix: Some("/secret".into()),
+                client_token: Some(ROOT_TOKEN.into()),
+                ca_cert: ca_cert.map(std::path::Path::to_path_buf),
+                insecure_skip_verify,
+                query_timeout: Some(Duration::from_secs(2)),
+                ..Default::default()
+            };
+            Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
+        };
+    let yaml = format!("jobs:\n{}", checking_job("j", &[("greeting", "over tls")]));
+    for (what, credentials, trusted) in [
+        ("--vault-ca-cert", manager(Some(&ca), false), true),
+        ("--vault-insecure-skip-verify", manager(None, true), true),
+        ("the system's roots only", manager(None, false), false),
+    ] {
+        let (server, token, _work) = server_with(backend, credentials).await;
+        server.set_and_unpause(&token, "tls", &yaml).await;
+        let (_, watched) = server.trigger_and_watch(&token, "tls", "j").await;
+        if trusted {
+            assert_eq!(watched.status(), "succeeded", "{what}: {}", watched.output());
+        } else {
+            assert_eq!(watched.status(), "errored", "{what}: {}", watched.output());
+            let output = watched.output();
+            assert!(output.contains("((greeting))") && output.contains("vault credential manager"), "{output}");
+        }
+        server.stop().await;
+    }
+}
+
+on_both_backends!(vault_over_tls_is_trusted_with_its_ca_only);

@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 pub const ROOT_TOKEN: &str = "root";
 
 static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+static TLS_SERVER: OnceLock<Result<(String, PathBuf), String>> = OnceLock::new();
 static NEXT_MOUNT: AtomicUsize = AtomicUsize::new(0);
 
-fn bao() -> PathBuf {
+pub fn bao() -> PathBuf {
     let venv = std::env::var_os("ATC_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/atc/venv"));
@@ -40,10 +41,26 @@ fn free_port_pair() -> u16 {
 }
 
 fn start() -> Result<String, String> {
+    start_with(None)
+}
+
+/// With TLS, the dev server writes its CA and certificate (for 127.0.0.1 and
+/// localhost) into `cert_dir`.
+fn start_with(cert_dir: Option<&std::path::Path>) -> Result<String, String> {
     let port = free_port_pair();
-    let log = std::env::temp_dir().join(format!("atc-test-openbao-{}.log", std::process::id()));
+    let log = std::env::temp_dir().join(format!("atc-test-openbao-{}-{port}.log", std::process::id()));
+    let mut args = vec![
+        "server".to_string(),
+        "-dev".into(),
+        format!("-dev-listen-address=127.0.0.1:{port}"),
+        "-dev-root-token-id".into(),
+        ROOT_TOKEN.into(),
+    ];
+    if let Some(dir) = cert_dir {
+        args.extend(["-dev-tls".to_string(), format!("-dev-tls-cert-dir={}", dir.display())]);
+    }
     let child = Command::new(bao())
-        .args(["server", "-dev", &format!("-dev-listen-address=127.0.0.1:{port}"), "-dev-root-token-id", ROOT_TOKEN])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).map_err(|e| e.to_string())?)
         .stderr(Stdio::null())
@@ -51,10 +68,11 @@ fn start() -> Result<String, String> {
         .map_err(|e| format!("cannot start bao: {e}"))?;
     // Test binaries have no global teardown: a watcher stops the server once we are gone.
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; kill {child} 2>/dev/null; rm -f {log}",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; kill {child} 2>/dev/null; rm -f {log}{certs}",
         pid = std::process::id(),
         child = child.id(),
-        log = log.display()
+        log = log.display(),
+        certs = cert_dir.map(|dir| format!("; rm -rf {}", dir.display())).unwrap_or_default(),
     );
     let _ = Command::new("sh")
         .args(["-c", &script])
@@ -62,11 +80,12 @@ fn start() -> Result<String, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    let url = format!("http://127.0.0.1:{port}");
+    let scheme = if cert_dir.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            drop(stream);
+        let certs_written = cert_dir.is_none_or(|dir| dir.join("vault-ca.pem").exists());
+        if certs_written && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(url);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -77,6 +96,19 @@ fn start() -> Result<String, String> {
 /// The dev server's URL.
 pub fn url() -> String {
     SERVER.get_or_init(start).clone().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A second dev server, on HTTPS: its URL and the CA file that signed its
+/// certificate. It holds only what the dev server starts with (KV v2 at `secret/`).
+pub fn tls() -> (String, PathBuf) {
+    TLS_SERVER
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("atc-test-openbao-tls-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            Ok((start_with(Some(&dir))?, dir.join("vault-ca.pem")))
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A request to the server's API as root.
