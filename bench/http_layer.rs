@@ -81,7 +81,8 @@ async fn run() {
         db.clone(),
         Arc::new(runtime),
         "http://127.0.0.1:8080".into(),
-        Arc::new(atc::creds::NoCredentials),
+        Arc::new(atc::creds::Managed::new(Arc::new(atc::creds::NoCredentials), Default::default())),
+        Default::default(),
         atc::engine::tracker::LeaseSettings::for_this_process(Duration::from_secs(30)),
     );
     let state = AppState {

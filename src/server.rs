@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, Settings};
 use crate::auth::{LocalUser, LocalUsers, TokenService, roles::MAIN_TEAM};
 use crate::component;
-use crate::creds::CredentialManager;
+use crate::creds::{CredentialManager, Managed, SecretPolicy};
 use crate::db::{Db, DbError, EncryptionKey, RoleMembers, TeamAuth};
 use crate::engine::Engine;
 use crate::engine::tracker::LeaseSettings;
@@ -78,6 +78,8 @@ pub struct ServerOptions {
     pub runtime: Arc<dyn Runtime>,
     /// Where `((vars))` get their values.
     pub credentials: Arc<dyn CredentialManager>,
+    /// The secret cache and retries around it (and around var sources).
+    pub secret_policy: SecretPolicy,
     pub bind: SocketAddr,
     /// Where to serve Prometheus `/metrics`; `None` serves nothing.
     pub prometheus: Option<PrometheusOptions>,
@@ -148,8 +150,15 @@ pub async fn start(db: Db, options: ServerOptions) -> Result<RunningServer, Serv
     });
     db.expire_leases_of_previous_runs().await.map_err(ServerError::ReleaseLeases)?;
     let leases = LeaseSettings::for_this_process(options.build_lease_duration);
-    let engine =
-        Engine::new(db.clone(), options.runtime.clone(), external_url.clone(), options.credentials.clone(), leases);
+    let credentials = Arc::new(Managed::new(options.credentials.clone(), options.secret_policy));
+    let engine = Engine::new(
+        db.clone(),
+        options.runtime.clone(),
+        external_url.clone(),
+        credentials,
+        options.secret_policy,
+        leases,
+    );
     let state = AppState {
         engine: engine.clone(),
         tokens: TokenService::new(db.clone(), options.auth_duration),

@@ -35,7 +35,7 @@ pub async fn get_info(State(state): State<AppState>) -> Json<serde_json::Value> 
 /// The credential manager atc is configured with, by name, described
 /// without secrets; `{}` when there is none.
 pub async fn get_info_creds(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let credentials = &state.engine.credentials;
+    let credentials = state.engine.credentials.manager();
     let mut configured = serde_json::Map::new();
     if let Some(description) = credentials.describe() {
         configured.insert(credentials.name().to_string(), description);

@@ -137,22 +137,156 @@ impl UploadFlags {
     }
 }
 
-/// Where `((vars))` of pipelines get their values.
+/// Where `((vars))` of pipelines get their values, and how lookups are
+/// cached and retried.
 #[derive(Debug, Clone, Args)]
 pub struct CredentialFlags {
     /// A var for the `dummy` credential manager, as KEY:VALUE. Repeatable, or comma-separated.
     #[arg(long, env = "CONCOURSE_DUMMY_CREDS_VAR", hide_env_values = true, value_delimiter = ',', value_parser = crate::creds::Dummy::parse_flag, value_name = "KEY:VALUE")]
     pub dummy_creds_var: Vec<(String, String)>,
+
+    /// Cache the answers of the credential manager (found and not found).
+    #[arg(long, env = "CONCOURSE_SECRET_CACHE_ENABLED")]
+    pub secret_cache_enabled: bool,
+
+    /// How long a found secret is cached (no longer than its lease).
+    #[arg(long, env = "CONCOURSE_SECRET_CACHE_DURATION", default_value = "1m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub secret_cache_duration: Duration,
+
+    /// How long a secret that was not found is cached.
+    #[arg(long, env = "CONCOURSE_SECRET_CACHE_DURATION_NOTFOUND", default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub secret_cache_duration_notfound: Duration,
+
+    /// How many times a lookup is tried when the credential manager cannot be reached.
+    #[arg(long, env = "CONCOURSE_SECRET_RETRY_ATTEMPTS", default_value = "5", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub secret_retry_attempts: u32,
+
+    /// How long to wait between two tries of a lookup.
+    #[arg(long, env = "CONCOURSE_SECRET_RETRY_INTERVAL", default_value = "1s", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub secret_retry_interval: Duration,
+
+    #[command(flatten)]
+    pub vault: VaultFlags,
+}
+
+/// The `vault` credential manager (Vault or OpenBao).
+#[derive(Debug, Clone, Args)]
+pub struct VaultFlags {
+    /// Vault's URL, e.g. https://vault.example.com:8200; enables the manager.
+    #[arg(long, env = "CONCOURSE_VAULT_URL", value_name = "URL")]
+    pub vault_url: Option<String>,
+
+    /// Prepended to every lookup path; its first segment is the KV mount.
+    #[arg(long, env = "CONCOURSE_VAULT_PATH_PREFIX", default_value = "/concourse", value_name = "PATH")]
+    pub vault_path_prefix: String,
+
+    /// Paths tried in order, with {{.Team}}, {{.Pipeline}} and {{.Secret}} [default: /{{.Team}}/{{.Pipeline}}/{{.Secret}},/{{.Team}}/{{.Secret}}].
+    #[arg(long, env = "CONCOURSE_VAULT_LOOKUP_TEMPLATES", value_delimiter = ',', value_name = "TEMPLATE")]
+    pub vault_lookup_templates: Vec<String>,
+
+    /// A path under the prefix tried last, for secrets every team may use.
+    #[arg(long, env = "CONCOURSE_VAULT_SHARED_PATH", value_name = "PATH")]
+    pub vault_shared_path: Option<String>,
+
+    /// The Vault Enterprise (or OpenBao) namespace.
+    #[arg(long, env = "CONCOURSE_VAULT_NAMESPACE", value_name = "NAMESPACE")]
+    pub vault_namespace: Option<String>,
+
+    /// A PEM file of CA certificates to trust for Vault's certificate.
+    #[arg(long, env = "CONCOURSE_VAULT_CA_CERT", value_name = "FILE")]
+    pub vault_ca_cert: Option<PathBuf>,
+
+    /// A PEM client certificate for mutual TLS (and the cert auth backend).
+    #[arg(long, env = "CONCOURSE_VAULT_CLIENT_CERT", value_name = "FILE")]
+    pub vault_client_cert: Option<PathBuf>,
+
+    /// The PEM private key of --vault-client-cert.
+    #[arg(long, env = "CONCOURSE_VAULT_CLIENT_KEY", value_name = "FILE")]
+    pub vault_client_key: Option<PathBuf>,
+
+    /// The name Vault's certificate must carry, when not the URL's host (not supported yet: refused).
+    #[arg(long, env = "CONCOURSE_VAULT_SERVER_NAME", value_name = "NAME")]
+    pub vault_server_name: Option<String>,
+
+    /// Do not verify Vault's certificate. For trying things out only.
+    #[arg(long, env = "CONCOURSE_VAULT_INSECURE_SKIP_VERIFY")]
+    pub vault_insecure_skip_verify: bool,
+
+    /// How atc logs in: token (--vault-client-token), approle or cert [default: token].
+    #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND", value_name = "BACKEND")]
+    pub vault_auth_backend: Option<String>,
+
+    /// A parameter of the auth backend, as KEY:VALUE (approle: role_id, secret_id; cert: name; any: mount). Repeatable.
+    #[arg(long, env = "CONCOURSE_VAULT_AUTH_PARAM", hide_env_values = true, value_delimiter = ',', value_parser = crate::creds::Dummy::parse_flag, value_name = "KEY:VALUE")]
+    pub vault_auth_param: Vec<(String, String)>,
+
+    /// The token atc uses with the token auth backend.
+    #[arg(long, env = "CONCOURSE_VAULT_CLIENT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub vault_client_token: Option<String>,
+
+    /// How long a login may take.
+    #[arg(long, env = "CONCOURSE_VAULT_LOGIN_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_login_timeout: Duration,
+
+    /// How long one lookup (retries included) may take before the step errors.
+    #[arg(long, env = "CONCOURSE_VAULT_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_query_timeout: Duration,
+}
+
+impl VaultFlags {
+    fn settings(&self) -> crate::creds::vault::VaultSettings {
+        crate::creds::vault::VaultSettings {
+            url: self.vault_url.clone(),
+            path_prefix: Some(self.vault_path_prefix.clone()),
+            lookup_templates: self.vault_lookup_templates.clone(),
+            shared_path: self.vault_shared_path.clone(),
+            namespace: self.vault_namespace.clone(),
+            ca_cert: self.vault_ca_cert.clone(),
+            client_cert: self.vault_client_cert.clone(),
+            client_key: self.vault_client_key.clone(),
+            server_name: self.vault_server_name.clone(),
+            insecure_skip_verify: self.vault_insecure_skip_verify,
+            auth_backend: self.vault_auth_backend.clone(),
+            auth_params: self.vault_auth_param.iter().cloned().collect(),
+            client_token: self.vault_client_token.clone(),
+            login_timeout: Some(self.vault_login_timeout),
+            query_timeout: Some(self.vault_query_timeout),
+        }
+    }
 }
 
 impl CredentialFlags {
-    pub fn manager(&self) -> std::sync::Arc<dyn crate::creds::CredentialManager> {
+    /// atc's credential manager: Vault when --vault-url is given, else the
+    /// dummy vars, else none. A bad setting is an error naming its flag.
+    pub fn manager(&self) -> anyhow::Result<std::sync::Arc<dyn crate::creds::CredentialManager>> {
+        let vault = self.vault.settings();
+        if vault.is_configured() {
+            if !self.dummy_creds_var.is_empty() {
+                anyhow::bail!("--dummy-creds-var and --vault-url: only one credential manager may be configured");
+            }
+            let config = vault.check(&crate::creds::vault::FLAG_NAMES)?;
+            return Ok(std::sync::Arc::new(crate::creds::vault::Vault::new(config)?));
+        }
         if self.dummy_creds_var.is_empty() {
-            return std::sync::Arc::new(crate::creds::NoCredentials);
+            return Ok(std::sync::Arc::new(crate::creds::NoCredentials));
         }
         let vars =
             self.dummy_creds_var.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-        std::sync::Arc::new(crate::creds::Dummy::new(vars))
+        Ok(std::sync::Arc::new(crate::creds::Dummy::new(vars)))
+    }
+
+    pub fn secret_policy(&self) -> crate::creds::SecretPolicy {
+        crate::creds::SecretPolicy {
+            cache: crate::creds::CacheOptions {
+                enabled: self.secret_cache_enabled,
+                duration: self.secret_cache_duration,
+                not_found_duration: self.secret_cache_duration_notfound,
+            },
+            retry: crate::creds::RetryOptions {
+                attempts: self.secret_retry_attempts,
+                interval: self.secret_retry_interval,
+            },
+        }
     }
 }
 
@@ -431,11 +565,12 @@ impl ServerFlags {
         default_bind_ip: IpAddr,
         default_prometheus_port: Option<u16>,
         runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
-    ) -> crate::server::ServerOptions {
+    ) -> anyhow::Result<crate::server::ServerOptions> {
         let prometheus_port = self.prometheus.prometheus_bind_port.or(default_prometheus_port);
-        crate::server::ServerOptions {
+        Ok(crate::server::ServerOptions {
             runtime,
-            credentials: self.credentials.manager(),
+            credentials: self.credentials.manager()?,
+            secret_policy: self.credentials.secret_policy(),
             bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),
             prometheus: prometheus_port.map(|port| crate::metric::PrometheusOptions {
                 bind: std::net::SocketAddr::new(self.prometheus.prometheus_bind_ip.unwrap_or(default_bind_ip), port),
@@ -457,7 +592,7 @@ impl ServerFlags {
             resource_type_checking_interval: self.checking.resource_type_checking_interval,
             build_lease_duration: self.builds.build_lease_duration,
             upload_limits: self.uploads.limits(),
-        }
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    // A bad credential manager setting is refused before anything starts.
+    args.server.credentials.manager()?;
     if args.server.auth.main_team_local_user.is_empty() {
         bail!("the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)");
     }
@@ -44,6 +46,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     // Prometheus only when asked for, as in Concourse.
     let runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime));
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime))?;
     Ok(server::serve(db, options, server::shutdown_signal()).await?)
 }

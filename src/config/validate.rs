@@ -12,9 +12,6 @@ use super::model::{Job, Pipeline};
 use super::step::{Step, StepKind};
 use super::{Validation, Warning, across, vars};
 
-/// Credential managers a pipeline's `var_sources` may use.
-const VAR_SOURCE_TYPES: [&str; 5] = ["vault", "dummy", "ssm", "secretsmanager", "idtoken"];
-
 pub fn validate(pipeline: &Pipeline) -> Validation {
     let mut v = Validation::default();
     let mut patterns = JobPatterns::new(pipeline.jobs.iter().map(|job| job.name.as_str()));
@@ -170,13 +167,18 @@ fn var_sources(pipeline: &Pipeline, v: &mut Validation) {
     duplicates(v, "var_sources", pipeline.var_sources.iter().map(|s| s.name.as_str()));
     for (index, source) in pipeline.var_sources.iter().enumerate() {
         identifier(v, &source.name, &location("var_sources", index, &source.name));
-        if !VAR_SOURCE_TYPES.contains(&source.type_.as_str()) {
-            v.errors.push(format!(
-                "unknown credential manager type: '{}' (var_sources.{}): expected one of {}",
-                source.type_,
-                source.name,
-                VAR_SOURCE_TYPES.join(", ")
-            ));
+        // The build runner sets sources up from the same list. A config
+        // without vars is set up here too, so its mistakes show now.
+        if !crate::creds::registry::is_known(&source.type_) {
+            let unknown = crate::creds::registry::VarSourceError::UnknownType {
+                name: source.name.clone(),
+                kind: source.type_.clone(),
+            };
+            v.errors.push(unknown.to_string());
+        } else if vars::references(&source.config).is_empty()
+            && let Err(error) = crate::creds::registry::from_var_source(&source.name, &source.type_, &source.config)
+        {
+            v.errors.push(error.to_string());
         }
     }
     // A var source's config may use another one's vars; they must not form
@@ -652,6 +654,30 @@ mod tests {
             validate(&var_source_chain(3, true)).errors,
             ["could not resolve inter-dependent var sources: s0, s1, s2"]
         );
+    }
+
+    #[test]
+    fn var_sources_atc_cannot_run_are_refused() {
+        let with_sources = |sources: &str| {
+            let yaml = format!(
+                "resources: [{{name: r, type: mock}}]\njobs: [{{name: j, plan: [{{get: r}}]}}]\nvar_sources: {sources}\n"
+            );
+            validate(&parse(yaml.as_bytes()).unwrap()).errors
+        };
+        assert_eq!(
+            with_sources("[{name: s, type: ssm, config: {region: us-east-1}}]"),
+            ["unknown credential manager type: 'ssm' (var_sources.s): expected one of dummy, vault"]
+        );
+        assert_eq!(
+            with_sources("[{name: v, type: vault, config: {client_token: t}}]"),
+            ["var source 'v' (vault): url: missing"]
+        );
+        // With vars in it, the config is only known when a build sets the source up.
+        assert_eq!(
+            with_sources("[{name: v, type: vault, config: {url: ((url)), client_token: t}}]"),
+            Vec::<String>::new()
+        );
+        assert_eq!(with_sources("[{name: d, type: dummy, config: {vars: {a: b}}}]"), Vec::<String>::new());
     }
 
     #[test]

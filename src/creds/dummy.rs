@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{CredentialManager, LookupFuture};
+use super::{CredentialManager, LookupFuture, Secret};
 use crate::config::vars::VarRef;
 
 /// A `--dummy-creds-var` value without a key before its `:`.
@@ -52,7 +52,7 @@ impl CredentialManager for Dummy {
     }
 
     fn lookup<'a>(&'a self, _team: &'a str, _pipeline: Option<&'a str>, var: &'a VarRef) -> LookupFuture<'a> {
-        Box::pin(async move { Ok(self.vars.get(&var.path).cloned()) })
+        Box::pin(async move { Ok(self.vars.get(&var.path).cloned().map(Secret::new)) })
     }
 
     /// Configured when it holds vars; its health check is a no-op, as Concourse's.

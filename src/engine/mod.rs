@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::creds::CredentialManager;
+use crate::creds::{Managed, SecretPolicy};
 use crate::db::Db;
 use crate::runtime::Runtime;
 use event_hub::EventHub;
@@ -38,7 +38,7 @@ pub struct Engine {
     runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
     /// Where builds' `((vars))` come from.
-    pub credentials: Arc<dyn CredentialManager>,
+    pub credentials: Arc<Managed>,
     /// Unix seconds the engine started (the worker's start time).
     pub started_at: i64,
     tracker: Arc<BuildTracker>,
@@ -49,7 +49,8 @@ impl Engine {
         db: Db,
         runtime: Arc<dyn Runtime>,
         external_url: String,
-        credentials: Arc<dyn CredentialManager>,
+        credentials: Arc<Managed>,
+        secret_policy: SecretPolicy,
         leases: LeaseSettings,
     ) -> Arc<Engine> {
         let hub = Arc::new(EventHub::new());
@@ -60,6 +61,7 @@ impl Engine {
                 hub: hub.clone(),
                 external_url,
                 credentials: credentials.clone(),
+                secret_policy,
             },
             leases,
         );

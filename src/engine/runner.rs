@@ -13,7 +13,7 @@ use super::journal::Journal;
 use super::plan::{Plan, Step};
 use super::span_facts;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
-use crate::creds::{CredentialManager, Dummy};
+use crate::creds::{BuildCredentials, Managed, SecretPolicy};
 use crate::db::{Build, BuildLease, BuildStatus, Channel, Db, DbError, DbResult, NewEvent};
 use crate::metric;
 use crate::runtime::Runtime;
@@ -25,8 +25,10 @@ pub struct RunnerContext {
     pub runtime: Arc<dyn Runtime>,
     pub hub: Arc<EventHub>,
     pub external_url: String,
-    /// atc's credential manager (`--dummy-creds-var`, later Vault, ...).
-    pub credentials: Arc<dyn CredentialManager>,
+    /// atc's credential manager (`--dummy-creds-var`, `--vault-*`), cached and retried.
+    pub credentials: Arc<Managed>,
+    /// The cache and retries of pipelines' var sources.
+    pub secret_policy: SecretPolicy,
 }
 
 /// Why a build cannot run at all: it ends errored, saying so.
@@ -34,33 +36,31 @@ pub struct RunnerContext {
 enum Unrunnable {
     #[error("the build has no plan")]
     NoPlan,
-    #[error("var source '{name}': credential manager '{kind}' is not available")]
-    UnknownCredentialManager { name: String, kind: String },
     #[error(transparent)]
-    InvalidVarSource(#[from] crate::creds::VarsNotAMap),
+    VarSource(#[from] crate::creds::SourceSetupError),
     /// What is stored of the build or its pipeline cannot be read.
     #[error(transparent)]
     Stored(#[from] DbError),
 }
 
-/// The credentials of a build: atc's manager and its pipeline's var sources.
-async fn build_credentials(ctx: &RunnerContext, pipeline_id: Option<i64>) -> Result<Credentials, Unrunnable> {
-    let mut var_sources: Vec<(String, Arc<dyn CredentialManager>)> = Vec::new();
-    if let Some(pipeline_id) = pipeline_id {
-        let config = ctx.db.pipeline_config(pipeline_id).await?;
-        let config = config.map(|(config, _)| config).unwrap_or_default();
-        for source in config.get("var_sources").and_then(|v| v.as_array()).into_iter().flatten() {
-            let name = source.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
-            let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or_default();
-            let config = source.get("config").cloned().unwrap_or_default();
-            let manager: Arc<dyn CredentialManager> = match kind {
-                "dummy" => Arc::new(Dummy::from_var_source(&config)?),
-                other => return Err(Unrunnable::UnknownCredentialManager { name, kind: other.to_string() }),
-            };
-            var_sources.push((name, manager));
-        }
-    }
-    Ok(Credentials { manager: ctx.credentials.clone(), var_sources })
+/// The credentials of a build: atc's manager and its pipeline's var
+/// sources, set up (their configs interpolated) in the order they use each other.
+async fn build_credentials(ctx: &RunnerContext, build: &Build) -> Result<Credentials, Unrunnable> {
+    let Some(pipeline_id) = build.pipeline_id else {
+        return Ok(Arc::new(BuildCredentials::global(ctx.credentials.clone())));
+    };
+    let config = ctx.db.pipeline_config(pipeline_id).await?;
+    let config = config.map(|(config, _)| config).unwrap_or_default();
+    let sources = config.get("var_sources").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let credentials = BuildCredentials::for_pipeline(
+        ctx.credentials.clone(),
+        ctx.secret_policy,
+        &sources,
+        &build.team_name,
+        build.pipeline_name.as_deref(),
+    )
+    .await?;
+    Ok(Arc::new(credentials))
 }
 
 /// The status a build ends with, given how its plan ended.
@@ -137,9 +137,9 @@ pub async fn run_build(
         Err(err @ DbError::CorruptRow { .. }) => Err(Unrunnable::Stored(err)),
         Err(err) => return Err(err),
     };
-    let (credentials, plan) = match build_credentials(ctx, build.pipeline_id).await {
+    let (credentials, plan) = match build_credentials(ctx, &build).await {
         Ok(credentials) => (credentials, plan),
-        Err(err) => (Credentials { manager: ctx.credentials.clone(), var_sources: Vec::new() }, Err(err)),
+        Err(err) => (Arc::new(BuildCredentials::global(ctx.credentials.clone())), Err(err)),
     };
     let state = Arc::new(BuildState::new(
         build_info(&build, &ctx.external_url),

@@ -17,7 +17,7 @@ use super::plan::Plan;
 use super::redaction::Redactor;
 use super::span_facts;
 use crate::config::vars::{self, InterpolationError, InvalidVarRef, VarRef};
-use crate::creds::{CredentialManager, LookupError};
+use crate::creds::{BuildCredentials, ResolveError};
 use crate::db::{Db, StepRecord};
 use crate::runtime::{Artifact, Runtime, StepHandle};
 use crate::telemetry::spans;
@@ -27,11 +27,12 @@ use crate::telemetry::spans;
 pub enum VarsError {
     #[error(transparent)]
     InvalidReference(#[from] InvalidVarRef),
-    #[error("unknown var source '{name}' in (({var}))")]
-    UnknownSource { name: String, var: String },
-    /// A credential manager could not answer (see [`LookupError::is_transient`]).
+    /// A credential manager could not answer, or the source is unknown.
     #[error(transparent)]
-    Lookup(#[from] LookupError),
+    Lookup(#[from] ResolveError),
+    /// Vars no credential manager has, as Concourse names them.
+    #[error("{}", .0.iter().map(|name| format!("undefined variable: (({name}))")).collect::<Vec<_>>().join(", "))]
+    Undefined(Vec<String>),
     #[error(transparent)]
     Interpolation(#[from] InterpolationError),
 }
@@ -60,12 +61,8 @@ pub struct FetchedVersion {
 }
 
 /// Where a build's `((vars))` come from: atc's credential manager and the
-/// pipeline's `var_sources`, by name.
-#[derive(Clone)]
-pub struct Credentials {
-    pub manager: Arc<dyn CredentialManager>,
-    pub var_sources: Vec<(String, Arc<dyn CredentialManager>)>,
-}
+/// pipeline's `var_sources`, each var looked up once per build.
+pub type Credentials = Arc<BuildCredentials>;
 
 pub struct BuildState {
     pub info: BuildInfo,
@@ -345,6 +342,7 @@ impl BuildState {
         extra: &serde_json::Map<String, Value>,
     ) -> Result<Value, VarsError> {
         let mut resolved: HashMap<String, Value> = HashMap::new();
+        let mut undefined: Vec<String> = Vec::new();
         for name in vars::references(value) {
             let reference = VarRef::parse(&name)?;
             let found = if reference.is_local() {
@@ -354,18 +352,11 @@ impl BuildState {
             {
                 Some(value.clone())
             } else {
-                let manager = match &reference.source {
-                    None => self.credentials.manager.clone(),
-                    Some(source) => match self.credentials.var_sources.iter().find(|(n, _)| n == source) {
-                        Some((_, manager)) => manager.clone(),
-                        None => return Err(VarsError::UnknownSource { name: source.clone(), var: name }),
-                    },
-                };
-                let base = VarRef { fields: Vec::new(), ..reference.clone() };
                 let pipeline = self.info.pipeline_name.as_deref();
-                let value = crate::creds::lookup(manager.as_ref(), &self.info.team_name, pipeline, &base).await?;
-                if let Some(value) = &value {
-                    self.remember_secret(value);
+                let value = self.credentials.resolve(&self.info.team_name, pipeline, &reference).await?;
+                match &value {
+                    Some(value) => self.remember_secret(value),
+                    None => undefined.push(name.clone()),
                 }
                 value
             };
@@ -373,6 +364,9 @@ impl BuildState {
                 // Keyed without fields: the interpolation walks into them.
                 resolved.insert(VarRef { fields: Vec::new(), ..reference }.to_string(), found);
             }
+        }
+        if !undefined.is_empty() {
+            return Err(VarsError::Undefined(undefined));
         }
         let lookup = |reference: &VarRef| -> Option<Value> {
             resolved.get(&VarRef { fields: Vec::new(), ..reference.clone() }.to_string()).cloned()

@@ -215,15 +215,21 @@ pub struct CredsLookedUp<'a> {
     pub manager: &'a str,
     pub cache_hit: bool,
     pub duration: Duration,
+    /// The lookup's span; its trace becomes the exemplar when sampled.
+    pub span: &'a SpanContext,
 }
 
 impl CredsLookedUp<'_> {
     pub fn emit(self) {
         let cache = if self.cache_hit { "hit" } else { "miss" };
-        prometheus()
-            .creds_lookups
-            .get_or_create(&CredsLookupLabels { manager: self.manager.into(), cache: cache.into() })
-            .inc();
+        let labels = CredsLookupLabels { manager: self.manager.into(), cache: cache.into() };
+        let p = prometheus();
+        p.creds_lookups.get_or_create(&labels).inc();
+        p.creds_lookup_duration.get_or_create(&labels).observe(
+            self.duration.as_secs_f64(),
+            TraceExemplar::of(self.span),
+            Some(SystemTime::now()),
+        );
         otel().creds_lookup_duration.record(
             self.duration.as_secs_f64(),
             &[
@@ -392,7 +398,7 @@ mod tests {
         }
         .emit();
         StepFinished { step_type: "events-test-task", duration: Duration::from_secs(3), span: &span }.emit();
-        CredsLookedUp { manager: "dummy", cache_hit: true, duration: Duration::from_millis(1) }.emit();
+        CredsLookedUp { manager: "dummy", cache_hit: true, duration: Duration::from_millis(1), span: &span }.emit();
 
         let out = exposition();
         let line = |prefix: &str, parts: &[&str]| {
@@ -412,5 +418,12 @@ mod tests {
             "{out}"
         );
         assert!(line("concourse_creds_lookups_total{", &["manager=\"dummy\"", "cache=\"hit\""]), "{out}");
+        assert!(
+            line(
+                "concourse_creds_lookup_duration_seconds_bucket{",
+                &["manager=\"dummy\"", "cache=\"hit\"", "# {trace_id="]
+            ),
+            "{out}"
+        );
     }
 }

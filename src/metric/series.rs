@@ -20,6 +20,8 @@ pub const BUILD_DURATION_BUCKETS: &[f64] =
 pub const STEP_DURATION_BUCKETS: &[f64] =
     &[0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 180.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
 /// Seconds; from a warm node to a large image pull.
+/// Credential lookups: a cache hit takes microseconds, a remote store milliseconds to its timeout.
+pub const CREDS_LOOKUP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 pub const POD_STARTUP_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0];
 
 pub type TracedHistogram = HistogramWithExemplars<TraceExemplar>;
@@ -99,6 +101,7 @@ pub struct PrometheusSeries {
     pub lidar_checks_finished: Family<StatusLabels, Counter>,
     pub jobs_scheduled: Counter,
     pub creds_lookups: Family<CredsLookupLabels, Counter>,
+    pub creds_lookup_duration: TracedFamily<CredsLookupLabels>,
     pub db_connections: Family<PoolLabels, Gauge>,
     pub locks_held: Family<LockLabels, Gauge>,
     pub workers_containers: Gauge,
@@ -123,6 +126,7 @@ impl Default for PrometheusSeries {
             lidar_checks_finished: Family::default(),
             jobs_scheduled: Counter::default(),
             creds_lookups: Family::default(),
+            creds_lookup_duration: Family::new_with_constructor(|| traced_histogram(CREDS_LOOKUP_BUCKETS)),
             db_connections: Family::default(),
             locks_held: Family::default(),
             workers_containers: Gauge::default(),
@@ -173,6 +177,11 @@ impl PrometheusSeries {
             "concourse_creds_lookups",
             "Credential lookups, by manager and cache hit",
             self.creds_lookups.clone(),
+        );
+        r.register(
+            "concourse_creds_lookup_duration_seconds",
+            "Time a credential lookup took, by manager and cache hit",
+            self.creds_lookup_duration.clone(),
         );
         r.register("concourse_db_connections", "Open database connections, by pool", self.db_connections.clone());
         r.register("concourse_locks_held", "Locks held, by type", self.locks_held.clone());

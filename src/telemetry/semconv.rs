@@ -33,6 +33,10 @@ pub const URL_SCHEME: &str = "url.scheme";
 pub const CLIENT_ADDRESS: &str = "client.address";
 pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 
+// HTTP client requests (a credential manager to its store).
+pub const SERVER_ADDRESS: &str = "server.address";
+pub const SERVER_PORT: &str = "server.port";
+
 // Processes a runtime starts.
 pub const PROCESS_PID: &str = "process.pid";
 pub const PROCESS_COMMAND: &str = "process.command";

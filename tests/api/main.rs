@@ -44,4 +44,5 @@ mod step_specs;
 mod system;
 mod teams;
 mod testflight;
+mod vault;
 mod versions;

@@ -32,11 +32,23 @@ impl TestServer {
 }
 
 async fn secrets_never_leave_a_build(backend: Backend) {
+    let dummy = atc::creds::Dummy::new([("topsecret".to_string(), Value::String(SECRET.into()))].into_iter().collect());
+    never_leave_a_build(backend, std::sync::Arc::new(dummy)).await;
+}
+
+/// The same, with `((topsecret))` read from a real OpenBao server.
+async fn secrets_from_vault_never_leave_a_build(backend: Backend) {
+    let prefix = crate::support::openbao::mount(2).await;
+    crate::support::openbao::put(&prefix, 2, "main/topsecret", serde_json::json!({ "value": SECRET })).await;
+    never_leave_a_build(backend, crate::vault::vault(&prefix, std::time::Duration::from_secs(10))).await;
+}
+
+on_both_backends!(secrets_from_vault_never_leave_a_build);
+
+async fn never_leave_a_build(backend: Backend, credentials: std::sync::Arc<dyn atc::creds::CredentialManager>) {
     let (runtime, _work) = local_runtime_with_types(Some(fixture("types"))).await;
     let mut options = server_options_with(runtime, &[]);
-    options.credentials = std::sync::Arc::new(atc::creds::Dummy::new(
-        [("topsecret".to_string(), Value::String(SECRET.into()))].into_iter().collect(),
-    ));
+    options.credentials = credentials;
     let server = TestServer::start_with(backend, options).await;
     let token = server.admin_token().await;
     let yaml = std::fs::read_to_string(fixture("pipeline.yml")).unwrap();

@@ -112,6 +112,29 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
             "--tracing-otlp-address",
         ),
         (&["migrate"], "--current-db-version"),
+        (&["web", "--vault-url", "127.0.0.1:8200", "--vault-client-token", "t"], "--vault-url"),
+        (&["quickstart", "--vault-url", "http://127.0.0.1:8200"], "--vault-client-token"),
+        (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "ldap"], "--vault-auth-backend"),
+        (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "approle"], "--vault-auth-param"),
+        (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "kubernetes"], "--vault-auth-backend"),
+        (
+            &["web", "--vault-url", "http://v:8200", "--vault-client-token", "t", "--vault-query-timeout", "0s"],
+            "--vault-query-timeout",
+        ),
+        (
+            &[
+                "web",
+                "--vault-url",
+                "http://v:8200",
+                "--vault-client-token",
+                "t",
+                "--vault-lookup-templates",
+                "/{{.Team}}",
+            ],
+            "--vault-lookup-templates",
+        ),
+        (&["web", "--secret-retry-attempts", "0"], "--secret-retry-attempts"),
+        (&["web", "--secret-cache-duration", "soon"], "--secret-cache-duration"),
     ];
     for (args, flag) in cases {
         let output = atc(args);

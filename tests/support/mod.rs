@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod openbao;
 pub mod postgres;
 pub mod secrets;
 
@@ -151,6 +152,7 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
         credentials: Arc::new(atc::creds::Dummy::new(
             [("greeting".to_string(), serde_json::json!("hello from creds"))].into_iter().collect(),
         )),
+        secret_policy: atc::creds::SecretPolicy::default(),
         bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         prometheus: None,
         external_url: None,

@@ -5,11 +5,15 @@
 mod atc_process;
 mod builds;
 mod gcp;
+#[path = "../support/openbao.rs"]
+#[allow(dead_code)]
+mod openbao;
 mod otlp_receiver;
 mod prometheus;
 mod redaction;
 #[path = "../support/secrets.rs"]
 mod secrets;
+mod vault;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
 //! The `creds.lookup` span of one credential lookup: it names the var and
-//! the manager, never the value.
+//! the manager, never the value; and the CLIENT spans of the manager's
+//! requests to its store, under it.
 
-use opentelemetry::global::BoxedSpan;
-use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
 use super::tracer;
@@ -28,31 +28,86 @@ impl CredsLookup<'_> {
                 KeyValue::new(CONCOURSE_CACHE_HIT, self.cache_hit),
             ])
             .start_with_context(&tracer, &Context::current());
-        CredsLookupSpan(span)
+        CredsLookupSpan(Context::current_with_span(span))
     }
 }
 
 /// A started [`CredsLookup`]'s span.
-pub struct CredsLookupSpan(BoxedSpan);
+pub struct CredsLookupSpan(Context);
 
 impl CredsLookupSpan {
+    /// The context whose requests to the store are this lookup's children.
+    pub fn context(&self) -> Context {
+        self.0.clone()
+    }
+
+    /// The span's identity, for the lookup's metric exemplar.
+    pub fn span_context(&self) -> opentelemetry::trace::SpanContext {
+        self.0.span().span_context().clone()
+    }
+
     /// The manager answered; `found` is whether the var is defined.
-    pub fn answered(mut self, found: bool) {
-        self.0.set_attribute(KeyValue::new(CONCOURSE_SECRET_FOUND, found));
-        self.0.end();
+    pub fn answered(self, found: bool) {
+        let span = self.0.span();
+        span.set_attribute(KeyValue::new(CONCOURSE_SECRET_FOUND, found));
+        span.end();
     }
 
     /// The lookup failed with `message`.
-    pub fn failed(mut self, message: &str) {
-        self.0.set_status(Status::error(message.to_string()));
+    pub fn failed(self, message: &str) {
+        let span = self.0.span();
+        span.set_status(Status::error(message.to_string()));
+        span.end();
+    }
+}
+
+/// One request of a credential manager to its store (`GET` of a Vault
+/// secret, a login), under the current lookup. `operation` names it
+/// (`vault read`), never with a secret in it.
+pub struct BackendRequest<'a> {
+    pub operation: &'a str,
+    pub method: &'static str,
+    pub server_address: &'a str,
+    pub server_port: Option<u16>,
+}
+
+impl BackendRequest<'_> {
+    pub fn start(self) -> BackendRequestSpan {
+        let tracer = tracer();
+        let mut attributes = vec![
+            KeyValue::new(HTTP_REQUEST_METHOD, self.method),
+            KeyValue::new(SERVER_ADDRESS, self.server_address.to_string()),
+        ];
+        if let Some(port) = self.server_port {
+            attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+        let span = tracer
+            .span_builder(self.operation.to_string())
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(&tracer, &Context::current());
+        BackendRequestSpan(span)
+    }
+}
+
+/// A started [`BackendRequest`]'s span.
+pub struct BackendRequestSpan(opentelemetry::global::BoxedSpan);
+
+impl BackendRequestSpan {
+    /// The store answered with `status` (an HTTP status), or not at all.
+    pub fn ended(mut self, status: Option<u16>, error: Option<&str>) {
+        if let Some(status) = status {
+            self.0.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+        }
+        if let Some(error) = error {
+            self.0.set_status(Status::error(error.to_string()));
+        }
         self.0.end();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::TraceContextExt;
-
     use super::*;
     use crate::telemetry::spans::testing::{self, attributes};
 

@@ -1,0 +1,218 @@
+//! `((vars))` from a real OpenBao server (the Vault API): atc's own
+//! manager and a `type: vault` var source, KV v1 and v2, approle logins
+//! whose short-lived token is renewed during a build, and the failures a
+//! build reports when Vault is away or a var is missing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::openbao::{self, ROOT_TOKEN};
+use crate::support::{Backend, TestServer, local_runtime, server_options_with};
+
+/// atc's Vault manager on the test server, reading under `prefix` as root.
+pub fn vault(prefix: &str, query_timeout: Duration) -> Arc<dyn atc::creds::CredentialManager> {
+    vault_at(&openbao::url(), prefix, query_timeout)
+}
+
+fn vault_at(url: &str, prefix: &str, query_timeout: Duration) -> Arc<dyn atc::creds::CredentialManager> {
+    let settings = atc::creds::vault::VaultSettings {
+        url: Some(url.into()),
+        path_prefix: Some(prefix.into()),
+        client_token: Some(ROOT_TOKEN.into()),
+        query_timeout: Some(query_timeout),
+        ..Default::default()
+    };
+    Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
+}
+
+async fn server_with(
+    backend: Backend,
+    credentials: Arc<dyn atc::creds::CredentialManager>,
+) -> (TestServer, String, tempfile::TempDir) {
+    let (runtime, work) = local_runtime().await;
+    let mut options = server_options_with(runtime, &[]);
+    options.credentials = credentials;
+    options.secret_policy.retry = atc::creds::RetryOptions { attempts: 3, interval: Duration::from_millis(200) };
+    let server = TestServer::start_with(backend, options).await;
+    let token = server.admin_token().await;
+    (server, token, work)
+}
+
+/// A job whose task succeeds only when each `((var))` has its value.
+fn checking_job(name: &str, checks: &[(&str, &str)]) -> String {
+    let script: Vec<String> =
+        checks.iter().map(|(var, expected)| format!("test \"(({var}))\" = \"{expected}\"")).collect();
+    format!(
+        "- name: {name}\n  plan:\n  - task: check\n    config:\n      platform: linux\n      run: {{path: sh, args: [-ec, '{} && echo all vars match']}}\n",
+        script.join(" && ")
+    )
+}
+
+async fn vault_vars_run_end_to_end(backend: Backend) {
+    // atc's manager reads a KV v2 mount; the var source a KV v1 mount, with
+    // a token that itself comes from atc's manager.
+    let global = openbao::mount(2).await;
+    let source = openbao::mount(1).await;
+    openbao::put(&global, 2, "main/vaulty/greeting", json!({ "value": "hello from the pipeline path" })).await;
+    openbao::put(&global, 2, "main/team-wide", json!({ "value": "hello from the team path" })).await;
+    openbao::put(&global, 2, "main/login", json!({ "user": "admin", "password": "pw" })).await;
+    openbao::put(&global, 2, "main/source-token", json!({ "value": ROOT_TOKEN })).await;
+    openbao::put(&source, 1, "main/vaulty/from-source", json!({ "value": "hello from the var source" })).await;
+    let (server, token, _work) = server_with(backend, vault(&global, Duration::from_secs(10))).await;
+    let url = openbao::url();
+    let yaml = format!(
+        "var_sources:\n- name: vs\n  type: vault\n  config: {{url: \"{url}\", path_prefix: \"{source}\", client_token: ((source-token))}}\njobs:\n{}{}",
+        checking_job(
+            "uses-vault",
+            &[
+                ("greeting", "hello from the pipeline path"),
+                ("team-wide", "hello from the team path"),
+                ("login.user", "admin"),
+                ("vs:from-source", "hello from the var source"),
+            ]
+        ),
+        checking_job("uses-a-missing-var", &[("not-in-vault", "")]),
+    );
+    server.set_and_unpause(&token, "vaulty", &yaml).await;
+    let (_, watched) = server.trigger_and_watch(&token, "vaulty", "uses-vault").await;
+    assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+    assert!(watched.log().contains("all vars match"), "{}", watched.output());
+    let (_, missing) = server.trigger_and_watch(&token, "vaulty", "uses-a-missing-var").await;
+    assert_eq!(missing.status(), "errored", "{}", missing.output());
+    assert!(missing.output().contains("undefined variable: ((not-in-vault))"), "{}", missing.output());
+    server.stop().await;
+}
+
+async fn an_unreachable_vault_errors_the_step_within_the_query_timeout(backend: Backend) {
+    // A port nothing listens on, and one that accepts but never answers.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    for port in [closed, silent_port] {
+        let manager = vault_at(&format!("http://127.0.0.1:{port}"), "/concourse", Duration::from_secs(2));
+        let (server, token, _work) = server_with(backend, manager).await;
+        server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("password", "x")]))).await;
+        let asked = Instant::now();
+        let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;
+        assert!(asked.elapsed() < Duration::from_secs(8), "took {:?}", asked.elapsed());
+        assert_eq!(watched.status(), "errored", "{}", watched.output());
+        let output = watched.output();
+        assert!(output.contains("((password))") && output.contains("vault credential manager"), "{output}");
+        server.stop().await;
+    }
+}
+
+async fn an_approle_token_is_renewed_during_a_long_build(backend: Backend) {
+    let prefix = openbao::mount(2).await;
+    openbao::put(&prefix, 2, "main/first", json!({ "value": "one" })).await;
+    openbao::put(&prefix, 2, "main/second", json!({ "value": "two" })).await;
+    let mount = format!("approle-{}", prefix.trim_start_matches('/'));
+    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
+    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
+    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
+    let role = json!({ "token_ttl": "5s", "token_max_ttl": "120s", "token_policies": [mount] });
+    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
+    let role_id =
+        openbao::call(Method::GET, &format!("auth/{mount}/role/atc/role-id"), None).await["data"]["role_id"].clone();
+    let secret_id =
+        openbao::call(Method::POST, &format!("auth/{mount}/role/atc/secret-id"), None).await["data"]["secret_id"]
+            .clone();
+    let settings = atc::creds::vault::VaultSettings {
+        url: Some(openbao::url()),
+        path_prefix: Some(prefix.clone()),
+        auth_backend: Some("approle".into()),
+        auth_params: [
+            ("mount".to_string(), mount.clone()),
+            ("role_id".to_string(), role_id.as_str().unwrap().to_string()),
+            ("secret_id".to_string(), secret_id.as_str().unwrap().to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
+    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 18']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
+    server.set_and_unpause(&token, "renewing", yaml).await;
+    let (_, watched) = server.trigger_and_watch(&token, "renewing", "long").await;
+    assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+    assert!(watched.log().contains("late var read"), "{}", watched.output());
+    // One login's token, renewed: no second login, and Vault says when it was renewed.
+    let accessors = openbao::call(Method::GET, "auth/token/accessors?list=true", None).await;
+    let mut tokens: Vec<Value> = Vec::new();
+    for accessor in accessors["data"]["keys"].as_array().unwrap() {
+        let looked =
+            openbao::call(Method::POST, "auth/token/lookup-accessor", Some(json!({ "accessor": accessor }))).await;
+        if looked["data"]["path"].as_str() == Some(&format!("auth/{mount}/login")) {
+            tokens.push(looked["data"].clone());
+        }
+    }
+    assert_eq!(tokens.len(), 1, "one login: {tokens:?}");
+    assert!(tokens[0]["last_renewal_time"].as_i64().unwrap_or(0) > 0, "renewed: {:?}", tokens[0]);
+    server.stop().await;
+}
+
+on_both_backends!(
+    vault_vars_run_end_to_end,
+    an_unreachable_vault_errors_the_step_within_the_query_timeout,
+    an_approle_token_is_renewed_during_a_long_build
+);
+
+/// Writes `value` at `path` of the HTTPS server's `secret/` mount, with the bao CLI.
+fn put_over_tls(url: &str, ca: &std::path::Path, path: &str, value: &str) {
+    let output = std::process::Command::new(openbao::bao())
+        .args(["kv", "put", "-mount=secret", path, &format!("value={value}")])
+        .env("BAO_ADDR", url)
+        .env("BAO_CACERT", ca)
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "bao kv put: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
+    let (url, ca) = openbao::tls();
+    put_over_tls(&url, &ca, "main/tls/greeting", "over tls");
+    let manager =
+        |ca_cert: Option<&std::path::Path>, insecure_skip_verify: bool| -> Arc<dyn atc::creds::CredentialManager> {
+            let settings = atc::creds::vault::VaultSettings {
+                url: Some(url.clone()),
+                path_prefix: Some("/secret".into()),
+                client_token: Some(ROOT_TOKEN.into()),
+                ca_cert: ca_cert.map(std::path::Path::to_path_buf),
+                insecure_skip_verify,
+                query_timeout: Some(Duration::from_secs(2)),
+                ..Default::default()
+            };
+            Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
+        };
+    let yaml = format!("jobs:\n{}", checking_job("j", &[("greeting", "over tls")]));
+    for (what, credentials, trusted) in [
+        ("--vault-ca-cert", manager(Some(&ca), false), true),
+        ("--vault-insecure-skip-verify", manager(None, true), true),
+        ("the system's roots only", manager(None, false), false),
+    ] {
+        let (server, token, _work) = server_with(backend, credentials).await;
+        server.set_and_unpause(&token, "tls", &yaml).await;
+        let (_, watched) = server.trigger_and_watch(&token, "tls", "j").await;
+        if trusted {
+            assert_eq!(watched.status(), "succeeded", "{what}: {}", watched.output());
+        } else {
+            assert_eq!(watched.status(), "errored", "{what}: {}", watched.output());
+            let output = watched.output();
+            assert!(output.contains("((greeting))") && output.contains("vault credential manager"), "{output}");
+        }
+        server.stop().await;
+    }
+}
+
+on_both_backends!(vault_over_tls_is_trusted_with_its_ca_only);
