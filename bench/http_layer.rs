@@ -83,6 +83,7 @@ async fn run() {
         "http://127.0.0.1:8080".into(),
         Arc::new(atc::creds::Managed::new(Arc::new(atc::creds::NoCredentials), Default::default())),
         Default::default(),
+        true,
         atc::engine::tracker::LeaseSettings::for_this_process(Duration::from_secs(30)),
     );
     let state = AppState {

@@ -80,6 +80,8 @@ pub struct ServerOptions {
     pub credentials: Arc<dyn CredentialManager>,
     /// The secret cache and retries around it (and around var sources).
     pub secret_policy: SecretPolicy,
+    /// `--enable-redact-secrets`: builds show `((redacted))` for their secrets.
+    pub redact_secrets: bool,
     pub bind: SocketAddr,
     /// Where to serve Prometheus `/metrics`; `None` serves nothing.
     pub prometheus: Option<PrometheusOptions>,
@@ -157,6 +159,7 @@ pub async fn start(db: Db, options: ServerOptions) -> Result<RunningServer, Serv
         external_url.clone(),
         credentials,
         options.secret_policy,
+        options.redact_secrets,
         leases,
     );
     let state = AppState {

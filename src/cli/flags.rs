@@ -165,6 +165,10 @@ pub struct CredentialFlags {
     #[arg(long, env = "CONCOURSE_SECRET_RETRY_INTERVAL", default_value = "1s", value_parser = crate::duration::parse, value_name = "DURATION")]
     pub secret_retry_interval: Duration,
 
+    /// Replace the secrets a build looked up with ((redacted)) in its output and events (`=false` shows them).
+    #[arg(long, env = "CONCOURSE_ENABLE_REDACT_SECRETS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub enable_redact_secrets: bool,
+
     #[command(flatten)]
     pub vault: VaultFlags,
 }
@@ -571,6 +575,7 @@ impl ServerFlags {
             runtime,
             credentials: self.credentials.manager()?,
             secret_policy: self.credentials.secret_policy(),
+            redact_secrets: self.credentials.enable_redact_secrets,
             bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),
             prometheus: prometheus_port.map(|port| crate::metric::PrometheusOptions {
                 bind: std::net::SocketAddr::new(self.prometheus.prometheus_bind_ip.unwrap_or(default_bind_ip), port),

@@ -54,10 +54,10 @@ impl EventLog {
         hub: Arc<EventHub>,
         lease: BuildLease,
         lease_lost: CancellationToken,
+        redactor: Redactor,
     ) -> DbResult<EventLog> {
         let next_id = db.next_event_id(lease.build_id).await?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        let redactor = Redactor::default();
         let announcer = BatchAnnouncer::start(db.clone(), lease.build_id);
         let writer =
             Writer { db, hub, announcer, lease, next_id, lease_lost: lease_lost.clone(), redactor: redactor.clone() };

@@ -51,6 +51,7 @@ impl Engine {
         external_url: String,
         credentials: Arc<Managed>,
         secret_policy: SecretPolicy,
+        redact_secrets: bool,
         leases: LeaseSettings,
     ) -> Arc<Engine> {
         let hub = Arc::new(EventHub::new());
@@ -62,6 +63,7 @@ impl Engine {
                 external_url,
                 credentials: credentials.clone(),
                 secret_policy,
+                redact_secrets,
             },
             leases,
         );

@@ -11,6 +11,7 @@ use super::event_log::EventLog;
 use super::exec::{self, Outcome, StepContext};
 use super::journal::Journal;
 use super::plan::{Plan, Step};
+use super::redaction::Redactor;
 use super::span_facts;
 use super::state::{BuildInfo, BuildState, Credentials, Scope};
 use crate::creds::{BuildCredentials, Managed, SecretPolicy};
@@ -29,6 +30,8 @@ pub struct RunnerContext {
     pub credentials: Arc<Managed>,
     /// The cache and retries of pipelines' var sources.
     pub secret_policy: SecretPolicy,
+    /// `--enable-redact-secrets`: secrets are replaced in what builds record.
+    pub redact_secrets: bool,
 }
 
 /// Why a build cannot run at all: it ends errored, saying so.
@@ -125,7 +128,8 @@ pub async fn run_build(
         None if !ctx.db.mark_build_running(&lease).await? => return Ok(BuildStatus::Aborted),
         None => None,
     };
-    let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), lease, lease_lost.clone()).await?;
+    let redactor = Redactor::new(ctx.redact_secrets);
+    let events = EventLog::open(ctx.db.clone(), ctx.hub.clone(), lease, lease_lost.clone(), redactor).await?;
     if resumed.is_none() {
         events.emit(BuildEvent::Status { status: "started".into(), time: crate::db::now() });
     }

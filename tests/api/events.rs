@@ -26,7 +26,9 @@ pub(crate) async fn event_log(server: &TestServer, build: &atc::db::Build) -> Ev
     let db = &server.test_db.db;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let taken = db.take_build_lease(build.id, "test-node", now_ms, 60_000).await.unwrap().expect("lease taken");
-    EventLog::open(db.clone(), server.engine.hub.clone(), taken.lease, CancellationToken::new()).await.unwrap()
+    EventLog::open(db.clone(), server.engine.hub.clone(), taken.lease, CancellationToken::new(), Default::default())
+        .await
+        .unwrap()
 }
 
 pub(crate) fn log(line: &str) -> BuildEvent {

@@ -152,3 +152,21 @@ async fn never_leave_a_build(backend: Backend, credentials: std::sync::Arc<dyn a
 }
 
 on_both_backends!(secrets_never_leave_a_build);
+
+/// `--enable-redact-secrets=false`: the operator asked to see them.
+async fn secrets_show_in_the_output_when_redaction_is_off(backend: Backend) {
+    for (redact, shown) in [(true, "((redacted))\n"), (false, "hello from creds\n")] {
+        let (runtime, _work) = crate::support::local_runtime().await;
+        let mut options = server_options_with(runtime, &[]);
+        options.redact_secrets = redact;
+        let server = TestServer::start_with(backend, options).await;
+        let token = server.admin_token().await;
+        let pipeline = "jobs:\n- name: j\n  plan:\n  - task: t\n    config:\n      platform: linux\n      run: {path: echo, args: [((greeting))]}\n";
+        server.set_and_unpause(&token, "shown", pipeline).await;
+        let (_, watched) = server.trigger_and_watch(&token, "shown", "j").await;
+        assert_eq!((watched.status().as_str(), watched.log().as_str()), ("succeeded", shown), "redact: {redact}");
+        server.stop().await;
+    }
+}
+
+on_both_backends!(secrets_show_in_the_output_when_redaction_is_off);

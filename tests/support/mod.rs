@@ -153,6 +153,7 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
             [("greeting".to_string(), serde_json::json!("hello from creds"))].into_iter().collect(),
         )),
         secret_policy: atc::creds::SecretPolicy::default(),
+        redact_secrets: true,
         bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         prometheus: None,
         external_url: None,
