@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod on_exit;
 pub mod openbao;
 pub mod postgres;
 pub mod secrets;

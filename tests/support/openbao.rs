@@ -66,20 +66,12 @@ fn start_with(cert_dir: Option<&std::path::Path>) -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start bao: {e}"))?;
-    // Test binaries have no global teardown: a watcher stops the server once we are gone.
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; kill {child} 2>/dev/null; rm -f {log}{certs}",
-        pid = std::process::id(),
+    super::on_exit::run_when_this_process_exits(&format!(
+        "kill {child} 2>/dev/null; rm -f {log}{certs}",
         child = child.id(),
         log = log.display(),
         certs = cert_dir.map(|dir| format!("; rm -rf {}", dir.display())).unwrap_or_default(),
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+    ));
     let scheme = if cert_dir.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);

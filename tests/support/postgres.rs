@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -100,17 +100,7 @@ fn stop_when_we_exit(data: &Path, dir: &Path) {
     } else {
         format!("{} -D {} -m immediate stop", pg_ctl.display(), data.display())
     };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        dir = dir.display(),
-    );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+    super::on_exit::run_when_this_process_exits(&format!("{stop} >/dev/null 2>&1; rm -rf {}", dir.display()));
 }
 
 fn settings(port: u16, database: &str) -> PostgresSettings {

@@ -5,6 +5,8 @@
 mod atc_process;
 mod builds;
 mod gcp;
+#[path = "../support/on_exit.rs"]
+mod on_exit;
 #[path = "../support/openbao.rs"]
 #[allow(dead_code)]
 mod openbao;
