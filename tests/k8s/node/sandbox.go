@@ -721,21 +721,27 @@ func (s *sandbox) evictAfter(d time.Duration) {
 	s.evicted = true
 	s.mu.Unlock()
 	s.event(v1.EventTypeWarning, eviction.Reason, "%s", msg)
+	s.stopAll(0)
+	s.mu.Lock()
+	s.pod.Status.Reason, s.pod.Status.Message = eviction.Reason, msg
+	s.mu.Unlock()
+	s.finish()
+}
+
+// stopAll stops every container at once, each with grace before SIGKILL,
+// and returns once the pod's run has ended.
+func (s *sandbox) stopAll(grace time.Duration) {
 	s.cancel()
 	var wg sync.WaitGroup
 	for _, c := range s.ctrs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.stopContainer(c, 0)
+			s.stopContainer(c, grace)
 		}()
 	}
 	wg.Wait()
 	<-s.finished
-	s.mu.Lock()
-	s.pod.Status.Reason, s.pod.Status.Message = eviction.Reason, msg
-	s.mu.Unlock()
-	s.finish()
 }
 
 // finish sets the final phase from the containers' ends.
@@ -757,7 +763,7 @@ func (s *sandbox) finish() {
 			phase = v1.PodFailed
 			continue
 		}
-		if t != nil && t.ExitCode != 0 {
+		if t.ExitCode != 0 {
 			phase = v1.PodFailed
 		}
 	}
@@ -783,17 +789,7 @@ func (s *sandbox) terminate(grace time.Duration) {
 	}
 	s.terminating = true
 	s.mu.Unlock()
-	s.cancel()
-	var wg sync.WaitGroup
-	for _, c := range s.ctrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.stopContainer(c, grace)
-		}()
-	}
-	wg.Wait()
-	<-s.finished
+	s.stopAll(grace)
 	s.finish()
 }
 
