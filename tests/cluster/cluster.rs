@@ -79,6 +79,9 @@ fn stop(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-fn source_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The checkout under test, read when the checks run (as in
+/// `tests/support`): the build cache is shared between clones, so a path
+/// baked in at compile time can name a clone that is gone.
+pub fn source_root() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run under cargo, which sets CARGO_MANIFEST_DIR"))
 }

@@ -118,8 +118,11 @@ pub async fn init_containers_run_in_order_with_the_pods_volumes(cluster: &Cluste
 /// not on the host: the host's own files are not there.
 pub async fn an_image_with_a_root_filesystem_runs_inside_it(cluster: &Cluster) -> anyhow::Result<()> {
     let namespace = cluster.namespace("smoke-rootfs").await?;
-    let host_only = env!("CARGO_MANIFEST_DIR");
-    let script = format!("grep VERSION_CODENAME /etc/os-release; test -e {host_only} && echo host files visible; true");
+    let host_only = crate::cluster::source_root();
+    let script = format!(
+        "grep VERSION_CODENAME /etc/os-release; test -e {} && echo host files visible; true",
+        host_only.display()
+    );
     let spec = json!({
         "metadata": {"name": "debian"},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "debian:bookworm", "command": ["sh", "-c", script]}]},
@@ -146,6 +149,8 @@ pub async fn an_exec_whose_stream_drops_is_stopped(cluster: &Cluster) -> anyhow:
     stdout.read_exact(&mut started).await?;
     drop(stdout);
     process.abort();
+    // What is checked is that something does not happen: the time it would
+    // have taken (3 s) has to pass, so this waits rather than polls.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
 
     // Seen from the same container, or the second answer would prove nothing.
