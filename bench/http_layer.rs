@@ -95,6 +95,7 @@ async fn run() {
             external_url: "http://127.0.0.1:8080".into(),
             cluster_name: "bench".into(),
             upload_limits: atc::runtime::UploadLimits { max_compressed_bytes: 1 << 30, max_unpacked_bytes: 4 << 30 },
+            trace_link: None,
         }),
         cookie_secure: false,
     };

@@ -25,3 +25,4 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod telemetry;
+pub mod ui;

@@ -102,6 +102,8 @@ pub struct ServerOptions {
     pub build_lease_duration: Duration,
     /// How large a `fly execute` upload may be.
     pub upload_limits: UploadLimits,
+    /// `--tracing-ui-url`: build pages link to their trace.
+    pub trace_link: Option<crate::ui::trace_link::TraceLinkTemplate>,
 }
 
 /// A server accepting requests until [`RunningServer::stop`].
@@ -171,6 +173,7 @@ pub async fn start(db: Db, options: ServerOptions) -> Result<RunningServer, Serv
             external_url: external_url.clone(),
             cluster_name: options.cluster_name.clone(),
             upload_limits: options.upload_limits,
+            trace_link: options.trace_link.clone(),
         }),
         cookie_secure: options.cookie_secure,
     };

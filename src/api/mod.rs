@@ -71,10 +71,28 @@ pub struct Settings {
     pub cluster_name: String,
     /// How large a `fly execute` upload may be.
     pub upload_limits: crate::runtime::UploadLimits,
+    /// `--tracing-ui-url`: build pages link to their trace.
+    pub trace_link: Option<crate::ui::trace_link::TraceLinkTemplate>,
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application: the API, the login, and the web UI's pages,
+/// which read through the API as their viewer could.
 pub fn router(state: AppState) -> Router {
+    // The pages' own view of the API: every check a request from outside
+    // gets, without a second server span inside the page's.
+    let api_for_pages = with_layers(
+        api_and_login_routes(&state).fallback(|| async { error::ApiError::NotFound("no such route".into()) }),
+        &state,
+    )
+    .with_state(state.clone());
+    let pages = crate::ui::routes(state.clone(), api_for_pages);
+    with_layers(api_and_login_routes(&state).merge(pages).fallback(not_found), &state)
+        // Outermost, so the span and the duration cover authentication too.
+        .layer(HttpTelemetryLayer::new())
+        .with_state(state)
+}
+
+fn api_and_login_routes(state: &AppState) -> Router<AppState> {
     let mut api = Router::new();
     for (spec, handler) in routes::api_routes() {
         let guarded =
@@ -91,9 +109,12 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(browser_login::legacy_login))
         .route("/fly_success", get(browser_login::fly_success))
         .route("/sky/logout", get(sky::logout).post(sky::logout));
-
     api.merge(sky)
-        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+}
+
+/// Everything every route gets; the routes (and fallback) must be in place.
+fn with_layers(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes
         // After every route: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
@@ -101,9 +122,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(concourse_version_header))
         // Bodies are read through `body::RawBody`, which enforces its own limit.
         .layer(DefaultBodyLimit::disable())
-        // Outermost, so the span and the duration cover authentication too.
-        .layer(HttpTelemetryLayer::new())
-        .with_state(state)
+}
+
+/// An unknown path: JSON for API and login clients, a page for browsers.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/sky/") {
+        error::ApiError::NotFound("no such route".into()).into_response()
+    } else {
+        crate::ui::not_found()
+    }
 }
 
 /// A known path called with a method it does not take (axum keeps the `Allow` header).

@@ -14,6 +14,7 @@ use crate::telemetry::{
     GcpConfig, KeyValuePair, MetricsConfig, OtlpAddress, OtlpConfig, Protocol, SamplingStrategy, TelemetryConfig,
     TracingConfig, parse_sampling_rate,
 };
+use crate::ui::trace_link::TraceLinkTemplate;
 
 /// Flags of everything that serves the API: `web` and `quickstart`.
 #[derive(Debug, Clone, Args)]
@@ -411,6 +412,10 @@ pub struct TracingFlags {
     /// The fraction of traces the probability strategies keep, 0.0 to 1.0 [default: $OTEL_TRACES_SAMPLER_ARG, else 1.0].
     #[arg(long, env = "CONCOURSE_TRACING_SAMPLING_RATE", allow_negative_numbers = true, value_parser = parse_sampling_rate, value_name = "RATE")]
     pub tracing_sampling_rate: Option<f64>,
+
+    /// Where build pages link to the build's trace: a URL with {trace_id} in it, e.g. https://tempo.example/explore?traceId={trace_id}.
+    #[arg(long, env = "CONCOURSE_TRACING_UI_URL", value_parser = TraceLinkTemplate::parse, value_name = "URL")]
+    pub tracing_ui_url: Option<TraceLinkTemplate>,
 }
 
 /// Metric export: OTLP or Google Cloud Monitoring, and the attributes every series carries.
@@ -597,6 +602,7 @@ impl ServerFlags {
             resource_type_checking_interval: self.checking.resource_type_checking_interval,
             build_lease_duration: self.builds.build_lease_duration,
             upload_limits: self.uploads.limits(),
+            trace_link: self.tracing.tracing_ui_url.clone(),
         })
     }
 }

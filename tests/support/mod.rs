@@ -168,6 +168,7 @@ pub fn server_options_with(runtime: Arc<dyn Runtime>, extra_users: &[(&str, &str
         resource_type_checking_interval: Duration::from_secs(60),
         build_lease_duration: Duration::from_secs(30),
         upload_limits: atc::runtime::UploadLimits { max_compressed_bytes: 1 << 30, max_unpacked_bytes: 4 << 30 },
+        trace_link: None,
     }
 }
 

@@ -1,0 +1,88 @@
+//! `/teams/T/pipelines/P`: the pipeline's graph, its groups as tabs
+//! (`?group=NAME`, as Concourse's links have them) and pause/unpause.
+
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+
+use super::api::segment;
+use super::dashboard::pipeline_href;
+use super::layout::{self, Crumb, team_crumb};
+use super::model::{Job, Pipeline, Resource};
+use super::page_error::PageError;
+use super::viewer::Viewer;
+use super::{dashboard, graph};
+
+#[derive(Deserialize)]
+pub struct PipelinePath {
+    team_name: String,
+    pipeline_name: String,
+}
+
+#[derive(Deserialize)]
+pub struct GroupQuery {
+    group: Option<String>,
+}
+
+pub fn api_path(team: &str, pipeline: &str) -> String {
+    format!("/api/v1/teams/{}/pipelines/{}", segment(team), segment(pipeline))
+}
+
+pub async fn page(
+    viewer: Viewer,
+    Path(path): Path<PipelinePath>,
+    Query(query): Query<GroupQuery>,
+) -> Result<Response, PageError> {
+    let api = api_path(&path.team_name, &path.pipeline_name);
+    let pipeline: Pipeline = viewer.api.get(&api).await?;
+    let jobs: Vec<Job> = viewer.api.get(&format!("{api}/jobs")).await?;
+    let resources: Vec<Resource> = viewer.api.get(&format!("{api}/resources")).await?;
+    let groups = pipeline.groups.clone().unwrap_or_default();
+    let selected = match &query.group {
+        Some(name) => Some(groups.iter().find(|g| &g.name == name).ok_or(PageError::NotFound)?),
+        None => groups.first(),
+    };
+    let shown_jobs: Vec<&Job> = jobs.iter().filter(|j| selected.is_none_or(|g| g.jobs.contains(&j.name))).collect();
+    let shown_resources: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| {
+            selected.is_none_or(|g| {
+                g.resources.contains(&r.name)
+                    || shown_jobs.iter().any(|j| {
+                        j.inputs.iter().any(|i| i.resource == r.name) || j.outputs.iter().any(|o| o.resource == r.name)
+                    })
+            })
+        })
+        .collect();
+    let href = pipeline_href(&pipeline.team_name, &pipeline.name);
+    let status = dashboard::pipeline_status(&pipeline, &jobs.iter().collect::<Vec<_>>());
+    let main = html! {
+        div.toolbar {
+            h1 { (pipeline.name) " " (layout::status_badge(status)) }
+            @if viewer.operates(&pipeline.team_name) {
+                @if pipeline.paused {
+                    button.button type="button" data-put={ (api) "/unpause" } { "Unpause pipeline" }
+                } @else {
+                    button.button type="button" data-put={ (api) "/pause" } { "Pause pipeline" }
+                }
+            }
+        }
+        @if groups.len() > 1 {
+            nav.tabs aria-label="Groups" {
+                @for group in &groups {
+                    @let current = selected.is_some_and(|s| s.name == group.name);
+                    a.tab href={ (href) "?" (serde_urlencoded::to_string([("group", &group.name)]).unwrap_or_default()) }
+                        aria-current=[current.then_some("page")] { (group.name) }
+                }
+            }
+        }
+        @if shown_jobs.is_empty() && shown_resources.is_empty() {
+            p.empty { "This pipeline has no jobs or resources." }
+        } @else {
+            div.graph-frame { (graph::svg(&pipeline.team_name, &pipeline.name, &shown_jobs, &shown_resources)) }
+        }
+    };
+    let crumbs = [team_crumb(&pipeline.team_name), Crumb::here(pipeline.name.clone())];
+    Ok(layout::page(&viewer, &pipeline.name, &crumbs, main, &[]))
+}
