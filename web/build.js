@@ -308,6 +308,7 @@ function follow(id, view, onEnd) {
     // The browser reconnects with Last-Event-ID; a refusal is final.
     if (source.readyState === EventSource.CLOSED) onEnd?.();
   };
+  return source;
 }
 
 const buildRoot = document.getElementById("build");
@@ -325,25 +326,36 @@ document.addEventListener("click", (event) => {
   if (head) head.setAttribute("aria-expanded", head.getAttribute("aria-expanded") === "true" ? "false" : "true");
 });
 
-// Resource page: "Check now" shows the check's log as it runs.
+// Resource page: the last check's log, and "Check now" showing the new
+// check's log as it runs.
+let checkEvents;
+function followCheck(id, onEnd) {
+  checkEvents?.close();
+  const log = document.getElementById("check-log");
+  log.textContent = "";
+  const status = document.getElementById("check-status");
+  status.textContent = "";
+  const view = {
+    logView: new LogView(log),
+    handle(event) {
+      if (event.event === "log") this.logView.append(event.data.payload || "", event.data.time);
+      if (event.event === "error") this.logView.appendError(event.data.message);
+      if (event.event === "status") status.textContent = ` ${event.data.status}`;
+      this.logView.render();
+    },
+    render() { this.logView.render(); },
+  };
+  checkEvents = follow(id, view, onEnd);
+}
+
+const checkOutput = document.getElementById("check-output");
+if (checkOutput?.dataset.buildId) followCheck(checkOutput.dataset.buildId);
+
 const checkButton = document.querySelector("button[data-check]");
 if (checkButton) {
   checkButton.addEventListener("click", () => act(checkButton, async () => {
     const build = await callApi("POST", checkButton.dataset.check);
-    const output = document.getElementById("check-output");
-    output.hidden = false;
-    const log = document.getElementById("check-log");
-    log.textContent = "";
-    const status = document.getElementById("check-status");
-    const view = {
-      logView: new LogView(log),
-      handle(event) {
-        if (event.event === "log") { this.logView.append(event.data.payload || "", event.data.time); this.logView.render(); }
-        if (event.event === "error") this.logView.appendError(event.data.message);
-        if (event.event === "status") status.textContent = ` ${event.data.status}`;
-      },
-      render() { this.logView.render(); },
-    };
-    follow(build.id, view, () => { checkButton.disabled = false; });
+    checkOutput.hidden = false;
+    followCheck(build.id, () => { checkButton.disabled = false; });
   }));
 }

@@ -172,9 +172,13 @@ pub struct Resource {
     pub pinned_in_config: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pin_comment: String,
+    /// The latest check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
 }
 
-pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
+/// `r` with its latest check, found among `last_checks` (of its pipeline).
+pub fn resource(pipeline: &db::Pipeline, r: &db::Resource, last_checks: &[db::Build]) -> Resource {
     let config_pin = r.config.get("version").filter(|v| v.is_object()).cloned();
     Resource {
         name: r.name.clone(),
@@ -188,6 +192,7 @@ pub fn resource(pipeline: &db::Pipeline, r: &db::Resource) -> Resource {
         pinned_in_config: config_pin.is_some(),
         pinned_version: config_pin.or_else(|| r.api_pinned_version.clone()),
         pin_comment: r.pin_comment.clone(),
+        build: last_checks.iter().find(|b| b.resource_name.as_deref() == Some(r.name.as_str())).map(build),
     }
 }
 

@@ -15,7 +15,8 @@ pub async fn list_resources(
     Extension(scope): Extension<PipelineScope>,
 ) -> ApiResult<Json<Vec<present::Resource>>> {
     let resources = state.db.pipeline_resources(scope.pipeline.id).await?;
-    Ok(Json(resources.iter().map(|r| present::resource(&scope.pipeline, r)).collect()))
+    let checks = state.db.last_check_builds(scope.pipeline.id).await?;
+    Ok(Json(resources.iter().map(|r| present::resource(&scope.pipeline, r, &checks)).collect()))
 }
 
 /// Resources of every pipeline the caller can see.
@@ -28,8 +29,9 @@ pub async fn list_all_resources(
         if !(pipeline.public || caller.access.has_role(&pipeline.team_name, Role::Viewer)) {
             continue;
         }
+        let checks = state.db.last_check_builds(pipeline.id).await?;
         for resource in state.db.pipeline_resources(pipeline.id).await? {
-            all.push(present::resource(&pipeline, &resource));
+            all.push(present::resource(&pipeline, &resource, &checks));
         }
     }
     Ok(Json(all))
@@ -45,7 +47,8 @@ pub async fn get_resource(
         .find_resource(scope.pipeline.id, &resource_name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("resource '{resource_name}'")))?;
-    Ok(Json(present::resource(&scope.pipeline, &resource)))
+    let checks = state.db.last_check_builds(scope.pipeline.id).await?;
+    Ok(Json(present::resource(&scope.pipeline, &resource, &checks)))
 }
 
 pub async fn list_resource_types(

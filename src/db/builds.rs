@@ -490,6 +490,17 @@ impl Db {
         row.map(Build::try_from).transpose()
     }
 
+    /// The latest check build of each resource of the pipeline that has
+    /// one: the resource's check status (Concourse's `build` of a resource).
+    pub async fn last_check_builds(&self, pipeline_id: i64) -> DbResult<Vec<Build>> {
+        let rows: Vec<BuildRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {BUILD_COLUMNS} {BUILD_JOINS} WHERE b.id IN (
+                SELECT (SELECT MAX(c.id) FROM builds c WHERE c.resource_id = cr.id)
+                FROM resources cr WHERE cr.pipeline_id = $1)"
+        ))).bind(pipeline_id).fetch_all(pool).await)?;
+        rows.into_iter().map(Build::try_from).collect()
+    }
+
     /// One page of the builds the filter selects, newest first.
     pub async fn builds(&self, filter: &BuildFilter, page: Page) -> DbResult<BuildPage> {
         if let (Some(from), Some(to)) = (page.from, page.to)

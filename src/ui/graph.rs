@@ -234,9 +234,11 @@ pub fn svg(team: &str, pipeline: &str, jobs: &[&Job], resources: &[&Resource]) -
                         @let resource = resources.iter().find(|r| &r.name == name);
                         @let pinned = resource.is_some_and(|r| r.pinned_version.is_some());
                         @let unchecked = resource.is_some_and(|r| r.last_checked == 0);
-                        a.node.resource.pinned[pinned].unchecked[unchecked]
+                        @let check = resource.and_then(|r| r.build.as_ref()).map_or("", |b| b.status.as_str());
+                        @let failing = matches!(check, "failed" | "errored");
+                        a.node.resource.pinned[pinned].unchecked[unchecked].failing[failing]
                             href={ (base) "/resources/" (segment(name)) }
-                            aria-label={ "resource " (name) @if pinned { ", pinned" } @if unchecked { ", not checked yet" } } {
+                            aria-label={ "resource " (name) @if pinned { ", pinned" } @if unchecked { ", not checked yet" } @if failing { ", check " (check) } } {
                             title { (name) }
                             rect x=(x) y=(y) width=(NODE_WIDTH) height=(NODE_HEIGHT) rx="2" {}
                             text x=(x + 10) y=(y + NODE_HEIGHT / 2 + 5) { @if pinned { "📌 " } (label(name)) }
@@ -283,6 +285,7 @@ mod tests {
             pinned_version: None,
             pinned_in_config: false,
             pin_comment: String::new(),
+            build: None,
         }
     }
 

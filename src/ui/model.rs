@@ -155,6 +155,9 @@ pub struct Resource {
     pub pinned_in_config: bool,
     #[serde(default)]
     pub pin_comment: String,
+    /// The latest check.
+    #[serde(default)]
+    pub build: Option<Build>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

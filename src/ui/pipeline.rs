@@ -80,7 +80,7 @@ pub async fn page(
         @if shown_jobs.is_empty() && shown_resources.is_empty() {
             p.empty { "This pipeline has no jobs or resources." }
         } @else {
-            div.graph-frame { (graph::svg(&pipeline.team_name, &pipeline.name, &shown_jobs, &shown_resources)) }
+            div.graph-frame tabindex="0" role="region" aria-label="Pipeline graph, scrolls sideways on small screens" { (graph::svg(&pipeline.team_name, &pipeline.name, &shown_jobs, &shown_resources)) }
         }
     };
     let crumbs = [team_crumb(&pipeline.team_name), Crumb::here(pipeline.name.clone())];

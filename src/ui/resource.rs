@@ -41,6 +41,15 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
         dl.facts {
             div { dt { "Last checked" } dd { (layout::time(resource.last_checked)) } }
             div {
+                dt { "Last check" }
+                dd {
+                    @match &resource.build {
+                        Some(build) => (layout::status_badge(&build.status)),
+                        None => "none yet",
+                    }
+                }
+            }
+            div {
                 dt { "Pinned" }
                 dd #pin-state {
                     @match &resource.pinned_version {
@@ -67,8 +76,9 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
                 }
             }
         }
-        section #check-output hidden aria-labelledby="check-title" {
-            h2 #check-title { "Check" span #check-status {} }
+        section #check-output hidden[resource.build.is_none()] data-build-id=[resource.build.as_ref().map(|b| b.id)]
+            aria-labelledby="check-title" {
+            h2 #check-title { "Last check's log" span #check-status {} }
             div.log #check-log role="log" aria-label="check log" tabindex="0" {}
         }
         section aria-labelledby="versions-title" {

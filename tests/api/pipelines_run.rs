@@ -199,3 +199,58 @@ async fn task_files_come_from_artifacts(backend: Backend) {
 }
 
 on_both_backends!(task_files_come_from_artifacts);
+
+const CHECKED: &str = r#"
+resources:
+- name: good
+  type: mock
+  check_every: never
+  source: {initial_version: one}
+- name: broken
+  type: mock
+  check_every: never
+  source: {check_failure: "no such repository"}
+- name: idle
+  type: mock
+  check_every: never
+jobs:
+- name: uses-them
+  plan:
+  - get: good
+  - get: broken
+  - get: idle
+"#;
+
+/// A resource carries its latest check as `build`, as Concourse's does:
+/// the web UI's check status, and where it finds the check's log.
+async fn a_resource_shows_its_latest_check(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "checked", CHECKED).await;
+    let resources = "/api/v1/teams/main/pipelines/checked/resources";
+    let mut checks = Vec::new();
+    for name in ["good", "broken", "good"] {
+        let response = server
+            .request(reqwest::Method::POST, &format!("{resources}/{name}/check"), Some(&token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let build: serde_json::Value = response.json().await.unwrap();
+        let id = build["id"].as_i64().unwrap();
+        server.wait_for(&token, &format!("/api/v1/builds/{id}"), "the check to end", |b| b["end_time"].is_i64()).await;
+        checks.push(id);
+    }
+    let listed = server.get_json(resources, Some(&token)).await;
+    let check_of = |name: &str| listed.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["build"].clone();
+    assert_eq!(check_of("good")["id"], checks[2], "the latest of two checks");
+    assert_eq!(check_of("good")["status"], "succeeded");
+    assert_eq!(check_of("broken")["id"], checks[1]);
+    assert!(["failed", "errored"].contains(&check_of("broken")["status"].as_str().unwrap()));
+    assert!(check_of("idle").is_null(), "never checked: no build");
+    let one = server.get_json(&format!("{resources}/broken"), Some(&token)).await;
+    assert_eq!(one["build"]["id"], checks[1]);
+    server.stop().await;
+}
+
+on_both_backends!(a_resource_shows_its_latest_check);

@@ -87,6 +87,9 @@ resources:
 - name: env
   type: mock
   source: {initial_version: staging, log: "looking for new environments"}
+- name: approvals
+  type: mock
+  source: {check_failure: "cannot reach the approvals server"}
 jobs:
 - name: unit
   plan:
@@ -113,6 +116,7 @@ ${task("lint", "echo lint ok").replace(/\n/g, "\n  ")}
   - get: image
     passed: [build]
   - get: env
+  - get: approvals
 ${task("deploy", "echo deployed")}
 - name: slow
   plan:
@@ -238,7 +242,7 @@ describe("atc web UI", () => {
     await page.goto(`${base}/teams/main/pipelines/demo`);
     const boxes = await page.$$eval("svg.graph .node", (nodes) =>
       nodes.map((n) => ({ label: n.getAttribute("aria-label"), ...n.querySelector("rect").getBoundingClientRect().toJSON() })));
-    assert.equal(boxes.length, 8, "5 jobs and 3 resources");
+    assert.equal(boxes.length, 9, "5 jobs and 4 resources");
     for (const [i, a] of boxes.entries()) {
       for (const b of boxes.slice(i + 1)) {
         const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
@@ -247,6 +251,10 @@ describe("atc web UI", () => {
     }
     const x = (name) => boxes.find((b) => b.label.startsWith(`job ${name},`)).left;
     assert.ok(x("unit") < x("build") && x("build") < x("deploy"), "columns follow passed");
+    await eventually("the failing check to show on the graph", async () => {
+      await page.reload();
+      return (await page.locator('svg.graph .resource.failing[aria-label*="approvals"]').count()) === 1;
+    });
     await shoot("pipeline");
     await noCriticalAxeViolations("pipeline page");
     await page.click('.tabs a:text("ship")');
@@ -339,6 +347,15 @@ describe("atc web UI", () => {
     assert.equal(versions[0].enabled, false);
     await Promise.all([page.waitForEvent("load"), page.click('.version-row button:text("Enable")')]);
     assert.equal(await page.locator(".version-row.disabled").count(), 0);
+  });
+
+  test("a failing check shows its status and its log, with the error highlighted", async () => {
+    await page.goto(`${base}/teams/main/pipelines/demo/resources/approvals`);
+    assert.match(await page.textContent("dl.facts"), /Last check\s*(failed|errored)/);
+    const shown = page.locator("#check-output");
+    await shown.locator(".log-error, .line", { hasText: "cannot reach the approvals server" }).first().waitFor();
+    await shoot("resource-failing");
+    await noCriticalAxeViolations("resource page with a failing check");
   });
 
   test("pausing from the dashboard tile pauses the pipeline", async () => {
