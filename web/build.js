@@ -152,7 +152,7 @@ class BuildView {
     this.frame = 0;
   }
 
-  section(origin, name) {
+  section(origin, name, container = this.stepsElement) {
     let section = this.stepsElement.querySelector(`.step[data-origin="${CSS.escape(origin)}"]`);
     if (!section) {
       section = document.createElement("section");
@@ -162,8 +162,7 @@ class BuildView {
       section.innerHTML = `<button class="step-head" type="button" aria-expanded="true"><span class="step-kind"></span> <span class="step-name"></span><span class="step-state">pending</span></button><div class="log" role="log" tabindex="0"></div>`;
       section.querySelector(".step-name").textContent = name || `step ${origin}`;
       section.querySelector(".log").setAttribute("aria-label", `${name || origin} log`);
-      (this.stepsElement.querySelector(".empty") || {}).remove?.();
-      this.stepsElement.append(section);
+      container.append(section);
     }
     return section;
   }
@@ -194,6 +193,7 @@ class BuildView {
     const data = event.data || {};
     const origin = data.origin?.id;
     const kind = event.event;
+    if (origin && this.planMissing()) return;
     if (kind === "log" && origin) {
       this.log(origin).append(data.payload || "", data.time);
       this.dirty.add(origin);
@@ -220,20 +220,33 @@ class BuildView {
     } else if (kind === "status") {
       this.setStatus(data.status, data.time);
     } else if (kind === "across-substeps" && origin) {
-      for (const substep of data.substeps || []) this.addLeaves(substep);
+      const group = this.stepsElement.querySelector(`.group[data-origin="${CSS.escape(origin)}"]`);
+      for (const substep of data.substeps || []) this.addLeaves(substep, group || this.stepsElement);
     }
     this.schedule();
   }
 
-  addLeaves(plan) {
+  addLeaves(plan, container) {
     if (!plan || typeof plan !== "object") return;
     for (const kind of ["get", "put", "task", "check", "set_pipeline", "load_var"]) {
-      if (plan[kind]) { this.section(plan.id, plan[kind].name); return; }
+      if (plan[kind]) { this.section(plan.id, plan[kind].name, container); return; }
     }
     for (const value of Object.values(plan)) {
-      if (Array.isArray(value)) value.forEach((v) => this.addLeaves(v));
-      else if (value && typeof value === "object") this.addLeaves(value);
+      if (Array.isArray(value)) value.forEach((v) => this.addLeaves(v, container));
+      else if (value && typeof value === "object") this.addLeaves(value, container);
     }
+  }
+
+  // A page opened before the build had a plan reloads once it has one,
+  // to show the tree of steps (the events are replayed from the start).
+  planMissing() {
+    const placeholder = document.getElementById("no-plan");
+    if (!placeholder) return false;
+    if (!this.reloading) {
+      this.reloading = true;
+      fetch(`/api/v1/builds/${this.root.dataset.buildId}/plan`).then((r) => { if (r.ok) location.reload(); });
+    }
+    return true;
   }
 
   setStatus(status, time) {

@@ -114,7 +114,7 @@ async fn render(state: &UiState, viewer: Viewer, build: Build) -> Result<Respons
                 div #steps {
                     @match &plan {
                         Some(plan) => (step(&plan.plan)),
-                        None => p.empty { "The plan is not available: the build has not started, or its logs are not public." },
+                        None => p.empty #no-plan { "The plan is not available: the build has not started, or its logs are not public." },
                     }
                 }
                 p #build-error.error role="alert" hidden {}

@@ -37,7 +37,9 @@ pub fn job_href(team: &str, pipeline: &str, job: &str) -> String {
 
 pub async fn page(viewer: Viewer) -> Result<Response, PageError> {
     let teams: Vec<Team> = viewer.api.get("/api/v1/teams").await?;
-    let pipelines: Vec<Pipeline> = viewer.api.get("/api/v1/pipelines").await?;
+    // Archived pipelines are kept for their history, not shown as tiles.
+    let pipelines: Vec<Pipeline> =
+        viewer.api.get::<Vec<Pipeline>>("/api/v1/pipelines").await?.into_iter().filter(|p| !p.archived).collect();
     let jobs: Vec<Job> = viewer.api.get("/api/v1/jobs").await?;
     let mut jobs_of: BTreeMap<i64, Vec<&Job>> = BTreeMap::new();
     for job in &jobs {

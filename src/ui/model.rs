@@ -56,6 +56,8 @@ pub struct Pipeline {
     #[serde(default)]
     pub public: bool,
     #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
     pub groups: Option<Vec<Group>>,
 }
 

@@ -74,7 +74,7 @@ const task = (name, script) => `
 const DEMO = `
 groups:
 - name: all
-  jobs: [unit, build, deploy, slow, big-log]
+  jobs: [unit, build, deploy, slow, big-log, matrix]
 - name: ship
   jobs: [build, deploy]
 resources:
@@ -123,7 +123,14 @@ ${task("deploy", "echo deployed")}
 ${task("tick", "i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo tick $i; sleep 0.5; done")}
 - name: big-log
   plan:
-${task("print", `seq 1 ${BIG_LOG_LINES} | sed 's/^/line /'`)}
+${task("print", `i=0; while [ $i -lt 10 ]; do seq $((i*${BIG_LOG_LINES / 10}+1)) $(((i+1)*${BIG_LOG_LINES / 10})) | sed 's/^/line /'; i=$((i+1)); sleep 0.3; done`)}
+- name: matrix
+  plan:
+  - across:
+    - var: num
+      values: ["1", "2"]
+    task: say
+    config: {platform: linux, run: {path: echo, args: ["n=((.:num))"]}}
 `;
 
 // Screenshots at both widths; at 390 px nothing may overflow sideways.
@@ -226,7 +233,7 @@ describe("atc web UI", () => {
     await page.goto(base + "/");
     const tile = page.locator('.tile[data-name="demo"]');
     await tile.waitFor();
-    assert.equal(await tile.locator(".job-cell").count(), 5);
+    assert.equal(await tile.locator(".job-cell").count(), 6);
     // The unit job runs by itself on the first version: its cell turns green without a reload.
     await eventually("the unit job's cell to turn green", () =>
       tile.locator(".job-cell.status-succeeded").count().then((n) => n >= 1), 60000);
@@ -242,7 +249,7 @@ describe("atc web UI", () => {
     await page.goto(`${base}/teams/main/pipelines/demo`);
     const boxes = await page.$$eval("svg.graph .node", (nodes) =>
       nodes.map((n) => ({ label: n.getAttribute("aria-label"), ...n.querySelector("rect").getBoundingClientRect().toJSON() })));
-    assert.equal(boxes.length, 9, "5 jobs and 4 resources");
+    assert.equal(boxes.length, 10, "6 jobs and 4 resources");
     for (const [i, a] of boxes.entries()) {
       for (const b of boxes.slice(i + 1)) {
         const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
@@ -317,6 +324,21 @@ describe("atc web UI", () => {
     assert.ok(listed.includes("#2") && listed.includes("#2.1"), `the build and its rerun are listed: ${listed}`);
     await shoot("job");
     await noCriticalAxeViolations("job page");
+  });
+
+  test("the substeps of an across step appear under it, each with its log and timeline bar", async () => {
+    const build = await finishedBuild(await api("POST", "/api/v1/teams/main/pipelines/demo/jobs/matrix/builds"));
+    assert.equal(build.status, "succeeded");
+    await page.goto(`${base}/builds/${build.id}`);
+    await page.waitForSelector('#build[data-ended="true"]');
+    const across = page.locator('.group[data-kind="across"]');
+    for (const n of ["1", "2"]) {
+      await across.locator(".step .line", { hasText: `n=${n}` }).waitFor();
+    }
+    const steps = await page.$$eval("#steps .step", (s) => s.map((e) => e.dataset.origin));
+    const rows = await page.$$eval("#timeline .tl-row", (r) => r.map((e) => e.dataset.origin));
+    assert.ok(steps.length >= 2);
+    assert.deepEqual([...rows].sort(), [...steps].sort(), "one timeline bar per step");
   });
 
   test("a version is pinned, commented and unpinned from the resource page", async () => {
@@ -395,13 +417,32 @@ describe("atc web UI", () => {
     await noCriticalAxeViolations("404 page");
   });
 
-  test(`a ${BIG_LOG_LINES}-line log: first lines fast, the first and the last line reachable`, async () => {
-    const build = await finishedBuild(await api("POST", "/api/v1/teams/main/pipelines/demo/jobs/big-log/builds"));
-    assert.equal(build.status, "succeeded");
+  test(`a ${BIG_LOG_LINES}-line log streams without freezing the page; first and last lines reachable`, async () => {
     await page.setViewportSize({ width: 1440, height: 900 });
-    const start = Date.now();
-    await page.goto(`${base}/builds/${build.id}`);
+    // Live: the page follows the log while the task prints it.
+    const running = await api("POST", "/api/v1/teams/main/pipelines/demo/jobs/big-log/builds");
+    await page.goto(`${base}/builds/${running.id}`);
+    assert.ok(await page.evaluate(() => PerformanceObserver.supportedEntryTypes.includes("longtask")),
+      "Chromium reports long tasks");
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration)))
+        .observe({ type: "longtask", buffered: true });
+    });
     const log = page.locator('.step[data-name="print"] .log');
+    await page.waitForSelector(`.step[data-name="print"] .log[data-lines="${BIG_LOG_LINES}"]`, { timeout: 120000 });
+    await page.waitForSelector('#build[data-ended="true"]', { timeout: 60000 });
+    assert.equal(await page.getAttribute("#build", "data-status"), "succeeded");
+    const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
+    console.log(`100k-line log, live: longest main-thread task ${Math.round(longest)} ms`);
+    assert.ok(longest < 1000, `the page froze for ${Math.round(longest)} ms`);
+    const last = log.locator(`.line[data-n="${BIG_LOG_LINES}"]`);
+    await last.waitFor();
+    assert.ok(await last.isVisible(), "the log follows its end while it streams");
+
+    // Finished: time to the first lines and to the whole log.
+    const start = Date.now();
+    await page.goto(`${base}/builds/${running.id}`);
     await log.locator(".line").first().waitFor();
     const firstLines = Date.now() - start;
     const firstPaint = await page.evaluate(() =>
@@ -409,11 +450,10 @@ describe("atc web UI", () => {
     await page.waitForSelector(`.step[data-name="print"] .log[data-lines="${BIG_LOG_LINES}"]`, { timeout: 60000 });
     await page.waitForSelector('#build[data-ended="true"]');
     const wholeLog = Date.now() - start;
-    console.log(`100k-line log: first contentful paint ${Math.round(firstPaint)} ms, first log lines ${firstLines} ms, whole log ${wholeLog} ms after navigation`);
+    console.log(`100k-line log, finished: first contentful paint ${Math.round(firstPaint)} ms, first log lines ${firstLines} ms, whole log ${wholeLog} ms after navigation`);
     const lineNodes = await page.locator(".line").count();
     assert.ok(lineNodes < 5000, `only lines near the view are in the DOM (${lineNodes})`);
     await log.evaluate((e) => { e.scrollTop = e.scrollHeight; });
-    const last = log.locator(`.line[data-n="${BIG_LOG_LINES}"]`);
     await last.waitFor();
     assert.equal((await last.innerText()).trim(), `line ${BIG_LOG_LINES}`);
     assert.ok(await last.isVisible());
