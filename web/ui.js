@@ -48,10 +48,11 @@ document.addEventListener("click", (event) => {
   if (button.dataset.put) {
     act(button, async () => { await callApi("PUT", button.dataset.put); location.reload(); });
   } else if (button.dataset.post) {
-    // Trigger and rerun answer with the new build: open its page.
+    // Trigger and rerun answer with the new build: open its page
+    // (data-go is its URL with {build} for the build's name).
     act(button, async () => {
       const build = await callApi("POST", button.dataset.post);
-      location.assign(button.dataset.go + encodeURIComponent(build.name));
+      location.assign(button.dataset.go.replace("{build}", encodeURIComponent(build.name)));
     });
   } else if (button.dataset.pin) {
     act(button, async () => { await callApi("PUT", button.dataset.pin); location.reload(); });

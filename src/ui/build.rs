@@ -3,7 +3,7 @@
 //! `build.js` from the events route (logs, states, the timeline), with
 //! abort, rerun, the comment and, with `--tracing-ui-url`, the trace link.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -12,11 +12,10 @@ use serde_json::Value;
 use super::UiState;
 use super::api::segment;
 use super::assets::BUILD_SCRIPT;
-use super::dashboard::{job_href, pipeline_href};
 use super::layout::{self, Crumb, team_crumb};
+use super::locator::PipelineLocator;
 use super::model::{Build, BuildPlan};
 use super::page_error::PageError;
-use super::pipeline::api_path;
 use super::viewer::Viewer;
 
 #[derive(Deserialize)]
@@ -31,13 +30,10 @@ pub async fn job_build_page(
     State(state): State<UiState>,
     viewer: Viewer,
     Path(path): Path<JobBuildPath>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let api = format!(
-        "{}/jobs/{}/builds/{}",
-        api_path(&path.team_name, &path.pipeline_name),
-        segment(&path.job_name),
-        segment(&path.build_name)
-    );
+    let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
+    let api = pipeline.job_api(&path.job_name, &format!("/builds/{}", segment(&path.build_name)));
     let build: Build = viewer.api.get(&api).await?;
     render(&state, viewer, build).await
 }
@@ -63,8 +59,11 @@ async fn render(state: &UiState, viewer: Viewer, build: Build) -> Result<Respons
     let plan: Option<BuildPlan> = viewer.api.get_optional(&format!("{api}/plan")).await?;
     let trace = trace_link(state, &build).await?;
     let operates = viewer.operates(&build.team_name);
-    let job = build.job_name.as_ref().zip(build.pipeline_name.as_ref());
-    let title = match job {
+    // A job's build: its job and the pipeline (with its instance vars).
+    let job = build.job_name.as_ref().zip(build.pipeline_name.as_ref()).map(|(job, pipeline)| {
+        (job, PipelineLocator::new(&build.team_name, pipeline, build.pipeline_instance_vars.as_ref()))
+    });
+    let title = match &job {
         Some((job, _)) => format!("{job} #{}", build.name),
         None => format!("build #{}", build.name),
     };
@@ -76,10 +75,10 @@ async fn render(state: &UiState, viewer: Viewer, build: Build) -> Result<Respons
                     @if operates && build.is_running() {
                         button.button.danger #abort type="button" data-put={ (api) "/abort" } { "Abort" }
                     }
-                    @if let (true, Some((job_name, pipeline_name))) = (operates, job) {
-                        @let job_api = format!("{}/jobs/{}", api_path(&build.team_name, pipeline_name), segment(job_name));
-                        button.button #rerun type="button" data-post={ (job_api) "/builds/" (segment(&build.name)) }
-                            data-go={ (job_href(&build.team_name, pipeline_name, job_name)) "/builds/" } { "Rerun" }
+                    @if let (true, Some((job_name, pipeline))) = (operates, &job) {
+                        button.button #rerun type="button"
+                            data-post=(pipeline.job_api(job_name, &format!("/builds/{}", segment(&build.name))))
+                            data-go=(pipeline.job_page(job_name, "/builds/{build}")) { "Rerun" }
                     }
                     @if let Some(link) = &trace {
                         a.button #trace href=(link) rel="noopener" target="_blank" { "Trace" }
@@ -122,9 +121,9 @@ async fn render(state: &UiState, viewer: Viewer, build: Build) -> Result<Respons
         }
     };
     let mut crumbs = vec![team_crumb(&build.team_name)];
-    if let Some((job_name, pipeline_name)) = job {
-        crumbs.push(Crumb::link(pipeline_name.clone(), pipeline_href(&build.team_name, pipeline_name)));
-        crumbs.push(Crumb::link(job_name.clone(), job_href(&build.team_name, pipeline_name, job_name)));
+    if let Some((job_name, pipeline)) = &job {
+        crumbs.push(Crumb::link(pipeline.title(), pipeline.page("")));
+        crumbs.push(Crumb::link(job_name.to_string(), pipeline.job_page(job_name, "")));
     }
     crumbs.push(Crumb::here(format!("#{}", build.name)));
     Ok(layout::page(&viewer, &title, &crumbs, main, &[BUILD_SCRIPT]))

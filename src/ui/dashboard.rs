@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::api::segment;
 use super::layout::{self, Crumb};
+use super::locator::PipelineLocator;
 use super::model::{Job, Pipeline, Team};
 use super::page_error::PageError;
 use super::viewer::Viewer;
@@ -27,14 +27,6 @@ pub fn pipeline_status(pipeline: &Pipeline, jobs: &[&Job]) -> &'static str {
     "pending"
 }
 
-pub fn pipeline_href(team: &str, pipeline: &str) -> String {
-    format!("/teams/{}/pipelines/{}", segment(team), segment(pipeline))
-}
-
-pub fn job_href(team: &str, pipeline: &str, job: &str) -> String {
-    format!("{}/jobs/{}", pipeline_href(team, pipeline), segment(job))
-}
-
 pub async fn page(viewer: Viewer) -> Result<Response, PageError> {
     let teams: Vec<Team> = viewer.api.get("/api/v1/teams").await?;
     // Archived pipelines are kept for their history, not shown as tiles.
@@ -43,10 +35,7 @@ pub async fn page(viewer: Viewer) -> Result<Response, PageError> {
     let jobs: Vec<Job> = viewer.api.get("/api/v1/jobs").await?;
     let mut jobs_of: BTreeMap<i64, Vec<&Job>> = BTreeMap::new();
     for job in &jobs {
-        let pipeline = pipelines.iter().find(|p| p.team_name == job.team_name && p.name == job.pipeline_name);
-        if let Some(pipeline) = pipeline {
-            jobs_of.entry(pipeline.id).or_default().push(job);
-        }
+        jobs_of.entry(job.pipeline_id).or_default().push(job);
     }
     // Teams with a visible pipeline, plus the viewer's own (perhaps empty) teams.
     let mut team_names: Vec<&str> = pipelines.iter().map(|p| p.team_name.as_str()).collect();
@@ -91,13 +80,12 @@ pub async fn page(viewer: Viewer) -> Result<Response, PageError> {
 
 fn tile(viewer: &Viewer, pipeline: &Pipeline, jobs: &[&Job]) -> Markup {
     let status = pipeline_status(pipeline, jobs);
-    let href = pipeline_href(&pipeline.team_name, &pipeline.name);
-    let api = format!("/api/v1/teams/{}/pipelines/{}", segment(&pipeline.team_name), segment(&pipeline.name));
+    let locator = PipelineLocator::new(&pipeline.team_name, &pipeline.name, pipeline.instance_vars.as_ref());
     let job_statuses: Vec<&str> = jobs.iter().map(|j| if j.running() { "running" } else { j.status() }).collect();
     html! {
         article class={ "tile status-" (status) } data-pipeline-id=(pipeline.id) data-name=(pipeline.name)
             data-team=(pipeline.team_name) data-statuses=(job_statuses.join(" ") + " " + status) {
-            h3 { a href=(href) { (pipeline.name) } }
+            h3 { a href=(locator.page("")) { (locator.title()) } }
             @if jobs.is_empty() {
                 p.no-jobs { "no jobs" }
             } @else {
@@ -106,7 +94,7 @@ fn tile(viewer: &Viewer, pipeline: &Pipeline, jobs: &[&Job]) -> Markup {
                         li {
                             a class={ "job-cell status-" (job.status()) @if job.running() { " running" } }
                                 data-job-id=(job.id)
-                                href=(job_href(&pipeline.team_name, &pipeline.name, &job.name))
+                                href=(locator.job_page(&job.name, ""))
                                 title={ (job.name) ": " (job.status()) } {
                                 span.visually-hidden { (job.name) ": " span.job-status { (job.status()) } }
                             }
@@ -118,16 +106,16 @@ fn tile(viewer: &Viewer, pipeline: &Pipeline, jobs: &[&Job]) -> Markup {
                 span.state { @if pipeline.paused { "paused" } @else { (status) } @if pipeline.public { " · public" } }
                 @if viewer.operates(&pipeline.team_name) {
                     @if pipeline.paused {
-                        button.button type="button" data-put={ (api) "/unpause" } aria-label={ "Unpause " (pipeline.name) } { "Unpause" }
+                        button.button type="button" data-put=(locator.api("/unpause")) aria-label={ "Unpause " (pipeline.name) } { "Unpause" }
                     } @else {
-                        button.button type="button" data-put={ (api) "/pause" } aria-label={ "Pause " (pipeline.name) } { "Pause" }
+                        button.button type="button" data-put=(locator.api("/pause")) aria-label={ "Pause " (pipeline.name) } { "Pause" }
                     }
                 }
                 @if viewer.is_member(&pipeline.team_name) {
                     @if pipeline.public {
-                        button.button type="button" data-put={ (api) "/hide" } aria-label={ "Hide " (pipeline.name) } { "Hide" }
+                        button.button type="button" data-put=(locator.api("/hide")) aria-label={ "Hide " (pipeline.name) } { "Hide" }
                     } @else {
-                        button.button type="button" data-put={ (api) "/expose" } aria-label={ "Expose " (pipeline.name) } { "Expose" }
+                        button.button type="button" data-put=(locator.api("/expose")) aria-label={ "Expose " (pipeline.name) } { "Expose" }
                     }
                 }
             }

@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use maud::{Markup, html};
 
-use super::api::segment;
-use super::dashboard::job_href;
+use super::locator::PipelineLocator;
 use super::model::{Job, Resource};
 
 const NODE_WIDTH: i64 = 190;
@@ -201,15 +200,14 @@ fn edge_path(path: &[NodeId], place: &BTreeMap<&NodeId, (i64, i64)>) -> String {
 }
 
 /// The graph of `jobs` and `resources` (one group's, or all).
-pub fn svg(team: &str, pipeline: &str, jobs: &[&Job], resources: &[&Resource]) -> Markup {
+pub fn svg(pipeline: &PipelineLocator, jobs: &[&Job], resources: &[&Resource]) -> Markup {
     let layout = layout(jobs, resources);
     let place: BTreeMap<&NodeId, (i64, i64)> = layout.nodes.iter().map(|n| (&n.id, position(n))).collect();
     let width = place.values().map(|(x, _)| x + NODE_WIDTH + MARGIN).max().unwrap_or(0);
     let height = place.values().map(|(_, y)| y + NODE_HEIGHT + MARGIN).max().unwrap_or(0);
-    let base = super::dashboard::pipeline_href(team, pipeline);
     html! {
         svg.graph xmlns="http://www.w3.org/2000/svg" width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) }
-            aria-label={ "Graph of pipeline " (pipeline) } {
+            aria-label={ "Graph of pipeline " (pipeline.title()) } {
             g.edges aria-hidden="true" {
                 @for edge in &layout.edges {
                     path.no-trigger[!edge.trigger] d=(edge_path(&edge.path, &place)) {}
@@ -224,7 +222,7 @@ pub fn svg(team: &str, pipeline: &str, jobs: &[&Job], resources: &[&Resource]) -
                         @let status = job.map_or("pending", |j| j.status());
                         @let running = job.is_some_and(|j| j.running());
                         a class={ "node job status-" (status) @if running { " running" } }
-                            href=(job_href(team, pipeline, name)) aria-label={ "job " (name) ", " (status) @if running { ", running" } } {
+                            href=(pipeline.job_page(name, "")) aria-label={ "job " (name) ", " (status) @if running { ", running" } } {
                             title { (name) }
                             rect x=(x) y=(y) width=(NODE_WIDTH) height=(NODE_HEIGHT) rx="2" {}
                             text x=(x + 10) y=(y + NODE_HEIGHT / 2 + 5) { (label(name)) }
@@ -237,7 +235,7 @@ pub fn svg(team: &str, pipeline: &str, jobs: &[&Job], resources: &[&Resource]) -
                         @let check = resource.and_then(|r| r.build.as_ref()).map_or("", |b| b.status.as_str());
                         @let failing = matches!(check, "failed" | "errored");
                         a.node.resource.pinned[pinned].unchecked[unchecked].failing[failing]
-                            href={ (base) "/resources/" (segment(name)) }
+                            href=(pipeline.resource_page(name))
                             aria-label={ "resource " (name) @if pinned { ", pinned" } @if unchecked { ", not checked yet" } @if failing { ", check " (check) } } {
                             title { (name) }
                             rect x=(x) y=(y) width=(NODE_WIDTH) height=(NODE_HEIGHT) rx="2" {}
@@ -260,7 +258,7 @@ mod tests {
             id: 0,
             name: name.into(),
             team_name: "main".into(),
-            pipeline_name: "p".into(),
+            pipeline_id: 1,
             paused: false,
             disable_manual_trigger: false,
             next_build: None,

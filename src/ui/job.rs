@@ -1,17 +1,16 @@
 //! `/teams/T/pipelines/P/jobs/J`: the job's builds, what its next build
 //! would use, trigger and pause.
 
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
 use super::api::segment;
-use super::dashboard::{job_href, pipeline_href};
 use super::layout::{self, Crumb, team_crumb};
+use super::locator::PipelineLocator;
 use super::model::{Build, Job, NextInput};
 use super::page_error::PageError;
-use super::pipeline::api_path;
 use super::viewer::Viewer;
 
 #[derive(Deserialize)]
@@ -24,24 +23,24 @@ pub struct JobPath {
 /// Builds listed on the page, newest first.
 const BUILDS_SHOWN: usize = 100;
 
-pub async fn page(viewer: Viewer, Path(path): Path<JobPath>) -> Result<Response, PageError> {
-    let api = format!("{}/jobs/{}", api_path(&path.team_name, &path.pipeline_name), segment(&path.job_name));
-    let job: Job = viewer.api.get(&api).await?;
-    let builds: Vec<Build> = viewer.api.get(&format!("{api}/builds?limit={BUILDS_SHOWN}")).await?;
-    let inputs: Option<Vec<NextInput>> = viewer.api.get_optional(&format!("{api}/inputs")).await?;
-    let href = job_href(&job.team_name, &job.pipeline_name, &job.name);
+pub async fn page(viewer: Viewer, Path(path): Path<JobPath>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
+    let name = &path.job_name;
+    let job: Job = viewer.api.get(&pipeline.job_api(name, "")).await?;
+    let builds: Vec<Build> = viewer.api.get(&pipeline.job_api(name, &format!("/builds?limit={BUILDS_SHOWN}"))).await?;
+    let inputs: Option<Vec<NextInput>> = viewer.api.get_optional(&pipeline.job_api(name, "/inputs")).await?;
     let operates = viewer.operates(&job.team_name);
     let main = html! {
         div.toolbar {
             h1 { (job.name) " " (layout::status_badge(job.status())) }
             @if operates {
                 @if !job.disable_manual_trigger {
-                    button.button.primary #trigger type="button" data-post={ (api) "/builds" } data-go={ (href) "/builds/" } { "Trigger build" }
+                    button.button.primary #trigger type="button" data-post=(pipeline.job_api(name, "/builds")) data-go=(pipeline.job_page(name, "/builds/{build}")) { "Trigger build" }
                 }
                 @if job.paused {
-                    button.button type="button" data-put={ (api) "/unpause" } { "Unpause job" }
+                    button.button type="button" data-put=(pipeline.job_api(name, "/unpause")) { "Unpause job" }
                 } @else {
-                    button.button type="button" data-put={ (api) "/pause" } { "Pause job" }
+                    button.button type="button" data-put=(pipeline.job_api(name, "/pause")) { "Pause job" }
                 }
             }
         }
@@ -56,7 +55,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<JobPath>) -> Result<Response,
                         tbody {
                             @for build in &builds {
                                 tr {
-                                    td { a href={ (href) "/builds/" (segment(&build.name)) } { "#" (build.name) } }
+                                    td { a href=(pipeline.job_page(name, &format!("/builds/{}", segment(&build.name)))) { "#" (build.name) } }
                                     td { (layout::status_badge(&build.status)) }
                                     td { (layout::time(build.start_time)) }
                                     td { (layout::duration(build.start_time, build.end_time)) }
@@ -74,7 +73,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<JobPath>) -> Result<Response,
                     Some(inputs) => ul.plain {
                         @for input in inputs {
                             li {
-                                a href={ (pipeline_href(&job.team_name, &job.pipeline_name)) "/resources/" (segment(&input.resource)) } { (input.name) }
+                                a href=(pipeline.resource_page(&input.resource)) { (input.name) }
                                 (layout::version(&input.version))
                             }
                         }
@@ -83,10 +82,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<JobPath>) -> Result<Response,
             }
         }
     };
-    let crumbs = [
-        team_crumb(&job.team_name),
-        Crumb::link(job.pipeline_name.clone(), pipeline_href(&job.team_name, &job.pipeline_name)),
-        Crumb::here(job.name.clone()),
-    ];
+    let crumbs =
+        [team_crumb(&job.team_name), Crumb::link(pipeline.title(), pipeline.page("")), Crumb::here(job.name.clone())];
     Ok(layout::page(&viewer, &job.name, &crumbs, main, &[]))
 }

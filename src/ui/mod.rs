@@ -11,6 +11,7 @@ mod dashboard;
 mod graph;
 mod job;
 mod layout;
+mod locator;
 mod model;
 mod page_error;
 mod pipeline;

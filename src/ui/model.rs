@@ -58,6 +58,8 @@ pub struct Pipeline {
     #[serde(default)]
     pub archived: bool,
     #[serde(default)]
+    pub instance_vars: Option<serde_json::Value>,
+    #[serde(default)]
     pub groups: Option<Vec<Group>>,
 }
 
@@ -76,6 +78,8 @@ pub struct Build {
     pub job_name: Option<String>,
     #[serde(default)]
     pub pipeline_name: Option<String>,
+    #[serde(default)]
+    pub pipeline_instance_vars: Option<serde_json::Value>,
     #[serde(default)]
     pub start_time: i64,
     #[serde(default)]
@@ -113,7 +117,7 @@ pub struct Job {
     pub id: i64,
     pub name: String,
     pub team_name: String,
-    pub pipeline_name: String,
+    pub pipeline_id: i64,
     #[serde(default)]
     pub paused: bool,
     #[serde(default)]

@@ -1,23 +1,23 @@
 //! `/teams/T/pipelines/P`: the pipeline's graph, its groups as tabs
 //! (`?group=NAME`, as Concourse's links have them) and pause/unpause.
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, RawQuery};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use super::api::segment;
-use super::dashboard::pipeline_href;
 use super::layout::{self, Crumb, team_crumb};
+use super::locator::{PipelineLocator, with_query};
 use super::model::{Job, Pipeline, Resource};
 use super::page_error::PageError;
 use super::viewer::Viewer;
 use super::{dashboard, graph};
 
+/// The path of every page under a pipeline.
 #[derive(Deserialize)]
 pub struct PipelinePath {
-    team_name: String,
-    pipeline_name: String,
+    pub team_name: String,
+    pub pipeline_name: String,
 }
 
 #[derive(Deserialize)]
@@ -25,19 +25,16 @@ pub struct GroupQuery {
     group: Option<String>,
 }
 
-pub fn api_path(team: &str, pipeline: &str) -> String {
-    format!("/api/v1/teams/{}/pipelines/{}", segment(team), segment(pipeline))
-}
-
 pub async fn page(
     viewer: Viewer,
     Path(path): Path<PipelinePath>,
     Query(query): Query<GroupQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Response, PageError> {
-    let api = api_path(&path.team_name, &path.pipeline_name);
-    let pipeline: Pipeline = viewer.api.get(&api).await?;
-    let jobs: Vec<Job> = viewer.api.get(&format!("{api}/jobs")).await?;
-    let resources: Vec<Resource> = viewer.api.get(&format!("{api}/resources")).await?;
+    let locator = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, raw_query.as_deref());
+    let pipeline: Pipeline = viewer.api.get(&locator.api("")).await?;
+    let jobs: Vec<Job> = viewer.api.get(&locator.api("/jobs")).await?;
+    let resources: Vec<Resource> = viewer.api.get(&locator.api("/resources")).await?;
     let groups = pipeline.groups.clone().unwrap_or_default();
     let selected = match &query.group {
         Some(name) => Some(groups.iter().find(|g| &g.name == name).ok_or(PageError::NotFound)?),
@@ -55,16 +52,15 @@ pub async fn page(
             })
         })
         .collect();
-    let href = pipeline_href(&pipeline.team_name, &pipeline.name);
     let status = dashboard::pipeline_status(&pipeline, &jobs.iter().collect::<Vec<_>>());
     let main = html! {
         div.toolbar {
-            h1 { (pipeline.name) " " (layout::status_badge(status)) }
+            h1 { (locator.title()) " " (layout::status_badge(status)) }
             @if viewer.operates(&pipeline.team_name) {
                 @if pipeline.paused {
-                    button.button type="button" data-put={ (api) "/unpause" } { "Unpause pipeline" }
+                    button.button type="button" data-put=(locator.api("/unpause")) { "Unpause pipeline" }
                 } @else {
-                    button.button type="button" data-put={ (api) "/pause" } { "Pause pipeline" }
+                    button.button type="button" data-put=(locator.api("/pause")) { "Pause pipeline" }
                 }
             }
         }
@@ -72,17 +68,19 @@ pub async fn page(
             nav.tabs aria-label="Groups" {
                 @for group in &groups {
                     @let current = selected.is_some_and(|s| s.name == group.name);
-                    a.tab href={ (href) "?" (serde_urlencoded::to_string([("group", &group.name)]).unwrap_or_default()) }
-                        aria-current=[current.then_some("page")] { (group.name) }
+                    @let group_query = serde_urlencoded::to_string([("group", &group.name)]).unwrap_or_default();
+                    a.tab href=(with_query(locator.page(""), &group_query)) aria-current=[current.then_some("page")] { (group.name) }
                 }
             }
         }
         @if shown_jobs.is_empty() && shown_resources.is_empty() {
             p.empty { "This pipeline has no jobs or resources." }
         } @else {
-            div.graph-frame tabindex="0" role="region" aria-label="Pipeline graph, scrolls sideways on small screens" { (graph::svg(&pipeline.team_name, &pipeline.name, &shown_jobs, &shown_resources)) }
+            div.graph-frame tabindex="0" role="region" aria-label="Pipeline graph, scrolls sideways on small screens" {
+                (graph::svg(&locator, &shown_jobs, &shown_resources))
+            }
         }
     };
-    let crumbs = [team_crumb(&pipeline.team_name), Crumb::here(pipeline.name.clone())];
+    let crumbs = [team_crumb(&pipeline.team_name), Crumb::here(locator.title())];
     Ok(layout::page(&viewer, &pipeline.name, &crumbs, main, &[]))
 }

@@ -2,17 +2,15 @@
 //! metadata, pin (with a comment) and unpin, enable and disable, and a
 //! check started from the page with its log.
 
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use super::api::segment;
-use super::dashboard::pipeline_href;
 use super::layout::{self, Crumb, team_crumb};
+use super::locator::PipelineLocator;
 use super::model::{Resource, Version};
 use super::page_error::PageError;
-use super::pipeline::api_path;
 use super::viewer::Viewer;
 
 #[derive(Deserialize)]
@@ -25,17 +23,22 @@ pub struct ResourcePath {
 /// Versions listed on the page, newest first.
 const VERSIONS_SHOWN: usize = 100;
 
-pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Response, PageError> {
-    let api = format!("{}/resources/{}", api_path(&path.team_name, &path.pipeline_name), segment(&path.resource_name));
-    let resource: Resource = viewer.api.get(&api).await?;
-    let versions: Vec<Version> = viewer.api.get(&format!("{api}/versions?limit={VERSIONS_SHOWN}")).await?;
+pub async fn page(
+    viewer: Viewer,
+    Path(path): Path<ResourcePath>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
+    let api = |suffix: &str| pipeline.resource_api(&path.resource_name, suffix);
+    let resource: Resource = viewer.api.get(&api("")).await?;
+    let versions: Vec<Version> = viewer.api.get(&api(&format!("/versions?limit={VERSIONS_SHOWN}"))).await?;
     let operates = viewer.operates(&path.team_name);
     let pinned_id = versions.iter().find(|v| resource.pinned_version.as_ref() == Some(&v.version)).map(|v| v.id);
     let main = html! {
         div.toolbar {
             h1 { (resource.name) " " span.resource-type { (resource.type_) } }
             @if operates {
-                button.button.primary #check type="button" data-check={ (api) "/check" } { "Check now" }
+                button.button.primary #check type="button" data-check=(api("/check")) { "Check now" }
             }
         }
         dl.facts {
@@ -65,12 +68,12 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
         @if resource.pinned_version.is_some() && !resource.pinned_in_config {
             div.pin-bar {
                 @if operates {
-                    form #pin-comment data-put-json={ (api) "/pin_comment" } {
+                    form #pin-comment data-put-json=(api("/pin_comment")) {
                         label for="pin-comment-text" { "Pin comment" }
                         input #pin-comment-text name="pin_comment" value=(resource.pin_comment);
                         button.button type="submit" { "Save comment" }
                     }
-                    button.button #unpin type="button" data-put={ (api) "/unpin" } { "Unpin" }
+                    button.button #unpin type="button" data-put=(api("/unpin")) { "Unpin" }
                 } @else if !resource.pin_comment.is_empty() {
                     p { "Pin comment: " (resource.pin_comment) }
                 }
@@ -88,7 +91,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
             } @else {
                 ul.versions {
                     @for version in &versions {
-                        @let version_api = format!("{api}/versions/{}", version.id);
+                        @let version_api = |action: &str| api(&format!("/versions/{}/{action}", version.id));
                         @let pinned = pinned_id == Some(version.id);
                         li.version-row.disabled[!version.enabled].pinned[pinned]
                             data-version-id=(version.id) {
@@ -103,12 +106,12 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
                             @if operates {
                                 div.version-actions {
                                     @if !pinned && !resource.pinned_in_config {
-                                        button.button.pin type="button" data-pin={ (version_api) "/pin" } data-comment-api={ (api) "/pin_comment" } { "Pin" }
+                                        button.button.pin type="button" data-pin=(version_api("pin")) { "Pin" }
                                     }
                                     @if version.enabled {
-                                        button.button type="button" data-put={ (version_api) "/disable" } { "Disable" }
+                                        button.button type="button" data-put=(version_api("disable")) { "Disable" }
                                     } @else {
-                                        button.button type="button" data-put={ (version_api) "/enable" } { "Enable" }
+                                        button.button type="button" data-put=(version_api("enable")) { "Enable" }
                                     }
                                 }
                             } @else {
@@ -123,7 +126,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<ResourcePath>) -> Result<Resp
     };
     let crumbs = [
         team_crumb(&path.team_name),
-        Crumb::link(path.pipeline_name.clone(), pipeline_href(&path.team_name, &path.pipeline_name)),
+        Crumb::link(pipeline.title(), pipeline.page("")),
         Crumb::here(resource.name.clone()),
     ];
     Ok(layout::page(&viewer, &resource.name, &crumbs, main, &[super::assets::BUILD_SCRIPT]))

@@ -149,11 +149,15 @@ async function shoot(name) {
 async function noCriticalAxeViolations(name) {
   await page.addScriptTag({ content: axeSource });
   const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ["violations"] }));
-  const critical = result.violations.filter((v) => v.impact === "critical");
+  // The issue asks for no critical violations; serious ones fail too.
+  const critical = result.violations.filter((v) => ["critical", "serious"].includes(v.impact));
+  for (const v of result.violations.filter((v) => !critical.includes(v))) {
+    console.log(`axe ${v.impact} on ${name}: ${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  }
   assert.deepEqual(
     critical.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
     [],
-    `${name} has critical accessibility violations`,
+    `${name} has critical or serious accessibility violations`,
   );
 }
 
@@ -407,6 +411,19 @@ describe("atc web UI", () => {
     } finally {
       await anonymous.close();
     }
+  });
+
+  test("an instanced pipeline's pages carry its instance vars, from the dashboard to a triggered build", async () => {
+    const vars = `vars=${encodeURIComponent(JSON.stringify({ branch: "feature/x" }))}`;
+    const yaml = `jobs:\n- name: greet\n  plan:\n${task("hi", "echo hi from the branch")}\n`;
+    await api("PUT", `/api/v1/teams/main/pipelines/inst/config?${vars}`, yaml, "application/x-yaml");
+    await api("PUT", `/api/v1/teams/main/pipelines/inst/unpause?${vars}`);
+    await page.goto(base + "/");
+    await Promise.all([page.waitForURL(/\/pipelines\/inst\?vars=/), page.click('.tile[data-name="inst"] h3 a')]);
+    assert.match(await page.textContent("h1"), /feature\/x/);
+    await Promise.all([page.waitForURL(/\/jobs\/greet\?vars=/), page.click('svg.graph a[aria-label^="job greet"]')]);
+    await Promise.all([page.waitForURL(/\/jobs\/greet\/builds\/1\?vars=/), page.click("#trigger")]);
+    await page.locator(".log .line", { hasText: "hi from the branch" }).waitFor({ timeout: 60000 });
   });
 
   test("unknown names get a 404 page", async () => {
