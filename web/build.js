@@ -39,6 +39,14 @@ function ansiToHtml(line) {
   return html;
 }
 
+// As the server writes durations (layout::duration).
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
 function clock(seconds) {
   return new Date(seconds * 1000).toISOString().slice(11, 19);
 }
@@ -266,6 +274,9 @@ class BuildView {
       }
       const end = document.getElementById("build-end");
       if (end && time) end.textContent = new Date(time * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+      const started = Number(this.root.dataset.start);
+      const shown = document.getElementById("build-duration");
+      if (started > 0 && time && shown) shown.textContent = duration(time - started);
     }
   }
 
@@ -297,10 +308,10 @@ class BuildView {
       row.className = "tl-row";
       row.setAttribute("role", "listitem");
       row.dataset.origin = origin;
-      const seconds = Math.round(finish - begin);
-      row.innerHTML = `<span class="tl-name"></span><span class="tl-track" aria-hidden="true"><span class="tl-init" style="left:${pct(begin)};width:calc(${pct(start)} - ${pct(begin)})"></span><span class="tl-bar status-${step.state === "started" ? "started" : step.state}" style="left:${pct(start)};width:calc(${pct(finish)} - ${pct(start)})"></span></span><span class="tl-time">${seconds}s</span>`;
+      const seconds = finish - begin;
+      row.innerHTML = `<span class="tl-name"></span><span class="tl-track" aria-hidden="true"><span class="tl-init" style="left:${pct(begin)};width:calc(${pct(start)} - ${pct(begin)})"></span><span class="tl-bar status-${step.state === "started" ? "started" : step.state}" style="left:${pct(start)};width:calc(${pct(finish)} - ${pct(start)})"></span></span><span class="tl-time">${duration(seconds)}</span>`;
       row.querySelector(".tl-name").textContent = step.name;
-      row.title = `${step.name}: ${step.state}, ${seconds}s` + (step.started && step.initialized ? ` (${Math.round(step.started - step.initialized)}s initializing)` : "");
+      row.title = `${step.name}: ${step.state}, ${duration(seconds)}` + (step.started && step.initialized ? ` (${duration(step.started - step.initialized)} initializing)` : "");
       element.append(row);
     }
   }
@@ -328,7 +339,15 @@ const buildRoot = document.getElementById("build");
 if (buildRoot) {
   const view = new BuildView(buildRoot, document.getElementById("steps"));
   follow(buildRoot.dataset.buildId, view, () => { buildRoot.dataset.ended = "true"; });
-  setInterval(() => { if (!view.endTime) view.renderTimeline(); }, 1000);
+  // While the build runs, its duration and timeline grow.
+  const started = Number(buildRoot.dataset.start);
+  const tick = () => {
+    const end = view.endTime || Date.now() / 1000;
+    const shown = document.getElementById("build-duration");
+    if (started > 0 && shown) shown.textContent = duration(end - started);
+    if (!view.endTime) view.renderTimeline();
+  };
+  setInterval(tick, 1000);
   document.getElementById("show-times")?.addEventListener("change", (event) => {
     document.getElementById("steps").classList.toggle("show-times", event.target.checked);
   });

@@ -34,6 +34,12 @@ impl Api {
 
     /// `GET path`, read as `T`; the API's refusals become the page's.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PageError> {
+        self.get_page(path).await.map(|(value, _)| value)
+    }
+
+    /// As [`Api::get`] for a paginated list, with the `to` of the next
+    /// (older) page when there is one (from the `Link` header).
+    pub async fn get_page<T: DeserializeOwned>(&self, path: &str) -> Result<(T, Option<i64>), PageError> {
         let mut request = Request::get(path);
         for (name, value) in &self.credentials {
             request = request.header(name, value);
@@ -41,11 +47,13 @@ impl Api {
         let request = request.body(Body::empty()).map_err(|err| PageError::Failed(err.to_string()))?;
         let response = self.router.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
         let status = response.status();
+        let older = older_page(response.headers());
         let body = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
             .await
             .map_err(|err| PageError::Failed(format!("reading {path}: {err}")))?;
         match status {
             StatusCode::OK | StatusCode::CREATED => serde_json::from_slice(&body)
+                .map(|value| (value, older))
                 .map_err(|err| PageError::Failed(format!("the answer of {path} is not what the page expects: {err}"))),
             StatusCode::UNAUTHORIZED => Err(PageError::LoginRequired { back: self.page.clone() }),
             StatusCode::FORBIDDEN => Err(PageError::Forbidden),
@@ -65,6 +73,18 @@ impl Api {
     }
 }
 
+/// The `to` of the `rel="next"` link: where the older page starts.
+fn older_page(headers: &HeaderMap) -> Option<i64> {
+    headers.get_all(header::LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|link| {
+        let (target, rel) = link.split_once(';')?;
+        if rel.trim() != "rel=\"next\"" {
+            return None;
+        }
+        let query = target.trim().trim_start_matches('<').trim_end_matches('>').split_once('?')?.1;
+        crate::api::instance_vars::form_pairs(query).into_iter().find(|(key, _)| key == "to")?.1.parse().ok()
+    })
+}
+
 /// A path segment, escaped for an API or page URL.
 pub fn segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -76,4 +96,28 @@ pub fn segment(name: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_older_page_is_read_from_the_next_link() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(older_page(&headers), None);
+        headers.append(
+            header::LINK,
+            "<http://ci/api/v1/teams/main/pipelines/p/jobs/j/builds?from=90&limit=5>; rel=\"previous\""
+                .parse()
+                .unwrap(),
+        );
+        headers.append(
+            header::LINK,
+            "<http://ci/api/v1/teams/main/pipelines/p/jobs/j/builds?to=74&limit=5&vars=%7B%7D>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(older_page(&headers), Some(74));
+    }
 }

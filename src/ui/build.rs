@@ -68,7 +68,7 @@ async fn render(state: &UiState, viewer: Viewer, build: Build) -> Result<Respons
         None => format!("build #{}", build.name),
     };
     let main = html! {
-        div.build #build data-build-id=(build.id) data-status=(build.status) {
+        div.build #build data-build-id=(build.id) data-status=(build.status) data-start=(build.start_time) {
             div.toolbar {
                 h1 { (title) " " span #build-status { (layout::status_badge(&build.status)) } }
                 div.actions {

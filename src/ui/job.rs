@@ -1,7 +1,7 @@
 //! `/teams/T/pipelines/P/jobs/J`: the job's builds, what its next build
 //! would use, trigger and pause.
 
-use axum::extract::{Path, RawQuery};
+use axum::extract::{Path, Query, RawQuery};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
@@ -20,14 +20,27 @@ pub struct JobPath {
     job_name: String,
 }
 
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// The newest build of the page (older pages).
+    to: Option<i64>,
+}
+
 /// Builds listed on the page, newest first.
 const BUILDS_SHOWN: usize = 100;
 
-pub async fn page(viewer: Viewer, Path(path): Path<JobPath>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+pub async fn page(
+    viewer: Viewer,
+    Path(path): Path<JobPath>,
+    Query(page): Query<PageQuery>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
     let name = &path.job_name;
     let job: Job = viewer.api.get(&pipeline.job_api(name, "")).await?;
-    let builds: Vec<Build> = viewer.api.get(&pipeline.job_api(name, &format!("/builds?limit={BUILDS_SHOWN}"))).await?;
+    let from = page.to.map(|to| format!("&to={to}")).unwrap_or_default();
+    let (builds, older): (Vec<Build>, _) =
+        viewer.api.get_page(&pipeline.job_api(name, &format!("/builds?limit={BUILDS_SHOWN}{from}"))).await?;
     let inputs: Option<Vec<NextInput>> = viewer.api.get_optional(&pipeline.job_api(name, "/inputs")).await?;
     let operates = viewer.operates(&job.team_name);
     let main = html! {
@@ -64,6 +77,7 @@ pub async fn page(viewer: Viewer, Path(path): Path<JobPath>, RawQuery(query): Ra
                         }
                     }
                 }
+                (layout::pager(&pipeline.job_page(name, ""), older, page.to.is_some()))
             }
             section.inputs aria-labelledby="inputs-title" {
                 h2 #inputs-title { "Next build's inputs" }

@@ -132,6 +132,22 @@ pub fn version(version: &std::collections::BTreeMap<String, String>) -> Markup {
     }
 }
 
+/// Links to the newer and older pages of a list (builds, versions):
+/// `older_to` is where the older page starts, `paged` whether this is not
+/// the newest page.
+pub fn pager(base: &str, older_to: Option<i64>, paged: bool) -> Markup {
+    html! {
+        @if paged || older_to.is_some() {
+            nav.pager aria-label="Pages" {
+                @if paged { a href=(base) { "Newest" } }
+                @if let Some(to) = older_to {
+                    a href=(super::locator::with_query(base.to_string(), &format!("to={to}"))) { "Older" }
+                }
+            }
+        }
+    }
+}
+
 /// A team's crumb: the dashboard searched for the team.
 pub fn team_crumb(team: &str) -> Crumb {
     let query = serde_urlencoded::to_string([("search", format!("team:{team}"))]).unwrap_or_default();

@@ -2,7 +2,7 @@
 //! metadata, pin (with a comment) and unpin, enable and disable, and a
 //! check started from the page with its log.
 
-use axum::extract::{Path, RawQuery};
+use axum::extract::{Path, Query, RawQuery};
 use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
@@ -20,18 +20,27 @@ pub struct ResourcePath {
     resource_name: String,
 }
 
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// The newest version of the page (older pages).
+    to: Option<i64>,
+}
+
 /// Versions listed on the page, newest first.
 const VERSIONS_SHOWN: usize = 100;
 
 pub async fn page(
     viewer: Viewer,
     Path(path): Path<ResourcePath>,
+    Query(page): Query<PageQuery>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
     let api = |suffix: &str| pipeline.resource_api(&path.resource_name, suffix);
     let resource: Resource = viewer.api.get(&api("")).await?;
-    let versions: Vec<Version> = viewer.api.get(&api(&format!("/versions?limit={VERSIONS_SHOWN}"))).await?;
+    let from = page.to.map(|to| format!("&to={to}")).unwrap_or_default();
+    let (versions, older): (Vec<Version>, _) =
+        viewer.api.get_page(&api(&format!("/versions?limit={VERSIONS_SHOWN}{from}"))).await?;
     let operates = viewer.operates(&path.team_name);
     let pinned_id = versions.iter().find(|v| resource.pinned_version.as_ref() == Some(&v.version)).map(|v| v.id);
     let main = html! {
@@ -122,6 +131,7 @@ pub async fn page(
                     }
                 }
             }
+            (layout::pager(&pipeline.resource_page(&path.resource_name), older, page.to.is_some()))
         }
     };
     let crumbs = [

@@ -99,6 +99,8 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         (&["web", "--tracing-otlp-header", "no-colon"], "--tracing-otlp-header"),
         (&["web", "--tracing-otlp-header", "bad name:x"], "--tracing-otlp-header"),
         (&["web", "--tracing-attribute", "no-colon"], "--tracing-attribute"),
+        (&["web", "--tracing-ui-url", "https://tempo.example/explore"], "--tracing-ui-url"),
+        (&["quickstart", "--tracing-ui-url", "tempo.example/{trace_id}"], "--tracing-ui-url"),
         (&["web", "--metrics-attribute", ":empty-key"], "--metrics-attribute"),
         (&["web", "--metrics-otlp-address", "localhost"], "--metrics-otlp-address"),
         (&["web", "--metrics-otlp-protocol", "udp"], "--metrics-otlp-protocol"),
