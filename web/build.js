@@ -245,14 +245,25 @@ class BuildView {
     }
   }
 
-  // A page opened before the build had a plan reloads once it has one,
-  // to show the tree of steps (the events are replayed from the start).
+  // A page opened before its build had a plan has no tree of steps yet:
+  // once steps report, it takes the tree from the page rendered afresh and
+  // follows the events again from the start (`onPlan`).
   planMissing() {
-    const placeholder = document.getElementById("no-plan");
-    if (!placeholder) return false;
-    if (!this.reloading) {
-      this.reloading = true;
-      fetch(`/api/v1/builds/${this.root.dataset.buildId}/plan`).then((r) => { if (r.ok) location.reload(); });
+    if (!document.getElementById("no-plan")) return false;
+    if (!this.fetchingPlan) {
+      this.fetchingPlan = true;
+      fetch(location.href)
+        .then((response) => response.text())
+        .then((html) => {
+          const steps = new DOMParser().parseFromString(html, "text/html").getElementById("steps");
+          if (steps && !steps.querySelector("#no-plan")) {
+            this.stepsElement.replaceChildren(...steps.childNodes);
+            this.onPlan?.();
+          } else {
+            this.fetchingPlan = false;
+          }
+        })
+        .catch(() => { this.fetchingPlan = false; });
     }
     return true;
   }
@@ -260,6 +271,7 @@ class BuildView {
   setStatus(status, time) {
     if (!this.root) return;
     this.root.dataset.status = status;
+    if (status === "started" && !Number(this.root.dataset.start) && time) this.root.dataset.start = String(time);
     const badge = document.querySelector("#build-status .badge");
     if (badge) { badge.className = `badge status-${status}`; badge.textContent = status; }
     if (!["pending", "started"].includes(status)) {
@@ -337,11 +349,16 @@ function follow(id, view, onEnd) {
 
 const buildRoot = document.getElementById("build");
 if (buildRoot) {
-  const view = new BuildView(buildRoot, document.getElementById("steps"));
-  follow(buildRoot.dataset.buildId, view, () => { buildRoot.dataset.ended = "true"; });
+  let view;
+  const start = () => {
+    view = new BuildView(buildRoot, document.getElementById("steps"));
+    const events = follow(buildRoot.dataset.buildId, view, () => { buildRoot.dataset.ended = "true"; });
+    view.onPlan = () => { events.close(); start(); };
+  };
+  start();
   // While the build runs, its duration and timeline grow.
-  const started = Number(buildRoot.dataset.start);
   const tick = () => {
+    const started = Number(buildRoot.dataset.start);
     const end = view.endTime || Date.now() / 1000;
     const shown = document.getElementById("build-duration");
     if (started > 0 && shown) shown.textContent = duration(end - started);

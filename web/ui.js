@@ -115,7 +115,7 @@ if (search) {
   const refresh = async () => {
     const [jobs, pipelines] = await Promise.all([fetch("/api/v1/jobs"), fetch("/api/v1/pipelines")]
       .map((request) => request.then((r) => (r.ok ? r.json() : []))));
-    const paused = new Map(pipelines.map((p) => [String(p.id), p.paused]));
+    const byId = new Map(pipelines.map((p) => [String(p.id), p]));
     for (const job of jobs) {
       const cell = document.querySelector(`.job-cell[data-job-id="${job.id}"]`);
       if (!cell) continue;
@@ -128,9 +128,11 @@ if (search) {
     for (const tile of tiles()) {
       const cells = [...tile.querySelectorAll(".job-cell")];
       const statuses = cells.map((c) => (c.classList.contains("running") ? "running" : c.className.match(/status-(\w+)/)[1]));
-      const own = paused.get(tile.dataset.pipelineId) ? "paused"
+      const pipeline = byId.get(tile.dataset.pipelineId);
+      const own = pipeline?.paused ? "paused"
         : worst.find((s) => cells.some((c) => c.classList.contains(`status-${s}`))) || "pending";
       tile.className = `tile status-${own}`;
+      tile.querySelector(".state").textContent = own + (pipeline?.public ? " · public" : "");
       tile.dataset.statuses = [...statuses, own].join(" ");
     }
     filter();

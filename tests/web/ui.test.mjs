@@ -275,7 +275,15 @@ describe("atc web UI", () => {
 
   test("a job triggered from its page streams its log while it runs, and can be aborted", async () => {
     await page.goto(`${base}/teams/main/pipelines/demo/jobs/slow`);
-    await Promise.all([page.waitForURL(/\/jobs\/slow\/builds\/1$/), page.click("#trigger")]);
+    // By keyboard: Tab reaches the trigger button within the page header's few stops, Enter presses it.
+    const stops = [];
+    for (let i = 0; i < 12 && stops.at(-1) !== "trigger"; i++) {
+      await page.keyboard.press("Tab");
+      stops.push(await page.evaluate(() => document.activeElement.id || document.activeElement.textContent.trim()));
+    }
+    assert.equal(stops.at(-1), "trigger", `tab order: ${stops.join(" → ")}`);
+    assert.equal(stops[0], "Skip to content", "the first stop skips to the content");
+    await Promise.all([page.waitForURL(/\/jobs\/slow\/builds\/1$/), page.keyboard.press("Enter")]);
     await page.locator(".log .line", { hasText: "tick 2" }).waitFor({ timeout: 60000 });
     assert.equal(await page.getAttribute("#build", "data-status"), "started", "log lines show while the task runs");
     const build = await api("GET", "/api/v1/teams/main/pipelines/demo/jobs/slow/builds/1");
@@ -424,6 +432,19 @@ describe("atc web UI", () => {
     await Promise.all([page.waitForURL(/\/jobs\/greet\?vars=/), page.click('svg.graph a[aria-label^="job greet"]')]);
     await Promise.all([page.waitForURL(/\/jobs\/greet\/builds\/1\?vars=/), page.click("#trigger")]);
     await page.locator(".log .line", { hasText: "hi from the branch" }).waitFor({ timeout: 60000 });
+  });
+
+  test("a page opened on a pending build shows its steps and log once the build starts", async () => {
+    await setPipeline("waits", `jobs:\n- name: later\n  plan:\n${task("work", "echo started at last")}\n`);
+    await api("PUT", "/api/v1/teams/main/pipelines/waits/jobs/later/pause");
+    const build = await api("POST", "/api/v1/teams/main/pipelines/waits/jobs/later/builds");
+    await page.goto(`${base}/builds/${build.id}`);
+    await page.locator("#no-plan").waitFor();
+    await api("PUT", "/api/v1/teams/main/pipelines/waits/jobs/later/unpause");
+    await page.locator('.step[data-name="work"] .line', { hasText: "started at last" }).waitFor({ timeout: 60000 });
+    await page.waitForSelector('#build[data-ended="true"]');
+    assert.equal(await page.locator("#no-plan").count(), 0);
+    assert.equal(await page.locator("#timeline .tl-row").count(), 1);
   });
 
   test("unknown names get a 404 page", async () => {
