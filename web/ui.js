@@ -54,8 +54,6 @@ document.addEventListener("click", (event) => {
       const build = await callApi("POST", button.dataset.post);
       location.assign(button.dataset.go.replace("{build}", encodeURIComponent(build.name)));
     });
-  } else if (button.dataset.pin) {
-    act(button, async () => { await callApi("PUT", button.dataset.pin); location.reload(); });
   } else if (button.id === "logout") {
     act(button, async () => {
       await fetch("/sky/logout", { method: "POST" });

@@ -115,7 +115,7 @@ pub async fn page(
                             @if operates {
                                 div.version-actions {
                                     @if !pinned && !resource.pinned_in_config {
-                                        button.button.pin type="button" data-pin=(version_api("pin")) { "Pin" }
+                                        button.button.pin type="button" data-put=(version_api("pin")) { "Pin" }
                                     }
                                     @if version.enabled {
                                         button.button type="button" data-put=(version_api("disable")) { "Disable" }
