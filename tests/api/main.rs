@@ -46,3 +46,4 @@ mod teams;
 mod testflight;
 mod vault;
 mod versions;
+mod web_pages;
