@@ -171,6 +171,104 @@ pub struct CredentialFlags {
 
     #[command(flatten)]
     pub vault: VaultFlags,
+
+    #[command(flatten)]
+    pub ssm: AwsSsmFlags,
+
+    #[command(flatten)]
+    pub secretsmanager: AwsSecretsManagerFlags,
+}
+
+/// The `ssm` credential manager (AWS SSM Parameter Store).
+#[derive(Debug, Clone, Args)]
+pub struct AwsSsmFlags {
+    /// The AWS region of the parameters; enables the manager.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_REGION", value_name = "REGION")]
+    pub aws_ssm_region: Option<String>,
+
+    /// An access key ID (without one, the SDK's default chain finds credentials).
+    #[arg(long, env = "CONCOURSE_AWS_SSM_ACCESS_KEY", value_name = "KEY")]
+    pub aws_ssm_access_key: Option<String>,
+
+    /// The secret access key of --aws-ssm-access-key.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    pub aws_ssm_secret_key: Option<String>,
+
+    /// A session token for temporary keys.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SESSION_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub aws_ssm_session_token: Option<String>,
+
+    /// The parameter name of a pipeline's secret.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_PIPELINE_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_PIPELINE_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_ssm_pipeline_secret_template: String,
+
+    /// The parameter name of a team's secret, tried after the pipeline's.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_TEAM_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_TEAM_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_ssm_team_secret_template: String,
+
+    /// A path whose <path>/<secret> is tried last, for secrets every team may use.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SHARED_PATH", value_name = "PATH")]
+    pub aws_ssm_shared_path: Option<String>,
+}
+
+impl AwsSsmFlags {
+    fn settings(&self) -> crate::creds::aws::AwsSettings {
+        crate::creds::aws::AwsSettings {
+            region: self.aws_ssm_region.clone(),
+            access_key: self.aws_ssm_access_key.clone(),
+            secret_key: self.aws_ssm_secret_key.clone(),
+            session_token: self.aws_ssm_session_token.clone(),
+            pipeline_secret_template: Some(self.aws_ssm_pipeline_secret_template.clone()),
+            team_secret_template: Some(self.aws_ssm_team_secret_template.clone()),
+            shared: self.aws_ssm_shared_path.clone(),
+        }
+    }
+}
+
+/// The `secretsmanager` credential manager (AWS Secrets Manager).
+#[derive(Debug, Clone, Args)]
+pub struct AwsSecretsManagerFlags {
+    /// The AWS region of the secrets; enables the manager.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_REGION", value_name = "REGION")]
+    pub aws_secretsmanager_region: Option<String>,
+
+    /// An access key ID (without one, the SDK's default chain finds credentials).
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_ACCESS_KEY", value_name = "KEY")]
+    pub aws_secretsmanager_access_key: Option<String>,
+
+    /// The secret access key of --aws-secretsmanager-access-key.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    pub aws_secretsmanager_secret_key: Option<String>,
+
+    /// A session token for temporary keys.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SESSION_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub aws_secretsmanager_session_token: Option<String>,
+
+    /// The secret id of a pipeline's secret.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_PIPELINE_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_PIPELINE_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_pipeline_secret_template: String,
+
+    /// The secret id of a team's secret, tried after the pipeline's.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_TEAM_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_team_secret_template: String,
+
+    /// The secret id tried last, for secrets every team may use.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SHARED_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_SHARED_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_shared_secret_template: String,
+}
+
+impl AwsSecretsManagerFlags {
+    fn settings(&self) -> crate::creds::aws::AwsSettings {
+        crate::creds::aws::AwsSettings {
+            region: self.aws_secretsmanager_region.clone(),
+            access_key: self.aws_secretsmanager_access_key.clone(),
+            secret_key: self.aws_secretsmanager_secret_key.clone(),
+            session_token: self.aws_secretsmanager_session_token.clone(),
+            pipeline_secret_template: Some(self.aws_secretsmanager_pipeline_secret_template.clone()),
+            team_secret_template: Some(self.aws_secretsmanager_team_secret_template.clone()),
+            shared: Some(self.aws_secretsmanager_shared_secret_template.clone()),
+        }
+    }
 }
 
 /// The `vault` credential manager (Vault or OpenBao).
@@ -260,23 +358,50 @@ impl VaultFlags {
 }
 
 impl CredentialFlags {
-    /// atc's credential manager: Vault when --vault-url is given, else the
-    /// dummy vars, else none. A bad setting is an error naming its flag.
+    /// atc's credential manager: the one whose enabling flag is given
+    /// (--vault-url, --aws-ssm-region, ...), else none. Two at once, or a bad
+    /// setting, is an error naming the flags.
     pub fn manager(&self) -> anyhow::Result<std::sync::Arc<dyn crate::creds::CredentialManager>> {
+        use crate::creds::aws::{AwsService, SecretsManager, Ssm};
+        use std::sync::Arc;
         let vault = self.vault.settings();
-        if vault.is_configured() {
-            if !self.dummy_creds_var.is_empty() {
-                anyhow::bail!("--dummy-creds-var and --vault-url: only one credential manager may be configured");
+        let ssm = self.ssm.settings();
+        let secretsmanager = self.secretsmanager.settings();
+        let configured: Vec<&str> = [
+            (!self.dummy_creds_var.is_empty(), "--dummy-creds-var"),
+            (vault.is_configured(), "--vault-url"),
+            (ssm.is_configured(), "--aws-ssm-region"),
+            (secretsmanager.is_configured(), "--aws-secretsmanager-region"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        match configured.as_slice() {
+            [] => Ok(Arc::new(crate::creds::NoCredentials)),
+            ["--dummy-creds-var"] => {
+                let vars = self
+                    .dummy_creds_var
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                Ok(Arc::new(crate::creds::Dummy::new(vars)))
             }
-            let config = vault.check(&crate::creds::vault::FLAG_NAMES)?;
-            return Ok(std::sync::Arc::new(crate::creds::vault::Vault::new(config)?));
+            ["--vault-url"] => {
+                let config = vault.check(&crate::creds::vault::FLAG_NAMES)?;
+                Ok(Arc::new(crate::creds::vault::Vault::new(config)?))
+            }
+            ["--aws-ssm-region"] => {
+                let config = ssm.check(AwsService::Ssm, &|key| AwsService::Ssm.flag(key))?;
+                Ok(Arc::new(Ssm::new(config)))
+            }
+            ["--aws-secretsmanager-region"] => {
+                let service = AwsService::SecretsManager;
+                Ok(Arc::new(SecretsManager::new(secretsmanager.check(service, &|key| service.flag(key))?)))
+            }
+            several => {
+                anyhow::bail!("{}: only one credential manager may be configured", several.join(" and "))
+            }
         }
-        if self.dummy_creds_var.is_empty() {
-            return Ok(std::sync::Arc::new(crate::creds::NoCredentials));
-        }
-        let vars =
-            self.dummy_creds_var.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-        Ok(std::sync::Arc::new(crate::creds::Dummy::new(vars)))
     }
 
     pub fn secret_policy(&self) -> crate::creds::SecretPolicy {

@@ -8,12 +8,15 @@
 //! once-per-build memory of a build's lookups ([`BuildCredentials`]) and the
 //! list of manager types a pipeline's `var_sources` may name ([`registry`]).
 
+pub mod aws;
 mod build;
 mod cache;
 mod dummy;
+mod endpoint;
 mod managed;
 pub mod registry;
 mod retry;
+mod template;
 pub mod vault;
 
 use std::future::Future;

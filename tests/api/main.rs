@@ -12,6 +12,7 @@ mod atc_process;
 mod anonymous_access;
 mod artifact_uploads;
 mod auth;
+mod aws;
 mod browser_login;
 mod clearing;
 mod concurrency;

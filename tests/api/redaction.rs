@@ -43,7 +43,14 @@ async fn secrets_from_vault_never_leave_a_build(backend: Backend) {
     never_leave_a_build(backend, crate::vault::vault(&prefix, std::time::Duration::from_secs(10))).await;
 }
 
-on_both_backends!(secrets_from_vault_never_leave_a_build);
+/// The same, with `((topsecret))` a SecureString of a real `moto_server` (SSM).
+async fn secrets_from_ssm_never_leave_a_build(backend: Backend) {
+    let prefix = crate::aws::unique_prefix();
+    crate::support::moto::put_parameter(&format!("{prefix}/main/topsecret"), SECRET, true).await;
+    never_leave_a_build(backend, crate::aws::ssm(&prefix)).await;
+}
+
+on_both_backends!(secrets_from_vault_never_leave_a_build, secrets_from_ssm_never_leave_a_build);
 
 async fn never_leave_a_build(backend: Backend, credentials: std::sync::Arc<dyn atc::creds::CredentialManager>) {
     let (runtime, _work) = local_runtime_with_types(Some(fixture("types"))).await;

@@ -18,10 +18,15 @@ static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
 static TLS_SERVER: OnceLock<Result<(String, PathBuf), String>> = OnceLock::new();
 static NEXT_MOUNT: AtomicUsize = AtomicUsize::new(0);
 
-pub fn bao() -> PathBuf {
-    let venv = std::env::var_os("ATC_TEST_VENV")
+/// The venv `scripts/install-test-deps.sh` fills with the Python test servers.
+pub fn venv() -> PathBuf {
+    std::env::var_os("ATC_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/atc/venv"));
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/atc/venv"))
+}
+
+pub fn bao() -> PathBuf {
+    let venv = venv();
     let lib = venv.join("lib");
     let python = std::fs::read_dir(&lib)
         .ok()

@@ -3,8 +3,12 @@
 //! credential flow against a local token endpoint.
 
 mod atc_process;
+mod aws;
 mod builds;
 mod gcp;
+#[path = "../support/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 #[path = "../support/on_exit.rs"]
 mod on_exit;
 #[path = "../support/openbao.rs"]

@@ -15,8 +15,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use vaultrs::error::ClientError;
 
+use super::endpoint::Endpoint;
 pub use config::{FLAG_NAMES, VaultConfig, VaultConfigError, VaultSettings};
-use request::{Endpoint, traced};
+use request::traced;
 use session::{Session, SessionError};
 
 use super::{CredentialManager, LookupError, LookupFuture, Secret};
@@ -134,6 +135,7 @@ impl Vault {
             method: "GET",
             server_address: &self.endpoint.host,
             server_port: self.endpoint.port,
+            rpc: None,
         }
         .start();
         let answer = match request.send().await {

@@ -11,7 +11,8 @@ use vaultrs::client::{Identity, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use super::config::{VaultAuth, VaultConfig};
-use super::request::{Endpoint, traced};
+use super::request::traced;
+use crate::creds::endpoint::Endpoint;
 
 /// Why no session could be had.
 #[derive(Debug, thiserror::Error)]

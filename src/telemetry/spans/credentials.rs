@@ -69,6 +69,15 @@ pub struct BackendRequest<'a> {
     pub method: &'static str,
     pub server_address: &'a str,
     pub server_port: Option<u16>,
+    /// For a store spoken to by RPC (AWS): its `rpc.*` attributes.
+    pub rpc: Option<Rpc<'a>>,
+}
+
+/// `rpc.system` (`aws-api`), `rpc.service` (`SSM`) and `rpc.method` (`GetParameter`).
+pub struct Rpc<'a> {
+    pub system: &'static str,
+    pub service: &'a str,
+    pub method: &'a str,
 }
 
 impl BackendRequest<'_> {
@@ -80,6 +89,13 @@ impl BackendRequest<'_> {
         ];
         if let Some(port) = self.server_port {
             attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+        if let Some(rpc) = self.rpc {
+            attributes.extend([
+                KeyValue::new(RPC_SYSTEM, rpc.system),
+                KeyValue::new(RPC_SERVICE, rpc.service.to_string()),
+                KeyValue::new(RPC_METHOD, rpc.method.to_string()),
+            ]);
         }
         let span = tracer
             .span_builder(self.operation.to_string())
