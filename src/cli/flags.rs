@@ -177,6 +177,41 @@ pub struct CredentialFlags {
 
     #[command(flatten)]
     pub secretsmanager: AwsSecretsManagerFlags,
+
+    #[command(flatten)]
+    pub kubernetes: KubernetesCredsFlags,
+}
+
+/// The `kubernetes` credential manager (Secrets in a cluster). Not the
+/// JetBridge runtime's --kubernetes-* flags: these only find secrets.
+#[derive(Debug, Clone, Args)]
+pub struct KubernetesCredsFlags {
+    /// Read Secrets with the service account of atc's own pod; enables the manager.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_IN_CLUSTER")]
+    pub kubernetes_in_cluster: bool,
+
+    /// Read Secrets with this kubeconfig (atc outside the cluster); enables the manager.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_CONFIG_PATH", value_name = "FILE")]
+    pub kubernetes_config_path: Option<PathBuf>,
+
+    /// A team's Secrets are in namespace <prefix><team>.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_NAMESPACE_PREFIX", default_value = crate::creds::kubernetes::DEFAULT_NAMESPACE_PREFIX, value_name = "PREFIX")]
+    pub kubernetes_namespace_prefix: String,
+
+    /// Secrets every team may use are in namespace <prefix><suffix>, tried last.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_SHARED_NAMESPACE_SUFFIX", value_name = "SUFFIX")]
+    pub kubernetes_shared_namespace_suffix: Option<String>,
+}
+
+impl KubernetesCredsFlags {
+    fn settings(&self) -> crate::creds::kubernetes::KubernetesSettings {
+        crate::creds::kubernetes::KubernetesSettings {
+            in_cluster: self.kubernetes_in_cluster,
+            config_path: self.kubernetes_config_path.clone(),
+            namespace_prefix: Some(self.kubernetes_namespace_prefix.clone()),
+            shared_namespace_suffix: self.kubernetes_shared_namespace_suffix.clone(),
+        }
+    }
 }
 
 /// The `ssm` credential manager (AWS SSM Parameter Store).
@@ -367,11 +402,13 @@ impl CredentialFlags {
         let vault = self.vault.settings();
         let ssm = self.ssm.settings();
         let secretsmanager = self.secretsmanager.settings();
+        let kubernetes = self.kubernetes.settings();
         let configured: Vec<&str> = [
             (!self.dummy_creds_var.is_empty(), "--dummy-creds-var"),
             (vault.is_configured(), "--vault-url"),
             (ssm.is_configured(), "--aws-ssm-region"),
             (secretsmanager.is_configured(), "--aws-secretsmanager-region"),
+            (kubernetes.is_configured(), "--kubernetes-in-cluster/--kubernetes-config-path"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -397,6 +434,9 @@ impl CredentialFlags {
             ["--aws-secretsmanager-region"] => {
                 let service = AwsService::SecretsManager;
                 Ok(Arc::new(SecretsManager::new(secretsmanager.check(service, &|key| service.flag(key))?)))
+            }
+            ["--kubernetes-in-cluster/--kubernetes-config-path"] => {
+                Ok(Arc::new(crate::creds::kubernetes::Kubernetes::new(kubernetes.check()?)))
             }
             several => {
                 anyhow::bail!("{}: only one credential manager may be configured", several.join(" and "))

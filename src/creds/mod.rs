@@ -13,6 +13,7 @@ mod build;
 mod cache;
 mod dummy;
 mod endpoint;
+pub mod kubernetes;
 mod managed;
 pub mod registry;
 mod retry;

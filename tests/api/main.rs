@@ -27,6 +27,7 @@ mod input_limits;
 mod instance_vars_depth;
 mod instanced_routes;
 mod intercept;
+mod kubernetes_creds;
 mod leases;
 mod missing_routes;
 mod names;

@@ -50,7 +50,21 @@ async fn secrets_from_ssm_never_leave_a_build(backend: Backend) {
     never_leave_a_build(backend, crate::aws::ssm(&prefix)).await;
 }
 
-on_both_backends!(secrets_from_vault_never_leave_a_build, secrets_from_ssm_never_leave_a_build);
+/// The same, with `((topsecret))` a Secret on the test Kubernetes control plane.
+async fn secrets_from_kubernetes_never_leave_a_build(backend: Backend) {
+    let prefix = crate::kubernetes_creds::unique_prefix();
+    let client = crate::support::control_plane::admin().await;
+    let namespace = format!("{prefix}main");
+    crate::support::control_plane::namespace(&client, &namespace).await;
+    crate::support::control_plane::secret(&client, &namespace, "topsecret", &[("value", SECRET)]).await;
+    never_leave_a_build(backend, crate::kubernetes_creds::kubernetes(&prefix, None)).await;
+}
+
+on_both_backends!(
+    secrets_from_vault_never_leave_a_build,
+    secrets_from_ssm_never_leave_a_build,
+    secrets_from_kubernetes_never_leave_a_build
+);
 
 async fn never_leave_a_build(backend: Backend, credentials: std::sync::Arc<dyn atc::creds::CredentialManager>) {
     let (runtime, _work) = local_runtime_with_types(Some(fixture("types"))).await;

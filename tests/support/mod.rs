@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod control_plane;
 pub mod moto;
 pub mod on_exit;
 pub mod openbao;

@@ -5,7 +5,11 @@
 mod atc_process;
 mod aws;
 mod builds;
+#[path = "../support/control_plane.rs"]
+#[allow(dead_code)]
+mod control_plane;
 mod gcp;
+mod kubernetes_creds;
 #[path = "../support/moto.rs"]
 #[allow(dead_code)]
 mod moto;
