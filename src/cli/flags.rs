@@ -349,11 +349,11 @@ pub struct VaultFlags {
     #[arg(long, env = "CONCOURSE_VAULT_INSECURE_SKIP_VERIFY")]
     pub vault_insecure_skip_verify: bool,
 
-    /// How atc logs in: token (--vault-client-token), approle or cert [default: token].
+    /// How atc logs in: token (--vault-client-token), approle, cert or kubernetes [default: token].
     #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND", value_name = "BACKEND")]
     pub vault_auth_backend: Option<String>,
 
-    /// A parameter of the auth backend, as KEY:VALUE (approle: role_id, secret_id; cert: name; any: mount). Repeatable.
+    /// A parameter of the auth backend, as KEY:VALUE (approle: role_id, secret_id; cert: name; kubernetes: role, jwt or jwt_path; any: mount). Repeatable.
     #[arg(long, env = "CONCOURSE_VAULT_AUTH_PARAM", hide_env_values = true, value_delimiter = ',', value_parser = crate::creds::Dummy::parse_flag, value_name = "KEY:VALUE")]
     pub vault_auth_param: Vec<(String, String)>,
 

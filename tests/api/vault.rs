@@ -216,3 +216,76 @@ async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
 }
 
 on_both_backends!(vault_over_tls_is_trusted_with_its_ca_only);
+
+/// Vault's kubernetes auth backend against the test control plane: OpenBao
+/// reviews atc's service account token with the API server (TokenReview,
+/// as a reviewer bound to `system:auth-delegator`); a token the cluster no
+/// longer honours is refused even though the role names its account.
+async fn a_kubernetes_login_is_reviewed_by_the_cluster(backend: Backend) {
+    use crate::support::control_plane;
+    let prefix = openbao::mount(2).await;
+    openbao::put(&prefix, 2, "main/kube-login", json!({ "value": "logged in with a service account" })).await;
+    let namespace = format!("vault-{}", prefix.trim_start_matches('/'));
+    let cluster = control_plane::admin().await;
+    control_plane::namespace(&cluster, &namespace).await;
+    let reviewer = control_plane::service_account_token(&cluster, &namespace, "reviewer").await;
+    control_plane::bind_auth_delegator(&cluster, &namespace, "reviewer").await;
+    let atc_token = control_plane::service_account_token(&cluster, &namespace, "atc").await;
+    let gone_token = control_plane::service_account_token(&cluster, &namespace, "gone").await;
+    control_plane::delete_service_account(&cluster, &namespace, "gone").await;
+
+    let mount = format!("k8s-{}", prefix.trim_start_matches('/'));
+    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "kubernetes" }))).await;
+    let (api_server, ca) = control_plane::api_server();
+    let config = json!({
+        "kubernetes_host": api_server,
+        "kubernetes_ca_cert": std::fs::read_to_string(ca).unwrap(),
+        "token_reviewer_jwt": reviewer,
+        "disable_local_ca_jwt": true,
+    });
+    openbao::call(Method::POST, &format!("auth/{mount}/config"), Some(config)).await;
+    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
+    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
+    let role = json!({
+        "bound_service_account_names": ["atc", "gone"],
+        "bound_service_account_namespaces": [namespace],
+        "token_policies": [mount],
+        "token_ttl": "60s",
+    });
+    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
+
+    let yaml = format!("jobs:\n{}", checking_job("j", &[("kube-login", "logged in with a service account")]));
+    let tokens = tempfile::tempdir().unwrap();
+    for (token, accepted) in [(&atc_token, true), (&gone_token, false)] {
+        // The token as a pod has it: a file, read at each login.
+        let token_file = tokens.path().join(if accepted { "atc" } else { "gone" });
+        std::fs::write(&token_file, token).unwrap();
+        let settings = atc::creds::vault::VaultSettings {
+            url: Some(openbao::url()),
+            path_prefix: Some(prefix.clone()),
+            auth_backend: Some("kubernetes".into()),
+            auth_params: [
+                ("mount".to_string(), mount.clone()),
+                ("role".to_string(), "atc".to_string()),
+                ("jwt_path".to_string(), token_file.display().to_string()),
+            ]
+            .into(),
+            query_timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
+        let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+        server.set_and_unpause(&token, "kube-auth", &yaml).await;
+        let (_, watched) = server.trigger_and_watch(&token, "kube-auth", "j").await;
+        if accepted {
+            assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+        } else {
+            assert_eq!(watched.status(), "errored", "{}", watched.output());
+            let output = watched.output();
+            assert!(output.contains("((kube-login))") && output.contains("login failed"), "{output}");
+        }
+        server.stop().await;
+    }
+}
+
+on_both_backends!(a_kubernetes_login_is_reviewed_by_the_cluster);

@@ -75,3 +75,36 @@ pub async fn secret(client: &Client, namespace: &str, name: &str, data: &[(&str,
         serde_json::from_value(serde_json::json!({ "metadata": { "name": name }, "stringData": data })).unwrap();
     Api::<Secret>::namespaced(client.clone(), namespace).create(&PostParams::default(), &secret).await.unwrap();
 }
+
+/// Creates service account `name` in `namespace` and a token for it.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({ "spec": { "audiences": [], "expirationSeconds": 3600 } })).unwrap();
+    let issued = accounts.create_token_request(name, &PostParams::default(), &request).await.unwrap();
+    issued.status.and_then(|status| status.token).expect("a token request answers with a token")
+}
+
+/// Deletes service account `name` (its tokens stop being valid).
+pub async fn delete_service_account(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    accounts.delete(name, &Default::default()).await.unwrap();
+}
+
+/// Binds service account `name` of `namespace` to `system:auth-delegator`
+/// (it may then ask the API server to review tokens: TokenReview).
+pub async fn bind_auth_delegator(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": format!("{namespace}-{name}-auth-delegator") },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator" },
+        "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": namespace }],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.unwrap();
+}

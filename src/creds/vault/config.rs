@@ -26,7 +26,23 @@ pub enum VaultAuth {
     AppRole { mount: String, role_id: String, secret_id: String },
     /// The client certificate (`--vault-client-cert`); `name` picks the role.
     Cert { mount: String, name: String },
+    /// A Kubernetes service account token, which Vault checks with the
+    /// cluster (TokenReview) and maps to `role`.
+    Kubernetes { mount: String, role: String, jwt: ServiceAccountToken },
 }
+
+/// Where the kubernetes backend's token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAccountToken {
+    /// `jwt:...`, the token itself (as Concourse takes it).
+    Given(String),
+    /// `jwt_path:...`, or the pod's own token: read at each login, as
+    /// Kubernetes rotates projected tokens.
+    File(PathBuf),
+}
+
+/// Where a pod's service account token is mounted.
+pub const POD_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultConfig {
@@ -129,10 +145,21 @@ impl VaultSettings {
                 }
             }
             Some("kubernetes") => {
-                return Err(error("auth_backend", "kubernetes is not supported yet: use token, approle or cert"));
+                let Some(role) = param("role") else {
+                    return Err(error("auth_param", "kubernetes needs role:..."));
+                };
+                let jwt = match (param("jwt"), param("jwt_path")) {
+                    (Some(_), Some(_)) => return Err(error("auth_param", "give jwt:... or jwt_path:..., not both")),
+                    (Some(jwt), None) => ServiceAccountToken::Given(jwt),
+                    (None, path) => ServiceAccountToken::File(path.unwrap_or_else(|| POD_TOKEN_PATH.into()).into()),
+                };
+                VaultAuth::Kubernetes { mount: param("mount").unwrap_or_else(|| "kubernetes".into()), role, jwt }
             }
             Some(other) => {
-                return Err(error("auth_backend", &format!("'{other}' is not one of token, approle, cert")));
+                return Err(error(
+                    "auth_backend",
+                    &format!("'{other}' is not one of token, approle, cert, kubernetes"),
+                ));
             }
         };
         let lookup_templates = if self.lookup_templates.is_empty() {
@@ -295,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             refused(VaultSettings { auth_backend: Some("ldap".into()), ..settings() }),
-            "--vault-auth-backend: 'ldap' is not one of token, approle, cert"
+            "--vault-auth-backend: 'ldap' is not one of token, approle, cert, kubernetes"
         );
         assert!(
             refused(VaultSettings { auth_backend: Some("approle".into()), ..settings() })
@@ -304,6 +331,25 @@ mod tests {
         assert!(
             refused(VaultSettings { lookup_templates: vec!["/{{.Team}}".into()], ..settings() })
                 .starts_with("--vault-lookup-templates: '/{{.Team}}' has no {{.Secret}}")
+        );
+        let kubernetes = |params: &[(&str, &str)]| VaultSettings {
+            auth_backend: Some("kubernetes".into()),
+            auth_params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..settings()
+        };
+        assert_eq!(refused(kubernetes(&[])), "--vault-auth-param: kubernetes needs role:...");
+        assert_eq!(
+            refused(kubernetes(&[("role", "r"), ("jwt", "t"), ("jwt_path", "/t")])),
+            "--vault-auth-param: give jwt:... or jwt_path:..., not both"
+        );
+        let pods = kubernetes(&[("role", "r")]).check(&FLAG_NAMES).unwrap();
+        assert_eq!(
+            pods.auth,
+            VaultAuth::Kubernetes {
+                mount: "kubernetes".into(),
+                role: "r".into(),
+                jwt: ServiceAccountToken::File(POD_TOKEN_PATH.into())
+            }
         );
         let error = VaultConfig::from_var_source(&json!({ "url": "http://v", "client_token": 5 })).unwrap_err();
         assert_eq!(error.to_string(), "client_token: must be a string");

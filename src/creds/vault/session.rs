@@ -10,7 +10,7 @@ use vaultrs::api::AuthInfo;
 use vaultrs::client::{Identity, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::config::{VaultAuth, VaultConfig};
+use super::config::{ServiceAccountToken, VaultAuth, VaultConfig};
 use super::request::traced;
 use crate::creds::endpoint::Endpoint;
 
@@ -74,6 +74,14 @@ impl Session {
     /// token lease when it has one to renew.
     async fn log_in(&self) -> Result<(VaultClient, Option<AuthInfo>), SessionError> {
         let mut client = self.new_client("")?;
+        // Read at each login: Kubernetes rotates projected tokens.
+        let token_file = match &self.config.auth {
+            VaultAuth::Kubernetes { jwt: ServiceAccountToken::File(path), .. } => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| SessionError::Client(format!("cannot read {}: {e}", path.display())))?,
+            ),
+            _ => None,
+        };
         let login = async {
             match &self.config.auth {
                 VaultAuth::Token(token) => Ok((token.clone(), None)),
@@ -91,6 +99,15 @@ impl Session {
                     let auth =
                         traced(&self.endpoint, "vault login", "POST", vaultrs::auth::cert::login(&client, mount, name))
                             .await?;
+                    Ok((auth.client_token.clone(), Some(auth)))
+                }
+                VaultAuth::Kubernetes { mount, role, jwt } => {
+                    let jwt = match jwt {
+                        ServiceAccountToken::Given(jwt) => jwt.as_str(),
+                        ServiceAccountToken::File(_) => token_file.as_deref().unwrap_or_default(),
+                    };
+                    let login = vaultrs::auth::kubernetes::login(&client, mount, role, jwt.trim());
+                    let auth = traced(&self.endpoint, "vault login", "POST", login).await?;
                     Ok((auth.client_token.clone(), Some(auth)))
                 }
             }
