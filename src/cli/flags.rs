@@ -180,6 +180,65 @@ pub struct CredentialFlags {
 
     #[command(flatten)]
     pub kubernetes: KubernetesCredsFlags,
+
+    #[command(flatten)]
+    pub credhub: CredHubFlags,
+}
+
+/// The `credhub` credential manager.
+#[derive(Debug, Clone, Args)]
+pub struct CredHubFlags {
+    /// CredHub's URL, e.g. https://credhub.example.com:8844; enables the manager.
+    #[arg(long, env = "CONCOURSE_CREDHUB_URL", value_name = "URL")]
+    pub credhub_url: Option<String>,
+
+    /// Under which credentials are looked up.
+    #[arg(long, env = "CONCOURSE_CREDHUB_PATH_PREFIX", default_value = crate::creds::credhub::DEFAULT_PATH_PREFIX, value_name = "PATH")]
+    pub credhub_path_prefix: String,
+
+    /// A path under the prefix tried last, for credentials every team may use.
+    #[arg(long, env = "CONCOURSE_CREDHUB_SHARED_PATH", value_name = "PATH")]
+    pub credhub_shared_path: Option<String>,
+
+    /// A PEM file of CA certificates to trust for CredHub's (and UAA's) certificate. Repeatable.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CA_CERT", value_delimiter = ',', value_name = "FILE")]
+    pub credhub_ca_cert: Vec<PathBuf>,
+
+    /// A PEM client certificate for mutual TLS.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_CERT", value_name = "FILE")]
+    pub credhub_client_cert: Option<PathBuf>,
+
+    /// The PEM private key of --credhub-client-cert.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_KEY", value_name = "FILE")]
+    pub credhub_client_key: Option<PathBuf>,
+
+    /// Do not verify CredHub's certificate. For trying things out only.
+    #[arg(long, env = "CONCOURSE_CREDHUB_INSECURE_SKIP_VERIFY")]
+    pub credhub_insecure_skip_verify: bool,
+
+    /// The UAA client atc gets tokens as (client credentials grant).
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_ID", value_name = "ID")]
+    pub credhub_client_id: Option<String>,
+
+    /// The secret of --credhub-client-id.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub credhub_client_secret: Option<String>,
+}
+
+impl CredHubFlags {
+    fn settings(&self) -> crate::creds::credhub::CredHubSettings {
+        crate::creds::credhub::CredHubSettings {
+            url: self.credhub_url.clone(),
+            path_prefix: Some(self.credhub_path_prefix.clone()),
+            shared_path: self.credhub_shared_path.clone(),
+            ca_certs: self.credhub_ca_cert.clone(),
+            client_cert: self.credhub_client_cert.clone(),
+            client_key: self.credhub_client_key.clone(),
+            insecure_skip_verify: self.credhub_insecure_skip_verify,
+            client_id: self.credhub_client_id.clone(),
+            client_secret: self.credhub_client_secret.clone(),
+        }
+    }
 }
 
 /// The `kubernetes` credential manager (Secrets in a cluster). Not the
@@ -403,12 +462,14 @@ impl CredentialFlags {
         let ssm = self.ssm.settings();
         let secretsmanager = self.secretsmanager.settings();
         let kubernetes = self.kubernetes.settings();
+        let credhub = self.credhub.settings();
         let configured: Vec<&str> = [
             (!self.dummy_creds_var.is_empty(), "--dummy-creds-var"),
             (vault.is_configured(), "--vault-url"),
             (ssm.is_configured(), "--aws-ssm-region"),
             (secretsmanager.is_configured(), "--aws-secretsmanager-region"),
             (kubernetes.is_configured(), "--kubernetes-in-cluster/--kubernetes-config-path"),
+            (credhub.is_configured(), "--credhub-*"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))
@@ -438,6 +499,7 @@ impl CredentialFlags {
             ["--kubernetes-in-cluster/--kubernetes-config-path"] => {
                 Ok(Arc::new(crate::creds::kubernetes::Kubernetes::new(kubernetes.check()?)))
             }
+            ["--credhub-*"] => Ok(Arc::new(crate::creds::credhub::CredHub::new(credhub.check()?))),
             several => {
                 anyhow::bail!("{}: only one credential manager may be configured", several.join(" and "))
             }

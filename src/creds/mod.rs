@@ -11,6 +11,7 @@
 pub mod aws;
 mod build;
 mod cache;
+pub mod credhub;
 mod dummy;
 mod endpoint;
 pub mod kubernetes;

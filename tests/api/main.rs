@@ -17,6 +17,7 @@ mod browser_login;
 mod clearing;
 mod concurrency;
 mod corrupt_rows;
+mod credhub;
 mod db;
 mod document_limits;
 mod events;

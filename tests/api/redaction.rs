@@ -60,7 +60,23 @@ async fn secrets_from_kubernetes_never_leave_a_build(backend: Backend) {
     never_leave_a_build(backend, crate::kubernetes_creds::kubernetes(&prefix, None)).await;
 }
 
+/// The same, with `((topsecret))` a CredHub password (the fake CredHub).
+async fn secrets_from_credhub_never_leave_a_build(backend: Backend) {
+    use crate::support::credhub::{CLIENT_ID, CLIENT_SECRET, FakeCredHub};
+    let fake = FakeCredHub::start().await;
+    fake.set("/concourse/main/topsecret", "password", Value::String(SECRET.into()));
+    let settings = atc::creds::credhub::CredHubSettings {
+        url: Some(fake.url.clone()),
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(CLIENT_SECRET.into()),
+        ..Default::default()
+    };
+    let credhub = atc::creds::credhub::CredHub::new(settings.check().unwrap());
+    never_leave_a_build(backend, std::sync::Arc::new(credhub)).await;
+}
+
 on_both_backends!(
+    secrets_from_credhub_never_leave_a_build,
     secrets_from_vault_never_leave_a_build,
     secrets_from_ssm_never_leave_a_build,
     secrets_from_kubernetes_never_leave_a_build

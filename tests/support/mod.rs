@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod control_plane;
+pub mod credhub;
 pub mod moto;
 pub mod on_exit;
 pub mod openbao;

@@ -8,6 +8,10 @@ mod builds;
 #[path = "../support/control_plane.rs"]
 #[allow(dead_code)]
 mod control_plane;
+#[path = "../support/credhub.rs"]
+#[allow(dead_code)]
+mod credhub;
+mod credhub_creds;
 mod gcp;
 mod kubernetes_creds;
 #[path = "../support/moto.rs"]
