@@ -400,7 +400,7 @@ pub struct VaultFlags {
     #[arg(long, env = "CONCOURSE_VAULT_CLIENT_KEY", value_name = "FILE")]
     pub vault_client_key: Option<PathBuf>,
 
-    /// The name Vault's certificate must carry, when not the URL's host (not supported yet: refused).
+    /// The name Vault's certificate is checked against and the TLS server name (SNI) sent, when not the URL's host.
     #[arg(long, env = "CONCOURSE_VAULT_SERVER_NAME", value_name = "NAME")]
     pub vault_server_name: Option<String>,
 
@@ -427,19 +427,32 @@ pub struct VaultFlags {
     /// How long one lookup (retries included) may take before the step errors.
     #[arg(long, env = "CONCOURSE_VAULT_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub vault_query_timeout: Duration,
+
+    /// Log in again after this long instead of renewing the token for ever.
+    #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND_MAX_TTL", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_auth_backend_max_ttl: Option<Duration>,
+
+    /// The first wait before a login Vault could not answer is tried again (doubling each time).
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_INITIAL", default_value = "1s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_retry_initial: Duration,
+
+    /// The longest wait between two tries of a login.
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_MAX", default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_retry_max: Duration,
 }
 
 impl VaultFlags {
     fn settings(&self) -> crate::creds::vault::VaultSettings {
+        use crate::creds::vault::Pem;
         crate::creds::vault::VaultSettings {
             url: self.vault_url.clone(),
             path_prefix: Some(self.vault_path_prefix.clone()),
             lookup_templates: self.vault_lookup_templates.clone(),
             shared_path: self.vault_shared_path.clone(),
             namespace: self.vault_namespace.clone(),
-            ca_cert: self.vault_ca_cert.clone(),
-            client_cert: self.vault_client_cert.clone(),
-            client_key: self.vault_client_key.clone(),
+            ca_cert: self.vault_ca_cert.clone().map(Pem::File),
+            client_cert: self.vault_client_cert.clone().map(Pem::File),
+            client_key: self.vault_client_key.clone().map(Pem::File),
             server_name: self.vault_server_name.clone(),
             insecure_skip_verify: self.vault_insecure_skip_verify,
             auth_backend: self.vault_auth_backend.clone(),
@@ -447,6 +460,9 @@ impl VaultFlags {
             client_token: self.vault_client_token.clone(),
             login_timeout: Some(self.vault_login_timeout),
             query_timeout: Some(self.vault_query_timeout),
+            auth_max_ttl: self.vault_auth_backend_max_ttl,
+            auth_retry_initial: Some(self.vault_retry_initial),
+            auth_retry_max: Some(self.vault_retry_max),
         }
     }
 }

@@ -182,24 +182,30 @@ fn put_over_tls(url: &str, ca: &std::path::Path, path: &str, value: &str) {
 async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
     let (url, ca) = openbao::tls();
     put_over_tls(&url, &ca, "main/tls/greeting", "over tls");
-    let manager =
-        |ca_cert: Option<&std::path::Path>, insecure_skip_verify: bool| -> Arc<dyn atc::creds::CredentialManager> {
-            let settings = atc::creds::vault::VaultSettings {
-                url: Some(url.clone()),
-                path_prefix: Some("/secret".into()),
-                client_token: Some(ROOT_TOKEN.into()),
-                ca_cert: ca_cert.map(std::path::Path::to_path_buf),
-                insecure_skip_verify,
-                query_timeout: Some(Duration::from_secs(2)),
-                ..Default::default()
-            };
-            Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
+    // The dev server's certificate names 127.0.0.1 and localhost only.
+    let manager = |ca_cert: Option<&std::path::Path>,
+                   insecure_skip_verify: bool,
+                   server_name: Option<&str>|
+     -> Arc<dyn atc::creds::CredentialManager> {
+        let settings = atc::creds::vault::VaultSettings {
+            url: Some(url.clone()),
+            path_prefix: Some("/secret".into()),
+            client_token: Some(ROOT_TOKEN.into()),
+            ca_cert: ca_cert.map(|path| atc::creds::vault::Pem::File(path.to_path_buf())),
+            server_name: server_name.map(str::to_string),
+            insecure_skip_verify,
+            query_timeout: Some(Duration::from_secs(2)),
+            ..Default::default()
         };
+        Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
+    };
     let yaml = format!("jobs:\n{}", checking_job("j", &[("greeting", "over tls")]));
     for (what, credentials, trusted) in [
-        ("--vault-ca-cert", manager(Some(&ca), false), true),
-        ("--vault-insecure-skip-verify", manager(None, true), true),
-        ("the system's roots only", manager(None, false), false),
+        ("--vault-ca-cert", manager(Some(&ca), false, None), true),
+        ("--vault-insecure-skip-verify", manager(None, true, None), true),
+        ("the system's roots only", manager(None, false, None), false),
+        ("--vault-server-name the certificate names", manager(Some(&ca), false, Some("localhost")), true),
+        ("--vault-server-name it does not name", manager(Some(&ca), false, Some("vault.example.com")), false),
     ] {
         let (server, token, _work) = server_with(backend, credentials).await;
         server.set_and_unpause(&token, "tls", &yaml).await;
@@ -215,7 +221,77 @@ async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
     }
 }
 
-on_both_backends!(vault_over_tls_is_trusted_with_its_ca_only);
+/// A `type: vault` var source takes its CA as PEM text, as Concourse does.
+async fn a_var_source_trusts_the_ca_it_is_given_as_pem_text(backend: Backend) {
+    let (url, ca) = openbao::tls();
+    put_over_tls(&url, &ca, "main/pem/greeting", "trusted by pem text");
+    let (server, token, _work) = server_with(backend, Arc::new(atc::creds::NoCredentials)).await;
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    let indented: String = pem.lines().map(|line| format!("      {line}\n")).collect();
+    let yaml = format!(
+        "var_sources:\n- name: tls\n  type: vault\n  config:\n    url: {url}\n    path_prefix: /secret\n    client_token: {ROOT_TOKEN}\n    server_name: localhost\n    ca_cert: |\n{indented}jobs:\n{}",
+        checking_job("j", &[("tls:greeting", "trusted by pem text")])
+    );
+    server.set_and_unpause(&token, "pem", &yaml).await;
+    let (_, watched) = server.trigger_and_watch(&token, "pem", "j").await;
+    assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+    server.stop().await;
+}
+
+/// With `--vault-auth-backend-max-ttl`, a login is done again once that
+/// long has passed, though its token could still be renewed.
+async fn a_login_older_than_the_max_ttl_is_done_again(backend: Backend) {
+    let prefix = openbao::mount(2).await;
+    openbao::put(&prefix, 2, "main/first", json!({ "value": "one" })).await;
+    openbao::put(&prefix, 2, "main/second", json!({ "value": "two" })).await;
+    let mount = format!("approle-{}", prefix.trim_start_matches('/'));
+    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
+    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
+    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
+    let role = json!({ "token_ttl": "120s", "token_policies": [mount] });
+    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
+    let role_id =
+        openbao::call(Method::GET, &format!("auth/{mount}/role/atc/role-id"), None).await["data"]["role_id"].clone();
+    let secret_id =
+        openbao::call(Method::POST, &format!("auth/{mount}/role/atc/secret-id"), None).await["data"]["secret_id"]
+            .clone();
+    let settings = atc::creds::vault::VaultSettings {
+        url: Some(openbao::url()),
+        path_prefix: Some(prefix.clone()),
+        auth_backend: Some("approle".into()),
+        auth_params: [
+            ("mount".to_string(), mount.clone()),
+            ("role_id".to_string(), role_id.as_str().unwrap().to_string()),
+            ("secret_id".to_string(), secret_id.as_str().unwrap().to_string()),
+        ]
+        .into(),
+        auth_max_ttl: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
+    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 4']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
+    server.set_and_unpause(&token, "max-ttl", yaml).await;
+    let (_, watched) = server.trigger_and_watch(&token, "max-ttl", "long").await;
+    assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+    let accessors = openbao::call(Method::GET, "auth/token/accessors?list=true", None).await;
+    let mut logins = 0;
+    for accessor in accessors["data"]["keys"].as_array().unwrap() {
+        let looked =
+            openbao::call(Method::POST, "auth/token/lookup-accessor", Some(json!({ "accessor": accessor }))).await;
+        if looked["data"]["path"].as_str() == Some(&format!("auth/{mount}/login")) {
+            logins += 1;
+        }
+    }
+    assert_eq!(logins, 2, "one login per max TTL");
+    server.stop().await;
+}
+
+on_both_backends!(
+    vault_over_tls_is_trusted_with_its_ca_only,
+    a_var_source_trusts_the_ca_it_is_given_as_pem_text,
+    a_login_older_than_the_max_ttl_is_done_again
+);
 
 /// Vault's kubernetes auth backend against the test control plane: OpenBao
 /// reviews atc's service account token with the API server (TokenReview,

@@ -6,6 +6,7 @@
 mod config;
 mod request;
 mod session;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::sync::Mutex;
 use vaultrs::error::ClientError;
 
 use super::endpoint::Endpoint;
-pub use config::{FLAG_NAMES, VaultConfig, VaultConfigError, VaultSettings};
+pub use config::{FLAG_NAMES, Pem, VaultConfig, VaultConfigError, VaultSettings};
 use request::traced;
 use session::{Session, SessionError};
 
@@ -65,7 +66,8 @@ impl Vault {
     /// Checks nothing remote: the first lookup logs in.
     pub fn new(config: VaultConfig) -> Result<Vault, VaultConfigError> {
         let endpoint = Endpoint::of(&config.url);
-        let session = Arc::new(Session::new(config.clone(), endpoint.clone()));
+        let http = tls::http_client(&config)?;
+        let session = Arc::new(Session::new(config.clone(), endpoint.clone(), http));
         Ok(Vault { config, endpoint, session, versions: Mutex::new(HashMap::new()) })
     }
 
@@ -125,7 +127,7 @@ impl Vault {
         if let Some(version) = self.versions.lock().await.get(mount) {
             return *version;
         }
-        let url = format!("{}/v1/sys/internal/ui/mounts/{mount}", self.config.url);
+        let url = format!("{}/v1/sys/internal/ui/mounts/{mount}", client.http.base.trim_end_matches('/'));
         let mut request = client.http.http.get(url).header("X-Vault-Token", client.settings.token.as_str());
         if let Some(namespace) = &self.config.namespace {
             request = request.header("X-Vault-Namespace", namespace.as_str());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::RwLock;
 use vaultrs::api::AuthInfo;
-use vaultrs::client::{Identity, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use super::config::{ServiceAccountToken, VaultAuth, VaultConfig};
@@ -39,12 +39,14 @@ impl SessionError {
 pub struct Session {
     config: VaultConfig,
     endpoint: Endpoint,
+    /// The HTTP client (TLS settings applied) and the base URL it talks to.
+    http: (reqwest13::Client, String),
     client: RwLock<Option<Arc<VaultClient>>>,
 }
 
 impl Session {
-    pub fn new(config: VaultConfig, endpoint: Endpoint) -> Session {
-        Session { config, endpoint, client: RwLock::new(None) }
+    pub fn new(config: VaultConfig, endpoint: Endpoint, http: (reqwest13::Client, String)) -> Session {
+        Session { config, endpoint, http, client: RwLock::new(None) }
     }
 
     /// A client with a live token, logging in first when there is none.
@@ -60,7 +62,7 @@ impl Session {
         let client = Arc::new(client);
         *slot = Some(client.clone());
         if let Some(auth) = auth {
-            keep_alive(Arc::downgrade(self), &auth);
+            keep_alive(Arc::downgrade(self), &client, &auth, self.config.auth_max_ttl);
         }
         Ok(client)
     }
@@ -70,9 +72,39 @@ impl Session {
         self.client.write().await.take();
     }
 
-    /// A client logged in with the configured backend, and the login's
-    /// token lease when it has one to renew.
+    /// Forgets `client`'s token unless a newer login replaced it already.
+    async fn forget_if_current(&self, client: &Arc<VaultClient>) {
+        let mut slot = self.client.write().await;
+        if slot.as_ref().is_some_and(|current| Arc::ptr_eq(current, client)) {
+            slot.take();
+        }
+    }
+
+    /// Logs in, trying again while Vault cannot answer: first after
+    /// `auth_retry_initial`, then twice as long each time up to
+    /// `auth_retry_max`, all within the login timeout.
     async fn log_in(&self) -> Result<(VaultClient, Option<AuthInfo>), SessionError> {
+        let tries = async {
+            let mut wait = self.config.auth_retry_initial;
+            loop {
+                match self.log_in_once().await {
+                    Err(error) if error.is_transient() => {
+                        tracing::warn!(%error, retry_in = ?wait, "could not log in to Vault");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(self.config.auth_retry_max);
+                    }
+                    answer => return answer,
+                }
+            }
+        };
+        tokio::time::timeout(self.config.login_timeout, tries)
+            .await
+            .map_err(|_| SessionError::LoginTimedOut(self.config.login_timeout))?
+    }
+
+    /// A client logged in with the configured backend, and the login's
+    /// token lease when the backend gave one.
+    async fn log_in_once(&self) -> Result<(VaultClient, Option<AuthInfo>), SessionError> {
         let mut client = self.new_client("")?;
         // Read at each login: Kubernetes rotates projected tokens.
         let token_file = match &self.config.auth {
@@ -112,46 +144,27 @@ impl Session {
                 }
             }
         };
-        let (token, auth) = tokio::time::timeout(self.config.login_timeout, login)
-            .await
-            .map_err(|_| SessionError::LoginTimedOut(self.config.login_timeout))?
-            .map_err(SessionError::Login)?;
+        let (token, auth) = login.await.map_err(SessionError::Login)?;
         vaultrs::client::Client::set_token(&mut client, &token);
         if let Some(auth) = &auth {
             tracing::info!(lease_seconds = auth.lease_duration, renewable = auth.renewable, "logged in to Vault");
         }
-        Ok((client, auth.filter(|auth| auth.renewable && auth.lease_duration > 0)))
+        Ok((client, auth))
     }
 
+    /// A vaultrs client on atc's own HTTP client (see `tls.rs`).
     fn new_client(&self, token: &str) -> Result<VaultClient, SessionError> {
-        // reqwest's rustls needs a process-wide crypto provider: ring, as the rest of atc.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (http, base) = &self.http;
         let mut settings = VaultClientSettingsBuilder::default();
-        settings
-            .address(&self.config.url)
-            .token(token)
-            .timeout(Some(self.config.query_timeout))
-            .verify(!self.config.insecure_skip_verify)
-            .ca_certs(self.config.ca_cert.iter().map(|path| path.display().to_string()).collect())
-            .identity(self.identity()?);
+        settings.address(base).token(token).timeout(Some(self.config.query_timeout)).ca_certs(Vec::new());
         if let Some(namespace) = &self.config.namespace {
             settings.set_namespace(namespace.clone());
         }
         let settings = settings.build().map_err(|e| SessionError::Client(e.to_string()))?;
-        VaultClient::new(settings).map_err(|e| SessionError::Client(e.to_string()))
-    }
-
-    fn identity(&self) -> Result<Option<Identity>, SessionError> {
-        let (Some(cert), Some(key)) = (&self.config.client_cert, &self.config.client_key) else {
-            return Ok(None);
-        };
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| SessionError::Client(format!("cannot read {}: {e}", path.display())))
-        };
-        let mut pem = read(cert)?;
-        pem.push(b'\n');
-        pem.extend(read(key)?);
-        Identity::from_pem(&pem).map(Some).map_err(|e| SessionError::Client(format!("client certificate: {e}")))
+        let mut client = VaultClient::new(settings).map_err(|e| SessionError::Client(e.to_string()))?;
+        client.http.http = http.clone();
+        client.http.base = base.clone();
+        Ok(client)
     }
 
     /// Renews the token at half its lease; once it cannot be renewed, the
@@ -171,17 +184,36 @@ impl Session {
     }
 }
 
-fn keep_alive(session: Weak<Session>, auth: &AuthInfo) {
-    let mut lease = Duration::from_secs(auth.lease_duration);
+/// Renews `client`'s token at half its lease while it can be renewed, and
+/// forgets it (the next lookup logs in again) once it cannot, or once
+/// `max_ttl` has passed since the login. Ends with the session or when
+/// another login replaced this one.
+fn keep_alive(session: Weak<Session>, client: &Arc<VaultClient>, auth: &AuthInfo, max_ttl: Option<Duration>) {
+    let logged_in = tokio::time::Instant::now();
+    let mut lease = (auth.renewable && auth.lease_duration > 0).then(|| Duration::from_secs(auth.lease_duration));
+    let client = Arc::downgrade(client);
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(lease / 2).await;
-            let Some(session) = session.upgrade() else { return };
-            let Some(client) = session.client.read().await.clone() else { return };
+            let until_max = max_ttl.map(|ttl| ttl.saturating_sub(logged_in.elapsed()));
+            let wait = match (lease.map(|lease| lease / 2), until_max) {
+                (Some(half), Some(until_max)) => half.min(until_max),
+                (Some(half), None) => half,
+                (None, Some(until_max)) => until_max,
+                (None, None) => return,
+            };
+            tokio::time::sleep(wait).await;
+            let (Some(session), Some(client)) = (session.upgrade(), client.upgrade()) else { return };
+            if max_ttl.is_some_and(|ttl| logged_in.elapsed() >= ttl) {
+                tracing::info!(
+                    "the Vault login reached --vault-auth-backend-max-ttl; logging in again when next needed"
+                );
+                session.forget_if_current(&client).await;
+                return;
+            }
             match session.renew(&client).await {
-                Some(renewed) => lease = Duration::from_secs(renewed.lease_duration),
+                Some(renewed) => lease = Some(Duration::from_secs(renewed.lease_duration)),
                 None => {
-                    session.forget().await;
+                    session.forget_if_current(&client).await;
                     return;
                 }
             }
