@@ -121,3 +121,22 @@ async fn a_refused_uaa_client_errors_the_step_naming_credhub(backend: Backend) {
 }
 
 on_both_backends!(credhub_vars_of_every_type_run_end_to_end, a_refused_uaa_client_errors_the_step_naming_credhub);
+
+async fn an_unreachable_credhub_errors_the_step_naming_it(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (server, token, _work) =
+        server_with(backend, credhub(&format!("http://127.0.0.1:{closed}"), CLIENT_SECRET)).await;
+    server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("greeting", "x")]))).await;
+    let asked = std::time::Instant::now();
+    let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;
+    assert!(asked.elapsed() < std::time::Duration::from_secs(10), "took {:?}", asked.elapsed());
+    assert_eq!(watched.status(), "errored", "{}", watched.output());
+    let output = watched.output();
+    assert!(
+        output.contains("((greeting))") && output.contains("credhub credential manager is unavailable"),
+        "{output}"
+    );
+    server.stop().await;
+}
+
+on_both_backends!(an_unreachable_credhub_errors_the_step_naming_it);

@@ -84,3 +84,32 @@ async fn kubernetes_vars_run_end_to_end(backend: Backend) {
 }
 
 on_both_backends!(kubernetes_vars_run_end_to_end);
+
+async fn an_unreachable_cluster_errors_the_step_naming_kubernetes(backend: Backend) {
+    // The administrator's kubeconfig, pointed at a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (api_server, _) = control_plane::api_server();
+    let kubeconfig = std::fs::read_to_string(control_plane::admin_kubeconfig()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let moved = dir.path().join("kubeconfig");
+    std::fs::write(&moved, kubeconfig.replace(&api_server, &format!("https://127.0.0.1:{closed}"))).unwrap();
+    let settings = KubernetesSettings { config_path: Some(moved), ..KubernetesSettings::default() };
+    let (runtime, _work) = local_runtime().await;
+    let mut options = server_options_with(runtime, &[]);
+    options.credentials = Arc::new(Kubernetes::new(settings.check().unwrap()));
+    options.secret_policy.retry =
+        atc::creds::RetryOptions { attempts: 2, interval: std::time::Duration::from_millis(100) };
+    let server = TestServer::start_with(backend, options).await;
+    let token = server.admin_token().await;
+    server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("greeting", "x")]))).await;
+    let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;
+    assert_eq!(watched.status(), "errored", "{}", watched.output());
+    let output = watched.output();
+    assert!(
+        output.contains("((greeting))") && output.contains("kubernetes credential manager is unavailable"),
+        "{output}"
+    );
+    server.stop().await;
+}
+
+on_both_backends!(an_unreachable_cluster_errors_the_step_naming_kubernetes);

@@ -28,3 +28,29 @@ async fn secretsmanager_lookups_are_traced_cached_and_never_show_the_secret() {
     ];
     lookups_are_traced_cached_and_never_show_the_secret("secretsmanager", "POST", &[], &env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_aws_errors_the_step_naming_the_manager() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let args = [
+        "--aws-ssm-region",
+        REGION,
+        "--aws-ssm-access-key",
+        ACCESS_KEY,
+        "--aws-ssm-secret-key",
+        SECRET_KEY,
+        "--secret-retry-interval",
+        "100ms",
+    ];
+    let atc = crate::atc_process::Atc::quickstart(&args, &[("AWS_ENDPOINT_URL", &endpoint)]);
+    let client = crate::builds::Client::login(&atc).await;
+    client.set_and_unpause("show", PIPELINE_USING_TOPSECRET).await;
+    let (build, events) =
+        client.trigger("show", "show", &format!("00-{}-{}-01", crate::random_hex(16), crate::random_hex(8))).await;
+    assert_eq!(build["status"], "errored", "{events}");
+    assert!(events.contains("((topsecret))") && events.contains("ssm credential manager is unavailable"), "{events}");
+    atc.terminate();
+}
+
+const PIPELINE_USING_TOPSECRET: &str = "jobs:\n- name: show\n  plan:\n  - task: show\n    config: {platform: linux, params: {SHOWN: ((topsecret))}, run: {path: 'true'}}\n";

@@ -44,7 +44,7 @@ pub enum AwsService {
 
 impl AwsService {
     /// The manager's name (`concourse.creds.manager`, var source type).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             AwsService::Ssm => "ssm",
             AwsService::SecretsManager => "secretsmanager",
@@ -53,11 +53,7 @@ impl AwsService {
 
     /// The flag of a setting, e.g. `--aws-ssm-region`.
     pub fn flag(self, key: &str) -> String {
-        let service = match self {
-            AwsService::Ssm => "ssm",
-            AwsService::SecretsManager => "secretsmanager",
-        };
-        format!("--aws-{service}-{}", key.replace('_', "-"))
+        format!("--aws-{}-{}", self.name(), key.replace('_', "-"))
     }
 
     /// The SDK's service id, for `rpc.service` and span names.
@@ -70,11 +66,7 @@ impl AwsService {
 
     /// The endpoint's host when no endpoint is configured.
     fn default_host(self, region: &str) -> String {
-        let prefix = match self {
-            AwsService::Ssm => "ssm",
-            AwsService::SecretsManager => "secretsmanager",
-        };
-        format!("{prefix}.{region}.amazonaws.com")
+        format!("{}.{region}.amazonaws.com", self.name())
     }
 }
 

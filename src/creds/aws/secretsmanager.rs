@@ -13,7 +13,7 @@ use crate::config::vars::VarRef;
 use crate::creds::endpoint::Endpoint;
 use crate::creds::{CredentialManager, LookupError, LookupFuture, Secret};
 
-const NAME: &str = "secretsmanager";
+const NAME: &str = AwsService::SecretsManager.name();
 
 pub struct SecretsManager {
     config: AwsConfig,

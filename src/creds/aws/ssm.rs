@@ -11,7 +11,7 @@ use crate::config::vars::VarRef;
 use crate::creds::endpoint::Endpoint;
 use crate::creds::{CredentialManager, LookupError, LookupFuture, Secret};
 
-const NAME: &str = "ssm";
+const NAME: &str = AwsService::Ssm.name();
 
 pub struct Ssm {
     config: AwsConfig,

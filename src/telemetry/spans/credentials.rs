@@ -153,6 +153,36 @@ mod tests {
     }
 
     #[test]
+    fn a_request_to_an_rpc_store_names_its_service_and_method() {
+        let step = testing::parent();
+        {
+            let _current = step.clone().attach();
+            let rpc = Rpc { system: "aws-api", service: "SSM", method: "GetParameter" };
+            let request = BackendRequest {
+                operation: "SSM.GetParameter",
+                method: "POST",
+                server_address: "ssm.eu-west-1.amazonaws.com",
+                server_port: None,
+                rpc: Some(rpc),
+            };
+            request.start().ended(Some(200), None);
+        }
+        let span = testing::one_ended_in(&step);
+        assert_eq!(span.span_kind, SpanKind::Client);
+        assert_eq!(
+            attributes(&span),
+            [
+                "http.request.method=POST",
+                "server.address=ssm.eu-west-1.amazonaws.com",
+                "rpc.system=aws-api",
+                "rpc.service=SSM",
+                "rpc.method=GetParameter",
+                "http.response.status_code=200",
+            ]
+        );
+    }
+
+    #[test]
     fn a_failed_lookup_marks_its_span_failed() {
         let step = testing::parent();
         lookup(&step).failed("vault is sealed");
