@@ -167,16 +167,85 @@ on_both_backends!(
     an_approle_token_is_renewed_during_a_long_build
 );
 
-/// Writes `value` at `path` of the HTTPS server's `secret/` mount, with the bao CLI.
-fn put_over_tls(url: &str, ca: &std::path::Path, path: &str, value: &str) {
+/// Runs the bao CLI as root against the HTTPS server.
+fn bao_over_tls(url: &str, ca: &std::path::Path, args: &[&str]) {
     let output = std::process::Command::new(openbao::bao())
-        .args(["kv", "put", "-mount=secret", path, &format!("value={value}")])
+        .args(args)
         .env("BAO_ADDR", url)
         .env("BAO_CACERT", ca)
         .env("BAO_TOKEN", ROOT_TOKEN)
         .output()
         .unwrap();
-    assert!(output.status.success(), "bao kv put: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "bao {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Writes `value` at `path` of the HTTPS server's `secret/` mount.
+fn put_over_tls(url: &str, ca: &std::path::Path, path: &str, value: &str) {
+    bao_over_tls(url, ca, &["kv", "put", "-mount=secret", path, &format!("value={value}")]);
+}
+
+/// atc logs in with a client certificate (the cert auth backend, over
+/// mutual TLS): given as files (as the flags give them) to atc's manager,
+/// and as PEM text to a var source.
+async fn a_client_certificate_logs_in_with_the_cert_backend(backend: Backend) {
+    let (url, ca) = openbao::tls();
+    put_over_tls(&url, &ca, "main/certy/greeting", "logged in with a certificate");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client-key.pem"));
+    let openssl = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=atc"])
+        .args(["-addext", "extendedKeyUsage=clientAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(openssl.status.success(), "openssl: {}", String::from_utf8_lossy(&openssl.stderr));
+    let mount =
+        format!("cert-{}-{}", std::process::id(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+    bao_over_tls(&url, &ca, &["auth", "enable", &format!("-path={mount}"), "cert"]);
+    bao_over_tls(
+        &url,
+        &ca,
+        &["write", &format!("sys/policies/acl/{mount}"), "policy=path \"secret/*\" { capabilities = [\"read\"] }"],
+    );
+    let certificate = format!("certificate=@{}", cert.display());
+    bao_over_tls(
+        &url,
+        &ca,
+        &["write", &format!("auth/{mount}/certs/atc"), &certificate, &format!("token_policies={mount}")],
+    );
+
+    let settings = atc::creds::vault::VaultSettings {
+        url: Some(url.clone()),
+        path_prefix: Some("/secret".into()),
+        ca_cert: Some(atc::creds::vault::Pem::File(ca.clone())),
+        client_cert: Some(atc::creds::vault::Pem::File(cert.clone())),
+        client_key: Some(atc::creds::vault::Pem::File(key.clone())),
+        auth_backend: Some("cert".into()),
+        auth_params: [("mount".to_string(), mount.clone()), ("name".to_string(), "atc".to_string())].into(),
+        query_timeout: Some(Duration::from_secs(10)),
+        ..Default::default()
+    };
+    let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
+    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let indent = |path: &std::path::Path| -> String {
+        std::fs::read_to_string(path).unwrap().lines().map(|line| format!("      {line}\n")).collect()
+    };
+    let yaml = format!(
+        "var_sources:\n- name: certy\n  type: vault\n  config:\n    url: {url}\n    path_prefix: /secret\n    auth_backend: cert\n    auth_params: {{mount: {mount}, name: atc}}\n    ca_cert: |\n{}    client_cert: |\n{}    client_key: |\n{}jobs:\n{}",
+        indent(&ca),
+        indent(&cert),
+        indent(&key),
+        checking_job(
+            "j",
+            &[("greeting", "logged in with a certificate"), ("certy:greeting", "logged in with a certificate")]
+        )
+    );
+    server.set_and_unpause(&token, "certy", &yaml).await;
+    let (_, watched) = server.trigger_and_watch(&token, "certy", "j").await;
+    assert_eq!(watched.status(), "succeeded", "{}", watched.output());
+    server.stop().await;
 }
 
 async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
@@ -288,6 +357,7 @@ async fn a_login_older_than_the_max_ttl_is_done_again(backend: Backend) {
 }
 
 on_both_backends!(
+    a_client_certificate_logs_in_with_the_cert_backend,
     vault_over_tls_is_trusted_with_its_ca_only,
     a_var_source_trusts_the_ca_it_is_given_as_pem_text,
     a_login_older_than_the_max_ttl_is_done_again
