@@ -52,6 +52,7 @@ pub struct CredHubConfigError {
 
 pub struct CredHubConfig {
     url: String,
+    ca_certs: Vec<PathBuf>,
     path_prefix: String,
     shared_path: Option<String>,
     uaa_client: Option<(String, String)>,
@@ -115,6 +116,7 @@ impl CredHubSettings {
         let http = http.build().map_err(|e| error("url", format!("cannot set up the HTTP client: {e}")))?;
         Ok(CredHubConfig {
             url: url.trim_end_matches('/').to_string(),
+            ca_certs: self.ca_certs,
             path_prefix: self.path_prefix.unwrap_or_else(|| DEFAULT_PATH_PREFIX.into()),
             shared_path: self.shared_path.filter(|path| !path.is_empty()),
             uaa_client,
@@ -347,8 +349,9 @@ impl CredentialManager for CredHub {
         Some(serde_json::json!({
             "url": self.config.url,
             "path_prefix": self.config.path_prefix,
-            "shared_path": self.config.shared_path,
+            "ca_certs": self.config.ca_certs,
             "uaa_client_id": self.config.uaa_client.as_ref().map(|(id, _)| id),
+            "shared_path": self.config.shared_path,
         }))
     }
 }

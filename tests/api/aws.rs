@@ -129,6 +129,21 @@ async fn aws_vars_run_end_to_end(backend: Backend) {
     server.stop().await;
 }
 
+async fn info_describes_the_manager_without_its_keys(backend: Backend) {
+    let (server, token, _work) = server_with(backend, ssm("/described")).await;
+    let creds: serde_json::Value = server.get("/api/v1/info/creds", Some(&token)).await.json().await.unwrap();
+    assert_eq!(
+        creds,
+        serde_json::json!({ "ssm": {
+            "aws_region": REGION,
+            "pipeline_secret_template": "/described/{{.Team}}/{{.Pipeline}}/{{.Secret}}",
+            "team_secret_template": "/described/{{.Team}}/{{.Secret}}",
+            "shared_path": "/described/shared",
+        }})
+    );
+    server.stop().await;
+}
+
 async fn a_secrets_manager_var_missing_everywhere_is_undefined(backend: Backend) {
     let prefix = unique_prefix();
     let config =
@@ -141,4 +156,8 @@ async fn a_secrets_manager_var_missing_everywhere_is_undefined(backend: Backend)
     server.stop().await;
 }
 
-on_both_backends!(aws_vars_run_end_to_end, a_secrets_manager_var_missing_everywhere_is_undefined);
+on_both_backends!(
+    aws_vars_run_end_to_end,
+    a_secrets_manager_var_missing_everywhere_is_undefined,
+    info_describes_the_manager_without_its_keys
+);

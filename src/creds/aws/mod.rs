@@ -111,6 +111,8 @@ pub struct AwsConfig {
     keys: Option<(String, String, Option<String>)>,
     /// Tried in order: pipeline, team, then the shared one.
     templates: Vec<SecretTemplate>,
+    /// SSM's shared path as given, for `describe`.
+    shared_path: Option<String>,
 }
 
 impl AwsSettings {
@@ -140,18 +142,21 @@ impl AwsSettings {
             template("pipeline_secret_template", self.pipeline_secret_template, DEFAULT_PIPELINE_SECRET_TEMPLATE)?,
             template("team_secret_template", self.team_secret_template, DEFAULT_TEAM_SECRET_TEMPLATE)?,
         ];
+        let shared = given(self.shared);
+        let mut shared_path = None;
         match service {
             AwsService::Ssm => {
-                if let Some(shared) = given(self.shared) {
+                if let Some(shared) = shared {
                     let text = format!("{}/{{{{.Secret}}}}", shared.trim_end_matches('/'));
                     templates.push(SecretTemplate::parse(&text).map_err(|message| error("shared_path", message))?);
+                    shared_path = Some(shared);
                 }
             }
             AwsService::SecretsManager => {
-                templates.push(template("shared_secret_template", self.shared, DEFAULT_SHARED_SECRET_TEMPLATE)?);
+                templates.push(template("shared_secret_template", shared, DEFAULT_SHARED_SECRET_TEMPLATE)?);
             }
         }
-        Ok(AwsConfig { service, region, keys, templates })
+        Ok(AwsConfig { service, region, keys, templates, shared_path })
     }
 
     /// A `type: ssm` or `type: secretsmanager` var source's config, with Concourse's keys.
@@ -205,10 +210,19 @@ impl AwsConfig {
         self.templates.iter().filter_map(|template| template.expand(team, pipeline, secret)).collect()
     }
 
-    /// For `GET /api/v1/info/creds`: never the keys.
+    /// For `GET /api/v1/info/creds`, with Concourse's keys: never the AWS keys.
     pub fn describe(&self) -> Value {
-        let templates: Vec<&str> = self.templates.iter().map(SecretTemplate::as_str).collect();
-        serde_json::json!({ "aws_region": self.region, "secret_templates": templates })
+        let template = |index: usize| self.templates.get(index).map(SecretTemplate::as_str);
+        let mut description = serde_json::json!({
+            "aws_region": self.region,
+            "pipeline_secret_template": template(0),
+            "team_secret_template": template(1),
+        });
+        match self.service {
+            AwsService::Ssm => description["shared_path"] = self.shared_path.clone().unwrap_or_default().into(),
+            AwsService::SecretsManager => description["shared_secret_template"] = template(2).into(),
+        }
+        description
     }
 
     /// The SDK's configuration: region, keys or the default chain, atc's
