@@ -220,3 +220,74 @@ fn keep_alive(session: Weak<Session>, client: &Arc<VaultClient>, auth: &AuthInfo
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Instant;
+
+    use axum::http::StatusCode;
+    use axum::routing::post;
+
+    use super::*;
+    use crate::creds::vault::{FLAG_NAMES, VaultSettings};
+
+    /// A Vault whose approle login is unavailable (503) `failures` times, then succeeds.
+    async fn flaky_vault(failures: u32) -> (String, Arc<AtomicU32>) {
+        let tries = Arc::new(AtomicU32::new(0));
+        let counted = tries.clone();
+        let login = move || {
+            let tries = counted.clone();
+            async move {
+                if tries.fetch_add(1, Ordering::SeqCst) < failures {
+                    return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "errors": ["sealed"] })));
+                }
+                let auth = serde_json::json!({
+                    "client_token": "t", "accessor": "a", "policies": [], "token_policies": [], "metadata": null,
+                    "lease_duration": 0, "renewable": false, "entity_id": "", "token_type": "service", "orphan": true,
+                });
+                let body = serde_json::json!({
+                    "request_id": "r", "lease_id": "", "lease_duration": 0, "renewable": false, "auth": auth,
+                });
+                (StatusCode::OK, axum::Json(body))
+            }
+        };
+        let app = axum::Router::new().route("/v1/auth/approle/login", post(login));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, tries)
+    }
+
+    fn session(url: &str, login_timeout: Duration) -> Arc<Session> {
+        let settings = VaultSettings {
+            url: Some(url.to_string()),
+            auth_backend: Some("approle".into()),
+            auth_params: [("role_id".to_string(), "r".to_string()), ("secret_id".to_string(), "s".to_string())].into(),
+            auth_retry_initial: Some(Duration::from_millis(100)),
+            auth_retry_max: Some(Duration::from_millis(150)),
+            login_timeout: Some(login_timeout),
+            ..VaultSettings::default()
+        };
+        let config = settings.check(&FLAG_NAMES).unwrap();
+        let http = super::super::tls::http_client(&config).unwrap();
+        Arc::new(Session::new(config.clone(), Endpoint::of(&config.url), http))
+    }
+
+    #[tokio::test]
+    async fn a_login_vault_cannot_answer_is_tried_again_after_growing_waits_up_to_the_longest() {
+        let (url, tries) = flaky_vault(3).await;
+        let started = Instant::now();
+        session(&url, Duration::from_secs(10)).client().await.unwrap();
+        assert_eq!(tries.load(Ordering::SeqCst), 4);
+        // 100 ms, then 150 (not 200: the longest wait), then 150.
+        assert!(started.elapsed() >= Duration::from_millis(400), "waited {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn login_retries_end_with_the_login_timeout() {
+        let (url, _) = flaky_vault(u32::MAX).await;
+        let error = session(&url, Duration::from_millis(500)).client().await.err().unwrap();
+        assert_eq!(error.to_string(), "login did not answer within 500ms");
+    }
+}
