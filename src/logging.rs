@@ -42,15 +42,30 @@ impl LogLevel {
     /// The filter for this level; sqlx's statement logs stay at `warn`. The
     /// Vault client's own logs and spans are off: they report every path a
     /// lookup tries in vain as an error, and atc traces and logs its Vault
-    /// requests itself.
+    /// requests itself. The AWS SDK's stay at `warn`: at debug it logs its
+    /// requests and answers, which may hold a secret, and atc traces its
+    /// AWS calls itself.
     fn filter(self) -> EnvFilter {
         let level = match self {
             LogLevel::Fatal => "error",
             other => other.name(),
         };
-        EnvFilter::new(format!("{level},sqlx=warn,vaultrs=off,rustify=off"))
+        let aws = AWS_SDK_TARGETS.map(|target| format!(",{target}=warn")).concat();
+        EnvFilter::new(format!("{level},sqlx=warn,vaultrs=off,rustify=off{aws}"))
     }
 }
+
+/// The AWS SDK's crates that log.
+const AWS_SDK_TARGETS: [&str; 8] = [
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_sdk_ssm",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_sts",
+];
 
 /// The level in force, and the filter to change when it changes.
 pub struct LogControl {

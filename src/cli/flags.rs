@@ -172,6 +172,198 @@ pub struct CredentialFlags {
 
     #[command(flatten)]
     pub vault: VaultFlags,
+
+    #[command(flatten)]
+    pub ssm: AwsSsmFlags,
+
+    #[command(flatten)]
+    pub secretsmanager: AwsSecretsManagerFlags,
+
+    #[command(flatten)]
+    pub kubernetes: KubernetesCredsFlags,
+
+    #[command(flatten)]
+    pub credhub: CredHubFlags,
+}
+
+/// The `credhub` credential manager.
+#[derive(Debug, Clone, Args)]
+pub struct CredHubFlags {
+    /// CredHub's URL, e.g. https://credhub.example.com:8844; enables the manager.
+    #[arg(long, env = "CONCOURSE_CREDHUB_URL", value_name = "URL")]
+    pub credhub_url: Option<String>,
+
+    /// Under which credentials are looked up.
+    #[arg(long, env = "CONCOURSE_CREDHUB_PATH_PREFIX", default_value = crate::creds::credhub::DEFAULT_PATH_PREFIX, value_name = "PATH")]
+    pub credhub_path_prefix: String,
+
+    /// A path under the prefix tried last, for credentials every team may use.
+    #[arg(long, env = "CONCOURSE_CREDHUB_SHARED_PATH", value_name = "PATH")]
+    pub credhub_shared_path: Option<String>,
+
+    /// A PEM file of CA certificates to trust for CredHub's (and UAA's) certificate. Repeatable.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CA_CERT", value_delimiter = ',', value_name = "FILE")]
+    pub credhub_ca_cert: Vec<PathBuf>,
+
+    /// A PEM client certificate for mutual TLS.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_CERT", value_name = "FILE")]
+    pub credhub_client_cert: Option<PathBuf>,
+
+    /// The PEM private key of --credhub-client-cert.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_KEY", value_name = "FILE")]
+    pub credhub_client_key: Option<PathBuf>,
+
+    /// Do not verify CredHub's certificate. For trying things out only.
+    #[arg(long, env = "CONCOURSE_CREDHUB_INSECURE_SKIP_VERIFY")]
+    pub credhub_insecure_skip_verify: bool,
+
+    /// The UAA client atc gets tokens as (client credentials grant).
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_ID", value_name = "ID")]
+    pub credhub_client_id: Option<String>,
+
+    /// The secret of --credhub-client-id.
+    #[arg(long, env = "CONCOURSE_CREDHUB_CLIENT_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub credhub_client_secret: Option<String>,
+}
+
+impl CredHubFlags {
+    fn settings(&self) -> crate::creds::credhub::CredHubSettings {
+        crate::creds::credhub::CredHubSettings {
+            url: self.credhub_url.clone(),
+            path_prefix: Some(self.credhub_path_prefix.clone()),
+            shared_path: self.credhub_shared_path.clone(),
+            ca_certs: self.credhub_ca_cert.clone(),
+            client_cert: self.credhub_client_cert.clone(),
+            client_key: self.credhub_client_key.clone(),
+            insecure_skip_verify: self.credhub_insecure_skip_verify,
+            client_id: self.credhub_client_id.clone(),
+            client_secret: self.credhub_client_secret.clone(),
+        }
+    }
+}
+
+/// The `kubernetes` credential manager (Secrets in a cluster). Not the
+/// JetBridge runtime's --kubernetes-* flags: these only find secrets.
+#[derive(Debug, Clone, Args)]
+pub struct KubernetesCredsFlags {
+    /// Read Secrets with the service account of atc's own pod; enables the manager.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_IN_CLUSTER")]
+    pub kubernetes_in_cluster: bool,
+
+    /// Read Secrets with this kubeconfig (atc outside the cluster); enables the manager.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_CONFIG_PATH", value_name = "FILE")]
+    pub kubernetes_config_path: Option<PathBuf>,
+
+    /// A team's Secrets are in namespace <prefix><team>.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_NAMESPACE_PREFIX", default_value = crate::creds::kubernetes::DEFAULT_NAMESPACE_PREFIX, value_name = "PREFIX")]
+    pub kubernetes_namespace_prefix: String,
+
+    /// Secrets every team may use are in namespace <prefix><suffix>, tried last.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_SHARED_NAMESPACE_SUFFIX", value_name = "SUFFIX")]
+    pub kubernetes_shared_namespace_suffix: Option<String>,
+}
+
+impl KubernetesCredsFlags {
+    fn settings(&self) -> crate::creds::kubernetes::KubernetesSettings {
+        crate::creds::kubernetes::KubernetesSettings {
+            in_cluster: self.kubernetes_in_cluster,
+            config_path: self.kubernetes_config_path.clone(),
+            namespace_prefix: Some(self.kubernetes_namespace_prefix.clone()),
+            shared_namespace_suffix: self.kubernetes_shared_namespace_suffix.clone(),
+        }
+    }
+}
+
+/// The `ssm` credential manager (AWS SSM Parameter Store).
+#[derive(Debug, Clone, Args)]
+pub struct AwsSsmFlags {
+    /// The AWS region of the parameters; enables the manager.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_REGION", value_name = "REGION")]
+    pub aws_ssm_region: Option<String>,
+
+    /// An access key ID (without one, the SDK's default chain finds credentials).
+    #[arg(long, env = "CONCOURSE_AWS_SSM_ACCESS_KEY", value_name = "KEY")]
+    pub aws_ssm_access_key: Option<String>,
+
+    /// The secret access key of --aws-ssm-access-key.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    pub aws_ssm_secret_key: Option<String>,
+
+    /// A session token for temporary keys.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SESSION_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub aws_ssm_session_token: Option<String>,
+
+    /// The parameter name of a pipeline's secret.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_PIPELINE_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_PIPELINE_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_ssm_pipeline_secret_template: String,
+
+    /// The parameter name of a team's secret, tried after the pipeline's.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_TEAM_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_TEAM_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_ssm_team_secret_template: String,
+
+    /// A path whose <path>/<secret> is tried last, for secrets every team may use.
+    #[arg(long, env = "CONCOURSE_AWS_SSM_SHARED_PATH", value_name = "PATH")]
+    pub aws_ssm_shared_path: Option<String>,
+}
+
+impl AwsSsmFlags {
+    fn settings(&self) -> crate::creds::aws::AwsSettings {
+        crate::creds::aws::AwsSettings {
+            region: self.aws_ssm_region.clone(),
+            access_key: self.aws_ssm_access_key.clone(),
+            secret_key: self.aws_ssm_secret_key.clone(),
+            session_token: self.aws_ssm_session_token.clone(),
+            pipeline_secret_template: Some(self.aws_ssm_pipeline_secret_template.clone()),
+            team_secret_template: Some(self.aws_ssm_team_secret_template.clone()),
+            shared: self.aws_ssm_shared_path.clone(),
+        }
+    }
+}
+
+/// The `secretsmanager` credential manager (AWS Secrets Manager).
+#[derive(Debug, Clone, Args)]
+pub struct AwsSecretsManagerFlags {
+    /// The AWS region of the secrets; enables the manager.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_REGION", value_name = "REGION")]
+    pub aws_secretsmanager_region: Option<String>,
+
+    /// An access key ID (without one, the SDK's default chain finds credentials).
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_ACCESS_KEY", value_name = "KEY")]
+    pub aws_secretsmanager_access_key: Option<String>,
+
+    /// The secret access key of --aws-secretsmanager-access-key.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SECRET_KEY", hide_env_values = true, value_name = "KEY")]
+    pub aws_secretsmanager_secret_key: Option<String>,
+
+    /// A session token for temporary keys.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SESSION_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub aws_secretsmanager_session_token: Option<String>,
+
+    /// The secret id of a pipeline's secret.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_PIPELINE_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_PIPELINE_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_pipeline_secret_template: String,
+
+    /// The secret id of a team's secret, tried after the pipeline's.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_TEAM_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_TEAM_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_team_secret_template: String,
+
+    /// The secret id tried last, for secrets every team may use.
+    #[arg(long, env = "CONCOURSE_AWS_SECRETSMANAGER_SHARED_SECRET_TEMPLATE", default_value = crate::creds::aws::DEFAULT_SHARED_SECRET_TEMPLATE, value_name = "TEMPLATE")]
+    pub aws_secretsmanager_shared_secret_template: String,
+}
+
+impl AwsSecretsManagerFlags {
+    fn settings(&self) -> crate::creds::aws::AwsSettings {
+        crate::creds::aws::AwsSettings {
+            region: self.aws_secretsmanager_region.clone(),
+            access_key: self.aws_secretsmanager_access_key.clone(),
+            secret_key: self.aws_secretsmanager_secret_key.clone(),
+            session_token: self.aws_secretsmanager_session_token.clone(),
+            pipeline_secret_template: Some(self.aws_secretsmanager_pipeline_secret_template.clone()),
+            team_secret_template: Some(self.aws_secretsmanager_team_secret_template.clone()),
+            shared: Some(self.aws_secretsmanager_shared_secret_template.clone()),
+        }
+    }
 }
 
 /// The `vault` credential manager (Vault or OpenBao).
@@ -209,7 +401,7 @@ pub struct VaultFlags {
     #[arg(long, env = "CONCOURSE_VAULT_CLIENT_KEY", value_name = "FILE")]
     pub vault_client_key: Option<PathBuf>,
 
-    /// The name Vault's certificate must carry, when not the URL's host (not supported yet: refused).
+    /// The name Vault's certificate is checked against and the TLS server name (SNI) sent, when not the URL's host.
     #[arg(long, env = "CONCOURSE_VAULT_SERVER_NAME", value_name = "NAME")]
     pub vault_server_name: Option<String>,
 
@@ -217,11 +409,11 @@ pub struct VaultFlags {
     #[arg(long, env = "CONCOURSE_VAULT_INSECURE_SKIP_VERIFY")]
     pub vault_insecure_skip_verify: bool,
 
-    /// How atc logs in: token (--vault-client-token), approle or cert [default: token].
+    /// How atc logs in: token (--vault-client-token), approle, cert or kubernetes [default: token].
     #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND", value_name = "BACKEND")]
     pub vault_auth_backend: Option<String>,
 
-    /// A parameter of the auth backend, as KEY:VALUE (approle: role_id, secret_id; cert: name; any: mount). Repeatable.
+    /// A parameter of the auth backend, as KEY:VALUE (approle: role_id, secret_id; cert: name; kubernetes: role, jwt or jwt_path; any: mount). Repeatable.
     #[arg(long, env = "CONCOURSE_VAULT_AUTH_PARAM", hide_env_values = true, value_delimiter = ',', value_parser = crate::creds::Dummy::parse_flag, value_name = "KEY:VALUE")]
     pub vault_auth_param: Vec<(String, String)>,
 
@@ -236,19 +428,32 @@ pub struct VaultFlags {
     /// How long one lookup (retries included) may take before the step errors.
     #[arg(long, env = "CONCOURSE_VAULT_QUERY_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub vault_query_timeout: Duration,
+
+    /// Log in again after this long instead of renewing the token for ever.
+    #[arg(long, env = "CONCOURSE_VAULT_AUTH_BACKEND_MAX_TTL", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_auth_backend_max_ttl: Option<Duration>,
+
+    /// The first wait before a login Vault could not answer is tried again (doubling each time).
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_INITIAL", default_value = "1s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_retry_initial: Duration,
+
+    /// The longest wait between two tries of a login.
+    #[arg(long, env = "CONCOURSE_VAULT_RETRY_MAX", default_value = "5m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub vault_retry_max: Duration,
 }
 
 impl VaultFlags {
     fn settings(&self) -> crate::creds::vault::VaultSettings {
+        use crate::creds::vault::Pem;
         crate::creds::vault::VaultSettings {
             url: self.vault_url.clone(),
             path_prefix: Some(self.vault_path_prefix.clone()),
             lookup_templates: self.vault_lookup_templates.clone(),
             shared_path: self.vault_shared_path.clone(),
             namespace: self.vault_namespace.clone(),
-            ca_cert: self.vault_ca_cert.clone(),
-            client_cert: self.vault_client_cert.clone(),
-            client_key: self.vault_client_key.clone(),
+            ca_cert: self.vault_ca_cert.clone().map(Pem::File),
+            client_cert: self.vault_client_cert.clone().map(Pem::File),
+            client_key: self.vault_client_key.clone().map(Pem::File),
             server_name: self.vault_server_name.clone(),
             insecure_skip_verify: self.vault_insecure_skip_verify,
             auth_backend: self.vault_auth_backend.clone(),
@@ -256,28 +461,66 @@ impl VaultFlags {
             client_token: self.vault_client_token.clone(),
             login_timeout: Some(self.vault_login_timeout),
             query_timeout: Some(self.vault_query_timeout),
+            auth_max_ttl: self.vault_auth_backend_max_ttl,
+            auth_retry_initial: Some(self.vault_retry_initial),
+            auth_retry_max: Some(self.vault_retry_max),
         }
     }
 }
 
 impl CredentialFlags {
-    /// atc's credential manager: Vault when --vault-url is given, else the
-    /// dummy vars, else none. A bad setting is an error naming its flag.
+    /// atc's credential manager: the one whose enabling flag is given
+    /// (--vault-url, --aws-ssm-region, ...), else none. Two at once, or a bad
+    /// setting, is an error naming the flags.
     pub fn manager(&self) -> anyhow::Result<std::sync::Arc<dyn crate::creds::CredentialManager>> {
+        use crate::creds::aws::{AwsService, SecretsManager, Ssm};
+        use std::sync::Arc;
         let vault = self.vault.settings();
-        if vault.is_configured() {
-            if !self.dummy_creds_var.is_empty() {
-                anyhow::bail!("--dummy-creds-var and --vault-url: only one credential manager may be configured");
+        let ssm = self.ssm.settings();
+        let secretsmanager = self.secretsmanager.settings();
+        let kubernetes = self.kubernetes.settings();
+        let credhub = self.credhub.settings();
+        let configured: Vec<&str> = [
+            (!self.dummy_creds_var.is_empty(), "--dummy-creds-var"),
+            (vault.is_configured(), "--vault-url"),
+            (ssm.is_configured(), "--aws-ssm-region"),
+            (secretsmanager.is_configured(), "--aws-secretsmanager-region"),
+            (kubernetes.is_configured(), "--kubernetes-in-cluster/--kubernetes-config-path"),
+            (credhub.is_configured(), "--credhub-*"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        match configured.as_slice() {
+            [] => Ok(Arc::new(crate::creds::NoCredentials)),
+            ["--dummy-creds-var"] => {
+                let vars = self
+                    .dummy_creds_var
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                Ok(Arc::new(crate::creds::Dummy::new(vars)))
             }
-            let config = vault.check(&crate::creds::vault::FLAG_NAMES)?;
-            return Ok(std::sync::Arc::new(crate::creds::vault::Vault::new(config)?));
+            ["--vault-url"] => {
+                let config = vault.check(&crate::creds::vault::FLAG_NAMES)?;
+                Ok(Arc::new(crate::creds::vault::Vault::new(config)?))
+            }
+            ["--aws-ssm-region"] => {
+                let config = ssm.check(AwsService::Ssm, &|key| AwsService::Ssm.flag(key))?;
+                Ok(Arc::new(Ssm::new(config)))
+            }
+            ["--aws-secretsmanager-region"] => {
+                let service = AwsService::SecretsManager;
+                Ok(Arc::new(SecretsManager::new(secretsmanager.check(service, &|key| service.flag(key))?)))
+            }
+            ["--kubernetes-in-cluster/--kubernetes-config-path"] => {
+                Ok(Arc::new(crate::creds::kubernetes::Kubernetes::new(kubernetes.check()?)))
+            }
+            ["--credhub-*"] => Ok(Arc::new(crate::creds::credhub::CredHub::new(credhub.check()?))),
+            several => {
+                anyhow::bail!("{}: only one credential manager may be configured", several.join(" and "))
+            }
         }
-        if self.dummy_creds_var.is_empty() {
-            return Ok(std::sync::Arc::new(crate::creds::NoCredentials));
-        }
-        let vars =
-            self.dummy_creds_var.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-        Ok(std::sync::Arc::new(crate::creds::Dummy::new(vars)))
     }
 
     pub fn secret_policy(&self) -> crate::creds::SecretPolicy {

@@ -665,8 +665,10 @@ mod tests {
             validate(&parse(yaml.as_bytes()).unwrap()).errors
         };
         assert_eq!(
-            with_sources("[{name: s, type: ssm, config: {region: us-east-1}}]"),
-            ["unknown credential manager type: 'ssm' (var_sources.s): expected one of dummy, vault"]
+            with_sources("[{name: s, type: conjur, config: {}}]"),
+            [
+                "unknown credential manager type: 'conjur' (var_sources.s): expected one of dummy, vault, ssm, secretsmanager"
+            ]
         );
         assert_eq!(
             with_sources("[{name: v, type: vault, config: {client_token: t}}]"),

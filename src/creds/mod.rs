@@ -8,12 +8,17 @@
 //! once-per-build memory of a build's lookups ([`BuildCredentials`]) and the
 //! list of manager types a pipeline's `var_sources` may name ([`registry`]).
 
+pub mod aws;
 mod build;
 mod cache;
+pub mod credhub;
 mod dummy;
+mod endpoint;
+pub mod kubernetes;
 mod managed;
 pub mod registry;
 mod retry;
+mod template;
 pub mod vault;
 
 use std::future::Future;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::aws::{AwsService, AwsSettings, SecretsManager, Ssm};
 use super::vault::{Vault, VaultConfig};
 use super::{CredentialManager, Dummy};
 
@@ -22,7 +23,7 @@ pub enum VarSourceError {
 type Setup = fn(&Value) -> Result<Arc<dyn CredentialManager>, String>;
 
 /// The types, by the name a pipeline gives them.
-const TYPES: &[(&str, Setup)] = &[("dummy", dummy), ("vault", vault)];
+const TYPES: &[(&str, Setup)] = &[("dummy", dummy), ("vault", vault), ("ssm", ssm), ("secretsmanager", secretsmanager)];
 
 fn dummy(config: &Value) -> Result<Arc<dyn CredentialManager>, String> {
     Ok(Arc::new(Dummy::from_var_source(config).map_err(|e| e.to_string())?))
@@ -31,6 +32,16 @@ fn dummy(config: &Value) -> Result<Arc<dyn CredentialManager>, String> {
 fn vault(config: &Value) -> Result<Arc<dyn CredentialManager>, String> {
     let config = VaultConfig::from_var_source(config).map_err(|e| e.to_string())?;
     Ok(Arc::new(Vault::new(config).map_err(|e| e.to_string())?))
+}
+
+fn ssm(config: &Value) -> Result<Arc<dyn CredentialManager>, String> {
+    let config = AwsSettings::from_var_source(AwsService::Ssm, config).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Ssm::new(config)))
+}
+
+fn secretsmanager(config: &Value) -> Result<Arc<dyn CredentialManager>, String> {
+    let config = AwsSettings::from_var_source(AwsService::SecretsManager, config).map_err(|e| e.to_string())?;
+    Ok(Arc::new(SecretsManager::new(config)))
 }
 
 /// Every type a var source may have.
@@ -65,10 +76,15 @@ mod tests {
         assert_eq!(error.to_string(), "var source 'd' (dummy): dummy var source: 'vars' must be a map, got []");
         let error = from_var_source("v", "vault", &json!({ "client_token": "t" })).err().unwrap();
         assert_eq!(error.to_string(), "var source 'v' (vault): url: missing");
+        assert_eq!(from_var_source("s", "ssm", &json!({ "region": "eu-west-1" })).unwrap().name(), "ssm");
+        let secrets = from_var_source("s", "secretsmanager", &json!({ "region": "eu-west-1" }));
+        assert_eq!(secrets.unwrap().name(), "secretsmanager");
         let error = from_var_source("s", "ssm", &json!({})).err().unwrap();
+        assert_eq!(error.to_string(), "var source 's' (ssm): region: missing");
+        let error = from_var_source("c", "conjur", &json!({})).err().unwrap();
         assert_eq!(
             error.to_string(),
-            "unknown credential manager type: 'ssm' (var_sources.s): expected one of dummy, vault"
+            "unknown credential manager type: 'conjur' (var_sources.c): expected one of dummy, vault, ssm, secretsmanager"
         );
     }
 }

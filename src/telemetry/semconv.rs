@@ -37,6 +37,11 @@ pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 pub const SERVER_ADDRESS: &str = "server.address";
 pub const SERVER_PORT: &str = "server.port";
 
+// RPC (the AWS SDK's calls: rpc.system = aws-api).
+pub const RPC_SYSTEM: &str = "rpc.system";
+pub const RPC_SERVICE: &str = "rpc.service";
+pub const RPC_METHOD: &str = "rpc.method";
+
 // Processes a runtime starts.
 pub const PROCESS_PID: &str = "process.pid";
 pub const PROCESS_COMMAND: &str = "process.command";

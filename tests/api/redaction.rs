@@ -43,7 +43,44 @@ async fn secrets_from_vault_never_leave_a_build(backend: Backend) {
     never_leave_a_build(backend, crate::vault::vault(&prefix, std::time::Duration::from_secs(10))).await;
 }
 
-on_both_backends!(secrets_from_vault_never_leave_a_build);
+/// The same, with `((topsecret))` a SecureString of a real `moto_server` (SSM).
+async fn secrets_from_ssm_never_leave_a_build(backend: Backend) {
+    let prefix = crate::aws::unique_prefix();
+    crate::support::moto::put_parameter(&format!("{prefix}/main/topsecret"), SECRET, true).await;
+    never_leave_a_build(backend, crate::aws::ssm(&prefix)).await;
+}
+
+/// The same, with `((topsecret))` a Secret on the test Kubernetes control plane.
+async fn secrets_from_kubernetes_never_leave_a_build(backend: Backend) {
+    let prefix = crate::kubernetes_creds::unique_prefix();
+    let client = crate::support::control_plane::admin().await;
+    let namespace = format!("{prefix}main");
+    crate::support::control_plane::namespace(&client, &namespace).await;
+    crate::support::control_plane::secret(&client, &namespace, "topsecret", &[("value", SECRET)]).await;
+    never_leave_a_build(backend, crate::kubernetes_creds::kubernetes(&prefix, None)).await;
+}
+
+/// The same, with `((topsecret))` a CredHub password (the fake CredHub).
+async fn secrets_from_credhub_never_leave_a_build(backend: Backend) {
+    use crate::support::credhub::{CLIENT_ID, CLIENT_SECRET, FakeCredHub};
+    let fake = FakeCredHub::start().await;
+    fake.set("/concourse/main/topsecret", "password", Value::String(SECRET.into()));
+    let settings = atc::creds::credhub::CredHubSettings {
+        url: Some(fake.url.clone()),
+        client_id: Some(CLIENT_ID.into()),
+        client_secret: Some(CLIENT_SECRET.into()),
+        ..Default::default()
+    };
+    let credhub = atc::creds::credhub::CredHub::new(settings.check().unwrap());
+    never_leave_a_build(backend, std::sync::Arc::new(credhub)).await;
+}
+
+on_both_backends!(
+    secrets_from_credhub_never_leave_a_build,
+    secrets_from_vault_never_leave_a_build,
+    secrets_from_ssm_never_leave_a_build,
+    secrets_from_kubernetes_never_leave_a_build
+);
 
 async fn never_leave_a_build(backend: Backend, credentials: std::sync::Arc<dyn atc::creds::CredentialManager>) {
     let (runtime, _work) = local_runtime_with_types(Some(fixture("types"))).await;

@@ -118,7 +118,32 @@ fn bad_flag_values_stop_startup_naming_the_flag() {
         (&["quickstart", "--vault-url", "http://127.0.0.1:8200"], "--vault-client-token"),
         (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "ldap"], "--vault-auth-backend"),
         (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "approle"], "--vault-auth-param"),
-        (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "kubernetes"], "--vault-auth-backend"),
+        (&["web", "--vault-url", "http://v:8200", "--vault-auth-backend", "kubernetes"], "--vault-auth-param"),
+        (
+            &[
+                "web",
+                "--vault-url",
+                "https://v:8200",
+                "--vault-client-token",
+                "t",
+                "--vault-ca-cert",
+                "/nonexistent.pem",
+            ],
+            "--vault-ca-cert",
+        ),
+        (
+            &["web", "--vault-url", "https://v:8200", "--vault-client-token", "t", "--vault-server-name", "v:1"],
+            "--vault-server-name",
+        ),
+        (&["web", "--aws-ssm-region", "r", "--aws-ssm-access-key", "a"], "--aws-ssm-secret-key"),
+        (
+            &["web", "--aws-secretsmanager-region", "r", "--aws-secretsmanager-team-secret-template", "/{{.team}}"],
+            "--aws-secretsmanager-team-secret-template",
+        ),
+        (&["web", "--aws-ssm-region", "r", "--aws-secretsmanager-region", "r"], "--aws-secretsmanager-region"),
+        (&["web", "--kubernetes-config-path", "/nonexistent/kubeconfig"], "--kubernetes-config-path"),
+        (&["web", "--credhub-url", "credhub:8844"], "--credhub-url"),
+        (&["web", "--credhub-url", "https://c:8844", "--credhub-client-id", "atc"], "--credhub-client-secret"),
         (
             &["web", "--vault-url", "http://v:8200", "--vault-client-token", "t", "--vault-query-timeout", "0s"],
             "--vault-query-timeout",

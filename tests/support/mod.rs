@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod control_plane;
+pub mod credhub;
+pub mod moto;
 pub mod on_exit;
 pub mod openbao;
 pub mod postgres;

@@ -18,10 +18,15 @@ static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
 static TLS_SERVER: OnceLock<Result<(String, PathBuf), String>> = OnceLock::new();
 static NEXT_MOUNT: AtomicUsize = AtomicUsize::new(0);
 
-pub fn bao() -> PathBuf {
-    let venv = std::env::var_os("ATC_TEST_VENV")
+/// The venv `scripts/install-test-deps.sh` fills with the Python test servers.
+pub fn venv() -> PathBuf {
+    std::env::var_os("ATC_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/atc/venv"));
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/atc/venv"))
+}
+
+pub fn bao() -> PathBuf {
+    let venv = venv();
     let lib = venv.join("lib");
     let python = std::fs::read_dir(&lib)
         .ok()
@@ -122,6 +127,15 @@ pub async fn call_as(token: &str, method: reqwest::Method, path: &str, body: Opt
             Ok(response) => {
                 let status = response.status();
                 let text = response.text().await.unwrap();
+                // A KV v2 mount is briefly unavailable right after it is made
+                // (it says so with a 400): asked again.
+                if status == 400
+                    && text.contains("Upgrading from non-versioned to versioned data")
+                    && Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 assert!(status.is_success(), "{method} {path}: {status} {text}");
                 return serde_json::from_str(&text).unwrap_or(Value::Null);
             }

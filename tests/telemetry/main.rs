@@ -3,8 +3,20 @@
 //! credential flow against a local token endpoint.
 
 mod atc_process;
+mod aws;
 mod builds;
+#[path = "../support/control_plane.rs"]
+#[allow(dead_code)]
+mod control_plane;
+#[path = "../support/credhub.rs"]
+#[allow(dead_code)]
+mod credhub;
+mod credhub_creds;
 mod gcp;
+mod kubernetes_creds;
+#[path = "../support/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 #[path = "../support/on_exit.rs"]
 mod on_exit;
 #[path = "../support/openbao.rs"]

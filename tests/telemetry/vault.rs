@@ -27,27 +27,39 @@ jobs:
 async fn lookups_are_spans_under_their_steps_cached_on_the_second_build_and_never_show_the_secret() {
     let prefix = crate::openbao::mount(2).await;
     crate::openbao::put(&prefix, 2, "main/show/topsecret", serde_json::json!({ "value": SECRET })).await;
+    let url = crate::openbao::url();
+    let args =
+        ["--vault-url", &url, "--vault-client-token", crate::openbao::ROOT_TOKEN, "--vault-path-prefix", &prefix];
+    lookups_are_traced_cached_and_never_show_the_secret("vault", "GET", &args, &[]).await;
+}
+
+/// Runs atc with `manager_args` (its manager holds `((topsecret))` for
+/// pipeline `show`) and `extra_env`, builds twice, and checks the lookups'
+/// spans (`method` for the manager's read among its CLIENT requests),
+/// metrics and logs.
+pub async fn lookups_are_traced_cached_and_never_show_the_secret(
+    manager: &str,
+    method: &str,
+    manager_args: &[&str],
+    extra_env: &[(&str, &str)],
+) {
     let receiver = OtlpReceiver::start().await;
     let address = receiver.grpc_addr.to_string();
-    let url = crate::openbao::url();
-    let args = [
+    let mut args = vec![
         "--tracing-otlp-address",
         &address,
         "--metrics-otlp-address",
         &address,
         "--metrics-otlp-interval",
         "500ms",
-        "--vault-url",
-        &url,
-        "--vault-client-token",
-        crate::openbao::ROOT_TOKEN,
-        "--vault-path-prefix",
-        &prefix,
         "--secret-cache-enabled",
         "--log-level",
         "debug",
     ];
-    let (atc, log) = Atc::quickstart_logged(&args, &[crate::FAST_EXPORT]);
+    args.extend_from_slice(manager_args);
+    let mut env = vec![crate::FAST_EXPORT];
+    env.extend_from_slice(extra_env);
+    let (atc, log) = Atc::quickstart_logged(&args, &env);
     let client = Client::login(&atc).await;
     client.set_and_unpause("show", PIPELINE).await;
 
@@ -64,15 +76,16 @@ async fn lookups_are_spans_under_their_steps_cached_on_the_second_build_and_neve
     }
     let (first, _) = &lookups[0];
     let attribute = |span: &ReceivedSpan, key: &str| span.attributes.get(key).cloned().unwrap_or_default();
-    assert_eq!(attribute(first, "concourse.creds.manager"), "vault");
+    assert_eq!(attribute(first, "concourse.creds.manager"), manager);
     assert_eq!(attribute(first, "concourse.secret.path"), "topsecret");
     assert_eq!(attribute(first, "concourse.cache.hit"), "false");
     assert_eq!(attribute(first, "concourse.secret.found"), "true");
     let reads: Vec<ReceivedSpan> =
         receiver.spans().into_iter().filter(|s| s.parent_span_id == first.span_id && s.kind == CLIENT_KIND).collect();
-    assert!(!reads.is_empty(), "Vault's requests are CLIENT children of the lookup");
+    assert!(!reads.is_empty(), "{manager}'s requests are CLIENT children of the lookup");
+    // The read itself, and perhaps a login before it.
+    assert!(reads.iter().any(|read| attribute(read, "http.request.method") == method), "a {method} among {reads:?}");
     for read in &reads {
-        assert_eq!(attribute(read, "http.request.method"), "GET");
         assert_eq!(attribute(read, "server.address"), "127.0.0.1");
     }
     let (second, _) = &lookups[1];
@@ -87,7 +100,7 @@ async fn lookups_are_spans_under_their_steps_cached_on_the_second_build_and_neve
         })
         .await;
     assert!(
-        duration.point_attributes.iter().all(|p| p.get("concourse.creds.manager").map(String::as_str) == Some("vault"))
+        duration.point_attributes.iter().all(|p| p.get("concourse.creds.manager").map(String::as_str) == Some(manager))
     );
     atc.terminate();
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use super::tls::Pem;
+
 /// A setting that cannot be used; `setting` is the flag (`--vault-url`) or
 /// the var source key (`url`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +28,25 @@ pub enum VaultAuth {
     AppRole { mount: String, role_id: String, secret_id: String },
     /// The client certificate (`--vault-client-cert`); `name` picks the role.
     Cert { mount: String, name: String },
+    /// A Kubernetes service account token, which Vault checks with the
+    /// cluster (TokenReview) and maps to `role`.
+    Kubernetes { mount: String, role: String, jwt: ServiceAccountToken },
 }
 
+/// Where the kubernetes backend's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceAccountToken {
+    /// `jwt:...`, the token itself (as Concourse takes it).
+    Given(String),
+    /// `jwt_path:...`, or the pod's own token: read at each login, as
+    /// Kubernetes rotates projected tokens.
+    File(PathBuf),
+}
+
+/// Where a pod's service account token is mounted.
+pub const POD_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+#[derive(Debug, Clone)]
 pub struct VaultConfig {
     pub url: String,
     /// Prepended to every lookup path, e.g. `/concourse`.
@@ -38,18 +56,31 @@ pub struct VaultConfig {
     /// Tried after the templates, for secrets every team may read.
     pub shared_path: Option<String>,
     pub namespace: Option<String>,
-    pub ca_cert: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub ca_cert: Option<Pem>,
+    pub client_cert: Option<Pem>,
+    pub client_key: Option<Pem>,
+    /// The name Vault's certificate is checked against (and greeted with),
+    /// instead of the URL's host.
+    pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub auth: VaultAuth,
     pub login_timeout: Duration,
     pub query_timeout: Duration,
+    /// Log in again after this long instead of renewing the token forever.
+    pub auth_max_ttl: Option<Duration>,
+    /// The waits between tries of a login Vault could not answer: the
+    /// first, doubling up to the longest.
+    pub auth_retry_initial: Duration,
+    pub auth_retry_max: Duration,
+    /// How the settings were named, for errors found after the check.
+    pub names: fn(&str) -> String,
 }
 
 pub const DEFAULT_PATH_PREFIX: &str = "/concourse";
 pub const DEFAULT_LOOKUP_TEMPLATES: [&str; 2] = ["/{{.Team}}/{{.Pipeline}}/{{.Secret}}", "/{{.Team}}/{{.Secret}}"];
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_AUTH_RETRY_INITIAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_AUTH_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// The settings as given, before they are checked: flags and var source
 /// configs both fill this in.
@@ -60,9 +91,9 @@ pub struct VaultSettings {
     pub lookup_templates: Vec<String>,
     pub shared_path: Option<String>,
     pub namespace: Option<String>,
-    pub ca_cert: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub ca_cert: Option<Pem>,
+    pub client_cert: Option<Pem>,
+    pub client_key: Option<Pem>,
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub auth_backend: Option<String>,
@@ -70,6 +101,9 @@ pub struct VaultSettings {
     pub client_token: Option<String>,
     pub login_timeout: Option<Duration>,
     pub query_timeout: Option<Duration>,
+    pub auth_max_ttl: Option<Duration>,
+    pub auth_retry_initial: Option<Duration>,
+    pub auth_retry_max: Option<Duration>,
 }
 
 /// What each setting is called where it was given.
@@ -78,7 +112,10 @@ pub struct SettingNames {
 }
 
 /// `--vault-url`, `--vault-auth-param`, ...
-pub const FLAG_NAMES: SettingNames = SettingNames { name: |key| format!("--vault-{}", key.replace('_', "-")) };
+/// (The retry keys' flags have no `auth-`, as in Concourse.)
+pub const FLAG_NAMES: SettingNames = SettingNames {
+    name: |key| format!("--vault-{}", key.strip_prefix("auth_retry_").map_or(key, |_| &key[5..]).replace('_', "-")),
+};
 /// The keys of a var source's `config`.
 pub const CONFIG_KEYS: SettingNames = SettingNames { name: |key| key.to_string() };
 
@@ -96,9 +133,15 @@ impl VaultSettings {
             Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
             _ => return Err(error("url", &format!("'{url}' must be an http:// or https:// URL with a host"))),
         }
-        if self.server_name.is_some() {
-            // The Vault client verifies the certificate against the URL's host only.
-            return Err(error("server_name", "not supported yet: use a URL whose host the certificate names"));
+        if let Some(name) = &self.server_name
+            && (name.is_empty() || name.contains(['/', ':', ' ']))
+        {
+            return Err(error("server_name", &format!("'{name}' is not a host name")));
+        }
+        let auth_retry_initial = self.auth_retry_initial.unwrap_or(DEFAULT_AUTH_RETRY_INITIAL);
+        let auth_retry_max = self.auth_retry_max.unwrap_or(DEFAULT_AUTH_RETRY_MAX);
+        if auth_retry_initial.is_zero() || auth_retry_max < auth_retry_initial {
+            return Err(error("auth_retry_max", "must be at least the (non-zero) initial retry wait"));
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(error(
@@ -129,10 +172,21 @@ impl VaultSettings {
                 }
             }
             Some("kubernetes") => {
-                return Err(error("auth_backend", "kubernetes is not supported yet: use token, approle or cert"));
+                let Some(role) = param("role") else {
+                    return Err(error("auth_param", "kubernetes needs role:..."));
+                };
+                let jwt = match (param("jwt"), param("jwt_path")) {
+                    (Some(_), Some(_)) => return Err(error("auth_param", "give jwt:... or jwt_path:..., not both")),
+                    (Some(jwt), None) => ServiceAccountToken::Given(jwt),
+                    (None, path) => ServiceAccountToken::File(path.unwrap_or_else(|| POD_TOKEN_PATH.into()).into()),
+                };
+                VaultAuth::Kubernetes { mount: param("mount").unwrap_or_else(|| "kubernetes".into()), role, jwt }
             }
             Some(other) => {
-                return Err(error("auth_backend", &format!("'{other}' is not one of token, approle, cert")));
+                return Err(error(
+                    "auth_backend",
+                    &format!("'{other}' is not one of token, approle, cert, kubernetes"),
+                ));
             }
         };
         let lookup_templates = if self.lookup_templates.is_empty() {
@@ -158,10 +212,15 @@ impl VaultSettings {
             ca_cert: self.ca_cert,
             client_cert: self.client_cert,
             client_key: self.client_key,
+            server_name: self.server_name,
             insecure_skip_verify: self.insecure_skip_verify,
             auth,
             login_timeout: self.login_timeout.unwrap_or(DEFAULT_TIMEOUT),
             query_timeout: self.query_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            auth_max_ttl: self.auth_max_ttl.filter(|ttl| !ttl.is_zero()),
+            auth_retry_initial,
+            auth_retry_max,
+            names: names.name,
         })
     }
 }
@@ -179,6 +238,14 @@ impl VaultConfig {
         };
         let duration = |key: &str| -> Result<Option<Duration>, VaultConfigError> {
             text(key)?.map(|text| crate::duration::parse(&text).map_err(|e| invalid(key, &e.to_string()))).transpose()
+        };
+        // Certificates and keys are PEM text in a var source, as Concourse takes them.
+        let pem = |key: &str| -> Result<Option<Pem>, VaultConfigError> {
+            match text(key)? {
+                Some(text) if text.contains("-----BEGIN") => Ok(Some(Pem::Text(text))),
+                Some(_) => Err(invalid(key, "must be PEM text (-----BEGIN ...)")),
+                None => Ok(None),
+            }
         };
         let lookup_templates = match config.get("lookup_templates") {
             None | Some(Value::Null) => Vec::new(),
@@ -214,9 +281,9 @@ impl VaultConfig {
             lookup_templates,
             shared_path: text("shared_path")?,
             namespace: text("namespace")?,
-            ca_cert: text("ca_cert")?.map(PathBuf::from),
-            client_cert: text("client_cert")?.map(PathBuf::from),
-            client_key: text("client_key")?.map(PathBuf::from),
+            ca_cert: pem("ca_cert")?,
+            client_cert: pem("client_cert")?,
+            client_key: pem("client_key")?,
             server_name: text("server_name")?,
             insecure_skip_verify,
             auth_backend: text("auth_backend")?,
@@ -224,6 +291,9 @@ impl VaultConfig {
             client_token: text("client_token")?,
             login_timeout: duration("login_timeout")?,
             query_timeout: duration("query_timeout")?,
+            auth_max_ttl: duration("auth_backend_max_ttl")?,
+            auth_retry_initial: duration("auth_retry_initial")?,
+            auth_retry_max: duration("auth_retry_max")?,
         }
         .check(&CONFIG_KEYS)
     }
@@ -295,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             refused(VaultSettings { auth_backend: Some("ldap".into()), ..settings() }),
-            "--vault-auth-backend: 'ldap' is not one of token, approle, cert"
+            "--vault-auth-backend: 'ldap' is not one of token, approle, cert, kubernetes"
         );
         assert!(
             refused(VaultSettings { auth_backend: Some("approle".into()), ..settings() })
@@ -304,6 +374,42 @@ mod tests {
         assert!(
             refused(VaultSettings { lookup_templates: vec!["/{{.Team}}".into()], ..settings() })
                 .starts_with("--vault-lookup-templates: '/{{.Team}}' has no {{.Secret}}")
+        );
+        let kubernetes = |params: &[(&str, &str)]| VaultSettings {
+            auth_backend: Some("kubernetes".into()),
+            auth_params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..settings()
+        };
+        assert_eq!(refused(kubernetes(&[])), "--vault-auth-param: kubernetes needs role:...");
+        assert_eq!(
+            refused(kubernetes(&[("role", "r"), ("jwt", "t"), ("jwt_path", "/t")])),
+            "--vault-auth-param: give jwt:... or jwt_path:..., not both"
+        );
+        let pods = kubernetes(&[("role", "r")]).check(&FLAG_NAMES).unwrap();
+        assert_eq!(
+            pods.auth,
+            VaultAuth::Kubernetes {
+                mount: "kubernetes".into(),
+                role: "r".into(),
+                jwt: ServiceAccountToken::File(POD_TOKEN_PATH.into())
+            }
+        );
+        assert_eq!(
+            refused(VaultSettings { server_name: Some("vault:8200".into()), ..settings() }),
+            "--vault-server-name: 'vault:8200' is not a host name"
+        );
+        assert_eq!(
+            refused(VaultSettings { auth_retry_max: Some(Duration::from_millis(10)), ..settings() }),
+            "--vault-retry-max: must be at least the (non-zero) initial retry wait"
+        );
+        let source = |config: Value| VaultConfig::from_var_source(&config).unwrap_err().to_string();
+        assert_eq!(
+            source(json!({ "url": "http://v", "client_token": "t", "ca_cert": "/etc/ca.pem" })),
+            "ca_cert: must be PEM text (-----BEGIN ...)"
+        );
+        assert_eq!(
+            source(json!({ "url": "http://v", "client_token": "t", "auth_backend_max_ttl": "soon" })),
+            "auth_backend_max_ttl: invalid duration 'soon'"
         );
         let error = VaultConfig::from_var_source(&json!({ "url": "http://v", "client_token": 5 })).unwrap_err();
         assert_eq!(error.to_string(), "client_token: must be a string");

@@ -6,6 +6,7 @@
 mod config;
 mod request;
 mod session;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use vaultrs::error::ClientError;
 
-pub use config::{FLAG_NAMES, VaultConfig, VaultConfigError, VaultSettings};
-use request::{Endpoint, traced};
+use super::endpoint::Endpoint;
+pub use config::{FLAG_NAMES, Pem, VaultConfig, VaultConfigError, VaultSettings};
+use request::traced;
 use session::{Session, SessionError};
 
 use super::{CredentialManager, LookupError, LookupFuture, Secret};
@@ -64,7 +66,8 @@ impl Vault {
     /// Checks nothing remote: the first lookup logs in.
     pub fn new(config: VaultConfig) -> Result<Vault, VaultConfigError> {
         let endpoint = Endpoint::of(&config.url);
-        let session = Arc::new(Session::new(config.clone(), endpoint.clone()));
+        let http = tls::http_client(&config)?;
+        let session = Arc::new(Session::new(config.clone(), endpoint.clone(), http));
         Ok(Vault { config, endpoint, session, versions: Mutex::new(HashMap::new()) })
     }
 
@@ -124,7 +127,7 @@ impl Vault {
         if let Some(version) = self.versions.lock().await.get(mount) {
             return *version;
         }
-        let url = format!("{}/v1/sys/internal/ui/mounts/{mount}", self.config.url);
+        let url = format!("{}/v1/sys/internal/ui/mounts/{mount}", client.http.base.trim_end_matches('/'));
         let mut request = client.http.http.get(url).header("X-Vault-Token", client.settings.token.as_str());
         if let Some(namespace) = &self.config.namespace {
             request = request.header("X-Vault-Namespace", namespace.as_str());
@@ -134,6 +137,7 @@ impl Vault {
             method: "GET",
             server_address: &self.endpoint.host,
             server_port: self.endpoint.port,
+            rpc: None,
         }
         .start();
         let answer = match request.send().await {

@@ -5,30 +5,8 @@ use std::future::Future;
 use opentelemetry::trace::FutureExt;
 use vaultrs::error::ClientError;
 
+use crate::creds::endpoint::Endpoint;
 use crate::telemetry::spans::BackendRequest;
-
-/// The server requests go to, as spans name it.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl Endpoint {
-    /// The host and port of `url` (checked to be http(s) with a host).
-    pub fn of(url: &str) -> Endpoint {
-        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let authority = rest.split('/').next().unwrap_or_default();
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-        match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => match port.parse() {
-                Ok(port) => Endpoint { host: host.trim_matches(['[', ']']).to_string(), port: Some(port) },
-                Err(_) => Endpoint { host: authority.to_string(), port: None },
-            },
-            _ => Endpoint { host: authority.trim_matches(['[', ']']).to_string(), port: None },
-        }
-    }
-}
 
 /// Runs `request` in a span named `operation` (never with a secret in it).
 pub async fn traced<T>(
@@ -37,7 +15,9 @@ pub async fn traced<T>(
     method: &'static str,
     request: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
-    let span = BackendRequest { operation, method, server_address: &endpoint.host, server_port: endpoint.port }.start();
+    let span =
+        BackendRequest { operation, method, server_address: &endpoint.host, server_port: endpoint.port, rpc: None }
+            .start();
     let answer = request.with_current_context().await;
     match &answer {
         Ok(_) => span.ended(Some(200), None),
@@ -46,20 +26,4 @@ pub async fn traced<T>(
         Err(error) => span.ended(None, Some(&error.to_string())),
     }
     answer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_endpoint_is_the_urls_host_and_port() {
-        let of = |url| {
-            let endpoint = Endpoint::of(url);
-            (endpoint.host, endpoint.port)
-        };
-        assert_eq!(of("http://127.0.0.1:8200"), ("127.0.0.1".into(), Some(8200)));
-        assert_eq!(of("https://vault.example.com/"), ("vault.example.com".into(), None));
-        assert_eq!(of("https://[::1]:8200/v1"), ("::1".into(), Some(8200)));
-    }
 }

@@ -69,6 +69,15 @@ pub struct BackendRequest<'a> {
     pub method: &'static str,
     pub server_address: &'a str,
     pub server_port: Option<u16>,
+    /// For a store spoken to by RPC (AWS): its `rpc.*` attributes.
+    pub rpc: Option<Rpc<'a>>,
+}
+
+/// `rpc.system` (`aws-api`), `rpc.service` (`SSM`) and `rpc.method` (`GetParameter`).
+pub struct Rpc<'a> {
+    pub system: &'static str,
+    pub service: &'a str,
+    pub method: &'a str,
 }
 
 impl BackendRequest<'_> {
@@ -80,6 +89,13 @@ impl BackendRequest<'_> {
         ];
         if let Some(port) = self.server_port {
             attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+        if let Some(rpc) = self.rpc {
+            attributes.extend([
+                KeyValue::new(RPC_SYSTEM, rpc.system),
+                KeyValue::new(RPC_SERVICE, rpc.service.to_string()),
+                KeyValue::new(RPC_METHOD, rpc.method.to_string()),
+            ]);
         }
         let span = tracer
             .span_builder(self.operation.to_string())
@@ -134,6 +150,36 @@ mod tests {
             ]
         );
         assert_eq!(span.status, Status::Unset);
+    }
+
+    #[test]
+    fn a_request_to_an_rpc_store_names_its_service_and_method() {
+        let step = testing::parent();
+        {
+            let _current = step.clone().attach();
+            let rpc = Rpc { system: "aws-api", service: "SSM", method: "GetParameter" };
+            let request = BackendRequest {
+                operation: "SSM.GetParameter",
+                method: "POST",
+                server_address: "ssm.eu-west-1.amazonaws.com",
+                server_port: None,
+                rpc: Some(rpc),
+            };
+            request.start().ended(Some(200), None);
+        }
+        let span = testing::one_ended_in(&step);
+        assert_eq!(span.span_kind, SpanKind::Client);
+        assert_eq!(
+            attributes(&span),
+            [
+                "http.request.method=POST",
+                "server.address=ssm.eu-west-1.amazonaws.com",
+                "rpc.system=aws-api",
+                "rpc.service=SSM",
+                "rpc.method=GetParameter",
+                "http.response.status_code=200",
+            ]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use opentelemetry::global::{self, BoxedTracer};
 
 pub use build::{BuildEnd, BuildSpan, CheckedResource, end_build};
 pub use component::{InputResolution, LidarScan, SchedulingPass};
-pub use credentials::{BackendRequest, BackendRequestSpan, CredsLookup, CredsLookupSpan};
+pub use credentials::{BackendRequest, BackendRequestSpan, CredsLookup, CredsLookupSpan, Rpc};
 pub use database::{DbOperation, DbSpan, DbSystem};
 pub use process::{ProcessSpan, RuntimeProcess};
 pub use step::{HookSpan, StepEnd, StepSpan, end_hook, end_step, step_image_ready, step_placed, step_starting};
