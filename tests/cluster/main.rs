@@ -15,6 +15,7 @@ mod controllers;
 mod faults;
 mod pods;
 mod rbac;
+mod runtime;
 mod storage;
 mod support;
 
@@ -26,7 +27,7 @@ use std::time::Instant;
 use cluster::Cluster;
 
 type CheckFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
-type Check = for<'a> fn(&'a Cluster) -> CheckFuture<'a>;
+pub type Check = for<'a> fn(&'a Cluster) -> CheckFuture<'a>;
 
 macro_rules! checks {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -56,15 +57,18 @@ const CHECKS: &[(&str, Check)] = checks![
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
-        for (name, _) in CHECKS {
+        for (name, _) in CHECKS.iter().chain(runtime::CHECKS) {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
     }
     // Flags libtest would take (`--quiet`, `--nocapture`, ...) mean nothing here.
     let filter = args.iter().find(|arg| !arg.starts_with('-'));
-    let selected: Vec<&(&str, Check)> =
-        CHECKS.iter().filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str()))).collect();
+    let selected: Vec<&(&str, Check)> = CHECKS
+        .iter()
+        .chain(runtime::CHECKS)
+        .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str())))
+        .collect();
     if selected.is_empty() {
         return ExitCode::SUCCESS;
     }

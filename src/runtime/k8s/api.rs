@@ -1,0 +1,63 @@
+//! Kubernetes API requests: errors the API server may recover from (429,
+//! 5xx, a dropped connection, a timeout) are retried with backoff, and
+//! never reach a build as a failure unless they last.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::runtime::RuntimeError;
+
+/// How long a request keeps being retried before the runtime is reported
+/// unavailable.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether the same request may succeed later.
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// The status code of an API refusal.
+pub fn status_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Runs `request` until it succeeds, fails for good, or has failed
+/// transiently for [`RETRY_FOR`]; `what` names it in the error.
+pub async fn retrying<T, F, Fut>(what: &str, mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut backoff = FIRST_BACKOFF;
+    let mut retries = 0u32;
+    loop {
+        match request().await {
+            Err(err) if is_transient(&err) && tokio::time::Instant::now() + backoff < deadline => {
+                retries += 1;
+                tracing::debug!(request = what, retries, error = %err, "retrying a Kubernetes API request");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            result => return result,
+        }
+    }
+}
+
+/// A request that failed for good, as the runtime reports it.
+pub fn failed(what: &str, err: kube::Error) -> RuntimeError {
+    if is_transient(&err) {
+        RuntimeError::Unavailable(format!("{what}: {err}"))
+    } else {
+        RuntimeError::Setup(format!("{what}: {err}"))
+    }
+}
