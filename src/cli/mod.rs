@@ -2,6 +2,7 @@
 
 mod config_file;
 mod flags;
+mod kubernetes;
 mod migrate;
 mod quickstart;
 mod resource;
