@@ -16,6 +16,7 @@ mod faults;
 mod pods;
 mod rbac;
 mod runtime;
+mod runtime_faults;
 mod storage;
 mod support;
 
@@ -51,6 +52,11 @@ const CHECKS: &[(&str, Check)] = checks![
     faults::an_oom_kill_ends_the_container_as_a_kubelet_reports_it,
     faults::an_evicted_pod_fails_as_evicted,
     faults::a_failing_exec_is_an_error,
+    runtime_faults::an_image_that_cannot_be_pulled_errors_the_step,
+    runtime_faults::an_oom_kill_errors_the_step_as_out_of_memory,
+    runtime_faults::an_evicted_pod_errors_the_step_as_lost,
+    runtime_faults::a_pod_no_node_takes_times_out,
+    runtime_faults::a_step_outlives_the_runtime_that_started_it,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 
