@@ -1,11 +1,15 @@
 //! Kubernetes API requests: errors the API server may recover from (429,
 //! 5xx, a dropped connection, a timeout) are retried with backoff, and
-//! never reach a build as a failure unless they last.
+//! never reach a build as a failure unless they last. Each request is a
+//! CLIENT span under the pod's span, its retries counted.
 
 use std::future::Future;
 use std::time::Duration;
 
+use opentelemetry::Context;
+
 use crate::runtime::RuntimeError;
+use crate::telemetry::spans::K8sRequest;
 
 /// How long a request keeps being retried before the runtime is reported
 /// unavailable.
@@ -30,13 +34,14 @@ pub fn status_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Runs `request` until it succeeds, fails for good, or has failed
-/// transiently for [`RETRY_FOR`]; `what` names it in the error.
-pub async fn retrying<T, F, Fut>(what: &str, mut request: F) -> Result<T, kube::Error>
+/// Sends `request` (`verb` on `resource`, a span under `parent`) until it
+/// succeeds, fails for good, or has failed transiently for [`RETRY_FOR`].
+pub async fn retrying<T, F, Fut>(verb: &str, resource: &str, parent: &Context, mut request: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
+    let span = K8sRequest { verb, resource }.start(parent);
     let deadline = tokio::time::Instant::now() + RETRY_FOR;
     let mut backoff = FIRST_BACKOFF;
     let mut retries = 0u32;
@@ -44,12 +49,29 @@ where
         match request().await {
             Err(err) if is_transient(&err) && tokio::time::Instant::now() + backoff < deadline => {
                 retries += 1;
-                tracing::debug!(request = what, retries, error = %err, "retrying a Kubernetes API request");
+                tracing::debug!(verb, resource, retries, error = %err, "retrying a Kubernetes API request");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            result => return result,
+            Ok(answer) => {
+                span.end(Some(success_code(verb)), retries, None);
+                return Ok(answer);
+            }
+            Err(err) => {
+                let error = if is_transient(&err) { "unavailable" } else { "refused" };
+                span.end(status_code(&err), retries, Some(error));
+                return Err(err);
+            }
         }
+    }
+}
+
+/// The status code the API server answers `verb` with when it succeeds.
+fn success_code(verb: &str) -> u16 {
+    match verb {
+        "create" => 201,
+        "exec" => 101,
+        _ => 200,
     }
 }
 

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;
 use kube::api::AttachParams;
+use opentelemetry::Context;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -44,10 +45,11 @@ pub async fn run(
     command: Vec<String>,
     stdin: Stdin,
     output: mpsc::Sender<ExecOutput>,
+    parent: &Context,
 ) -> Result<Ended, RuntimeError> {
     let params =
         AttachParams::default().container(container).stdin(!matches!(stdin, Stdin::None)).stdout(true).stderr(true);
-    let started = api::retrying("exec", || pods.exec(pod, command.clone(), &params)).await;
+    let started = api::retrying("exec", "pods/exec", parent, || pods.exec(pod, command.clone(), &params)).await;
     let mut process = match started {
         Ok(process) => process,
         Err(err) if api::is_transient(&err) => return Err(api::failed(&format!("exec in pod {pod}"), err)),
@@ -135,6 +137,7 @@ pub async fn collect(
     container: &str,
     command: Vec<String>,
     stdin: Stdin,
+    parent: &Context,
 ) -> Result<(Ended, Vec<u8>, Vec<u8>), RuntimeError> {
     let (sender, mut receiver) = mpsc::channel(16);
     let gather = async move {
@@ -147,6 +150,6 @@ pub async fn collect(
         }
         (out, err)
     };
-    let (ended, (out, err)) = tokio::join!(run(pods, pod, container, command, stdin, sender), gather);
+    let (ended, (out, err)) = tokio::join!(run(pods, pod, container, command, stdin, sender, parent), gather);
     Ok((ended?, out, err))
 }

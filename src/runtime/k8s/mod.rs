@@ -22,19 +22,22 @@ mod failures;
 mod images;
 mod pod;
 mod scripts;
+mod stages;
 mod store;
 mod watch;
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
+use opentelemetry::Context;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -49,7 +52,10 @@ use super::{
     Artifact, ExecIo, ExecOutput, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError,
     StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
 };
+use crate::metric::events::PodStarted;
 use crate::resource::builtin::BUILTIN_TYPES;
+use crate::telemetry::propagation;
+use crate::telemetry::spans::{PodSpan, StepPod};
 
 /// How a [`K8sRuntime`] is set up (the `--kubernetes-*` flags).
 #[derive(Debug, Clone)]
@@ -124,6 +130,10 @@ pub struct K8sRuntime {
     pods: Api<Pod>,
     watch: PodWatch,
     store: ArtifactStore,
+    /// The `k8s.pod` spans of the pods this process started, until their
+    /// step exits or stops (an atc that restarted has lost them, as the
+    /// local runtime loses its process spans).
+    spans: Mutex<HashMap<String, PodSpan>>,
 }
 
 impl K8sRuntime {
@@ -150,9 +160,9 @@ impl K8sRuntime {
         let watch = PodWatch::start(pods.clone(), &options.namespace, &selector);
         let store =
             ArtifactStore { pods: pods.clone(), helper: HELPER_POD.into(), scratch: options.scratch_dir.clone() };
-        let runtime = K8sRuntime { options, pods, watch, store };
+        let runtime = K8sRuntime { options, pods, watch, store, spans: Mutex::default() };
         let helper = pod::helper_pod(HELPER_POD, &runtime.settings()).map_err(invalid_pod)?;
-        runtime.create(HELPER_POD, &helper).await.or_else(|err| match err {
+        runtime.create(HELPER_POD, &helper, &Context::new()).await.or_else(|err| match err {
             RuntimeError::AlreadyStarted(_) => Ok(()),
             err => Err(err),
         })?;
@@ -176,9 +186,9 @@ impl K8sRuntime {
         format!("k8s-{}", self.options.namespace)
     }
 
-    async fn create(&self, name: &str, pod: &Pod) -> Result<(), RuntimeError> {
+    async fn create(&self, name: &str, pod: &Pod, parent: &Context) -> Result<(), RuntimeError> {
         let params = PostParams::default();
-        let created = api::retrying("create pod", || self.pods.create(&params, pod)).await;
+        let created = api::retrying("create", "pods", parent, || self.pods.create(&params, pod)).await;
         match created {
             Ok(_) => Ok(()),
             Err(err) if api::status_code(&err) == Some(409) => match StepHandle::parse(name) {
@@ -195,7 +205,7 @@ impl K8sRuntime {
         if let Some(pod) = self.watch.get(name) {
             return Ok(Some(pod));
         }
-        let fetched = api::retrying("get pod", || self.pods.get_opt(name)).await;
+        let fetched = api::retrying("get", "pods", &self.span_context(name), || self.pods.get_opt(name)).await;
         Ok(fetched.map_err(|err| api::failed(&format!("reading pod {name}"), err))?.map(Arc::new))
     }
 
@@ -249,15 +259,25 @@ impl K8sRuntime {
         let program = images.program(spec.image.as_ref(), &spec.process.path)?;
         let described = program.describe.clone();
         let pod = pod::step_pod(&spec, program, &self.settings()).map_err(invalid_pod)?;
-        self.create(handle.as_str(), &pod).await?;
+        let name = handle.as_str();
+        let span = StepPod { name, namespace: &self.options.namespace }.start(&step_context(&spec));
+        let created_at = Instant::now();
+        if let Err(err) = self.create(name, &pod, &span.context()).await {
+            span.end(None, None, Some(error_type(&err)));
+            return Err(err);
+        }
+        span.phase("Pending");
+        let cx = span.context();
+        self.spans.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), span);
         let started = async {
-            self.until_running(handle.as_str()).await?;
+            self.until_running(name).await?;
+            self.record_running(name, created_at);
             observer.placed(&self.worker_name());
             observer.image_ready(&described);
             if let Some(stdin) = spec.process.stdin {
                 let command = sh(scripts::START, [stdin.len().to_string()]);
                 let stdin = Stdin::Bytes(stdin.into());
-                match exec::collect(&self.pods, handle.as_str(), MAIN, command, stdin).await? {
+                match exec::collect(&self.pods, name, MAIN, command, stdin, &cx).await? {
                     (Ended::Exited(0), ..) => {}
                     (ended, _, err) => {
                         return Err(RuntimeError::Setup(format!(
@@ -270,14 +290,62 @@ impl K8sRuntime {
             Ok(())
         };
         if let Err(err) = started.await {
+            self.end_span(name, Some(&err)).await;
             // The pod is of no use; the error says why.
-            self.delete(handle.as_str(), Duration::ZERO).await;
+            self.delete(name, Duration::ZERO).await;
             return Err(err);
         }
         Ok(handle)
     }
 
+    /// The context of the pod's span, for its requests (none when this
+    /// process did not start the pod, or it is not traced).
+    fn span_context(&self, name: &str) -> Context {
+        let spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        spans.get(name).map(PodSpan::context).unwrap_or_default()
+    }
+
+    /// The pod runs: its start-up time as a metric, its span's exemplar.
+    fn record_running(&self, name: &str, created_at: Instant) {
+        let spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(span) = spans.get(name) else { return };
+        span.phase("Running");
+        PodStarted { startup: created_at.elapsed(), span: &span.span_context() }.emit();
+    }
+
+    /// Ends the pod's span, if this process has it, with where the pod's
+    /// time went (scheduling, image pulls from its Events, init containers,
+    /// the main container's run up to now), the node, the last phase, and
+    /// the error if any.
+    async fn end_span(&self, name: &str, error: Option<&RuntimeError>) {
+        let Some(span) = self.spans.lock().unwrap_or_else(|p| p.into_inner()).remove(name) else { return };
+        let pod = self.watch.get(name);
+        if let Some(pod) = &pod {
+            let events: Api<Event> = Api::namespaced(self.pods.clone().into_client(), &self.options.namespace);
+            let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+            let listed = api::retrying("list", "events", &span.context(), || events.list(&params)).await;
+            stages::record_startup(&span, pod, &listed.map(|list| list.items).unwrap_or_default());
+            stages::record_run(&span, pod, SystemTime::now());
+        }
+        let node = pod.as_ref().and_then(|pod| pod.spec.as_ref()?.node_name.clone());
+        let phase = pod.as_ref().and_then(|pod| pod.status.as_ref()?.phase.clone());
+        span.end(node.as_deref(), phase.as_deref(), error.map(error_type));
+    }
+
     async fn attach_step(
+        &self,
+        handle: &StepHandle,
+        sink: Arc<dyn OutputSink>,
+        since: OutputOffset,
+    ) -> Result<StepOutcome, RuntimeError> {
+        let attached = self.follow_to_exit(handle, sink, since).await;
+        if let Err(err) = &attached {
+            self.end_span(handle.as_str(), Some(err)).await;
+        }
+        attached
+    }
+
+    async fn follow_to_exit(
         &self,
         handle: &StepHandle,
         sink: Arc<dyn OutputSink>,
@@ -330,6 +398,7 @@ impl K8sRuntime {
             }
         }
         let (exit, outputs) = self.store.capture(name, &saved.outputs()).await?;
+        self.end_span(name, None).await;
         let exit_code = match exit {
             Exit::Code(code) => code,
             Exit::NotFound(program) => {
@@ -355,7 +424,8 @@ impl K8sRuntime {
     ) -> Result<Ended, RuntimeError> {
         let (sender, mut receiver) = mpsc::channel(16);
         let command = sh(scripts::FOLLOW, [offset.stdout.to_string(), offset.stderr.to_string()]);
-        let follow = exec::run(&self.pods, name, MAIN, command, Stdin::None, sender);
+        let cx = self.span_context(name);
+        let follow = exec::run(&self.pods, name, MAIN, command, Stdin::None, sender, &cx);
         let limit = self.options.capture_limit;
         let consume = async {
             while let Some(ExecOutput { stream, chunk }) = receiver.recv().await {
@@ -390,7 +460,8 @@ impl K8sRuntime {
             None => Stdin::None,
         };
         let (sender, mut receiver) = mpsc::channel::<ExecOutput>(1);
-        let run = exec::run(&self.pods, name, MAIN, sh(scripts::EXEC, args), stdin, sender);
+        let cx = self.span_context(name);
+        let run = exec::run(&self.pods, name, MAIN, sh(scripts::EXEC, args), stdin, sender, &cx);
         // The first line of stdout is the script's own: whether the program started.
         let forward = async {
             let mut first_line = Vec::new();
@@ -434,7 +505,7 @@ impl K8sRuntime {
     /// Deletes the pod (`grace` for its processes to stop), not waiting.
     async fn delete(&self, name: &str, grace: Duration) {
         let params = DeleteParams { grace_period_seconds: Some(grace.as_secs().max(1) as u32), ..Default::default() };
-        match api::retrying("delete pod", || self.pods.delete(name, &params)).await {
+        match api::retrying("delete", "pods", &self.span_context(name), || self.pods.delete(name, &params)).await {
             Ok(_) => {}
             Err(err) if api::status_code(&err) == Some(404) => {}
             Err(err) => tracing::warn!(pod = name, error = %err, "cannot delete a pod"),
@@ -443,6 +514,8 @@ impl K8sRuntime {
 
     async fn stop_step(&self, handle: &StepHandle, grace: Duration) -> Result<(), RuntimeError> {
         let name = handle.as_str();
+        // Stopped before its exit was seen: interrupted.
+        self.end_span(name, Some(&RuntimeError::Interrupted)).await;
         self.delete(name, grace).await;
         let gone = self.watch.wait_for(name, |pod| pod.is_none().then_some(()));
         tokio::time::timeout(grace + GONE_WITHIN, gone).await.map_err(|_| {
@@ -461,6 +534,30 @@ impl K8sRuntime {
             .filter(|pod| pod.metadata.labels.as_ref().is_some_and(|l| l.contains_key(pod::STEP_TYPE_LABEL)))
             .filter(|pod| !failures::is_deleted(pod))
             .collect()
+    }
+}
+
+/// The step span the engine handed the step, as its processes see it.
+fn step_context(spec: &StepSpec) -> Context {
+    let Some(trace) = &spec.trace else { return Context::new() };
+    let mut env = vec![("TRACEPARENT".to_string(), trace.traceparent.clone())];
+    if let Some(state) = &trace.tracestate {
+        env.push(("TRACESTATE".to_string(), state.clone()));
+    }
+    propagation::context_from_environment(&env)
+}
+
+/// A failure as `error.type` names it.
+fn error_type(err: &RuntimeError) -> &'static str {
+    match err {
+        RuntimeError::Interrupted => "interrupted",
+        RuntimeError::ImageUnavailable { .. } => "ImagePullBackOff",
+        RuntimeError::OutOfMemory { .. } => "OOMKilled",
+        RuntimeError::Lost(_) => "lost",
+        RuntimeError::TimedOut(_) => "timeout",
+        RuntimeError::Unavailable(_) => "unavailable",
+        RuntimeError::StdoutTooLarge { .. } => "stdout_too_large",
+        _ => "setup",
     }
 }
 
@@ -483,7 +580,7 @@ async fn create_claim(client: &Client, options: &K8sRuntimeOptions) -> Result<()
     }))
     .map_err(invalid_pod)?;
     let params = PostParams::default();
-    match api::retrying("create claim", || claims.create(&params, &claim)).await {
+    match api::retrying("create", "persistentvolumeclaims", &Context::new(), || claims.create(&params, &claim)).await {
         Ok(_) => Ok(()),
         Err(err) if api::status_code(&err) == Some(409) => Ok(()),
         Err(err) => Err(api::failed("creating the artifact claim", err)),

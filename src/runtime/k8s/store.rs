@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use opentelemetry::Context;
 use tokio::sync::mpsc;
 
 use super::exec::{self, Ended, Stdin};
@@ -82,7 +83,7 @@ impl ArtifactStore {
         args: Vec<String>,
         stdin: Stdin,
     ) -> Result<(Ended, Vec<u8>, Vec<u8>), RuntimeError> {
-        exec::collect(&self.pods, &self.helper, MAIN, sh(script, args), stdin).await
+        exec::collect(&self.pods, &self.helper, MAIN, sh(script, args), stdin, &Context::new()).await
     }
 
     async fn sh_ok(&self, what: &str, script: &str, args: Vec<String>, stdin: Stdin) -> Result<Vec<u8>, RuntimeError> {
@@ -124,7 +125,8 @@ impl ArtifactStore {
         let command = sh(EXPORT, [id.clone()]);
         let (result_sender, result) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _ = result_sender.send(exec::run(&pods, &helper, MAIN, command, Stdin::None, sender).await);
+            let _ = result_sender
+                .send(exec::run(&pods, &helper, MAIN, command, Stdin::None, sender, &Context::new()).await);
         });
         let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
             loop {
