@@ -3,8 +3,15 @@
 //! own. Steps run in `busybox`; the helper image is `atc.test/helper`, a
 //! host image in which atc is where cargo built it.
 
+use anyhow::Context;
 use atc::runtime::ImageSpec;
 use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Api;
+use kube::api::PostParams;
+use kube::config::AuthInfo;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -25,6 +32,8 @@ use support::Shell;
 pub struct Shared {
     pub runtime: K8sRuntime,
     pub options: K8sRuntimeOptions,
+    /// Bound to the Role of `deploy/kubernetes-role.yaml` only.
+    pub client: kube::Client,
 }
 
 static SHARED: OnceCell<Shared> = OnceCell::const_new();
@@ -38,10 +47,37 @@ pub async fn shared(cluster: &Cluster) -> anyhow::Result<&'static Shared> {
             let mut options = K8sRuntimeOptions::new(&namespace);
             options.helper_image = "atc.test/helper".into();
             options.helper_atc_path = env!("CARGO_BIN_EXE_atc").into();
-            let runtime = K8sRuntime::new(cluster.client.clone(), options.clone()).await?;
-            anyhow::Ok(Shared { runtime, options })
+            let client = client_with_the_documented_role(cluster, &namespace).await?;
+            let runtime = K8sRuntime::new(client.clone(), options.clone()).await?;
+            anyhow::Ok(Shared { runtime, options, client })
         })
         .await
+}
+
+/// A client whose token (a service account's, from TokenRequest) is bound
+/// to exactly the Role the README documents, in `namespace` only: the
+/// runtime is tested with no more rights than an operator grants it.
+async fn client_with_the_documented_role(cluster: &Cluster, namespace: &str) -> anyhow::Result<kube::Client> {
+    let text = std::fs::read_to_string(crate::cluster::source_root().join("deploy/kubernetes-role.yaml"))?;
+    let role: Role = serde_saphyr::from_str(&text)?;
+    let role_name = role.metadata.name.clone().unwrap_or_default();
+    let admin = cluster.client.clone();
+    let create = PostParams::default();
+    Api::<Role>::namespaced(admin.clone(), namespace).create(&create, &role).await?;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    accounts.create(&create, &serde_json::from_value(json!({"metadata": {"name": "atc"}}))?).await?;
+    let binding = json!({
+        "metadata": {"name": "atc-runtime"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "atc", "namespace": namespace}],
+    });
+    Api::<RoleBinding>::namespaced(admin, namespace).create(&create, &serde_json::from_value(binding)?).await?;
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"expirationSeconds": 3600}}))?;
+    let issued = accounts.create_token_request("atc", &create, &request).await?;
+    let token = issued.status.and_then(|status| status.token).context("TokenRequest returned no token")?;
+    let mut config = cluster.config.clone();
+    config.auth_info = AuthInfo { token: Some(token.into()), ..Default::default() };
+    Ok(kube::Client::try_from(config)?)
 }
 
 fn shell() -> Shell {

@@ -48,7 +48,7 @@ pub async fn a_pod_no_node_takes_times_out(cluster: &Cluster) -> anyhow::Result<
     let mut options = shared.options.clone();
     options.node_selector.insert("atc.test/no-such-label".into(), "anywhere".into());
     options.pod_scheduling_timeout = Duration::from_secs(3);
-    let picky = K8sRuntime::new(cluster.client.clone(), options).await?;
+    let picky = K8sRuntime::new(shared.client.clone(), options).await?;
     let result = run_in(&picky, "busybox", "true").await;
     let Err(err @ RuntimeError::TimedOut(_)) = &result else { anyhow::bail!("{result:?}") };
     ensure!(err.to_string().contains("not scheduled"), "{err}");
@@ -59,7 +59,7 @@ pub async fn a_pod_no_node_takes_times_out(cluster: &Cluster) -> anyhow::Result<
 
 pub async fn a_step_outlives_the_runtime_that_started_it(cluster: &Cluster) -> anyhow::Result<()> {
     let shared = shared(cluster).await?;
-    let before_restart = K8sRuntime::new(cluster.client.clone(), shared.options.clone()).await?;
+    let before_restart = K8sRuntime::new(shared.client.clone(), shared.options.clone()).await?;
     let mut step = Shell { image: Some(image("busybox")) }
         .step("echo before; while [ ! -e proceed ]; do sleep 0.1; done; echo after; echo kept > out/file; exit 7");
     step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
