@@ -21,6 +21,8 @@ pub struct Cluster {
     dir: PathBuf,
     /// Started by someone else (`ATC_TEST_K8S_DIR`): left running.
     borrowed: bool,
+    /// The administrator's kubeconfig, for processes the checks start.
+    pub kubeconfig: PathBuf,
     pub config: Config,
     pub client: Client,
 }
@@ -33,8 +35,9 @@ impl Cluster {
     pub async fn start() -> anyhow::Result<Cluster> {
         if let Some(dir) = std::env::var_os("ATC_TEST_K8S_DIR") {
             let dir = PathBuf::from(dir);
-            let (config, client) = connect(&dir.join("admin.kubeconfig")).await?;
-            return Ok(Cluster { dir, borrowed: true, config, client });
+            let kubeconfig = dir.join("admin.kubeconfig");
+            let (config, client) = connect(&kubeconfig).await?;
+            return Ok(Cluster { dir, borrowed: true, kubeconfig, config, client });
         }
         let script = source_root().join("scripts/k8s-up.sh");
         let dir = tempfile::Builder::new().prefix("atc-cluster.").tempdir()?.keep();
@@ -52,7 +55,7 @@ impl Cluster {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let kubeconfig = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
         match connect(&kubeconfig).await {
-            Ok((config, client)) => Ok(Cluster { dir, borrowed: false, config, client }),
+            Ok((config, client)) => Ok(Cluster { dir, borrowed: false, kubeconfig, config, client }),
             Err(err) => {
                 stop(&dir);
                 Err(err.context(format!("cannot connect with {}", kubeconfig.display())))

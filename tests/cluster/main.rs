@@ -15,6 +15,7 @@ mod controllers;
 mod faults;
 mod pods;
 mod rbac;
+mod restart;
 mod runtime;
 mod runtime_faults;
 mod runtime_spans;
@@ -60,6 +61,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_faults::a_step_outlives_the_runtime_that_started_it,
     runtime_spans::a_step_pod_traces_where_its_time_went,
     runtime_spans::an_oom_kill_marks_the_pods_run_as_failed,
+    restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 
