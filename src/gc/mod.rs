@@ -109,6 +109,9 @@ impl Component for Collector {
             let busy = workers.iter().filter(|w| w.active_containers > 0).count() as i64;
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
+            let containers = workers.iter().map(|w| w.active_containers as i64).sum();
+            let volumes = workers.iter().map(|w| w.active_volumes as i64).sum();
+            crate::metric::RuntimeResources { containers, volumes }.emit();
             self.collect_expired_tokens().await?;
             self.collect_expired_login_requests().await?;
             self.collect_cleared_task_caches().await?;

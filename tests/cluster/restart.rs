@@ -73,5 +73,9 @@ pub async fn a_build_carries_on_after_atc_is_killed_mid_pod(cluster: &Cluster) -
     let printed: Vec<&String> = lines.iter().filter(|line| line.starts_with("line ")).collect();
     ensure!(status == "succeeded", "the build {status}; atc said:\n{}", atc.log());
     ensure!(printed.iter().copied().eq(expected.iter()), "each line once, in order: {lines:?}");
+    // The workers route shows the namespace as one worker.
+    let workers = client.get("/api/v1/workers").await.unwrap_or_default();
+    let names: Vec<&str> = workers.as_array().into_iter().flatten().filter_map(|w| w["name"].as_str()).collect();
+    ensure!(names == [format!("k8s-{namespace}")], "workers {names:?}");
     Ok(())
 }

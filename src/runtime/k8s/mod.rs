@@ -669,7 +669,8 @@ impl Runtime for K8sRuntime {
                 tags: Vec::new(),
                 resource_types,
                 active_containers: self.step_pods().len() as u64,
-                active_volumes: 0,
+                // Every artifact, step root and cache is on the one claim.
+                active_volumes: 1,
             }]
         }
         .boxed()
