@@ -10,11 +10,13 @@
 //! check did. Needs root (the node agent's mount namespaces) and Go to build
 //! the cluster the first time (`scripts/k8s-build.sh`, cached after).
 
+mod atc_support;
 mod cluster;
 mod controllers;
 mod faults;
 mod pods;
 mod rbac;
+mod reaper;
 mod restart;
 mod runtime;
 mod runtime_faults;
@@ -62,6 +64,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::a_step_pod_traces_where_its_time_went,
     runtime_spans::an_oom_kill_marks_the_pods_run_as_failed,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
+    reaper::the_collector_deletes_pods_of_ended_builds_only,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 

@@ -5,32 +5,14 @@
 //! as `tests/cli` (included from there), on the PostgreSQL of
 //! `tests/support`.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use anyhow::ensure;
 
 use crate::cluster::Cluster;
 
-// `tests/cli/nodes.rs` takes these from the module that includes it, and
-// `tests/support/postgres.rs` takes `on_exit`.
-const ATC: &str = env!("CARGO_BIN_EXE_atc");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-#[allow(dead_code, reason = "shared with tests/cli, which uses more of it")]
-#[path = "../cli/nodes.rs"]
-mod nodes;
-#[allow(dead_code, reason = "shared with the other test targets")]
-#[path = "../support/on_exit.rs"]
-mod on_exit;
-#[allow(dead_code, reason = "shared with the other test targets")]
-#[path = "../support/postgres.rs"]
-mod postgres;
-
-use nodes::{Client, Node, printed_lines};
+use crate::atc_support::nodes::{Client, Node, printed_lines};
+use crate::atc_support::{ATC, postgres};
 
 /// Short, so that the restarted node takes the build over soon after the
 /// killed one's lease runs out.
