@@ -358,6 +358,8 @@ impl K8sRuntime {
         }
         let saved =
             SavedStep::of(&pod).ok_or_else(|| RuntimeError::Setup(format!("pod {name} is not a step of atc")))?;
+        // Taken up after a crash before the pod ran: it must run first.
+        self.until_running(name).await?;
         // Captured stdout never reached the sink: it is read whole each time.
         let mut offset = if saved.capture_stdout { OutputOffset { stdout: 0, ..since } } else { since };
         let mut captured = Vec::new();

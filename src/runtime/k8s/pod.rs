@@ -246,7 +246,82 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
 
 #[cfg(test)]
 mod tests {
-    use super::label_value;
+    use super::*;
+    use crate::runtime::{
+        Artifact, CacheMount, InputMount, Limits, ProcessSpec, Stdout, StepHandle, StepMetadata, TraceContext,
+    };
+
+    fn spec() -> StepSpec {
+        StepSpec {
+            handle: StepHandle::parse("build-1-task-2").unwrap(),
+            metadata: StepMetadata {
+                team: "main".into(),
+                pipeline: Some("my pipeline".into()),
+                build_id: Some(1),
+                step_type: "task".into(),
+                step_name: "unit".into(),
+                ..Default::default()
+            },
+            image: None,
+            privileged: false,
+            limits: Limits { cpu: Some(512), memory: Some(1 << 20) },
+            tags: Vec::new(),
+            inputs: vec![InputMount { artifact: Artifact { id: "upload_ab".into() }, path: "repo".into() }],
+            outputs: Vec::new(),
+            caches: vec![CacheMount { key: "k".into(), path: "cache".into() }],
+            process: ProcessSpec {
+                path: "sh".into(),
+                args: vec!["-c".into(), "echo $HOME $(whoami)".into()],
+                dir: "repo".into(),
+                user: None,
+                env: vec![("PRICE".into(), "$5".into())],
+                stdin: None,
+                stdout: Stdout::Stream,
+            },
+            trace: Some(TraceContext { traceparent: "00-ab-cd-01".into(), tracestate: None }),
+        }
+    }
+
+    #[test]
+    fn a_step_pod_is_labelled_traced_and_mounted_on_the_claim() {
+        let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
+        let settings = PodSettings {
+            claim: "claim",
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &secrets,
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        let pod = serde_json::to_value(step_pod(&spec(), program, &settings).unwrap()).unwrap();
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(labels["concourse.ci/pipeline"], "my-pipeline");
+        assert_eq!(labels["concourse.ci/build-id"], "1");
+        assert_eq!(labels[STEP_TYPE_LABEL], "task");
+        assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        let main = &pod["spec"]["containers"][0];
+        let init = &pod["spec"]["initContainers"][0];
+        assert_eq!(init["name"], FETCH_INPUTS);
+        // Kubernetes would expand $(whoami) and turn $$ into $: every $ is doubled.
+        assert_eq!(main["command"].as_array().unwrap().last().unwrap(), "echo $$HOME $$(whoami)");
+        assert!(main["env"].as_array().unwrap().contains(&json!({"name": "PRICE", "value": "$$5"})));
+        for container in [main, init] {
+            assert!(
+                container["env"].as_array().unwrap().contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"}))
+            );
+        }
+        assert_eq!(main["workingDir"], format!("{ROOT}/repo"));
+        let mounts = main["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts[0]["subPath"], "steps/build-1-task-2/root");
+        assert_eq!(
+            mounts[2],
+            json!({"name": "store", "mountPath": format!("{ROOT}/cache"), "subPath": cache_dir("k")})
+        );
+        assert_eq!(main["resources"]["limits"], json!({"cpu": "500m", "memory": "1048576"}));
+        assert!(init["command"][2].as_str().unwrap().contains("cp -a '/store/artifacts/upload_ab/.'"));
+        assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "pull"}]));
+    }
 
     #[test]
     fn label_values_are_valid_whatever_the_name() {
