@@ -78,3 +78,4 @@ pub const CONCOURSE_CACHE_HIT: &str = "concourse.cache.hit";
 pub const CONCOURSE_LOCK_TYPE: &str = "concourse.lock.type";
 pub const CONCOURSE_LOCK_ACQUIRED: &str = "concourse.lock.acquired";
 pub const CONCOURSE_CHECKS_STARTED: &str = "concourse.checks.started";
+pub const CONCOURSE_STEPS_STOPPED: &str = "concourse.steps.stopped";

@@ -21,7 +21,7 @@ pub(crate) mod testing;
 use opentelemetry::global::{self, BoxedTracer};
 
 pub use build::{BuildEnd, BuildSpan, CheckedResource, end_build};
-pub use component::{InputResolution, LidarScan, SchedulingPass};
+pub use component::{InputResolution, LidarScan, ReaperPass, SchedulingPass};
 pub use credentials::{BackendRequest, BackendRequestSpan, CredsLookup, CredsLookupSpan};
 pub use database::{DbOperation, DbSpan, DbSystem};
 pub use pod::{K8sRequest, K8sRequestSpan, PodInterval, PodSpan, PodStage, StepPod};
