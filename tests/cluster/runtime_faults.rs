@@ -9,10 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use atc::runtime::k8s::K8sRuntime;
 use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
-use crate::runtime::support::{RecordingSink, Shell, eventually, observer, read, run, sh_process};
+use crate::runtime::support::{RecordingSink, Shell, eventually, import, observer, read, run, sh_process, tgz};
 use crate::runtime::{image, shared};
 
 async fn run_in(runtime: &dyn Runtime, repository: &str, script: &str) -> Result<i32, RuntimeError> {
@@ -54,6 +57,24 @@ pub async fn a_pod_no_node_takes_times_out(cluster: &Cluster) -> anyhow::Result<
     ensure!(err.to_string().contains("not scheduled"), "{err}");
     // The pod that could not start is gone.
     ensure!(picky.list().await?.is_empty(), "{:?}", picky.list().await?);
+    Ok(())
+}
+
+pub async fn a_lost_artifact_helper_pod_is_replaced(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let artifact = import(&shared.runtime, tgz(&[("kept", "on the claim", 0o644)])).await;
+    // As an eviction or a drained node would: the pod goes, the claim stays.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &shared.options.namespace);
+    pods.delete("atc-artifact-helper", &DeleteParams { grace_period_seconds: Some(1), ..Default::default() }).await?;
+    let gone = eventually(Duration::from_secs(60), || async {
+        pods.get_opt("atc-artifact-helper")
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|pod| pod.metadata.deletion_timestamp.is_none())
+    });
+    ensure!(gone.await, "the helper pod was not deleted");
+    ensure!(read(&shared.runtime, &artifact, "kept").await == "on the claim");
     Ok(())
 }
 

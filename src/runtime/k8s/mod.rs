@@ -161,14 +161,34 @@ impl K8sRuntime {
         let store =
             ArtifactStore { pods: pods.clone(), helper: HELPER_POD.into(), scratch: options.scratch_dir.clone() };
         let runtime = K8sRuntime { options, pods, watch, store, spans: Mutex::default() };
-        let helper = pod::helper_pod(HELPER_POD, &runtime.settings()).map_err(invalid_pod)?;
-        runtime.create(HELPER_POD, &helper, &Context::new()).await.or_else(|err| match err {
-            RuntimeError::AlreadyStarted(_) => Ok(()),
-            err => Err(err),
-        })?;
-        runtime.watch.ready().await;
-        runtime.until_running(HELPER_POD).await?;
+        runtime.store().await?;
         Ok(runtime)
+    }
+
+    /// The artifact store, once its helper pod runs: one that failed or
+    /// went (evicted, deleted, its node drained) is replaced first.
+    async fn store(&self) -> Result<&ArtifactStore, RuntimeError> {
+        self.watch.ready().await;
+        let helper = self.watch.get(HELPER_POD);
+        let usable = |pod: &Pod| failures::is_running(pod) && !failures::is_deleted(pod);
+        if helper.as_deref().is_some_and(usable) {
+            return Ok(&self.store);
+        }
+        if helper.as_deref().is_some_and(|pod| failures::is_deleted(pod) || failures::failure(pod).is_some()) {
+            tracing::warn!(pod = HELPER_POD, "replacing the artifact helper pod");
+            self.delete(HELPER_POD, Duration::ZERO).await;
+            let gone = self.watch.wait_for(HELPER_POD, |pod| pod.is_none().then_some(()));
+            tokio::time::timeout(GONE_WITHIN, gone)
+                .await
+                .map_err(|_| RuntimeError::Unavailable(format!("pod {HELPER_POD} was deleted but is still there")))?;
+        }
+        let helper = pod::helper_pod(HELPER_POD, &self.settings()).map_err(invalid_pod)?;
+        match self.create(HELPER_POD, &helper, &Context::new()).await {
+            Ok(()) | Err(RuntimeError::AlreadyStarted(_)) => {}
+            Err(err) => return Err(err),
+        }
+        self.until_running(HELPER_POD).await?;
+        Ok(&self.store)
     }
 
     fn settings(&self) -> PodSettings<'_> {
@@ -399,7 +419,7 @@ impl K8sRuntime {
                 }
             }
         }
-        let (exit, outputs) = self.store.capture(name, &saved.outputs()).await?;
+        let (exit, outputs) = self.store().await?.capture(name, &saved.outputs()).await?;
         self.end_span(name, None).await;
         let exit_code = match exit {
             Exit::Code(code) => code,
@@ -526,7 +546,7 @@ impl K8sRuntime {
                 grace + GONE_WITHIN
             ))
         })?;
-        self.store.remove("removing the step's files", vec![step_dir(name)]).await
+        self.store().await?.remove("removing the step's files", vec![step_dir(name)]).await
     }
 
     fn step_pods(&self) -> Vec<Arc<Pod>> {
@@ -636,26 +656,26 @@ impl Runtime for K8sRuntime {
     }
 
     fn import_artifact(&self, tgz: TarGzStream, limits: UploadLimits) -> BoxFuture<'_, Result<Artifact, RuntimeError>> {
-        self.store.import(tgz, limits).boxed()
+        async move { self.store().await?.import(tgz, limits).await }.boxed()
     }
 
     fn export_artifact(&self, artifact: &Artifact) -> BoxFuture<'_, Result<TarGzStream, RuntimeError>> {
         let artifact = artifact.clone();
-        async move { self.store.export(&artifact).await }.boxed()
+        async move { self.store().await?.export(&artifact).await }.boxed()
     }
 
     fn read_file(&self, artifact: &Artifact, path: &str) -> BoxFuture<'_, Result<Vec<u8>, RuntimeError>> {
         let (artifact, path) = (artifact.clone(), path.to_string());
-        async move { self.store.read_file(&artifact, &path).await }.boxed()
+        async move { self.store().await?.read_file(&artifact, &path).await }.boxed()
     }
 
     fn release(&self, artifacts: Vec<Artifact>) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        async move { self.store.release(&artifacts).await }.boxed()
+        async move { self.store().await?.release(&artifacts).await }.boxed()
     }
 
     fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let paths = keys.iter().map(|key| pod::cache_dir(key)).collect();
-        async move { self.store.remove("removing caches", paths).await }.boxed()
+        async move { self.store().await?.remove("removing caches", paths).await }.boxed()
     }
 
     fn workers(&self) -> BoxFuture<'_, Vec<WorkerInfo>> {
