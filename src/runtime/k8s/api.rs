@@ -36,13 +36,27 @@ pub fn status_code(err: &kube::Error) -> Option<u16> {
 
 /// Sends `request` (`verb` on `resource`, a span under `parent`) until it
 /// succeeds, fails for good, or has failed transiently for [`RETRY_FOR`].
-pub async fn retrying<T, F, Fut>(verb: &str, resource: &str, parent: &Context, mut request: F) -> Result<T, kube::Error>
+pub async fn retrying<T, F, Fut>(verb: &str, resource: &str, parent: &Context, request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    retrying_for(RETRY_FOR, verb, resource, parent, request).await
+}
+
+async fn retrying_for<T, F, Fut>(
+    window: Duration,
+    verb: &str,
+    resource: &str,
+    parent: &Context,
+    mut request: F,
+) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
     let span = K8sRequest { verb, resource }.start(parent);
-    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let deadline = tokio::time::Instant::now() + window;
     let mut backoff = FIRST_BACKOFF;
     let mut retries = 0u32;
     loop {
@@ -81,5 +95,51 @@ pub fn failed(what: &str, err: kube::Error) -> RuntimeError {
         RuntimeError::Unavailable(format!("{what}: {err}"))
     } else {
         RuntimeError::Setup(format!("{what}: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use kube::core::Status;
+
+    use super::*;
+
+    fn refusal(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("refused", "Test").with_code(code)))
+    }
+
+    #[tokio::test]
+    async fn busy_and_failing_servers_are_asked_again_but_refusals_are_final() {
+        let sent = AtomicU32::new(0);
+        let answer = retrying("get", "pods", &Context::new(), || async {
+            match sent.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(refusal(429)),
+                1 => Err(refusal(503)),
+                _ => Ok("pod"),
+            }
+        })
+        .await;
+        assert_eq!(answer.unwrap(), "pod");
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+
+        let sent = AtomicU32::new(0);
+        let refused = retrying("create", "pods", &Context::new(), || async {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(refusal(403))
+        })
+        .await;
+        assert_eq!(status_code(&refused.unwrap_err()), Some(403));
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_outage_longer_than_the_retry_window_is_reported_as_unavailable() {
+        let window = Duration::from_millis(500);
+        let outage =
+            retrying_for(window, "get", "pods", &Context::new(), || async { Err::<(), _>(refusal(500)) }).await;
+        let err = failed("reading pod p", outage.unwrap_err());
+        assert!(err.is_transient() && matches!(err, RuntimeError::Unavailable(_)), "{err:?}");
     }
 }
