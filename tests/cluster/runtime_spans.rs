@@ -47,13 +47,20 @@ async fn traced_step(
     repository: &str,
     script: &str,
 ) -> anyhow::Result<(TraceId, Result<i32, RuntimeError>)> {
-    let shared = shared(cluster).await?;
+    traced_step_on(&shared(cluster).await?.runtime, repository, script).await
+}
+
+async fn traced_step_on(
+    runtime: &dyn atc::runtime::Runtime,
+    repository: &str,
+    script: &str,
+) -> anyhow::Result<(TraceId, Result<i32, RuntimeError>)> {
     ended_in(TraceId::INVALID);
     let trace: [u8; 16] = rand::random();
     let trace_hex: String = trace.iter().map(|b| format!("{b:02x}")).collect();
     let mut step = Shell { image: Some(image(repository)) }.step(script);
     step.trace = Some(TraceContext { traceparent: format!("00-{trace_hex}-00f067aa0ba902b7-01"), tracestate: None });
-    let result = run(&shared.runtime, step, RecordingSink::new(), CancellationToken::new()).await;
+    let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     Ok((TraceId::from_bytes(trace), result.map(|outcome| outcome.exit_code)))
 }
 
@@ -90,5 +97,47 @@ pub async fn an_oom_kill_marks_the_pods_run_as_failed(cluster: &Cluster) -> anyh
     let run = named(&spans, "k8s.pod.run")?;
     let reason = run.attributes.iter().find(|a| a.key.as_str() == "k8s.container.status.last_terminated_reason");
     ensure!(reason.is_some_and(|a| a.value.as_str() == "OOMKilled"), "{:?}", run.attributes);
+    Ok(())
+}
+
+/// The `k8s.pod` span of `trace`, which must have failed with `error_type`.
+fn failed_pod(trace: TraceId, error_type: &str) -> anyhow::Result<(Vec<SpanData>, SpanData)> {
+    let spans = ended_in(trace);
+    let pod = spans.iter().find(|span| span.name.starts_with("k8s.pod test-")).context("no k8s.pod span")?.clone();
+    ensure!(matches!(pod.status, Status::Error { .. }), "{:?}", pod.status);
+    let error = pod.attributes.iter().find(|a| a.key.as_str() == "error.type").map(|a| a.value.as_str().to_string());
+    ensure!(error.as_deref() == Some(error_type), "error.type {error:?} instead of {error_type}");
+    Ok((spans, pod))
+}
+
+pub async fn an_unpullable_image_marks_its_pull_as_failed(cluster: &Cluster) -> anyhow::Result<()> {
+    let (trace, result) = traced_step(cluster, "atc.test/broken-pull", "true").await?;
+    ensure!(matches!(result, Err(RuntimeError::ImageUnavailable { .. })), "{result:?}");
+    let (spans, _) = failed_pod(trace, "ImagePullBackOff")?;
+    let pull = named(&spans, "k8s.image.pull main")?;
+    ensure!(matches!(pull.status, Status::Error { .. }), "{:?}", pull.status);
+    ensure!(spans.iter().all(|span| span.name != "k8s.pod.run"), "a pod that never ran has a run span");
+    Ok(())
+}
+
+pub async fn an_eviction_ends_the_pod_span_as_lost(cluster: &Cluster) -> anyhow::Result<()> {
+    let (trace, result) = traced_step(cluster, "atc.test/evicted", "sleep 30").await?;
+    ensure!(matches!(result, Err(RuntimeError::Lost(_))), "{result:?}");
+    let (_, pod) = failed_pod(trace, "lost")?;
+    let phase = pod.attributes.iter().find(|a| a.key.as_str() == "k8s.pod.status.phase");
+    ensure!(phase.is_some_and(|a| a.value.as_str() == "Failed"), "{:?}", pod.attributes);
+    Ok(())
+}
+
+pub async fn an_unschedulable_pod_has_no_schedule_span(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let mut options = shared.options.clone();
+    options.node_selector.insert("atc.test/no-such-label".into(), "anywhere".into());
+    options.pod_scheduling_timeout = std::time::Duration::from_secs(2);
+    let picky = atc::runtime::k8s::K8sRuntime::new(shared.client.clone(), options).await?;
+    let (trace, result) = traced_step_on(&picky, "busybox", "true").await?;
+    ensure!(matches!(result, Err(RuntimeError::TimedOut(_))), "{result:?}");
+    let (spans, _) = failed_pod(trace, "timeout")?;
+    ensure!(spans.iter().all(|span| span.name != "k8s.pod.schedule"), "an unscheduled pod has a schedule span");
     Ok(())
 }
