@@ -48,6 +48,10 @@ pub struct KubernetesFlags {
     #[arg(long, env = "CONCOURSE_KUBERNETES_ARTIFACT_STORE_CLAIM", value_name = "NAME")]
     pub kubernetes_artifact_store_claim: Option<String>,
 
+    /// A ReadWriteMany claim of the namespace for task caches, instead of the artifact claim.
+    #[arg(long, env = "CONCOURSE_KUBERNETES_CACHE_CLAIM", value_name = "NAME")]
+    pub kubernetes_cache_claim: Option<String>,
+
     /// The image of a base resource type, as NAME=IMAGE (defaults: concourse/NAME-resource for time, registry-image, git, s3, docker-image, pool and semver). Repeatable.
     #[arg(long, env = "CONCOURSE_KUBERNETES_BASE_RESOURCE_TYPE", value_delimiter = ',', value_parser = parse_pair, value_name = "NAME=IMAGE")]
     pub kubernetes_base_resource_type: Vec<(String, String)>,
@@ -91,6 +95,7 @@ impl KubernetesFlags {
         options.storage_class = self.kubernetes_storage_class.clone();
         options.workspace_size = self.kubernetes_workspace_size.clone();
         options.artifact_store_claim = self.kubernetes_artifact_store_claim.clone();
+        options.cache_claim = self.kubernetes_cache_claim.clone();
         options.base_resource_types.extend(self.kubernetes_base_resource_type.iter().cloned());
         options.helper_image = self.kubernetes_helper_image.clone();
         options.helper_atc_path = self.kubernetes_helper_atc_path.clone();

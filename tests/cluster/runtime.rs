@@ -24,7 +24,7 @@ pub mod support;
 #[allow(unused_macros, reason = "runtime_suite! makes #[tokio::test]s; this target calls the cases itself")]
 #[path = "../runtime/suite.rs"]
 #[macro_use]
-mod suite;
+pub mod suite;
 
 use support::Shell;
 
@@ -80,7 +80,7 @@ async fn client_with_the_documented_role(cluster: &Cluster, namespace: &str) -> 
     Ok(kube::Client::try_from(config)?)
 }
 
-fn shell() -> Shell {
+pub fn shell() -> Shell {
     Shell { image: Some(image("busybox")) }
 }
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use atc::runtime::k8s::K8sRuntime;
 use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Api;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
@@ -107,5 +108,57 @@ pub async fn a_step_outlives_the_runtime_that_started_it(cluster: &Cluster) -> a
     let output = outcome.outputs.get("out").context("no output")?;
     ensure!(read(restarted, output, "file").await == "kept\n");
     restarted.stop(&handle, Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+/// `--kubernetes-cache-claim`: task caches live on a claim of their own
+/// (the suite's cache case passes on it), and removing one reaches it.
+pub async fn task_caches_can_have_a_claim_of_their_own(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let namespace = cluster.namespace(&format!("caches-{}", std::process::id())).await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), &namespace);
+    let claim = json!({
+        "metadata": {"name": "ci-caches"},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Mi"}}},
+    });
+    claims.create(&PostParams::default(), &serde_json::from_value(claim)?).await?;
+    let mut options = shared.options.clone();
+    options.namespace = namespace.clone();
+    options.cache_claim = Some("ci-caches".into());
+    let runtime = K8sRuntime::new(cluster.client.clone(), options).await?;
+    crate::runtime::suite::caches_persist_across_runs_of_the_same_key(&runtime, &crate::runtime::shell()).await;
+
+    // What a step left in its cache is on the cache claim...
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
+    let inspect = |name: &str, script: &str| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script],
+                    "volumeMounts": [{"name": "caches", "mountPath": "/caches"}]}],
+                "volumes": [{"name": "caches", "persistentVolumeClaim": {"claimName": "ci-caches"}}],
+            },
+        })
+    };
+    let output = |name: &'static str, script: &str| {
+        let pods = pods.clone();
+        let pod = inspect(name, script);
+        async move {
+            pods.create(&PostParams::default(), &serde_json::from_value(pod)?).await?;
+            let ended = eventually(Duration::from_secs(60), || async {
+                let phase = pods.get(name).await.ok().and_then(|p| p.status?.phase);
+                matches!(phase.as_deref(), Some("Succeeded" | "Failed"))
+            });
+            ensure!(ended.await, "pod {name} did not end");
+            anyhow::Ok(pods.logs(name, &Default::default()).await?)
+        }
+    };
+    let before = output("before", "cat /caches/*/count").await?;
+    ensure!(before.lines().count() == 3, "the caches hold {before:?}");
+    // ... and removing one reaches it.
+    runtime.remove_caches(vec!["job/step/cache".into(), "other/cache".into()]).await?;
+    let after = output("after", "ls -A /caches").await?;
+    ensure!(after.is_empty(), "the caches still hold {after:?}");
     Ok(())
 }

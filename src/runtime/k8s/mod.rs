@@ -74,6 +74,8 @@ pub struct K8sRuntimeOptions {
     /// A ReadWriteMany claim to keep artifacts, step roots and caches on,
     /// instead of one the runtime creates (`atc-artifacts`).
     pub artifact_store_claim: Option<String>,
+    /// A ReadWriteMany claim for task caches instead of the artifact claim.
+    pub cache_claim: Option<String>,
     /// Base resource type → image.
     pub base_resource_types: BTreeMap<String, String>,
     /// The image of the artifact helper pod, the `fetch-inputs` init
@@ -102,6 +104,7 @@ impl K8sRuntimeOptions {
             storage_class: None,
             workspace_size: "10Gi".into(),
             artifact_store_claim: None,
+            cache_claim: None,
             base_resource_types: default_base_types(),
             helper_image: "concourse-atc/atc:latest".into(),
             helper_atc_path: "/usr/local/bin/atc".into(),
@@ -194,6 +197,7 @@ impl K8sRuntime {
     fn settings(&self) -> PodSettings<'_> {
         PodSettings {
             claim: self.options.claim(),
+            cache_claim: self.options.cache_claim.as_deref(),
             helper_image: &self.options.helper_image,
             service_account: self.options.service_account.as_deref(),
             image_pull_secrets: &self.options.image_pull_secrets,

@@ -21,6 +21,7 @@ const STEP_ANNOTATION: &str = "concourse.ci/step-spec";
 pub const MAIN: &str = "main";
 pub const FETCH_INPUTS: &str = "fetch-inputs";
 const STORE_VOLUME: &str = "store";
+const CACHE_VOLUME: &str = "caches";
 
 /// What a pod's annotation keeps of its [`StepSpec`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,17 +47,25 @@ pub fn step_dir(handle: &str) -> String {
     format!("steps/{handle}")
 }
 
-/// Where the cache with this key is on the artifact claim.
+/// Where the cache with this key is under the helper's and the init
+/// container's `/store`: `caches/` of the artifact claim, or the cache claim
+/// mounted there.
 pub fn cache_dir(key: &str) -> String {
+    format!("caches/{}", cache_name(key))
+}
+
+/// The cache's directory name: a digest of its key.
+fn cache_name(key: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("caches/{hex}")
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What varies between the pods of one runtime.
 pub struct PodSettings<'a> {
     pub claim: &'a str,
+    /// A claim of its own for task caches (`--kubernetes-cache-claim`).
+    pub cache_claim: Option<&'a str>,
     pub helper_image: &'a str,
     pub service_account: Option<&'a str>,
     pub image_pull_secrets: &'a [String],
@@ -85,9 +94,11 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")}),
     ];
     for cache in &spec.caches {
-        mounts.push(json!({
-            "name": STORE_VOLUME, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": cache_dir(&cache.key),
-        }));
+        let (volume, sub_path) = match settings.cache_claim {
+            Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
+            None => (STORE_VOLUME, cache_dir(&cache.key)),
+        };
+        mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
     }
     let mut env: Vec<Value> =
         spec.process.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
@@ -129,13 +140,13 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         "image": settings.helper_image,
         "command": ["sh", "-c", literal(&fetch_inputs_script(spec))],
         "env": trace_env,
-        "volumeMounts": [{"name": STORE_VOLUME, "mountPath": STORE}],
+        "volumeMounts": store_mounts(settings),
     });
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "initContainers": [fetch_inputs],
         "containers": [main],
-        "volumes": [{"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}}],
+        "volumes": volumes(settings),
         "nodeSelector": settings.node_selector,
         "tolerations": settings.tolerations,
         "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
@@ -179,6 +190,24 @@ fn fetch_inputs_script(spec: &StepSpec) -> String {
         script.push_str(&format!("mkdir -p {}\n", quote(&format!("{root}/{path}"))));
     }
     script
+}
+
+/// The whole artifact claim at `/store`, and the cache claim, if any, at
+/// `/store/caches` in its place.
+fn store_mounts(settings: &PodSettings) -> Vec<Value> {
+    let mut mounts = vec![json!({"name": STORE_VOLUME, "mountPath": STORE})];
+    if settings.cache_claim.is_some() {
+        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{STORE}/caches")}));
+    }
+    mounts
+}
+
+fn volumes(settings: &PodSettings) -> Vec<Value> {
+    let mut volumes = vec![json!({"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}})];
+    if let Some(claim) = settings.cache_claim {
+        volumes.push(json!({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}));
+    }
+    volumes
 }
 
 /// `container_limits` as Kubernetes resources: CPU shares (1024 a core) as
@@ -228,9 +257,9 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
             "name": MAIN,
             "image": settings.helper_image,
             "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
-            "volumeMounts": [{"name": STORE_VOLUME, "mountPath": STORE}],
+            "volumeMounts": store_mounts(settings),
         }],
-        "volumes": [{"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}}],
+        "volumes": volumes(settings),
         "nodeSelector": settings.node_selector,
         "tolerations": settings.tolerations,
         "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
@@ -287,6 +316,7 @@ mod tests {
         let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
         let settings = PodSettings {
             claim: "claim",
+            cache_claim: None,
             helper_image: "helper",
             service_account: None,
             image_pull_secrets: &secrets,
