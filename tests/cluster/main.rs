@@ -63,6 +63,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_faults::a_lost_artifact_helper_pod_is_replaced,
     runtime_faults::a_step_outlives_the_runtime_that_started_it,
     runtime_faults::task_caches_can_have_a_claim_of_their_own,
+    runtime_faults::a_step_whose_stdin_was_lost_with_atc_is_reported_lost,
     runtime_spans::a_step_pod_traces_where_its_time_went,
     runtime_spans::an_oom_kill_marks_the_pods_run_as_failed,
     runtime_spans::an_unpullable_image_marks_its_pull_as_failed,

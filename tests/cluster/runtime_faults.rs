@@ -162,3 +162,23 @@ pub async fn task_caches_can_have_a_claim_of_their_own(cluster: &Cluster) -> any
     ensure!(after.is_empty(), "the caches still hold {after:?}");
     Ok(())
 }
+
+/// A resource step whose atc stopped after making its pod but before
+/// handing it its stdin never runs: the next attach says so (after the
+/// 30 s it gives a start that may still be under way) instead of waiting
+/// forever.
+pub async fn a_step_whose_stdin_was_lost_with_atc_is_reported_lost(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let dying = K8sRuntime::new(shared.client.clone(), shared.options.clone()).await?;
+    let mut step = Shell { image: Some(image("busybox")) }.step("cat");
+    step.process.stdin = Some(b"{}".to_vec());
+    let handle = step.handle.clone();
+    // atc dies while the pod starts: the pod is made, its stdin never handed over.
+    let started = tokio::time::timeout(Duration::from_millis(50), dying.start(step, observer())).await;
+    ensure!(started.is_err(), "the start finished within 50 ms: {started:?}");
+    drop(dying);
+    let attached = shared.runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()).await;
+    ensure!(matches!(&attached, Err(RuntimeError::Lost(m)) if m.contains("never started")), "{attached:?}");
+    shared.runtime.stop(&handle, Duration::from_secs(1)).await?;
+    Ok(())
+}

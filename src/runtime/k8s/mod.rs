@@ -390,29 +390,22 @@ impl K8sRuntime {
         let mut attempts = 0;
         loop {
             let followed = self.follow(name, &saved, &sink, &mut offset, &mut captured);
-            let failed = self.watch.wait_for(name, |pod| match pod {
-                None => Some(RuntimeError::Interrupted),
-                Some(pod) if failures::is_deleted(pod) => Some(RuntimeError::Interrupted),
-                Some(pod) => failures::failure(pod),
-            });
             let ended = tokio::select! {
                 ended = followed => ended?,
-                failure = failed => return Err(failure),
+                failure = self.ended_early(name) => return Err(failure),
             };
             match ended {
                 Ended::Exited(0) => break,
+                Ended::Exited(scripts::NEVER_STARTED) => {
+                    return Err(RuntimeError::Lost(
+                        "the step never started: the atc that created its pod stopped before handing it its stdin"
+                            .into(),
+                    ));
+                }
                 ended => {
                     attempts += 1;
                     // Cut off: the pod's status says why, or the stream dropped and is followed again.
-                    let why = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        self.watch.wait_for(name, |pod| match pod {
-                            None => Some(RuntimeError::Interrupted),
-                            Some(pod) if failures::is_deleted(pod) => Some(RuntimeError::Interrupted),
-                            Some(pod) => failures::failure(pod),
-                        }),
-                    )
-                    .await;
+                    let why = tokio::time::timeout(Duration::from_secs(5), self.ended_early(name)).await;
                     if let Ok(failure) = why {
                         return Err(failure);
                     }
@@ -438,6 +431,18 @@ impl K8sRuntime {
         })
     }
 
+    /// Waits until the pod shows why its step cannot finish: stopped
+    /// (deleted) or failed.
+    async fn ended_early(&self, name: &str) -> RuntimeError {
+        self.watch
+            .wait_for(name, |pod| match pod {
+                None => Some(RuntimeError::Interrupted),
+                Some(pod) if failures::is_deleted(pod) => Some(RuntimeError::Interrupted),
+                Some(pod) => failures::failure(pod),
+            })
+            .await
+    }
+
     /// Streams the step's output from `offset` until its exit code is
     /// there (`Exited(0)`) or the stream is cut off.
     async fn follow(
@@ -449,7 +454,8 @@ impl K8sRuntime {
         captured: &mut Vec<u8>,
     ) -> Result<Ended, RuntimeError> {
         let (sender, mut receiver) = mpsc::channel(16);
-        let command = sh(scripts::FOLLOW, [offset.stdout.to_string(), offset.stderr.to_string()]);
+        let start = if saved.stdin { "wait" } else { "now" };
+        let command = sh(scripts::FOLLOW, [offset.stdout.to_string(), offset.stderr.to_string(), start.into()]);
         let cx = self.span_context(name);
         let follow = exec::run(&self.pods, name, MAIN, command, Stdin::None, sender, &cx);
         let limit = self.options.capture_limit;

@@ -29,6 +29,9 @@ pub struct SavedStep {
     pub metadata: StepMetadata,
     pub outputs: Vec<(String, String)>,
     pub capture_stdout: bool,
+    /// The process waits for stdin, which [`super::scripts::START`] gives.
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 impl SavedStep {
@@ -87,6 +90,7 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         metadata: spec.metadata.clone(),
         outputs: spec.outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect(),
         capture_stdout: spec.process.stdout == Stdout::Capture,
+        stdin: spec.process.stdin.is_some(),
     };
     let dir = step_dir(handle);
     let mut mounts = vec![

@@ -57,10 +57,17 @@ head -c "$1" > "$io/stdin.new" && mv "$io/stdin.new" "$io/stdin" && : > "$io/go"
 /// Exec'd into the main container: streams what the process wrote to its
 /// stdout (from byte `$1`) and stderr (from `$2`) as it comes, on its own
 /// stdout and stderr, until the exit code is there and everything before
-/// it was sent. Re-run after an atc restart from the offsets reached.
+/// it was sent. Re-run after an atc restart from the offsets reached. With
+/// `$3` `wait` (the process waits for stdin), it exits
+/// [`NEVER_STARTED`] when no go-ahead came within 30 s: the atc that made
+/// the pod stopped before [`START`], and the stdin is lost with it.
 pub const FOLLOW: &str = r#"io=/tmp/build/.atc-io
-o=$1; e=$2
+o=$1; e=$2; waited=0
 size() { if [ -e "$1" ]; then wc -c < "$1"; else echo 0; fi; }
+while [ "$3" = wait ] && [ ! -e "$io/go" ]; do
+  [ $waited -ge 300 ] && exit 3
+  sleep 0.1; waited=$((waited + 1))
+done
 while :; do
   [ -e "$io/exit" ] && ended=1 || ended=0
   s=$(size "$io/stdout"); s=$((s))
@@ -71,6 +78,9 @@ while :; do
   sleep 0.1
 done
 "#;
+
+/// [`FOLLOW`]'s exit code when the step never got its go-ahead.
+pub const NEVER_STARTED: i32 = 3;
 
 /// Exec'd into a running step for `fly intercept`: `$1` is the directory
 /// (empty: the container's), `$2` the number of `NAME=VALUE` pairs that
