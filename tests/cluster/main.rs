@@ -2,7 +2,10 @@
 //! etcd, controller-manager, scheduler and the process-running node agent),
 //! checked through `kube`, the client atc's Kubernetes runtime uses: what
 //! that runtime and the Helm chart rely on must hold here as on a real
-//! cluster.
+//! cluster. Then atc's Kubernetes runtime itself runs on it: the shared
+//! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
+//! spans (`runtime_spans`), the collector (`reaper`) and `kill -9` of `atc
+//! web` mid-build (`restart`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
