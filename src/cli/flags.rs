@@ -93,7 +93,7 @@ pub struct BuildFlags {
 
 /// A flag value this module's parsers refuse; clap shows it after the flag.
 #[derive(Debug, thiserror::Error)]
-enum InvalidFlag {
+pub(super) enum InvalidFlag {
     #[error(transparent)]
     Duration(#[from] crate::duration::InvalidDuration),
     #[error("must be longer than 0s")]
@@ -784,7 +784,7 @@ fn parse_log_level(value: &str) -> Result<String, InvalidFlag> {
     }
 }
 
-fn parse_positive_duration(value: &str) -> Result<Duration, InvalidFlag> {
+pub(super) fn parse_positive_duration(value: &str) -> Result<Duration, InvalidFlag> {
     match crate::duration::parse(value)? {
         Duration::ZERO => Err(InvalidFlag::ZeroDuration),
         d => Ok(d),

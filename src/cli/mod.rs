@@ -2,6 +2,7 @@
 
 mod config_file;
 mod flags;
+mod kubernetes;
 mod migrate;
 mod quickstart;
 mod resource;
@@ -28,9 +29,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server against PostgreSQL (production).
-    Web(web::Args),
+    Web(Box<web::Args>),
     /// Run the server on an embedded SQLite database with a local user: one command to try atc.
-    Quickstart(quickstart::Args),
+    Quickstart(Box<quickstart::Args>),
     /// Inspect or apply database migrations, then exit.
     Migrate(migrate::Args),
     /// Check a pipeline configuration the way the server would.
@@ -71,8 +72,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         }
     };
     match cli.command {
-        Command::Web(args) => run_async(web::run(args)),
-        Command::Quickstart(args) => run_async(quickstart::run(args)),
+        Command::Web(args) => run_async(web::run(*args)),
+        Command::Quickstart(args) => run_async(quickstart::run(*args)),
         Command::Migrate(args) => run_async(migrate::run(args)),
         Command::ValidatePipeline(args) => validate_pipeline::run(args),
         Command::Resource(args) => resource::run(args),

@@ -2,10 +2,14 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 
 use super::flags::{PostgresFlags, ServerFlags, default_data_dir, start_local_runtime};
+use super::kubernetes::KubernetesFlags;
 use super::{ConfigFileFlag, start_telemetry};
+use crate::runtime::Runtime;
 use crate::server;
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +20,8 @@ pub struct Args {
     pub server: ServerFlags,
     #[command(flatten)]
     pub postgres: PostgresFlags,
+    #[command(flatten)]
+    pub kubernetes: KubernetesFlags,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -44,8 +50,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?.join("work"),
     };
+    let runtime: Arc<dyn Runtime> = match args.kubernetes.runtime().await? {
+        Some(runtime) => Arc::new(runtime),
+        None => Arc::new(start_local_runtime(&args.server.runtime, default_work_dir).await?),
+    };
     // Prometheus only when asked for, as in Concourse.
-    let runtime = start_local_runtime(&args.server.runtime, default_work_dir).await?;
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, std::sync::Arc::new(runtime))?;
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, runtime)?;
     Ok(server::serve(db, options, server::shutdown_signal()).await?)
 }

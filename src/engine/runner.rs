@@ -273,14 +273,17 @@ async fn start_build_span(
 }
 
 /// Records the final status (the last event and the build row, together,
-/// under the build's lease), then tells watchers and the scheduler (a
-/// finished build can satisfy `passed` or free a slot).
+/// under the build's lease), then tells watchers, the scheduler (a
+/// finished build can satisfy `passed` or free a slot) and the collector
+/// (whatever of the build's steps the runtime still has, pods included,
+/// goes now rather than at its next pass).
 pub async fn finish(db: &Db, hub: &EventHub, events: &EventLog, build: &Build, status: BuildStatus) -> DbResult<()> {
     events.finish(status).await?;
     hub.publish(build.id, HubMessage::Finished);
     if let Some(job_id) = build.job_id {
         db.notify(Channel::Scheduler, &job_id.to_string()).await?;
     }
+    db.notify(Channel::Collector, "").await?;
     Ok(())
 }
 

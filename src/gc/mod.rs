@@ -80,14 +80,21 @@ impl Collector {
     /// build normally stops its steps itself, but not when atc died between
     /// recording a step's end and stopping it. Steps of running builds stay,
     /// whichever node runs them now: they may still be attached to.
+    /// A pass that stopped any is a `collector.reap` span.
     async fn collect_steps_of_ended_builds(&self) -> Result<(), TickError> {
+        let started = std::time::SystemTime::now();
+        let mut steps_stopped = 0;
         for step in self.runtime.list().await? {
             let Some(build_id) = step.metadata.build_id else { continue };
             let ended = self.db.find_build(build_id).await?.is_none_or(|build| build.completed);
             if ended {
                 tracing::debug!(step = %step.handle, build_id, "stopping a step of a build that ended");
                 self.runtime.stop(&step.handle, crate::engine::step_process::STOP_GRACE_PERIOD).await?;
+                steps_stopped += 1;
             }
+        }
+        if steps_stopped > 0 {
+            crate::telemetry::spans::ReaperPass { started, steps_stopped }.record();
         }
         Ok(())
     }
@@ -109,6 +116,9 @@ impl Component for Collector {
             let busy = workers.iter().filter(|w| w.active_containers > 0).count() as i64;
             crate::metric::WorkersCounted { state: "busy", count: busy }.emit();
             crate::metric::WorkersCounted { state: "available", count: workers.len() as i64 - busy }.emit();
+            let containers = workers.iter().map(|w| w.active_containers as i64).sum();
+            let volumes = workers.iter().map(|w| w.active_volumes as i64).sum();
+            crate::metric::RuntimeResources { containers, volumes }.emit();
             self.collect_expired_tokens().await?;
             self.collect_expired_login_requests().await?;
             self.collect_cleared_task_caches().await?;

@@ -12,6 +12,7 @@
 //! in `dir` under that root, so a relative path among its arguments (the
 //! resource protocol's `DEST` and `SRC`) names a place under the root.
 
+pub mod k8s;
 pub mod local;
 
 use std::collections::BTreeMap;

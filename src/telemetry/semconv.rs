@@ -26,6 +26,7 @@ pub const DB_COLLECTION_NAME: &str = "db.collection.name";
 
 // HTTP server requests.
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+pub const HTTP_REQUEST_RESEND_COUNT: &str = "http.request.resend_count";
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 pub const HTTP_ROUTE: &str = "http.route";
 pub const URL_PATH: &str = "url.path";
@@ -50,6 +51,16 @@ pub const PROCESS_EXIT_CODE: &str = "process.exit.code";
 /// What kind of failure it was; set only on failures.
 pub const ERROR_TYPE: &str = "error.type";
 
+// Kubernetes (k8s.*)
+pub const K8S_POD_NAME: &str = "k8s.pod.name";
+pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
+pub const K8S_NODE_NAME: &str = "k8s.node.name";
+pub const K8S_POD_STATUS_PHASE: &str = "k8s.pod.status.phase";
+pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
+pub const K8S_PERSISTENTVOLUMECLAIM_NAME: &str = "k8s.persistentvolumeclaim.name";
+pub const K8S_CONTAINER_STATUS_LAST_TERMINATED_REASON: &str = "k8s.container.status.last_terminated_reason";
+pub const CONCOURSE_K8S_RESOURCE: &str = "concourse.k8s.resource";
+
 /// The project Google files the data under (a resource attribute).
 pub const GCP_PROJECT_ID: &str = "gcp.project_id";
 
@@ -72,3 +83,4 @@ pub const CONCOURSE_CACHE_HIT: &str = "concourse.cache.hit";
 pub const CONCOURSE_LOCK_TYPE: &str = "concourse.lock.type";
 pub const CONCOURSE_LOCK_ACQUIRED: &str = "concourse.lock.acquired";
 pub const CONCOURSE_CHECKS_STARTED: &str = "concourse.checks.started";
+pub const CONCOURSE_STEPS_STOPPED: &str = "concourse.steps.stopped";

@@ -33,6 +33,11 @@ impl Drop for Node {
 impl Node {
     /// `atc web` on `pg`, in `work_dir` (a temporary one when `None`).
     pub fn start(pg: &PostgresSettings, lease: Duration, work_dir: Option<&Path>) -> Node {
+        Node::start_with(pg, lease, work_dir, &[])
+    }
+
+    /// As [`Node::start`], with more flags (another runtime's).
+    pub fn start_with(pg: &PostgresSettings, lease: Duration, work_dir: Option<&Path>, flags: &[String]) -> Node {
         let own_work = work_dir.is_none().then(|| tempfile::tempdir().unwrap());
         let work = work_dir.map(Path::to_path_buf).unwrap_or_else(|| own_work.as_ref().unwrap().path().to_path_buf());
         let port = free_port();
@@ -44,6 +49,7 @@ impl Node {
             .args(["--postgres-host", &pg.host, "--postgres-port", &pg.port.to_string()])
             .args(["--postgres-user", &pg.user, "--postgres-database", &pg.database])
             .args(["--build-lease-duration", &format!("{}s", lease.as_secs())])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, _) in std::env::vars() {

@@ -19,13 +19,26 @@ pub const IMAGE: &str = "busybox";
 
 pub struct Cluster {
     dir: PathBuf,
+    /// Started by someone else (`ATC_TEST_K8S_DIR`): left running.
+    borrowed: bool,
+    /// The administrator's kubeconfig, for processes the checks start.
+    pub kubeconfig: PathBuf,
     pub config: Config,
     pub client: Client,
 }
 
 impl Cluster {
-    /// Starts a cluster and connects to it as its administrator.
+    /// Starts a cluster and connects to it as its administrator; with
+    /// `ATC_TEST_K8S_DIR`, connects to the one `scripts/k8s-up.sh DIR`
+    /// started there instead (quicker while working on a check that makes
+    /// namespaces of its own), and leaves it running.
     pub async fn start() -> anyhow::Result<Cluster> {
+        if let Some(dir) = std::env::var_os("ATC_TEST_K8S_DIR") {
+            let dir = PathBuf::from(dir);
+            let kubeconfig = dir.join("admin.kubeconfig");
+            let (config, client) = connect(&kubeconfig).await?;
+            return Ok(Cluster { dir, borrowed: true, kubeconfig, config, client });
+        }
         let script = source_root().join("scripts/k8s-up.sh");
         let dir = tempfile::Builder::new().prefix("atc-cluster.").tempdir()?.keep();
         // Progress and errors go to stderr, straight through; the kubeconfig's path is the last line of stdout.
@@ -41,14 +54,8 @@ impl Cluster {
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let kubeconfig = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-        let connect = async {
-            let kubeconfig = Kubeconfig::read_from(&kubeconfig)?;
-            let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-            let client = Client::try_from(config.clone())?;
-            anyhow::Ok((config, client))
-        };
-        match connect.await {
-            Ok((config, client)) => Ok(Cluster { dir, config, client }),
+        match connect(&kubeconfig).await {
+            Ok((config, client)) => Ok(Cluster { dir, borrowed: false, kubeconfig, config, client }),
             Err(err) => {
                 stop(&dir);
                 Err(err.context(format!("cannot connect with {}", kubeconfig.display())))
@@ -64,8 +71,17 @@ impl Cluster {
     }
 
     pub fn stop(self) {
-        stop(&self.dir);
+        if !self.borrowed {
+            stop(&self.dir);
+        }
     }
+}
+
+async fn connect(kubeconfig: &Path) -> anyhow::Result<(Config, Client)> {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig)?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let client = Client::try_from(config.clone())?;
+    Ok((config, client))
 }
 
 /// Stops what k8s-up.sh started in `dir` and removes it; a directory it

@@ -2,7 +2,10 @@
 //! etcd, controller-manager, scheduler and the process-running node agent),
 //! checked through `kube`, the client atc's Kubernetes runtime uses: what
 //! that runtime and the Helm chart rely on must hold here as on a real
-//! cluster.
+//! cluster. Then atc's Kubernetes runtime itself runs on it: the shared
+//! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
+//! spans (`runtime_spans`), the collector (`reaper`) and `kill -9` of `atc
+//! web` mid-build (`restart`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
@@ -10,11 +13,17 @@
 //! check did. Needs root (the node agent's mount namespaces) and Go to build
 //! the cluster the first time (`scripts/k8s-build.sh`, cached after).
 
+mod atc_support;
 mod cluster;
 mod controllers;
 mod faults;
 mod pods;
 mod rbac;
+mod reaper;
+mod restart;
+mod runtime;
+mod runtime_faults;
+mod runtime_spans;
 mod storage;
 mod support;
 
@@ -26,7 +35,7 @@ use std::time::Instant;
 use cluster::Cluster;
 
 type CheckFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
-type Check = for<'a> fn(&'a Cluster) -> CheckFuture<'a>;
+pub type Check = for<'a> fn(&'a Cluster) -> CheckFuture<'a>;
 
 macro_rules! checks {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -50,21 +59,39 @@ const CHECKS: &[(&str, Check)] = checks![
     faults::an_oom_kill_ends_the_container_as_a_kubelet_reports_it,
     faults::an_evicted_pod_fails_as_evicted,
     faults::a_failing_exec_is_an_error,
+    runtime_faults::an_image_that_cannot_be_pulled_errors_the_step,
+    runtime_faults::an_oom_kill_errors_the_step_as_out_of_memory,
+    runtime_faults::an_evicted_pod_errors_the_step_as_lost,
+    runtime_faults::a_pod_no_node_takes_times_out,
+    runtime_faults::a_lost_artifact_helper_pod_is_replaced,
+    runtime_faults::a_step_outlives_the_runtime_that_started_it,
+    runtime_faults::task_caches_can_have_a_claim_of_their_own,
+    runtime_faults::a_step_whose_stdin_was_lost_with_atc_is_reported_lost,
+    runtime_spans::a_step_pod_traces_where_its_time_went,
+    runtime_spans::an_oom_kill_marks_the_pods_run_as_failed,
+    runtime_spans::an_unpullable_image_marks_its_pull_as_failed,
+    runtime_spans::an_eviction_ends_the_pod_span_as_lost,
+    runtime_spans::an_unschedulable_pod_has_no_schedule_span,
+    restart::a_build_carries_on_after_atc_is_killed_mid_pod,
+    reaper::the_collector_deletes_pods_of_ended_builds_only,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
-        for (name, _) in CHECKS {
+        for (name, _) in CHECKS.iter().chain(runtime::CHECKS) {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
     }
     // Flags libtest would take (`--quiet`, `--nocapture`, ...) mean nothing here.
     let filter = args.iter().find(|arg| !arg.starts_with('-'));
-    let selected: Vec<&(&str, Check)> =
-        CHECKS.iter().filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str()))).collect();
+    let selected: Vec<&(&str, Check)> = CHECKS
+        .iter()
+        .chain(runtime::CHECKS)
+        .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str())))
+        .collect();
     if selected.is_empty() {
         return ExitCode::SUCCESS;
     }

@@ -1,6 +1,8 @@
 //! Cases every runtime passes, written against `&dyn Runtime` only, with
 //! the image the runtime needs for a POSIX shell (`Shell`): no case assumes
-//! the host's `sh`, or exactly one worker.
+//! the host's `sh`, or exactly one worker. The Kubernetes runtime runs them
+//! from `tests/cluster` (which includes this file and `support.rs`), so
+//! they name their helpers through `super::`.
 
 use std::time::Duration;
 
@@ -10,15 +12,15 @@ use atc::runtime::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{
+use super::support::{
     GRACE, RecordingSink, Shell, eventually, exec, export, import, observer, read, run, sh_process, tgz,
 };
 
-/// Turns every case below into a `#[tokio::test]` for the runtime that
-/// `$make().await.runtime` gives.
-macro_rules! runtime_suite {
-    ($make:path) => {
-        runtime_suite!(@cases $make;
+/// Calls `$callback!(ARGS... ; case, case, ...)` with the name of every
+/// case below: one list for each runtime's tests.
+macro_rules! with_suite_cases {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback!($($args)* ;
             output_streams_arrive_separately_while_the_process_runs,
             stdout_and_stderr_keep_their_own_order,
             exit_codes_are_reported,
@@ -47,9 +49,17 @@ macro_rules! runtime_suite {
             exec_runs_a_process_in_a_running_steps_environment,
             exec_of_a_missing_program_says_it_was_not_found,
             stopping_a_step_stops_what_was_exec_d_into_it,
-        );
+                );
     };
-    (@cases $make:path; $($case:ident),* $(,)?) => {
+}
+
+/// Turns every case below into a `#[tokio::test]` for the runtime that
+/// `$make().await.runtime` gives.
+macro_rules! runtime_suite {
+    ($make:path) => {
+        with_suite_cases!(runtime_suite!(@cases $make));
+    };
+    (@cases $make:path ; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {

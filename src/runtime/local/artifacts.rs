@@ -49,7 +49,7 @@ pub async fn import(work: WorkDir, tgz: TarGzStream, limits: UploadLimits) -> Re
 }
 
 /// Writes the upload to `path`, refusing it once it passes `max_bytes`.
-async fn spool(mut tgz: TarGzStream, path: &Path, max_bytes: u64) -> Result<(), RuntimeError> {
+pub(crate) async fn spool(mut tgz: TarGzStream, path: &Path, max_bytes: u64) -> Result<(), RuntimeError> {
     let mut file = tokio::fs::File::create(path).await?;
     let mut received: u64 = 0;
     while let Some(chunk) = tgz.next().await {

@@ -6,14 +6,14 @@
 //! needs atc to run as root, `container_limits` are not enforced. Resource
 //! types are `--resource-types-dir` scripts or built into atc.
 
-mod artifacts;
+pub(crate) mod artifacts;
 mod exec;
 mod fs;
 mod images;
 mod layout;
 mod process;
 mod step_files;
-mod unpack;
+pub(crate) mod unpack;
 mod user;
 mod watch;
 

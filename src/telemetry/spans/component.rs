@@ -56,6 +56,21 @@ impl LidarScan {
     }
 }
 
+/// The collector's pass that stopped steps of builds that ended (on
+/// Kubernetes, deleted their pods).
+pub struct ReaperPass {
+    pub started: SystemTime,
+    pub steps_stopped: u64,
+}
+
+impl ReaperPass {
+    /// A root `collector.reap` span from `started` until now.
+    pub fn record(self) {
+        let attributes = vec![KeyValue::new(CONCOURSE_STEPS_STOPPED, self.steps_stopped as i64)];
+        record_component_work("collector.reap", self.started, attributes, Vec::new());
+    }
+}
+
 /// A step of the work, timed while it ran, recorded as a child span.
 struct WorkStep {
     name: &'static str,
@@ -130,6 +145,22 @@ mod tests {
                 format!("concourse.job.name={job}"),
             ]
         );
+    }
+
+    #[test]
+    fn a_reaper_pass_is_a_root_that_counts_the_steps_it_stopped() {
+        testing::install();
+        let steps_stopped = u64::from(rand::random::<u32>());
+        let started = SystemTime::now() - Duration::from_secs(1);
+        ReaperPass { started, steps_stopped }.record();
+
+        let count = opentelemetry::Value::I64(steps_stopped as i64);
+        let pass = testing::ended(|s| {
+            s.name == "collector.reap" && attribute(s, "concourse.steps.stopped") == Some(count.clone())
+        });
+        let [pass] = pass.as_slice() else { panic!("one pass: {pass:?}") };
+        assert_eq!(pass.parent_span_id, SpanId::INVALID);
+        assert_eq!(pass.start_time, started);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod component;
 mod confinement;
 mod credentials;
 mod database;
+mod pod;
 mod process;
 mod step;
 #[cfg(test)]
@@ -20,9 +21,10 @@ pub(crate) mod testing;
 use opentelemetry::global::{self, BoxedTracer};
 
 pub use build::{BuildEnd, BuildSpan, CheckedResource, end_build};
-pub use component::{InputResolution, LidarScan, SchedulingPass};
+pub use component::{InputResolution, LidarScan, ReaperPass, SchedulingPass};
 pub use credentials::{BackendRequest, BackendRequestSpan, CredsLookup, CredsLookupSpan, Rpc};
 pub use database::{DbOperation, DbSpan, DbSystem};
+pub use pod::{K8sRequest, K8sRequestSpan, PodInterval, PodSpan, PodStage, StepPod};
 pub use process::{ProcessSpan, RuntimeProcess};
 pub use step::{HookSpan, StepEnd, StepSpan, end_hook, end_step, step_image_ready, step_placed, step_starting};
 

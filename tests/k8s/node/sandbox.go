@@ -292,6 +292,26 @@ func (s *sandbox) event(eventType, reason, format string, args ...any) {
 	s.recorder.Eventf(ref, eventType, reason, format, args...)
 }
 
+// containerEvent records an Event about container c, its involvedObject's
+// fieldPath naming the container as a kubelet's does
+// (spec.containers{NAME}, spec.initContainers{NAME}).
+func (s *sandbox) containerEvent(c *ctr, eventType, reason, format string, args ...any) {
+	if s.recorder == nil {
+		return
+	}
+	field := "spec.containers{" + c.spec.Name + "}"
+	if c.init {
+		field = "spec.initContainers{" + c.spec.Name + "}"
+	}
+	s.mu.Lock()
+	ref := &v1.ObjectReference{
+		Kind: "Pod", APIVersion: "v1", Namespace: s.pod.Namespace, Name: s.pod.Name,
+		UID: s.pod.UID, ResourceVersion: s.pod.ResourceVersion, FieldPath: field,
+	}
+	s.mu.Unlock()
+	s.recorder.Eventf(ref, eventType, reason, format, args...)
+}
+
 // sleep waits d unless the pod is being stopped; false if it is.
 func (s *sandbox) sleep(d time.Duration) bool {
 	select {
@@ -445,7 +465,7 @@ func (s *sandbox) backOff(c *ctr) bool {
 	c.status.LastTerminationState = v1.ContainerState{Terminated: last}
 	s.mu.Unlock()
 	d := time.Second << min(restarts, 5)
-	s.event(v1.EventTypeWarning, events.BackOffStartContainer, "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
+	s.containerEvent(c, v1.EventTypeWarning, events.BackOffStartContainer, "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, s.pod.Name, s.pod.Namespace, s.pod.UID)
 	s.mu.Lock()
 	c.status.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{
 		Reason:  kubecontainer.ErrCrashLoopBackOff.Error(),
@@ -477,10 +497,10 @@ func (s *sandbox) pull(c *ctr) (*ImageRule, bool) {
 		fault := s.faultOn(c, FaultImagePull)
 		present := rule != nil && !fault && s.rt.hasImage(s.node, image)
 		if present && c.spec.ImagePullPolicy != v1.PullAlways {
-			s.event(v1.EventTypeNormal, events.PulledImage, "Container image %q already present on machine", image)
+			s.containerEvent(c, v1.EventTypeNormal, events.PulledImage, "Container image %q already present on machine", image)
 			return rule, true
 		}
-		s.event(v1.EventTypeNormal, events.PullingImage, "Pulling image %q", image)
+		s.containerEvent(c, v1.EventTypeNormal, events.PullingImage, "Pulling image %q", image)
 		start := time.Now()
 		delay := 500 * time.Millisecond
 		if rule != nil {
@@ -491,7 +511,7 @@ func (s *sandbox) pull(c *ctr) (*ImageRule, bool) {
 		}
 		if rule != nil && !fault {
 			s.rt.addImage(s.node, image)
-			s.event(v1.EventTypeNormal, events.PulledImage, "Successfully pulled image %q in %s (%s including waiting). Image size: 0 bytes.",
+			s.containerEvent(c, v1.EventTypeNormal, events.PulledImage, "Successfully pulled image %q in %s (%s including waiting). Image size: 0 bytes.",
 				image, time.Since(start).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 			return rule, true
 		}
@@ -500,14 +520,14 @@ func (s *sandbox) pull(c *ctr) (*ImageRule, bool) {
 			why = fmt.Sprintf("injected fault (%s=%s)", FaultAnnotation, FaultImagePull)
 		}
 		msg := fmt.Sprintf("Failed to pull image %q: %s", image, why)
-		s.event(v1.EventTypeWarning, events.FailedToPullImage, "%s", msg)
-		s.event(v1.EventTypeWarning, events.FailedToPullImage, "Error: %s", images.ErrImagePull.Error())
+		s.containerEvent(c, v1.EventTypeWarning, events.FailedToPullImage, "%s", msg)
+		s.containerEvent(c, v1.EventTypeWarning, events.FailedToPullImage, "Error: %s", images.ErrImagePull.Error())
 		s.setWaiting(c, images.ErrImagePull.Error(), msg)
 		if !s.sleep(time.Second) {
 			return nil, false
 		}
-		s.event(v1.EventTypeNormal, events.BackOffPullImage, "Back-off pulling image %q", image)
-		s.event(v1.EventTypeWarning, events.FailedToPullImage, "Error: %s", images.ErrImagePullBackOff.Error())
+		s.containerEvent(c, v1.EventTypeNormal, events.BackOffPullImage, "Back-off pulling image %q", image)
+		s.containerEvent(c, v1.EventTypeWarning, events.FailedToPullImage, "Error: %s", images.ErrImagePullBackOff.Error())
 		s.setWaiting(c, images.ErrImagePullBackOff.Error(), fmt.Sprintf("Back-off pulling image %q: %s", image, msg))
 		if !s.sleep(backoff) {
 			return nil, false
@@ -543,7 +563,7 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 		scratch := filepath.Join(s.dir, "containers", fmt.Sprintf("%s-%d", c.spec.Name, run))
 		if err = os.MkdirAll(scratch, 0o755); err == nil {
 			spec.Scratch = scratch
-			s.event(v1.EventTypeNormal, events.CreatedContainer, "Created container: %s", c.spec.Name)
+			s.containerEvent(c, v1.EventTypeNormal, events.CreatedContainer, "Created container: %s", c.spec.Name)
 			s.mu.Lock()
 			stopped := s.ctx.Err() != nil
 			if !stopped {
@@ -565,7 +585,7 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 			log.write("stderr", []byte(err.Error()+"\n"))
 			log.finish()
 		}
-		s.event(v1.EventTypeWarning, events.FailedToStartContainer, "Error: %v", err)
+		s.containerEvent(c, v1.EventTypeWarning, events.FailedToStartContainer, "Error: %v", err)
 		s.mu.Lock()
 		c.status.State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{
 			ExitCode: exitStartError, Reason: reasonStartError, Message: err.Error(), StartedAt: now, FinishedAt: now, ContainerID: containerID,
@@ -575,7 +595,7 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 		s.update()
 		return exitStartError, true
 	}
-	s.event(v1.EventTypeNormal, events.StartedContainer, "Started container %s", c.spec.Name)
+	s.containerEvent(c, v1.EventTypeNormal, events.StartedContainer, "Started container %s", c.spec.Name)
 	t := true
 	s.mu.Lock()
 	c.status.State = v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: now}}
@@ -706,7 +726,7 @@ func (s *sandbox) stopContainer(c *ctr, grace time.Duration) {
 	if proc == nil {
 		return
 	}
-	s.event(v1.EventTypeNormal, events.KillingContainer, "Stopping container %s", c.spec.Name)
+	s.containerEvent(c, v1.EventTypeNormal, events.KillingContainer, "Stopping container %s", c.spec.Name)
 	proc.stop(grace)
 }
 

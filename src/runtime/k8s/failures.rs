@@ -1,0 +1,85 @@
+//! What a step pod's status says went wrong, as a [`RuntimeError`] whose
+//! message names the reason Kubernetes gives.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use super::pod::MAIN;
+use crate::runtime::RuntimeError;
+
+const PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+
+/// The failure a pod shows, if any: evicted, an image that cannot be
+/// pulled, the main container out of memory, the inputs not staged, or a
+/// pod that failed otherwise.
+pub fn failure(pod: &Pod) -> Option<RuntimeError> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() == Some("Evicted") {
+        return Some(RuntimeError::Lost(format!(
+            "the pod was evicted: {}",
+            status.message.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    let init = status.init_container_statuses.iter().flatten();
+    let main = status.container_statuses.iter().flatten();
+    for container in init.clone().chain(main.clone()) {
+        let waiting = container.state.as_ref().and_then(|state| state.waiting.as_ref());
+        if let Some(waiting) = waiting.filter(|w| w.reason.as_deref().is_some_and(|r| PULL_FAILURES.contains(&r))) {
+            return Some(RuntimeError::ImageUnavailable {
+                image: container.image.clone(),
+                reason: format!(
+                    "{}: {}",
+                    waiting.reason.as_deref().unwrap_or_default(),
+                    waiting.message.as_deref().unwrap_or("cannot be pulled")
+                ),
+            });
+        }
+    }
+    for container in init {
+        if let Some((code, reason)) = terminated(container).filter(|(code, _)| *code != 0) {
+            return Some(RuntimeError::Setup(format!(
+                "init container {} failed with exit code {code} ({reason}): the inputs could not be staged",
+                container.name
+            )));
+        }
+    }
+    if let Some((_, reason)) = main.clone().find(|c| c.name == MAIN).and_then(terminated) {
+        if reason == "OOMKilled" {
+            return Some(RuntimeError::OutOfMemory { limit_bytes: memory_limit(pod) });
+        }
+        return Some(RuntimeError::Lost(format!("the step's container ended ({reason})")));
+    }
+    if status.phase.as_deref() == Some("Failed") {
+        return Some(RuntimeError::Lost(format!(
+            "the pod failed: {}",
+            status.message.as_deref().or(status.reason.as_deref()).unwrap_or("no reason given")
+        )));
+    }
+    None
+}
+
+fn terminated(container: &ContainerStatus) -> Option<(i32, String)> {
+    let ended = container.state.as_ref()?.terminated.as_ref()?;
+    Some((ended.exit_code, ended.reason.clone().unwrap_or_default()))
+}
+
+fn memory_limit(pod: &Pod) -> Option<u64> {
+    let main = pod.spec.as_ref()?.containers.iter().find(|c| c.name == MAIN)?;
+    let limit = main.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+    limit.0.parse().ok()
+}
+
+/// Why a pod waits to be scheduled, while the scheduler says it cannot be.
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled")?;
+    (scheduled.status == "False" && scheduled.reason.as_deref() == Some("Unschedulable"))
+        .then(|| scheduled.message.clone().unwrap_or_else(|| "no node fits".into()))
+}
+
+pub fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|status| status.phase.as_deref()) == Some("Running")
+}
+
+pub fn is_deleted(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}

@@ -1,0 +1,147 @@
+//! Which image runs a step, and how its process starts in it: task images
+//! (`image_resource` of type registry-image or docker-image, `rootfs_uri`),
+//! resource types' images (`--kubernetes-base-resource-type`, a custom
+//! type's `source`), and atc's built-in types, which run in the helper
+//! image as `atc resource TYPE CMD`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::pod::Program;
+use crate::resource::builtin::BUILTIN_TYPES;
+use crate::runtime::{ImageSpec, RuntimeError};
+
+const RESOURCE_EXECUTABLES: &str = "/opt/resource/";
+/// Resource types whose `source` names an image.
+const IMAGE_TYPES: [&str; 2] = ["registry-image", "docker-image"];
+
+/// The base resource types' images when no flag overrides them.
+pub fn default_base_types() -> BTreeMap<String, String> {
+    ["time", "registry-image", "git", "s3", "docker-image", "pool", "semver"]
+        .into_iter()
+        .map(|name| (name.to_string(), format!("concourse/{name}-resource")))
+        .collect()
+}
+
+pub struct Images<'a> {
+    /// Base resource type → image.
+    pub base_types: &'a BTreeMap<String, String>,
+    pub helper_image: &'a str,
+    /// Where atc is in the helper image.
+    pub helper_atc: &'a str,
+}
+
+impl Images<'_> {
+    /// The image and the leading command for a process at `path`.
+    pub fn program(&self, image: Option<&ImageSpec>, path: &str) -> Result<Program, RuntimeError> {
+        let plain = |image: String| Program { describe: image.clone(), image, command: vec![path.to_string()] };
+        match image {
+            None => Ok(plain(self.helper_image.to_string())),
+            Some(ImageSpec::Resource { type_, source, .. }) => {
+                if !IMAGE_TYPES.contains(&type_.as_str()) {
+                    return Err(RuntimeError::Setup(format!(
+                        "image_resource of type '{type_}': the Kubernetes runtime runs images of type {} only",
+                        IMAGE_TYPES.join(" or ")
+                    )));
+                }
+                Ok(plain(reference(source)?))
+            }
+            Some(ImageSpec::RootfsUri(uri)) => Ok(plain(rootfs_uri(uri)?)),
+            Some(ImageSpec::Artifact(_)) => Err(RuntimeError::Setup(
+                "a task image from an artifact (`image:`) is not supported by the Kubernetes runtime yet".into(),
+            )),
+            Some(ImageSpec::ResourceType(resource_type)) => {
+                if let Some(nearest) = resource_type.custom.first() {
+                    if !IMAGE_TYPES.contains(&nearest.type_.as_str()) {
+                        return Err(RuntimeError::Setup(format!(
+                            "resource type '{}' is of type '{}': on Kubernetes a custom type's image comes from a {} type",
+                            nearest.name,
+                            nearest.type_,
+                            IMAGE_TYPES.join(" or ")
+                        )));
+                    }
+                    let image = reference(&nearest.source)?;
+                    let describe = format!("{image} (resource type {})", nearest.name);
+                    return Ok(Program { describe, ..plain(image) });
+                }
+                let name = &resource_type.base_type;
+                if let Some(image) = self.base_types.get(name) {
+                    return Ok(Program { describe: format!("{image} (resource type {name})"), ..plain(image.clone()) });
+                }
+                if BUILTIN_TYPES.contains(&name.as_str()) {
+                    let command = path.strip_prefix(RESOURCE_EXECUTABLES).ok_or_else(|| {
+                        RuntimeError::Setup(format!(
+                            "the image of resource type '{name}' only runs /opt/resource/check, in or out, not {path}"
+                        ))
+                    })?;
+                    let command = [self.helper_atc, "resource", name, command].map(str::to_string).to_vec();
+                    let describe = format!("{} (built-in resource type {name})", self.helper_image);
+                    return Ok(Program { image: self.helper_image.to_string(), command, describe });
+                }
+                let mut known: Vec<&str> = self.base_types.keys().map(String::as_str).collect();
+                known.extend(BUILTIN_TYPES);
+                known.sort();
+                known.dedup();
+                Err(RuntimeError::Setup(format!(
+                    "unknown resource type '{name}': the Kubernetes runtime knows {}",
+                    known.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+/// `repository` with `digest` or `tag` (default `latest`) from a
+/// registry-image or docker-image `source`.
+fn reference(source: &Value) -> Result<String, RuntimeError> {
+    let field = |name: &str| source.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let repository =
+        field("repository").ok_or_else(|| RuntimeError::Setup("the image's source has no repository".into()))?;
+    Ok(match (field("digest"), field("tag")) {
+        (Some(digest), _) => format!("{repository}@{digest}"),
+        (None, Some(tag)) => format!("{repository}:{tag}"),
+        (None, None) => format!("{repository}:latest"),
+    })
+}
+
+/// `docker:///REPOSITORY[#TAG]` as an image reference.
+fn rootfs_uri(uri: &str) -> Result<String, RuntimeError> {
+    let rest = uri.strip_prefix("docker:///").ok_or_else(|| {
+        RuntimeError::Setup(format!("rootfs_uri '{uri}': the Kubernetes runtime takes docker:///REPOSITORY[#TAG] only"))
+    })?;
+    Ok(match rest.split_once('#') {
+        Some((repository, tag)) => format!("{repository}:{tag}"),
+        None => rest.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn image_sources_become_references() {
+        assert_eq!(reference(&json!({"repository": "busybox"})).unwrap(), "busybox:latest");
+        assert_eq!(reference(&json!({"repository": "r", "tag": "1"})).unwrap(), "r:1");
+        assert_eq!(reference(&json!({"repository": "r", "tag": "1", "digest": "sha256:ab"})).unwrap(), "r@sha256:ab");
+        assert!(reference(&json!({})).is_err());
+        assert_eq!(rootfs_uri("docker:///alpine#3.20").unwrap(), "alpine:3.20");
+        assert!(rootfs_uri("https://x").is_err());
+    }
+
+    #[test]
+    fn built_in_types_run_atc_in_the_helper_image() {
+        let base_types = default_base_types();
+        let images = Images { base_types: &base_types, helper_image: "helper", helper_atc: "/bin/atc" };
+        let program = images.program(Some(&ImageSpec::resource_type("mock")), "/opt/resource/check").unwrap();
+        assert_eq!(program.image, "helper");
+        assert_eq!(program.command, ["/bin/atc", "resource", "mock", "check"]);
+        let git = images.program(Some(&ImageSpec::resource_type("git")), "/opt/resource/in").unwrap();
+        assert_eq!((git.image.as_str(), git.command), ("concourse/git-resource", vec!["/opt/resource/in".to_string()]));
+        let unknown = images.program(Some(&ImageSpec::resource_type("nope")), "/opt/resource/in");
+        assert!(matches!(unknown, Err(RuntimeError::Setup(m)) if m.contains("'nope'")));
+    }
+}

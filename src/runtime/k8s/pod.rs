@@ -1,0 +1,366 @@
+//! The pod of a step: its labels, the `fetch-inputs` init container that
+//! lays the inputs out on the artifact claim, and the main container
+//! running [`WRAPPER`] in the step's image.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::scripts::{IO, ROOT, STORE, WRAPPER, quote};
+use crate::runtime::{OutputMount, Stdout, StepMetadata, StepSpec};
+
+/// Every object the runtime makes carries this label, and its watch selects on it.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "atc");
+/// The label that marks a step's pod (its value: the step type).
+pub const STEP_TYPE_LABEL: &str = "concourse.ci/type";
+/// What the runtime needs to know about a step after it started (and after
+/// an atc restart): its metadata, outputs and stdout mode.
+const STEP_ANNOTATION: &str = "concourse.ci/step-spec";
+pub const MAIN: &str = "main";
+pub const FETCH_INPUTS: &str = "fetch-inputs";
+const STORE_VOLUME: &str = "store";
+const CACHE_VOLUME: &str = "caches";
+
+/// What a pod's annotation keeps of its [`StepSpec`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedStep {
+    pub metadata: StepMetadata,
+    pub outputs: Vec<(String, String)>,
+    pub capture_stdout: bool,
+    /// The process waits for stdin, which [`super::scripts::START`] gives.
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+impl SavedStep {
+    pub fn of(pod: &Pod) -> Option<SavedStep> {
+        let text = pod.metadata.annotations.as_ref()?.get(STEP_ANNOTATION)?;
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn outputs(&self) -> Vec<OutputMount> {
+        self.outputs.iter().map(|(name, path)| OutputMount { name: name.clone(), path: path.clone() }).collect()
+    }
+}
+
+/// Where a step's files are on the artifact claim.
+pub fn step_dir(handle: &str) -> String {
+    format!("steps/{handle}")
+}
+
+/// Where the cache with this key is under the helper's and the init
+/// container's `/store`: `caches/` of the artifact claim, or the cache claim
+/// mounted there.
+pub fn cache_dir(key: &str) -> String {
+    format!("caches/{}", cache_name(key))
+}
+
+/// The cache's directory name: a digest of its key.
+fn cache_name(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What varies between the pods of one runtime.
+pub struct PodSettings<'a> {
+    pub claim: &'a str,
+    /// A claim of its own for task caches (`--kubernetes-cache-claim`).
+    pub cache_claim: Option<&'a str>,
+    pub helper_image: &'a str,
+    pub service_account: Option<&'a str>,
+    pub image_pull_secrets: &'a [String],
+    pub node_selector: &'a BTreeMap<String, String>,
+    pub tolerations: &'a [Value],
+}
+
+/// The image and leading arguments that run the step's process.
+pub struct Program {
+    pub image: String,
+    pub command: Vec<String>,
+    /// The image as the step's log shows it.
+    pub describe: String,
+}
+
+pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
+    let handle = spec.handle.as_str();
+    let saved = SavedStep {
+        metadata: spec.metadata.clone(),
+        outputs: spec.outputs.iter().map(|o| (o.name.clone(), o.path.clone())).collect(),
+        capture_stdout: spec.process.stdout == Stdout::Capture,
+        stdin: spec.process.stdin.is_some(),
+    };
+    let dir = step_dir(handle);
+    let mut mounts = vec![
+        json!({"name": STORE_VOLUME, "mountPath": ROOT, "subPath": format!("{dir}/root")}),
+        json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")}),
+    ];
+    for cache in &spec.caches {
+        let (volume, sub_path) = match settings.cache_claim {
+            Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
+            None => (STORE_VOLUME, cache_dir(&cache.key)),
+        };
+        mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
+    }
+    let mut env: Vec<Value> =
+        spec.process.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
+    if let Some(trace) = &spec.trace {
+        env.push(json!({"name": "TRACEPARENT", "value": trace.traceparent}));
+        if let Some(state) = &trace.tracestate {
+            env.push(json!({"name": "TRACESTATE", "value": state}));
+        }
+    }
+    let trace_env: Vec<&Value> =
+        env.iter().filter(|e| e["name"] == "TRACEPARENT" || e["name"] == "TRACESTATE").collect();
+    let start = if spec.process.stdin.is_some() { "wait" } else { "now" };
+    let mut command = vec!["sh".to_string(), "-c".to_string(), WRAPPER.to_string(), "atc-step".into(), start.into()];
+    command.extend(program.command);
+    command.extend(spec.process.args.iter().cloned());
+    let command: Vec<String> = command.iter().map(|arg| literal(arg)).collect();
+    let working_dir =
+        if spec.process.dir.is_empty() { ROOT.to_string() } else { format!("{ROOT}/{}", spec.process.dir) };
+    let mut main = json!({
+        "name": MAIN,
+        "image": program.image,
+        "command": command,
+        "workingDir": working_dir,
+        "env": env,
+        "volumeMounts": mounts,
+    });
+    let resources = resources(spec);
+    if !resources.is_empty() {
+        main["resources"] = json!({"limits": resources, "requests": resources});
+    }
+    if let Some(uid) = spec.process.user.as_deref().and_then(|user| user.parse::<i64>().ok()) {
+        main["securityContext"] = json!({"runAsUser": uid});
+    }
+    if spec.privileged {
+        main["securityContext"] = json!({"privileged": true});
+    }
+    let fetch_inputs = json!({
+        "name": FETCH_INPUTS,
+        "image": settings.helper_image,
+        "command": ["sh", "-c", literal(&fetch_inputs_script(spec))],
+        "env": trace_env,
+        "volumeMounts": store_mounts(settings),
+    });
+    let mut pod_spec = json!({
+        "restartPolicy": "Never",
+        "initContainers": [fetch_inputs],
+        "containers": [main],
+        "volumes": volumes(settings),
+        "nodeSelector": settings.node_selector,
+        "tolerations": settings.tolerations,
+        "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
+    });
+    if let Some(account) = settings.service_account {
+        pod_spec["serviceAccountName"] = json!(account);
+    }
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": handle,
+            "labels": labels(&spec.metadata),
+            "annotations": {STEP_ANNOTATION: serde_json::to_string(&saved)?},
+        },
+        "spec": pod_spec,
+    }))
+}
+
+/// `value` as Kubernetes passes it on: `$(VAR)` in a command, its
+/// arguments and env values is expanded and `$$` stands for `$`, so every
+/// `$` is doubled.
+fn literal(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
+/// Copies each input into the step's root (writes never reach the
+/// artifact), and makes the directories mounts and outputs need.
+fn fetch_inputs_script(spec: &StepSpec) -> String {
+    let root = format!("{STORE}/{}/root", step_dir(spec.handle.as_str()));
+    let io = format!("{STORE}/{}/io", step_dir(spec.handle.as_str()));
+    let mut script = format!("set -e\nmkdir -p {} {}\n", quote(&root), quote(&io));
+    for input in &spec.inputs {
+        let into = quote(&format!("{root}/{}", input.path));
+        let from = quote(&format!("{STORE}/artifacts/{}/.", input.artifact.id));
+        script.push_str(&format!("mkdir -p {into}\ncp -a {from} {into}\n"));
+    }
+    for cache in &spec.caches {
+        let cache_dir = quote(&format!("{STORE}/{}", cache_dir(&cache.key)));
+        script.push_str(&format!("mkdir -p {cache_dir} {}\n", quote(&format!("{root}/{}", cache.path))));
+    }
+    for path in spec.outputs.iter().map(|output| &output.path).chain([&spec.process.dir]) {
+        script.push_str(&format!("mkdir -p {}\n", quote(&format!("{root}/{path}"))));
+    }
+    script
+}
+
+/// The whole artifact claim at `/store`, and the cache claim, if any, at
+/// `/store/caches` in its place.
+fn store_mounts(settings: &PodSettings) -> Vec<Value> {
+    let mut mounts = vec![json!({"name": STORE_VOLUME, "mountPath": STORE})];
+    if settings.cache_claim.is_some() {
+        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{STORE}/caches")}));
+    }
+    mounts
+}
+
+fn volumes(settings: &PodSettings) -> Vec<Value> {
+    let mut volumes = vec![json!({"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}})];
+    if let Some(claim) = settings.cache_claim {
+        volumes.push(json!({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}));
+    }
+    volumes
+}
+
+/// `container_limits` as Kubernetes resources: CPU shares (1024 a core) as
+/// millicores, memory in bytes.
+fn resources(spec: &StepSpec) -> BTreeMap<&'static str, String> {
+    let mut resources = BTreeMap::new();
+    if let Some(shares) = spec.limits.cpu {
+        resources.insert("cpu", format!("{}m", (shares * 1000 / 1024).max(1)));
+    }
+    if let Some(bytes) = spec.limits.memory {
+        resources.insert("memory", bytes.to_string());
+    }
+    resources
+}
+
+fn labels(metadata: &StepMetadata) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())]);
+    let mut add = |key: &str, value: Option<String>| {
+        if let Some(value) = value.map(|v| label_value(&v)).filter(|v| !v.is_empty()) {
+            labels.insert(format!("concourse.ci/{key}"), value);
+        }
+    };
+    add("team", Some(metadata.team.clone()));
+    add("pipeline", metadata.pipeline.clone());
+    add("job", metadata.job.clone());
+    add("build-id", metadata.build_id.map(|id| id.to_string()));
+    add("step", Some(metadata.step_name.clone()));
+    let step_type = Some(label_value(&metadata.step_type)).filter(|t| !t.is_empty());
+    labels.insert(STEP_TYPE_LABEL.to_string(), step_type.unwrap_or_else(|| "step".into()));
+    labels
+}
+
+/// A label value from any name: at most 63 of `[A-Za-z0-9._-]`, starting
+/// and ending alphanumeric (the full name is in the step annotation).
+pub fn label_value(name: &str) -> String {
+    let cleaned: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).take(63).collect();
+    cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+/// The long-lived pod that mounts the whole artifact claim: artifacts are
+/// imported, exported, read, captured and released by exec'ing into it.
+pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
+    let mut spec = json!({
+        "restartPolicy": "Always",
+        "containers": [{
+            "name": MAIN,
+            "image": settings.helper_image,
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
+            "volumeMounts": store_mounts(settings),
+        }],
+        "volumes": volumes(settings),
+        "nodeSelector": settings.node_selector,
+        "tolerations": settings.tolerations,
+        "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
+    });
+    if let Some(account) = settings.service_account {
+        spec["serviceAccountName"] = json!(account);
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "concourse.ci/role": "artifact-helper"}},
+        "spec": spec,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{
+        Artifact, CacheMount, InputMount, Limits, ProcessSpec, Stdout, StepHandle, StepMetadata, TraceContext,
+    };
+
+    fn spec() -> StepSpec {
+        StepSpec {
+            handle: StepHandle::parse("build-1-task-2").unwrap(),
+            metadata: StepMetadata {
+                team: "main".into(),
+                pipeline: Some("my pipeline".into()),
+                build_id: Some(1),
+                step_type: "task".into(),
+                step_name: "unit".into(),
+                ..Default::default()
+            },
+            image: None,
+            privileged: false,
+            limits: Limits { cpu: Some(512), memory: Some(1 << 20) },
+            tags: Vec::new(),
+            inputs: vec![InputMount { artifact: Artifact { id: "upload_ab".into() }, path: "repo".into() }],
+            outputs: Vec::new(),
+            caches: vec![CacheMount { key: "k".into(), path: "cache".into() }],
+            process: ProcessSpec {
+                path: "sh".into(),
+                args: vec!["-c".into(), "echo $HOME $(whoami)".into()],
+                dir: "repo".into(),
+                user: None,
+                env: vec![("PRICE".into(), "$5".into())],
+                stdin: None,
+                stdout: Stdout::Stream,
+            },
+            trace: Some(TraceContext { traceparent: "00-ab-cd-01".into(), tracestate: None }),
+        }
+    }
+
+    #[test]
+    fn a_step_pod_is_labelled_traced_and_mounted_on_the_claim() {
+        let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
+        let settings = PodSettings {
+            claim: "claim",
+            cache_claim: None,
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &secrets,
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        let pod = serde_json::to_value(step_pod(&spec(), program, &settings).unwrap()).unwrap();
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(labels["concourse.ci/pipeline"], "my-pipeline");
+        assert_eq!(labels["concourse.ci/build-id"], "1");
+        assert_eq!(labels[STEP_TYPE_LABEL], "task");
+        assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        let main = &pod["spec"]["containers"][0];
+        let init = &pod["spec"]["initContainers"][0];
+        assert_eq!(init["name"], FETCH_INPUTS);
+        // Kubernetes would expand $(whoami) and turn $$ into $: every $ is doubled.
+        assert_eq!(main["command"].as_array().unwrap().last().unwrap(), "echo $$HOME $$(whoami)");
+        assert!(main["env"].as_array().unwrap().contains(&json!({"name": "PRICE", "value": "$$5"})));
+        for container in [main, init] {
+            assert!(
+                container["env"].as_array().unwrap().contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"}))
+            );
+        }
+        assert_eq!(main["workingDir"], format!("{ROOT}/repo"));
+        let mounts = main["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts[0]["subPath"], "steps/build-1-task-2/root");
+        assert_eq!(
+            mounts[2],
+            json!({"name": "store", "mountPath": format!("{ROOT}/cache"), "subPath": cache_dir("k")})
+        );
+        assert_eq!(main["resources"]["limits"], json!({"cpu": "500m", "memory": "1048576"}));
+        assert!(init["command"][2].as_str().unwrap().contains("cp -a '/store/artifacts/upload_ab/.'"));
+        assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "pull"}]));
+    }
+
+    #[test]
+    fn label_values_are_valid_whatever_the_name() {
+        assert_eq!(label_value("my pipeline/with:odd chars!"), "my-pipeline-with-odd-chars");
+        assert_eq!(label_value("-x-"), "x");
+        assert_eq!(label_value(&"a".repeat(80)).len(), 63);
+    }
+}

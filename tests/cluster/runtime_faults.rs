@@ -1,0 +1,184 @@
+//! The Kubernetes runtime when things go wrong: each fault the node agent
+//! injects (through an image rule of `tests/k8s/node/images.yaml`) errors
+//! the step with Kubernetes' reason; a pod no node takes times out; and a
+//! step outlives the runtime that started it (atc killed), its output read
+//! once across the restart.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use atc::runtime::k8s::K8sRuntime;
+use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::runtime::support::{RecordingSink, Shell, eventually, import, observer, read, run, sh_process, tgz};
+use crate::runtime::{image, shared};
+
+async fn run_in(runtime: &dyn Runtime, repository: &str, script: &str) -> Result<i32, RuntimeError> {
+    let step = Shell { image: Some(image(repository)) }.step(script);
+    run(runtime, step, RecordingSink::new(), CancellationToken::new()).await.map(|outcome| outcome.exit_code)
+}
+
+pub async fn an_image_that_cannot_be_pulled_errors_the_step(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let result = run_in(&shared.runtime, "atc.test/broken-pull", "true").await;
+    let Err(err @ RuntimeError::ImageUnavailable { .. }) = &result else { anyhow::bail!("{result:?}") };
+    let message = err.to_string();
+    ensure!(message.contains("atc.test/broken-pull") && message.contains("ErrImagePull"), "{message}");
+    Ok(())
+}
+
+pub async fn an_oom_kill_errors_the_step_as_out_of_memory(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let result = run_in(&shared.runtime, "atc.test/oom", "sleep 30").await;
+    ensure!(matches!(result, Err(RuntimeError::OutOfMemory { .. })), "{result:?}");
+    Ok(())
+}
+
+pub async fn an_evicted_pod_errors_the_step_as_lost(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let result = run_in(&shared.runtime, "atc.test/evicted", "sleep 30").await;
+    ensure!(matches!(&result, Err(RuntimeError::Lost(m)) if m.contains("evicted")), "{result:?}");
+    Ok(())
+}
+
+pub async fn a_pod_no_node_takes_times_out(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let mut options = shared.options.clone();
+    options.node_selector.insert("atc.test/no-such-label".into(), "anywhere".into());
+    options.pod_scheduling_timeout = Duration::from_secs(3);
+    let picky = K8sRuntime::new(shared.client.clone(), options).await?;
+    let result = run_in(&picky, "busybox", "true").await;
+    let Err(err @ RuntimeError::TimedOut(_)) = &result else { anyhow::bail!("{result:?}") };
+    ensure!(err.to_string().contains("not scheduled"), "{err}");
+    // The pod that could not start is gone.
+    ensure!(picky.list().await?.is_empty(), "{:?}", picky.list().await?);
+    Ok(())
+}
+
+pub async fn a_lost_artifact_helper_pod_is_replaced(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let artifact = import(&shared.runtime, tgz(&[("kept", "on the claim", 0o644)])).await;
+    // As an eviction or a drained node would: the pod goes, the claim stays.
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &shared.options.namespace);
+    pods.delete("atc-artifact-helper", &DeleteParams { grace_period_seconds: Some(1), ..Default::default() }).await?;
+    let gone = eventually(Duration::from_secs(60), || async {
+        pods.get_opt("atc-artifact-helper")
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|pod| pod.metadata.deletion_timestamp.is_none())
+    });
+    ensure!(gone.await, "the helper pod was not deleted");
+    ensure!(read(&shared.runtime, &artifact, "kept").await == "on the claim");
+    Ok(())
+}
+
+pub async fn a_step_outlives_the_runtime_that_started_it(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let before_restart = K8sRuntime::new(shared.client.clone(), shared.options.clone()).await?;
+    let mut step = Shell { image: Some(image("busybox")) }
+        .step("echo before; while [ ! -e proceed ]; do sleep 0.1; done; echo after; echo kept > out/file; exit 7");
+    step.outputs = vec![OutputMount { name: "out".into(), path: "out".into() }];
+    let handle = before_restart.start(step, observer()).await?;
+    let seen = RecordingSink::new();
+    {
+        let attach = before_restart.attach(&handle, seen.clone(), OutputOffset::default());
+        let read_before = eventually(Duration::from_secs(20), || async { seen.stdout() == "before\n" });
+        tokio::select! {
+            ended = attach => anyhow::bail!("the step ended early: {ended:?}"),
+            arrived = read_before => ensure!(arrived, "no output before the restart: {:?}", seen.stdout()),
+        }
+    }
+    // atc dies: its attach and its watch go with it.
+    drop(before_restart);
+
+    let restarted = &shared.runtime;
+    let (code, _) = crate::runtime::support::exec(restarted, &handle, sh_process("touch proceed"), None).await;
+    ensure!(code? == 0, "could not let the step go on");
+    let rest = RecordingSink::new();
+    let outcome = restarted.attach(&handle, rest.clone(), seen.offset()).await?;
+    ensure!(outcome.exit_code == 7, "exit code {}", outcome.exit_code);
+    ensure!(rest.stdout() == "after\n", "after the restart: {:?} (only what was not read before)", rest.stdout());
+    let output = outcome.outputs.get("out").context("no output")?;
+    ensure!(read(restarted, output, "file").await == "kept\n");
+    restarted.stop(&handle, Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+/// `--kubernetes-cache-claim`: task caches live on a claim of their own
+/// (the suite's cache case passes on it), and removing one reaches it.
+pub async fn task_caches_can_have_a_claim_of_their_own(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let namespace = cluster.namespace(&format!("caches-{}", std::process::id())).await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), &namespace);
+    let claim = json!({
+        "metadata": {"name": "ci-caches"},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Mi"}}},
+    });
+    claims.create(&PostParams::default(), &serde_json::from_value(claim)?).await?;
+    let mut options = shared.options.clone();
+    options.namespace = namespace.clone();
+    options.cache_claim = Some("ci-caches".into());
+    let runtime = K8sRuntime::new(cluster.client.clone(), options).await?;
+    crate::runtime::suite::caches_persist_across_runs_of_the_same_key(&runtime, &crate::runtime::shell()).await;
+
+    // What a step left in its cache is on the cache claim...
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &namespace);
+    let inspect = |name: &str, script: &str| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script],
+                    "volumeMounts": [{"name": "caches", "mountPath": "/caches"}]}],
+                "volumes": [{"name": "caches", "persistentVolumeClaim": {"claimName": "ci-caches"}}],
+            },
+        })
+    };
+    let output = |name: &'static str, script: &str| {
+        let pods = pods.clone();
+        let pod = inspect(name, script);
+        async move {
+            pods.create(&PostParams::default(), &serde_json::from_value(pod)?).await?;
+            let ended = eventually(Duration::from_secs(60), || async {
+                let phase = pods.get(name).await.ok().and_then(|p| p.status?.phase);
+                matches!(phase.as_deref(), Some("Succeeded" | "Failed"))
+            });
+            ensure!(ended.await, "pod {name} did not end");
+            anyhow::Ok(pods.logs(name, &Default::default()).await?)
+        }
+    };
+    let before = output("before", "cat /caches/*/count").await?;
+    ensure!(before.lines().count() == 3, "the caches hold {before:?}");
+    // ... and removing one reaches it.
+    runtime.remove_caches(vec!["job/step/cache".into(), "other/cache".into()]).await?;
+    let after = output("after", "ls -A /caches").await?;
+    ensure!(after.is_empty(), "the caches still hold {after:?}");
+    Ok(())
+}
+
+/// A resource step whose atc stopped after making its pod but before
+/// handing it its stdin never runs: the next attach says so (after the
+/// 30 s it gives a start that may still be under way) instead of waiting
+/// forever.
+pub async fn a_step_whose_stdin_was_lost_with_atc_is_reported_lost(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let dying = K8sRuntime::new(shared.client.clone(), shared.options.clone()).await?;
+    let mut step = Shell { image: Some(image("busybox")) }.step("cat");
+    step.process.stdin = Some(b"{}".to_vec());
+    let handle = step.handle.clone();
+    // atc dies while the pod starts: the pod is made, its stdin never handed over.
+    let started = tokio::time::timeout(Duration::from_millis(50), dying.start(step, observer())).await;
+    ensure!(started.is_err(), "the start finished within 50 ms: {started:?}");
+    drop(dying);
+    let attached = shared.runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()).await;
+    ensure!(matches!(&attached, Err(RuntimeError::Lost(m)) if m.contains("never started")), "{attached:?}");
+    shared.runtime.stop(&handle, Duration::from_secs(1)).await?;
+    Ok(())
+}
