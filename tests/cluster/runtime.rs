@@ -54,20 +54,24 @@ pub fn image(repository: &str) -> ImageSpec {
     ImageSpec::Resource { type_: "registry-image".into(), source, params: json!({}), version: None }
 }
 
-/// A check per suite case, and `CHECKS` naming them.
+/// The shared runtime, connected as the cluster's administrator.
+async fn as_admin(cluster: &Cluster) -> anyhow::Result<&'static K8sRuntime> {
+    Ok(&shared(cluster).await?.runtime)
+}
+
+/// A check per suite case on the runtime `$runtime(cluster)` gives, and
+/// `$list` naming them `$prefix::case`.
 macro_rules! suite_checks {
-    (; $($case:ident),* $(,)?) => {
-        $(
-            pub async fn $case(cluster: &Cluster) -> anyhow::Result<()> {
-                let shared = shared(cluster).await?;
-                suite::$case(&shared.runtime, &shell()).await;
+    ($list:ident, $prefix:literal, $runtime:path ; $($case:ident),* $(,)?) => {
+        pub const $list: &[(&str, crate::Check)] = &[
+            $((concat!($prefix, "::", stringify!($case)), (|cluster| Box::pin(async move {
+                suite::$case($runtime(cluster).await?, &shell()).await;
                 Ok(())
-            }
-        )*
-        pub const CHECKS: &[(&str, crate::Check)] = &[
-            $((concat!("runtime::", stringify!($case)), (|cluster| Box::pin($case(cluster))) as crate::Check)),*
+            })) as crate::Check)),*
         ];
     };
 }
 
-with_suite_cases!(suite_checks!());
+with_suite_cases!(suite_checks!(CHECKS, "runtime", as_admin));
+// The same cases with a service account's token bound to the README's Role.
+with_suite_cases!(suite_checks!(RBAC_CHECKS, "rbac::runtime", crate::rbac::runtime_with_the_readme_role));
