@@ -30,7 +30,6 @@ mod support;
 mod cluster;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,7 @@ async fn bench(cluster: &cluster::Cluster) {
     let namespace = cluster.namespace(&format!("bench-{}", std::process::id())).await.unwrap();
     let mut options = K8sRuntimeOptions::new(&namespace);
     options.helper_image = "atc.test/helper".into();
-    options.helper_atc_path = atc_binary().to_string_lossy().into_owned();
+    options.helper_atc_path = cluster::atc_binary().to_string_lossy().into_owned();
     let runtime = K8sRuntime::new(cluster.client.clone(), options).await.expect("the Kubernetes runtime starts");
     let pods = PodTimes::watch(Api::namespaced(cluster.client.clone(), &namespace)).await;
     let server = TestServer::start(On { backend: Backend::Sqlite, runtime: Some(Arc::new(runtime)) }).await;
@@ -81,16 +80,6 @@ async fn bench(cluster: &cluster::Cluster) {
     server.stop().await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
     namespaces.delete(&namespace, &DeleteParams::default()).await.unwrap();
-}
-
-/// atc as cargo built it next to this bench (`target/PROFILE/atc`), found
-/// when the bench runs: the helper image is the host, so pods run it there.
-fn atc_binary() -> PathBuf {
-    let bench = std::env::current_exe().expect("the bench's own path");
-    let profile_dir = bench.parent().and_then(|deps| deps.parent()).expect("target/PROFILE/deps/BENCH");
-    let atc = profile_dir.join("atc");
-    assert!(atc.is_file(), "no atc at {} (cargo builds it for benches)", atc.display());
-    atc
 }
 
 fn pipeline(jobs: usize) -> String {

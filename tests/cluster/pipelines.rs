@@ -1,5 +1,6 @@
-//! The testflight scenarios (`tests/api/testflight.rs`, the same code the
-//! local runtime passes) on the Kubernetes runtime: a server on SQLite
+//! The testflight scenarios (`tests/api/testflight.rs` and two of
+//! `tests/api/pipelines_run.rs`, the same code the local runtime passes) on
+//! the Kubernetes runtime: a server on SQLite
 //! whose steps run as pods, each scenario in a namespace of its own (build
 //! ids, and so step handles, start again with each server's database), and
 //! that namespace deleted afterwards.
@@ -28,6 +29,10 @@ pub mod support;
 #[path = "../api/testflight.rs"]
 mod testflight;
 
+#[allow(dead_code, reason = "as testflight; its first scenario counts the local runtime's artifacts")]
+#[path = "../api/pipelines_run.rs"]
+mod pipelines_run;
+
 use support::{Backend, On};
 
 /// Runs `scenario` against a server whose runtime is a new
@@ -49,32 +54,34 @@ where
 }
 
 /// A check per scenario, and `CHECKS` naming them.
-macro_rules! testflight_checks {
-    ($($scenario:ident),* $(,)?) => {
+macro_rules! scenario_checks {
+    ($($module:ident :: $scenario:ident),* $(,)?) => {
         $(
             pub async fn $scenario(cluster: &Cluster) -> anyhow::Result<()> {
-                on_kubernetes(cluster, stringify!($scenario), testflight::$scenario).await
+                on_kubernetes(cluster, stringify!($scenario), $module::$scenario).await
             }
         )*
         pub const CHECKS: &[(&str, crate::Check)] = &[
-            $((concat!("testflight::", stringify!($scenario)), (|cluster| Box::pin($scenario(cluster))) as crate::Check)),*
+            $((concat!(stringify!($module), "::", stringify!($scenario)), (|cluster| Box::pin($scenario(cluster))) as crate::Check)),*
         ];
     };
 }
 
-testflight_checks!(
-    hooks_run_under_the_right_conditions,
-    try_do_fail_and_in_parallel,
-    retry_attempts_until_the_step_succeeds,
-    across_runs_every_combination_and_puts_each_value,
-    load_var_and_task_inputs_outputs_and_mappings,
-    task_caches_keep_only_cached_paths_between_builds,
-    latest_every_and_pinned_versions,
-    a_pinned_resource_checks_and_runs_with_its_pin,
-    serial_groups_wait_for_inputs_without_blocking_others,
-    set_pipeline_step_sets_other_pipelines_and_itself,
-    a_non_main_team_cannot_set_another_teams_pipeline,
-    renames_keep_history,
-    reruns_are_named_after_the_build_they_repeat,
-    in_parallel_and_across_honour_limits_and_fail_fast,
+scenario_checks!(
+    testflight::hooks_run_under_the_right_conditions,
+    testflight::try_do_fail_and_in_parallel,
+    testflight::retry_attempts_until_the_step_succeeds,
+    testflight::across_runs_every_combination_and_puts_each_value,
+    testflight::load_var_and_task_inputs_outputs_and_mappings,
+    testflight::task_caches_keep_only_cached_paths_between_builds,
+    testflight::latest_every_and_pinned_versions,
+    testflight::a_pinned_resource_checks_and_runs_with_its_pin,
+    testflight::serial_groups_wait_for_inputs_without_blocking_others,
+    testflight::set_pipeline_step_sets_other_pipelines_and_itself,
+    testflight::a_non_main_team_cannot_set_another_teams_pipeline,
+    testflight::renames_keep_history,
+    testflight::reruns_are_named_after_the_build_they_repeat,
+    testflight::in_parallel_and_across_honour_limits_and_fail_fast,
+    pipelines_run::a_webhook_with_the_right_token_checks_the_resource,
+    pipelines_run::task_files_come_from_artifacts,
 );

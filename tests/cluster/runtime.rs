@@ -1,7 +1,7 @@
 //! The shared runtime suite (`tests/runtime/suite.rs`, the same code the
 //! local runtime passes) on the Kubernetes runtime, in a namespace of its
 //! own. Steps run in `busybox`; the helper image is `atc.test/helper`, a
-//! host image in which atc is where cargo built it.
+//! host image in which atc is where cargo built it ([`crate::cluster::atc_binary`]).
 
 use atc::runtime::ImageSpec;
 use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
@@ -37,7 +37,7 @@ pub async fn shared(cluster: &Cluster) -> anyhow::Result<&'static Shared> {
             let namespace = cluster.namespace(&format!("runtime-suite-{}", std::process::id())).await?;
             let mut options = K8sRuntimeOptions::new(&namespace);
             options.helper_image = "atc.test/helper".into();
-            options.helper_atc_path = env!("CARGO_BIN_EXE_atc").into();
+            options.helper_atc_path = crate::cluster::atc_binary().to_string_lossy().into_owned();
             let runtime = K8sRuntime::new(cluster.client.clone(), options.clone()).await?;
             anyhow::Ok(Shared { runtime, options })
         })
