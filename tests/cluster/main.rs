@@ -64,7 +64,7 @@ const CHECKS: &[(&str, Check)] = checks![
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
-        for (name, _) in CHECKS.iter().chain(runtime::CHECKS).chain(runtime::RBAC_CHECKS).chain(pipelines::CHECKS) {
+        for (name, _) in CHECKS.iter().chain(runtime::CHECKS).chain(pipelines::CHECKS) {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
@@ -74,7 +74,6 @@ fn main() -> ExitCode {
     let selected: Vec<&(&str, Check)> = CHECKS
         .iter()
         .chain(runtime::CHECKS)
-        .chain(runtime::RBAC_CHECKS)
         .chain(pipelines::CHECKS)
         .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str())))
         .collect();

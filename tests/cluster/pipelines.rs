@@ -43,6 +43,7 @@ where
     Fut: Future<Output = ()>,
 {
     let mut options = crate::runtime::shared(cluster).await?.options.clone();
+    options.helper_atc_path = crate::cluster::atc_binary().to_string_lossy().into_owned();
     // Pod and namespace names are DNS labels: at most 63 characters.
     let short: String = name.split('_').map(|word| &word[..word.len().min(3)]).collect::<Vec<_>>().join("-");
     options.namespace = cluster.namespace(&format!("tf-{short}-{}", std::process::id())).await?;

@@ -1,7 +1,7 @@
 //! The shared runtime suite (`tests/runtime/suite.rs`, the same code the
 //! local runtime passes) on the Kubernetes runtime, in a namespace of its
 //! own. Steps run in `busybox`; the helper image is `atc.test/helper`, a
-//! host image in which atc is where cargo built it ([`crate::cluster::atc_binary`]).
+//! host image in which atc is where cargo built it.
 
 use atc::runtime::ImageSpec;
 use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
@@ -37,7 +37,7 @@ pub async fn shared(cluster: &Cluster) -> anyhow::Result<&'static Shared> {
             let namespace = cluster.namespace(&format!("runtime-suite-{}", std::process::id())).await?;
             let mut options = K8sRuntimeOptions::new(&namespace);
             options.helper_image = "atc.test/helper".into();
-            options.helper_atc_path = crate::cluster::atc_binary().to_string_lossy().into_owned();
+            options.helper_atc_path = env!("CARGO_BIN_EXE_atc").into();
             let runtime = K8sRuntime::new(cluster.client.clone(), options.clone()).await?;
             anyhow::Ok(Shared { runtime, options })
         })
@@ -54,24 +54,20 @@ pub fn image(repository: &str) -> ImageSpec {
     ImageSpec::Resource { type_: "registry-image".into(), source, params: json!({}), version: None }
 }
 
-/// The shared runtime, connected as the cluster's administrator.
-async fn as_admin(cluster: &Cluster) -> anyhow::Result<&'static K8sRuntime> {
-    Ok(&shared(cluster).await?.runtime)
-}
-
-/// A check per suite case on the runtime `$runtime(cluster)` gives, and
-/// `$list` naming them `$prefix::case`.
+/// A check per suite case, and `CHECKS` naming them.
 macro_rules! suite_checks {
-    ($list:ident, $prefix:literal, $runtime:path ; $($case:ident),* $(,)?) => {
-        pub const $list: &[(&str, crate::Check)] = &[
-            $((concat!($prefix, "::", stringify!($case)), (|cluster| Box::pin(async move {
-                suite::$case($runtime(cluster).await?, &shell()).await;
+    (; $($case:ident),* $(,)?) => {
+        $(
+            pub async fn $case(cluster: &Cluster) -> anyhow::Result<()> {
+                let shared = shared(cluster).await?;
+                suite::$case(&shared.runtime, &shell()).await;
                 Ok(())
-            })) as crate::Check)),*
+            }
+        )*
+        pub const CHECKS: &[(&str, crate::Check)] = &[
+            $((concat!("runtime::", stringify!($case)), (|cluster| Box::pin($case(cluster))) as crate::Check)),*
         ];
     };
 }
 
-with_suite_cases!(suite_checks!(CHECKS, "runtime", as_admin));
-// The same cases with a service account's token bound to the README's Role.
-with_suite_cases!(suite_checks!(RBAC_CHECKS, "rbac::runtime", crate::rbac::runtime_with_the_readme_role));
+with_suite_cases!(suite_checks!());
