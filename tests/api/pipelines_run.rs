@@ -1,11 +1,13 @@
 //! Pipelines running for real: checks find versions, the scheduler
 //! triggers jobs, builds run their steps on the local runtime. Scenarios
-//! of Concourse's acceptance suite, in our own words.
+//! of Concourse's acceptance suite, in our own words. Those that take what
+//! they run on ([`On`]) also run on the Kubernetes runtime
+//! (`tests/cluster/pipelines.rs`); the first reads the local runtime's
+//! work dir.
 
 use serde_json::Value;
 
-use crate::on_both_backends;
-use crate::support::{Backend, TestServer};
+use super::support::{Backend, On, TestServer};
 
 fn job_builds(builds: &Value) -> Vec<(String, String)> {
     builds
@@ -113,7 +115,7 @@ async fn a_new_version_triggers_the_job(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(a_new_version_triggers_the_job);
+crate::on_both_backends!(a_new_version_triggers_the_job);
 
 const WEBHOOK: &str = r#"
 resources:
@@ -131,8 +133,8 @@ jobs:
 
 /// A resource that is never checked on its own is checked when its
 /// source calls the webhook with the right token, and triggers the job.
-async fn a_webhook_with_the_right_token_checks_the_resource(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn a_webhook_with_the_right_token_checks_the_resource(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "hooked", WEBHOOK).await;
     let webhook = "/api/v1/teams/main/pipelines/hooked/resources/repo/check/webhook";
@@ -159,7 +161,7 @@ async fn a_webhook_with_the_right_token_checks_the_resource(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(a_webhook_with_the_right_token_checks_the_resource);
+crate::on_both_backends!(a_webhook_with_the_right_token_checks_the_resource);
 
 const TASK_FILES: &str = r#"
 resources:
@@ -185,8 +187,8 @@ jobs:
 
 /// A task's config from a file of an artifact; a file that is not there
 /// errors the step, naming it.
-async fn task_files_come_from_artifacts(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn task_files_come_from_artifacts(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "files", TASK_FILES).await;
     let (_, found) = server.trigger_and_watch(&token, "files", "from-file").await;
@@ -198,7 +200,7 @@ async fn task_files_come_from_artifacts(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(task_files_come_from_artifacts);
+crate::on_both_backends!(task_files_come_from_artifacts);
 
 const CHECKED: &str = r#"
 resources:
@@ -253,4 +255,4 @@ async fn a_resource_shows_its_latest_check(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(a_resource_shows_its_latest_check);
+crate::on_both_backends!(a_resource_shows_its_latest_check);

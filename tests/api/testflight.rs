@@ -3,17 +3,20 @@
 //! as `fly` drives them: set-pipeline, unpause, check-resource,
 //! trigger-job -w, abort-build, rerun-build. Written in our own words from
 //! the behaviour those tests describe.
+//!
+//! Each scenario takes the database and the runtime it runs on ([`On`]):
+//! here both databases on the local runtime; `tests/cluster/pipelines.rs`
+//! runs the same code on the Kubernetes runtime.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::on_both_backends;
-use crate::support::{Backend, TestServer, Watched};
+use super::support::{Backend, On, TestServer, Watched};
 
 /// A testflight fixture with `((name))` vars filled in, as `fly
 /// set-pipeline -v name=value` does before sending it.
 fn fixture(name: &str, vars: &[(&str, &str)]) -> String {
-    let path = crate::support::source_root().join("tests/fixtures/pipelines/testflight").join(name);
+    let path = super::support::source_root().join("tests/fixtures/pipelines/testflight").join(name);
     let mut yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for (var, value) in vars {
         yaml = yaml.replace(&format!("(({var}))"), value);
@@ -103,8 +106,8 @@ fn outcome(watched: &Watched) -> (String, String) {
     (watched.status(), watched.output())
 }
 
-async fn hooks_run_under_the_right_conditions(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn hooks_run_under_the_right_conditions(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "hooks", &fixture("hooks.yml", &[])).await;
 
@@ -171,8 +174,8 @@ async fn wait_for_log(server: &TestServer, token: &str, build_id: i64, text: &st
     }
 }
 
-async fn timeouts_fail_the_step_and_run_failure_hooks(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn timeouts_fail_the_step_and_run_failure_hooks(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "timeout-hooks", &fixture("timeout_hooks.yml", &[])).await;
     server.set_and_unpause(&token, "timeout", &fixture("timeout.yml", &[])).await;
@@ -193,8 +196,8 @@ async fn timeouts_fail_the_step_and_run_failure_hooks(backend: Backend) {
     server.stop().await;
 }
 
-async fn try_do_fail_and_in_parallel(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn try_do_fail_and_in_parallel(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "try", &fixture("try.yml", &[])).await;
     server.set_and_unpause(&token, "do", &fixture("do.yml", &[])).await;
@@ -223,8 +226,8 @@ async fn try_do_fail_and_in_parallel(backend: Backend) {
     server.stop().await;
 }
 
-async fn retry_attempts_until_the_step_succeeds(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn retry_attempts_until_the_step_succeeds(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "retry", &fixture("retry.yml", &[])).await;
     let (_, retried) = server.trigger_and_watch(&token, "retry", "retry-job").await;
@@ -235,8 +238,8 @@ async fn retry_attempts_until_the_step_succeeds(backend: Backend) {
     server.stop().await;
 }
 
-async fn across_runs_every_combination_and_puts_each_value(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn across_runs_every_combination_and_puts_each_value(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "across", &fixture("across.yml", &[])).await;
     let (_, watched) = server.trigger_and_watch(&token, "across", "job").await;
@@ -255,8 +258,8 @@ async fn across_runs_every_combination_and_puts_each_value(backend: Backend) {
     server.stop().await;
 }
 
-async fn load_var_and_task_inputs_outputs_and_mappings(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn load_var_and_task_inputs_outputs_and_mappings(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "load-var", &fixture("load-var-step.yml", &[])).await;
     server.set_and_unpause(&token, "outputs", &fixture("task-outputs.yml", &[])).await;
@@ -277,8 +280,8 @@ async fn load_var_and_task_inputs_outputs_and_mappings(backend: Backend) {
     server.stop().await;
 }
 
-async fn task_caches_keep_only_cached_paths_between_builds(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn task_caches_keep_only_cached_paths_between_builds(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "caches", &fixture("task-caches.yml", &[])).await;
 
@@ -308,8 +311,8 @@ async fn task_caches_keep_only_cached_paths_between_builds(backend: Backend) {
     server.stop().await;
 }
 
-async fn latest_every_and_pinned_versions(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn latest_every_and_pinned_versions(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     let hash = unique("hash");
     let job = "some-passing-job";
@@ -349,8 +352,8 @@ async fn latest_every_and_pinned_versions(backend: Backend) {
     server.stop().await;
 }
 
-async fn a_pinned_resource_checks_and_runs_with_its_pin(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn a_pinned_resource_checks_and_runs_with_its_pin(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     let hash = unique("hash");
     let vars = [("hash", hash.as_str()), ("pinned_resource_version", "{version: v1}"), ("version_config", "null")];
@@ -362,8 +365,8 @@ async fn a_pinned_resource_checks_and_runs_with_its_pin(backend: Backend) {
     server.stop().await;
 }
 
-async fn serial_groups_wait_for_inputs_without_blocking_others(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn serial_groups_wait_for_inputs_without_blocking_others(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     let hash = unique("hash");
     server
@@ -398,8 +401,8 @@ async fn serial_groups_wait_for_inputs_without_blocking_others(backend: Backend)
     server.stop().await;
 }
 
-async fn set_pipeline_step_sets_other_pipelines_and_itself(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn set_pipeline_step_sets_other_pipelines_and_itself(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     let vars = [("team_name", ""), ("pipeline_name", "created")];
     server.set_and_unpause(&token, "parent", &fixture("set-pipeline.yml", &vars)).await;
@@ -436,8 +439,8 @@ async fn set_pipeline_step_sets_other_pipelines_and_itself(backend: Backend) {
     server.stop().await;
 }
 
-async fn a_non_main_team_cannot_set_another_teams_pipeline(backend: Backend) {
-    let server = TestServer::start_with_users(backend, &[("tester", "tester-password")]).await;
+pub async fn a_non_main_team_cannot_set_another_teams_pipeline(on: On) {
+    let server = TestServer::start_with_users(on, &[("tester", "tester-password")]).await;
     let admin = server.admin_token().await;
     server.set_team(&admin, "testflight", "owner", "tester").await;
     let token = server.login("tester", "tester-password").await;
@@ -457,8 +460,8 @@ async fn a_non_main_team_cannot_set_another_teams_pipeline(backend: Backend) {
     server.stop().await;
 }
 
-async fn renames_keep_history(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn renames_keep_history(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
 
     // A renamed job keeps its builds.
@@ -496,8 +499,8 @@ async fn renames_keep_history(backend: Backend) {
     server.stop().await;
 }
 
-async fn reruns_are_named_after_the_build_they_repeat(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn reruns_are_named_after_the_build_they_repeat(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     let hash = unique("hash");
     server.set_and_unpause(&token, "rerun", &fixture("simple-trigger.yml", &[("hash", &hash)])).await;
@@ -548,7 +551,8 @@ fn lister_type() -> tempfile::TempDir {
     dir
 }
 
-async fn puts_get_the_inputs_they_name_or_detect(backend: Backend) {
+/// On the local runtime only: the lister type comes from `--resource-types-dir`.
+pub async fn puts_get_the_inputs_they_name_or_detect(backend: Backend) {
     let types = lister_type();
     let server = TestServer::start_with_resource_types(backend, types.path()).await;
     let token = server.admin_token().await;
@@ -616,8 +620,8 @@ jobs:
     params: {N: ((.:num))}
 "#;
 
-async fn in_parallel_and_across_honour_limits_and_fail_fast(backend: Backend) {
-    let server = TestServer::start(backend).await;
+pub async fn in_parallel_and_across_honour_limits_and_fail_fast(on: On) {
+    let server = TestServer::start(on).await;
     let token = server.admin_token().await;
     server.set_and_unpause(&token, "parallel", PARALLELISM).await;
     let lines = |watched: &Watched| -> Vec<String> {
@@ -645,7 +649,7 @@ async fn in_parallel_and_across_honour_limits_and_fail_fast(backend: Backend) {
     server.stop().await;
 }
 
-on_both_backends!(
+crate::on_both_backends!(
     in_parallel_and_across_honour_limits_and_fail_fast,
     puts_get_the_inputs_they_name_or_detect,
     hooks_run_under_the_right_conditions,

@@ -14,9 +14,5 @@ pub fn free_port() -> u16 {
 #[allow(dead_code, reason = "shared with tests/cli, which uses more of it")]
 #[path = "../cli/nodes.rs"]
 pub mod nodes;
-#[allow(dead_code, reason = "shared with the other test targets")]
-#[path = "../support/on_exit.rs"]
-pub mod on_exit;
-#[allow(dead_code, reason = "shared with the other test targets")]
-#[path = "../support/postgres.rs"]
-pub mod postgres;
+// The test PostgreSQL, from the whole test harness that the pipeline scenarios include.
+pub use crate::pipelines::support::postgres;

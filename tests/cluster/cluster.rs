@@ -101,3 +101,16 @@ fn stop(dir: &Path) {
 pub fn source_root() -> PathBuf {
     PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run under cargo, which sets CARGO_MANIFEST_DIR"))
 }
+
+/// atc as cargo built it beside the running test or bench
+/// (`target/PROFILE/atc`, as cargo builds the binaries for both), found
+/// when it runs rather than baked in (`env!("CARGO_BIN_EXE_atc")`), for the
+/// same reason as [`source_root`]. The test helper image is the host, so
+/// pods run it from there.
+pub fn atc_binary() -> PathBuf {
+    let current = std::env::current_exe().expect("the running executable's path");
+    let profile_dir = current.parent().and_then(Path::parent).expect("run from target/PROFILE/deps");
+    let atc = profile_dir.join("atc");
+    assert!(atc.is_file(), "no atc at {} (cargo builds it for tests and benches)", atc.display());
+    atc
+}

@@ -17,6 +17,7 @@ mod atc_support;
 mod cluster;
 mod controllers;
 mod faults;
+mod pipelines;
 mod pods;
 mod rbac;
 mod reaper;
@@ -80,7 +81,7 @@ const CHECKS: &[(&str, Check)] = checks![
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|arg| arg == "--list") {
-        for (name, _) in CHECKS.iter().chain(runtime::CHECKS) {
+        for (name, _) in CHECKS.iter().chain(runtime::CHECKS).chain(pipelines::CHECKS) {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
@@ -90,6 +91,7 @@ fn main() -> ExitCode {
     let selected: Vec<&(&str, Check)> = CHECKS
         .iter()
         .chain(runtime::CHECKS)
+        .chain(pipelines::CHECKS)
         .filter(|(name, _)| filter.is_none_or(|filter| name.contains(filter.as_str())))
         .collect();
     if selected.is_empty() {

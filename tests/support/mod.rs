@@ -39,7 +39,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`.
+/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`
+/// (or `async fn(On)`: the backend with the local runtime).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($scenario:ident),+ $(,)?) => {
@@ -47,15 +48,30 @@ macro_rules! on_both_backends {
             mod $scenario {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    super::$scenario($crate::support::Backend::Sqlite).await
+                    super::$scenario($crate::support::Backend::Sqlite.into()).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    super::$scenario($crate::support::Backend::Postgres).await
+                    super::$scenario($crate::support::Backend::Postgres.into()).await
                 }
             }
         )+
     };
+}
+
+/// What a scenario's server runs on: a database of its own, and the
+/// runtime given (the Kubernetes runtime on the test cluster, say) or else
+/// a local runtime of its own. The same scenario code runs on either.
+#[derive(Clone)]
+pub struct On {
+    pub backend: Backend,
+    pub runtime: Option<Arc<dyn Runtime>>,
+}
+
+impl From<Backend> for On {
+    fn from(backend: Backend) -> On {
+        On { backend, runtime: None }
+    }
 }
 
 /// A database of the given kind, empty and used by this test alone.
@@ -189,12 +205,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(backend: Backend) -> TestServer {
-        TestServer::start_with_users(backend, &[]).await
+    pub async fn start(on: impl Into<On>) -> TestServer {
+        TestServer::start_with_users(on, &[]).await
     }
 
     /// A server whose extra local users are `users` (name, password).
-    pub async fn start_with_users(backend: Backend, users: &[(&str, &str)]) -> TestServer {
+    pub async fn start_with_users(on: impl Into<On>, users: &[(&str, &str)]) -> TestServer {
+        let On { backend, runtime } = on.into();
+        if let Some(runtime) = runtime {
+            return TestServer::start_with(backend, server_options_with(runtime, users)).await;
+        }
         let (runtime, work) = local_runtime().await;
         let mut server = TestServer::start_with(backend, server_options_with(runtime, users)).await;
         server._work = Some(work);

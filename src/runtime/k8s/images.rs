@@ -2,7 +2,8 @@
 //! (`image_resource` of type registry-image or docker-image, `rootfs_uri`),
 //! resource types' images (`--kubernetes-base-resource-type`, a custom
 //! type's `source`), and atc's built-in types, which run in the helper
-//! image as `atc resource TYPE CMD`.
+//! image as `atc resource TYPE CMD` (so a mock `image_resource` with
+//! `mirror_self`, the image of the mock itself, is the helper image).
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,11 @@ impl Images<'_> {
         match image {
             None => Ok(plain(self.helper_image.to_string())),
             Some(ImageSpec::Resource { type_, source, .. }) => {
+                if type_ == "mock" && source.get("mirror_self") == Some(&Value::Bool(true)) {
+                    // Concourse's mock gives its own image as the task's image: here, the one it runs in.
+                    let describe = format!("{} (the mock resource type's own image)", self.helper_image);
+                    return Ok(Program { describe, ..plain(self.helper_image.to_string()) });
+                }
                 if !IMAGE_TYPES.contains(&type_.as_str()) {
                     return Err(RuntimeError::Setup(format!(
                         "image_resource of type '{type_}': the Kubernetes runtime runs images of type {} only",
@@ -141,6 +147,14 @@ mod tests {
         assert_eq!(program.command, ["/bin/atc", "resource", "mock", "check"]);
         let git = images.program(Some(&ImageSpec::resource_type("git")), "/opt/resource/in").unwrap();
         assert_eq!((git.image.as_str(), git.command), ("concourse/git-resource", vec!["/opt/resource/in".to_string()]));
+        let mirrored = ImageSpec::Resource {
+            type_: "mock".into(),
+            source: json!({"mirror_self": true}),
+            params: json!({}),
+            version: None,
+        };
+        let task = images.program(Some(&mirrored), "echo").unwrap();
+        assert_eq!((task.image.as_str(), task.command), ("helper", vec!["echo".to_string()]));
         let unknown = images.program(Some(&ImageSpec::resource_type("nope")), "/opt/resource/in");
         assert!(matches!(unknown, Err(RuntimeError::Setup(m)) if m.contains("'nope'")));
     }
