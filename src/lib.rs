@@ -15,6 +15,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gc;
+pub mod kube_access;
 pub mod lidar;
 pub mod logging;
 pub mod metric;

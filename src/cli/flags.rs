@@ -472,7 +472,12 @@ impl CredentialFlags {
     /// atc's credential manager: the one whose enabling flag is given
     /// (--vault-url, --aws-ssm-region, ...), else none. Two at once, or a bad
     /// setting, is an error naming the flags.
-    pub fn manager(&self) -> anyhow::Result<std::sync::Arc<dyn crate::creds::CredentialManager>> {
+    /// The configured manager; a `kubernetes` one uses `kube_client` when it
+    /// reaches the same cluster the same way (the Kubernetes runtime's).
+    pub fn manager(
+        &self,
+        kube_client: Option<&crate::kube_access::KubeClient>,
+    ) -> anyhow::Result<std::sync::Arc<dyn crate::creds::CredentialManager>> {
         use crate::creds::aws::{AwsService, SecretsManager, Ssm};
         use std::sync::Arc;
         let vault = self.vault.settings();
@@ -514,7 +519,7 @@ impl CredentialFlags {
                 Ok(Arc::new(SecretsManager::new(secretsmanager.check(service, &|key| service.flag(key))?)))
             }
             ["--kubernetes-in-cluster/--kubernetes-config-path"] => {
-                Ok(Arc::new(crate::creds::kubernetes::Kubernetes::new(kubernetes.check()?)))
+                Ok(Arc::new(crate::creds::kubernetes::Kubernetes::new(kubernetes.check()?, kube_client)))
             }
             ["--credhub-*"] => Ok(Arc::new(crate::creds::credhub::CredHub::new(credhub.check()?))),
             several => {
@@ -817,11 +822,12 @@ impl ServerFlags {
         default_bind_ip: IpAddr,
         default_prometheus_port: Option<u16>,
         runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
+        kube_client: Option<&crate::kube_access::KubeClient>,
     ) -> anyhow::Result<crate::server::ServerOptions> {
         let prometheus_port = self.prometheus.prometheus_bind_port.or(default_prometheus_port);
         Ok(crate::server::ServerOptions {
             runtime,
-            credentials: self.credentials.manager()?,
+            credentials: self.credentials.manager(kube_client)?,
             secret_policy: self.credentials.secret_policy(),
             redact_secrets: self.credentials.enable_redact_secrets,
             bind: std::net::SocketAddr::new(self.bind_ip.unwrap_or(default_bind_ip), self.bind_port),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
+use crate::kube_access::{ClusterAccess, KubeClient};
 use crate::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -84,8 +85,9 @@ pub struct KubernetesFlags {
 }
 
 impl KubernetesFlags {
-    /// The Kubernetes runtime when a namespace is given.
-    pub async fn runtime(&self) -> anyhow::Result<Option<K8sRuntime>> {
+    /// The Kubernetes runtime when a namespace is given, with the client it
+    /// reaches the cluster with (for the credential manager to share).
+    pub async fn runtime(&self) -> anyhow::Result<Option<(K8sRuntime, KubeClient)>> {
         let Some(namespace) = &self.kubernetes_namespace else { return Ok(None) };
         let mut options = K8sRuntimeOptions::new(namespace);
         options.pod_startup_timeout = self.kubernetes_pod_startup_timeout;
@@ -101,11 +103,18 @@ impl KubernetesFlags {
         options.helper_atc_path = self.kubernetes_helper_atc_path.clone();
         options.node_selector = self.kubernetes_node_selector.iter().cloned().collect::<BTreeMap<_, _>>();
         options.tolerations = self.kubernetes_toleration.clone();
-        let runtime = K8sRuntime::connect(self.kubernetes_kubeconfig.as_deref(), options).await.map_err(|err| {
-            anyhow::anyhow!("--kubernetes-namespace {namespace}: cannot start the Kubernetes runtime: {err:#}")
-        })?;
+        let access = match &self.kubernetes_kubeconfig {
+            Some(path) => ClusterAccess::Kubeconfig(path.clone()),
+            None => ClusterAccess::InCluster,
+        };
+        let cannot_start = |err: String| {
+            anyhow::anyhow!("--kubernetes-namespace {namespace}: cannot start the Kubernetes runtime: {err}")
+        };
+        let client = access.client().await.map_err(cannot_start)?;
+        let runtime =
+            K8sRuntime::new(client.client.clone(), options).await.map_err(|err| cannot_start(err.to_string()))?;
         tracing::info!(namespace, "Kubernetes runtime ready");
-        Ok(Some(runtime))
+        Ok(Some((runtime, client)))
     }
 }
 

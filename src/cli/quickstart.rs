@@ -66,7 +66,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // A bad credential manager setting is refused before anything starts.
-    args.server.credentials.manager()?;
+    args.server.credentials.manager(None)?;
     let telemetry = start_telemetry(&args.server).await?;
     let result = serve(args).await;
     telemetry.shutdown().await;
@@ -109,6 +109,7 @@ async fn serve(mut args: Args) -> anyhow::Result<()> {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         Some(DEFAULT_PROMETHEUS_PORT),
         std::sync::Arc::new(runtime),
+        None,
     )?;
     let shutdown = server::shutdown_signal();
     let server = server::start(db, options).await?;

@@ -26,7 +26,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     // A bad credential manager setting is refused before anything starts.
-    args.server.credentials.manager()?;
+    args.server.credentials.manager(None)?;
     if args.server.auth.main_team_local_user.is_empty() {
         bail!("the main team needs an owner: set --main-team-local-user (and --add-local-user for that user)");
     }
@@ -50,11 +50,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?.join("work"),
     };
-    let runtime: Arc<dyn Runtime> = match args.kubernetes.runtime().await? {
-        Some(runtime) => Arc::new(runtime),
-        None => Arc::new(start_local_runtime(&args.server.runtime, default_work_dir).await?),
+    let (runtime, kube_client): (Arc<dyn Runtime>, _) = match args.kubernetes.runtime().await? {
+        Some((runtime, client)) => (Arc::new(runtime), Some(client)),
+        None => (Arc::new(start_local_runtime(&args.server.runtime, default_work_dir).await?), None),
     };
     // Prometheus only when asked for, as in Concourse.
-    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, runtime)?;
+    let options = args.server.options(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, runtime, kube_client.as_ref())?;
     Ok(server::serve(db, options, server::shutdown_signal()).await?)
 }

@@ -7,13 +7,14 @@
 //! service account) or `--kubernetes-config-path` (a kubeconfig). These
 //! are Concourse's flags for secrets; the JetBridge runtime's
 //! `--kubernetes-kubeconfig` is a separate setting for running steps, and
-//! may name another cluster.
+//! may name another cluster. When both reach the cluster the same way, the
+//! manager uses the runtime's client ([`crate::kube_access`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::Kubeconfig;
 use opentelemetry::trace::FutureExt;
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
@@ -21,6 +22,7 @@ use tokio::sync::OnceCell;
 use super::endpoint::Endpoint;
 use super::{CredentialManager, LookupError, LookupFuture, Secret};
 use crate::config::vars::VarRef;
+use crate::kube_access::{ClusterAccess, KubeClient};
 use crate::telemetry::spans::BackendRequest;
 
 const NAME: &str = "kubernetes";
@@ -46,15 +48,8 @@ pub struct KubernetesConfigError {
 }
 
 #[derive(Debug, Clone)]
-enum Access {
-    InCluster,
-    Kubeconfig(Box<Kubeconfig>),
-}
-
-#[derive(Debug, Clone)]
 pub struct KubernetesConfig {
-    access: Access,
-    config_path: Option<PathBuf>,
+    access: ClusterAccess,
     namespace_prefix: String,
     shared_namespace_suffix: Option<String>,
 }
@@ -66,7 +61,7 @@ impl KubernetesSettings {
     }
 
     /// Checks the settings; a kubeconfig is read now, so that a bad one
-    /// stops start-up.
+    /// stops start-up (the client reads it again when first used).
     pub fn check(self) -> Result<KubernetesConfig, KubernetesConfigError> {
         let access = match (self.in_cluster, &self.config_path) {
             (true, Some(_)) => {
@@ -75,13 +70,13 @@ impl KubernetesSettings {
                     message: "either --kubernetes-in-cluster or --kubernetes-config-path, not both".into(),
                 });
             }
-            (true, None) => Access::InCluster,
+            (true, None) => ClusterAccess::InCluster,
             (false, Some(path)) => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| KubernetesConfigError {
+                Kubeconfig::read_from(path).map_err(|e| KubernetesConfigError {
                     flag: "--kubernetes-config-path",
                     message: format!("cannot read {}: {e}", path.display()),
                 })?;
-                Access::Kubeconfig(Box::new(kubeconfig))
+                ClusterAccess::Kubeconfig(path.clone())
             }
             (false, None) => {
                 return Err(KubernetesConfigError {
@@ -92,7 +87,6 @@ impl KubernetesSettings {
         };
         Ok(KubernetesConfig {
             access,
-            config_path: self.config_path,
             namespace_prefix: self.namespace_prefix.unwrap_or_else(|| DEFAULT_NAMESPACE_PREFIX.into()),
             shared_namespace_suffix: self.shared_namespace_suffix.filter(|suffix| !suffix.is_empty()),
         })
@@ -113,41 +107,35 @@ impl KubernetesConfig {
         }
         places
     }
-
-    async fn client(&self) -> Result<(kube::Client, Endpoint), String> {
-        let config = match &self.access {
-            Access::InCluster => kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?,
-            Access::Kubeconfig(kubeconfig) => {
-                kube::Config::from_custom_kubeconfig((**kubeconfig).clone(), &KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| format!("kubeconfig: {e}"))?
-            }
-        };
-        let endpoint = Endpoint::of(&config.cluster_url.to_string());
-        // kube's rustls needs the process-wide provider atc uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = kube::Client::try_from(config).map_err(|e| format!("cannot set up the client: {e}"))?;
-        Ok((client, endpoint))
-    }
 }
 
 pub struct Kubernetes {
     config: KubernetesConfig,
-    /// Made on first use (it needs the async runtime).
-    client: OnceCell<(kube::Client, Endpoint)>,
+    /// Made on first use (it needs the async runtime), unless shared.
+    client: OnceCell<KubeClient>,
 }
 
 impl Kubernetes {
-    pub fn new(config: KubernetesConfig) -> Kubernetes {
-        Kubernetes { config, client: OnceCell::new() }
+    /// The manager, with `shared`'s client if it reaches the cluster as the
+    /// manager's settings say (the runtime's), else a client of its own.
+    pub fn new(config: KubernetesConfig, shared: Option<&KubeClient>) -> Kubernetes {
+        let client = match shared {
+            Some(shared) if shared.access.same_as(&config.access) => {
+                tracing::info!("the kubernetes credential manager shares the Kubernetes runtime's client");
+                OnceCell::new_with(Some(shared.clone()))
+            }
+            _ => OnceCell::new(),
+        };
+        Kubernetes { config, client }
     }
 
     async fn find(&self, team: &str, pipeline: Option<&str>, secret: &str) -> Result<Option<Secret>, LookupError> {
-        let (client, endpoint) = self
+        let KubeClient { client, cluster_url, .. } = self
             .client
-            .get_or_try_init(|| self.config.client())
+            .get_or_try_init(|| self.config.access.client())
             .await
             .map_err(|message| LookupError::Permanent { manager: NAME, source: message.into() })?;
+        let endpoint = Endpoint::of(cluster_url);
         for (namespace, name) in self.config.places(team, pipeline, secret) {
             let secrets: kube::Api<KubeSecret> = kube::Api::namespaced(client.clone(), &namespace);
             let span = BackendRequest {
@@ -211,8 +199,11 @@ impl CredentialManager for Kubernetes {
 
     fn describe(&self) -> Option<Value> {
         Some(serde_json::json!({
-            "in_cluster_config": matches!(self.config.access, Access::InCluster),
-            "config_path": self.config.config_path,
+            "in_cluster_config": self.config.access == ClusterAccess::InCluster,
+            "config_path": match &self.config.access {
+                ClusterAccess::Kubeconfig(path) => Some(path),
+                ClusterAccess::InCluster => None,
+            },
             "namespace_config": self.config.namespace_prefix,
             "namespace_shared_config": self.config.shared_namespace_suffix,
         }))
@@ -230,8 +221,7 @@ mod tests {
     #[test]
     fn a_var_is_looked_for_as_pipeline_dot_name_then_name_in_the_teams_namespace_then_the_shared_one() {
         let config = KubernetesConfig {
-            access: Access::InCluster,
-            config_path: None,
+            access: ClusterAccess::InCluster,
             namespace_prefix: "concourse-".into(),
             shared_namespace_suffix: Some("shared".into()),
         };
@@ -267,4 +257,32 @@ mod tests {
             missing.check().unwrap_err().to_string().starts_with("--kubernetes-config-path: cannot read /nonexistent")
         );
     }
+
+    #[tokio::test]
+    async fn the_runtimes_client_is_used_when_it_reaches_the_cluster_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, KUBECONFIG).unwrap();
+            path
+        };
+        let (runtimes, another) = (kubeconfig("runtime"), kubeconfig("another"));
+        let settings =
+            |path: &std::path::Path| KubernetesSettings { config_path: Some(path.into()), ..Default::default() };
+        let runtime_client = ClusterAccess::Kubeconfig(runtimes.clone()).client().await.unwrap();
+
+        let same = Kubernetes::new(settings(&runtimes).check().unwrap(), Some(&runtime_client));
+        assert!(same.client.get().is_some_and(|client| client.access == runtime_client.access));
+        let other = Kubernetes::new(settings(&another).check().unwrap(), Some(&runtime_client));
+        assert!(other.client.get().is_none(), "another kubeconfig may carry other credentials: a client of its own");
+    }
+
+    const KUBECONFIG: &str = r#"
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: not-used}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"#;
 }

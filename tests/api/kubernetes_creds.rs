@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atc::creds::kubernetes::{Kubernetes, KubernetesSettings};
+use atc::kube_access::{ClusterAccess, KubeClient};
 
 use crate::on_both_backends;
 use crate::support::control_plane;
@@ -19,15 +20,20 @@ pub fn unique_prefix() -> String {
     format!("atc-{}-{}-", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
-/// atc's Kubernetes manager with the administrator's kubeconfig.
-pub fn kubernetes(prefix: &str, shared_suffix: Option<&str>) -> Arc<dyn atc::creds::CredentialManager> {
+/// atc's Kubernetes manager with the administrator's kubeconfig, using
+/// `runtime_client` when that reaches the cluster the same way.
+pub fn kubernetes(
+    prefix: &str,
+    shared_suffix: Option<&str>,
+    runtime_client: Option<&KubeClient>,
+) -> Arc<dyn atc::creds::CredentialManager> {
     let settings = KubernetesSettings {
         config_path: Some(control_plane::admin_kubeconfig()),
         namespace_prefix: Some(prefix.into()),
         shared_namespace_suffix: shared_suffix.map(str::to_string),
         ..KubernetesSettings::default()
     };
-    Arc::new(Kubernetes::new(settings.check().unwrap()))
+    Arc::new(Kubernetes::new(settings.check().unwrap(), runtime_client))
 }
 
 /// A job whose task succeeds only when each `((var))` has its value.
@@ -56,7 +62,11 @@ async fn kubernetes_vars_run_end_to_end(backend: Backend) {
 
     let (runtime, _work) = local_runtime().await;
     let mut options = server_options_with(runtime, &[]);
-    options.credentials = kubernetes(&prefix, Some("shared"));
+    // As `atc web` does when its Kubernetes runtime uses the same kubeconfig:
+    // the lookups go through the runtime's client.
+    let access = ClusterAccess::Kubeconfig(control_plane::admin_kubeconfig());
+    let runtime_client = access.client().await.unwrap();
+    options.credentials = kubernetes(&prefix, Some("shared"), Some(&runtime_client));
     let server = TestServer::start_with(backend, options).await;
     let token = server.admin_token().await;
     let yaml = format!(
@@ -96,7 +106,7 @@ async fn an_unreachable_cluster_errors_the_step_naming_kubernetes(backend: Backe
     let settings = KubernetesSettings { config_path: Some(moved), ..KubernetesSettings::default() };
     let (runtime, _work) = local_runtime().await;
     let mut options = server_options_with(runtime, &[]);
-    options.credentials = Arc::new(Kubernetes::new(settings.check().unwrap()));
+    options.credentials = Arc::new(Kubernetes::new(settings.check().unwrap(), None));
     options.secret_policy.retry =
         atc::creds::RetryOptions { attempts: 2, interval: std::time::Duration::from_millis(100) };
     let server = TestServer::start_with(backend, options).await;

@@ -57,7 +57,7 @@ async fn secrets_from_kubernetes_never_leave_a_build(backend: Backend) {
     let namespace = format!("{prefix}main");
     crate::support::control_plane::namespace(&client, &namespace).await;
     crate::support::control_plane::secret(&client, &namespace, "topsecret", &[("value", SECRET)]).await;
-    never_leave_a_build(backend, crate::kubernetes_creds::kubernetes(&prefix, None)).await;
+    never_leave_a_build(backend, crate::kubernetes_creds::kubernetes(&prefix, None, None)).await;
 }
 
 /// The same, with `((topsecret))` a CredHub password (the fake CredHub).

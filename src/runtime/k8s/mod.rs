@@ -140,18 +140,6 @@ pub struct K8sRuntime {
 }
 
 impl K8sRuntime {
-    /// Connects with `kubeconfig`, else the in-cluster configuration.
-    pub async fn connect(kubeconfig: Option<&std::path::Path>, options: K8sRuntimeOptions) -> anyhow::Result<Self> {
-        let config = match kubeconfig {
-            Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?
-            }
-            None => kube::Config::incluster()?,
-        };
-        Ok(Self::new(Client::try_from(config)?, options).await?)
-    }
-
     /// Makes the artifact claim (unless one is given) and the helper pod
     /// if they are not there, and starts watching the namespace's pods.
     pub async fn new(client: Client, options: K8sRuntimeOptions) -> Result<Self, RuntimeError> {
