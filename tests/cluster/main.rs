@@ -63,6 +63,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_faults::an_image_that_cannot_be_pulled_errors_the_step,
     runtime_faults::an_oom_kill_errors_the_step_as_out_of_memory,
     runtime_faults::an_evicted_pod_errors_the_step_as_lost,
+    runtime_faults::a_role_without_pods_exec_errors_the_step_at_once,
     runtime_faults::a_pod_no_node_takes_times_out,
     runtime_faults::a_lost_artifact_helper_pod_is_replaced,
     runtime_faults::a_step_outlives_the_runtime_that_started_it,

@@ -58,8 +58,17 @@ pub async fn shared(cluster: &Cluster) -> anyhow::Result<&'static Shared> {
 /// to exactly the Role the README documents, in `namespace` only: the
 /// runtime is tested with no more rights than an operator grants it.
 async fn client_with_the_documented_role(cluster: &Cluster, namespace: &str) -> anyhow::Result<kube::Client> {
+    client_with_role(cluster, namespace, documented_role()?).await
+}
+
+/// The Role of `deploy/kubernetes-role.yaml`.
+pub fn documented_role() -> anyhow::Result<Role> {
     let text = std::fs::read_to_string(crate::cluster::source_root().join("deploy/kubernetes-role.yaml"))?;
-    let role: Role = serde_saphyr::from_str(&text)?;
+    Ok(serde_saphyr::from_str(&text)?)
+}
+
+/// A client whose token is bound to `role` in `namespace` only.
+pub async fn client_with_role(cluster: &Cluster, namespace: &str, role: Role) -> anyhow::Result<kube::Client> {
     let role_name = role.metadata.name.clone().unwrap_or_default();
     let admin = cluster.client.clone();
     let create = PostParams::default();

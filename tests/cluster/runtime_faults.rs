@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::runtime::support::{RecordingSink, Shell, eventually, import, observer, read, run, sh_process, tgz};
-use crate::runtime::{image, shared};
+use crate::runtime::{client_with_role, documented_role, image, shared};
 
 async fn run_in(runtime: &dyn Runtime, repository: &str, script: &str) -> Result<i32, RuntimeError> {
     let step = Shell { image: Some(image(repository)) }.step(script);
@@ -44,6 +44,26 @@ pub async fn an_evicted_pod_errors_the_step_as_lost(cluster: &Cluster) -> anyhow
     let shared = shared(cluster).await?;
     let result = run_in(&shared.runtime, "atc.test/evicted", "sleep 30").await;
     ensure!(matches!(&result, Err(RuntimeError::Lost(m)) if m.contains("evicted")), "{result:?}");
+    Ok(())
+}
+
+/// An operator's Role without `pods/exec`: the step errors at once, saying
+/// what the Role lacks, instead of following its output again and again.
+pub async fn a_role_without_pods_exec_errors_the_step_at_once(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let namespace = cluster.namespace(&format!("no-exec-{}", std::process::id())).await?;
+    let mut role = documented_role()?;
+    let rules = role.rules.get_or_insert_default();
+    rules.retain(|rule| !rule.resources.iter().flatten().any(|resource| resource == "pods/exec"));
+    let client = client_with_role(cluster, &namespace, role).await?;
+    let mut options = shared.options.clone();
+    options.namespace = namespace;
+    let runtime = K8sRuntime::new(client, options).await?;
+    let started = std::time::Instant::now();
+    let result = run_in(&runtime, "busybox", "echo unreachable").await;
+    let Err(err @ RuntimeError::Setup(_)) = &result else { anyhow::bail!("{result:?}") };
+    ensure!(err.to_string().contains("create and get on pods/exec"), "{err}");
+    ensure!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
     Ok(())
 }
 

@@ -53,6 +53,13 @@ pub async fn run(
     let mut process = match started {
         Ok(process) => process,
         Err(err) if api::is_transient(&err) => return Err(api::failed(&format!("exec in pod {pod}"), err)),
+        // Not allowed: asking again cannot help, so the step errors at once
+        // rather than being followed again as if the stream had dropped.
+        Err(err) if matches!(api::status_code(&err), Some(401 | 403)) => {
+            return Err(RuntimeError::Setup(format!(
+                "exec in pod {pod} was refused ({err}): atc's Role must grant create and get on pods/exec"
+            )));
+        }
         Err(err) => return Ok(Ended::Failed(err.to_string())),
     };
     let status = process.take_status();
