@@ -67,6 +67,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_faults::a_pod_no_node_takes_times_out,
     runtime_faults::a_lost_artifact_helper_pod_is_replaced,
     runtime_faults::a_step_outlives_the_runtime_that_started_it,
+    runtime_faults::a_missing_named_claim_is_refused_at_start_up,
     runtime_faults::task_caches_can_have_a_claim_of_their_own,
     runtime_faults::a_step_whose_stdin_was_lost_with_atc_is_reported_lost,
     runtime_spans::a_step_pod_traces_where_its_time_went,

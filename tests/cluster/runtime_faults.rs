@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use atc::runtime::k8s::K8sRuntime;
+use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
 use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Api;
@@ -128,6 +128,25 @@ pub async fn a_step_outlives_the_runtime_that_started_it(cluster: &Cluster) -> a
     let output = outcome.outputs.get("out").context("no output")?;
     ensure!(read(restarted, output, "file").await == "kept\n");
     restarted.stop(&handle, Duration::from_secs(1)).await?;
+    Ok(())
+}
+
+/// A claim a flag names that the namespace lacks stops the runtime at
+/// start-up, naming the flag, instead of pods waiting for it.
+pub async fn a_missing_named_claim_is_refused_at_start_up(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    for (flag, set) in [
+        ("--kubernetes-artifact-store-claim", (|o, c| o.artifact_store_claim = c) as fn(&mut K8sRuntimeOptions, _)),
+        ("--kubernetes-cache-claim", |o, c| o.cache_claim = c),
+    ] {
+        let mut options = shared.options.clone();
+        set(&mut options, Some("no-such-claim".into()));
+        let started = std::time::Instant::now();
+        let result = K8sRuntime::new(shared.client.clone(), options).await;
+        let Err(err @ RuntimeError::Setup(_)) = &result else { anyhow::bail!("{flag}: {:?}", result.err()) };
+        ensure!(err.to_string().starts_with(&format!("{flag} no-such-claim: namespace")), "{err}");
+        ensure!(started.elapsed() < Duration::from_secs(30), "{flag}: took {:?}", started.elapsed());
+    }
     Ok(())
 }
 

@@ -147,6 +147,17 @@ impl K8sRuntime {
         if options.artifact_store_claim.is_none() {
             create_claim(&client, &options).await?;
         }
+        // A claim named by a flag must be there: a pod mounting a missing
+        // claim would only wait for it until the scheduling timeout.
+        let named_claims = [
+            ("--kubernetes-artifact-store-claim", &options.artifact_store_claim),
+            ("--kubernetes-cache-claim", &options.cache_claim),
+        ];
+        for (flag, claim) in named_claims {
+            if let Some(name) = claim {
+                ensure_claim_exists(&client, &options.namespace, flag, name).await?;
+            }
+        }
         let selector = format!("{}={}", pod::MANAGED_BY.0, pod::MANAGED_BY.1);
         let watch = PodWatch::start(pods.clone(), &options.namespace, &selector);
         let store =
@@ -604,6 +615,17 @@ async fn create_claim(client: &Client, options: &K8sRuntimeOptions) -> Result<()
         Ok(_) => Ok(()),
         Err(err) if api::status_code(&err) == Some(409) => Ok(()),
         Err(err) => Err(api::failed("creating the artifact claim", err)),
+    }
+}
+
+async fn ensure_claim_exists(client: &Client, namespace: &str, flag: &str, name: &str) -> Result<(), RuntimeError> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    match api::retrying("get", "persistentvolumeclaims", &Context::new(), || claims.get_opt(name)).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(RuntimeError::Setup(format!(
+            "{flag} {name}: namespace {namespace} has no PersistentVolumeClaim {name}"
+        ))),
+        Err(err) => Err(api::failed(&format!("{flag} {name}: reading the claim"), err)),
     }
 }
 
