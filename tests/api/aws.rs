@@ -10,9 +10,14 @@ use std::time::Duration;
 
 use atc::creds::aws::{AwsService, AwsSettings, SecretsManager, Ssm};
 
+use crate::creds_pipelines::{checking_job, server_with};
 use crate::on_both_backends;
+use crate::support::Backend;
 use crate::support::moto::{self, ACCESS_KEY, REGION, SECRET_KEY};
-use crate::support::{Backend, TestServer, local_runtime, server_options_with};
+
+/// How a failed lookup is retried in these tests.
+const RETRY_ATTEMPTS: u32 = 3;
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -41,29 +46,6 @@ pub fn ssm(prefix: &str) -> Arc<dyn atc::creds::CredentialManager> {
     Arc::new(Ssm::new(config))
 }
 
-async fn server_with(
-    backend: Backend,
-    credentials: Arc<dyn atc::creds::CredentialManager>,
-) -> (TestServer, String, tempfile::TempDir) {
-    let (runtime, work) = local_runtime().await;
-    let mut options = server_options_with(runtime, &[]);
-    options.credentials = credentials;
-    options.secret_policy.retry = atc::creds::RetryOptions { attempts: 3, interval: Duration::from_millis(200) };
-    let server = TestServer::start_with(backend, options).await;
-    let token = server.admin_token().await;
-    (server, token, work)
-}
-
-/// A job whose task succeeds only when each `((var))` has its value.
-fn checking_job(name: &str, checks: &[(&str, &str)]) -> String {
-    let script: Vec<String> =
-        checks.iter().map(|(var, expected)| format!("test \"(({var}))\" = \"{expected}\"")).collect();
-    format!(
-        "- name: {name}\n  plan:\n  - task: check\n    config:\n      platform: linux\n      run: {{path: sh, args: [-ec, '{} && echo all vars match']}}\n",
-        script.join(" && ")
-    )
-}
-
 async fn aws_vars_run_end_to_end(backend: Backend) {
     let global = unique_prefix();
     moto::put_parameter(&format!("{global}/main/awsy/greeting"), "hello from the pipeline path", false).await;
@@ -86,7 +68,7 @@ async fn aws_vars_run_end_to_end(backend: Backend) {
     let ps = unique_prefix();
     moto::put_parameter(&format!("{ps}/main/from-ssm-source"), "hello from the ssm var source", false).await;
 
-    let (server, token, _work) = server_with(backend, ssm(&global)).await;
+    let (server, token, _work) = server_with(backend, ssm(&global), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let source = |name: &str, kind: &str, extra: String| {
         format!(
             "- name: {name}\n  type: {kind}\n  config: {{region: {REGION}, access_key: {ACCESS_KEY}, secret_key: ((aws-secret-key)), {extra}}}\n"
@@ -130,7 +112,7 @@ async fn aws_vars_run_end_to_end(backend: Backend) {
 }
 
 async fn info_describes_the_manager_without_its_keys(backend: Backend) {
-    let (server, token, _work) = server_with(backend, ssm("/described")).await;
+    let (server, token, _work) = server_with(backend, ssm("/described"), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let creds: serde_json::Value = server.get("/api/v1/info/creds", Some(&token)).await.json().await.unwrap();
     assert_eq!(
         creds,
@@ -148,7 +130,8 @@ async fn a_secrets_manager_var_missing_everywhere_is_undefined(backend: Backend)
     let prefix = unique_prefix();
     let config =
         settings(&prefix).check(AwsService::SecretsManager, &|key| AwsService::SecretsManager.flag(key)).unwrap();
-    let (server, token, _work) = server_with(backend, Arc::new(SecretsManager::new(config))).await;
+    let (server, token, _work) =
+        server_with(backend, Arc::new(SecretsManager::new(config)), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     server.set_and_unpause(&token, "nothing", &format!("jobs:\n{}", checking_job("j", &[("absent", "")]))).await;
     let (_, watched) = server.trigger_and_watch(&token, "nothing", "j").await;
     assert_eq!(watched.status(), "errored", "{}", watched.output());

@@ -5,12 +5,18 @@
 //! UAA client.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
+use crate::creds_pipelines::{checking_job, server_with};
 use crate::on_both_backends;
+use crate::support::Backend;
 use crate::support::credhub::{CLIENT_ID, CLIENT_SECRET, FakeCredHub};
-use crate::support::{Backend, TestServer, local_runtime, server_options_with};
+
+/// How a failed lookup is retried in these tests.
+const RETRY_ATTEMPTS: u32 = 2;
+const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
 fn credhub(url: &str, client_secret: &str) -> Arc<dyn atc::creds::CredentialManager> {
     let settings = atc::creds::credhub::CredHubSettings {
@@ -21,30 +27,6 @@ fn credhub(url: &str, client_secret: &str) -> Arc<dyn atc::creds::CredentialMana
         ..Default::default()
     };
     Arc::new(atc::creds::credhub::CredHub::new(settings.check().unwrap()))
-}
-
-async fn server_with(
-    backend: Backend,
-    credentials: Arc<dyn atc::creds::CredentialManager>,
-) -> (TestServer, String, tempfile::TempDir) {
-    let (runtime, work) = local_runtime().await;
-    let mut options = server_options_with(runtime, &[]);
-    options.credentials = credentials;
-    options.secret_policy.retry =
-        atc::creds::RetryOptions { attempts: 2, interval: std::time::Duration::from_millis(100) };
-    let server = TestServer::start_with(backend, options).await;
-    let token = server.admin_token().await;
-    (server, token, work)
-}
-
-/// A job whose task succeeds only when each `((var))` has its value.
-fn checking_job(name: &str, checks: &[(&str, &str)]) -> String {
-    let script: Vec<String> =
-        checks.iter().map(|(var, expected)| format!("test \"(({var}))\" = \"{expected}\"")).collect();
-    format!(
-        "- name: {name}\n  plan:\n  - task: check\n    config:\n      platform: linux\n      run: {{path: sh, args: [-ec, '{} && echo all vars match']}}\n",
-        script.join(" && ")
-    )
 }
 
 async fn credhub_vars_of_every_type_run_end_to_end(backend: Backend) {
@@ -69,7 +51,8 @@ async fn credhub_vars_of_every_type_run_end_to_end(backend: Backend) {
         json!({ "public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ", "private_key": "-----BEGIN RSA PRIVATE KEY-----ssh-----END RSA PRIVATE KEY-----", "public_key_fingerprint": "Ux6WaHm7OuBzDnOUK3LEdKqWjaW4NXvMw0oAsBLgeSQ" }),
     );
     fake.set("/concourse/shared/everyone", "value", json!("from the shared path"));
-    let (server, token, _work) = server_with(backend, credhub(&fake.url, CLIENT_SECRET)).await;
+    let (server, token, _work) =
+        server_with(backend, credhub(&fake.url, CLIENT_SECRET), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let yaml = format!(
         "jobs:\n{}{}",
         checking_job(
@@ -108,7 +91,8 @@ async fn credhub_vars_of_every_type_run_end_to_end(backend: Backend) {
 async fn a_refused_uaa_client_errors_the_step_naming_credhub(backend: Backend) {
     let fake = FakeCredHub::start().await;
     fake.set("/concourse/main/greeting", "value", json!("sample"));
-    let (server, token, _work) = server_with(backend, credhub(&fake.url, "wrong-secret")).await;
+    let (server, token, _work) =
+        server_with(backend, credhub(&fake.url, "wrong-secret"), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     server
         .set_and_unpause(&token, "refused", &format!("jobs:\n{}", checking_job("j", &[("greeting", "sample")])))
         .await;
@@ -124,8 +108,13 @@ on_both_backends!(credhub_vars_of_every_type_run_end_to_end, a_refused_uaa_clien
 
 async fn an_unreachable_credhub_errors_the_step_naming_it(backend: Backend) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (server, token, _work) =
-        server_with(backend, credhub(&format!("http://127.0.0.1:{closed}"), CLIENT_SECRET)).await;
+    let (server, token, _work) = server_with(
+        backend,
+        credhub(&format!("http://127.0.0.1:{closed}"), CLIENT_SECRET),
+        RETRY_ATTEMPTS,
+        RETRY_INTERVAL,
+    )
+    .await;
     server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("greeting", "x")]))).await;
     let asked = std::time::Instant::now();
     let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use atc::creds::kubernetes::{Kubernetes, KubernetesSettings};
 use atc::kube_access::{ClusterAccess, KubeClient};
 
+use crate::creds_pipelines::{checking_job, server_with};
 use crate::on_both_backends;
 use crate::support::control_plane;
 use crate::support::{Backend, TestServer, local_runtime, server_options_with};
@@ -34,16 +35,6 @@ pub fn kubernetes(
         ..KubernetesSettings::default()
     };
     Arc::new(Kubernetes::new(settings.check().unwrap(), runtime_client))
-}
-
-/// A job whose task succeeds only when each `((var))` has its value.
-fn checking_job(name: &str, checks: &[(&str, &str)]) -> String {
-    let script: Vec<String> =
-        checks.iter().map(|(var, expected)| format!("test \"(({var}))\" = \"{expected}\"")).collect();
-    format!(
-        "- name: {name}\n  plan:\n  - task: check\n    config:\n      platform: linux\n      run: {{path: sh, args: [-ec, '{} && echo all vars match']}}\n",
-        script.join(" && ")
-    )
 }
 
 async fn kubernetes_vars_run_end_to_end(backend: Backend) {
@@ -104,13 +95,8 @@ async fn an_unreachable_cluster_errors_the_step_naming_kubernetes(backend: Backe
     let moved = dir.path().join("kubeconfig");
     std::fs::write(&moved, kubeconfig.replace(&api_server, &format!("https://127.0.0.1:{closed}"))).unwrap();
     let settings = KubernetesSettings { config_path: Some(moved), ..KubernetesSettings::default() };
-    let (runtime, _work) = local_runtime().await;
-    let mut options = server_options_with(runtime, &[]);
-    options.credentials = Arc::new(Kubernetes::new(settings.check().unwrap(), None));
-    options.secret_policy.retry =
-        atc::creds::RetryOptions { attempts: 2, interval: std::time::Duration::from_millis(100) };
-    let server = TestServer::start_with(backend, options).await;
-    let token = server.admin_token().await;
+    let credentials = Arc::new(Kubernetes::new(settings.check().unwrap(), None));
+    let (server, token, _work) = server_with(backend, credentials, 2, std::time::Duration::from_millis(100)).await;
     server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("greeting", "x")]))).await;
     let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;
     assert_eq!(watched.status(), "errored", "{}", watched.output());

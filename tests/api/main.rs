@@ -18,6 +18,7 @@ mod clearing;
 mod concurrency;
 mod corrupt_rows;
 mod credhub;
+mod creds_pipelines;
 mod db;
 mod document_limits;
 mod events;

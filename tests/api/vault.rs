@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::creds_pipelines::{checking_job, server_with};
 use crate::on_both_backends;
+use crate::support::Backend;
 use crate::support::openbao::{self, ROOT_TOKEN};
-use crate::support::{Backend, TestServer, local_runtime, server_options_with};
+
+/// How a failed lookup is retried in these tests.
+const RETRY_ATTEMPTS: u32 = 3;
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 /// atc's Vault manager on the test server, reading under `prefix` as root.
 pub fn vault(prefix: &str, query_timeout: Duration) -> Arc<dyn atc::creds::CredentialManager> {
@@ -29,29 +34,6 @@ fn vault_at(url: &str, prefix: &str, query_timeout: Duration) -> Arc<dyn atc::cr
     Arc::new(atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap())
 }
 
-async fn server_with(
-    backend: Backend,
-    credentials: Arc<dyn atc::creds::CredentialManager>,
-) -> (TestServer, String, tempfile::TempDir) {
-    let (runtime, work) = local_runtime().await;
-    let mut options = server_options_with(runtime, &[]);
-    options.credentials = credentials;
-    options.secret_policy.retry = atc::creds::RetryOptions { attempts: 3, interval: Duration::from_millis(200) };
-    let server = TestServer::start_with(backend, options).await;
-    let token = server.admin_token().await;
-    (server, token, work)
-}
-
-/// A job whose task succeeds only when each `((var))` has its value.
-fn checking_job(name: &str, checks: &[(&str, &str)]) -> String {
-    let script: Vec<String> =
-        checks.iter().map(|(var, expected)| format!("test \"(({var}))\" = \"{expected}\"")).collect();
-    format!(
-        "- name: {name}\n  plan:\n  - task: check\n    config:\n      platform: linux\n      run: {{path: sh, args: [-ec, '{} && echo all vars match']}}\n",
-        script.join(" && ")
-    )
-}
-
 async fn vault_vars_run_end_to_end(backend: Backend) {
     // atc's manager reads a KV v2 mount; the var source a KV v1 mount, with
     // a token that itself comes from atc's manager.
@@ -62,7 +44,8 @@ async fn vault_vars_run_end_to_end(backend: Backend) {
     openbao::put(&global, 2, "main/login", json!({ "user": "admin", "password": "pw" })).await;
     openbao::put(&global, 2, "main/source-token", json!({ "value": ROOT_TOKEN })).await;
     openbao::put(&source, 1, "main/vaulty/from-source", json!({ "value": "hello from the var source" })).await;
-    let (server, token, _work) = server_with(backend, vault(&global, Duration::from_secs(10))).await;
+    let (server, token, _work) =
+        server_with(backend, vault(&global, Duration::from_secs(10)), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let url = openbao::url();
     let yaml = format!(
         "var_sources:\n- name: vs\n  type: vault\n  config: {{url: \"{url}\", path_prefix: \"{source}\", client_token: ((source-token))}}\njobs:\n{}{}",
@@ -100,7 +83,7 @@ async fn an_unreachable_vault_errors_the_step_within_the_query_timeout(backend: 
     });
     for port in [closed, silent_port] {
         let manager = vault_at(&format!("http://127.0.0.1:{port}"), "/concourse", Duration::from_secs(2));
-        let (server, token, _work) = server_with(backend, manager).await;
+        let (server, token, _work) = server_with(backend, manager, RETRY_ATTEMPTS, RETRY_INTERVAL).await;
         server.set_and_unpause(&token, "away", &format!("jobs:\n{}", checking_job("j", &[("password", "x")]))).await;
         let asked = Instant::now();
         let (_, watched) = server.trigger_and_watch(&token, "away", "j").await;
@@ -140,7 +123,7 @@ async fn an_approle_token_is_renewed_during_a_long_build(backend: Backend) {
         ..Default::default()
     };
     let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
-    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 18']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
     server.set_and_unpause(&token, "renewing", yaml).await;
     let (_, watched) = server.trigger_and_watch(&token, "renewing", "long").await;
@@ -228,7 +211,7 @@ async fn a_client_certificate_logs_in_with_the_cert_backend(backend: Backend) {
         ..Default::default()
     };
     let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
-    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let indent = |path: &std::path::Path| -> String {
         std::fs::read_to_string(path).unwrap().lines().map(|line| format!("      {line}\n")).collect()
     };
@@ -276,7 +259,7 @@ async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
         ("--vault-server-name the certificate names", manager(Some(&ca), false, Some("localhost")), true),
         ("--vault-server-name it does not name", manager(Some(&ca), false, Some("vault.example.com")), false),
     ] {
-        let (server, token, _work) = server_with(backend, credentials).await;
+        let (server, token, _work) = server_with(backend, credentials, RETRY_ATTEMPTS, RETRY_INTERVAL).await;
         server.set_and_unpause(&token, "tls", &yaml).await;
         let (_, watched) = server.trigger_and_watch(&token, "tls", "j").await;
         if trusted {
@@ -294,7 +277,8 @@ async fn vault_over_tls_is_trusted_with_its_ca_only(backend: Backend) {
 async fn a_var_source_trusts_the_ca_it_is_given_as_pem_text(backend: Backend) {
     let (url, ca) = openbao::tls();
     put_over_tls(&url, &ca, "main/pem/greeting", "trusted by pem text");
-    let (server, token, _work) = server_with(backend, Arc::new(atc::creds::NoCredentials)).await;
+    let (server, token, _work) =
+        server_with(backend, Arc::new(atc::creds::NoCredentials), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let pem = std::fs::read_to_string(&ca).unwrap();
     let indented: String = pem.lines().map(|line| format!("      {line}\n")).collect();
     let yaml = format!(
@@ -338,7 +322,7 @@ async fn a_login_older_than_the_max_ttl_is_done_again(backend: Backend) {
         ..Default::default()
     };
     let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
-    let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+    let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 4']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
     server.set_and_unpause(&token, "max-ttl", yaml).await;
     let (_, watched) = server.trigger_and_watch(&token, "max-ttl", "long").await;
@@ -420,7 +404,7 @@ async fn a_kubernetes_login_is_reviewed_by_the_cluster(backend: Backend) {
             ..Default::default()
         };
         let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
-        let (server, token, _work) = server_with(backend, Arc::new(vault)).await;
+        let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
         server.set_and_unpause(&token, "kube-auth", &yaml).await;
         let (_, watched) = server.trigger_and_watch(&token, "kube-auth", "j").await;
         if accepted {
