@@ -177,7 +177,7 @@ impl CredHubError {
     fn is_transient(&self) -> bool {
         match self {
             CredHubError::Unreachable { .. } => true,
-            CredHubError::Status { status, .. } => *status >= 500 || *status == 429,
+            CredHubError::Status { status, .. } => super::status_is_transient(*status),
             CredHubError::Malformed { .. } => false,
         }
     }
@@ -321,10 +321,7 @@ impl CredHub {
             match self.current(&name).await {
                 Ok(Some(value)) => return Ok(Some(Secret::new(value))),
                 Ok(None) => {}
-                Err(error) if error.is_transient() => {
-                    return Err(LookupError::Transient { manager: NAME, source: Box::new(error) });
-                }
-                Err(error) => return Err(LookupError::Permanent { manager: NAME, source: Box::new(error) }),
+                Err(error) => return Err(LookupError::failed(NAME, error.is_transient(), error)),
             }
         }
         Ok(None)

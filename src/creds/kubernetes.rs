@@ -160,13 +160,9 @@ impl Kubernetes {
                         _ => None,
                     };
                     span.ended(status, Some(&error.to_string()));
-                    let transient = status.is_none_or(|code| code >= 500 || code == 429);
-                    let source = format!("reading secret {name} in namespace {namespace}: {error}").into();
-                    return Err(if transient {
-                        LookupError::Transient { manager: NAME, source }
-                    } else {
-                        LookupError::Permanent { manager: NAME, source }
-                    });
+                    let transient = status.is_none_or(super::status_is_transient);
+                    let source = format!("reading secret {name} in namespace {namespace}: {error}");
+                    return Err(LookupError::failed(NAME, transient, source));
                 }
             }
         }

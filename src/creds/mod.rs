@@ -81,10 +81,27 @@ pub enum LookupError {
 }
 
 impl LookupError {
+    /// A failed lookup of `manager`: [`Transient`](LookupError::Transient)
+    /// when asking again may help, else [`Permanent`](LookupError::Permanent).
+    pub fn failed(
+        manager: &'static str,
+        transient: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> LookupError {
+        let source = source.into();
+        if transient { LookupError::Transient { manager, source } } else { LookupError::Permanent { manager, source } }
+    }
+
     /// Whether the same lookup may succeed later, so that it is tried again.
     pub fn is_transient(&self) -> bool {
         matches!(self, LookupError::Transient { .. })
     }
+}
+
+/// Whether an HTTP status from a manager's backend says it may answer
+/// later: it failed on its side (5xx) or is throttling (429).
+pub fn status_is_transient(status: u16) -> bool {
+    status >= 500 || status == 429
 }
 
 pub trait CredentialManager: Send + Sync {

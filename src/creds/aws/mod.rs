@@ -310,12 +310,11 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or_default();
-            status >= 500 || status == 429 || code.contains("Throttl")
+            crate::creds::status_is_transient(status) || code.contains("Throttl")
         }
         _ => false,
     };
-    let source = DisplayErrorContext(&error).to_string().into();
-    if transient { LookupError::Transient { manager, source } } else { LookupError::Permanent { manager, source } }
+    LookupError::failed(manager, transient, DisplayErrorContext(&error).to_string())
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ enum ReadError {
 /// Vault could not be reached, answered 5xx (sealed, standby), or throttled.
 fn is_transient(error: &ClientError) -> bool {
     match error {
-        ClientError::APIError { code, .. } => *code >= 500 || *code == 429 || *code == 412,
+        ClientError::APIError { code, .. } => crate::creds::status_is_transient(*code) || *code == 412,
         ClientError::RestClientError { .. } => true,
         _ => false,
     }
@@ -181,12 +181,7 @@ impl CredentialManager for Vault {
                     ReadError::Session(session) => session.is_transient(),
                     ReadError::Request { source, .. } => is_transient(source),
                 };
-                let source = Box::new(error);
-                if transient {
-                    LookupError::Transient { manager: NAME, source }
-                } else {
-                    LookupError::Permanent { manager: NAME, source }
-                }
+                LookupError::failed(NAME, transient, error)
             })
         })
     }
