@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::scripts::{IO, ROOT, STORE, WRAPPER, quote};
-use crate::runtime::{OutputMount, Stdout, StepMetadata, StepSpec};
+use crate::runtime::{OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
 
 /// Every object the runtime makes carries this label, and its watch selects on it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "atc");
@@ -93,10 +93,9 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         stdin: spec.process.stdin.is_some(),
     };
     let dir = step_dir(handle);
-    let mut mounts = vec![
-        json!({"name": STORE_VOLUME, "mountPath": ROOT, "subPath": format!("{dir}/root")}),
-        json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")}),
-    ];
+    let root_mount = json!({"name": STORE_VOLUME, "mountPath": ROOT, "subPath": format!("{dir}/root")});
+    let mut mounts =
+        vec![root_mount.clone(), json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")})];
     for cache in &spec.caches {
         let (volume, sub_path) = match settings.cache_claim {
             Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
@@ -146,10 +145,12 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         "env": trace_env,
         "volumeMounts": store_mounts(settings),
     });
+    let mut containers = vec![main];
+    containers.extend(spec.sidecars.iter().map(|sidecar| sidecar_container(sidecar, &root_mount, &trace_env)));
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "initContainers": [fetch_inputs],
-        "containers": [main],
+        "containers": containers,
         "volumes": volumes(settings),
         "nodeSelector": settings.node_selector,
         "tolerations": settings.tolerations,
@@ -166,6 +167,47 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         },
         "spec": pod_spec,
     }))
+}
+
+/// A task's sidecar as a container of the step's pod: it shares the pod's
+/// network, so the step reaches it on localhost, and sees the step's
+/// working root where the step does.
+fn sidecar_container(sidecar: &Sidecar, root_mount: &Value, trace_env: &[&Value]) -> Value {
+    let mut env: Vec<Value> =
+        sidecar.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
+    env.extend(trace_env.iter().map(|e| (*e).clone()));
+    let ports: Vec<Value> = sidecar
+        .ports
+        .iter()
+        .map(|port| {
+            let mut entry = json!({"containerPort": port.port, "protocol": port.protocol});
+            if let Some(name) = &port.name {
+                entry["name"] = json!(name);
+            }
+            entry
+        })
+        .collect();
+    let mut container = json!({
+        "name": sidecar.name,
+        "image": sidecar.image,
+        "env": env,
+        "ports": ports,
+        "volumeMounts": [root_mount],
+    });
+    let literals = |values: &[String]| values.iter().map(|value| literal(value)).collect::<Vec<_>>();
+    if !sidecar.command.is_empty() {
+        container["command"] = json!(literals(&sidecar.command));
+    }
+    if !sidecar.args.is_empty() {
+        container["args"] = json!(literals(&sidecar.args));
+    }
+    if !sidecar.working_dir.is_empty() {
+        container["workingDir"] = json!(sidecar.working_dir);
+    }
+    if !sidecar.limits.is_empty() || !sidecar.requests.is_empty() {
+        container["resources"] = json!({"limits": sidecar.limits, "requests": sidecar.requests});
+    }
+    container
 }
 
 /// `value` as Kubernetes passes it on: `$(VAR)` in a command, its
@@ -311,6 +353,7 @@ mod tests {
                 stdin: None,
                 stdout: Stdout::Stream,
             },
+            sidecars: Vec::new(),
             trace: Some(TraceContext { traceparent: "00-ab-cd-01".into(), tracestate: None }),
         }
     }
@@ -355,6 +398,53 @@ mod tests {
         assert_eq!(main["resources"]["limits"], json!({"cpu": "500m", "memory": "1048576"}));
         assert!(init["command"][2].as_str().unwrap().contains("cp -a '/store/artifacts/upload_ab/.'"));
         assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "pull"}]));
+    }
+
+    /// `spec`'s pod with plain settings, as JSON.
+    fn rendered(spec: &StepSpec) -> Value {
+        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
+        let settings = PodSettings {
+            claim: "claim",
+            cache_claim: None,
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &[],
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        serde_json::to_value(step_pod(spec, program, &settings).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sidecars_are_containers_beside_main_with_the_trace_and_the_root() {
+        let mut spec = spec();
+        spec.sidecars = vec![crate::runtime::Sidecar {
+            name: "web".into(),
+            image: "nginx:1".into(),
+            args: vec!["--port=$PORT".into()],
+            env: vec![("GREETING".into(), "hi".into())],
+            ports: vec![crate::runtime::SidecarPort { port: 8080, name: Some("http".into()), protocol: "TCP".into() }],
+            limits: BTreeMap::from([("memory".into(), "64Mi".into())]),
+            working_dir: "/srv".into(),
+            ..Default::default()
+        }];
+        let pod = rendered(&spec);
+        let containers = pod["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 2);
+        let web = &containers[1];
+        assert_eq!(web["name"], "web");
+        assert_eq!(web["image"], "nginx:1");
+        // No command: the image's entrypoint runs, with the args.
+        assert!(web.get("command").is_none());
+        assert_eq!(web["args"], json!(["--port=$$PORT"]));
+        assert_eq!(web["workingDir"], "/srv");
+        assert_eq!(web["ports"], json!([{"containerPort": 8080, "protocol": "TCP", "name": "http"}]));
+        assert_eq!(web["resources"], json!({"limits": {"memory": "64Mi"}, "requests": {}}));
+        let env = web["env"].as_array().unwrap();
+        assert!(env.contains(&json!({"name": "GREETING", "value": "hi"})));
+        assert!(env.contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"})));
+        assert_eq!(web["volumeMounts"], json!([containers[0]["volumeMounts"][0]]));
     }
 
     #[test]
