@@ -12,6 +12,7 @@
 //! in `dir` under that root, so a relative path among its arguments (the
 //! resource protocol's `DEST` and `SRC`) names a place under the root.
 
+mod image_metadata;
 pub mod k8s;
 pub mod local;
 
@@ -22,6 +23,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
+
+pub use self::image_metadata::ImageMetadata;
 
 /// A directory of files a step produced or a user uploaded, owned by the
 /// runtime and named by an opaque id (a path locally, a volume in a cluster).

@@ -8,8 +8,11 @@
 //! Every scenario runs but two: `puts_get_the_inputs_they_name_or_detect`,
 //! whose resource type comes from the local runtime's
 //! `--resource-types-dir`, and `timeouts_fail_the_step_and_run_failure_hooks`,
-//! whose tasks take their image from a get's artifact (`image:`), which the
-//! Kubernetes runtime does not run yet (README, "On Kubernetes").
+//! whose tasks take their image from the mock's `mirror_self` artifact
+//! (`image:`): that image holds only the mock's resource scripts, no
+//! `/bin/sh` or `echo`, and the Kubernetes runtime runs a task inside its
+//! image artifact's root filesystem (`runtime_image_artifacts` shows it
+//! with a real one).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::scripts::{IO, ROOT, STORE, WRAPPER, quote};
-use crate::runtime::{OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
+use super::scripts::{IMAGE_ARTIFACT, IMAGE_ROOT, IO, ROOT, STORE, WRAPPER, quote};
+use crate::runtime::{Artifact, OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
 
 /// Every object the runtime makes carries this label, and its watch selects on it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "atc");
@@ -22,6 +22,8 @@ pub const MAIN: &str = "main";
 pub const FETCH_INPUTS: &str = "fetch-inputs";
 const STORE_VOLUME: &str = "store";
 const CACHE_VOLUME: &str = "caches";
+/// Where a step whose image is an artifact builds its root.
+const IMAGE_VOLUME: &str = "image-root";
 
 /// What a pod's annotation keeps of its [`StepSpec`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,11 +79,16 @@ pub struct PodSettings<'a> {
 }
 
 /// The image and leading arguments that run the step's process.
+#[derive(Default)]
 pub struct Program {
     pub image: String,
     pub command: Vec<String>,
     /// The image as the step's log shows it.
     pub describe: String,
+    /// The artifact whose `rootfs/` the command enters
+    /// ([`super::scripts::ENTER_IMAGE`]): mounted read-only, with an
+    /// emptyDir to copy it to, in a privileged container.
+    pub image_artifact: Option<Artifact>,
 }
 
 pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
@@ -102,6 +109,13 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
             None => (STORE_VOLUME, cache_dir(&cache.key)),
         };
         mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
+    }
+    if let Some(artifact) = &program.image_artifact {
+        let artifact_dir = format!("artifacts/{}", artifact.id);
+        mounts.push(
+            json!({"name": STORE_VOLUME, "mountPath": IMAGE_ARTIFACT, "subPath": artifact_dir, "readOnly": true}),
+        );
+        mounts.push(json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT}));
     }
     let mut env: Vec<Value> =
         spec.process.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
@@ -138,6 +152,12 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     if spec.privileged {
         main["securityContext"] = json!({"privileged": true});
     }
+    let mut volumes = volumes(settings);
+    if program.image_artifact.is_some() {
+        volumes.push(json!({"name": IMAGE_VOLUME, "emptyDir": {}}));
+        // Entering the artifact's root mounts /proc, /dev and the step's root in it.
+        main["securityContext"] = json!({"privileged": true});
+    }
     let fetch_inputs = json!({
         "name": FETCH_INPUTS,
         "image": settings.helper_image,
@@ -151,7 +171,7 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         "restartPolicy": "Never",
         "initContainers": [fetch_inputs],
         "containers": containers,
-        "volumes": volumes(settings),
+        "volumes": volumes,
         "nodeSelector": settings.node_selector,
         "tolerations": settings.tolerations,
         "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
@@ -370,7 +390,7 @@ mod tests {
             node_selector: &node_selector,
             tolerations: &tolerations,
         };
-        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], ..Default::default() };
         let pod = serde_json::to_value(step_pod(&spec(), program, &settings).unwrap()).unwrap();
         let labels = &pod["metadata"]["labels"];
         assert_eq!(labels["concourse.ci/pipeline"], "my-pipeline");
@@ -401,7 +421,7 @@ mod tests {
     }
 
     /// `spec`'s pod with plain settings, as JSON.
-    fn rendered(spec: &StepSpec) -> Value {
+    fn rendered(spec: &StepSpec, program: Program) -> Value {
         let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
         let settings = PodSettings {
             claim: "claim",
@@ -412,7 +432,6 @@ mod tests {
             node_selector: &node_selector,
             tolerations: &tolerations,
         };
-        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
         serde_json::to_value(step_pod(spec, program, &settings).unwrap()).unwrap()
     }
 
@@ -429,7 +448,7 @@ mod tests {
             working_dir: "/srv".into(),
             ..Default::default()
         }];
-        let pod = rendered(&spec);
+        let pod = rendered(&spec, Program { image: "busybox".into(), ..Default::default() });
         let containers = pod["spec"]["containers"].as_array().unwrap();
         assert_eq!(containers.len(), 2);
         let web = &containers[1];
@@ -445,6 +464,24 @@ mod tests {
         assert!(env.contains(&json!({"name": "GREETING", "value": "hi"})));
         assert!(env.contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"})));
         assert_eq!(web["volumeMounts"], json!([containers[0]["volumeMounts"][0]]));
+    }
+
+    #[test]
+    fn an_artifact_image_is_mounted_read_only_beside_an_empty_root_in_a_privileged_container() {
+        let program = Program {
+            image: "helper".into(),
+            image_artifact: Some(Artifact { id: "task_1_img".into() }),
+            ..Default::default()
+        };
+        let pod = rendered(&spec(), program);
+        let main = &pod["spec"]["containers"][0];
+        let mounts = main["volumeMounts"].as_array().unwrap();
+        assert!(mounts.contains(&json!({
+            "name": STORE_VOLUME, "mountPath": IMAGE_ARTIFACT, "subPath": "artifacts/task_1_img", "readOnly": true
+        })));
+        assert!(mounts.contains(&json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT})));
+        assert!(pod["spec"]["volumes"].as_array().unwrap().contains(&json!({"name": IMAGE_VOLUME, "emptyDir": {}})));
+        assert_eq!(main["securityContext"]["privileged"], true);
     }
 
     #[test]
