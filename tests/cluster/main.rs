@@ -5,7 +5,8 @@
 //! cluster. Then atc's Kubernetes runtime itself runs on it: the shared
 //! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
 //! spans (`runtime_spans`), task sidecars (`runtime_sidecars`), task
-//! images from artifacts (`runtime_image_artifacts`), the collector (`reaper`) and `kill -9` of `atc web` mid-build (`restart`).
+//! images from artifacts (`runtime_image_artifacts`), security contexts
+//! (`runtime_security`), the collector (`reaper`) and `kill -9` of `atc web` mid-build (`restart`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
@@ -25,6 +26,7 @@ mod restart;
 mod runtime;
 mod runtime_faults;
 mod runtime_image_artifacts;
+mod runtime_security;
 mod runtime_sidecars;
 mod runtime_spans;
 mod storage;
@@ -81,6 +83,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_sidecars::a_sidecar_whose_image_cannot_be_pulled_errors_the_step,
     runtime_image_artifacts::a_task_runs_in_a_root_filesystem_an_earlier_step_made,
     runtime_image_artifacts::an_artifact_without_a_root_filesystem_is_refused,
+    runtime_security::a_task_as_a_non_root_uid_runs_restricted_as_that_uid,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
     faults::a_node_that_stops_reporting_becomes_not_ready,

@@ -36,9 +36,24 @@ pub struct Images<'a> {
 }
 
 impl Images<'_> {
-    /// The image and the leading command for `process`; an artifact's
-    /// `metadata` (when read) gives its environment and default user.
+    /// The image, the leading command and the user for `process`; an
+    /// artifact's `metadata` (when read) gives its environment and default
+    /// user.
     pub fn program(
+        &self,
+        image: Option<&ImageSpec>,
+        process: &ProcessSpec,
+        metadata: Option<&ImageMetadata>,
+    ) -> Result<Program, RuntimeError> {
+        let mut program = self.image_program(image, process, metadata)?;
+        // An artifact's root is entered as the user by name or number; a container runs as a uid.
+        if program.image_artifact.is_none() {
+            program.run_as = process.user.as_deref().map(uid).transpose()?;
+        }
+        Ok(program)
+    }
+
+    fn image_program(
         &self,
         image: Option<&ImageSpec>,
         process: &ProcessSpec,
@@ -49,7 +64,7 @@ impl Images<'_> {
             describe: image.clone(),
             image,
             command: vec![path.to_string()],
-            image_artifact: None,
+            ..Default::default()
         };
         match image {
             None => Ok(plain(self.helper_image.to_string())),
@@ -88,6 +103,7 @@ impl Images<'_> {
                         artifact.id, self.helper_image
                     ),
                     image_artifact: Some(artifact.clone()),
+                    run_as: None,
                 })
             }
             Some(ImageSpec::ResourceType(resource_type)) => {
@@ -128,6 +144,19 @@ impl Images<'_> {
                 )))
             }
         }
+    }
+}
+
+/// The uid a task's `run.user` names: a number, or `root`. Kubernetes
+/// runs a container as a uid; a name would need the image's /etc/passwd.
+fn uid(user: &str) -> Result<i64, RuntimeError> {
+    match user {
+        "root" => Ok(0),
+        _ => user.parse().ok().filter(|uid| *uid >= 0).ok_or_else(|| {
+            RuntimeError::Setup(format!(
+                "run.user '{user}': the Kubernetes runtime runs a task's container as a numeric uid (or root); give the uid"
+            ))
+        }),
     }
 }
 
@@ -193,6 +222,24 @@ mod tests {
         assert_eq!(program.image, "helper");
         assert_eq!(program.image_artifact.map(|a| a.id).as_deref(), Some("task_1_img"));
         assert_eq!(program.command[4..], ["nobody", "make", "1", "PATH=/bin"]);
+    }
+
+    #[test]
+    fn a_task_user_is_a_uid() {
+        let base_types = default_base_types();
+        let images = Images { base_types: &base_types, helper_image: "helper", helper_atc: "/bin/atc" };
+        let as_user = |user: &str| {
+            let process = ProcessSpec { user: Some(user.into()), ..process("make") };
+            images.program(None, &process, None).map(|program| program.run_as)
+        };
+        assert_eq!(as_user("1000").unwrap(), Some(1000));
+        assert_eq!(as_user("root").unwrap(), Some(0));
+        let named = as_user("concourse").unwrap_err().to_string();
+        assert!(named.contains("run.user 'concourse'") && named.contains("numeric uid"), "{named}");
+        // Inside an artifact's root a name is looked up there.
+        let image = ImageSpec::Artifact(crate::runtime::Artifact { id: "img".into() });
+        let process = ProcessSpec { user: Some("concourse".into()), ..process("make") };
+        assert_eq!(images.program(Some(&image), &process, None).unwrap().run_as, None);
     }
 
     #[test]

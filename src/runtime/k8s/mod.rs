@@ -22,6 +22,7 @@ mod failures;
 mod images;
 mod pod;
 mod scripts;
+mod security;
 mod stages;
 mod store;
 mod watch;

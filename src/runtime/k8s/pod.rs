@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::scripts::{IMAGE_ARTIFACT, IMAGE_ROOT, IO, ROOT, STORE, WRAPPER, quote};
+use super::security;
 use crate::runtime::{Artifact, OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
 
 /// Every object the runtime makes carries this label, and its watch selects on it.
@@ -89,6 +90,8 @@ pub struct Program {
     /// ([`super::scripts::ENTER_IMAGE`]): mounted read-only, with an
     /// emptyDir to copy it to, in a privileged container.
     pub image_artifact: Option<Artifact>,
+    /// The uid the step's container runs as (none: the image's user).
+    pub run_as: Option<i64>,
 }
 
 pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
@@ -146,24 +149,23 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     if !resources.is_empty() {
         main["resources"] = json!({"limits": resources, "requests": resources});
     }
-    if let Some(uid) = spec.process.user.as_deref().and_then(|user| user.parse::<i64>().ok()) {
-        main["securityContext"] = json!({"runAsUser": uid});
-    }
-    if spec.privileged {
-        main["securityContext"] = json!({"privileged": true});
-    }
     let mut volumes = volumes(settings);
     if program.image_artifact.is_some() {
         volumes.push(json!({"name": IMAGE_VOLUME, "emptyDir": {}}));
-        // Entering the artifact's root mounts /proc, /dev and the step's root in it.
-        main["securityContext"] = json!({"privileged": true});
     }
+    // Entering an artifact's root mounts /proc, /dev and the step's root in it.
+    main["securityContext"] = if spec.privileged || program.image_artifact.is_some() {
+        security::privileged()
+    } else {
+        security::restricted(program.run_as)
+    };
     let fetch_inputs = json!({
         "name": FETCH_INPUTS,
         "image": settings.helper_image,
-        "command": ["sh", "-c", literal(&fetch_inputs_script(spec))],
+        "command": ["sh", "-c", literal(&fetch_inputs_script(spec, program.run_as))],
         "env": trace_env,
         "volumeMounts": store_mounts(settings),
+        "securityContext": security::restricted(None),
     });
     let mut containers = vec![main];
     containers.extend(spec.sidecars.iter().map(|sidecar| sidecar_container(sidecar, &root_mount, &trace_env)));
@@ -213,6 +215,7 @@ fn sidecar_container(sidecar: &Sidecar, root_mount: &Value, trace_env: &[&Value]
         "env": env,
         "ports": ports,
         "volumeMounts": [root_mount],
+        "securityContext": security::restricted(None),
     });
     let literals = |values: &[String]| values.iter().map(|value| literal(value)).collect::<Vec<_>>();
     if !sidecar.command.is_empty() {
@@ -239,7 +242,7 @@ fn literal(value: &str) -> String {
 
 /// Copies each input into the step's root (writes never reach the
 /// artifact), and makes the directories mounts and outputs need.
-fn fetch_inputs_script(spec: &StepSpec) -> String {
+fn fetch_inputs_script(spec: &StepSpec, run_as: Option<i64>) -> String {
     let root = format!("{STORE}/{}/root", step_dir(spec.handle.as_str()));
     let io = format!("{STORE}/{}/io", step_dir(spec.handle.as_str()));
     let mut script = format!("set -e\nmkdir -p {} {}\n", quote(&root), quote(&io));
@@ -248,13 +251,16 @@ fn fetch_inputs_script(spec: &StepSpec) -> String {
         let from = quote(&format!("{STORE}/artifacts/{}/.", input.artifact.id));
         script.push_str(&format!("mkdir -p {into}\ncp -a {from} {into}\n"));
     }
+    let mut caches = Vec::new();
     for cache in &spec.caches {
         let cache_dir = quote(&format!("{STORE}/{}", cache_dir(&cache.key)));
         script.push_str(&format!("mkdir -p {cache_dir} {}\n", quote(&format!("{root}/{}", cache.path))));
+        caches.push(cache_dir);
     }
     for path in spec.outputs.iter().map(|output| &output.path).chain([&spec.process.dir]) {
         script.push_str(&format!("mkdir -p {}\n", quote(&format!("{root}/{path}"))));
     }
+    script.push_str(&security::hand_over(run_as, &[quote(&root), quote(&io)], &caches));
     script
 }
 
@@ -324,6 +330,7 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
             "image": settings.helper_image,
             "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             "volumeMounts": store_mounts(settings),
+            "securityContext": security::restricted(None),
         }],
         "volumes": volumes(settings),
         "nodeSelector": settings.node_selector,
@@ -464,6 +471,7 @@ mod tests {
         assert!(env.contains(&json!({"name": "GREETING", "value": "hi"})));
         assert!(env.contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"})));
         assert_eq!(web["volumeMounts"], json!([containers[0]["volumeMounts"][0]]));
+        assert_eq!(web["securityContext"], security::restricted(None));
     }
 
     #[test]
@@ -482,6 +490,24 @@ mod tests {
         assert!(mounts.contains(&json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT})));
         assert!(pod["spec"]["volumes"].as_array().unwrap().contains(&json!({"name": IMAGE_VOLUME, "emptyDir": {}})));
         assert_eq!(main["securityContext"]["privileged"], true);
+    }
+
+    #[test]
+    fn a_step_as_a_non_root_uid_is_restricted_and_owns_its_root() {
+        let pod = rendered(&spec(), Program { image: "busybox".into(), run_as: Some(1000), ..Default::default() });
+        let main = &pod["spec"]["containers"][0];
+        assert_eq!(main["securityContext"], security::restricted(Some(1000)));
+        let init = &pod["spec"]["initContainers"][0];
+        assert_eq!(init["securityContext"], security::restricted(None));
+        let script = init["command"][2].as_str().unwrap();
+        assert!(
+            script.contains("chown -R 1000 '/store/steps/build-1-task-2/root' '/store/steps/build-1-task-2/io'"),
+            "{script}"
+        );
+        let mut privileged = spec();
+        privileged.privileged = true;
+        let pod = rendered(&privileged, Program { image: "busybox".into(), run_as: Some(1000), ..Default::default() });
+        assert_eq!(pod["spec"]["containers"][0]["securityContext"], security::privileged());
     }
 
     #[test]
