@@ -81,6 +81,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::an_unschedulable_pod_has_no_schedule_span,
     runtime_sidecars::a_task_reaches_its_sidecar_on_localhost,
     runtime_sidecars::a_sidecar_whose_image_cannot_be_pulled_errors_the_step,
+    pipelines::a_task_configs_sidecar_serves_the_task,
     runtime_image_artifacts::a_task_runs_in_a_root_filesystem_an_earlier_step_made,
     runtime_image_artifacts::an_artifact_without_a_root_filesystem_is_refused,
     runtime_security::a_task_as_a_non_root_uid_runs_restricted_as_that_uid,

@@ -15,7 +15,7 @@ use crate::runtime::{shared, shell};
 use crate::runtime_spans::{ended_in, named};
 
 /// A port nothing on this host listens on now.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
