@@ -126,6 +126,7 @@ fn step(name: &str) -> StepSpec {
             stdin: None,
             stdout: Stdout::Stream,
         },
+        sidecars: Vec::new(),
         trace: None,
     }
 }

@@ -10,6 +10,7 @@ mod identifier;
 mod job_patterns;
 mod model;
 mod parse;
+mod sidecar;
 mod step;
 mod storage;
 mod task;
@@ -24,6 +25,7 @@ pub use model::{
     BuildLogRetention, Display, Group, Job, JobInput, JobOutput, Pipeline, ResourceConfig, ResourceType, VarSource,
 };
 pub use parse::{ParseError, from_value, parse, yaml_value};
+pub use sidecar::{SidecarEnv, SidecarPort, SidecarResources, TaskSidecar};
 pub use step::{
     AcrossVar, GetStep, InParallelStep, LoadVarStep, PutStep, RunStep, SetPipelineStep, Step, StepKind, TaskStep,
 };

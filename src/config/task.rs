@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::parse::ParseError;
+use super::sidecar::{self, TaskSidecar};
 use super::step::at_path;
 
 /// Why a task config cannot be read.
@@ -47,6 +48,9 @@ pub struct TaskConfig {
     pub outputs: Vec<TaskOutput>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<TaskCache>,
+    /// Containers beside the process, sharing its network (an atc extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<TaskSidecar>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -156,6 +160,7 @@ impl TaskConfig {
                 }
             }
         }
+        problems.extend(sidecar::problems(&self.sidecars));
         problems
     }
 

@@ -212,6 +212,7 @@ async fn run_script(
             stdin: Some(stdin),
             stdout: Stdout::Capture,
         },
+        sidecars: Vec::new(),
         trace: run.trace,
     };
     Ok(runner.run_script(spec).await?)

@@ -12,6 +12,7 @@
 //! in `dir` under that root, so a relative path among its arguments (the
 //! resource protocol's `DEST` and `SRC`) names a place under the root.
 
+mod image_metadata;
 pub mod k8s;
 pub mod local;
 
@@ -22,6 +23,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
+
+pub use self::image_metadata::ImageMetadata;
 
 /// A directory of files a step produced or a user uploaded, owned by the
 /// runtime and named by an opaque id (a path locally, a volume in a cluster).
@@ -210,8 +213,38 @@ pub struct StepSpec {
     pub outputs: Vec<OutputMount>,
     pub caches: Vec<CacheMount>,
     pub process: ProcessSpec,
+    /// Containers beside the process for its whole life, sharing its
+    /// network; a runtime without containers refuses a step that has any.
+    pub sidecars: Vec<Sidecar>,
     /// The step's span, continued by its processes; `None` when not traced.
     pub trace: Option<TraceContext>,
+}
+
+/// A container that runs beside a step's process (a task's `sidecars:`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sidecar {
+    /// Unique in the step; a DNS label.
+    pub name: String,
+    /// An image reference.
+    pub image: String,
+    /// Instead of the image's entrypoint, when not empty.
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<SidecarPort>,
+    /// Kubernetes quantities by resource name.
+    pub limits: BTreeMap<String, String>,
+    pub requests: BTreeMap<String, String>,
+    /// The image's own when empty.
+    pub working_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SidecarPort {
+    pub port: u16,
+    pub name: Option<String>,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,6 +36,7 @@ fn step_of(build_id: i64, name: &str) -> StepSpec {
             stdin: None,
             stdout: Stdout::Stream,
         },
+        sidecars: Vec::new(),
         trace: None,
     }
 }

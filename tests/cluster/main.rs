@@ -4,8 +4,9 @@
 //! that runtime and the Helm chart rely on must hold here as on a real
 //! cluster. Then atc's Kubernetes runtime itself runs on it: the shared
 //! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
-//! spans (`runtime_spans`), the collector (`reaper`) and `kill -9` of `atc
-//! web` mid-build (`restart`).
+//! spans (`runtime_spans`), task sidecars (`runtime_sidecars`), task
+//! images from artifacts (`runtime_image_artifacts`), security contexts
+//! (`runtime_security`), the collector (`reaper`) and `kill -9` of `atc web` mid-build (`restart`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
@@ -24,6 +25,9 @@ mod reaper;
 mod restart;
 mod runtime;
 mod runtime_faults;
+mod runtime_image_artifacts;
+mod runtime_security;
+mod runtime_sidecars;
 mod runtime_spans;
 mod storage;
 mod support;
@@ -75,6 +79,12 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::an_unpullable_image_marks_its_pull_as_failed,
     runtime_spans::an_eviction_ends_the_pod_span_as_lost,
     runtime_spans::an_unschedulable_pod_has_no_schedule_span,
+    runtime_sidecars::a_task_reaches_its_sidecar_on_localhost,
+    runtime_sidecars::a_sidecar_whose_image_cannot_be_pulled_errors_the_step,
+    pipelines::a_task_configs_sidecar_serves_the_task,
+    runtime_image_artifacts::a_task_runs_in_a_root_filesystem_an_earlier_step_made,
+    runtime_image_artifacts::an_artifact_without_a_root_filesystem_is_refused,
+    runtime_security::a_task_as_a_non_root_uid_runs_restricted_as_that_uid,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
     faults::a_node_that_stops_reporting_becomes_not_ready,

@@ -8,8 +8,12 @@
 //! Every scenario runs but two: `puts_get_the_inputs_they_name_or_detect`,
 //! whose resource type comes from the local runtime's
 //! `--resource-types-dir`, and `timeouts_fail_the_step_and_run_failure_hooks`,
-//! whose tasks take their image from a get's artifact (`image:`), which the
-//! Kubernetes runtime does not run yet (README, "On Kubernetes").
+//! whose tasks take their image from the mock's `mirror_self` artifact
+//! (`image:`): that image holds only the mock's resource scripts, no
+//! `/bin/sh` or `echo`, and the Kubernetes runtime runs a task inside its
+//! image artifact's root filesystem (`runtime_image_artifacts` shows it
+//! with a real one). One scenario is the Kubernetes runtime's own: a task
+//! config's `sidecars:`, which the local runtime refuses.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -86,3 +90,43 @@ scenario_checks!(
     pipelines_run::a_webhook_with_the_right_token_checks_the_resource,
     pipelines_run::task_files_come_from_artifacts,
 );
+
+/// A task config's `sidecars:` through the whole server: set in a
+/// pipeline, run by the engine, served to the task on localhost.
+pub async fn a_task_configs_sidecar_serves_the_task(cluster: &Cluster) -> anyhow::Result<()> {
+    let port = crate::runtime_sidecars::free_port()?;
+    let pipeline = format!(
+        r#"
+jobs:
+- name: with-sidecar
+  plan:
+  - task: fetch
+    config:
+      platform: linux
+      sidecars:
+      - name: web
+        image: busybox
+        command: [python3, -m, http.server, "{port}", --bind, 127.0.0.1]
+        workingDir: /tmp/build/step
+        ports: [{{containerPort: {port}, name: http}}]
+      run:
+        path: sh
+        args:
+        - -c
+        - |
+          echo served-by-the-sidecar > note
+          i=0
+          until wget -qO- http://127.0.0.1:{port}/note; do i=$((i + 1)); [ $i -ge 200 ] && exit 7; sleep 0.1; done
+"#
+    );
+    on_kubernetes(cluster, "sidecar_pipeline", |on| async move {
+        let server = support::TestServer::start(on).await;
+        let token = server.admin_token().await;
+        server.set_and_unpause(&token, "sidecar", &pipeline).await;
+        let (_, build) = server.trigger_and_watch(&token, "sidecar", "with-sidecar").await;
+        assert_eq!(build.status(), "succeeded", "{}", build.output());
+        assert!(build.log().contains("served-by-the-sidecar"), "{}", build.log());
+        server.stop().await;
+    })
+    .await
+}

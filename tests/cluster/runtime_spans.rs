@@ -30,7 +30,7 @@ impl SpanExporter for Collected {
 
 /// The spans atc has ended so far in `trace`, once a collecting provider
 /// is the global one.
-fn ended_in(trace: TraceId) -> Vec<SpanData> {
+pub fn ended_in(trace: TraceId) -> Vec<SpanData> {
     static COLLECTED: OnceLock<Collected> = OnceLock::new();
     let collected = COLLECTED.get_or_init(|| {
         let collected = Collected::default();
@@ -64,7 +64,7 @@ async fn traced_step_on(
     Ok((TraceId::from_bytes(trace), result.map(|outcome| outcome.exit_code)))
 }
 
-fn named<'a>(spans: &'a [SpanData], name: &str) -> anyhow::Result<&'a SpanData> {
+pub fn named<'a>(spans: &'a [SpanData], name: &str) -> anyhow::Result<&'a SpanData> {
     let names: Vec<&str> = spans.iter().map(|span| span.name.as_ref()).collect();
     spans.iter().find(|span| span.name == name).with_context(|| format!("no span {name} among {names:?}"))
 }

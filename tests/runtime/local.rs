@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use atc::runtime::{ImageSpec, Limits, OutputMount, Runtime, RuntimeError};
+use atc::runtime::{ImageSpec, Limits, OutputMount, Runtime, RuntimeError, Sidecar};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -244,4 +244,17 @@ async fn a_relative_run_path_is_relative_to_the_working_directory() {
     let outcome = run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.exit_code, 0, "{}", sink.stderr());
     assert!(sink.stdout().starts_with("tested in /") && sink.stdout().trim_end().ends_with("/repo"));
+}
+
+#[tokio::test]
+async fn a_step_with_sidecars_is_refused_naming_the_runtime() {
+    let fixture = LocalFixture::new().await;
+    let mut step = shell_step("echo never");
+    step.sidecars = vec![Sidecar { name: "db".into(), image: "postgres:16".into(), ..Default::default() }];
+    let sink = RecordingSink::new();
+    let result = run(&fixture.runtime, step, sink.clone(), CancellationToken::new()).await;
+    let Err(RuntimeError::Setup(message)) = &result else { panic!("{result:?}") };
+    assert!(message.contains("sidecar 'db'") && message.contains("local runtime"), "{message}");
+    assert!(message.contains("--kubernetes-namespace"), "{message}");
+    assert!(sink.stdout().is_empty());
 }

@@ -149,6 +149,7 @@ pub fn shell_step(script: &str) -> StepSpec {
         outputs: Vec::new(),
         caches: Vec::new(),
         process: sh_process(script),
+        sidecars: Vec::new(),
         trace: None,
     }
 }

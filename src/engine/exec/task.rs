@@ -6,12 +6,13 @@ use serde_json::{Map, Value};
 use super::StepError;
 use super::delegate::StepDelegate;
 use super::{Outcome, StepContext};
-use crate::config::TaskConfig;
+use crate::config::{SidecarResources, TaskConfig, TaskSidecar};
 use crate::engine::event::{BuildEvent, Origin, TaskConfigSummary, TaskInputSummary, TaskRunSummary};
 use crate::engine::plan::TaskPlan;
 use crate::engine::step_process::trace_context;
 use crate::runtime::{
-    CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Stdout, StepSpec,
+    CacheMount, ImageSpec, InputMount, Limits, OutputMount, ProcessSpec, RuntimeError, Sidecar, SidecarPort, Stdout,
+    StepSpec,
 };
 
 pub async fn run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepContext) -> Outcome {
@@ -175,6 +176,7 @@ async fn prepare_and_run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepCon
             stdin: None,
             stdout: Stdout::Stream,
         },
+        sidecars: config.sidecars.iter().map(sidecar).collect(),
         // The step's span, for tools in the task to continue the trace.
         trace: trace_context(&ctx.trace),
     };
@@ -195,6 +197,34 @@ async fn prepare_and_run(task: &TaskPlan, delegate: &StepDelegate, ctx: &StepCon
         }
         Err(RuntimeError::Interrupted) => Ok(Outcome::Interrupted),
         Err(err) => Err(StepError::Invalid(err.to_string())),
+    }
+}
+
+/// A checked `sidecars:` entry as the runtime takes it.
+fn sidecar(config: &TaskSidecar) -> Sidecar {
+    let quantities = |side: Option<&std::collections::BTreeMap<String, Value>>| {
+        let entries = side.into_iter().flatten();
+        entries.filter_map(|(name, value)| Some((name.clone(), SidecarResources::quantity(value)?))).collect()
+    };
+    let resources = config.resources.as_ref();
+    Sidecar {
+        name: config.name.clone(),
+        image: config.image.clone(),
+        command: config.command.clone(),
+        args: config.args.clone(),
+        env: config.env.iter().map(|env| (env.name.clone(), env.value.clone())).collect(),
+        ports: config
+            .ports
+            .iter()
+            .map(|port| SidecarPort {
+                port: port.container_port,
+                name: Some(port.name.clone()).filter(|name| !name.is_empty()),
+                protocol: port.protocol().to_string(),
+            })
+            .collect(),
+        limits: quantities(resources.map(|r| &r.limits)),
+        requests: quantities(resources.map(|r| &r.requests)),
+        working_dir: config.working_dir.clone(),
     }
 }
 
@@ -228,7 +258,26 @@ fn parse_size(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_sidecar_reaches_the_runtime_with_kubernetes_defaults() {
+        let config = TaskConfig::from_value(json!({
+            "platform": "linux",
+            "run": {"path": "x"},
+            "sidecars": [{"name": "db", "image": "pg", "env": [{"name": "A", "value": "b"}],
+                "ports": [{"containerPort": 5432}], "resources": {"limits": {"cpu": 1, "memory": "64Mi"}}}],
+        }))
+        .unwrap();
+        let sidecar = sidecar(&config.sidecars[0]);
+        assert_eq!(sidecar.env, [("A".to_string(), "b".to_string())]);
+        assert_eq!(sidecar.ports, [SidecarPort { port: 5432, name: None, protocol: "TCP".into() }]);
+        assert_eq!(sidecar.limits.get("cpu").map(String::as_str), Some("1"));
+        assert_eq!(sidecar.limits.get("memory").map(String::as_str), Some("64Mi"));
+        assert!(sidecar.requests.is_empty());
+    }
 
     #[test]
     fn memory_sizes() {

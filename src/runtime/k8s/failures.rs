@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use super::pod::MAIN;
+use super::pod::{FETCH_INPUTS, MAIN};
 use crate::runtime::RuntimeError;
 
 const PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
@@ -24,8 +24,12 @@ pub fn failure(pod: &Pod) -> Option<RuntimeError> {
     for container in init.clone().chain(main.clone()) {
         let waiting = container.state.as_ref().and_then(|state| state.waiting.as_ref());
         if let Some(waiting) = waiting.filter(|w| w.reason.as_deref().is_some_and(|r| PULL_FAILURES.contains(&r))) {
+            let image = match container.name.as_str() {
+                MAIN | FETCH_INPUTS => container.image.clone(),
+                sidecar => format!("{} (sidecar {sidecar})", container.image),
+            };
             return Some(RuntimeError::ImageUnavailable {
-                image: container.image.clone(),
+                image,
                 reason: format!(
                     "{}: {}",
                     waiting.reason.as_deref().unwrap_or_default(),

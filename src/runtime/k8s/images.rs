@@ -1,5 +1,6 @@
 //! Which image runs a step, and how its process starts in it: task images
-//! (`image_resource` of type registry-image or docker-image, `rootfs_uri`),
+//! (`image_resource` of type registry-image or docker-image, `rootfs_uri`,
+//! an artifact entered from the helper image: [`ENTER_IMAGE`]),
 //! resource types' images (`--kubernetes-base-resource-type`, a custom
 //! type's `source`), and atc's built-in types, which run in the helper
 //! image as `atc resource TYPE CMD` (so a mock `image_resource` with
@@ -10,8 +11,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::pod::Program;
+use super::scripts::{ENTER_IMAGE, sh};
 use crate::resource::builtin::BUILTIN_TYPES;
-use crate::runtime::{ImageSpec, RuntimeError};
+use crate::runtime::{ImageMetadata, ImageSpec, ProcessSpec, RuntimeError};
 
 const RESOURCE_EXECUTABLES: &str = "/opt/resource/";
 /// Resource types whose `source` names an image.
@@ -34,9 +36,36 @@ pub struct Images<'a> {
 }
 
 impl Images<'_> {
-    /// The image and the leading command for a process at `path`.
-    pub fn program(&self, image: Option<&ImageSpec>, path: &str) -> Result<Program, RuntimeError> {
-        let plain = |image: String| Program { describe: image.clone(), image, command: vec![path.to_string()] };
+    /// The image, the leading command and the user for `process`; an
+    /// artifact's `metadata` (when read) gives its environment and default
+    /// user.
+    pub fn program(
+        &self,
+        image: Option<&ImageSpec>,
+        process: &ProcessSpec,
+        metadata: Option<&ImageMetadata>,
+    ) -> Result<Program, RuntimeError> {
+        let mut program = self.image_program(image, process, metadata)?;
+        // An artifact's root is entered as the user by name or number; a container runs as a uid.
+        if program.image_artifact.is_none() {
+            program.run_as = process.user.as_deref().map(uid).transpose()?;
+        }
+        Ok(program)
+    }
+
+    fn image_program(
+        &self,
+        image: Option<&ImageSpec>,
+        process: &ProcessSpec,
+        metadata: Option<&ImageMetadata>,
+    ) -> Result<Program, RuntimeError> {
+        let path = process.path.as_str();
+        let plain = |image: String| Program {
+            describe: image.clone(),
+            image,
+            command: vec![path.to_string()],
+            ..Default::default()
+        };
         match image {
             None => Ok(plain(self.helper_image.to_string())),
             Some(ImageSpec::Resource { type_, source, .. }) => {
@@ -54,9 +83,29 @@ impl Images<'_> {
                 Ok(plain(reference(source)?))
             }
             Some(ImageSpec::RootfsUri(uri)) => Ok(plain(rootfs_uri(uri)?)),
-            Some(ImageSpec::Artifact(_)) => Err(RuntimeError::Setup(
-                "a task image from an artifact (`image:`) is not supported by the Kubernetes runtime yet".into(),
-            )),
+            Some(ImageSpec::Artifact(artifact)) => {
+                let metadata = metadata.cloned().unwrap_or_default();
+                let user = process.user.as_deref().or(metadata.user()).unwrap_or_default();
+                let step_sets = |name: &str| process.env.iter().any(|(own, _)| own == name);
+                let env: Vec<String> = metadata
+                    .env()
+                    .into_iter()
+                    .filter(|(name, _)| !step_sets(name))
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                let mut args = vec![user.to_string(), path.to_string(), env.len().to_string()];
+                args.extend(env);
+                Ok(Program {
+                    image: self.helper_image.to_string(),
+                    command: sh(ENTER_IMAGE, args),
+                    describe: format!(
+                        "image artifact {} (its rootfs, entered from {})",
+                        artifact.id, self.helper_image
+                    ),
+                    image_artifact: Some(artifact.clone()),
+                    run_as: None,
+                })
+            }
             Some(ImageSpec::ResourceType(resource_type)) => {
                 if let Some(nearest) = resource_type.custom.first() {
                     if !IMAGE_TYPES.contains(&nearest.type_.as_str()) {
@@ -83,7 +132,7 @@ impl Images<'_> {
                     })?;
                     let command = [self.helper_atc, "resource", name, command].map(str::to_string).to_vec();
                     let describe = format!("{} (built-in resource type {name})", self.helper_image);
-                    return Ok(Program { image: self.helper_image.to_string(), command, describe });
+                    return Ok(Program { command, describe, ..plain(self.helper_image.to_string()) });
                 }
                 let mut known: Vec<&str> = self.base_types.keys().map(String::as_str).collect();
                 known.extend(BUILTIN_TYPES);
@@ -95,6 +144,19 @@ impl Images<'_> {
                 )))
             }
         }
+    }
+}
+
+/// The uid a task's `run.user` names: a number, or `root`. Kubernetes
+/// runs a container as a uid; a name would need the image's /etc/passwd.
+fn uid(user: &str) -> Result<i64, RuntimeError> {
+    match user {
+        "root" => Ok(0),
+        _ => user.parse().ok().filter(|uid| *uid >= 0).ok_or_else(|| {
+            RuntimeError::Setup(format!(
+                "run.user '{user}': the Kubernetes runtime runs a task's container as a numeric uid (or root); give the uid"
+            ))
+        }),
     }
 }
 
@@ -138,14 +200,57 @@ mod tests {
         assert!(rootfs_uri("https://x").is_err());
     }
 
+    fn process(path: &str) -> ProcessSpec {
+        ProcessSpec {
+            path: path.into(),
+            args: Vec::new(),
+            dir: String::new(),
+            user: None,
+            env: vec![("WHO".into(), "step".into())],
+            stdin: None,
+            stdout: crate::runtime::Stdout::Stream,
+        }
+    }
+
+    #[test]
+    fn an_artifact_image_is_entered_with_its_environment_below_the_steps() {
+        let base_types = default_base_types();
+        let images = Images { base_types: &base_types, helper_image: "helper", helper_atc: "/bin/atc" };
+        let metadata = ImageMetadata::parse(br#"{"env": ["WHO=image", "PATH=/bin"], "user": "nobody"}"#).unwrap();
+        let image = ImageSpec::Artifact(crate::runtime::Artifact { id: "task_1_img".into() });
+        let program = images.program(Some(&image), &process("make"), Some(&metadata)).unwrap();
+        assert_eq!(program.image, "helper");
+        assert_eq!(program.image_artifact.map(|a| a.id).as_deref(), Some("task_1_img"));
+        assert_eq!(program.command[4..], ["nobody", "make", "1", "PATH=/bin"]);
+    }
+
+    #[test]
+    fn a_task_user_is_a_uid() {
+        let base_types = default_base_types();
+        let images = Images { base_types: &base_types, helper_image: "helper", helper_atc: "/bin/atc" };
+        let as_user = |user: &str| {
+            let process = ProcessSpec { user: Some(user.into()), ..process("make") };
+            images.program(None, &process, None).map(|program| program.run_as)
+        };
+        assert_eq!(as_user("1000").unwrap(), Some(1000));
+        assert_eq!(as_user("root").unwrap(), Some(0));
+        let named = as_user("concourse").unwrap_err().to_string();
+        assert!(named.contains("run.user 'concourse'") && named.contains("numeric uid"), "{named}");
+        // Inside an artifact's root a name is looked up there.
+        let image = ImageSpec::Artifact(crate::runtime::Artifact { id: "img".into() });
+        let process = ProcessSpec { user: Some("concourse".into()), ..process("make") };
+        assert_eq!(images.program(Some(&image), &process, None).unwrap().run_as, None);
+    }
+
     #[test]
     fn built_in_types_run_atc_in_the_helper_image() {
         let base_types = default_base_types();
         let images = Images { base_types: &base_types, helper_image: "helper", helper_atc: "/bin/atc" };
-        let program = images.program(Some(&ImageSpec::resource_type("mock")), "/opt/resource/check").unwrap();
+        let program =
+            images.program(Some(&ImageSpec::resource_type("mock")), &process("/opt/resource/check"), None).unwrap();
         assert_eq!(program.image, "helper");
         assert_eq!(program.command, ["/bin/atc", "resource", "mock", "check"]);
-        let git = images.program(Some(&ImageSpec::resource_type("git")), "/opt/resource/in").unwrap();
+        let git = images.program(Some(&ImageSpec::resource_type("git")), &process("/opt/resource/in"), None).unwrap();
         assert_eq!((git.image.as_str(), git.command), ("concourse/git-resource", vec!["/opt/resource/in".to_string()]));
         let mirrored = ImageSpec::Resource {
             type_: "mock".into(),
@@ -153,9 +258,9 @@ mod tests {
             params: json!({}),
             version: None,
         };
-        let task = images.program(Some(&mirrored), "echo").unwrap();
+        let task = images.program(Some(&mirrored), &process("echo"), None).unwrap();
         assert_eq!((task.image.as_str(), task.command), ("helper", vec!["echo".to_string()]));
-        let unknown = images.program(Some(&ImageSpec::resource_type("nope")), "/opt/resource/in");
+        let unknown = images.program(Some(&ImageSpec::resource_type("nope")), &process("/opt/resource/in"), None);
         assert!(matches!(unknown, Err(RuntimeError::Setup(m)) if m.contains("'nope'")));
     }
 }

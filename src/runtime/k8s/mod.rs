@@ -22,6 +22,7 @@ mod failures;
 mod images;
 mod pod;
 mod scripts;
+mod security;
 mod stages;
 mod store;
 mod watch;
@@ -49,8 +50,8 @@ use self::scripts::sh;
 use self::store::{ArtifactStore, Exit};
 use self::watch::PodWatch;
 use super::{
-    Artifact, ExecIo, ExecOutput, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError,
-    StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
+    Artifact, ExecIo, ExecOutput, ImageSpec, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime,
+    RuntimeError, StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
 };
 use crate::metric::events::PodStarted;
 use crate::resource::builtin::BUILTIN_TYPES;
@@ -279,7 +280,11 @@ impl K8sRuntime {
             helper_image: &self.options.helper_image,
             helper_atc: &self.options.helper_atc_path,
         };
-        let program = images.program(spec.image.as_ref(), &spec.process.path)?;
+        let metadata = match &spec.image {
+            Some(ImageSpec::Artifact(artifact)) => Some(self.store().await?.image_metadata(artifact).await?),
+            _ => None,
+        };
+        let program = images.program(spec.image.as_ref(), &spec.process, metadata.as_ref())?;
         let described = program.describe.clone();
         let pod = pod::step_pod(&spec, program, &self.settings()).map_err(invalid_pod)?;
         let name = handle.as_str();

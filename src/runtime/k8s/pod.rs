@@ -8,8 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::scripts::{IO, ROOT, STORE, WRAPPER, quote};
-use crate::runtime::{OutputMount, Stdout, StepMetadata, StepSpec};
+use super::scripts::{IMAGE_ARTIFACT, IMAGE_ROOT, IO, ROOT, STORE, WRAPPER, quote};
+use super::security;
+use crate::runtime::{Artifact, OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
 
 /// Every object the runtime makes carries this label, and its watch selects on it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "atc");
@@ -22,6 +23,8 @@ pub const MAIN: &str = "main";
 pub const FETCH_INPUTS: &str = "fetch-inputs";
 const STORE_VOLUME: &str = "store";
 const CACHE_VOLUME: &str = "caches";
+/// Where a step whose image is an artifact builds its root.
+const IMAGE_VOLUME: &str = "image-root";
 
 /// What a pod's annotation keeps of its [`StepSpec`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,11 +80,18 @@ pub struct PodSettings<'a> {
 }
 
 /// The image and leading arguments that run the step's process.
+#[derive(Default)]
 pub struct Program {
     pub image: String,
     pub command: Vec<String>,
     /// The image as the step's log shows it.
     pub describe: String,
+    /// The artifact whose `rootfs/` the command enters
+    /// ([`super::scripts::ENTER_IMAGE`]): mounted read-only, with an
+    /// emptyDir to copy it to, in a privileged container.
+    pub image_artifact: Option<Artifact>,
+    /// The uid the step's container runs as (none: the image's user).
+    pub run_as: Option<i64>,
 }
 
 pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
@@ -93,16 +103,22 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
         stdin: spec.process.stdin.is_some(),
     };
     let dir = step_dir(handle);
-    let mut mounts = vec![
-        json!({"name": STORE_VOLUME, "mountPath": ROOT, "subPath": format!("{dir}/root")}),
-        json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")}),
-    ];
+    let root_mount = json!({"name": STORE_VOLUME, "mountPath": ROOT, "subPath": format!("{dir}/root")});
+    let mut mounts =
+        vec![root_mount.clone(), json!({"name": STORE_VOLUME, "mountPath": IO, "subPath": format!("{dir}/io")})];
     for cache in &spec.caches {
         let (volume, sub_path) = match settings.cache_claim {
             Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
             None => (STORE_VOLUME, cache_dir(&cache.key)),
         };
         mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
+    }
+    if let Some(artifact) = &program.image_artifact {
+        let artifact_dir = format!("artifacts/{}", artifact.id);
+        mounts.push(
+            json!({"name": STORE_VOLUME, "mountPath": IMAGE_ARTIFACT, "subPath": artifact_dir, "readOnly": true}),
+        );
+        mounts.push(json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT}));
     }
     let mut env: Vec<Value> =
         spec.process.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
@@ -133,24 +149,31 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     if !resources.is_empty() {
         main["resources"] = json!({"limits": resources, "requests": resources});
     }
-    if let Some(uid) = spec.process.user.as_deref().and_then(|user| user.parse::<i64>().ok()) {
-        main["securityContext"] = json!({"runAsUser": uid});
+    let mut volumes = volumes(settings);
+    if program.image_artifact.is_some() {
+        volumes.push(json!({"name": IMAGE_VOLUME, "emptyDir": {}}));
     }
-    if spec.privileged {
-        main["securityContext"] = json!({"privileged": true});
-    }
+    // Entering an artifact's root mounts /proc, /dev and the step's root in it.
+    main["securityContext"] = if spec.privileged || program.image_artifact.is_some() {
+        security::privileged()
+    } else {
+        security::restricted(program.run_as)
+    };
     let fetch_inputs = json!({
         "name": FETCH_INPUTS,
         "image": settings.helper_image,
-        "command": ["sh", "-c", literal(&fetch_inputs_script(spec))],
+        "command": ["sh", "-c", literal(&fetch_inputs_script(spec, program.run_as))],
         "env": trace_env,
         "volumeMounts": store_mounts(settings),
+        "securityContext": security::restricted(None),
     });
+    let mut containers = vec![main];
+    containers.extend(spec.sidecars.iter().map(|sidecar| sidecar_container(sidecar, &root_mount, &trace_env)));
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "initContainers": [fetch_inputs],
-        "containers": [main],
-        "volumes": volumes(settings),
+        "containers": containers,
+        "volumes": volumes,
         "nodeSelector": settings.node_selector,
         "tolerations": settings.tolerations,
         "imagePullSecrets": settings.image_pull_secrets.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
@@ -168,6 +191,48 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     }))
 }
 
+/// A task's sidecar as a container of the step's pod: it shares the pod's
+/// network, so the step reaches it on localhost, and sees the step's
+/// working root where the step does.
+fn sidecar_container(sidecar: &Sidecar, root_mount: &Value, trace_env: &[&Value]) -> Value {
+    let mut env: Vec<Value> =
+        sidecar.env.iter().map(|(name, value)| json!({"name": name, "value": literal(value)})).collect();
+    env.extend(trace_env.iter().map(|e| (*e).clone()));
+    let ports: Vec<Value> = sidecar
+        .ports
+        .iter()
+        .map(|port| {
+            let mut entry = json!({"containerPort": port.port, "protocol": port.protocol});
+            if let Some(name) = &port.name {
+                entry["name"] = json!(name);
+            }
+            entry
+        })
+        .collect();
+    let mut container = json!({
+        "name": sidecar.name,
+        "image": sidecar.image,
+        "env": env,
+        "ports": ports,
+        "volumeMounts": [root_mount],
+        "securityContext": security::restricted(None),
+    });
+    let literals = |values: &[String]| values.iter().map(|value| literal(value)).collect::<Vec<_>>();
+    if !sidecar.command.is_empty() {
+        container["command"] = json!(literals(&sidecar.command));
+    }
+    if !sidecar.args.is_empty() {
+        container["args"] = json!(literals(&sidecar.args));
+    }
+    if !sidecar.working_dir.is_empty() {
+        container["workingDir"] = json!(sidecar.working_dir);
+    }
+    if !sidecar.limits.is_empty() || !sidecar.requests.is_empty() {
+        container["resources"] = json!({"limits": sidecar.limits, "requests": sidecar.requests});
+    }
+    container
+}
+
 /// `value` as Kubernetes passes it on: `$(VAR)` in a command, its
 /// arguments and env values is expanded and `$$` stands for `$`, so every
 /// `$` is doubled.
@@ -177,7 +242,7 @@ fn literal(value: &str) -> String {
 
 /// Copies each input into the step's root (writes never reach the
 /// artifact), and makes the directories mounts and outputs need.
-fn fetch_inputs_script(spec: &StepSpec) -> String {
+fn fetch_inputs_script(spec: &StepSpec, run_as: Option<i64>) -> String {
     let root = format!("{STORE}/{}/root", step_dir(spec.handle.as_str()));
     let io = format!("{STORE}/{}/io", step_dir(spec.handle.as_str()));
     let mut script = format!("set -e\nmkdir -p {} {}\n", quote(&root), quote(&io));
@@ -186,13 +251,16 @@ fn fetch_inputs_script(spec: &StepSpec) -> String {
         let from = quote(&format!("{STORE}/artifacts/{}/.", input.artifact.id));
         script.push_str(&format!("mkdir -p {into}\ncp -a {from} {into}\n"));
     }
+    let mut caches = Vec::new();
     for cache in &spec.caches {
         let cache_dir = quote(&format!("{STORE}/{}", cache_dir(&cache.key)));
         script.push_str(&format!("mkdir -p {cache_dir} {}\n", quote(&format!("{root}/{}", cache.path))));
+        caches.push(cache_dir);
     }
     for path in spec.outputs.iter().map(|output| &output.path).chain([&spec.process.dir]) {
         script.push_str(&format!("mkdir -p {}\n", quote(&format!("{root}/{path}"))));
     }
+    script.push_str(&security::hand_over(run_as, &[quote(&root), quote(&io)], &caches));
     script
 }
 
@@ -262,6 +330,7 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
             "image": settings.helper_image,
             "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"],
             "volumeMounts": store_mounts(settings),
+            "securityContext": security::restricted(None),
         }],
         "volumes": volumes(settings),
         "nodeSelector": settings.node_selector,
@@ -311,6 +380,7 @@ mod tests {
                 stdin: None,
                 stdout: Stdout::Stream,
             },
+            sidecars: Vec::new(),
             trace: Some(TraceContext { traceparent: "00-ab-cd-01".into(), tracestate: None }),
         }
     }
@@ -327,7 +397,7 @@ mod tests {
             node_selector: &node_selector,
             tolerations: &tolerations,
         };
-        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], ..Default::default() };
         let pod = serde_json::to_value(step_pod(&spec(), program, &settings).unwrap()).unwrap();
         let labels = &pod["metadata"]["labels"];
         assert_eq!(labels["concourse.ci/pipeline"], "my-pipeline");
@@ -355,6 +425,89 @@ mod tests {
         assert_eq!(main["resources"]["limits"], json!({"cpu": "500m", "memory": "1048576"}));
         assert!(init["command"][2].as_str().unwrap().contains("cp -a '/store/artifacts/upload_ab/.'"));
         assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "pull"}]));
+    }
+
+    /// `spec`'s pod with plain settings, as JSON.
+    fn rendered(spec: &StepSpec, program: Program) -> Value {
+        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
+        let settings = PodSettings {
+            claim: "claim",
+            cache_claim: None,
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &[],
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        serde_json::to_value(step_pod(spec, program, &settings).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sidecars_are_containers_beside_main_with_the_trace_and_the_root() {
+        let mut spec = spec();
+        spec.sidecars = vec![crate::runtime::Sidecar {
+            name: "web".into(),
+            image: "nginx:1".into(),
+            args: vec!["--port=$PORT".into()],
+            env: vec![("GREETING".into(), "hi".into())],
+            ports: vec![crate::runtime::SidecarPort { port: 8080, name: Some("http".into()), protocol: "TCP".into() }],
+            limits: BTreeMap::from([("memory".into(), "64Mi".into())]),
+            working_dir: "/srv".into(),
+            ..Default::default()
+        }];
+        let pod = rendered(&spec, Program { image: "busybox".into(), ..Default::default() });
+        let containers = pod["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 2);
+        let web = &containers[1];
+        assert_eq!(web["name"], "web");
+        assert_eq!(web["image"], "nginx:1");
+        // No command: the image's entrypoint runs, with the args.
+        assert!(web.get("command").is_none());
+        assert_eq!(web["args"], json!(["--port=$$PORT"]));
+        assert_eq!(web["workingDir"], "/srv");
+        assert_eq!(web["ports"], json!([{"containerPort": 8080, "protocol": "TCP", "name": "http"}]));
+        assert_eq!(web["resources"], json!({"limits": {"memory": "64Mi"}, "requests": {}}));
+        let env = web["env"].as_array().unwrap();
+        assert!(env.contains(&json!({"name": "GREETING", "value": "hi"})));
+        assert!(env.contains(&json!({"name": "TRACEPARENT", "value": "00-ab-cd-01"})));
+        assert_eq!(web["volumeMounts"], json!([containers[0]["volumeMounts"][0]]));
+        assert_eq!(web["securityContext"], security::restricted(None));
+    }
+
+    #[test]
+    fn an_artifact_image_is_mounted_read_only_beside_an_empty_root_in_a_privileged_container() {
+        let program = Program {
+            image: "helper".into(),
+            image_artifact: Some(Artifact { id: "task_1_img".into() }),
+            ..Default::default()
+        };
+        let pod = rendered(&spec(), program);
+        let main = &pod["spec"]["containers"][0];
+        let mounts = main["volumeMounts"].as_array().unwrap();
+        assert!(mounts.contains(&json!({
+            "name": STORE_VOLUME, "mountPath": IMAGE_ARTIFACT, "subPath": "artifacts/task_1_img", "readOnly": true
+        })));
+        assert!(mounts.contains(&json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT})));
+        assert!(pod["spec"]["volumes"].as_array().unwrap().contains(&json!({"name": IMAGE_VOLUME, "emptyDir": {}})));
+        assert_eq!(main["securityContext"]["privileged"], true);
+    }
+
+    #[test]
+    fn a_step_as_a_non_root_uid_is_restricted_and_owns_its_root() {
+        let pod = rendered(&spec(), Program { image: "busybox".into(), run_as: Some(1000), ..Default::default() });
+        let main = &pod["spec"]["containers"][0];
+        assert_eq!(main["securityContext"], security::restricted(Some(1000)));
+        let init = &pod["spec"]["initContainers"][0];
+        assert_eq!(init["securityContext"], security::restricted(None));
+        let script = init["command"][2].as_str().unwrap();
+        assert!(
+            script.contains("chown -R 1000 '/store/steps/build-1-task-2/root' '/store/steps/build-1-task-2/io'"),
+            "{script}"
+        );
+        let mut privileged = spec();
+        privileged.privileged = true;
+        let pod = rendered(&privileged, Program { image: "busybox".into(), run_as: Some(1000), ..Default::default() });
+        assert_eq!(pod["spec"]["containers"][0]["securityContext"], security::privileged());
     }
 
     #[test]

@@ -46,6 +46,45 @@ mv "$io/exit.new" "$io/exit"
 while :; do sleep 3600 & wait $!; done
 "#;
 
+/// Where a step whose image is an artifact (`image:`) has that artifact,
+/// read-only, and the root it builds from it (an emptyDir).
+pub const IMAGE_ARTIFACT: &str = "/tmp/build/.atc-image-artifact";
+pub const IMAGE_ROOT: &str = "/tmp/build/.atc-image";
+
+/// The program [`WRAPPER`] runs, in the helper image, for a step whose
+/// image is an artifact: `$1` the user to run as (empty: root), `$2` the
+/// step's program, `$3` the number of the image's `NAME=VALUE` pairs that
+/// follow (those the step does not set itself), then the program's
+/// arguments. It copies the artifact's `rootfs/` (the step's writes never
+/// reach the artifact), mounts /proc, /dev, /sys and the step's working
+/// root into the copy and runs the program there with `chroot`, from the
+/// same working directory, with the image's environment. Mounting needs a
+/// privileged container; the image needs `/bin/sh`; `--userspec` is GNU
+/// chroot's.
+pub const ENTER_IMAGE: &str = r#"set -e
+img=/tmp/build/.atc-image; io=/tmp/build/.atc-io; user=$1; prog=$2; shift 2
+[ -d /tmp/build/.atc-image-artifact/rootfs ] || { echo "atc: the image artifact has no rootfs/" >&2; exit 1; }
+cp -a /tmp/build/.atc-image-artifact/rootfs/. "$img/"
+mkdir -p "$img/proc" "$img/dev" "$img/sys" "$img/etc" "$img/tmp/build/step"
+fail() { echo "atc: cannot mount $1 into the image's root: the step's container must be privileged" >&2; exit 1; }
+mount -t proc proc "$img/proc" || fail /proc
+mount --rbind /dev "$img/dev" || fail /dev
+mount --rbind /sys "$img/sys" || fail /sys
+mount --rbind /tmp/build/step "$img/tmp/build/step" || fail /tmp/build/step
+for f in resolv.conf hosts; do if [ -e "/etc/$f" ]; then cat "/etc/$f" > "$img/etc/$f"; fi; done
+if [ -n "$user" ]; then enter() { chroot --userspec="$user" "$img" "$@"; }; else enter() { chroot "$img" "$@"; }; fi
+enter /bin/sh -c : || { echo "atc: cannot run the image's /bin/sh${user:+ as $user}" >&2; exit 1; }
+inside='cd "$1" || exit 1; mode=$2; prog=$3; n=$4; shift 4
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+if [ "$mode" = check ]; then command -v "$prog"; else exec "$prog" "$@"; fi'
+if ! enter /bin/sh -c "$inside" atc "$(pwd)" check "$prog" "$@" > /dev/null 2>&1; then
+  printf '%s' "$prog" > "$io/not-found"
+  exit 127
+fi
+set +e
+enter /bin/sh -c "$inside" atc "$(pwd)" run "$prog" "$@"
+"#;
+
 /// Exec'd into the main container with the stdin bytes on stdin and their
 /// count in `$1`: stores them and gives the go-ahead. `head -c` rather than
 /// `cat`: the end of stdin does not reach an exec'd process on every

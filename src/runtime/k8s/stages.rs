@@ -1,7 +1,7 @@
 //! Where a pod's time went, from what Kubernetes recorded: scheduling
 //! (creation to the PodScheduled condition), image pulls (Pulling and
-//! Pulled Events), init containers and the main container (their
-//! statuses), recorded as children of the pod's span.
+//! Pulled Events), init containers, sidecars' starts and the main
+//! container (their statuses), recorded as children of the pod's span.
 
 use std::time::SystemTime;
 
@@ -37,6 +37,8 @@ pub fn record_startup(span: &PodSpan, pod: &Pod, events: &[Event]) {
         let stage = PodStage::ImagePull { container: &container, image: &image };
         span.record(PodInterval { stage, start, end, failure: failure.as_deref() });
     }
+    // Containers start once the last init container ended (or once scheduled).
+    let mut containers_from = scheduled.map(|t| time(&t.0));
     for init in status.and_then(|s| s.init_container_statuses.as_ref()).into_iter().flatten() {
         let Some(ended) = init.state.as_ref().and_then(|state| state.terminated.as_ref()) else { continue };
         let (Some(start), Some(end)) = (&ended.started_at, &ended.finished_at) else { continue };
@@ -44,6 +46,28 @@ pub fn record_startup(span: &PodSpan, pod: &Pod, events: &[Event]) {
         let image = image_of(&init.name);
         let stage = PodStage::InitContainer { name: &init.name, image: &image };
         span.record(PodInterval { stage, start: time(&start.0), end: time(&end.0), failure: failure.as_deref() });
+        containers_from = containers_from.max(Some(time(&end.0)));
+    }
+    if let Some(from) = containers_from {
+        record_sidecars(span, pod, from);
+    }
+}
+
+/// Each sidecar's start: from when the pod's containers could start until
+/// its container started (or, when it never did, why not).
+fn record_sidecars(span: &PodSpan, pod: &Pod, from: SystemTime) {
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    for sidecar in statuses.into_iter().flatten().filter(|c| c.name != MAIN) {
+        let Some(state) = sidecar.state.as_ref() else { continue };
+        let started = state.running.as_ref().and_then(|r| r.started_at.as_ref());
+        let started = started.or_else(|| state.terminated.as_ref().and_then(|t| t.started_at.as_ref()));
+        let (end, failure) = match (started, &state.waiting) {
+            (Some(started), _) => (time(&started.0), None),
+            (None, Some(waiting)) => (SystemTime::now(), waiting.reason.clone()),
+            (None, None) => continue,
+        };
+        let stage = PodStage::SidecarStart { name: &sidecar.name, image: &sidecar.image };
+        span.record(PodInterval { stage, start: from, end, failure: failure.as_deref() });
     }
 }
 

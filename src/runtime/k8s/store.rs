@@ -18,7 +18,8 @@ use super::scripts::sh;
 use crate::runtime::local::artifacts::{blocking, spool};
 use crate::runtime::local::unpack::unpack;
 use crate::runtime::{
-    Artifact, ExecOutput, MAX_READ_FILE_BYTES, OutputMount, OutputStream, RuntimeError, TarGzStream, UploadLimits,
+    Artifact, ExecOutput, ImageMetadata, MAX_READ_FILE_BYTES, OutputMount, OutputStream, RuntimeError, TarGzStream,
+    UploadLimits,
 };
 
 const IMPORT: &str = r#"set -e
@@ -59,6 +60,14 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 if [ -e "$io/not-found" ]; then printf 'not-found '; cat "$io/not-found"; else printf 'exit '; cat "$io/exit"; fi
+"#;
+
+/// Prints an image artifact's `metadata.json` (nothing without one).
+/// Exit codes: 4 no such artifact, 3 no `rootfs/` in it.
+const IMAGE: &str = r#"a=/store/artifacts/$1
+[ -d "$a" ] || exit 4
+[ -d "$a/rootfs" ] || exit 3
+if [ -f "$a/metadata.json" ]; then head -c "$2" "$a/metadata.json"; fi
 "#;
 
 const REMOVE: &str = r#"for path; do rm -rf "/store/$path"; done"#;
@@ -168,6 +177,25 @@ impl ArtifactStore {
             }
             (ended, _, err) => Err(RuntimeError::Setup(format!(
                 "reading '{path}' failed ({ended:?}): {}",
+                String::from_utf8_lossy(&err).trim()
+            ))),
+        }
+    }
+
+    /// The metadata of an artifact used as a step's image, which must have
+    /// a `rootfs/` (as registry-image's `format: rootfs` writes it).
+    pub async fn image_metadata(&self, artifact: &Artifact) -> Result<ImageMetadata, RuntimeError> {
+        let id = checked_id(artifact)?;
+        let args = vec![id.to_string(), MAX_READ_FILE_BYTES.to_string()];
+        match self.sh(IMAGE, args, Stdin::None).await? {
+            (Ended::Exited(0), metadata, _) => ImageMetadata::parse(&metadata),
+            (Ended::Exited(3), ..) => Err(RuntimeError::Setup(format!(
+                "image artifact {id} has no rootfs/ directory: an image artifact is a root filesystem in rootfs/ \
+                 and metadata.json beside it, as registry-image with format: rootfs writes it"
+            ))),
+            (Ended::Exited(4), ..) => Err(RuntimeError::Setup(format!("no image artifact {id}"))),
+            (ended, _, err) => Err(RuntimeError::Setup(format!(
+                "reading image artifact {id} failed ({ended:?}): {}",
                 String::from_utf8_lossy(&err).trim()
             ))),
         }

@@ -8,10 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use crate::resource::builtin::BUILTIN_TYPES;
-use crate::runtime::{ImageSpec, RuntimeError};
+use crate::runtime::{ImageMetadata, ImageSpec, RuntimeError};
 
 /// Where resource types' executables live on this host.
 #[derive(Debug, Clone)]
@@ -107,15 +105,6 @@ pub struct ResolvedProgram {
     pub image: Option<String>,
 }
 
-/// `metadata.json` beside an image's `rootfs/`, as image resources write it.
-#[derive(Deserialize, Default)]
-struct ImageMetadata {
-    #[serde(default)]
-    env: Vec<String>,
-    #[serde(default)]
-    user: Option<String>,
-}
-
 /// Blocking when the image is an artifact (reads its `metadata.json`).
 /// `artifact_dir` maps an artifact to its directory.
 pub fn resolve(
@@ -150,19 +139,9 @@ pub fn resolve(
         }
         Some(ImageSpec::Artifact(artifact)) => {
             let dir = artifact_dir(artifact)?;
-            let metadata: ImageMetadata = match std::fs::read(dir.join("metadata.json")) {
-                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                    RuntimeError::Setup(format!("the image's metadata.json is not valid image metadata: {err}"))
-                })?,
-                Err(_) => ImageMetadata::default(),
-            };
-            resolved.image_env = metadata
-                .env
-                .iter()
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(key, value)| (key.to_string(), value.to_string()))
-                .collect();
-            resolved.image_user = metadata.user.filter(|user| !user.is_empty());
+            let metadata = ImageMetadata::parse(&std::fs::read(dir.join("metadata.json")).unwrap_or_default())?;
+            resolved.image_env = metadata.env();
+            resolved.image_user = metadata.user().map(str::to_string);
             let from_rootfs = resource_command.map(|command| dir.join("rootfs/opt/resource").join(command));
             resolved.image = Some(format!("image artifact {}", artifact.id));
             match from_rootfs {

@@ -3,7 +3,8 @@
 //!
 //! It has no containers, and says so in the step's log where that matters:
 //! a task's image is not used (its `metadata.json` environment is), `user`
-//! needs atc to run as root, `container_limits` are not enforced. Resource
+//! needs atc to run as root, `container_limits` are not enforced. A task
+//! with `sidecars:` is refused: they are images. Resource
 //! types are `--resource-types-dir` scripts or built into atc.
 
 pub(crate) mod artifacts;
@@ -144,6 +145,17 @@ impl LocalRuntime {
     }
 
     async fn start_step(&self, spec: StepSpec, observer: Arc<dyn StepObserver>) -> Result<StepHandle, RuntimeError> {
+        // A sidecar is its image: run on this host, its command would find
+        // the host's programs instead (or none), and nothing would keep it
+        // apart from other steps' sidecars on the same ports. Refused rather
+        // than run half-way.
+        if let Some(sidecar) = spec.sidecars.first() {
+            return Err(RuntimeError::Setup(format!(
+                "sidecar '{}': the local runtime runs no containers, so it cannot run sidecars; \
+                 run atc with the Kubernetes runtime (--kubernetes-namespace) for tasks with sidecars:",
+                sidecar.name
+            )));
+        }
         let work = self.work.clone();
         let types = self.types.clone();
         let handle = spec.handle.clone();

@@ -28,6 +28,10 @@ type initSpec struct {
 	WorkingDir string      `json:"workingDir"`
 	Args       []string    `json:"args"`
 	Env        []string    `json:"env"`
+	// User and Group are the container's runAsUser and runAsGroup (pod or
+	// container securityContext); without them it runs as root.
+	User  *int64 `json:"user,omitempty"`
+	Group *int64 `json:"group,omitempty"`
 }
 
 type bindMount struct {
@@ -85,6 +89,22 @@ func ContainerInit(args []string) int {
 	}
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return fail(exitStartError, "working directory %s: %v", wd, err)
+	}
+	if s.User != nil {
+		// syscall's Set* change every thread, so the exec below runs as the user.
+		gid := int64(0)
+		if s.Group != nil {
+			gid = *s.Group
+		}
+		if err := syscall.Setgroups(nil); err != nil {
+			return fail(exitStartError, "setgroups: %v", err)
+		}
+		if err := syscall.Setgid(int(gid)); err != nil {
+			return fail(exitStartError, "setgid %d: %v", gid, err)
+		}
+		if err := syscall.Setuid(int(*s.User)); err != nil {
+			return fail(exitStartError, "setuid %d: %v", *s.User, err)
+		}
 	}
 	if err := os.Chdir(wd); err != nil {
 		return fail(exitStartError, "working directory %s: %v", wd, err)

@@ -402,6 +402,33 @@ func TestDeleteKillsContainersAndRemovesSandbox(t *testing.T) {
 	}
 }
 
+func TestRunAsUserAppliesToTheContainerAndItsExecs(t *testing.T) {
+	h := newHarness(t)
+	uid, gid := int64(1234), int64(4321)
+	c := sh("main", "id -u; id -g; sleep 30")
+	c.SecurityContext = &v1.SecurityContext{RunAsUser: &uid}
+	p := pod("runas", c)
+	p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptrTo(int64(1)), RunAsGroup: &gid}
+	h.create(p)
+	h.running("runas")
+	out := &syncBuffer{}
+	if err := h.rt.RunInContainer(context.Background(), "default", "runas", "main", []string{"sh", "-c", "id -u; id -g"}, &testIO{out: out, err: &syncBuffer{}}); err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	if out.String() != "1234\n4321\n" {
+		t.Fatalf("exec ran as %q, want uid 1234 (the container's) and gid 4321 (the pod's)", out.String())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.logs("runas", "main") != "1234\n4321\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("container ran as %q", h.logs("runas", "main"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
 func TestSidecarRunsBesideMainAndIsStopped(t *testing.T) {
 	h := newHarness(t)
 	p := pod("side", sh("main", "sleep 0.3; echo main-done"))

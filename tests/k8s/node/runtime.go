@@ -276,7 +276,16 @@ func (r *Runtime) RunInContainer(ctx context.Context, namespace, pod, container 
 	}
 	// nsenter takes the container's root and working directory from its
 	// process (started only once its root is complete: startProcess).
-	args := append([]string{"--target", fmt.Sprint(proc.pid()), "--mount", "--uts", "--root", "--wd", "--"}, cmd...)
+	args := []string{"--target", fmt.Sprint(proc.pid()), "--mount", "--uts", "--root", "--wd"}
+	// As a container runtime does, an exec runs as the container's user.
+	if user, group := s.runAs(c); user != nil {
+		gid := int64(0)
+		if group != nil {
+			gid = *group
+		}
+		args = append(args, "--setuid", fmt.Sprint(*user), "--setgid", fmt.Sprint(gid))
+	}
+	args = append(append(args, "--"), cmd...)
 	x := exec.Command("nsenter", args...)
 	x.Env = env
 	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -707,10 +707,28 @@ func (s *sandbox) containerSpec(c *ctr, rule *ImageRule) (*initSpec, []string, e
 	if err != nil {
 		return nil, nil, err
 	}
+	user, group := s.runAs(c)
 	return &initSpec{
 		Lower: lower, Mounts: mounts, Hostname: s.pod.Name, WorkingDir: c.spec.WorkingDir,
-		Args: args, Env: envList,
+		Args: args, Env: envList, User: user, Group: group,
 	}, envList, nil
+}
+
+// runAs is c's runAsUser and runAsGroup: the container's securityContext
+// over the pod's, as a kubelet takes them (nil: the image's, here root).
+func (s *sandbox) runAs(c *ctr) (user, group *int64) {
+	if p := s.pod.Spec.SecurityContext; p != nil {
+		user, group = p.RunAsUser, p.RunAsGroup
+	}
+	if sc := c.spec.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			user = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			group = sc.RunAsGroup
+		}
+	}
+	return user, group
 }
 
 func (s *sandbox) gracePeriod() time.Duration {
