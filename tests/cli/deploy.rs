@@ -23,8 +23,11 @@ fn web_help() -> (BTreeSet<String>, BTreeSet<String>) {
     )
 }
 
+/// Names found in a file, each with where it was (`file:line`).
+type Mentions = Vec<(String, String)>;
+
 /// Where each `--flag` and CONCOURSE_ variable appears in `text`.
-fn mentions(text: &str, file: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn mentions(text: &str, file: &str) -> (Mentions, Mentions) {
     // A flag starts after a quote, a space, a dash list item or a line start: not inside a word.
     let flag = Regex::new(r#"(?:^|[\s"'(\[`])--([a-z][a-z0-9-]*)"#).unwrap();
     let env = Regex::new(r"\bCONCOURSE_[A-Z0-9_]+\b").unwrap();
@@ -66,7 +69,14 @@ fn every_flag_the_chart_renders_or_documents_is_one_atc_web_has() {
     }
     assert!(unknown.is_empty(), "not flags or variables of `atc web`:\n{}", unknown.join("\n"));
     // The chart reaches the concerns the issue names.
-    for flag in ["bind-port", "postgres-host", "kubernetes-namespace", "tracing-sampling-rate", "prometheus-bind-port", "vault-url"] {
+    for flag in [
+        "bind-port",
+        "postgres-host",
+        "kubernetes-namespace",
+        "tracing-sampling-rate",
+        "prometheus-bind-port",
+        "vault-url",
+    ] {
         assert!(rendered.contains(flag), "the chart never renders --{flag}");
     }
 }
@@ -75,8 +85,11 @@ fn every_flag_the_chart_renders_or_documents_is_one_atc_web_has() {
 fn the_dockerfile_builds_atc_with_the_command_ci_runs() {
     let root = support::source_root();
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
-    let builds: Vec<&str> =
-        dockerfile.lines().filter_map(|line| line.trim().strip_prefix("RUN ")).filter(|run| run.contains("cargo ")).collect();
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("RUN "))
+        .filter(|run| run.contains("cargo "))
+        .collect();
     assert_eq!(builds.len(), 1, "one cargo command in the Dockerfile: {builds:?}");
     let ci = std::fs::read_to_string(root.join("scripts/test.sh")).unwrap();
     assert!(
@@ -85,10 +98,11 @@ fn the_dockerfile_builds_atc_with_the_command_ci_runs() {
         builds[0]
     );
     // The image runs atc as the chart expects.
-    for line in ["ENTRYPOINT [\"atc\"]", "EXPOSE 8080 9391", "COPY --from=build /src/target/release/atc /usr/local/bin/atc"] {
+    for line in
+        ["ENTRYPOINT [\"atc\"]", "EXPOSE 8080 9391", "COPY --from=build /src/target/release/atc /usr/local/bin/atc"]
+    {
         assert!(dockerfile.lines().any(|l| l.trim() == line), "the Dockerfile lacks `{line}`");
     }
     let user = dockerfile.lines().find_map(|l| l.trim().strip_prefix("USER ")).expect("a USER line");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "the image runs as root: USER {user}");
 }
-

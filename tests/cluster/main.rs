@@ -5,7 +5,8 @@
 //! cluster. Then atc's Kubernetes runtime itself runs on it: the shared
 //! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
 //! spans (`runtime_spans`), the collector (`reaper`) and `kill -9` of `atc
-//! web` mid-build (`restart`).
+//! web` mid-build (`restart`). And the Helm chart, rendered, dry-run and
+//! installed for real with atc running as a pod (`helm`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
@@ -17,6 +18,7 @@ mod atc_support;
 mod cluster;
 mod controllers;
 mod faults;
+mod helm;
 mod pipelines;
 mod pods;
 mod rbac;
@@ -77,6 +79,8 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::an_unschedulable_pod_has_no_schedule_span,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
+    helm::the_chart_renders_for_every_concern_and_the_api_server_accepts_it,
+    helm::installed_it_runs_builds_as_pods_upgrades_and_uninstalls_cleanly,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 
