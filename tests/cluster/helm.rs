@@ -270,7 +270,7 @@ pub async fn installed_it_runs_builds_as_pods_upgrades_and_uninstalls_cleanly(cl
             "otlp": {"address": format!("http://{}", receiver.grpc_addr), "protocol": "grpc"},
             "sampling": {"strategy": "probability", "rate": 1},
         },
-        "cleanup": {"timeout": "2m"},
+        "cleanup": {"timeout": "2m", "stepGracePeriodSeconds": 1},
     });
     let scratch = tempfile::tempdir()?;
     let values_file = scratch.path().join("values.json");
@@ -395,7 +395,8 @@ async fn check_upgraded(cluster: &Cluster, namespace: &str, port: u16) -> anyhow
     Ok(())
 }
 
-/// `helm uninstall` during a build: no pod, claim or Secret of atc's stays.
+/// `helm uninstall` during a build: the pre-delete Job stops atc and deletes
+/// what it made, so no pod, claim or Secret of atc's stays.
 async fn check_uninstall(
     cluster: &Cluster,
     tools: &Tools,
