@@ -7,6 +7,9 @@
 #                                                 scheduler, kubectl, etcd
 #   HELM=.../helm-v3.22.0-go<version>/helm
 #   PROCESS_NODE=.../process-node-<hash>/process-node   (once its source exists)
+#   MONITORING_CRDS=.../prometheus-operator-crds-v0.85.0 the ServiceMonitor and
+#                                                 PrometheusRule CRDs (YAML), for
+#                                                 the Helm chart's checks
 #
 # Each directory is named after what decides its content: the pinned release
 # and a hash of the versions of the modules the binary links, its own Go
@@ -15,7 +18,7 @@
 # moved); a module added for the other binary changes nothing. Old
 # directories are left alone (delete ~/.cache/atc/k8s to start over).
 #
-# Usage: scripts/k8s-build.sh [kube|helm|process-node]...   (default: all)
+# Usage: scripts/k8s-build.sh [kube|helm|process-node|crds]...   (default: all)
 #
 # A failed step stops the script with its own error and a hint; nothing is
 # ever replaced by an imitation.
@@ -26,6 +29,9 @@ mod=$root/tests/k8s
 cache=${ATC_K8S_CACHE:-$HOME/.cache/atc/k8s}
 helm_module=helm.sh/helm/v3
 helm_version=v3.22.0
+# The prometheus-operator module carries its CRDs' YAML (example/prometheus-operator-crd).
+monitoring_module=github.com/prometheus-operator/prometheus-operator
+monitoring_version=v0.85.0
 # Bumped when the way the binaries are built changes, so old ones are not reused.
 recipe=1
 
@@ -144,13 +150,33 @@ build_helm() {
   echo "HELM=$dir/helm"
 }
 
+# The CRDs the chart's ServiceMonitor and PrometheusRule need, copied out of
+# the prometheus-operator module as the Go module proxy serves it.
+build_crds() {
+  local dir=$cache/prometheus-operator-crds-$monitoring_version
+  if [ ! -f "$dir/monitoring.coreos.com_prometheusrules.yaml" ]; then
+    mkdir -p "$dir"
+    run_step crds \
+      "is $monitoring_module@$monitoring_version served by the Go proxy ($(go env GOPROXY))? 'go mod download $monitoring_module@$monitoring_version' shows the same error" \
+      env -C / go mod download "$monitoring_module@$monitoring_version"
+    local src
+    src=$(env -C / go mod download -json "$monitoring_module@$monitoring_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    for kind in servicemonitors prometheusrules; do
+      cp "$src/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$dir/.tmp-$kind.yaml"
+      mv "$dir/.tmp-$kind.yaml" "$dir/monitoring.coreos.com_$kind.yaml"
+    done
+  fi
+  echo "MONITORING_CRDS=$dir"
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(kube helm process-node)
+[ ${#targets[@]} -gt 0 ] || targets=(kube helm process-node crds)
 for t in "${targets[@]}"; do
   case $t in
     kube) build_kube ;;
     helm) build_helm ;;
     process-node) build_process_node ;;
-    *) say "unknown target $t (kube, helm, process-node)"; exit 2 ;;
+    crds) build_crds ;;
+    *) say "unknown target $t (kube, helm, process-node, crds)"; exit 2 ;;
   esac
 done

@@ -18,6 +18,7 @@
 #   ATC_K8S_NODES_CONFIG  nodes.yaml for the node agent (default tests/k8s/node/nodes.yaml)
 #   ATC_K8S_NO_NODE=1     neither build nor start the node agent
 #   ATC_K8S_TIMEOUT       seconds to wait for each part to become ready (default 120)
+#   ATC_K8S_ATC_BINARY    the atc binary pods of image atc.test/atc:TAG run (tests/cluster sets it)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -272,7 +273,9 @@ wait_for controller-manager "the controllers run (serviceaccount default/default
 
 if [ -n "$PROCESS_NODE" ] && [ "${ATC_K8S_NO_NODE:-}" != 1 ]; then
   nodes_config=${ATC_K8S_NODES_CONFIG:-$root/tests/k8s/node/nodes.yaml}
-  start node "$PROCESS_NODE" \
+  # The agent's image map runs kubectl's image with the cluster's own
+  # kubectl, and atc's image with $ATC_K8S_ATC_BINARY (when the caller sets it).
+  start node env ATC_K8S_KUBE="$KUBE" "$PROCESS_NODE" \
     --kubeconfig "$dir/node-agent.kubeconfig" \
     --config "$nodes_config" \
     --listen "127.0.0.1:$kubelet_port" \

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The Dockerfile's build command, exactly (tests/cli/deploy.rs keeps the two
+# the same): no container engine is available here, so CI proves the image's
+# build step by running it.
+cargo build --release --locked --bin atc
 cargo test --all-targets --locked
 # The web UI in headless Chromium against a real `atc quickstart` (tests/web).
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"

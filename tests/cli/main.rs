@@ -1,6 +1,7 @@
 //! The `atc` binary itself: flags, the config file, `quickstart` as the
 //! README runs it, and `migrate`.
 
+mod deploy;
 mod leases;
 mod nodes;
 mod resume;
@@ -71,6 +72,14 @@ fn config_example_documents_every_flag() {
         "flags missing from config.example.toml or their CONCOURSE_ variable:\n{}",
         missing.join("\n")
     );
+    // And the other way: every key of the file is a flag of some subcommand.
+    let flags: BTreeSet<&str> = ["web", "quickstart", "migrate"]
+        .iter()
+        .flat_map(|name| root.find_subcommand(name).unwrap().get_arguments())
+        .filter_map(|arg| arg.get_long())
+        .collect();
+    let strays: Vec<&String> = documented.iter().filter(|key| !flags.contains(key.as_str())).collect();
+    assert!(strays.is_empty(), "config.example.toml keys that name no flag: {strays:?}");
 }
 
 #[test]

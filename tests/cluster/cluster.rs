@@ -44,6 +44,8 @@ impl Cluster {
         // Progress and errors go to stderr, straight through; the kubeconfig's path is the last line of stdout.
         let output = Command::new(&script)
             .arg(&dir)
+            // Pods of image atc.test/atc:TAG (the Helm chart's checks) run this atc.
+            .env("ATC_K8S_ATC_BINARY", atc_binary())
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()

@@ -6,7 +6,9 @@
 //! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
 //! spans (`runtime_spans`), task sidecars (`runtime_sidecars`), task
 //! images from artifacts (`runtime_image_artifacts`), security contexts
-//! (`runtime_security`), the collector (`reaper`) and `kill -9` of `atc web` mid-build (`restart`).
+//! (`runtime_security`), the collector (`reaper`) and `kill -9` of `atc
+//! web` mid-build (`restart`). And the Helm chart, rendered, dry-run and
+//! installed for real with atc running as a pod (`helm`).
 //!
 //! One cluster serves every check, so this target has its own harness: it
 //! starts the cluster, runs the checks one after another (a filter argument
@@ -18,6 +20,7 @@ mod atc_support;
 mod cluster;
 mod controllers;
 mod faults;
+mod helm;
 mod pipelines;
 mod pods;
 mod rbac;
@@ -87,6 +90,8 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_security::a_task_as_a_non_root_uid_runs_restricted_as_that_uid,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
+    helm::the_chart_renders_for_every_concern_and_the_api_server_accepts_it,
+    helm::installed_it_runs_builds_as_pods_upgrades_and_uninstalls_cleanly,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 

@@ -107,6 +107,8 @@ type ImageRule struct {
 	// Rootfs is a directory holding a root filesystem (~ is expanded).
 	Rootfs string `json:"rootfs,omitempty"`
 	// Command is run when the pod gives none (the image's entrypoint).
+	// ${NAME} in it is the agent's environment variable NAME (atc's image
+	// runs the atc binary the tests built, which k8s-up.sh is told).
 	Command []string `json:"command,omitempty"`
 	// PullDelay is how long pulling takes (default: imagePullDelay).
 	PullDelay *Duration `json:"pullDelay,omitempty"`
@@ -236,4 +238,24 @@ func (m *ImageMap) pullDelay(r *ImageRule) time.Duration {
 		return r.PullDelay.Duration
 	}
 	return m.DefaultPullDelay
+}
+
+// entrypoint is the rule's command with ${NAME} replaced by the agent's
+// environment; an unset variable is an error naming it.
+func (r *ImageRule) entrypoint() ([]string, error) {
+	var missing []string
+	out := make([]string, len(r.Command))
+	for i, a := range r.Command {
+		out[i] = os.Expand(a, func(name string) string {
+			v, ok := os.LookupEnv(name)
+			if !ok || v == "" {
+				missing = append(missing, name)
+			}
+			return v
+		})
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("its command needs %s, which the node agent was not started with", strings.Join(missing, ", "))
+	}
+	return out, nil
 }

@@ -11,10 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +26,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/kubernetes/pkg/kubelet/events"
@@ -66,6 +71,7 @@ func newHarness(t *testing.T) *harness {
 		{Image: "busybox", Host: true, PullDelay: fast},
 		{Image: "atc.test/oom", Host: true, Fault: FaultOOM, PullDelay: fast},
 		{Image: "atc.test/entrypoint", Host: true, Command: []string{"echo", "from-entrypoint"}, PullDelay: fast},
+		{Image: "atc.test/from-env", Host: true, Command: []string{"${PN_TEST_ENTRYPOINT}"}, PullDelay: fast},
 	}}
 	rt, err := NewRuntime(filepath.Join(dir, "node"), self, imgs, fake.NewSimpleClientset())
 	if err != nil {
@@ -231,6 +237,68 @@ func TestSucceededAndImageEntrypoint(t *testing.T) {
 	if l := h.logs("ok", "main"); l != "from-entrypoint hi\n" {
 		t.Fatalf("log %q", l)
 	}
+}
+
+func TestEntrypointFromTheAgentsEnvironmentAndTheAPIServerAddress(t *testing.T) {
+	h := newHarness(t)
+	h.rt.APIServerHost, h.rt.APIServerPort = "127.0.0.1", "6443"
+	t.Setenv("PN_TEST_ENTRYPOINT", "/bin/sh")
+	c := v1.Container{Name: "main", Image: "atc.test/from-env", Args: []string{"-c", `echo "$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"`},
+		// As virtual-kubelet sets them from the `kubernetes` Service.
+		Env: []v1.EnvVar{{Name: "KUBERNETES_SERVICE_HOST", Value: "10.96.0.1"}, {Name: "KUBERNETES_SERVICE_PORT", Value: "443"}}}
+	h.create(pod("env", c))
+	if got := h.final("env"); got.Status.Phase != v1.PodSucceeded {
+		t.Fatalf("status %+v, log %q", got.Status, h.logs("env", "main"))
+	}
+	if l := h.logs("env", "main"); l != "127.0.0.1:6443\n" {
+		t.Fatalf("log %q", l)
+	}
+	os.Unsetenv("PN_TEST_ENTRYPOINT")
+	h.create(pod("no-env", c))
+	got := h.final("no-env")
+	term := got.Status.ContainerStatuses[0].State.Terminated
+	if term == nil || term.Reason != reasonStartError || !strings.Contains(term.Message, "PN_TEST_ENTRYPOINT") {
+		t.Fatalf("status %+v", got.Status)
+	}
+}
+
+func TestReadinessProbeDecidesReady(t *testing.T) {
+	h := newHarness(t)
+	var healthy atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" || !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	port, _ := strconv.Atoi(srv.URL[strings.LastIndex(srv.URL, ":")+1:])
+	c := v1.Container{Name: "main", Image: "busybox", Command: []string{"sleep", "30"},
+		Ports: []v1.ContainerPort{{Name: "http", ContainerPort: int32(port)}},
+		ReadinessProbe: &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/health", Port: intstr.FromString("http")}},
+			PeriodSeconds: 1, FailureThreshold: 1}}
+	h.create(pod("probed", c))
+	ready := func(p *v1.Pod) bool {
+		return len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready
+	}
+	h.waitFor("probed", "running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	// Events do not change the pod's status: poll them.
+	for deadline := time.Now().Add(10 * time.Second); !h.hasEvent(v1.EventTypeWarning, events.ContainerUnhealthy, "503"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed probe event in %v", h.eventLines())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.mu.Lock()
+	for _, p := range h.updates["probed"] {
+		if ready(p) {
+			t.Errorf("ready before its probe passed: %+v", p.Status)
+		}
+	}
+	h.mu.Unlock()
+	healthy.Store(true)
+	h.waitFor("probed", "ready", ready)
+	healthy.Store(false)
+	h.waitFor("probed", "not ready again", func(p *v1.Pod) bool { return !ready(p) && p.Status.Phase == v1.PodRunning })
 }
 
 func TestInitContainersInOrderThenMain(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,6 +89,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	rt.FaultDelay = cfg.FaultDelay.Duration
+	if rt.APIServerHost, rt.APIServerPort, err = apiServerAddress(restCfg.Host); err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
 	rt.RemoveOrphans()
 	_, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -212,4 +216,17 @@ func serveKubeletAPI(rt *Runtime, ln net.Listener) *http.Server {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv
+}
+
+// apiServerAddress is the host and port of the API server's URL.
+func apiServerAddress(server string) (string, string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", "", fmt.Errorf("server %q: %w", server, err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return u.Hostname(), port, nil
 }

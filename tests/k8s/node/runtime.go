@@ -46,6 +46,10 @@ type Runtime struct {
 	FaultDelay time.Duration
 	// PodIP is the address pods get (all share the host's network).
 	PodIP string
+	// APIServer is the API server's host and port. There is no kube-proxy:
+	// pods get these as KUBERNETES_SERVICE_HOST/PORT instead of the
+	// `kubernetes` Service's cluster IP, so in-cluster clients reach it.
+	APIServerHost, APIServerPort string
 
 	mu     sync.Mutex
 	pods   map[string]*sandbox

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -601,7 +602,9 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 	c.status.State = v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: now}}
 	c.status.ContainerID, c.status.ImageID = containerID, "atc.test/image@"+c.spec.Image
 	c.status.Started = &t
-	c.status.Ready = true
+	// A readiness probe decides when a main container is ready.
+	probed := c.spec.ReadinessProbe != nil && !c.init
+	c.status.Ready = !probed
 	s.refreshReadyLocked()
 	if s.pod.Status.Phase == v1.PodPending && !c.init {
 		s.pod.Status.Phase = v1.PodRunning
@@ -613,6 +616,9 @@ func (s *sandbox) runOnce(c *ctr) (code int, ok bool) {
 	}
 	s.mu.Unlock()
 	s.update()
+	if probed {
+		go s.probeReadiness(c, proc)
+	}
 	if s.faultOn(c, FaultOOM) {
 		go func() {
 			select {
@@ -680,6 +686,16 @@ func (s *sandbox) containerSpec(c *ctr, rule *ImageRule) (*initSpec, []string, e
 		// configMapKeyRef) and envFrom into values already.
 		set(e.Name, expansion.Expand(e.Value, expansion.MappingFuncFor(env)))
 	}
+	if s.rt.APIServerHost != "" {
+		// What kube-proxy would do for the `kubernetes` Service: the
+		// variables virtual-kubelet set from its cluster IP name the API
+		// server itself (whose certificate carries 127.0.0.1).
+		hostPort := net.JoinHostPort(s.rt.APIServerHost, s.rt.APIServerPort)
+		set("KUBERNETES_SERVICE_HOST", s.rt.APIServerHost)
+		set("KUBERNETES_SERVICE_PORT", s.rt.APIServerPort)
+		set("KUBERNETES_SERVICE_PORT_HTTPS", s.rt.APIServerPort)
+		set("KUBERNETES_PORT", "tcp://"+hostPort)
+	}
 	var envList []string
 	for _, k := range order {
 		envList = append(envList, k+"="+env[k])
@@ -688,7 +704,10 @@ func (s *sandbox) containerSpec(c *ctr, rule *ImageRule) (*initSpec, []string, e
 	var args []string
 	command := c.spec.Command
 	if len(command) == 0 && rule != nil {
-		command = rule.Command
+		var err error
+		if command, err = rule.entrypoint(); err != nil {
+			return nil, nil, fmt.Errorf("image %q: %w", c.spec.Image, err)
+		}
 	}
 	for _, a := range command {
 		args = append(args, expansion.Expand(a, mapping))
