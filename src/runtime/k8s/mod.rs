@@ -25,9 +25,9 @@ mod scripts;
 mod stages;
 mod store;
 mod watch;
+mod workspace;
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -50,12 +50,12 @@ use self::store::{ArtifactStore, Exit};
 use self::watch::PodWatch;
 use super::{
     Artifact, ExecIo, ExecOutput, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime, RuntimeError,
-    StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
+    StepHandle, StepInfo, StepMetadata, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
 };
 use crate::metric::events::PodStarted;
 use crate::resource::builtin::BUILTIN_TYPES;
 use crate::telemetry::propagation;
-use crate::telemetry::spans::{PodSpan, StepPod};
+use crate::telemetry::spans::{PodInterval, PodSpan, PodStage, StepPod};
 
 /// How a [`K8sRuntime`] is set up (the `--kubernetes-*` flags).
 #[derive(Debug, Clone)]
@@ -67,12 +67,14 @@ pub struct K8sRuntimeOptions {
     pub pod_scheduling_timeout: Duration,
     pub image_pull_secrets: Vec<String>,
     pub service_account: Option<String>,
-    /// The storage class of the artifact claim the runtime creates.
+    /// The storage class of the claims the runtime creates.
     pub storage_class: Option<String>,
-    /// The size of the artifact claim the runtime creates.
+    /// The size of the claims the runtime creates.
     pub workspace_size: String,
-    /// A ReadWriteMany claim to keep artifacts, step roots and caches on,
-    /// instead of one the runtime creates (`atc-artifacts`).
+    /// A ReadWriteMany claim to keep every build's artifacts and step
+    /// roots on, instead of a claim per build ([`workspace`]); uploads,
+    /// check steps and caches are on it either way (else on
+    /// `atc-artifacts`, which the runtime creates).
     pub artifact_store_claim: Option<String>,
     /// A ReadWriteMany claim for task caches instead of the artifact claim.
     pub cache_claim: Option<String>,
@@ -118,6 +120,15 @@ impl K8sRuntimeOptions {
     fn claim(&self) -> &str {
         self.artifact_store_claim.as_deref().unwrap_or(DEFAULT_CLAIM)
     }
+
+    /// The build whose own claim the step's files go on: any step of a
+    /// build but a check, unless one claim serves every build.
+    fn workspace_build(&self, metadata: &StepMetadata) -> Option<i64> {
+        if self.artifact_store_claim.is_some() || metadata.step_type == "check" {
+            return None;
+        }
+        metadata.build_id
+    }
 }
 
 const DEFAULT_CLAIM: &str = "atc-artifacts";
@@ -131,6 +142,7 @@ const FOLLOW_ATTEMPTS: u32 = 10;
 pub struct K8sRuntime {
     options: K8sRuntimeOptions,
     pods: Api<Pod>,
+    claims: Api<PersistentVolumeClaim>,
     watch: PodWatch,
     store: ArtifactStore,
     /// The `k8s.pod` spans of the pods this process started, until their
@@ -144,6 +156,7 @@ impl K8sRuntime {
     /// if they are not there, and starts watching the namespace's pods.
     pub async fn new(client: Client, options: K8sRuntimeOptions) -> Result<Self, RuntimeError> {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &options.namespace);
+        let claims = Api::namespaced(client.clone(), &options.namespace);
         if options.artifact_store_claim.is_none() {
             create_claim(&client, &options).await?;
         }
@@ -162,40 +175,151 @@ impl K8sRuntime {
         let watch = PodWatch::start(pods.clone(), &options.namespace, &selector);
         let store =
             ArtifactStore { pods: pods.clone(), helper: HELPER_POD.into(), scratch: options.scratch_dir.clone() };
-        let runtime = K8sRuntime { options, pods, watch, store, spans: Mutex::default() };
+        let runtime = K8sRuntime { options, pods, claims, watch, store, spans: Mutex::default() };
         runtime.store().await?;
         Ok(runtime)
     }
 
-    /// The artifact store, once its helper pod runs: one that failed or
-    /// went (evicted, deleted, its node drained) is replaced first.
-    async fn store(&self) -> Result<&ArtifactStore, RuntimeError> {
+    /// The artifact store of the shared claim, once its helper pod runs.
+    async fn store(&self) -> Result<ArtifactStore, RuntimeError> {
+        let labels = BTreeMap::from([("concourse.ci/role", "artifact-helper".to_string())]);
+        self.running_helper(HELPER_POD, || pod::helper_pod(HELPER_POD, labels, &self.settings())).await
+    }
+
+    /// The store of the helper pod `name` (described by `describe`), once
+    /// it runs.
+    async fn running_helper(
+        &self,
+        name: &str,
+        describe: impl FnOnce() -> Result<Pod, serde_json::Error>,
+    ) -> Result<ArtifactStore, RuntimeError> {
+        let store = self.created_helper(name, describe).await?;
+        self.until_running(name).await?;
+        Ok(store)
+    }
+
+    /// The store of the helper pod `name`, made if missing: one that failed
+    /// or went (evicted, deleted, its node drained) is replaced first.
+    async fn created_helper(
+        &self,
+        name: &str,
+        describe: impl FnOnce() -> Result<Pod, serde_json::Error>,
+    ) -> Result<ArtifactStore, RuntimeError> {
         self.watch.ready().await;
-        let helper = self.watch.get(HELPER_POD);
-        let usable = |pod: &Pod| failures::is_running(pod) && !failures::is_deleted(pod);
+        let helper = self.watch.get(name);
+        let store = ArtifactStore { helper: name.to_string(), ..self.store.clone() };
         if helper.as_deref().is_some_and(usable) {
-            return Ok(&self.store);
+            return Ok(store);
         }
         if helper.as_deref().is_some_and(|pod| failures::is_deleted(pod) || failures::failure(pod).is_some()) {
-            tracing::warn!(pod = HELPER_POD, "replacing the artifact helper pod");
-            self.delete(HELPER_POD, Duration::ZERO).await;
-            let gone = self.watch.wait_for(HELPER_POD, |pod| pod.is_none().then_some(()));
+            tracing::warn!(pod = name, "replacing a helper pod");
+            self.delete(name, Duration::ZERO).await;
+            let gone = self.watch.wait_for(name, |pod| pod.is_none().then_some(()));
             tokio::time::timeout(GONE_WITHIN, gone)
                 .await
-                .map_err(|_| RuntimeError::Unavailable(format!("pod {HELPER_POD} was deleted but is still there")))?;
+                .map_err(|_| RuntimeError::Unavailable(format!("pod {name} was deleted but is still there")))?;
         }
-        let helper = pod::helper_pod(HELPER_POD, &self.settings()).map_err(invalid_pod)?;
-        match self.create(HELPER_POD, &helper, &Context::new()).await {
-            Ok(()) | Err(RuntimeError::AlreadyStarted(_)) => {}
-            Err(err) => return Err(err),
+        let helper = describe().map_err(invalid_pod)?;
+        match self.create(name, &helper, &Context::new()).await {
+            Ok(()) | Err(RuntimeError::AlreadyStarted(_)) => Ok(store),
+            Err(err) => Err(err),
         }
-        self.until_running(HELPER_POD).await?;
-        Ok(&self.store)
+    }
+
+    /// The store of the build's own claim, its workspace pod running.
+    /// With `span` (a step of the build starts), the claim is made if
+    /// missing and the wait for it to be bound is `k8s.pvc.bind` under the
+    /// step's pod; without, a missing claim means the build's files are gone.
+    async fn build_store(&self, build: i64, span: Option<&PodSpan>) -> Result<ArtifactStore, RuntimeError> {
+        if let Some(store) = self.running_build_store(build).await {
+            return Ok(store);
+        }
+        let name = workspace::name(build);
+        let cx = span.map(PodSpan::context).unwrap_or_default();
+        match span {
+            Some(_) => self.create_workspace_claim(build, &cx).await?,
+            None => {
+                let read = api::retrying("get", "persistentvolumeclaims", &cx, || self.claims.get_opt(&name)).await;
+                if read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?.is_none() {
+                    return Err(RuntimeError::Setup(format!("build {build}'s claim {name} is gone, and its files")));
+                }
+            }
+        }
+        let mut settings = self.settings();
+        settings.claim = &name;
+        settings.cache_claim = None;
+        // Made before the claim is awaited: a WaitForFirstConsumer class binds once it is scheduled.
+        let store = self.created_helper(&name, || pod::helper_pod(&name, workspace::labels(build), &settings)).await?;
+        let events = Api::namespaced(self.pods.clone().into_client(), &self.options.namespace);
+        let timeout = self.options.pod_scheduling_timeout;
+        let bind = workspace::wait_until_bound(&self.claims, &events, &name, timeout, &cx).await;
+        if let Some(span) = span.filter(|_| !bind.was_bound) {
+            let failure = bind.result.as_ref().err().map(error_type);
+            let stage = PodStage::PvcBind { claim: &name };
+            span.record(PodInterval { stage, start: bind.started, end: bind.ended, failure });
+        }
+        bind.result?;
+        self.until_running(&name).await?;
+        Ok(store)
+    }
+
+    /// The store of the build's own claim if its workspace pod runs.
+    async fn running_build_store(&self, build: i64) -> Option<ArtifactStore> {
+        self.watch.ready().await;
+        let name = workspace::name(build);
+        let running = self.watch.get(&name).as_deref().is_some_and(usable);
+        running.then(|| ArtifactStore { helper: name, ..self.store.clone() })
+    }
+
+    /// Makes the build's claim; one still going (its build ended and was
+    /// reaped, and the build id came round again) is awaited first.
+    async fn create_workspace_claim(&self, build: i64, cx: &Context) -> Result<(), RuntimeError> {
+        let name = workspace::name(build);
+        let claim = workspace::claim(build, &self.options.workspace_size, self.options.storage_class.as_deref())
+            .map_err(invalid_pod)?;
+        let deadline = tokio::time::Instant::now() + GONE_WITHIN;
+        loop {
+            let params = PostParams::default();
+            let created =
+                api::retrying("create", "persistentvolumeclaims", cx, || self.claims.create(&params, &claim)).await;
+            match created {
+                Ok(_) => return Ok(()),
+                Err(err) if api::status_code(&err) == Some(409) => {}
+                Err(err) => return Err(api::failed(&format!("creating claim {name}"), err)),
+            }
+            let read = api::retrying("get", "persistentvolumeclaims", cx, || self.claims.get_opt(&name)).await;
+            let existing = read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?;
+            if existing.is_some_and(|claim| claim.metadata.deletion_timestamp.is_none()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Unavailable(format!("claim {name} is being deleted and still there")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The store a step's files and outputs are on.
+    async fn step_store(&self, metadata: &StepMetadata) -> Result<ArtifactStore, RuntimeError> {
+        match self.options.workspace_build(metadata) {
+            Some(build) => self.build_store(build, None).await,
+            None => self.store().await,
+        }
+    }
+
+    /// The store an artifact is on.
+    async fn artifact_store(&self, artifact: &Artifact) -> Result<ArtifactStore, RuntimeError> {
+        match workspace::build_of_artifact(&artifact.id) {
+            Some(build) => self.build_store(build, None).await,
+            None => self.store().await,
+        }
     }
 
     fn settings(&self) -> PodSettings<'_> {
         PodSettings {
             claim: self.options.claim(),
+            shared_claim: None,
+            affinity: None,
             cache_claim: self.options.cache_claim.as_deref(),
             helper_image: &self.options.helper_image,
             service_account: self.options.service_account.as_deref(),
@@ -260,7 +384,9 @@ impl K8sRuntime {
         }
         let running = self.watch.wait_for(name, |pod| match pod {
             None => Some(Err(RuntimeError::Interrupted)),
-            Some(pod) if failures::is_deleted(pod) => Some(Err(RuntimeError::Interrupted)),
+            Some(pod) if failures::is_deleted(pod) => {
+                Some(Err(RuntimeError::Interrupted))
+            }
             Some(pod) => match failures::failure(pod) {
                 Some(failure) => Some(Err(failure)),
                 None => failures::is_running(pod).then_some(Ok(())),
@@ -281,11 +407,36 @@ impl K8sRuntime {
         };
         let program = images.program(spec.image.as_ref(), &spec.process.path)?;
         let described = program.describe.clone();
-        let pod = pod::step_pod(&spec, program, &self.settings()).map_err(invalid_pod)?;
+        let build = self.options.workspace_build(&spec.metadata);
+        for input in &spec.inputs {
+            let on = workspace::build_of_artifact(&input.artifact.id);
+            if on.is_some() && on != build {
+                return Err(RuntimeError::Setup(format!(
+                    "input {}: artifact {} is on the claim of another build, which this step cannot mount",
+                    input.path, input.artifact.id
+                )));
+            }
+        }
+        let workspace_claim = build.map(workspace::name);
+        let mut settings = self.settings();
+        if let (Some(build), Some(claim)) = (build, &workspace_claim) {
+            settings.claim = claim;
+            settings.shared_claim = Some(self.options.claim());
+            settings.affinity = Some(workspace::affinity(build));
+        }
+        let pod = pod::step_pod(&spec, program, &settings).map_err(invalid_pod)?;
         let name = handle.as_str();
         let span = StepPod { name, namespace: &self.options.namespace }.start(&step_context(&spec));
+        let workspace_ready = match build {
+            Some(build) => self.build_store(build, Some(&span)).await.map(|_| ()),
+            None => Ok(()),
+        };
         let created_at = Instant::now();
-        if let Err(err) = self.create(name, &pod, &span.context()).await {
+        let created = match workspace_ready {
+            Ok(()) => self.create(name, &pod, &span.context()).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = created {
             span.end(None, None, Some(error_type(&err)));
             return Err(err);
         }
@@ -415,7 +566,9 @@ impl K8sRuntime {
                 }
             }
         }
-        let (exit, outputs) = self.store().await?.capture(name, &saved.outputs()).await?;
+        let prefix = self.options.workspace_build(&saved.metadata).map(workspace::artifact_prefix).unwrap_or_default();
+        let store = self.step_store(&saved.metadata).await?;
+        let (exit, outputs) = store.capture(name, &prefix, &saved.outputs()).await?;
         self.end_span(name, None).await;
         let exit_code = match exit {
             Exit::Code(code) => code,
@@ -436,7 +589,9 @@ impl K8sRuntime {
         self.watch
             .wait_for(name, |pod| match pod {
                 None => Some(RuntimeError::Interrupted),
-                Some(pod) if failures::is_deleted(pod) => Some(RuntimeError::Interrupted),
+                Some(pod) if failures::is_deleted(pod) => {
+                    Some(RuntimeError::Interrupted)
+                }
                 Some(pod) => failures::failure(pod),
             })
             .await
@@ -545,6 +700,8 @@ impl K8sRuntime {
 
     async fn stop_step(&self, handle: &StepHandle, grace: Duration) -> Result<(), RuntimeError> {
         let name = handle.as_str();
+        let saved = self.find(name).await?.as_deref().and_then(SavedStep::of);
+        let build = saved.and_then(|saved| self.options.workspace_build(&saved.metadata));
         // Stopped before its exit was seen: interrupted.
         self.end_span(name, Some(&RuntimeError::Interrupted)).await;
         self.delete(name, grace).await;
@@ -555,7 +712,48 @@ impl K8sRuntime {
                 grace + GONE_WITHIN
             ))
         })?;
-        self.store().await?.remove("removing the step's files", vec![step_dir(name)]).await
+        let store = match build {
+            // A build's claim that went took the step's files with it.
+            Some(build) => match self.running_build_store(build).await {
+                Some(store) => store,
+                None => return Ok(()),
+            },
+            None => self.store().await?,
+        };
+        store.remove("removing the step's files", vec![step_dir(name)]).await
+    }
+
+    /// The builds that have a claim of their own (or its pod).
+    async fn workspace_builds(&self) -> Result<Vec<i64>, RuntimeError> {
+        let params = ListParams::default().labels(&workspace::selector());
+        let listed = api::retrying("list", "persistentvolumeclaims", &Context::new(), || self.claims.list(&params))
+            .await
+            .map_err(|err| api::failed("listing build claims", err))?;
+        self.watch.ready().await;
+        let claims = listed.items.into_iter().map(|claim| claim.metadata.labels);
+        let pods = self.watch.all().into_iter().map(|pod| pod.metadata.labels.clone());
+        let builds: BTreeSet<i64> =
+            claims.chain(pods).filter_map(|labels| workspace::build_of(labels.as_ref())).collect();
+        Ok(builds.into_iter().collect())
+    }
+
+    /// Deletes the build's workspace pod and claim (the claim goes once
+    /// the pods that mount it have).
+    async fn remove_workspace(&self, build: i64) -> Result<(), RuntimeError> {
+        let name = workspace::name(build);
+        self.delete(&name, Duration::ZERO).await;
+        let params = DeleteParams::default();
+        match api::retrying("delete", "persistentvolumeclaims", &Context::new(), || self.claims.delete(&name, &params))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if api::status_code(&err) == Some(404) => Ok(()),
+            Err(err) => Err(api::failed(&format!("deleting claim {name}"), err)),
+        }
+    }
+
+    fn workspace_pods(&self) -> usize {
+        self.watch.all().iter().filter(|pod| workspace::build_of(pod.metadata.labels.as_ref()).is_some()).count()
     }
 
     fn step_pods(&self) -> Vec<Arc<Pod>> {
@@ -590,6 +788,11 @@ fn error_type(err: &RuntimeError) -> &'static str {
         RuntimeError::StdoutTooLarge { .. } => "stdout_too_large",
         _ => "setup",
     }
+}
+
+/// A helper pod that can be exec'd into.
+fn usable(pod: &Pod) -> bool {
+    failures::is_running(pod) && !failures::is_deleted(pod)
 }
 
 fn invalid_pod(err: serde_json::Error) -> RuntimeError {
@@ -681,16 +884,42 @@ impl Runtime for K8sRuntime {
 
     fn export_artifact(&self, artifact: &Artifact) -> BoxFuture<'_, Result<TarGzStream, RuntimeError>> {
         let artifact = artifact.clone();
-        async move { self.store().await?.export(&artifact).await }.boxed()
+        async move { self.artifact_store(&artifact).await?.export(&artifact).await }.boxed()
     }
 
     fn read_file(&self, artifact: &Artifact, path: &str) -> BoxFuture<'_, Result<Vec<u8>, RuntimeError>> {
         let (artifact, path) = (artifact.clone(), path.to_string());
-        async move { self.store().await?.read_file(&artifact, &path).await }.boxed()
+        async move { self.artifact_store(&artifact).await?.read_file(&artifact, &path).await }.boxed()
     }
 
     fn release(&self, artifacts: Vec<Artifact>) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        async move { self.store().await?.release(&artifacts).await }.boxed()
+        async move {
+            let mut by_build: BTreeMap<Option<i64>, Vec<Artifact>> = BTreeMap::new();
+            for artifact in artifacts {
+                by_build.entry(workspace::build_of_artifact(&artifact.id)).or_default().push(artifact);
+            }
+            for (build, artifacts) in by_build {
+                let store = match build {
+                    // A build's claim that went took its artifacts with it.
+                    Some(build) => match self.running_build_store(build).await {
+                        Some(store) => store,
+                        None => continue,
+                    },
+                    None => self.store().await?,
+                };
+                store.release(&artifacts).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn build_storage(&self) -> BoxFuture<'_, Result<Vec<i64>, RuntimeError>> {
+        self.workspace_builds().boxed()
+    }
+
+    fn remove_build_storage(&self, build_id: i64) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.remove_workspace(build_id).boxed()
     }
 
     fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
@@ -711,8 +940,8 @@ impl Runtime for K8sRuntime {
                 tags: Vec::new(),
                 resource_types,
                 active_containers: self.step_pods().len() as u64,
-                // Every artifact, step root and cache is on the one claim.
-                active_volumes: 1,
+                // The shared claim and each build's own.
+                active_volumes: 1 + self.workspace_pods() as u64,
             }]
         }
         .boxed()

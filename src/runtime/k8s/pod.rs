@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::scripts::{IO, ROOT, STORE, WRAPPER, quote};
+use super::scripts::{IO, ROOT, SHARED, STORE, WRAPPER, quote};
 use crate::runtime::{OutputMount, Stdout, StepMetadata, StepSpec};
 
 /// Every object the runtime makes carries this label, and its watch selects on it.
@@ -22,6 +22,7 @@ pub const MAIN: &str = "main";
 pub const FETCH_INPUTS: &str = "fetch-inputs";
 const STORE_VOLUME: &str = "store";
 const CACHE_VOLUME: &str = "caches";
+const SHARED_VOLUME: &str = "shared";
 
 /// What a pod's annotation keeps of its [`StepSpec`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +67,13 @@ fn cache_name(key: &str) -> String {
 
 /// What varies between the pods of one runtime.
 pub struct PodSettings<'a> {
+    /// The claim of the step's files and outputs (at `/store`).
     pub claim: &'a str,
+    /// When `claim` is a build's own, the shared artifact claim (at
+    /// `/shared`): uploads and task caches are there.
+    pub shared_claim: Option<&'a str>,
+    /// Where the pod must run (next to its build's workspace pod).
+    pub affinity: Option<Value>,
     /// A claim of its own for task caches (`--kubernetes-cache-claim`).
     pub cache_claim: Option<&'a str>,
     pub helper_image: &'a str,
@@ -100,7 +107,7 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     for cache in &spec.caches {
         let (volume, sub_path) = match settings.cache_claim {
             Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
-            None => (STORE_VOLUME, cache_dir(&cache.key)),
+            None => (shared_volume(settings), cache_dir(&cache.key)),
         };
         mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
     }
@@ -142,7 +149,7 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     let fetch_inputs = json!({
         "name": FETCH_INPUTS,
         "image": settings.helper_image,
-        "command": ["sh", "-c", literal(&fetch_inputs_script(spec))],
+        "command": ["sh", "-c", literal(&fetch_inputs_script(spec, settings))],
         "env": trace_env,
         "volumeMounts": store_mounts(settings),
     });
@@ -157,6 +164,9 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     });
     if let Some(account) = settings.service_account {
         pod_spec["serviceAccountName"] = json!(account);
+    }
+    if let Some(affinity) = &settings.affinity {
+        pod_spec["affinity"] = affinity.clone();
     }
     serde_json::from_value(json!({
         "metadata": {
@@ -177,17 +187,19 @@ fn literal(value: &str) -> String {
 
 /// Copies each input into the step's root (writes never reach the
 /// artifact), and makes the directories mounts and outputs need.
-fn fetch_inputs_script(spec: &StepSpec) -> String {
+fn fetch_inputs_script(spec: &StepSpec, settings: &PodSettings) -> String {
     let root = format!("{STORE}/{}/root", step_dir(spec.handle.as_str()));
     let io = format!("{STORE}/{}/io", step_dir(spec.handle.as_str()));
     let mut script = format!("set -e\nmkdir -p {} {}\n", quote(&root), quote(&io));
     for input in &spec.inputs {
         let into = quote(&format!("{root}/{}", input.path));
-        let from = quote(&format!("{STORE}/artifacts/{}/.", input.artifact.id));
+        let base =
+            if settings.shared_claim.is_some() && !is_build_artifact(&input.artifact.id) { SHARED } else { STORE };
+        let from = quote(&format!("{base}/artifacts/{}/.", input.artifact.id));
         script.push_str(&format!("mkdir -p {into}\ncp -a {from} {into}\n"));
     }
     for cache in &spec.caches {
-        let cache_dir = quote(&format!("{STORE}/{}", cache_dir(&cache.key)));
+        let cache_dir = quote(&format!("{}/{}", shared_root(settings), cache_dir(&cache.key)));
         script.push_str(&format!("mkdir -p {cache_dir} {}\n", quote(&format!("{root}/{}", cache.path))));
     }
     for path in spec.outputs.iter().map(|output| &output.path).chain([&spec.process.dir]) {
@@ -196,20 +208,43 @@ fn fetch_inputs_script(spec: &StepSpec) -> String {
     script
 }
 
-/// The whole artifact claim at `/store`, and the cache claim, if any, at
-/// `/store/caches` in its place.
+/// Whether an artifact is on its build's own claim: those are named
+/// `ws{BUILD}_...` (see [`super::workspace`]).
+pub fn is_build_artifact(id: &str) -> bool {
+    super::workspace::build_of_artifact(id).is_some()
+}
+
+/// Where the shared claim (caches, uploads) is in `fetch-inputs` and the
+/// helper pods: `/store` itself, or `/shared` beside a build's claim.
+fn shared_root(settings: &PodSettings) -> &'static str {
+    if settings.shared_claim.is_some() { SHARED } else { STORE }
+}
+
+fn shared_volume(settings: &PodSettings) -> &'static str {
+    if settings.shared_claim.is_some() { SHARED_VOLUME } else { STORE_VOLUME }
+}
+
+/// The claim at `/store`, the shared claim beside it when that is a
+/// build's, and the cache claim, if any, at `caches` of the shared one.
 fn store_mounts(settings: &PodSettings) -> Vec<Value> {
     let mut mounts = vec![json!({"name": STORE_VOLUME, "mountPath": STORE})];
+    if settings.shared_claim.is_some() {
+        mounts.push(json!({"name": SHARED_VOLUME, "mountPath": SHARED}));
+    }
     if settings.cache_claim.is_some() {
-        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{STORE}/caches")}));
+        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{}/caches", shared_root(settings))}));
     }
     mounts
 }
 
 fn volumes(settings: &PodSettings) -> Vec<Value> {
-    let mut volumes = vec![json!({"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}})];
-    if let Some(claim) = settings.cache_claim {
-        volumes.push(json!({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}));
+    let claim = |name: &str, claim: &str| json!({"name": name, "persistentVolumeClaim": {"claimName": claim}});
+    let mut volumes = vec![claim(STORE_VOLUME, settings.claim)];
+    if let Some(shared) = settings.shared_claim {
+        volumes.push(claim(SHARED_VOLUME, shared));
+    }
+    if let Some(cache) = settings.cache_claim {
+        volumes.push(claim(CACHE_VOLUME, cache));
     }
     volumes
 }
@@ -252,9 +287,14 @@ pub fn label_value(name: &str) -> String {
     cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
-/// The long-lived pod that mounts the whole artifact claim: artifacts are
-/// imported, exported, read, captured and released by exec'ing into it.
-pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
+/// A long-lived pod that mounts a whole claim, `labels` (besides
+/// [`MANAGED_BY`]) on it: artifacts
+/// are imported, exported, read, captured and released by exec'ing into it.
+pub fn helper_pod(
+    name: &str,
+    labels: BTreeMap<&str, String>,
+    settings: &PodSettings,
+) -> Result<Pod, serde_json::Error> {
     let mut spec = json!({
         "restartPolicy": "Always",
         "containers": [{
@@ -271,8 +311,10 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
     if let Some(account) = settings.service_account {
         spec["serviceAccountName"] = json!(account);
     }
+    let mut all_labels = BTreeMap::from([(MANAGED_BY.0, MANAGED_BY.1.to_string())]);
+    all_labels.extend(labels);
     serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "concourse.ci/role": "artifact-helper"}},
+        "metadata": {"name": name, "labels": all_labels},
         "spec": spec,
     }))
 }
@@ -320,6 +362,8 @@ mod tests {
         let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
         let settings = PodSettings {
             claim: "claim",
+            shared_claim: None,
+            affinity: None,
             cache_claim: None,
             helper_image: "helper",
             service_account: None,
