@@ -76,6 +76,7 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::an_unpullable_image_marks_its_pull_as_failed,
     runtime_spans::an_eviction_ends_the_pod_span_as_lost,
     runtime_spans::an_unschedulable_pod_has_no_schedule_span,
+    runtime_spans::an_unbound_claim_marks_its_bind_as_failed,
     workspaces::the_steps_of_a_build_share_its_node_and_claim,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
