@@ -45,7 +45,7 @@ macro_rules! checks {
     };
 }
 
-/// In order: the node fault comes last, as it takes a node away for a while.
+/// In order: the node faults come last, as they take a node away for a while.
 const CHECKS: &[(&str, Check)] = checks![
     pods::a_failing_pod_reports_its_exit_code_log_and_events,
     pods::exec_keeps_stdin_stdout_and_stderr_apart,
@@ -80,6 +80,7 @@ const CHECKS: &[(&str, Check)] = checks![
     workspaces::the_steps_of_a_build_share_its_node_and_claim,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
+    runtime_faults::a_step_whose_node_is_lost_errors_as_lost,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 

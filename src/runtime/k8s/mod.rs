@@ -385,7 +385,7 @@ impl K8sRuntime {
         let running = self.watch.wait_for(name, |pod| match pod {
             None => Some(Err(RuntimeError::Interrupted)),
             Some(pod) if failures::is_deleted(pod) => {
-                Some(Err(RuntimeError::Interrupted))
+                Some(Err(failures::taken_off_node(pod).unwrap_or(RuntimeError::Interrupted)))
             }
             Some(pod) => match failures::failure(pod) {
                 Some(failure) => Some(Err(failure)),
@@ -528,7 +528,7 @@ impl K8sRuntime {
         let name = handle.as_str();
         let pod = self.find(name).await?.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         if failures::is_deleted(&pod) {
-            return Err(RuntimeError::Interrupted);
+            return Err(failures::taken_off_node(&pod).unwrap_or(RuntimeError::Interrupted));
         }
         let saved =
             SavedStep::of(&pod).ok_or_else(|| RuntimeError::Setup(format!("pod {name} is not a step of atc")))?;
@@ -583,14 +583,14 @@ impl K8sRuntime {
         })
     }
 
-    /// Waits until the pod shows why its step cannot finish: stopped
-    /// (deleted) or failed.
+    /// Waits until the pod shows why its step cannot finish: taken off
+    /// its node, stopped (deleted) or failed.
     async fn ended_early(&self, name: &str) -> RuntimeError {
         self.watch
             .wait_for(name, |pod| match pod {
                 None => Some(RuntimeError::Interrupted),
                 Some(pod) if failures::is_deleted(pod) => {
-                    Some(RuntimeError::Interrupted)
+                    Some(failures::taken_off_node(pod).unwrap_or(RuntimeError::Interrupted))
                 }
                 Some(pod) => failures::failure(pod),
             })
