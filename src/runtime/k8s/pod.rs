@@ -402,6 +402,38 @@ mod tests {
     }
 
     #[test]
+    fn a_step_pod_of_a_build_mounts_its_claim_beside_the_shared_one() {
+        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
+        let affinity = json!({"podAffinity": {}});
+        let settings = PodSettings {
+            claim: "atc-build-1",
+            shared_claim: Some("atc-artifacts"),
+            affinity: Some(affinity.clone()),
+            cache_claim: None,
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &[],
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        let mut spec = spec();
+        spec.inputs.push(InputMount { artifact: Artifact { id: "ws1_b1-get-ab_0".into() }, path: "got".into() });
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], describe: String::new() };
+        let pod = serde_json::to_value(step_pod(&spec, program, &settings).unwrap()).unwrap();
+        assert_eq!(pod["spec"]["affinity"], affinity);
+        let volumes = &pod["spec"]["volumes"];
+        assert_eq!(volumes[0]["persistentVolumeClaim"]["claimName"], "atc-build-1");
+        assert_eq!(volumes[1], json!({"name": "shared", "persistentVolumeClaim": {"claimName": "atc-artifacts"}}));
+        // Caches stay on the shared claim; the upload comes from it, the build's own artifact from the build's.
+        let mounts = pod["spec"]["containers"][0]["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts[2]["name"], "shared");
+        let script = pod["spec"]["initContainers"][0]["command"][2].as_str().unwrap();
+        assert!(script.contains("cp -a '/shared/artifacts/upload_ab/.'"), "{script}");
+        assert!(script.contains("cp -a '/store/artifacts/ws1_b1-get-ab_0/.'"), "{script}");
+        assert!(script.contains(&format!("mkdir -p '/shared/{}'", cache_dir("k"))), "{script}");
+    }
+
+    #[test]
     fn label_values_are_valid_whatever_the_name() {
         assert_eq!(label_value("my pipeline/with:odd chars!"), "my-pipeline-with-odd-chars");
         assert_eq!(label_value("-x-"), "x");
