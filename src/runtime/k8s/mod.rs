@@ -3,7 +3,8 @@
 //!
 //! A step's pod has an init container, `fetch-inputs`, that copies its
 //! inputs from the artifact claim into the step's working root (on the same
-//! claim), and a main container in the step's image running
+//! claim: the build's own, see [`workspace`], or the shared one), and a
+//! main container in the step's image running
 //! [`scripts::WRAPPER`]: the step's process is that script's child, with
 //! stdin, stdout, stderr and the exit code on files on the claim, so it
 //! neither dies with an exec stream nor depends on atc staying up. atc
@@ -12,7 +13,7 @@
 //! ([`scripts::FOLLOW`]), which is how an attach after an atc restart
 //! replays what it had not read. Artifacts live on the claim and are
 //! handled by exec'ing into a long-lived helper pod that mounts it
-//! ([`store`]). One watch of the namespace's atc pods serves every step
+//! ([`store`]): the build's workspace pod, or `atc-artifact-helper`. One watch of the namespace's atc pods serves every step
 //! ([`watch`]). The scripts are POSIX shell: step images need `/bin/sh`
 //! (see [`scripts`] for why not a helper binary).
 
@@ -152,7 +153,7 @@ pub struct K8sRuntime {
 }
 
 impl K8sRuntime {
-    /// Makes the artifact claim (unless one is given) and the helper pod
+    /// Makes the shared artifact claim (unless one is given) and its helper pod
     /// if they are not there, and starts watching the namespace's pods.
     pub async fn new(client: Client, options: K8sRuntimeOptions) -> Result<Self, RuntimeError> {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &options.namespace);
