@@ -227,7 +227,8 @@ pub async fn a_step_whose_stdin_was_lost_with_atc_is_reported_lost(cluster: &Clu
 
 /// The node of a running step goes NotReady: the taint manager deletes the
 /// pod (it tolerates the not-ready and unreachable taints for a second
-/// only), and the step errors as lost, naming the node, instead of waiting.
+/// only), and the step errors as lost, naming the node, instead of waiting;
+/// stopping it then does not wait for the node.
 pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyhow::Result<()> {
     let shared = shared(cluster).await?;
     let mut options = shared.options.clone();
@@ -241,11 +242,16 @@ pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyh
     ];
     let runtime = K8sRuntime::new(shared.client.clone(), options).await?;
     let handle = runtime.start(Shell { image: Some(image("busybox")) }.step("sleep 120"), observer()).await?;
-    let attached = tokio::time::timeout(
-        Duration::from_secs(90),
-        runtime.attach(&handle, RecordingSink::new(), OutputOffset::default()),
-    );
-    let (attached, taken_away) = tokio::join!(attached, set_node_fault(cluster, json!("not-ready")));
+    let ended = async {
+        let sink = RecordingSink::new();
+        let attached =
+            tokio::time::timeout(Duration::from_secs(90), runtime.attach(&handle, sink, OutputOffset::default())).await;
+        // As the engine does, at once: the pod, taken off its node, is removed without the node's word.
+        let stopped =
+            tokio::time::timeout(Duration::from_secs(10), runtime.stop(&handle, Duration::from_secs(1))).await;
+        (attached, stopped)
+    };
+    let ((attached, stopped), taken_away) = tokio::join!(ended, set_node_fault(cluster, json!("not-ready")));
     // The node comes back whatever happened, for whatever runs after.
     set_node_fault(cluster, Value::Null).await?;
     taken_away?;
@@ -254,7 +260,7 @@ pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyh
     let lost =
         matches!(&result, Err(RuntimeError::Lost(m)) if m.contains(NODE_B) && m.contains("DeletionByTaintManager"));
     ensure!(lost, "{result:?}");
-    runtime.stop(&handle, Duration::from_secs(1)).await?;
+    stopped.context("stopping the lost step took more than 10 s")??;
     Ok(())
 }
 

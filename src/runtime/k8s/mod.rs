@@ -691,7 +691,19 @@ impl K8sRuntime {
 
     /// Deletes the pod (`grace` for its processes to stop), not waiting.
     async fn delete(&self, name: &str, grace: Duration) {
-        let params = DeleteParams { grace_period_seconds: Some(grace.as_secs().max(1) as u32), ..Default::default() };
+        // 0 would remove the pod without its node's word: at least a second.
+        self.delete_with(name, grace.as_secs().max(1) as u32).await
+    }
+
+    /// Removes the pod at once, without waiting for its node to say its
+    /// containers stopped: for a pod Kubernetes took off a lost node, whose
+    /// kubelet may never answer again (as the pod garbage collector does).
+    async fn force_delete(&self, name: &str) {
+        self.delete_with(name, 0).await
+    }
+
+    async fn delete_with(&self, name: &str, grace_seconds: u32) {
+        let params = DeleteParams { grace_period_seconds: Some(grace_seconds), ..Default::default() };
         match api::retrying("delete", "pods", &self.span_context(name), || self.pods.delete(name, &params)).await {
             Ok(_) => {}
             Err(err) if api::status_code(&err) == Some(404) => {}
@@ -701,11 +713,16 @@ impl K8sRuntime {
 
     async fn stop_step(&self, handle: &StepHandle, grace: Duration) -> Result<(), RuntimeError> {
         let name = handle.as_str();
-        let saved = self.find(name).await?.as_deref().and_then(SavedStep::of);
-        let build = saved.and_then(|saved| self.options.workspace_build(&saved.metadata));
+        let pod = self.find(name).await?;
+        let build =
+            pod.as_deref().and_then(SavedStep::of).and_then(|saved| self.options.workspace_build(&saved.metadata));
         // Stopped before its exit was seen: interrupted.
         self.end_span(name, Some(&RuntimeError::Interrupted)).await;
-        self.delete(name, grace).await;
+        if pod.as_deref().and_then(failures::taken_off_node).is_some() {
+            self.force_delete(name).await;
+        } else {
+            self.delete(name, grace).await;
+        }
         let gone = self.watch.wait_for(name, |pod| pod.is_none().then_some(()));
         tokio::time::timeout(grace + GONE_WITHIN, gone).await.map_err(|_| {
             RuntimeError::Unavailable(format!(
