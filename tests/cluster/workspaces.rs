@@ -1,15 +1,17 @@
-//! A build's own claim on the Kubernetes runtime: its steps run on the
-//! node of the build's workspace pod (either node would take them) and see
-//! each other's outputs; uploads on the shared claim reach them too; the
-//! claim goes when the runtime removes the build's storage.
+//! A build's own claim on the Kubernetes runtime: its steps, one after
+//! another and at once, run on the node of the pod holding the claim
+//! (either node would take them) and see each other's outputs; uploads on
+//! the shared claim reach them too; the claim goes when the runtime
+//! removes the build's storage.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use atc::runtime::k8s::K8sRuntime;
 use atc::runtime::{InputMount, OutputMount, OutputOffset, Runtime, StepSpec};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Taint};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -58,19 +60,35 @@ pub async fn the_steps_of_a_build_share_its_node_and_claim(cluster: &Cluster) ->
     let output = written.outputs.get("out").context("no output")?.clone();
     ensure!(output.id.starts_with(&format!("ws{build}_")), "output {} is not on the build's claim", output.id);
 
-    let mut reader = of_build(shell().step("cat in/file up/file"));
-    reader.inputs = vec![
-        InputMount { artifact: output.clone(), path: "in".into() },
-        InputMount { artifact: upload, path: "up".into() },
-    ];
-    let (read, stdout, second_node) = run_on_node(&runtime, &pods, reader).await?;
-    ensure!(read.exit_code == 0 && stdout == "carried over\nuploaded\n", "exit {}, stdout {stdout:?}", read.exit_code);
-
     let holder = pods.get(&format!("atc-build-{build}")).await?;
     let holder_node = holder.spec.and_then(|spec| spec.node_name).unwrap_or_default();
+    // The scheduler would now rather place a pod elsewhere: only the affinity keeps the next steps there.
+    let avoided = Avoided::taint(cluster, &holder_node).await?;
+    let later = async {
+        let mut reader = of_build(shell().step("cat in/file up/file"));
+        reader.inputs = vec![
+            InputMount { artifact: output.clone(), path: "in".into() },
+            InputMount { artifact: upload, path: "up".into() },
+        ];
+        let (read, stdout, second_node) = run_on_node(&runtime, &pods, reader).await?;
+        ensure!(
+            read.exit_code == 0 && stdout == "carried over\nuploaded\n",
+            "exit {}, stdout {stdout:?}",
+            read.exit_code
+        );
+        // Two at once.
+        let (third, fourth) = tokio::join!(
+            run_on_node(&runtime, &pods, of_build(shell().step("true"))),
+            run_on_node(&runtime, &pods, of_build(shell().step("true"))),
+        );
+        anyhow::Ok([second_node, third?.2, fourth?.2])
+    }
+    .await;
+    avoided.lift().await?;
+    let nodes = [vec![first_node], later?.to_vec()].concat();
     ensure!(
-        first_node == holder_node && second_node == holder_node,
-        "steps ran on {first_node} and {second_node}, the build's claim is held on {holder_node}"
+        nodes.iter().all(|node| *node == holder_node),
+        "steps ran on {nodes:?}, the claim is held on {holder_node}"
     );
     let claim = claims.get(&format!("atc-build-{build}")).await?;
     let phase = claim.status.and_then(|status| status.phase);
@@ -89,4 +107,32 @@ pub async fn the_steps_of_a_build_share_its_node_and_claim(cluster: &Cluster) ->
     // Its artifacts went with it: releasing them is no error.
     runtime.release(vec![output]).await?;
     Ok(())
+}
+
+/// A node with a PreferNoSchedule taint, which the scheduler avoids when
+/// it may; [`Avoided::lift`] puts its taints back as they were.
+struct Avoided {
+    nodes: Api<Node>,
+    name: String,
+    before: Vec<Taint>,
+}
+
+impl Avoided {
+    async fn taint(cluster: &Cluster, name: &str) -> anyhow::Result<Avoided> {
+        let nodes: Api<Node> = Api::all(cluster.client.clone());
+        let before = nodes.get(name).await?.spec.and_then(|spec| spec.taints).unwrap_or_default();
+        let mut taints = serde_json::to_value(&before)?;
+        if let Some(list) = taints.as_array_mut() {
+            list.push(json!({"key": "atc.test/avoid", "effect": "PreferNoSchedule"}));
+        }
+        let patch = json!({"spec": {"taints": taints}});
+        nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        Ok(Avoided { nodes, name: name.to_string(), before })
+    }
+
+    async fn lift(self) -> anyhow::Result<()> {
+        let patch = json!({"spec": {"taints": self.before}});
+        self.nodes.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        Ok(())
+    }
 }
