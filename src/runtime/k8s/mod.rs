@@ -13,9 +13,10 @@
 //! ([`scripts::FOLLOW`]), which is how an attach after an atc restart
 //! replays what it had not read. Artifacts live on the claim and are
 //! handled by exec'ing into a long-lived helper pod that mounts it
-//! ([`store`]): the build's workspace pod, or `atc-artifact-helper`. One watch of the namespace's atc pods serves every step
-//! ([`watch`]). The scripts are POSIX shell: step images need `/bin/sh`
-//! (see [`scripts`] for why not a helper binary).
+//! ([`store`]): the build's workspace pod, or `atc-artifact-helper`. One
+//! watch of the namespace's atc pods serves every step ([`watch`]). The
+//! scripts are POSIX shell: step images need `/bin/sh` (see [`scripts`]
+//! for why not a helper binary).
 
 mod api;
 mod exec;
@@ -28,7 +29,7 @@ mod store;
 mod watch;
 mod workspace;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -56,7 +57,7 @@ use super::{
 use crate::metric::events::PodStarted;
 use crate::resource::builtin::BUILTIN_TYPES;
 use crate::telemetry::propagation;
-use crate::telemetry::spans::{PodInterval, PodSpan, PodStage, StepPod};
+use crate::telemetry::spans::{PodSpan, StepPod};
 
 /// How a [`K8sRuntime`] is set up (the `--kubernetes-*` flags).
 #[derive(Debug, Clone)]
@@ -227,79 +228,6 @@ impl K8sRuntime {
         }
     }
 
-    /// The store of the build's own claim, its workspace pod running.
-    /// With `span` (a step of the build starts), the claim is made if
-    /// missing and the wait for it to be bound is `k8s.pvc.bind` under the
-    /// step's pod; without, a missing claim means the build's files are gone.
-    async fn build_store(&self, build: i64, span: Option<&PodSpan>) -> Result<ArtifactStore, RuntimeError> {
-        if let Some(store) = self.running_build_store(build).await {
-            return Ok(store);
-        }
-        let name = workspace::name(build);
-        let cx = span.map(PodSpan::context).unwrap_or_default();
-        match span {
-            Some(_) => self.create_workspace_claim(build, &cx).await?,
-            None => {
-                let read = api::retrying("get", "persistentvolumeclaims", &cx, || self.claims.get_opt(&name)).await;
-                if read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?.is_none() {
-                    return Err(RuntimeError::Setup(format!("build {build}'s claim {name} is gone, and its files")));
-                }
-            }
-        }
-        let mut settings = self.settings();
-        settings.claim = &name;
-        settings.cache_claim = None;
-        // Made before the claim is awaited: a WaitForFirstConsumer class binds once it is scheduled.
-        let store = self.created_helper(&name, || pod::helper_pod(&name, workspace::labels(build), &settings)).await?;
-        let events = Api::namespaced(self.pods.clone().into_client(), &self.options.namespace);
-        let timeout = self.options.pod_scheduling_timeout;
-        let bind = workspace::wait_until_bound(&self.claims, &events, &name, timeout, &cx).await;
-        if let Some(span) = span.filter(|_| !bind.was_bound) {
-            let failure = bind.result.as_ref().err().map(error_type);
-            let stage = PodStage::PvcBind { claim: &name };
-            span.record(PodInterval { stage, start: bind.started, end: bind.ended, failure });
-        }
-        bind.result?;
-        self.until_running(&name).await?;
-        Ok(store)
-    }
-
-    /// The store of the build's own claim if its workspace pod runs.
-    async fn running_build_store(&self, build: i64) -> Option<ArtifactStore> {
-        self.watch.ready().await;
-        let name = workspace::name(build);
-        let running = self.watch.get(&name).as_deref().is_some_and(usable);
-        running.then(|| ArtifactStore { helper: name, ..self.store.clone() })
-    }
-
-    /// Makes the build's claim; one still going (its build ended and was
-    /// reaped, and the build id came round again) is awaited first.
-    async fn create_workspace_claim(&self, build: i64, cx: &Context) -> Result<(), RuntimeError> {
-        let name = workspace::name(build);
-        let claim = workspace::claim(build, &self.options.workspace_size, self.options.storage_class.as_deref())
-            .map_err(invalid_pod)?;
-        let deadline = tokio::time::Instant::now() + GONE_WITHIN;
-        loop {
-            let params = PostParams::default();
-            let created =
-                api::retrying("create", "persistentvolumeclaims", cx, || self.claims.create(&params, &claim)).await;
-            match created {
-                Ok(_) => return Ok(()),
-                Err(err) if api::status_code(&err) == Some(409) => {}
-                Err(err) => return Err(api::failed(&format!("creating claim {name}"), err)),
-            }
-            let read = api::retrying("get", "persistentvolumeclaims", cx, || self.claims.get_opt(&name)).await;
-            let existing = read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?;
-            if existing.is_some_and(|claim| claim.metadata.deletion_timestamp.is_none()) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RuntimeError::Unavailable(format!("claim {name} is being deleted and still there")));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// The store a step's files and outputs are on.
     async fn step_store(&self, metadata: &StepMetadata) -> Result<ArtifactStore, RuntimeError> {
         match self.options.workspace_build(metadata) {
@@ -418,7 +346,7 @@ impl K8sRuntime {
                 )));
             }
         }
-        let workspace_claim = build.map(workspace::name);
+        let workspace_claim = build.map(workspace::claim_name);
         let mut settings = self.settings();
         if let (Some(build), Some(claim)) = (build, &workspace_claim) {
             settings.claim = claim;
@@ -739,39 +667,6 @@ impl K8sRuntime {
             None => self.store().await?,
         };
         store.remove("removing the step's files", vec![step_dir(name)]).await
-    }
-
-    /// The builds that have a claim of their own (or its pod).
-    async fn workspace_builds(&self) -> Result<Vec<i64>, RuntimeError> {
-        let params = ListParams::default().labels(&workspace::selector());
-        let listed = api::retrying("list", "persistentvolumeclaims", &Context::new(), || self.claims.list(&params))
-            .await
-            .map_err(|err| api::failed("listing build claims", err))?;
-        self.watch.ready().await;
-        let claims = listed.items.into_iter().map(|claim| claim.metadata.labels);
-        let pods = self.watch.all().into_iter().map(|pod| pod.metadata.labels.clone());
-        let builds: BTreeSet<i64> =
-            claims.chain(pods).filter_map(|labels| workspace::build_of(labels.as_ref())).collect();
-        Ok(builds.into_iter().collect())
-    }
-
-    /// Deletes the build's workspace pod and claim (the claim goes once
-    /// the pods that mount it have).
-    async fn remove_workspace(&self, build: i64) -> Result<(), RuntimeError> {
-        let name = workspace::name(build);
-        self.delete(&name, Duration::ZERO).await;
-        let params = DeleteParams::default();
-        match api::retrying("delete", "persistentvolumeclaims", &Context::new(), || self.claims.delete(&name, &params))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if api::status_code(&err) == Some(404) => Ok(()),
-            Err(err) => Err(api::failed(&format!("deleting claim {name}"), err)),
-        }
-    }
-
-    fn workspace_pods(&self) -> usize {
-        self.watch.all().iter().filter(|pod| workspace::build_of(pod.metadata.labels.as_ref()).is_some()).count()
     }
 
     fn step_pods(&self) -> Vec<Arc<Pod>> {

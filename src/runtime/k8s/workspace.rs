@@ -10,18 +10,20 @@
 //! Check steps, steps outside a build and uploads stay on the shared claim:
 //! a claim and a pod for every check would cost more than the check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use opentelemetry::Context;
 use serde_json::{Value, json};
 
-use super::api;
 use super::pod::MANAGED_BY;
+use super::store::ArtifactStore;
+use super::{GONE_WITHIN, K8sRuntime, api, error_type, invalid_pod, usable};
 use crate::runtime::RuntimeError;
+use crate::telemetry::spans::{PodInterval, PodSpan, PodStage};
 
 const ROLE_LABEL: &str = "concourse.ci/role";
 const ROLE: &str = "build-workspace";
@@ -30,7 +32,7 @@ const BUILD_LABEL: &str = "concourse.ci/build-id";
 const BIND_POLL: Duration = Duration::from_millis(200);
 
 /// The name of the build's claim and of the pod that holds it.
-pub fn name(build: i64) -> String {
+pub fn claim_name(build: i64) -> String {
     format!("atc-build-{build}")
 }
 
@@ -46,17 +48,17 @@ pub fn build_of_artifact(id: &str) -> Option<i64> {
 }
 
 /// The labels of the build's claim and pod.
-pub fn labels(build: i64) -> BTreeMap<&'static str, String> {
+fn labels(build: i64) -> BTreeMap<&'static str, String> {
     BTreeMap::from([(ROLE_LABEL, ROLE.to_string()), (BUILD_LABEL, build.to_string())])
 }
 
 /// The label selector of every workspace claim and pod.
-pub fn selector() -> String {
+fn selector() -> String {
     format!("{}={},{ROLE_LABEL}={ROLE}", MANAGED_BY.0, MANAGED_BY.1)
 }
 
 /// The build a workspace claim or pod (by its labels) belongs to.
-pub fn build_of(labels: Option<&BTreeMap<String, String>>) -> Option<i64> {
+fn build_of(labels: Option<&BTreeMap<String, String>>) -> Option<i64> {
     let labels = labels?;
     (labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE)).then_some(())?;
     labels.get(BUILD_LABEL)?.parse().ok()
@@ -71,7 +73,7 @@ pub fn affinity(build: i64) -> Value {
 }
 
 /// The build's claim: ReadWriteOnce is enough, its pods share a node.
-pub fn claim(build: i64, size: &str, storage_class: Option<&str>) -> Result<PersistentVolumeClaim, serde_json::Error> {
+fn claim(build: i64, size: &str, storage_class: Option<&str>) -> Result<PersistentVolumeClaim, serde_json::Error> {
     let mut spec = json!({
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": size}},
@@ -81,17 +83,17 @@ pub fn claim(build: i64, size: &str, storage_class: Option<&str>) -> Result<Pers
     }
     let mut all_labels = BTreeMap::from([(MANAGED_BY.0, MANAGED_BY.1.to_string())]);
     all_labels.extend(labels(build));
-    serde_json::from_value(json!({"metadata": {"name": name(build), "labels": all_labels}, "spec": spec}))
+    serde_json::from_value(json!({"metadata": {"name": claim_name(build), "labels": all_labels}, "spec": spec}))
 }
 
 /// How the wait for a claim to be bound ended.
-pub struct Bind {
+struct Bind {
     /// When the wait started and ended.
-    pub started: SystemTime,
-    pub ended: SystemTime,
+    started: SystemTime,
+    ended: SystemTime,
     /// Whether the claim was bound when first read (no wait to record).
-    pub was_bound: bool,
-    pub result: Result<(), RuntimeError>,
+    was_bound: bool,
+    result: Result<(), RuntimeError>,
 }
 
 /// Waits (up to `timeout`) until the claim `name` is Bound. A claim that
@@ -99,7 +101,7 @@ pub struct Bind {
 /// fails with the last warning Kubernetes gave about it
 /// (`ProvisioningFailed`, ...), if any. `WaitForFirstConsumer` classes
 /// bind once the workspace pod is scheduled, so that pod is made first.
-pub async fn wait_until_bound(
+async fn wait_until_bound(
     claims: &Api<PersistentVolumeClaim>,
     events: &Api<Event>,
     name: &str,
@@ -145,6 +147,114 @@ async fn last_warning(events: &Api<Event>, name: &str, cx: &Context) -> Option<S
     let listed = api::retrying("list", "events", cx, || events.list(&params)).await.ok()?;
     let latest = listed.items.into_iter().max_by_key(|e| e.last_timestamp.clone().map(|t| t.0))?;
     Some(format!("{}: {}", latest.reason.unwrap_or_default(), latest.message.unwrap_or_default()))
+}
+
+/// A build's workspace as the runtime makes, finds and removes it.
+impl K8sRuntime {
+    /// The store of the build's own claim, its workspace pod running.
+    /// With `span` (a step of the build starts), the claim is made if
+    /// missing and the wait for it to be bound is `k8s.pvc.bind` under the
+    /// step's pod; without, a missing claim means the build's files are gone.
+    pub(super) async fn build_store(&self, build: i64, span: Option<&PodSpan>) -> Result<ArtifactStore, RuntimeError> {
+        if let Some(store) = self.running_build_store(build).await {
+            return Ok(store);
+        }
+        let name = claim_name(build);
+        let cx = span.map(PodSpan::context).unwrap_or_default();
+        match span {
+            Some(_) => self.create_workspace_claim(build, &cx).await?,
+            None => {
+                let read = api::retrying("get", "persistentvolumeclaims", &cx, || self.claims.get_opt(&name)).await;
+                if read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?.is_none() {
+                    return Err(RuntimeError::Setup(format!("build {build}'s claim {name} is gone, and its files")));
+                }
+            }
+        }
+        let mut settings = self.settings();
+        settings.claim = &name;
+        settings.cache_claim = None;
+        // Made before the claim is awaited: a WaitForFirstConsumer class binds once it is scheduled.
+        let store = self.created_helper(&name, || super::pod::helper_pod(&name, labels(build), &settings)).await?;
+        let events = Api::namespaced(self.pods.clone().into_client(), &self.options.namespace);
+        let timeout = self.options.pod_scheduling_timeout;
+        let bind = wait_until_bound(&self.claims, &events, &name, timeout, &cx).await;
+        if let Some(span) = span.filter(|_| !bind.was_bound) {
+            let failure = bind.result.as_ref().err().map(error_type);
+            let stage = PodStage::PvcBind { claim: &name };
+            span.record(PodInterval { stage, start: bind.started, end: bind.ended, failure });
+        }
+        bind.result?;
+        self.until_running(&name).await?;
+        Ok(store)
+    }
+
+    /// The store of the build's own claim if its workspace pod runs.
+    pub(super) async fn running_build_store(&self, build: i64) -> Option<ArtifactStore> {
+        self.watch.ready().await;
+        let name = claim_name(build);
+        let running = self.watch.get(&name).as_deref().is_some_and(usable);
+        running.then(|| ArtifactStore { helper: name, ..self.store.clone() })
+    }
+
+    /// Makes the build's claim; one still going (its build ended and was
+    /// reaped, and the build id came round again) is awaited first.
+    async fn create_workspace_claim(&self, build: i64, cx: &Context) -> Result<(), RuntimeError> {
+        let name = claim_name(build);
+        let claim =
+            claim(build, &self.options.workspace_size, self.options.storage_class.as_deref()).map_err(invalid_pod)?;
+        let deadline = tokio::time::Instant::now() + GONE_WITHIN;
+        loop {
+            let params = PostParams::default();
+            let created =
+                api::retrying("create", "persistentvolumeclaims", cx, || self.claims.create(&params, &claim)).await;
+            match created {
+                Ok(_) => return Ok(()),
+                Err(err) if api::status_code(&err) == Some(409) => {}
+                Err(err) => return Err(api::failed(&format!("creating claim {name}"), err)),
+            }
+            let read = api::retrying("get", "persistentvolumeclaims", cx, || self.claims.get_opt(&name)).await;
+            let existing = read.map_err(|err| api::failed(&format!("reading claim {name}"), err))?;
+            if existing.is_some_and(|claim| claim.metadata.deletion_timestamp.is_none()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::Unavailable(format!("claim {name} is being deleted and still there")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The builds that have a claim of their own (or its pod).
+    pub(super) async fn workspace_builds(&self) -> Result<Vec<i64>, RuntimeError> {
+        let params = ListParams::default().labels(&selector());
+        let listed = api::retrying("list", "persistentvolumeclaims", &Context::new(), || self.claims.list(&params))
+            .await
+            .map_err(|err| api::failed("listing build claims", err))?;
+        self.watch.ready().await;
+        let claims = listed.items.into_iter().map(|claim| claim.metadata.labels);
+        let pods = self.watch.all().into_iter().map(|pod| pod.metadata.labels.clone());
+        let builds: BTreeSet<i64> = claims.chain(pods).filter_map(|labels| build_of(labels.as_ref())).collect();
+        Ok(builds.into_iter().collect())
+    }
+
+    /// Deletes the build's workspace pod and claim (the claim goes once
+    /// the pods that mount it have).
+    pub(super) async fn remove_workspace(&self, build: i64) -> Result<(), RuntimeError> {
+        let name = claim_name(build);
+        self.delete(&name, Duration::ZERO).await;
+        let params = DeleteParams::default();
+        match api::retrying("delete", "persistentvolumeclaims", &Context::new(), || self.claims.delete(&name, &params))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if api::status_code(&err) == Some(404) => Ok(()),
+            Err(err) => Err(api::failed(&format!("deleting claim {name}"), err)),
+        }
+    }
+
+    pub(super) fn workspace_pods(&self) -> usize {
+        self.watch.all().iter().filter(|pod| build_of(pod.metadata.labels.as_ref()).is_some()).count()
+    }
 }
 
 #[cfg(test)]
