@@ -241,6 +241,8 @@ start apiserver "$KUBE" apiserver \
   --profiling=false
 wait_for apiserver "kube-apiserver is ready" admin_curl /readyz
 
+# --node-monitor-period 1s: a node that turns NotReady is tainted within a
+# second (5 s by default), so the node-loss checks take seconds.
 start controller-manager "$KUBE" controller-manager \
   --kubeconfig "$dir/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -253,6 +255,7 @@ start controller-manager "$KUBE" controller-manager \
   --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --controllers '*' \
+  --node-monitor-period 1s \
   --profiling=false
 start scheduler "$KUBE" scheduler \
   --kubeconfig "$dir/scheduler.kubeconfig" \

@@ -37,15 +37,15 @@ pub struct KubernetesFlags {
     #[arg(long, env = "CONCOURSE_KUBERNETES_SERVICE_ACCOUNT", value_name = "NAME")]
     pub kubernetes_service_account: Option<String>,
 
-    /// The storage class of the artifact claim atc creates [default: the cluster's default].
+    /// The storage class of the claims atc creates (one per build, and the shared atc-artifacts) [default: the cluster's default].
     #[arg(long, env = "CONCOURSE_KUBERNETES_STORAGE_CLASS", value_name = "NAME")]
     pub kubernetes_storage_class: Option<String>,
 
-    /// The size of the artifact claim atc creates, as a Kubernetes quantity.
+    /// The size of each claim atc creates (one per build, and the shared atc-artifacts), as a Kubernetes quantity.
     #[arg(long, env = "CONCOURSE_KUBERNETES_WORKSPACE_SIZE", default_value = "10Gi", value_name = "QUANTITY")]
     pub kubernetes_workspace_size: String,
 
-    /// A ReadWriteMany claim of the namespace for artifacts, step roots and task caches, instead of the one atc creates (atc-artifacts).
+    /// A ReadWriteMany claim of the namespace for every build's artifacts and step roots, instead of a claim per build (and for uploads, checks and task caches, instead of atc-artifacts).
     #[arg(long, env = "CONCOURSE_KUBERNETES_ARTIFACT_STORE_CLAIM", value_name = "NAME")]
     pub kubernetes_artifact_store_claim: Option<String>,
 

@@ -98,6 +98,20 @@ impl Collector {
         }
         Ok(())
     }
+
+    /// A build's own storage (a claim per build on Kubernetes) once the
+    /// build ended (or is gone) and none of its artifacts is kept for `fly
+    /// execute` any more; never a running build's.
+    async fn collect_storage_of_ended_builds(&self) -> Result<(), TickError> {
+        for build_id in self.runtime.build_storage().await? {
+            let ended = self.db.find_build(build_id).await?.is_none_or(|build| build.completed);
+            if ended && self.db.build_artifacts(build_id).await?.is_empty() {
+                tracing::debug!(build_id, "removing the storage of a build that ended");
+                self.runtime.remove_build_storage(build_id).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Component for Collector {
@@ -123,6 +137,7 @@ impl Component for Collector {
             self.collect_expired_login_requests().await?;
             self.collect_cleared_task_caches().await?;
             self.collect_steps_of_ended_builds().await?;
+            self.collect_storage_of_ended_builds().await?;
             self.collect_expired_artifacts().await
         })
     }

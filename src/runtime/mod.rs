@@ -474,4 +474,16 @@ pub trait Runtime: Send + Sync {
 
     /// Where steps can run now.
     fn workers(&self) -> BoxFuture<'_, Vec<WorkerInfo>>;
+
+    /// The builds that have storage of their own on this runtime (a claim
+    /// per build on Kubernetes; none locally).
+    fn build_storage(&self) -> BoxFuture<'_, Result<Vec<i64>, RuntimeError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Removes a build's own storage, with every artifact still on it: the
+    /// collector asks once the build ended and nothing of it is kept.
+    fn remove_build_storage(&self, _build_id: i64) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

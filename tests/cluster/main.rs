@@ -6,7 +6,7 @@
 //! runtime suite (`runtime`), faults and recovery (`runtime_faults`), its
 //! spans (`runtime_spans`), task sidecars (`runtime_sidecars`), task
 //! images from artifacts (`runtime_image_artifacts`), security contexts
-//! (`runtime_security`), the collector (`reaper`) and `kill -9` of `atc
+//! (`runtime_security`), a build's own claim and node (`workspaces`), the collector (`reaper`) and `kill -9` of `atc
 //! web` mid-build (`restart`). And the Helm chart, rendered, dry-run and
 //! installed for real with atc running as a pod (`helm`).
 //!
@@ -34,6 +34,7 @@ mod runtime_sidecars;
 mod runtime_spans;
 mod storage;
 mod support;
+mod workspaces;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +52,7 @@ macro_rules! checks {
     };
 }
 
-/// In order: the node fault comes last, as it takes a node away for a while.
+/// In order: the node faults come last, as they take a node away for a while.
 const CHECKS: &[(&str, Check)] = checks![
     pods::a_failing_pod_reports_its_exit_code_log_and_events,
     pods::exec_keeps_stdin_stdout_and_stderr_apart,
@@ -82,16 +83,19 @@ const CHECKS: &[(&str, Check)] = checks![
     runtime_spans::an_unpullable_image_marks_its_pull_as_failed,
     runtime_spans::an_eviction_ends_the_pod_span_as_lost,
     runtime_spans::an_unschedulable_pod_has_no_schedule_span,
+    runtime_spans::an_unbound_claim_marks_its_bind_as_failed,
     runtime_sidecars::a_task_reaches_its_sidecar_on_localhost,
     runtime_sidecars::a_sidecar_whose_image_cannot_be_pulled_errors_the_step,
     pipelines::a_task_configs_sidecar_serves_the_task,
     runtime_image_artifacts::a_task_runs_in_a_root_filesystem_an_earlier_step_made,
     runtime_image_artifacts::an_artifact_without_a_root_filesystem_is_refused,
     runtime_security::a_task_as_a_non_root_uid_runs_restricted_as_that_uid,
+    workspaces::the_steps_of_a_build_share_its_node_and_claim,
     restart::a_build_carries_on_after_atc_is_killed_mid_pod,
     reaper::the_collector_deletes_pods_of_ended_builds_only,
     helm::the_chart_renders_for_every_concern_and_the_api_server_accepts_it,
     helm::installed_it_runs_builds_as_pods_upgrades_and_uninstalls_cleanly,
+    runtime_faults::a_step_whose_node_is_lost_errors_as_lost,
     faults::a_node_that_stops_reporting_becomes_not_ready,
 ];
 

@@ -1,23 +1,26 @@
 //! The Kubernetes runtime when things go wrong: each fault the node agent
 //! injects (through an image rule of `tests/k8s/node/images.yaml`) errors
-//! the step with Kubernetes' reason; a pod no node takes times out; and a
+//! the step with Kubernetes' reason; a step whose node is lost errors as
+//! lost; a pod no node takes times out; and a
 //! step outlives the runtime that started it (atc killed), its output read
 //! once across the restart.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
 use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
-use serde_json::json;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NODE_B};
 use crate::runtime::support::{RecordingSink, Shell, eventually, import, observer, read, run, sh_process, tgz};
 use crate::runtime::{client_with_role, documented_role, image, shared};
+use crate::support::wait_for;
 
 async fn run_in(runtime: &dyn Runtime, repository: &str, script: &str) -> Result<i32, RuntimeError> {
     let step = Shell { image: Some(image(repository)) }.step(script);
@@ -220,4 +223,74 @@ pub async fn a_step_whose_stdin_was_lost_with_atc_is_reported_lost(cluster: &Clu
     ensure!(matches!(&attached, Err(RuntimeError::Lost(m)) if m.contains("never started")), "{attached:?}");
     shared.runtime.stop(&handle, Duration::from_secs(1)).await?;
     Ok(())
+}
+
+/// The node of a running step goes NotReady: the taint manager deletes the
+/// pod (it tolerates the not-ready and unreachable taints for a second
+/// only), and the step errors as lost, naming the node, instead of waiting;
+/// stopping it then does not wait for the node.
+pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let mut options = shared.options.clone();
+    options.node_selector.insert("kubernetes.io/hostname".into(), NODE_B.into());
+    let for_a_second =
+        |key: &str| json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1});
+    options.tolerations = vec![
+        json!({"key": "atc.test/dedicated", "operator": "Exists", "effect": "NoSchedule"}),
+        for_a_second("node.kubernetes.io/not-ready"),
+        for_a_second("node.kubernetes.io/unreachable"),
+    ];
+    let runtime = K8sRuntime::new(shared.client.clone(), options).await?;
+    let handle = runtime.start(Shell { image: Some(image("busybox")) }.step("sleep 120"), observer()).await?;
+    let ended = async {
+        let sink = RecordingSink::new();
+        let attached =
+            tokio::time::timeout(Duration::from_secs(90), runtime.attach(&handle, sink, OutputOffset::default())).await;
+        // As the engine does, at once: the pod, taken off its node, is removed without the node's word.
+        let stopped =
+            tokio::time::timeout(Duration::from_secs(10), runtime.stop(&handle, Duration::from_secs(1))).await;
+        (attached, stopped)
+    };
+    let ((attached, stopped), taken_away) = tokio::join!(ended, set_node_fault(cluster, json!("not-ready")));
+    // The node comes back whatever happened, for whatever runs after.
+    set_node_fault(cluster, Value::Null).await?;
+    taken_away?;
+    wait_until_schedulable(cluster).await?;
+    let result = attached.context("the step was still waiting 90 s after its node went")?;
+    let lost =
+        matches!(&result, Err(RuntimeError::Lost(m)) if m.contains(NODE_B) && m.contains("DeletionByTaintManager"));
+    ensure!(lost, "{result:?}");
+    stopped.context("stopping the lost step took more than 10 s")??;
+    Ok(())
+}
+
+async fn set_node_fault(cluster: &Cluster, fault: Value) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let patch = json!({"metadata": {"annotations": {"atc.test/fault": fault}}});
+    nodes.patch(NODE_B, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Waits until the second node is Ready and the node lifecycle controller
+/// has lifted its not-ready taints.
+async fn wait_until_schedulable(cluster: &Cluster) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    wait_for(&format!("{NODE_B} to be ready and untainted"), Duration::from_secs(60), || async {
+        let node = nodes.get(NODE_B).await?;
+        let ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let taints: Vec<String> =
+            node.spec.and_then(|s| s.taints).unwrap_or_default().into_iter().map(|t| t.key).collect();
+        let lifted = !taints.iter().any(|key| key.starts_with("node.kubernetes.io/"));
+        Ok(if ready && lifted {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(format!("ready {ready}, taints {taints:?}"))
+        })
+    })
+    .await
 }

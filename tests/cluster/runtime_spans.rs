@@ -1,13 +1,13 @@
 //! The trace of a step on the Kubernetes runtime: `k8s.pod` under the step
-//! span with its stages (scheduling, image pulls, the fetch-inputs init
-//! container, the run) placed at the times Kubernetes recorded, phase
-//! events, and a CLIENT span per API request; a fault marks the span that
-//! failed.
+//! span with its stages (the wait for a build's claim, scheduling, image
+//! pulls, the fetch-inputs init container, the run) placed at the times
+//! Kubernetes recorded, phase events, and a CLIENT span per API request; a
+//! fault marks the span that failed.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context as _, ensure};
-use atc::runtime::{RuntimeError, TraceContext};
+use atc::runtime::{Runtime, RuntimeError, TraceContext};
 use opentelemetry::trace::{SpanKind, Status, TraceId};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -47,19 +47,22 @@ async fn traced_step(
     repository: &str,
     script: &str,
 ) -> anyhow::Result<(TraceId, Result<i32, RuntimeError>)> {
-    traced_step_on(&shared(cluster).await?.runtime, repository, script).await
+    traced_step_on(&shared(cluster).await?.runtime, repository, script, None).await
 }
 
+/// Runs `script` in `repository` as a step of `build`, if any.
 async fn traced_step_on(
     runtime: &dyn atc::runtime::Runtime,
     repository: &str,
     script: &str,
+    build: Option<i64>,
 ) -> anyhow::Result<(TraceId, Result<i32, RuntimeError>)> {
     ended_in(TraceId::INVALID);
     let trace: [u8; 16] = rand::random();
     let trace_hex: String = trace.iter().map(|b| format!("{b:02x}")).collect();
     let mut step = Shell { image: Some(image(repository)) }.step(script);
     step.trace = Some(TraceContext { traceparent: format!("00-{trace_hex}-00f067aa0ba902b7-01"), tracestate: None });
+    step.metadata.build_id = build;
     let result = run(runtime, step, RecordingSink::new(), CancellationToken::new()).await;
     Ok((TraceId::from_bytes(trace), result.map(|outcome| outcome.exit_code)))
 }
@@ -69,22 +72,64 @@ pub fn named<'a>(spans: &'a [SpanData], name: &str) -> anyhow::Result<&'a SpanDa
     spans.iter().find(|span| span.name == name).with_context(|| format!("no span {name} among {names:?}"))
 }
 
+/// The whole tree, for a step outside a build (on the shared claim) and
+/// for the first step of a build (which waits for the build's claim).
 pub async fn a_step_pod_traces_where_its_time_went(cluster: &Cluster) -> anyhow::Result<()> {
-    let (trace, result) = traced_step(cluster, "busybox", "echo hi").await?;
-    ensure!(result? == 0);
-    let spans = ended_in(trace);
-    let pod = spans.iter().find(|span| span.name.starts_with("k8s.pod test-")).context("no k8s.pod span")?;
-    let events: Vec<&str> = pod.events.iter().map(|event| event.name.as_ref()).collect();
-    ensure!(events == ["pod.phase.pending", "pod.phase.running"], "events {events:?}");
-    ensure!(pod.attributes.iter().any(|a| a.key.as_str() == "k8s.node.name"), "{:?}", pod.attributes);
-    for stage in ["k8s.pod.schedule", "k8s.image.pull main", "k8s.init_container fetch-inputs", "k8s.pod.run"] {
-        let span = named(&spans, stage)?;
-        ensure!(span.parent_span_id == pod.span_context.span_id(), "{stage} is not under k8s.pod");
-        ensure!(span.end_time >= span.start_time, "{stage} ends before it starts");
+    let runtime = &shared(cluster).await?.runtime;
+    for build in [None, Some(crate::workspaces::unused_build_id())] {
+        let (trace, result) = traced_step_on(runtime, "busybox", "echo hi", build).await?;
+        ensure!(result? == 0);
+        let spans = ended_in(trace);
+        let pod = spans.iter().find(|span| span.name.starts_with("k8s.pod test-")).context("no k8s.pod span")?;
+        let events: Vec<&str> = pod.events.iter().map(|event| event.name.as_ref()).collect();
+        ensure!(events == ["pod.phase.pending", "pod.phase.running"], "events {events:?}");
+        ensure!(pod.attributes.iter().any(|a| a.key.as_str() == "k8s.node.name"), "{:?}", pod.attributes);
+        let mut stages =
+            vec!["k8s.pod.schedule", "k8s.image.pull main", "k8s.init_container fetch-inputs", "k8s.pod.run"];
+        if build.is_some() {
+            stages.push("k8s.pvc.bind");
+        } else {
+            ensure!(spans.iter().all(|span| span.name != "k8s.pvc.bind"), "a step on the shared claim waited for one");
+        }
+        for stage in stages {
+            let span = named(&spans, stage)?;
+            ensure!(span.parent_span_id == pod.span_context.span_id(), "{stage} is not under k8s.pod");
+            ensure!(span.end_time >= span.start_time, "{stage} ends before it starts");
+        }
+        if let Some(build) = build {
+            let bind = named(&spans, "k8s.pvc.bind")?;
+            let claim = bind.attributes.iter().find(|a| a.key.as_str() == "k8s.persistentvolumeclaim.name");
+            ensure!(claim.is_some_and(|a| a.value.as_str() == format!("atc-build-{build}")), "{:?}", bind.attributes);
+            ensure!(bind.status == Status::Unset, "{:?}", bind.status);
+            runtime.remove_build_storage(build).await?;
+        }
+        let create = named(&spans, "create pods")?;
+        ensure!(create.span_kind == SpanKind::Client && create.parent_span_id == pod.span_context.span_id());
+        named(&spans, "exec pods/exec")?;
     }
-    let create = named(&spans, "create pods")?;
-    ensure!(create.span_kind == SpanKind::Client && create.parent_span_id == pod.span_context.span_id());
-    named(&spans, "exec pods/exec")?;
+    Ok(())
+}
+
+/// A build's claim no volume is provisioned for: the step errors at the
+/// scheduling timeout with what Kubernetes said, its bind span failed.
+pub async fn an_unbound_claim_marks_its_bind_as_failed(cluster: &Cluster) -> anyhow::Result<()> {
+    let shared = shared(cluster).await?;
+    let mut options = shared.options.clone();
+    options.storage_class = Some("atc-test-no-such-class".into());
+    options.pod_scheduling_timeout = std::time::Duration::from_secs(3);
+    let unbound = atc::runtime::k8s::K8sRuntime::new(shared.client.clone(), options).await?;
+    let build = crate::workspaces::unused_build_id();
+    let (trace, result) = traced_step_on(&unbound, "busybox", "true", Some(build)).await?;
+    unbound.remove_build_storage(build).await?;
+    let Err(err @ RuntimeError::TimedOut(_)) = &result else { anyhow::bail!("{result:?}") };
+    let message = err.to_string();
+    ensure!(message.contains(&format!("claim atc-build-{build} was not bound")), "{message}");
+    // Why, as the volume controller said it.
+    ensure!(message.contains("ProvisioningFailed") && message.contains("atc-test-no-such-class"), "{message}");
+    let (spans, _) = failed_pod(trace, "timeout")?;
+    let bind = named(&spans, "k8s.pvc.bind")?;
+    ensure!(matches!(bind.status, Status::Error { .. }), "{:?}", bind.status);
+    ensure!(spans.iter().all(|span| span.name != "k8s.pod.schedule"), "a step pod was made");
     Ok(())
 }
 
@@ -135,7 +180,7 @@ pub async fn an_unschedulable_pod_has_no_schedule_span(cluster: &Cluster) -> any
     options.node_selector.insert("atc.test/no-such-label".into(), "anywhere".into());
     options.pod_scheduling_timeout = std::time::Duration::from_secs(2);
     let picky = atc::runtime::k8s::K8sRuntime::new(shared.client.clone(), options).await?;
-    let (trace, result) = traced_step_on(&picky, "busybox", "true").await?;
+    let (trace, result) = traced_step_on(&picky, "busybox", "true", None).await?;
     ensure!(matches!(result, Err(RuntimeError::TimedOut(_))), "{result:?}");
     let (spans, _) = failed_pod(trace, "timeout")?;
     ensure!(spans.iter().all(|span| span.name != "k8s.pod.schedule"), "an unscheduled pod has a schedule span");

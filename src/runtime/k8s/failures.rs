@@ -8,10 +8,13 @@ use crate::runtime::RuntimeError;
 
 const PULL_FAILURES: [&str; 4] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
 
-/// The failure a pod shows, if any: evicted, an image that cannot be
-/// pulled, the main container out of memory, the inputs not staged, or a
-/// pod that failed otherwise.
+/// The failure a pod shows, if any: taken off its node, evicted, an image
+/// that cannot be pulled, the main container out of memory, the inputs not
+/// staged, or a pod that failed otherwise.
 pub fn failure(pod: &Pod) -> Option<RuntimeError> {
+    if let Some(lost) = taken_off_node(pod) {
+        return Some(lost);
+    }
     let status = pod.status.as_ref()?;
     if status.reason.as_deref() == Some("Evicted") {
         return Some(RuntimeError::Lost(format!(
@@ -59,6 +62,35 @@ pub fn failure(pod: &Pod) -> Option<RuntimeError> {
         )));
     }
     None
+}
+
+/// The pod was taken off its node by Kubernetes, not by atc: its node went
+/// NotReady or unreachable (the taint manager deletes it), is gone (the pod
+/// garbage collector), was drained, or the kubelet stopped it. Kubernetes
+/// says so with the DisruptionTarget condition (older clusters with the
+/// pod's reason NodeLost) before the pod goes.
+pub fn taken_off_node(pod: &Pod) -> Option<RuntimeError> {
+    let status = pod.status.as_ref()?;
+    let node = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref()).unwrap_or("unknown");
+    let disruption = status.conditions.iter().flatten().find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+    let (reason, message) = match disruption {
+        Some(condition) => (condition.reason.as_deref(), condition.message.as_deref()),
+        None if status.reason.as_deref() == Some("NodeLost") => (Some("NodeLost"), status.message.as_deref()),
+        None => return None,
+    };
+    let what = match reason {
+        Some("DeletionByTaintManager") => format!("node {node} became not ready or unreachable"),
+        Some("DeletionByPodGC" | "NodeLost") => format!("node {node} is gone"),
+        Some("EvictionByEvictionAPI") => format!("the pod was evicted from node {node} (drained?)"),
+        Some("PreemptionByScheduler") => format!("the pod was preempted on node {node}"),
+        Some("TerminationByKubelet") => format!("the kubelet of node {node} stopped the pod"),
+        _ => format!("the pod was taken off node {node}"),
+    };
+    Some(RuntimeError::Lost(format!(
+        "{what}; the pod was deleted ({}: {})",
+        reason.unwrap_or("no reason given"),
+        message.unwrap_or("no message")
+    )))
 }
 
 fn terminated(container: &ContainerStatus) -> Option<(i32, String)> {

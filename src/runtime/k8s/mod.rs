@@ -3,7 +3,8 @@
 //!
 //! A step's pod has an init container, `fetch-inputs`, that copies its
 //! inputs from the artifact claim into the step's working root (on the same
-//! claim), and a main container in the step's image running
+//! claim: the build's own, see [`workspace`], or the shared one), and a
+//! main container in the step's image running
 //! [`scripts::WRAPPER`]: the step's process is that script's child, with
 //! stdin, stdout, stderr and the exit code on files on the claim, so it
 //! neither dies with an exec stream nor depends on atc staying up. atc
@@ -12,9 +13,10 @@
 //! ([`scripts::FOLLOW`]), which is how an attach after an atc restart
 //! replays what it had not read. Artifacts live on the claim and are
 //! handled by exec'ing into a long-lived helper pod that mounts it
-//! ([`store`]). One watch of the namespace's atc pods serves every step
-//! ([`watch`]). The scripts are POSIX shell: step images need `/bin/sh`
-//! (see [`scripts`] for why not a helper binary).
+//! ([`store`]): the build's workspace pod, or `atc-artifact-helper`. One
+//! watch of the namespace's atc pods serves every step ([`watch`]). The
+//! scripts are POSIX shell: step images need `/bin/sh` (see [`scripts`]
+//! for why not a helper binary).
 
 mod api;
 mod exec;
@@ -26,9 +28,9 @@ mod security;
 mod stages;
 mod store;
 mod watch;
+mod workspace;
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -51,7 +53,8 @@ use self::store::{ArtifactStore, Exit};
 use self::watch::PodWatch;
 use super::{
     Artifact, ExecIo, ExecOutput, ImageSpec, OutputOffset, OutputSink, OutputStream, ProcessSpec, Runtime,
-    RuntimeError, StepHandle, StepInfo, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits, WorkerInfo,
+    RuntimeError, StepHandle, StepInfo, StepMetadata, StepObserver, StepOutcome, StepSpec, TarGzStream, UploadLimits,
+    WorkerInfo,
 };
 use crate::metric::events::PodStarted;
 use crate::resource::builtin::BUILTIN_TYPES;
@@ -68,12 +71,14 @@ pub struct K8sRuntimeOptions {
     pub pod_scheduling_timeout: Duration,
     pub image_pull_secrets: Vec<String>,
     pub service_account: Option<String>,
-    /// The storage class of the artifact claim the runtime creates.
+    /// The storage class of the claims the runtime creates.
     pub storage_class: Option<String>,
-    /// The size of the artifact claim the runtime creates.
+    /// The size of the claims the runtime creates.
     pub workspace_size: String,
-    /// A ReadWriteMany claim to keep artifacts, step roots and caches on,
-    /// instead of one the runtime creates (`atc-artifacts`).
+    /// A ReadWriteMany claim to keep every build's artifacts and step
+    /// roots on, instead of a claim per build ([`workspace`]); uploads,
+    /// check steps and caches are on it either way (else on
+    /// `atc-artifacts`, which the runtime creates).
     pub artifact_store_claim: Option<String>,
     /// A ReadWriteMany claim for task caches instead of the artifact claim.
     pub cache_claim: Option<String>,
@@ -119,6 +124,15 @@ impl K8sRuntimeOptions {
     fn claim(&self) -> &str {
         self.artifact_store_claim.as_deref().unwrap_or(DEFAULT_CLAIM)
     }
+
+    /// The build whose own claim the step's files go on: any step of a
+    /// build but a check, unless one claim serves every build.
+    fn workspace_build(&self, metadata: &StepMetadata) -> Option<i64> {
+        if self.artifact_store_claim.is_some() || metadata.step_type == "check" {
+            return None;
+        }
+        metadata.build_id
+    }
 }
 
 const DEFAULT_CLAIM: &str = "atc-artifacts";
@@ -132,6 +146,7 @@ const FOLLOW_ATTEMPTS: u32 = 10;
 pub struct K8sRuntime {
     options: K8sRuntimeOptions,
     pods: Api<Pod>,
+    claims: Api<PersistentVolumeClaim>,
     watch: PodWatch,
     store: ArtifactStore,
     /// The `k8s.pod` spans of the pods this process started, until their
@@ -141,10 +156,11 @@ pub struct K8sRuntime {
 }
 
 impl K8sRuntime {
-    /// Makes the artifact claim (unless one is given) and the helper pod
+    /// Makes the shared artifact claim (unless one is given) and its helper pod
     /// if they are not there, and starts watching the namespace's pods.
     pub async fn new(client: Client, options: K8sRuntimeOptions) -> Result<Self, RuntimeError> {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &options.namespace);
+        let claims = Api::namespaced(client.clone(), &options.namespace);
         if options.artifact_store_claim.is_none() {
             create_claim(&client, &options).await?;
         }
@@ -163,40 +179,78 @@ impl K8sRuntime {
         let watch = PodWatch::start(pods.clone(), &options.namespace, &selector);
         let store =
             ArtifactStore { pods: pods.clone(), helper: HELPER_POD.into(), scratch: options.scratch_dir.clone() };
-        let runtime = K8sRuntime { options, pods, watch, store, spans: Mutex::default() };
+        let runtime = K8sRuntime { options, pods, claims, watch, store, spans: Mutex::default() };
         runtime.store().await?;
         Ok(runtime)
     }
 
-    /// The artifact store, once its helper pod runs: one that failed or
-    /// went (evicted, deleted, its node drained) is replaced first.
-    async fn store(&self) -> Result<&ArtifactStore, RuntimeError> {
+    /// The artifact store of the shared claim, once its helper pod runs.
+    async fn store(&self) -> Result<ArtifactStore, RuntimeError> {
+        let labels = BTreeMap::from([("concourse.ci/role", "artifact-helper".to_string())]);
+        self.running_helper(HELPER_POD, || pod::helper_pod(HELPER_POD, labels, &self.settings())).await
+    }
+
+    /// The store of the helper pod `name` (described by `describe`), once
+    /// it runs.
+    async fn running_helper(
+        &self,
+        name: &str,
+        describe: impl FnOnce() -> Result<Pod, serde_json::Error>,
+    ) -> Result<ArtifactStore, RuntimeError> {
+        let store = self.created_helper(name, describe).await?;
+        self.until_running(name).await?;
+        Ok(store)
+    }
+
+    /// The store of the helper pod `name`, made if missing: one that failed
+    /// or went (evicted, deleted, its node drained) is replaced first.
+    async fn created_helper(
+        &self,
+        name: &str,
+        describe: impl FnOnce() -> Result<Pod, serde_json::Error>,
+    ) -> Result<ArtifactStore, RuntimeError> {
         self.watch.ready().await;
-        let helper = self.watch.get(HELPER_POD);
-        let usable = |pod: &Pod| failures::is_running(pod) && !failures::is_deleted(pod);
+        let helper = self.watch.get(name);
+        let store = ArtifactStore { helper: name.to_string(), ..self.store.clone() };
         if helper.as_deref().is_some_and(usable) {
-            return Ok(&self.store);
+            return Ok(store);
         }
         if helper.as_deref().is_some_and(|pod| failures::is_deleted(pod) || failures::failure(pod).is_some()) {
-            tracing::warn!(pod = HELPER_POD, "replacing the artifact helper pod");
-            self.delete(HELPER_POD, Duration::ZERO).await;
-            let gone = self.watch.wait_for(HELPER_POD, |pod| pod.is_none().then_some(()));
+            tracing::warn!(pod = name, "replacing a helper pod");
+            self.delete(name, Duration::ZERO).await;
+            let gone = self.watch.wait_for(name, |pod| pod.is_none().then_some(()));
             tokio::time::timeout(GONE_WITHIN, gone)
                 .await
-                .map_err(|_| RuntimeError::Unavailable(format!("pod {HELPER_POD} was deleted but is still there")))?;
+                .map_err(|_| RuntimeError::Unavailable(format!("pod {name} was deleted but is still there")))?;
         }
-        let helper = pod::helper_pod(HELPER_POD, &self.settings()).map_err(invalid_pod)?;
-        match self.create(HELPER_POD, &helper, &Context::new()).await {
-            Ok(()) | Err(RuntimeError::AlreadyStarted(_)) => {}
-            Err(err) => return Err(err),
+        let helper = describe().map_err(invalid_pod)?;
+        match self.create(name, &helper, &Context::new()).await {
+            Ok(()) | Err(RuntimeError::AlreadyStarted(_)) => Ok(store),
+            Err(err) => Err(err),
         }
-        self.until_running(HELPER_POD).await?;
-        Ok(&self.store)
+    }
+
+    /// The store a step's files and outputs are on.
+    async fn step_store(&self, metadata: &StepMetadata) -> Result<ArtifactStore, RuntimeError> {
+        match self.options.workspace_build(metadata) {
+            Some(build) => self.build_store(build, None).await,
+            None => self.store().await,
+        }
+    }
+
+    /// The store an artifact is on.
+    async fn artifact_store(&self, artifact: &Artifact) -> Result<ArtifactStore, RuntimeError> {
+        match workspace::build_of_artifact(&artifact.id) {
+            Some(build) => self.build_store(build, None).await,
+            None => self.store().await,
+        }
     }
 
     fn settings(&self) -> PodSettings<'_> {
         PodSettings {
             claim: self.options.claim(),
+            shared_claim: None,
+            affinity: None,
             cache_claim: self.options.cache_claim.as_deref(),
             helper_image: &self.options.helper_image,
             service_account: self.options.service_account.as_deref(),
@@ -261,7 +315,9 @@ impl K8sRuntime {
         }
         let running = self.watch.wait_for(name, |pod| match pod {
             None => Some(Err(RuntimeError::Interrupted)),
-            Some(pod) if failures::is_deleted(pod) => Some(Err(RuntimeError::Interrupted)),
+            Some(pod) if failures::is_deleted(pod) => {
+                Some(Err(failures::taken_off_node(pod).unwrap_or(RuntimeError::Interrupted)))
+            }
             Some(pod) => match failures::failure(pod) {
                 Some(failure) => Some(Err(failure)),
                 None => failures::is_running(pod).then_some(Ok(())),
@@ -281,16 +337,48 @@ impl K8sRuntime {
             helper_atc: &self.options.helper_atc_path,
         };
         let metadata = match &spec.image {
-            Some(ImageSpec::Artifact(artifact)) => Some(self.store().await?.image_metadata(artifact).await?),
+            Some(ImageSpec::Artifact(artifact)) => {
+                Some(self.artifact_store(artifact).await?.image_metadata(artifact).await?)
+            }
             _ => None,
         };
         let program = images.program(spec.image.as_ref(), &spec.process, metadata.as_ref())?;
         let described = program.describe.clone();
-        let pod = pod::step_pod(&spec, program, &self.settings()).map_err(invalid_pod)?;
+        let build = self.options.workspace_build(&spec.metadata);
+        let image_artifact = match &spec.image {
+            Some(ImageSpec::Artifact(artifact)) => Some(("the image".to_string(), artifact)),
+            _ => None,
+        };
+        let mounted = spec.inputs.iter().map(|input| (format!("input {}", input.path), &input.artifact));
+        for (what, artifact) in mounted.chain(image_artifact) {
+            let on = workspace::build_of_artifact(&artifact.id);
+            if on.is_some() && on != build {
+                return Err(RuntimeError::Setup(format!(
+                    "{what}: artifact {} is on the claim of another build, which this step cannot mount",
+                    artifact.id
+                )));
+            }
+        }
+        let workspace_claim = build.map(workspace::claim_name);
+        let mut settings = self.settings();
+        if let (Some(build), Some(claim)) = (build, &workspace_claim) {
+            settings.claim = claim;
+            settings.shared_claim = Some(self.options.claim());
+            settings.affinity = Some(workspace::affinity(build));
+        }
+        let pod = pod::step_pod(&spec, program, &settings).map_err(invalid_pod)?;
         let name = handle.as_str();
         let span = StepPod { name, namespace: &self.options.namespace }.start(&step_context(&spec));
+        let workspace_ready = match build {
+            Some(build) => self.build_store(build, Some(&span)).await.map(|_| ()),
+            None => Ok(()),
+        };
         let created_at = Instant::now();
-        if let Err(err) = self.create(name, &pod, &span.context()).await {
+        let created = match workspace_ready {
+            Ok(()) => self.create(name, &pod, &span.context()).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = created {
             span.end(None, None, Some(error_type(&err)));
             return Err(err);
         }
@@ -382,7 +470,7 @@ impl K8sRuntime {
         let name = handle.as_str();
         let pod = self.find(name).await?.ok_or_else(|| RuntimeError::UnknownStep(handle.clone()))?;
         if failures::is_deleted(&pod) {
-            return Err(RuntimeError::Interrupted);
+            return Err(failures::taken_off_node(&pod).unwrap_or(RuntimeError::Interrupted));
         }
         let saved =
             SavedStep::of(&pod).ok_or_else(|| RuntimeError::Setup(format!("pod {name} is not a step of atc")))?;
@@ -420,7 +508,9 @@ impl K8sRuntime {
                 }
             }
         }
-        let (exit, outputs) = self.store().await?.capture(name, &saved.outputs()).await?;
+        let prefix = self.options.workspace_build(&saved.metadata).map(workspace::artifact_prefix).unwrap_or_default();
+        let store = self.step_store(&saved.metadata).await?;
+        let (exit, outputs) = store.capture(name, &prefix, &saved.outputs()).await?;
         self.end_span(name, None).await;
         let exit_code = match exit {
             Exit::Code(code) => code,
@@ -435,13 +525,15 @@ impl K8sRuntime {
         })
     }
 
-    /// Waits until the pod shows why its step cannot finish: stopped
-    /// (deleted) or failed.
+    /// Waits until the pod shows why its step cannot finish: taken off
+    /// its node, stopped (deleted) or failed.
     async fn ended_early(&self, name: &str) -> RuntimeError {
         self.watch
             .wait_for(name, |pod| match pod {
                 None => Some(RuntimeError::Interrupted),
-                Some(pod) if failures::is_deleted(pod) => Some(RuntimeError::Interrupted),
+                Some(pod) if failures::is_deleted(pod) => {
+                    Some(failures::taken_off_node(pod).unwrap_or(RuntimeError::Interrupted))
+                }
                 Some(pod) => failures::failure(pod),
             })
             .await
@@ -540,7 +632,19 @@ impl K8sRuntime {
 
     /// Deletes the pod (`grace` for its processes to stop), not waiting.
     async fn delete(&self, name: &str, grace: Duration) {
-        let params = DeleteParams { grace_period_seconds: Some(grace.as_secs().max(1) as u32), ..Default::default() };
+        // 0 would remove the pod without its node's word: at least a second.
+        self.delete_with(name, grace.as_secs().max(1) as u32).await
+    }
+
+    /// Removes the pod at once, without waiting for its node to say its
+    /// containers stopped: for a pod Kubernetes took off a lost node, whose
+    /// kubelet may never answer again (as the pod garbage collector does).
+    async fn force_delete(&self, name: &str) {
+        self.delete_with(name, 0).await
+    }
+
+    async fn delete_with(&self, name: &str, grace_seconds: u32) {
+        let params = DeleteParams { grace_period_seconds: Some(grace_seconds), ..Default::default() };
         match api::retrying("delete", "pods", &self.span_context(name), || self.pods.delete(name, &params)).await {
             Ok(_) => {}
             Err(err) if api::status_code(&err) == Some(404) => {}
@@ -550,9 +654,16 @@ impl K8sRuntime {
 
     async fn stop_step(&self, handle: &StepHandle, grace: Duration) -> Result<(), RuntimeError> {
         let name = handle.as_str();
+        let pod = self.find(name).await?;
+        let build =
+            pod.as_deref().and_then(SavedStep::of).and_then(|saved| self.options.workspace_build(&saved.metadata));
         // Stopped before its exit was seen: interrupted.
         self.end_span(name, Some(&RuntimeError::Interrupted)).await;
-        self.delete(name, grace).await;
+        if pod.as_deref().and_then(failures::taken_off_node).is_some() {
+            self.force_delete(name).await;
+        } else {
+            self.delete(name, grace).await;
+        }
         let gone = self.watch.wait_for(name, |pod| pod.is_none().then_some(()));
         tokio::time::timeout(grace + GONE_WITHIN, gone).await.map_err(|_| {
             RuntimeError::Unavailable(format!(
@@ -560,7 +671,15 @@ impl K8sRuntime {
                 grace + GONE_WITHIN
             ))
         })?;
-        self.store().await?.remove("removing the step's files", vec![step_dir(name)]).await
+        let store = match build {
+            // A build's claim that went took the step's files with it.
+            Some(build) => match self.running_build_store(build).await {
+                Some(store) => store,
+                None => return Ok(()),
+            },
+            None => self.store().await?,
+        };
+        store.remove("removing the step's files", vec![step_dir(name)]).await
     }
 
     fn step_pods(&self) -> Vec<Arc<Pod>> {
@@ -595,6 +714,11 @@ fn error_type(err: &RuntimeError) -> &'static str {
         RuntimeError::StdoutTooLarge { .. } => "stdout_too_large",
         _ => "setup",
     }
+}
+
+/// A helper pod that can be exec'd into.
+fn usable(pod: &Pod) -> bool {
+    failures::is_running(pod) && !failures::is_deleted(pod)
 }
 
 fn invalid_pod(err: serde_json::Error) -> RuntimeError {
@@ -686,16 +810,42 @@ impl Runtime for K8sRuntime {
 
     fn export_artifact(&self, artifact: &Artifact) -> BoxFuture<'_, Result<TarGzStream, RuntimeError>> {
         let artifact = artifact.clone();
-        async move { self.store().await?.export(&artifact).await }.boxed()
+        async move { self.artifact_store(&artifact).await?.export(&artifact).await }.boxed()
     }
 
     fn read_file(&self, artifact: &Artifact, path: &str) -> BoxFuture<'_, Result<Vec<u8>, RuntimeError>> {
         let (artifact, path) = (artifact.clone(), path.to_string());
-        async move { self.store().await?.read_file(&artifact, &path).await }.boxed()
+        async move { self.artifact_store(&artifact).await?.read_file(&artifact, &path).await }.boxed()
     }
 
     fn release(&self, artifacts: Vec<Artifact>) -> BoxFuture<'_, Result<(), RuntimeError>> {
-        async move { self.store().await?.release(&artifacts).await }.boxed()
+        async move {
+            let mut by_build: BTreeMap<Option<i64>, Vec<Artifact>> = BTreeMap::new();
+            for artifact in artifacts {
+                by_build.entry(workspace::build_of_artifact(&artifact.id)).or_default().push(artifact);
+            }
+            for (build, artifacts) in by_build {
+                let store = match build {
+                    // A build's claim that went took its artifacts with it.
+                    Some(build) => match self.running_build_store(build).await {
+                        Some(store) => store,
+                        None => continue,
+                    },
+                    None => self.store().await?,
+                };
+                store.release(&artifacts).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn build_storage(&self) -> BoxFuture<'_, Result<Vec<i64>, RuntimeError>> {
+        self.workspace_builds().boxed()
+    }
+
+    fn remove_build_storage(&self, build_id: i64) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.remove_workspace(build_id).boxed()
     }
 
     fn remove_caches(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), RuntimeError>> {
@@ -716,8 +866,8 @@ impl Runtime for K8sRuntime {
                 tags: Vec::new(),
                 resource_types,
                 active_containers: self.step_pods().len() as u64,
-                // Every artifact, step root and cache is on the one claim.
-                active_volumes: 1,
+                // The shared claim and each build's own.
+                active_volumes: 1 + self.workspace_pods() as u64,
             }]
         }
         .boxed()

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::scripts::{IMAGE_ARTIFACT, IMAGE_ROOT, IO, ROOT, STORE, WRAPPER, quote};
+use super::scripts::{IMAGE_ARTIFACT, IMAGE_ROOT, IO, ROOT, SHARED, STORE, WRAPPER, quote};
 use super::security;
 use crate::runtime::{Artifact, OutputMount, Sidecar, Stdout, StepMetadata, StepSpec};
 
@@ -23,6 +23,7 @@ pub const MAIN: &str = "main";
 pub const FETCH_INPUTS: &str = "fetch-inputs";
 const STORE_VOLUME: &str = "store";
 const CACHE_VOLUME: &str = "caches";
+const SHARED_VOLUME: &str = "shared";
 /// Where a step whose image is an artifact builds its root.
 const IMAGE_VOLUME: &str = "image-root";
 
@@ -69,7 +70,13 @@ fn cache_name(key: &str) -> String {
 
 /// What varies between the pods of one runtime.
 pub struct PodSettings<'a> {
+    /// The claim of the step's files and outputs (at `/store`).
     pub claim: &'a str,
+    /// When `claim` is a build's own, the shared artifact claim (at
+    /// `/shared`): uploads and task caches are there.
+    pub shared_claim: Option<&'a str>,
+    /// Where the pod must run (next to its build's workspace pod).
+    pub affinity: Option<Value>,
     /// A claim of its own for task caches (`--kubernetes-cache-claim`).
     pub cache_claim: Option<&'a str>,
     pub helper_image: &'a str,
@@ -109,14 +116,14 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     for cache in &spec.caches {
         let (volume, sub_path) = match settings.cache_claim {
             Some(_) => (CACHE_VOLUME, cache_name(&cache.key)),
-            None => (STORE_VOLUME, cache_dir(&cache.key)),
+            None => (shared_volume(settings), cache_dir(&cache.key)),
         };
         mounts.push(json!({"name": volume, "mountPath": format!("{ROOT}/{}", cache.path), "subPath": sub_path}));
     }
     if let Some(artifact) = &program.image_artifact {
         let artifact_dir = format!("artifacts/{}", artifact.id);
         mounts.push(
-            json!({"name": STORE_VOLUME, "mountPath": IMAGE_ARTIFACT, "subPath": artifact_dir, "readOnly": true}),
+            json!({"name": artifact_volume(settings, &artifact.id), "mountPath": IMAGE_ARTIFACT, "subPath": artifact_dir, "readOnly": true}),
         );
         mounts.push(json!({"name": IMAGE_VOLUME, "mountPath": IMAGE_ROOT}));
     }
@@ -162,7 +169,7 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     let fetch_inputs = json!({
         "name": FETCH_INPUTS,
         "image": settings.helper_image,
-        "command": ["sh", "-c", literal(&fetch_inputs_script(spec, program.run_as))],
+        "command": ["sh", "-c", literal(&fetch_inputs_script(spec, program.run_as, settings))],
         "env": trace_env,
         "volumeMounts": store_mounts(settings),
         "securityContext": security::restricted(None),
@@ -180,6 +187,9 @@ pub fn step_pod(spec: &StepSpec, program: Program, settings: &PodSettings) -> Re
     });
     if let Some(account) = settings.service_account {
         pod_spec["serviceAccountName"] = json!(account);
+    }
+    if let Some(affinity) = &settings.affinity {
+        pod_spec["affinity"] = affinity.clone();
     }
     serde_json::from_value(json!({
         "metadata": {
@@ -242,18 +252,19 @@ fn literal(value: &str) -> String {
 
 /// Copies each input into the step's root (writes never reach the
 /// artifact), and makes the directories mounts and outputs need.
-fn fetch_inputs_script(spec: &StepSpec, run_as: Option<i64>) -> String {
+fn fetch_inputs_script(spec: &StepSpec, run_as: Option<i64>, settings: &PodSettings) -> String {
     let root = format!("{STORE}/{}/root", step_dir(spec.handle.as_str()));
     let io = format!("{STORE}/{}/io", step_dir(spec.handle.as_str()));
     let mut script = format!("set -e\nmkdir -p {} {}\n", quote(&root), quote(&io));
     for input in &spec.inputs {
         let into = quote(&format!("{root}/{}", input.path));
-        let from = quote(&format!("{STORE}/artifacts/{}/.", input.artifact.id));
+        let base = if on_shared_claim(settings, &input.artifact.id) { SHARED } else { STORE };
+        let from = quote(&format!("{base}/artifacts/{}/.", input.artifact.id));
         script.push_str(&format!("mkdir -p {into}\ncp -a {from} {into}\n"));
     }
     let mut caches = Vec::new();
     for cache in &spec.caches {
-        let cache_dir = quote(&format!("{STORE}/{}", cache_dir(&cache.key)));
+        let cache_dir = quote(&format!("{}/{}", shared_root(settings), cache_dir(&cache.key)));
         script.push_str(&format!("mkdir -p {cache_dir} {}\n", quote(&format!("{root}/{}", cache.path))));
         caches.push(cache_dir);
     }
@@ -264,20 +275,54 @@ fn fetch_inputs_script(spec: &StepSpec, run_as: Option<i64>) -> String {
     script
 }
 
-/// The whole artifact claim at `/store`, and the cache claim, if any, at
-/// `/store/caches` in its place.
+/// Whether an artifact is on its build's own claim: those are named
+/// `ws{BUILD}_...` (see [`super::workspace`]).
+pub fn is_build_artifact(id: &str) -> bool {
+    super::workspace::build_of_artifact(id).is_some()
+}
+
+/// Whether an artifact a step of a build reads is on the shared claim
+/// (an upload) rather than the build's own.
+fn on_shared_claim(settings: &PodSettings, id: &str) -> bool {
+    settings.shared_claim.is_some() && !is_build_artifact(id)
+}
+
+/// The volume an artifact is on in a step pod.
+fn artifact_volume(settings: &PodSettings, id: &str) -> &'static str {
+    if on_shared_claim(settings, id) { SHARED_VOLUME } else { STORE_VOLUME }
+}
+
+/// Where the shared claim (caches, uploads) is in `fetch-inputs` and the
+/// helper pods: `/store` itself, or `/shared` beside a build's claim.
+fn shared_root(settings: &PodSettings) -> &'static str {
+    if settings.shared_claim.is_some() { SHARED } else { STORE }
+}
+
+fn shared_volume(settings: &PodSettings) -> &'static str {
+    if settings.shared_claim.is_some() { SHARED_VOLUME } else { STORE_VOLUME }
+}
+
+/// The claim at `/store`, the shared claim beside it when that is a
+/// build's, and the cache claim, if any, at `caches` of the shared one.
 fn store_mounts(settings: &PodSettings) -> Vec<Value> {
     let mut mounts = vec![json!({"name": STORE_VOLUME, "mountPath": STORE})];
+    if settings.shared_claim.is_some() {
+        mounts.push(json!({"name": SHARED_VOLUME, "mountPath": SHARED}));
+    }
     if settings.cache_claim.is_some() {
-        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{STORE}/caches")}));
+        mounts.push(json!({"name": CACHE_VOLUME, "mountPath": format!("{}/caches", shared_root(settings))}));
     }
     mounts
 }
 
 fn volumes(settings: &PodSettings) -> Vec<Value> {
-    let mut volumes = vec![json!({"name": STORE_VOLUME, "persistentVolumeClaim": {"claimName": settings.claim}})];
-    if let Some(claim) = settings.cache_claim {
-        volumes.push(json!({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}));
+    let claim = |name: &str, claim: &str| json!({"name": name, "persistentVolumeClaim": {"claimName": claim}});
+    let mut volumes = vec![claim(STORE_VOLUME, settings.claim)];
+    if let Some(shared) = settings.shared_claim {
+        volumes.push(claim(SHARED_VOLUME, shared));
+    }
+    if let Some(cache) = settings.cache_claim {
+        volumes.push(claim(CACHE_VOLUME, cache));
     }
     volumes
 }
@@ -320,9 +365,14 @@ pub fn label_value(name: &str) -> String {
     cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
-/// The long-lived pod that mounts the whole artifact claim: artifacts are
-/// imported, exported, read, captured and released by exec'ing into it.
-pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json::Error> {
+/// A long-lived pod that mounts a whole claim, `labels` (besides
+/// [`MANAGED_BY`]) on it: artifacts
+/// are imported, exported, read, captured and released by exec'ing into it.
+pub fn helper_pod(
+    name: &str,
+    labels: BTreeMap<&str, String>,
+    settings: &PodSettings,
+) -> Result<Pod, serde_json::Error> {
     let mut spec = json!({
         "restartPolicy": "Always",
         "containers": [{
@@ -340,8 +390,10 @@ pub fn helper_pod(name: &str, settings: &PodSettings) -> Result<Pod, serde_json:
     if let Some(account) = settings.service_account {
         spec["serviceAccountName"] = json!(account);
     }
+    let mut all_labels = BTreeMap::from([(MANAGED_BY.0, MANAGED_BY.1.to_string())]);
+    all_labels.extend(labels);
     serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1, "concourse.ci/role": "artifact-helper"}},
+        "metadata": {"name": name, "labels": all_labels},
         "spec": spec,
     }))
 }
@@ -390,6 +442,8 @@ mod tests {
         let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
         let settings = PodSettings {
             claim: "claim",
+            shared_claim: None,
+            affinity: None,
             cache_claim: None,
             helper_image: "helper",
             service_account: None,
@@ -432,6 +486,8 @@ mod tests {
         let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
         let settings = PodSettings {
             claim: "claim",
+            shared_claim: None,
+            affinity: None,
             cache_claim: None,
             helper_image: "helper",
             service_account: None,
@@ -508,6 +564,38 @@ mod tests {
         privileged.privileged = true;
         let pod = rendered(&privileged, Program { image: "busybox".into(), run_as: Some(1000), ..Default::default() });
         assert_eq!(pod["spec"]["containers"][0]["securityContext"], security::privileged());
+    }
+
+    #[test]
+    fn a_step_pod_of_a_build_mounts_its_claim_beside_the_shared_one() {
+        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
+        let affinity = json!({"podAffinity": {}});
+        let settings = PodSettings {
+            claim: "atc-build-1",
+            shared_claim: Some("atc-artifacts"),
+            affinity: Some(affinity.clone()),
+            cache_claim: None,
+            helper_image: "helper",
+            service_account: None,
+            image_pull_secrets: &[],
+            node_selector: &node_selector,
+            tolerations: &tolerations,
+        };
+        let mut spec = spec();
+        spec.inputs.push(InputMount { artifact: Artifact { id: "ws1_b1-get-ab_0".into() }, path: "got".into() });
+        let program = Program { image: "busybox".into(), command: vec!["sh".into()], ..Default::default() };
+        let pod = serde_json::to_value(step_pod(&spec, program, &settings).unwrap()).unwrap();
+        assert_eq!(pod["spec"]["affinity"], affinity);
+        let volumes = &pod["spec"]["volumes"];
+        assert_eq!(volumes[0]["persistentVolumeClaim"]["claimName"], "atc-build-1");
+        assert_eq!(volumes[1], json!({"name": "shared", "persistentVolumeClaim": {"claimName": "atc-artifacts"}}));
+        // Caches stay on the shared claim; the upload comes from it, the build's own artifact from the build's.
+        let mounts = pod["spec"]["containers"][0]["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts[2]["name"], "shared");
+        let script = pod["spec"]["initContainers"][0]["command"][2].as_str().unwrap();
+        assert!(script.contains("cp -a '/shared/artifacts/upload_ab/.'"), "{script}");
+        assert!(script.contains("cp -a '/store/artifacts/ws1_b1-get-ab_0/.'"), "{script}");
+        assert!(script.contains(&format!("mkdir -p '/shared/{}'", cache_dir("k"))), "{script}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const IO: &str = "/tmp/build/.atc-io";
 /// Where the helper pod and the `fetch-inputs` init container mount the
 /// artifact claim.
 pub const STORE: &str = "/store";
+/// Where `fetch-inputs` mounts the shared artifact claim (uploads, task
+/// caches) when a build's own claim is at [`STORE`].
+pub const SHARED: &str = "/shared";
 
 /// The main container's command: waits for the go-ahead (`$IO/go`, given
 /// by [`START`] once stdin is in place) when `$1` is `wait`, then runs

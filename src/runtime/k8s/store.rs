@@ -78,6 +78,7 @@ pub enum Exit {
     NotFound(String),
 }
 
+#[derive(Clone)]
 pub struct ArtifactStore {
     pub pods: Api<Pod>,
     pub helper: String,
@@ -202,16 +203,18 @@ impl ArtifactStore {
     }
 
     /// Captures the outputs of an exited step as artifacts (named after its
-    /// handle, so that every attach answers the same) and reads its exit.
+    /// handle, after `prefix`, so that every attach answers the same) and
+    /// reads its exit.
     pub async fn capture(
         &self,
         handle: &str,
+        prefix: &str,
         outputs: &[OutputMount],
     ) -> Result<(Exit, Vec<(String, Artifact)>), RuntimeError> {
         let mut args = vec![handle.to_string()];
         let mut artifacts = Vec::new();
         for (index, output) in outputs.iter().enumerate() {
-            let artifact = Artifact { id: format!("{handle}_{index}") };
+            let artifact = Artifact { id: format!("{prefix}{handle}_{index}") };
             args.extend([artifact.id.clone(), output.path.clone()]);
             artifacts.push((output.name.clone(), artifact));
         }
