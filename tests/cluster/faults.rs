@@ -89,17 +89,21 @@ pub async fn a_failing_exec_is_an_error(cluster: &Cluster) -> anyhow::Result<()>
 
 pub async fn a_node_that_stops_reporting_becomes_not_ready(cluster: &Cluster) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
-    let annotate = |value: Value| {
-        let patch = json!({"metadata": {"annotations": {FAULT: value}}});
-        let nodes = nodes.clone();
-        async move { nodes.patch(NODE_B, &PatchParams::default(), &Patch::Merge(&patch)).await }
-    };
-    annotate(json!("not-ready")).await?;
+    set_node_b_fault(cluster, json!("not-ready")).await?;
     let not_ready = wait_for_readiness(&nodes, false).await;
     // The node comes back whatever happened, for whatever runs after.
-    annotate(Value::Null).await?;
+    set_node_b_fault(cluster, Value::Null).await?;
     not_ready?;
     wait_for_readiness(&nodes, true).await
+}
+
+/// Sets (or, with null, clears) the node agent's fault on the second node:
+/// `not-ready` stops its heartbeats.
+pub async fn set_node_b_fault(cluster: &Cluster, fault: Value) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let patch = json!({"metadata": {"annotations": {FAULT: fault}}});
+    nodes.patch(NODE_B, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
 }
 
 /// Waits until the Ready condition of the second node is (or is not) True.

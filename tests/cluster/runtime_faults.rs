@@ -13,11 +13,12 @@ use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
 use atc::runtime::{OutputMount, OutputOffset, Runtime, RuntimeError};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, NODE_B};
+use crate::faults::set_node_b_fault;
 use crate::runtime::support::{RecordingSink, Shell, eventually, import, observer, read, run, sh_process, tgz};
 use crate::runtime::{client_with_role, documented_role, image, shared};
 use crate::support::wait_for;
@@ -251,9 +252,9 @@ pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyh
             tokio::time::timeout(Duration::from_secs(10), runtime.stop(&handle, Duration::from_secs(1))).await;
         (attached, stopped)
     };
-    let ((attached, stopped), taken_away) = tokio::join!(ended, set_node_fault(cluster, json!("not-ready")));
+    let ((attached, stopped), taken_away) = tokio::join!(ended, set_node_b_fault(cluster, json!("not-ready")));
     // The node comes back whatever happened, for whatever runs after.
-    set_node_fault(cluster, Value::Null).await?;
+    set_node_b_fault(cluster, Value::Null).await?;
     taken_away?;
     wait_until_schedulable(cluster).await?;
     let result = attached.context("the step was still waiting 90 s after its node went")?;
@@ -261,13 +262,6 @@ pub async fn a_step_whose_node_is_lost_errors_as_lost(cluster: &Cluster) -> anyh
         matches!(&result, Err(RuntimeError::Lost(m)) if m.contains(NODE_B) && m.contains("DeletionByTaintManager"));
     ensure!(lost, "{result:?}");
     stopped.context("stopping the lost step took more than 10 s")??;
-    Ok(())
-}
-
-async fn set_node_fault(cluster: &Cluster, fault: Value) -> anyhow::Result<()> {
-    let nodes: Api<Node> = Api::all(cluster.client.clone());
-    let patch = json!({"metadata": {"annotations": {"atc.test/fault": fault}}});
-    nodes.patch(NODE_B, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(())
 }
 

@@ -439,18 +439,8 @@ mod tests {
 
     #[test]
     fn a_step_pod_is_labelled_traced_and_mounted_on_the_claim() {
-        let (node_selector, tolerations, secrets) = (BTreeMap::new(), Vec::new(), vec!["pull".to_string()]);
-        let settings = PodSettings {
-            claim: "claim",
-            shared_claim: None,
-            affinity: None,
-            cache_claim: None,
-            helper_image: "helper",
-            service_account: None,
-            image_pull_secrets: &secrets,
-            node_selector: &node_selector,
-            tolerations: &tolerations,
-        };
+        let secrets = vec!["pull".to_string()];
+        let settings = PodSettings { image_pull_secrets: &secrets, ..plain_settings() };
         let program = Program { image: "busybox".into(), command: vec!["sh".into()], ..Default::default() };
         let pod = serde_json::to_value(step_pod(&spec(), program, &settings).unwrap()).unwrap();
         let labels = &pod["metadata"]["labels"];
@@ -481,10 +471,11 @@ mod tests {
         assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "pull"}]));
     }
 
-    /// `spec`'s pod with plain settings, as JSON.
-    fn rendered(spec: &StepSpec, program: Program) -> Value {
-        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
-        let settings = PodSettings {
+    static NO_NODE_SELECTOR: BTreeMap<String, String> = BTreeMap::new();
+
+    /// Settings with nothing extra; a test sets the fields it is about.
+    fn plain_settings() -> PodSettings<'static> {
+        PodSettings {
             claim: "claim",
             shared_claim: None,
             affinity: None,
@@ -492,10 +483,14 @@ mod tests {
             helper_image: "helper",
             service_account: None,
             image_pull_secrets: &[],
-            node_selector: &node_selector,
-            tolerations: &tolerations,
-        };
-        serde_json::to_value(step_pod(spec, program, &settings).unwrap()).unwrap()
+            node_selector: &NO_NODE_SELECTOR,
+            tolerations: &[],
+        }
+    }
+
+    /// `spec`'s pod with plain settings, as JSON.
+    fn rendered(spec: &StepSpec, program: Program) -> Value {
+        serde_json::to_value(step_pod(spec, program, &plain_settings()).unwrap()).unwrap()
     }
 
     #[test]
@@ -568,18 +563,12 @@ mod tests {
 
     #[test]
     fn a_step_pod_of_a_build_mounts_its_claim_beside_the_shared_one() {
-        let (node_selector, tolerations) = (BTreeMap::new(), Vec::new());
         let affinity = json!({"podAffinity": {}});
         let settings = PodSettings {
             claim: "atc-build-1",
             shared_claim: Some("atc-artifacts"),
             affinity: Some(affinity.clone()),
-            cache_claim: None,
-            helper_image: "helper",
-            service_account: None,
-            image_pull_secrets: &[],
-            node_selector: &node_selector,
-            tolerations: &tolerations,
+            ..plain_settings()
         };
         let mut spec = spec();
         spec.inputs.push(InputMount { artifact: Artifact { id: "ws1_b1-get-ab_0".into() }, path: "got".into() });
