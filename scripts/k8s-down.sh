@@ -40,6 +40,13 @@ for name in node scheduler controller-manager apiserver etcd; do
 done
 
 [ -z "$keep" ] || exit 0
+# The programs k8s-up.sh gave the node agent's images (only a directory it made).
+if [ -f "$dir/images-dir" ]; then
+  images=$(cat "$dir/images-dir")
+  case "$images" in
+    /var/tmp/atc-k8s-images.*) rm -rf --one-file-system "$images" ;;
+  esac
+fi
 if [ ! -f "$dir/.atc-k8s" ] || [ "$dir" = / ]; then
   say "not removing $dir: scripts/k8s-up.sh did not make it (no $dir/.atc-k8s)"
   exit 1

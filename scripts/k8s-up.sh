@@ -277,8 +277,21 @@ wait_for controller-manager "the controllers run (serviceaccount default/default
 if [ -n "$PROCESS_NODE" ] && [ "${ATC_K8S_NO_NODE:-}" != 1 ]; then
   nodes_config=${ATC_K8S_NODES_CONFIG:-$root/tests/k8s/node/nodes.yaml}
   # The agent's image map runs kubectl's image with the cluster's own
-  # kubectl, and atc's image with $ATC_K8S_ATC_BINARY (when the caller sets it).
-  start node env ATC_K8S_KUBE="$KUBE" "$PROCESS_NODE" \
+  # kubectl, and atc's image with $ATC_K8S_ATC_BINARY (when the caller sets
+  # it). Pods may run as a non-root uid (the Helm chart's do), which cannot
+  # reach into /root, so both are linked (or copied) into a directory any
+  # uid can read, as an image holds its programs; not below /tmp, where
+  # pods mount emptyDirs of their own (k8s-down.sh removes it).
+  images=$(mktemp -d /var/tmp/atc-k8s-images.XXXXXX)
+  echo "$images" >"$dir/images-dir"
+  chmod 0755 "$images"
+  ln -f "$KUBE" "$images/kube" 2>/dev/null || cp "$KUBE" "$images/kube"
+  atc_binary=
+  if [ -n "${ATC_K8S_ATC_BINARY:-}" ]; then
+    ln -f "$ATC_K8S_ATC_BINARY" "$images/atc" 2>/dev/null || cp "$ATC_K8S_ATC_BINARY" "$images/atc"
+    atc_binary="$images/atc"
+  fi
+  start node env ATC_K8S_KUBE="$images/kube" ATC_K8S_ATC_BINARY="$atc_binary" "$PROCESS_NODE" \
     --kubeconfig "$dir/node-agent.kubeconfig" \
     --config "$nodes_config" \
     --listen "127.0.0.1:$kubelet_port" \

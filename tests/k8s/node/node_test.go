@@ -473,7 +473,7 @@ func TestDeleteKillsContainersAndRemovesSandbox(t *testing.T) {
 func TestRunAsUserAppliesToTheContainerAndItsExecs(t *testing.T) {
 	h := newHarness(t)
 	uid, gid := int64(1234), int64(4321)
-	c := sh("main", "id -u; id -g; sleep 30")
+	c := sh("main", "id -u; id -g; echo $HOME; sleep 30")
 	c.SecurityContext = &v1.SecurityContext{RunAsUser: &uid}
 	p := pod("runas", c)
 	p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: ptrTo(int64(1)), RunAsGroup: &gid}
@@ -487,9 +487,10 @@ func TestRunAsUserAppliesToTheContainerAndItsExecs(t *testing.T) {
 		t.Fatalf("exec ran as %q, want uid 1234 (the container's) and gid 4321 (the pod's)", out.String())
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for h.logs("runas", "main") != "1234\n4321\n" {
+	// HOME is / for a uid without a home, as runc sets it.
+	for h.logs("runas", "main") != "1234\n4321\n/\n" {
 		if time.Now().After(deadline) {
-			t.Fatalf("container ran as %q", h.logs("runas", "main"))
+			t.Fatalf("container ran as %q, want uid 1234, gid 4321 and HOME /", h.logs("runas", "main"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -680,7 +680,14 @@ func (s *sandbox) containerSpec(c *ctr, rule *ImageRule) (*initSpec, []string, e
 	}
 	set("PATH", defaultPath)
 	set("HOSTNAME", s.pod.Name)
-	set("HOME", "/root")
+	// As runc does when the image has no passwd entry for the user: root's
+	// home, else /. (A host image's /root is the host's, which a non-root
+	// uid cannot read: kubectl would fail on its config there.)
+	home := "/root"
+	if user, _ := s.runAs(c); user != nil && *user != 0 {
+		home = "/"
+	}
+	set("HOME", home)
 	for _, e := range c.spec.Env {
 		// virtual-kubelet has resolved valueFrom (fieldRef, secretKeyRef,
 		// configMapKeyRef) and envFrom into values already.
