@@ -5,7 +5,10 @@
 //!
 //! - trigger-to-first-log latency of a trivial task (`echo hi`) over
 //!   `LATENCY_BUILDS` builds one after another;
-//! - throughput: 100 such builds across 10 jobs, triggered at once.
+//! - throughput: 100 such builds across 10 jobs, triggered at once;
+//!
+//! both with a claim per build (the default) and with one shared claim
+//! (`--kubernetes-artifact-store-claim`).
 //!
 //! Each build's time is split by what the bench sees of its pod through a
 //! watch of its own (millisecond instants, unlike the whole seconds of pod
@@ -35,9 +38,9 @@ use std::time::{Duration, Instant};
 
 use atc::runtime::k8s::{K8sRuntime, K8sRuntimeOptions};
 use futures_util::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, WatchEvent, WatchParams};
+use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
 use reqwest::Method;
 use serde_json::Value;
 use support::{Backend, On, TestServer};
@@ -65,10 +68,44 @@ fn main() {
 }
 
 async fn bench(cluster: &cluster::Cluster) {
-    let namespace = cluster.namespace(&format!("bench-{}", std::process::id())).await.unwrap();
+    for storage in [Storage::ClaimPerBuild, Storage::SharedClaim] {
+        println!("{}:", storage.describe());
+        run(cluster, storage).await;
+    }
+}
+
+/// Where the builds' files go: the two layouts the runtime offers.
+#[derive(Clone, Copy)]
+enum Storage {
+    /// The default: each build's own claim, its steps on the node of the pod holding it.
+    ClaimPerBuild,
+    /// `--kubernetes-artifact-store-claim`: one ReadWriteMany claim for every build.
+    SharedClaim,
+}
+
+impl Storage {
+    fn describe(self) -> &'static str {
+        match self {
+            Storage::ClaimPerBuild => "A claim per build (the default)",
+            Storage::SharedClaim => "One shared claim (--kubernetes-artifact-store-claim)",
+        }
+    }
+}
+
+/// The latency and throughput rounds against a server of their own, in a
+/// namespace of their own.
+async fn run(cluster: &cluster::Cluster, storage: Storage) {
+    let suffix = match storage {
+        Storage::ClaimPerBuild => "own",
+        Storage::SharedClaim => "shared",
+    };
+    let namespace = cluster.namespace(&format!("bench-{suffix}-{}", std::process::id())).await.unwrap();
     let mut options = K8sRuntimeOptions::new(&namespace);
     options.helper_image = "atc.test/helper".into();
     options.helper_atc_path = cluster::atc_binary().to_string_lossy().into_owned();
+    if let Storage::SharedClaim = storage {
+        options.artifact_store_claim = Some(shared_claim(cluster, &namespace).await);
+    }
     let runtime = K8sRuntime::new(cluster.client.clone(), options).await.expect("the Kubernetes runtime starts");
     let pods = PodTimes::watch(Api::namespaced(cluster.client.clone(), &namespace)).await;
     let server = TestServer::start(On { backend: Backend::Sqlite, runtime: Some(Arc::new(runtime)) }).await;
@@ -80,6 +117,20 @@ async fn bench(cluster: &cluster::Cluster) {
     server.stop().await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
     namespaces.delete(&namespace, &DeleteParams::default()).await.unwrap();
+}
+
+/// A ReadWriteMany claim in `namespace`, as an operator would make for
+/// `--kubernetes-artifact-store-claim` (atc checks it exists at start-up).
+async fn shared_claim(cluster: &cluster::Cluster, namespace: &str) -> String {
+    let name = "bench-artifacts";
+    let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), namespace);
+    claims.create(&PostParams::default(), &claim).await.expect("the shared claim is created");
+    name.to_string()
 }
 
 fn pipeline(jobs: usize) -> String {

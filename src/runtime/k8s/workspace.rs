@@ -151,10 +151,11 @@ async fn last_warning(events: &Api<Event>, name: &str, cx: &Context) -> Option<S
 
 /// A build's workspace as the runtime makes, finds and removes it.
 impl K8sRuntime {
-    /// The store of the build's own claim, its workspace pod running.
-    /// With `span` (a step of the build starts), the claim is made if
-    /// missing and the wait for it to be bound is `k8s.pvc.bind` under the
-    /// step's pod; without, a missing claim means the build's files are gone.
+    /// The store of the build's own claim, once bound. With `span` (a step
+    /// of the build starts), the claim is made if missing and the wait for
+    /// it to be bound is `k8s.pvc.bind` under the step's pod; without, a
+    /// missing claim means the build's files are gone, and the store's
+    /// workspace pod runs when it is returned.
     pub(super) async fn build_store(&self, build: i64, span: Option<&PodSpan>) -> Result<ArtifactStore, RuntimeError> {
         if let Some(store) = self.running_build_store(build).await {
             return Ok(store);
@@ -184,7 +185,12 @@ impl K8sRuntime {
             span.record(PodInterval { stage, start: bind.started, end: bind.ended, failure });
         }
         bind.result?;
-        self.until_running(&name).await?;
+        if span.is_none() {
+            // Artifacts are moved by exec into the workspace pod, so it must
+            // run. A starting step needs it only scheduled, which its pod
+            // affinity waits for: the two pods start side by side.
+            self.until_running(&name).await?;
+        }
         Ok(store)
     }
 
