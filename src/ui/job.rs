@@ -20,25 +20,19 @@ pub struct JobPath {
     job_name: String,
 }
 
-#[derive(Deserialize)]
-pub struct PageQuery {
-    /// The newest build of the page (older pages).
-    to: Option<i64>,
-}
-
 /// Builds listed on the page, newest first.
 const BUILDS_SHOWN: usize = 100;
 
 pub async fn page(
     viewer: Viewer,
     Path(path): Path<JobPath>,
-    Query(page): Query<PageQuery>,
+    Query(page): Query<layout::PageQuery>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
     let name = &path.job_name;
     let job: Job = viewer.api.get(&pipeline.job_api(name, "")).await?;
-    let from = page.to.map(|to| format!("&to={to}")).unwrap_or_default();
+    let from = page.api_from();
     let (builds, older): (Vec<Build>, _) =
         viewer.api.get_page(&pipeline.job_api(name, &format!("/builds?limit={BUILDS_SHOWN}{from}"))).await?;
     let inputs: Option<Vec<NextInput>> = viewer.api.get_optional(&pipeline.job_api(name, "/inputs")).await?;
@@ -77,7 +71,7 @@ pub async fn page(
                         }
                     }
                 }
-                (layout::pager(&pipeline.job_page(name, ""), older, page.to.is_some()))
+                (layout::pager(&pipeline.job_page(name, ""), older, page.is_older()))
             }
             section.inputs aria-labelledby="inputs-title" {
                 h2 #inputs-title { "Next build's inputs" }

@@ -132,6 +132,25 @@ pub fn version(version: &std::collections::BTreeMap<String, String>) -> Markup {
     }
 }
 
+/// Which page of a list (builds, versions) a page shows: `?to=ID` starts
+/// an older page at that item, none is the newest page.
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    to: Option<i64>,
+}
+
+impl PageQuery {
+    /// The API query's `&to=ID` for this page ("" for the newest).
+    pub fn api_from(&self) -> String {
+        self.to.map(|to| format!("&to={to}")).unwrap_or_default()
+    }
+
+    /// Whether this is an older page, not the newest.
+    pub fn is_older(&self) -> bool {
+        self.to.is_some()
+    }
+}
+
 /// Links to the newer and older pages of a list (builds, versions):
 /// `older_to` is where the older page starts, `paged` whether this is not
 /// the newest page.

@@ -20,25 +20,19 @@ pub struct ResourcePath {
     resource_name: String,
 }
 
-#[derive(Deserialize)]
-pub struct PageQuery {
-    /// The newest version of the page (older pages).
-    to: Option<i64>,
-}
-
 /// Versions listed on the page, newest first.
 const VERSIONS_SHOWN: usize = 100;
 
 pub async fn page(
     viewer: Viewer,
     Path(path): Path<ResourcePath>,
-    Query(page): Query<PageQuery>,
+    Query(page): Query<layout::PageQuery>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let pipeline = PipelineLocator::from_page(&path.team_name, &path.pipeline_name, query.as_deref());
     let api = |suffix: &str| pipeline.resource_api(&path.resource_name, suffix);
     let resource: Resource = viewer.api.get(&api("")).await?;
-    let from = page.to.map(|to| format!("&to={to}")).unwrap_or_default();
+    let from = page.api_from();
     let (versions, older): (Vec<Version>, _) =
         viewer.api.get_page(&api(&format!("/versions?limit={VERSIONS_SHOWN}{from}"))).await?;
     let operates = viewer.operates(&path.team_name);
@@ -131,7 +125,7 @@ pub async fn page(
                     }
                 }
             }
-            (layout::pager(&pipeline.resource_page(&path.resource_name), older, page.to.is_some()))
+            (layout::pager(&pipeline.resource_page(&path.resource_name), older, page.is_older()))
         }
     };
     let crumbs = [

@@ -99,29 +99,7 @@ async fn an_approle_token_is_renewed_during_a_long_build(backend: Backend) {
     let prefix = openbao::mount(2).await;
     openbao::put(&prefix, 2, "main/first", json!({ "value": "one" })).await;
     openbao::put(&prefix, 2, "main/second", json!({ "value": "two" })).await;
-    let mount = format!("approle-{}", prefix.trim_start_matches('/'));
-    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
-    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
-    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
-    let role = json!({ "token_ttl": "5s", "token_max_ttl": "120s", "token_policies": [mount] });
-    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
-    let role_id =
-        openbao::call(Method::GET, &format!("auth/{mount}/role/atc/role-id"), None).await["data"]["role_id"].clone();
-    let secret_id =
-        openbao::call(Method::POST, &format!("auth/{mount}/role/atc/secret-id"), None).await["data"]["secret_id"]
-            .clone();
-    let settings = atc::creds::vault::VaultSettings {
-        url: Some(openbao::url()),
-        path_prefix: Some(prefix.clone()),
-        auth_backend: Some("approle".into()),
-        auth_params: [
-            ("mount".to_string(), mount.clone()),
-            ("role_id".to_string(), role_id.as_str().unwrap().to_string()),
-            ("secret_id".to_string(), secret_id.as_str().unwrap().to_string()),
-        ]
-        .into(),
-        ..Default::default()
-    };
+    let (settings, mount) = approle_login(&prefix, json!({ "token_ttl": "5s", "token_max_ttl": "120s" })).await;
     let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
     let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 18']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
@@ -297,30 +275,8 @@ async fn a_login_older_than_the_max_ttl_is_done_again(backend: Backend) {
     let prefix = openbao::mount(2).await;
     openbao::put(&prefix, 2, "main/first", json!({ "value": "one" })).await;
     openbao::put(&prefix, 2, "main/second", json!({ "value": "two" })).await;
-    let mount = format!("approle-{}", prefix.trim_start_matches('/'));
-    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
-    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
-    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
-    let role = json!({ "token_ttl": "120s", "token_policies": [mount] });
-    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
-    let role_id =
-        openbao::call(Method::GET, &format!("auth/{mount}/role/atc/role-id"), None).await["data"]["role_id"].clone();
-    let secret_id =
-        openbao::call(Method::POST, &format!("auth/{mount}/role/atc/secret-id"), None).await["data"]["secret_id"]
-            .clone();
-    let settings = atc::creds::vault::VaultSettings {
-        url: Some(openbao::url()),
-        path_prefix: Some(prefix.clone()),
-        auth_backend: Some("approle".into()),
-        auth_params: [
-            ("mount".to_string(), mount.clone()),
-            ("role_id".to_string(), role_id.as_str().unwrap().to_string()),
-            ("secret_id".to_string(), secret_id.as_str().unwrap().to_string()),
-        ]
-        .into(),
-        auth_max_ttl: Some(Duration::from_secs(2)),
-        ..Default::default()
-    };
+    let (settings, mount) = approle_login(&prefix, json!({ "token_ttl": "120s" })).await;
+    let settings = atc::creds::vault::VaultSettings { auth_max_ttl: Some(Duration::from_secs(2)), ..settings };
     let vault = atc::creds::vault::Vault::new(settings.check(&atc::creds::vault::FLAG_NAMES).unwrap()).unwrap();
     let (server, token, _work) = server_with(backend, Arc::new(vault), RETRY_ATTEMPTS, RETRY_INTERVAL).await;
     let yaml = "jobs:\n- name: long\n  plan:\n  - task: early\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((first))\" = one && sleep 4']}}\n  - task: late\n    config: {platform: linux, run: {path: sh, args: [-ec, 'test \"((second))\" = two && echo late var read']}}\n";
@@ -419,3 +375,33 @@ async fn a_kubernetes_login_is_reviewed_by_the_cluster(backend: Backend) {
 }
 
 on_both_backends!(a_kubernetes_login_is_reviewed_by_the_cluster);
+
+/// An AppRole auth mount of its own whose role (token times `ttls`) may
+/// read below `prefix`: the settings atc logs in with, and the mount.
+async fn approle_login(prefix: &str, ttls: Value) -> (atc::creds::vault::VaultSettings, String) {
+    let mount = format!("approle-{}", prefix.trim_start_matches('/'));
+    openbao::call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
+    let policy = format!("path \"{}/*\" {{ capabilities = [\"read\"] }}", prefix.trim_start_matches('/'));
+    openbao::call(Method::PUT, &format!("sys/policies/acl/{mount}"), Some(json!({ "policy": policy }))).await;
+    let mut role = ttls;
+    role["token_policies"] = json!([mount]);
+    openbao::call(Method::POST, &format!("auth/{mount}/role/atc"), Some(role)).await;
+    let role_id =
+        openbao::call(Method::GET, &format!("auth/{mount}/role/atc/role-id"), None).await["data"]["role_id"].clone();
+    let secret_id =
+        openbao::call(Method::POST, &format!("auth/{mount}/role/atc/secret-id"), None).await["data"]["secret_id"]
+            .clone();
+    let settings = atc::creds::vault::VaultSettings {
+        url: Some(openbao::url()),
+        path_prefix: Some(prefix.to_string()),
+        auth_backend: Some("approle".into()),
+        auth_params: [
+            ("mount".to_string(), mount.clone()),
+            ("role_id".to_string(), role_id.as_str().unwrap().to_string()),
+            ("secret_id".to_string(), secret_id.as_str().unwrap().to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    (settings, mount)
+}
