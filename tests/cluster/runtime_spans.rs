@@ -136,9 +136,7 @@ pub async fn an_unbound_claim_marks_its_bind_as_failed(cluster: &Cluster) -> any
 pub async fn an_oom_kill_marks_the_pods_run_as_failed(cluster: &Cluster) -> anyhow::Result<()> {
     let (trace, result) = traced_step(cluster, "atc.test/oom", "sleep 30").await?;
     ensure!(matches!(result, Err(RuntimeError::OutOfMemory { .. })), "{result:?}");
-    let spans = ended_in(trace);
-    let pod = spans.iter().find(|span| span.name.starts_with("k8s.pod test-")).context("no k8s.pod span")?;
-    ensure!(matches!(pod.status, Status::Error { .. }), "{:?}", pod.status);
+    let (spans, _) = failed_pod(trace, "OOMKilled")?;
     let run = named(&spans, "k8s.pod.run")?;
     let reason = run.attributes.iter().find(|a| a.key.as_str() == "k8s.container.status.last_terminated_reason");
     ensure!(reason.is_some_and(|a| a.value.as_str() == "OOMKilled"), "{:?}", run.attributes);
