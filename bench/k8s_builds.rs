@@ -56,15 +56,7 @@ fn main() {
     }
     tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let cluster = cluster::Cluster::start().await.expect("the test cluster starts");
-        let outcome = std::panic::AssertUnwindSafe(bench(&cluster));
-        let result = futures_util::FutureExt::catch_unwind(outcome).await;
-        cluster.stop();
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic);
-        }
-    });
+    runtime.block_on(cluster::Cluster::run(bench));
 }
 
 async fn bench(cluster: &cluster::Cluster) {

@@ -42,19 +42,14 @@ fn main() {
     }
     tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let cluster = cluster::Cluster::start().await.expect("the test cluster starts");
-        let measured = measure(&cluster).await;
-        cluster.stop();
-        measured.expect("the benchmark ran");
-    });
+    runtime.block_on(cluster::Cluster::run(measure)).expect("the benchmark ran");
 }
 
 async fn measure(cluster: &cluster::Cluster) -> anyhow::Result<()> {
     let namespace = cluster.namespace(&format!("bench-{}", std::process::id())).await?;
     let mut options = K8sRuntimeOptions::new(&namespace);
     options.helper_image = "atc.test/helper".into();
-    options.helper_atc_path = env!("CARGO_BIN_EXE_atc").into();
+    options.helper_atc_path = cluster::atc_binary().to_string_lossy().into_owned();
     let runtime = K8sRuntime::new(cluster.client.clone(), options).await?;
 
     let (mut started, mut first_output, mut total) = (Vec::new(), Vec::new(), Vec::new());

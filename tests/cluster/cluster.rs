@@ -77,6 +77,17 @@ impl Cluster {
             stop(&self.dir);
         }
     }
+
+    /// Runs `work` (a bench's) on a started cluster, and stops the cluster
+    /// afterwards even when `work` panics (the panic then goes on).
+    #[allow(dead_code, reason = "the benches' entry; the checks' harness catches each check's panic itself")]
+    pub async fn run<T>(work: impl AsyncFnOnce(&Cluster) -> T) -> T {
+        let cluster = Cluster::start().await.expect("the test cluster starts");
+        let outcome = std::panic::AssertUnwindSafe(work(&cluster));
+        let result = futures_util::FutureExt::catch_unwind(outcome).await;
+        cluster.stop();
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
 }
 
 async fn connect(kubeconfig: &Path) -> anyhow::Result<(Config, Client)> {
